@@ -1,0 +1,156 @@
+#pragma once
+// The contract of softmax_attention: its options, and the argument validation shared by
+// the fast kernel and seqmix::reference (both reject exactly the same inputs, with the
+// same messages, before writing anything).
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "../core/tensor_view.hpp"
+#include "../core/validate.hpp"
+
+namespace seqmix {
+
+struct attention_options {
+    double scale = 0;          // 0 = 1/sqrt(Dk)
+    bool causal = false;       // bottom-right aligned when Nq != Nk (FlashAttention >= 2.1)
+    int window_left = -1;      // -1 = unbounded
+    int window_right = -1;     // -1 = unbounded
+    double softcap = 0;        // 0 = off; s = softcap * tanh(s / softcap)
+    const float* alibi_slopes = nullptr;      // [Hq]; bias -slope * |i + Nk - Nq - j|
+    const std::int32_t* cu_seqlens_q = nullptr;  // [num_seqs + 1], packed varlen queries
+    const std::int32_t* cu_seqlens_k = nullptr;  // [num_seqs + 1], packed varlen keys
+    const std::int32_t* seqlens_k = nullptr;     // [B or num_seqs]: valid KV length (KV cache)
+    int num_seqs = 0;          // seqmix extension: entries in cu_seqlens minus one (varlen)
+    int num_threads = 0;       // 0 = OpenMP default
+};
+
+namespace detail {
+
+// One sequence of the problem: where its queries and keys are.
+struct attention_sequence {
+    index_t batch;    // batch index into the views
+    index_t q_begin;  // first query row on the seq axis
+    index_t q_len;
+    index_t k_begin;  // first key row on the seq axis
+    index_t k_len;    // valid keys (seqlens_k applied)
+};
+
+struct attention_problem {
+    index_t num_seqs, hq, hkv, group, dk, dv;
+    double scale;
+    const attention_options* opt;
+
+    attention_sequence sequence(index_t s) const {
+        if (opt->cu_seqlens_q) {
+            const auto* cq = opt->cu_seqlens_q;
+            const auto* ck = opt->cu_seqlens_k;
+            index_t kl = ck[s + 1] - ck[s];
+            if (opt->seqlens_k) kl = std::min<index_t>(kl, opt->seqlens_k[s]);
+            return {0, cq[s], cq[s + 1] - cq[s], ck[s], kl};
+        }
+        return {s, 0, nq_padded, 0, opt->seqlens_k ? opt->seqlens_k[s] : nk_padded};
+    }
+    index_t nq_padded, nk_padded;  // seq extents of the views
+};
+
+template <class T, class U>
+attention_problem validate_attention(const tensor_view<const T, 4>& q, const tensor_view<const T, 4>& k,
+                                     const tensor_view<const T, 4>& v, const tensor_view<U, 4>& out,
+                                     const tensor_view<U, 3>& lse, const attention_options& opt,
+                                     const char* op) {
+    check_given(q, op, "q");
+    check_given(k, op, "k");
+    check_given(v, op, "v");
+    check_given(out, op, "out");
+    const index_t B = q.extent(0), Nq = q.extent(1), Hq = q.extent(2), Dk = q.extent(3);
+    const index_t Nk = k.extent(1), Hkv = k.extent(2), Dv = v.extent(3);
+    check_extent(k, 0, B, op, "k", "batch like q");
+    check_extent(v, 0, B, op, "v", "batch like q");
+    check_extent(k, 3, Dk, op, "k", "head dim like q");
+    check_extent(v, 1, Nk, op, "v", "sequence length like k");
+    check_extent(v, 2, Hkv, op, "v", "heads like k");
+    check(Dk >= 1 && Dv >= 1, op, "q", "head dims >= 1", detail::concat("Dk = ", Dk, ", Dv = ", Dv));
+    check(Hkv >= 1 && Hq % Hkv == 0, op, "k",
+          detail::concat("a head count dividing q's ", Hq, " (grouped-query attention)"), Hkv);
+    check_shape(out, {B, Nq, Hq, Dv}, op, "out");
+    if (!lse.empty()) check_shape(lse, {B, Hq, Nq}, op, "lse");
+    check_no_alias(out, "out", q, "q", op);
+    check_no_alias(out, "out", k, "k", op);
+    check_no_alias(out, "out", v, "v", op);
+    if (!lse.empty()) {
+        check_no_alias(lse, "lse", q, "q", op);
+        check_no_alias(lse, "lse", k, "k", op);
+        check_no_alias(lse, "lse", v, "v", op);
+        check_no_alias(lse, "lse", out, "out", op);
+    }
+    check_finite(opt.scale, op, "scale");
+    check(opt.softcap >= 0 && std::isfinite(opt.softcap), op, "softcap", ">= 0 (0 = off)", opt.softcap);
+    check(opt.window_left >= -1, op, "window_left", ">= -1 (-1 = unbounded)", opt.window_left);
+    check(opt.window_right >= -1, op, "window_right", ">= -1 (-1 = unbounded)", opt.window_right);
+    check_threads(opt.num_threads, op);
+    index_t num_seqs = B;
+    if (opt.cu_seqlens_q || opt.cu_seqlens_k) {
+        check(opt.cu_seqlens_q && opt.cu_seqlens_k, op,
+              opt.cu_seqlens_q ? "cu_seqlens_k" : "cu_seqlens_q",
+              "both cu_seqlens_q and cu_seqlens_k for packed variable-length input", "only one");
+        check(B == 1, op, "q", "batch 1 with cu_seqlens (packed sequences)", B);
+        num_seqs = opt.num_seqs;
+        check_cu_seqlens(opt.cu_seqlens_q, num_seqs, Nq, op, "cu_seqlens_q");
+        check_cu_seqlens(opt.cu_seqlens_k, num_seqs, Nk, op, "cu_seqlens_k");
+    }
+    if (opt.seqlens_k) {
+        for (index_t s = 0; s < num_seqs; ++s) {
+            const index_t cap = opt.cu_seqlens_k ? opt.cu_seqlens_k[s + 1] - opt.cu_seqlens_k[s] : Nk;
+            if (opt.seqlens_k[s] < 0 || opt.seqlens_k[s] > cap)
+                raise(detail::concat(op, ": argument 'seqlens_k': expected 0 <= seqlens_k[", s,
+                                     "] <= ", cap, ", given ", opt.seqlens_k[s]));
+        }
+    }
+    attention_problem p{};
+    p.num_seqs = num_seqs;
+    p.hq = Hq;
+    p.hkv = Hkv;
+    p.group = Hq / Hkv;
+    p.dk = Dk;
+    p.dv = Dv;
+    p.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(Dk));
+    p.opt = &opt;
+    p.nq_padded = Nq;
+    p.nk_padded = Nk;
+    return p;
+}
+
+// Arguments after rank normalization and validation: what both implementations run on.
+template <class T>
+struct attention_args {
+    tensor_view<const T, 4> q, k, v;
+    tensor_view<T, 4> out;
+    tensor_view<T, 3> lse;
+    attention_problem problem;
+};
+
+template <class QV, class KV, class VV, class OV, class T>
+attention_args<T> prepare_attention(const QV& q, const KV& k, const VV& v, const OV& out,
+                                    const tensor_view<T, 3>& lse, const attention_options& opt,
+                                    const char* op) {
+    static_assert(view_traits<QV>::is_view && view_traits<KV>::is_view && view_traits<VV>::is_view &&
+                      view_traits<OV>::is_view,
+                  "seqmix: q, k, v and out must be seqmix::tensor_view");
+    static_assert(std::is_same_v<typename OV::element_type, T>, "seqmix: out must be a mutable view");
+    static_assert(std::is_same_v<typename QV::value_type, T> && std::is_same_v<typename KV::value_type, T> &&
+                      std::is_same_v<typename VV::value_type, T>,
+                  "seqmix: q, k, v and out must have one element type");
+    constexpr const char* layout = "[B,N,H,D]";
+    attention_args<T> a;
+    a.q = as_batched<4>(q, op, "q", layout);
+    a.k = as_batched<4>(k, op, "k", layout);
+    a.v = as_batched<4>(v, op, "v", layout);
+    a.out = as_batched_out<4>(out, op, "out", layout);
+    a.lse = lse;
+    a.problem = validate_attention(a.q, a.k, a.v, a.out, a.lse, opt, op);
+    return a;
+}
+
+}  // namespace detail
+}  // namespace seqmix

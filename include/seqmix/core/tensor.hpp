@@ -1,0 +1,40 @@
+#pragma once
+// tensor: owning, 64-byte aligned, contiguous row-major; hands out views.
+#include <algorithm>
+#include <array>
+
+#include "aligned_buffer.hpp"
+#include "tensor_view.hpp"
+
+namespace seqmix {
+
+template <class T, std::size_t Rank>
+class tensor {
+public:
+    tensor() = default;
+    explicit tensor(const std::array<index_t, Rank>& shape, T fill = T(0)) : shape_(shape) {
+        index_t n = 1;
+        for (auto e : shape_) n *= e;
+        storage_.resize(std::size_t(std::max<index_t>(n, 1)));
+        std::fill(storage_.data(), storage_.data() + n, fill);
+        size_ = n;
+    }
+    tensor_view<T, Rank> view() { return {storage_.data(), shape_}; }
+    tensor_view<const T, Rank> view() const { return {storage_.data(), shape_}; }
+    T* data() { return storage_.data(); }
+    const T* data() const { return storage_.data(); }
+    index_t size() const { return size_; }
+    index_t extent(std::size_t i) const { return shape_[i]; }
+    const std::array<index_t, Rank>& shape() const { return shape_; }
+    template <class... I>
+    T& operator()(I... idx) { return view()(idx...); }
+    template <class... I>
+    const T& operator()(I... idx) const { return view()(idx...); }
+
+private:
+    aligned_buffer<T> storage_;
+    std::array<index_t, Rank> shape_{};
+    index_t size_ = 0;
+};
+
+}  // namespace seqmix

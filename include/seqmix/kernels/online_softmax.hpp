@@ -1,0 +1,132 @@
+#pragma once
+// Online softmax on transposed score tiles: st[j * ld + r] is the score of key j for
+// query row r, so the rows of the attention matrix run along the vector lanes and every
+// per-row reduction (max, sum) is a plain vertical vector operation.
+#include <cmath>
+#include <limits>
+
+#include "../core/tensor_view.hpp"
+#include "../simd/exp.hpp"
+#include "../simd/vec.hpp"
+
+namespace seqmix::kernels {
+
+// s = cap * tanh(s / cap) (Gemma 2 / Grok logit soft-capping).
+template <class T>
+inline void softcap_tile(T* st, index_t keys, index_t ld, index_t lanes, T cap) {
+    constexpr index_t W = index_t(simd::width<T>);
+    const simd::vec<T> c(cap), inv(T(1) / cap);
+    for (index_t j = 0; j < keys; ++j)
+        for (index_t r = 0; r < lanes; r += W) {
+            T* p = st + j * ld + r;
+            simd::store_aligned(p, c * simd::tanh(simd::load_aligned(p) * inv));
+        }
+}
+
+// s -= slope_r * |diag_r - j|: ALiBi with the diagonal given relative to the tile's first key.
+template <class T>
+inline void alibi_tile(T* st, index_t keys, index_t ld, index_t lanes, const T* slope, const T* diag) {
+    constexpr index_t W = index_t(simd::width<T>);
+    for (index_t r = 0; r < lanes; r += W) {
+        const auto sl = simd::load_aligned(slope + r), dg = simd::load_aligned(diag + r);
+        for (index_t j = 0; j < keys; ++j) {
+            T* p = st + j * ld + r;
+            const auto dist = simd::abs(dg - simd::vec<T>(T(j)));
+            simd::store_aligned(p, simd::fma(-sl, dist, simd::load_aligned(p)));
+        }
+    }
+}
+
+// Keys outside [lo_r, hi_r] (relative to the tile's first key) become -inf.
+template <class T>
+inline void mask_tile(T* st, index_t keys, index_t ld, index_t lanes, const T* lo, const T* hi) {
+    constexpr index_t W = index_t(simd::width<T>);
+    const simd::vec<T> ninf(-std::numeric_limits<T>::infinity());
+    for (index_t r = 0; r < lanes; r += W) {
+        const auto l = simd::load_aligned(lo + r), h = simd::load_aligned(hi + r);
+        for (index_t j = 0; j < keys; ++j) {
+            T* p = st + j * ld + r;
+            const auto jj = simd::broadcast(T(j));
+            simd::store_aligned(p, simd::select((jj >= l) && (jj <= h), simd::load_aligned(p), ninf));
+        }
+    }
+}
+
+// One FlashAttention-2 step: the running max m and sum l absorb the tile, the tile turns
+// into probabilities exp(s - m_new), and alpha = exp(m_old - m_new) is what the output
+// accumulator must be scaled by. Rows with nothing visible yet keep m = -inf, l = 0.
+template <class T>
+inline void online_softmax_update(T* st, index_t keys, index_t ld, index_t lanes, T* m, T* l, T* alpha) {
+    using V = simd::vec<T>;
+    constexpr index_t W = index_t(simd::width<T>);
+    const V ninf(-std::numeric_limits<T>::infinity());
+    for (index_t r = 0; r < lanes; r += W) {
+        V mx0 = simd::load_aligned(m + r), mx1 = ninf;
+        index_t j = 0;
+        for (; j + 2 <= keys; j += 2) {
+            mx0 = simd::max(mx0, simd::load_aligned(st + j * ld + r));
+            mx1 = simd::max(mx1, simd::load_aligned(st + (j + 1) * ld + r));
+        }
+        if (j < keys) mx0 = simd::max(mx0, simd::load_aligned(st + j * ld + r));
+        const V m_old = simd::load_aligned(m + r);
+        const V m_new = simd::max(mx0, mx1);
+        const V m_use = simd::select(m_new == ninf, V(T(0)), m_new);  // avoids -inf - -inf
+        V s0(T(0)), s1(T(0));
+        j = 0;
+        for (; j + 2 <= keys; j += 2) {
+            T* p0 = st + j * ld + r;
+            T* p1 = p0 + ld;
+            const V e0 = simd::exp(simd::load_aligned(p0) - m_use);
+            const V e1 = simd::exp(simd::load_aligned(p1) - m_use);
+            simd::store_aligned(p0, e0);
+            simd::store_aligned(p1, e1);
+            s0 = s0 + e0;
+            s1 = s1 + e1;
+        }
+        if (j < keys) {
+            T* p0 = st + j * ld + r;
+            const V e0 = simd::exp(simd::load_aligned(p0) - m_use);
+            simd::store_aligned(p0, e0);
+            s0 = s0 + e0;
+        }
+        const V a = simd::exp(m_old - m_use);
+        simd::store_aligned(alpha + r, a);
+        simd::store_aligned(l + r, simd::fma(simd::load_aligned(l + r), a, s0 + s1));
+        simd::store_aligned(m + r, m_new);
+    }
+}
+
+// Softmax pieces for one contiguous row of scores (split-KV decode): s becomes
+// exp(s - m); returns {m, sum}. A row with no visible key gives {-inf, 0}.
+template <class T>
+struct softmax_partial {
+    T max;
+    T sum;
+};
+
+template <class T>
+inline softmax_partial<T> exp_row(T* s, index_t n) {
+    using V = simd::vec<T>;
+    constexpr index_t W = index_t(simd::width<T>);
+    const T ninf = -std::numeric_limits<T>::infinity();
+    V mx(ninf);
+    index_t j = 0;
+    for (; j + W <= n; j += W) mx = simd::max(mx, simd::load(s + j));
+    if (j < n) mx = simd::max(mx, simd::load_partial(s + j, std::size_t(n - j), ninf));
+    const T m = simd::hmax(mx);
+    const V mu(m == ninf ? T(0) : m);
+    V acc(T(0));
+    for (j = 0; j + W <= n; j += W) {
+        const V e = simd::exp(simd::load(s + j) - mu);
+        simd::store(s + j, e);
+        acc = acc + e;
+    }
+    if (j < n) {
+        const V e = simd::exp(simd::load_partial(s + j, std::size_t(n - j), ninf) - mu);
+        simd::store_partial(s + j, e, std::size_t(n - j));
+        acc = acc + e;
+    }
+    return {m, simd::hsum(acc)};
+}
+
+}  // namespace seqmix::kernels

@@ -1,0 +1,304 @@
+#pragma once
+// softmax_attention: FlashAttention-2 on CPU cores.
+//
+// Prefill (tiled): a work unit is one (sequence, KV head, query block); the query blocks
+// of all Hq/Hkv heads sharing the KV head ride in the same unit, so every K/V tile read is
+// used by the whole group. Query rows run along the vector lanes (Q^T packed once per
+// unit, scale folded in), so S^T = K Q^T and O^T += V^T P^T read K and V in place and the
+// online-softmax reductions are vertical. Tiles above the causal diagonal or outside the
+// window are never computed; only tiles that straddle a mask edge are masked.
+//
+// Decode (split KV): when a KV head has fewer query rows than one vector holds, the keys
+// are cut into fixed chunks of kv_chunk keys; each chunk gives (max, sum, partial O) per
+// row, merged in chunk order by log-sum-exp. The chunking never depends on the thread
+// count, so results are bitwise identical for any number of threads.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "../contract/attention.hpp"
+#include "../core/parallel.hpp"
+#include "../core/scratch.hpp"
+#include "../kernels/gemm_tile.hpp"
+#include "../kernels/online_softmax.hpp"
+#include "../simd/blas1.hpp"
+
+namespace seqmix {
+namespace detail {
+
+// Visible keys of one query row: [lo, hi] (lo > hi: fully masked).
+struct key_range {
+    index_t lo, hi;
+};
+
+inline key_range visible_keys(index_t i, const attention_sequence& sq, const attention_options& opt) {
+    const index_t diag = i + sq.k_len - sq.q_len;
+    index_t lo = 0, hi = sq.k_len - 1;
+    if (opt.window_left >= 0) lo = std::max(lo, diag - opt.window_left);
+    if (opt.causal) hi = std::min(hi, diag);
+    if (opt.window_right >= 0) hi = std::min(hi, diag + opt.window_right);
+    return {lo, hi};
+}
+
+struct attention_tiling {
+    index_t q_per_head;  // query rows of one head in a unit
+    index_t rows;        // group * q_per_head
+    index_t lanes;       // rows rounded up to the vector width
+    index_t key_tile;    // keys per S tile
+};
+
+template <class T>
+attention_tiling choose_tiling(const attention_problem& p) {
+    constexpr index_t W = index_t(simd::width<T>);
+    const index_t target_rows = std::max<index_t>(4 * W, 32);  // 4 vectors of query rows
+    attention_tiling t{};
+    t.q_per_head = std::max<index_t>(1, target_rows / p.group);
+    t.rows = t.q_per_head * p.group;
+    t.lanes = (t.rows + W - 1) / W * W;
+    t.key_tile = 64;
+    return t;
+}
+
+template <class T>
+void attention_tiled(const attention_args<T>& a, const attention_options& opt) {
+    const auto& p = a.problem;
+    const attention_tiling tl = choose_tiling<T>(p);
+    const index_t L = tl.lanes, BK = tl.key_tile;
+
+    // Units in (sequence, KV head, query block) order; seq_first[s] is s's first unit.
+    std::vector<index_t> seq_first(std::size_t(p.num_seqs) + 1, 0);
+    for (index_t s = 0; s < p.num_seqs; ++s) {
+        const index_t blocks = (p.sequence(s).q_len + tl.q_per_head - 1) / tl.q_per_head;
+        seq_first[std::size_t(s) + 1] = seq_first[std::size_t(s)] + blocks * p.hkv;
+    }
+    const index_t units = seq_first.back();
+    const int threads = resolve_threads(opt.num_threads, units);
+    const std::size_t per_thread =
+        scratch_carver<T>::size_of(p.dk * L, BK * L, p.dv * L, L, L, L, L, L, L, L);
+    thread_scratch<T> scratch(threads, per_thread);
+    thread_scratch<index_t> bounds_scratch(threads, std::size_t(2 * L));
+
+    const T scale = T(p.scale);
+    const T ninf = -std::numeric_limits<T>::infinity();
+    parallel_for(units, threads, [&](index_t u, int t) {
+        const index_t s = index_t(std::upper_bound(seq_first.begin(), seq_first.end(), u) - seq_first.begin()) - 1;
+        const index_t local = u - seq_first[std::size_t(s)];
+        const index_t hk = local % p.hkv, qb = local / p.hkv;
+        const attention_sequence sq = p.sequence(s);
+        const index_t i0 = qb * tl.q_per_head;
+
+        scratch_carver<T> carve(scratch.get(t));
+        T* qt = carve.take(std::size_t(p.dk * L));
+        T* st = carve.take(std::size_t(BK * L));
+        T* ot = carve.take(std::size_t(p.dv * L));
+        T* m = carve.take(L);
+        T* l = carve.take(L);
+        T* alpha = carve.take(L);
+        T* lo_rel = carve.take(L);
+        T* hi_rel = carve.take(L);
+        T* slope = carve.take(L);
+        T* diag_rel = carve.take(L);
+        index_t* lo = bounds_scratch.get(t);
+        index_t* hi = lo + L;
+
+        // Rows of this unit: row r is head hk*group + r / q_per_head, query i0 + r % q_per_head.
+        index_t kmin = std::numeric_limits<index_t>::max(), kmax = -1;
+        index_t max_lo = 0, min_hi = std::numeric_limits<index_t>::max();
+        for (index_t r = 0; r < L; ++r) {
+            const index_t h = hk * p.group + r / tl.q_per_head;
+            const index_t i = i0 + r % tl.q_per_head;
+            const bool valid = r < tl.rows && i < sq.q_len;
+            const key_range kr = valid ? visible_keys(i, sq, opt) : key_range{1, 0};
+            lo[r] = kr.lo;
+            hi[r] = kr.hi;
+            if (valid) {
+                max_lo = std::max(max_lo, kr.lo);
+                min_hi = std::min(min_hi, kr.hi);
+                if (kr.lo <= kr.hi) {
+                    kmin = std::min(kmin, kr.lo);
+                    kmax = std::max(kmax, kr.hi);
+                }
+                const T* qrow = a.q.ptr(sq.batch, sq.q_begin + i, h);
+                for (index_t d = 0; d < p.dk; ++d) qt[d * L + r] = qrow[d * a.q.stride(3)] * scale;
+            } else {
+                for (index_t d = 0; d < p.dk; ++d) qt[d * L + r] = T(0);
+            }
+            slope[r] = (valid && opt.alibi_slopes) ? T(opt.alibi_slopes[h]) : T(0);
+            m[r] = ninf;
+            l[r] = T(0);
+        }
+        std::fill(ot, ot + p.dv * L, T(0));
+
+        for (index_t j0 = kmin; j0 <= kmax; j0 += BK) {
+            const index_t kc = std::min(BK, kmax + 1 - j0);
+            const T* kp = a.k.ptr(sq.batch, sq.k_begin + j0, hk);
+            kernels::panel_gemm<kernels::tile_update::overwrite>(kc, p.dk, L, kp, a.k.stride(1),
+                                                                 a.k.stride(3), qt, L, st, L);
+            if (opt.softcap > 0) kernels::softcap_tile(st, kc, L, L, T(opt.softcap));
+            if (opt.alibi_slopes) {
+                for (index_t r = 0; r < L; ++r)
+                    diag_rel[r] = T(i0 + r % tl.q_per_head + sq.k_len - sq.q_len - j0);
+                kernels::alibi_tile(st, kc, L, L, slope, diag_rel);
+            }
+            if (!(j0 >= max_lo && j0 + kc - 1 <= min_hi)) {  // a mask edge crosses this tile
+                for (index_t r = 0; r < L; ++r) {
+                    lo_rel[r] = T(std::clamp<index_t>(lo[r] - j0, -1, BK + 1));
+                    hi_rel[r] = T(std::clamp<index_t>(hi[r] - j0, -2, BK));
+                }
+                kernels::mask_tile(st, kc, L, L, lo_rel, hi_rel);
+            }
+            kernels::online_softmax_update(st, kc, L, L, m, l, alpha);
+            const T* vp = a.v.ptr(sq.batch, sq.k_begin + j0, hk);
+            kernels::panel_gemm<kernels::tile_update::scale_accumulate>(
+                p.dv, kc, L, vp, a.v.stride(3), a.v.stride(1), st, L, ot, L, alpha);
+        }
+
+        for (index_t r = 0; r < tl.rows; ++r) {
+            const index_t h = hk * p.group + r / tl.q_per_head;
+            const index_t i = i0 + r % tl.q_per_head;
+            if (i >= sq.q_len) continue;
+            const T inv = l[r] > T(0) ? T(1) / l[r] : T(0);
+            T* orow = a.out.ptr(sq.batch, sq.q_begin + i, h);
+            for (index_t e = 0; e < p.dv; ++e) orow[e * a.out.stride(3)] = ot[e * L + r] * inv;
+            if (!a.lse.empty()) a.lse(sq.batch, h, sq.q_begin + i) = l[r] > T(0) ? m[r] + std::log(l[r]) : ninf;
+        }
+    });
+}
+
+// Keys per split-KV chunk: fixed, so the merge order (and every bit) is thread-independent.
+constexpr index_t kv_chunk = 512;
+
+template <class T>
+void attention_split_kv(const attention_args<T>& a, const attention_options& opt) {
+    const auto& p = a.problem;
+    index_t max_q = 0;
+    for (index_t s = 0; s < p.num_seqs; ++s) max_q = std::max(max_q, p.sequence(s).q_len);
+    const index_t R = p.group * max_q;  // rows per (sequence, KV head)
+    const index_t part_stride = 2 + p.dv;  // max, sum, partial O
+
+    // Units (sequence, KV head, chunk); part_first[s] is the first chunk unit of sequence s.
+    std::vector<index_t> seq_first(std::size_t(p.num_seqs) + 1, 0);
+    for (index_t s = 0; s < p.num_seqs; ++s) {
+        const index_t chunks = (p.sequence(s).k_len + kv_chunk - 1) / kv_chunk;
+        seq_first[std::size_t(s) + 1] = seq_first[std::size_t(s)] + chunks * p.hkv;
+    }
+    const index_t units = seq_first.back();
+    aligned_buffer<T> partials(std::size_t(std::max<index_t>(1, units * R * part_stride)));
+    const int threads = resolve_threads(opt.num_threads, std::max<index_t>(units, 1));
+    const bool k_packed = last_dim_contiguous(a.k), v_packed = last_dim_contiguous(a.v);
+    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(R * p.dk, R * kv_chunk, p.dk, p.dv));
+    const T scale = T(p.scale);
+    const T ninf = -std::numeric_limits<T>::infinity();
+
+    parallel_for(units, threads, [&](index_t u, int t) {
+        const index_t s = index_t(std::upper_bound(seq_first.begin(), seq_first.end(), u) - seq_first.begin()) - 1;
+        const index_t local = u - seq_first[std::size_t(s)];
+        const index_t hk = local % p.hkv, c = local / p.hkv;
+        const attention_sequence sq = p.sequence(s);
+        const index_t rows = p.group * sq.q_len;
+        const index_t c0 = c * kv_chunk, c1 = std::min(sq.k_len, c0 + kv_chunk), n = c1 - c0;
+        scratch_carver<T> carve(scratch.get(t));
+        T* qs = carve.take(std::size_t(R * p.dk));
+        T* sc = carve.take(std::size_t(R * kv_chunk));
+        T* krow_buf = carve.take(std::size_t(p.dk));
+        T* vrow_buf = carve.take(std::size_t(p.dv));
+        T* part = partials.data() + u * R * part_stride;
+
+        for (index_t r = 0; r < rows; ++r) {  // row r: head hk*group + r / q_len, query r % q_len
+            const index_t h = hk * p.group + r / sq.q_len, i = r % sq.q_len;
+            const T* qrow = a.q.ptr(sq.batch, sq.q_begin + i, h);
+            for (index_t d = 0; d < p.dk; ++d) qs[r * p.dk + d] = qrow[d * a.q.stride(3)] * scale;
+        }
+        for (index_t j = c0; j < c1; ++j) {
+            const T* kr = a.k.ptr(sq.batch, sq.k_begin + j, hk);
+            if (!k_packed) {
+                for (index_t d = 0; d < p.dk; ++d) krow_buf[d] = kr[d * a.k.stride(3)];
+                kr = krow_buf;
+            }
+            for (index_t r = 0; r < rows; ++r) {
+                const index_t h = hk * p.group + r / sq.q_len, i = r % sq.q_len;
+                const key_range vis = visible_keys(i, sq, opt);
+                T& out_s = sc[r * kv_chunk + (j - c0)];
+                if (j < vis.lo || j > vis.hi) {
+                    out_s = ninf;
+                    continue;
+                }
+                T sv = simd::dot(qs + r * p.dk, kr, std::size_t(p.dk));
+                if (opt.softcap > 0) sv = T(opt.softcap) * std::tanh(sv / T(opt.softcap));
+                if (opt.alibi_slopes)
+                    sv -= T(opt.alibi_slopes[h]) * T(std::abs(i + sq.k_len - sq.q_len - j));
+                out_s = sv;
+            }
+        }
+        for (index_t r = 0; r < rows; ++r) {
+            const auto ps = kernels::exp_row(sc + r * kv_chunk, n);
+            part[r * part_stride] = ps.max;
+            part[r * part_stride + 1] = ps.sum;
+            std::fill(part + r * part_stride + 2, part + (r + 1) * part_stride, T(0));
+        }
+        for (index_t j = c0; j < c1; ++j) {
+            const T* vr = a.v.ptr(sq.batch, sq.k_begin + j, hk);
+            if (!v_packed) {
+                for (index_t e = 0; e < p.dv; ++e) vrow_buf[e] = vr[e * a.v.stride(3)];
+                vr = vrow_buf;
+            }
+            for (index_t r = 0; r < rows; ++r) {
+                const T pj = sc[r * kv_chunk + (j - c0)];
+                if (pj != T(0)) simd::axpy(pj, vr, part + r * part_stride + 2, std::size_t(p.dv));
+            }
+        }
+    });
+
+    // Merge the chunks of each (sequence, head, query) row in chunk order.
+    std::vector<index_t> row_first(std::size_t(p.num_seqs) + 1, 0);
+    for (index_t s = 0; s < p.num_seqs; ++s)
+        row_first[std::size_t(s) + 1] = row_first[std::size_t(s)] + p.hq * p.sequence(s).q_len;
+    const index_t total_rows = row_first.back();
+    parallel_for(total_rows, resolve_threads(opt.num_threads, total_rows), [&](index_t x, int) {
+        const index_t s = index_t(std::upper_bound(row_first.begin(), row_first.end(), x) - row_first.begin()) - 1;
+        const attention_sequence sq = p.sequence(s);
+        const index_t local = x - row_first[std::size_t(s)];
+        const index_t h = local / sq.q_len, i = local % sq.q_len, hk = h / p.group;
+        const index_t r = (h % p.group) * sq.q_len + i;
+        const index_t chunks = (seq_first[std::size_t(s) + 1] - seq_first[std::size_t(s)]) / p.hkv;
+        T mx = ninf;
+        for (index_t c = 0; c < chunks; ++c)
+            mx = std::max(mx, partials.data()[(seq_first[std::size_t(s)] + c * p.hkv + hk) * R * part_stride + r * part_stride]);
+        T* orow = a.out.ptr(sq.batch, sq.q_begin + i, h);
+        for (index_t e = 0; e < p.dv; ++e) orow[e * a.out.stride(3)] = T(0);
+        T sum = 0;
+        if (mx != ninf) {
+            for (index_t c = 0; c < chunks; ++c) {
+                const T* part = partials.data() + (seq_first[std::size_t(s)] + c * p.hkv + hk) * R * part_stride + r * part_stride;
+                if (part[1] == T(0)) continue;
+                const T w = std::exp(part[0] - mx);
+                sum += w * part[1];
+                for (index_t e = 0; e < p.dv; ++e) orow[e * a.out.stride(3)] += w * part[2 + e];
+            }
+            for (index_t e = 0; e < p.dv; ++e) orow[e * a.out.stride(3)] /= sum;
+        }
+        if (!a.lse.empty()) a.lse(sq.batch, h, sq.q_begin + i) = sum > T(0) ? mx + std::log(sum) : ninf;
+    });
+}
+
+}  // namespace detail
+
+// out[b,i,h,:] = softmax_j(score(i, j)) V[b,j,h/(Hq/Hkv),:] with the contract's score,
+// masks and options; lse (optional, [B,Hq,Nq]) receives each row's log-sum-exp.
+template <class QV, class KV, class VV, class OV>
+void softmax_attention(const QV& q, const KV& k, const VV& v, const OV& out,
+                       const attention_options& opt = {},
+                       tensor_view<typename OV::value_type, 3> lse = {}) {
+    using T = typename OV::value_type;
+    const auto a = detail::prepare_attention(q, k, v, out, lse, opt, "softmax_attention");
+    index_t max_q = 0;
+    for (index_t s = 0; s < a.problem.num_seqs; ++s) max_q = std::max(max_q, a.problem.sequence(s).q_len);
+    // Split-KV when the group's query rows would not fill one vector of lanes (decode).
+    if (a.problem.group * max_q <= index_t(simd::width<T>))
+        detail::attention_split_kv(a, opt);
+    else
+        detail::attention_tiled(a, opt);
+}
+
+}  // namespace seqmix

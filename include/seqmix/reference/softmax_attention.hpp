@@ -1,0 +1,66 @@
+#pragma once
+// seqmix::reference::softmax_attention: the obviously-correct loop version, in double.
+// It evaluates the mask predicate of the contract for every (query, key) pair directly
+// and shares nothing with the fast kernel but the argument validation.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "../contract/attention.hpp"
+
+namespace seqmix::reference {
+
+template <class QV, class KV, class VV, class OV>
+void softmax_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& out_in,
+                       const attention_options& opt = {},
+                       tensor_view<typename OV::value_type, 3> lse_in = {}) {
+    using T = typename OV::value_type;
+    auto a = detail::prepare_attention(q_in, k_in, v_in, out_in, lse_in, opt,
+                                       "reference::softmax_attention");
+    const auto& p = a.problem;
+    const double neg_inf = -std::numeric_limits<double>::infinity();
+    std::vector<double> s;
+    for (index_t seq = 0; seq < p.num_seqs; ++seq) {
+        const auto sq = p.sequence(seq);
+        for (index_t h = 0; h < p.hq; ++h) {
+            const index_t hk = h / p.group;
+            for (index_t i = 0; i < sq.q_len; ++i) {
+                const index_t diag = i + sq.k_len - sq.q_len;
+                s.assign(std::size_t(sq.k_len), neg_inf);
+                double m = neg_inf;
+                for (index_t j = 0; j < sq.k_len; ++j) {
+                    bool visible = true;
+                    if (opt.causal && j > diag) visible = false;
+                    if (opt.window_left >= 0 && j < diag - opt.window_left) visible = false;
+                    if (opt.window_right >= 0 && j > diag + opt.window_right) visible = false;
+                    if (!visible) continue;
+                    double dot = 0;
+                    for (index_t d = 0; d < p.dk; ++d)
+                        dot += double(a.q(sq.batch, sq.q_begin + i, h, d)) *
+                               double(a.k(sq.batch, sq.k_begin + j, hk, d));
+                    double score = p.scale * dot;
+                    if (opt.softcap > 0) score = opt.softcap * std::tanh(score / opt.softcap);
+                    if (opt.alibi_slopes)
+                        score -= double(opt.alibi_slopes[h]) * double(std::abs(diag - j));
+                    s[std::size_t(j)] = score;
+                    m = std::max(m, score);
+                }
+                double sum = 0;
+                for (auto& x : s) {
+                    x = (x == neg_inf) ? 0.0 : std::exp(x - m);
+                    sum += x;
+                }
+                for (index_t e = 0; e < p.dv; ++e) {
+                    double acc = 0;
+                    for (index_t j = 0; j < sq.k_len; ++j)
+                        acc += s[std::size_t(j)] * double(a.v(sq.batch, sq.k_begin + j, hk, e));
+                    a.out(sq.batch, sq.q_begin + i, h, e) = sum > 0 ? T(acc / sum) : T(0);
+                }
+                if (!a.lse.empty())
+                    a.lse(sq.batch, h, sq.q_begin + i) = sum > 0 ? T(m + std::log(sum)) : T(neg_inf);
+            }
+        }
+    }
+}
+
+}  // namespace seqmix::reference

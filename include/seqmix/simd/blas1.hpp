@@ -1,0 +1,46 @@
+#pragma once
+// Level-1 vector kernels over contiguous arrays of any length (masked tails).
+#include <cstddef>
+
+#include "vec.hpp"
+
+namespace seqmix::simd {
+
+// sum_i a[i] * b[i], accumulated in T with four independent vector accumulators.
+template <class T>
+inline T dot(const T* a, const T* b, std::size_t n) {
+    constexpr std::size_t W = width<T>;
+    vec<T> acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
+    std::size_t i = 0;
+    for (; i + 4 * W <= n; i += 4 * W) {
+        acc0 = fma(load(a + i), load(b + i), acc0);
+        acc1 = fma(load(a + i + W), load(b + i + W), acc1);
+        acc2 = fma(load(a + i + 2 * W), load(b + i + 2 * W), acc2);
+        acc3 = fma(load(a + i + 3 * W), load(b + i + 3 * W), acc3);
+    }
+    for (; i + W <= n; i += W) acc0 = fma(load(a + i), load(b + i), acc0);
+    if (i < n) acc1 = fma(load_partial(a + i, n - i), load_partial(b + i, n - i), acc1);
+    return hsum((acc0 + acc1) + (acc2 + acc3));
+}
+
+// y[i] += alpha * x[i]
+template <class T>
+inline void axpy(T alpha, const T* x, T* y, std::size_t n) {
+    constexpr std::size_t W = width<T>;
+    const vec<T> a(alpha);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) store(y + i, fma(a, load(x + i), load(y + i)));
+    if (i < n) store_partial(y + i, fma(a, load_partial(x + i, n - i), load_partial(y + i, n - i)), n - i);
+}
+
+// y[i] *= alpha
+template <class T>
+inline void scale(T alpha, T* y, std::size_t n) {
+    constexpr std::size_t W = width<T>;
+    const vec<T> a(alpha);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) store(y + i, a * load(y + i));
+    if (i < n) store_partial(y + i, a * load_partial(y + i, n - i), n - i);
+}
+
+}  // namespace seqmix::simd

@@ -1,0 +1,44 @@
+#pragma once
+// Vector exp. float: Cody-Waite range reduction x = n ln2 + r, |r| <= ln2/2, a degree-6
+// polynomial for e^r (Cephes' expf coefficients), then the scale by 2^n — one vscalefps
+// on AVX-512, two exponent-bit multiplies elsewhere so that denormal results stay right.
+// Inputs below about -103.9 (and -inf) give exactly 0, the case softmax relies on.
+// double: xsimd's exp (tests and references, accuracy over speed).
+#include <cstdint>
+#include <type_traits>
+
+#include "vec.hpp"
+
+namespace seqmix::simd {
+
+inline vec<float> exp(const vec<float>& x_in) {
+    using V = vec<float>;
+    const V x = xsimd::min(xsimd::max(x_in, V(-104.0f)), V(88.7228f));
+    const V n = xsimd::nearbyint(x * V(1.44269504088896341f));
+    V r = xsimd::fma(n, V(-0.693359375f), x);
+    r = xsimd::fma(n, V(2.12194440e-4f), r);
+    V p = V(1.9875691500E-4f);
+    p = xsimd::fma(p, r, V(1.3981999507E-3f));
+    p = xsimd::fma(p, r, V(8.3334519073E-3f));
+    p = xsimd::fma(p, r, V(4.1665795894E-2f));
+    p = xsimd::fma(p, r, V(1.6666665459E-1f));
+    p = xsimd::fma(p, r, V(5.0000001201E-1f));
+    p = xsimd::fma(p, r * r, r + V(1.0f));
+#if defined(__AVX512F__)
+    if constexpr (sizeof(V) == 64) return V(_mm512_scalef_ps(p, n));
+#endif
+    using I = vec<std::int32_t>;
+    const I ni = xsimd::batch_cast<std::int32_t>(n);
+    const I half = ni >> 1;  // 2^n = 2^half * 2^(n - half): both factors are normal numbers
+    const V s1 = xsimd::bitwise_cast<V>((half + I(127)) << 23);
+    const V s2 = xsimd::bitwise_cast<V>((ni - half + I(127)) << 23);
+    return p * s1 * s2;
+}
+
+inline vec<double> exp(const vec<double>& x) {
+    const vec<double> y = xsimd::exp(x);
+    return xsimd::select(x == vec<double>(-std::numeric_limits<double>::infinity()),
+                         vec<double>(0.0), y);
+}
+
+}  // namespace seqmix::simd

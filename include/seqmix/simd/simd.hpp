@@ -1,0 +1,4 @@
+#pragma once
+#include "blas1.hpp"
+#include "exp.hpp"
+#include "vec.hpp"

@@ -1,0 +1,93 @@
+#pragma once
+// The SIMD layer: every xsimd call in seqmix lives under include/seqmix/simd/, so a
+// newer xsimd (or another backend) changes these files only. The architecture comes
+// from the compiler flags (xsimd::default_arch): SSE2, AVX2 or AVX-512 from one source.
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <limits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace seqmix::simd {
+
+template <class T, class Arch = xsimd::default_arch>
+using vec = xsimd::batch<T, Arch>;
+
+template <class T>
+constexpr std::size_t width = vec<T>::size;
+
+// Vector registers of the target: sizes the register-blocked micro-kernels.
+#if defined(__AVX512F__)
+constexpr int register_count = 32;
+#else
+constexpr int register_count = 16;
+#endif
+
+template <class T> inline vec<T> broadcast(T x) { return vec<T>(x); }
+template <class T> inline vec<T> load(const T* p) { return vec<T>::load_unaligned(p); }
+template <class T> inline vec<T> load_aligned(const T* p) { return vec<T>::load_aligned(p); }
+template <class T> inline void store(T* p, const vec<T>& v) { v.store_unaligned(p); }
+template <class T> inline void store_aligned(T* p, const vec<T>& v) { v.store_aligned(p); }
+template <class T> inline vec<T> fma(const vec<T>& a, const vec<T>& b, const vec<T>& c) {
+    return xsimd::fma(a, b, c);
+}
+template <class T> inline vec<T> max(const vec<T>& a, const vec<T>& b) { return xsimd::max(a, b); }
+template <class T> inline vec<T> min(const vec<T>& a, const vec<T>& b) { return xsimd::min(a, b); }
+template <class T> inline vec<T> abs(const vec<T>& a) { return xsimd::abs(a); }
+template <class T> inline vec<T> tanh(const vec<T>& a) { return xsimd::tanh(a); }
+template <class T, class B> inline vec<T> select(const B& mask, const vec<T>& a, const vec<T>& b) {
+    return xsimd::select(mask, a, b);
+}
+
+// Horizontal reductions (xsimd 8.1 has hadd only; later releases call it reduce_add).
+template <class T> inline T hsum(const vec<T>& v) { return xsimd::hadd(v); }
+template <class T> inline T hmax(const vec<T>& v) {
+    alignas(64) T lanes[width<T>];
+    v.store_aligned(lanes);
+    T m = lanes[0];
+    for (std::size_t i = 1; i < width<T>; ++i) m = std::max(m, lanes[i]);
+    return m;
+}
+
+// Loads and stores of the first n < width lanes; the other lanes read as `fill`.
+// AVX-512 uses mask registers; other targets go through a small stack buffer.
+template <class T>
+inline vec<T> load_partial(const T* p, std::size_t n, T fill = T(0)) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(vec<T>) == 64) {
+        if constexpr (std::is_same_v<T, float>) {
+            const __mmask16 m = __mmask16((1u << n) - 1u);
+            return vec<T>(_mm512_mask_loadu_ps(_mm512_set1_ps(fill), m, p));
+        } else {
+            const __mmask8 m = __mmask8((1u << n) - 1u);
+            return vec<T>(_mm512_mask_loadu_pd(_mm512_set1_pd(fill), m, p));
+        }
+    }
+#endif
+    alignas(64) T lanes[width<T>];
+    for (std::size_t i = 0; i < width<T>; ++i) lanes[i] = i < n ? p[i] : fill;
+    return vec<T>::load_aligned(lanes);
+}
+
+template <class T>
+inline void store_partial(T* p, const vec<T>& v, std::size_t n) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(vec<T>) == 64) {
+        if constexpr (std::is_same_v<T, float>) {
+            _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1u), v);
+        } else {
+            _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1u), v);
+        }
+        return;
+    }
+#endif
+    alignas(64) T lanes[width<T>];
+    v.store_aligned(lanes);
+    for (std::size_t i = 0; i < n; ++i) p[i] = lanes[i];
+}
+
+}  // namespace seqmix::simd

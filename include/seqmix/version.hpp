@@ -1,0 +1,4 @@
+#pragma once
+#define SEQMIX_VERSION_MAJOR 0
+#define SEQMIX_VERSION_MINOR 1
+#define SEQMIX_VERSION_PATCH 0

@@ -1,0 +1,96 @@
+#include <seqmix/simd/simd.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <vector>
+
+#include "catch.hpp"
+
+using namespace seqmix;
+
+TEST_CASE("vector exp (float) is accurate over [-88, 88]") {
+    constexpr std::size_t W = simd::width<float>;
+    alignas(64) float in[W], out[W];
+    double max_rel = 0;
+    float worst = 0;
+    // Every float in [-88, 88] on a fine grid (about 1.8 million points).
+    const double step = 1e-4;
+    for (double x0 = -88.0; x0 <= 88.0; x0 += step * W) {
+        for (std::size_t i = 0; i < W; ++i) in[i] = float(std::min(88.0, x0 + step * double(i)));
+        simd::store_aligned(out, simd::exp(simd::load_aligned(in)));
+        for (std::size_t i = 0; i < W; ++i) {
+            const double ref = std::exp(double(in[i]));
+            const double rel = std::abs(double(out[i]) - ref) / ref;
+            if (rel > max_rel) {
+                max_rel = rel;
+                worst = in[i];
+            }
+        }
+    }
+    std::printf("simd::exp<float> (width %zu): max relative error %.3g over [-88, 88] (at x = %g)\n", W,
+                max_rel, double(worst));
+    CHECK(max_rel < 3e-7);  // about 2.5 ulp
+}
+
+TEST_CASE("vector exp: limits softmax depends on") {
+    for (float x : {-std::numeric_limits<float>::infinity(), -1000.0f, -104.0f})
+        CHECK(simd::hsum(simd::exp(simd::broadcast(x))) == 0.0f);
+    CHECK(simd::hmax(simd::exp(simd::broadcast(0.0f))) == 1.0f);
+    CHECK(std::isfinite(simd::hmax(simd::exp(simd::broadcast(88.7f)))));
+    CHECK(simd::hsum(simd::exp(simd::broadcast(-std::numeric_limits<double>::infinity()))) == 0.0);
+    const double e1 = simd::hmax(simd::exp(simd::broadcast(1.0)));
+    CHECK(std::abs(e1 - std::exp(1.0)) < 1e-15);
+}
+
+template <class T>
+void check_blas1() {
+    constexpr std::size_t W = simd::width<T>;
+    for (std::size_t n = 0; n <= 5 * W + 3; ++n) {
+        std::vector<T> a(n), b(n), y(n), y2(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            a[i] = T(0.5) + T(i % 7);
+            b[i] = T(1) - T(i % 3);
+            y[i] = y2[i] = T(i);
+        }
+        double ref = 0;
+        for (std::size_t i = 0; i < n; ++i) ref += double(a[i]) * double(b[i]);
+        REQUIRE(double(simd::dot(a.data(), b.data(), n)) == Approx(ref).margin(1e-4));
+        simd::axpy(T(2), a.data(), y.data(), n);
+        for (std::size_t i = 0; i < n; ++i) REQUIRE(y[i] == y2[i] + T(2) * a[i]);
+        simd::scale(T(3), y2.data(), n);
+        for (std::size_t i = 0; i < n; ++i) REQUIRE(y2[i] == T(3) * T(i));
+    }
+}
+
+TEST_CASE("dot, axpy and scale at every tail length") {
+    check_blas1<float>();
+    check_blas1<double>();
+}
+
+template <class T>
+void check_partial() {
+    constexpr std::size_t W = simd::width<T>;
+    alignas(64) T src[W], dst[W];
+    for (std::size_t n = 0; n < W; ++n) {
+        for (std::size_t i = 0; i < W; ++i) {
+            src[i] = T(i + 1);
+            dst[i] = T(-1);
+        }
+        const auto v = simd::load_partial(src, n, T(7));
+        alignas(64) T lanes[W];
+        simd::store_aligned(lanes, v);
+        for (std::size_t i = 0; i < W; ++i) REQUIRE(lanes[i] == (i < n ? src[i] : T(7)));
+        simd::store_partial(dst, v, n);
+        for (std::size_t i = 0; i < W; ++i) REQUIRE(dst[i] == (i < n ? src[i] : T(-1)));
+    }
+    alignas(64) T x[W];
+    for (std::size_t i = 0; i < W; ++i) x[i] = T(i) - T(3);
+    CHECK(simd::hmax(simd::load_aligned(x)) == T(W) - T(4));
+    CHECK(simd::hsum(simd::load_aligned(x)) == T(W * (W - 1) / 2) - T(3 * W));
+}
+
+TEST_CASE("masked loads and stores touch only the first n lanes; reductions") {
+    check_partial<float>();
+    check_partial<double>();
+}

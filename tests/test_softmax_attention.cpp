@@ -1,0 +1,364 @@
+#include <seqmix/ops/softmax_attention.hpp>
+#include <seqmix/reference/softmax_attention.hpp>
+
+#include <cstdio>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "catch.hpp"
+#include "test_util.hpp"
+
+using namespace seqmix;
+using namespace seqmix_test;
+
+namespace {
+
+struct shape {
+    index_t B, Nq, Nk, Hq, Hkv, Dk, Dv;
+};
+
+struct named_options {
+    const char* name;
+    attention_options opt;
+};
+
+std::vector<float> slopes(index_t h) {
+    std::vector<float> s(static_cast<std::size_t>(h));
+    for (index_t i = 0; i < h; ++i) s[std::size_t(i)] = std::pow(2.0f, -8.0f * float(i + 1) / float(h));
+    return s;
+}
+
+// Fast kernel in T vs the double reference on the same inputs; returns max relative error
+// of out, and checks lse the same way.
+template <class T>
+double compare_with_reference(const shape& s, const attention_options& opt, unsigned seed,
+                              double* lse_err = nullptr) {
+    auto q = random_tensor<T, 4>({s.B, s.Nq, s.Hq, s.Dk}, seed);
+    auto k = random_tensor<T, 4>({s.B, s.Nk, s.Hkv, s.Dk}, seed + 1);
+    auto v = random_tensor<T, 4>({s.B, s.Nk, s.Hkv, s.Dv}, seed + 2);
+    tensor<T, 4> out({s.B, s.Nq, s.Hq, s.Dv}, T(99));
+    tensor<T, 3> lse({s.B, s.Hq, s.Nq}, T(99));
+    softmax_attention(q.view(), k.view(), v.view(), out.view(), opt, lse.view());
+    auto qd = convert<double>(q), kd = convert<double>(k), vd = convert<double>(v);
+    tensor<double, 4> ref({s.B, s.Nq, s.Hq, s.Dv});
+    tensor<double, 3> ref_lse({s.B, s.Hq, s.Nq});
+    reference::softmax_attention(qd.view(), kd.view(), vd.view(), ref.view(), opt, ref_lse.view());
+    if (lse_err) *lse_err = max_rel_error(lse, ref_lse);
+    return max_rel_error(out, ref);
+}
+
+}  // namespace
+
+TEST_CASE("softmax_attention matches the double reference over awkward shapes and every option") {
+    const std::vector<shape> shapes = {
+        {1, 1, 1, 1, 1, 1, 1},        {2, 7, 7, 2, 1, 3, 3},         {1, 63, 64, 2, 2, 64, 64},
+        {1, 64, 65, 8, 1, 80, 80},    {1, 65, 63, 4, 2, 128, 128},   {2, 7, 200, 8, 8, 17, 5},
+        {1, 1, 1000, 8, 1, 64, 64},   {1, 1000, 1000, 1, 1, 64, 64}, {1, 3, 130, 2, 1, 256, 256},
+        {1, 100, 37, 8, 2, 16, 24},   {3, 1, 300, 16, 2, 128, 128},  {1, 129, 129, 3, 1, 7, 9},
+    };
+    std::vector<float> sl = slopes(16);
+    std::vector<named_options> options(7);
+    options[0].name = "plain";
+    options[1].name = "causal";
+    options[1].opt.causal = true;
+    options[2].name = "window 5/3";
+    options[2].opt.window_left = 5;
+    options[2].opt.window_right = 3;
+    options[3].name = "causal window 17";
+    options[3].opt.causal = true;
+    options[3].opt.window_left = 17;
+    options[4].name = "softcap + alibi";
+    options[4].opt.softcap = 2.0;
+    options[4].opt.alibi_slopes = sl.data();
+    options[5].name = "scale + causal + alibi + softcap";
+    options[5].opt.scale = 0.3;
+    options[5].opt.causal = true;
+    options[5].opt.alibi_slopes = sl.data();
+    options[5].opt.softcap = 5.0;
+    options[6].name = "window right only 0";
+    options[6].opt.window_right = 0;
+    unsigned seed = 10;
+    for (const auto& s : shapes)
+        for (const auto& o : options) {
+            INFO("shape B" << s.B << " Nq" << s.Nq << " Nk" << s.Nk << " Hq" << s.Hq << " Hkv" << s.Hkv << " Dk"
+                           << s.Dk << " Dv" << s.Dv << " options: " << o.name);
+            double lse_err = 0;
+            const double err = compare_with_reference<float>(s, o.opt, seed, &lse_err);
+            CHECK(err < 2e-6);
+            CHECK(lse_err < 2e-6);
+            const double err_d = compare_with_reference<double>(s, o.opt, seed, &lse_err);
+            CHECK(err_d < 1e-13);
+            CHECK(lse_err < 1e-13);
+            seed += 3;
+        }
+}
+
+TEST_CASE("fully masked rows give zeros and lse = -inf, never NaN") {
+    // Causal with Nq > Nk: the first Nq - Nk rows see no key (bottom-right alignment).
+    for (index_t nq : {3, 40}) {
+        const index_t nk = 2;
+        auto q = random_tensor<float, 4>({1, nq, 4, 8}, 1);
+        auto k = random_tensor<float, 4>({1, nk, 2, 8}, 2);
+        auto v = random_tensor<float, 4>({1, nk, 2, 8}, 3);
+        tensor<float, 4> out({1, nq, 4, 8}, 5.0f);
+        tensor<float, 3> lse({1, 4, nq}, 5.0f);
+        attention_options opt;
+        opt.causal = true;
+        softmax_attention(q.view(), k.view(), v.view(), out.view(), opt, lse.view());
+        for (index_t i = 0; i < nq; ++i)
+            for (index_t h = 0; h < 4; ++h) {
+                const bool masked = i < nq - nk;
+                for (index_t e = 0; e < 8; ++e) {
+                    REQUIRE_FALSE(std::isnan(out(0, i, h, e)));
+                    if (masked) REQUIRE(out(0, i, h, e) == 0.0f);
+                }
+                if (masked) REQUIRE(lse(0, h, i) == -std::numeric_limits<float>::infinity());
+                else REQUIRE(std::isfinite(lse(0, h, i)));
+            }
+    }
+    // An empty KV cache (seqlens_k = 0) masks every row.
+    auto q = random_tensor<float, 4>({2, 5, 2, 8}, 4);
+    auto k = random_tensor<float, 4>({2, 9, 2, 8}, 5);
+    tensor<float, 4> out({2, 5, 2, 8}, 5.0f);
+    const std::int32_t lens[] = {0, 9};
+    attention_options opt;
+    opt.seqlens_k = lens;
+    softmax_attention(q.view(), k.view(), k.view(), out.view(), opt);
+    for (index_t i = 0; i < 5; ++i)
+        for (index_t e = 0; e < 8; ++e) REQUIRE(out(0, i, 1, e) == 0.0f);
+}
+
+TEST_CASE("results are bitwise identical for 1 and 2 threads (tiled and split-KV paths)") {
+    for (const shape s : {shape{2, 130, 150, 8, 2, 64, 48}, shape{1, 1, 3000, 8, 2, 128, 128}}) {
+        auto q = random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 7);
+        auto k = random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 8);
+        auto v = random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 9);
+        tensor<float, 4> o1({s.B, s.Nq, s.Hq, s.Dv}), o2({s.B, s.Nq, s.Hq, s.Dv});
+        tensor<float, 3> l1({s.B, s.Hq, s.Nq}), l2({s.B, s.Hq, s.Nq});
+        for (bool causal : {false, true}) {
+            attention_options opt;
+            opt.causal = causal;
+            opt.num_threads = 1;
+            softmax_attention(q.view(), k.view(), v.view(), o1.view(), opt, l1.view());
+            opt.num_threads = 2;
+            softmax_attention(q.view(), k.view(), v.view(), o2.view(), opt, l2.view());
+            CHECK(bitwise_equal(o1, o2));
+            CHECK(bitwise_equal(l1, l2));
+        }
+    }
+}
+
+TEST_CASE("varlen (cu_seqlens) equals separate calls per sequence") {
+    const std::vector<index_t> lq = {5, 0, 17, 64, 1}, lk = {9, 3, 17, 70, 1};
+    std::vector<std::int32_t> cq{0}, ck{0};
+    for (std::size_t s = 0; s < lq.size(); ++s) {
+        cq.push_back(cq.back() + std::int32_t(lq[s]));
+        ck.push_back(ck.back() + std::int32_t(lk[s]));
+    }
+    const index_t H = 4, Hkv = 2, D = 24;
+    auto q = random_tensor<float, 4>({1, cq.back(), H, D}, 11);
+    auto k = random_tensor<float, 4>({1, ck.back(), Hkv, D}, 12);
+    auto v = random_tensor<float, 4>({1, ck.back(), Hkv, D}, 13);
+    for (bool causal : {false, true}) {
+        attention_options opt;
+        opt.causal = causal;
+        opt.cu_seqlens_q = cq.data();
+        opt.cu_seqlens_k = ck.data();
+        opt.num_seqs = int(lq.size());
+        tensor<float, 4> out({1, cq.back(), H, D});
+        tensor<float, 3> lse({1, H, cq.back()});
+        softmax_attention(q.view(), k.view(), v.view(), out.view(), opt, lse.view());
+        attention_options single;
+        single.causal = causal;
+        for (std::size_t s = 0; s < lq.size(); ++s) {
+            if (lq[s] == 0) continue;
+            auto qs = slice(q.view(), 1, cq[s], lq[s]);
+            auto ks = slice(k.view(), 1, ck[s], lk[s]);
+            auto vs = slice(v.view(), 1, ck[s], lk[s]);
+            tensor<float, 4> o({1, lq[s], H, D});
+            tensor<float, 3> l({1, H, lq[s]});
+            softmax_attention(qs, ks, vs, o.view(), single, l.view());
+            for (index_t i = 0; i < lq[s]; ++i)
+                for (index_t h = 0; h < H; ++h) {
+                    for (index_t e = 0; e < D; ++e)
+                        REQUIRE(out(0, cq[s] + i, h, e) == Approx(o(0, i, h, e)).margin(1e-6));
+                    REQUIRE(lse(0, h, cq[s] + i) == Approx(l(0, h, i)).margin(1e-5));
+                }
+        }
+    }
+}
+
+TEST_CASE("seqlens_k (partly filled KV cache) equals attention over the filled prefix") {
+    const index_t B = 3, Nq = 4, Nk = 50, H = 8, Hkv = 2, D = 32;
+    const std::int32_t lens[] = {50, 17, 1};
+    auto q = random_tensor<float, 4>({B, Nq, H, D}, 21);
+    auto k = random_tensor<float, 4>({B, Nk, Hkv, D}, 22);
+    auto v = random_tensor<float, 4>({B, Nk, Hkv, D}, 23);
+    for (index_t nq : {index_t(1), Nq}) {
+        attention_options opt;
+        opt.causal = true;
+        opt.seqlens_k = lens;
+        auto qv = slice(q.view(), 1, 0, nq);
+        tensor<float, 4> out({B, nq, H, D});
+        softmax_attention(qv, k.view(), v.view(), out.view(), opt);
+        attention_options plain;
+        plain.causal = true;
+        for (index_t b = 0; b < B; ++b) {
+            tensor<float, 4> o({1, nq, H, D});
+            softmax_attention(slice(slice(qv, 0, b, 1), 1, 0, nq), slice(slice(k.view(), 0, b, 1), 1, 0, lens[b]),
+                              slice(slice(v.view(), 0, b, 1), 1, 0, lens[b]), o.view(), plain);
+            for (index_t i = 0; i < nq; ++i)
+                for (index_t h = 0; h < H; ++h)
+                    for (index_t e = 0; e < D; ++e) REQUIRE(out(b, i, h, e) == Approx(o(0, i, h, e)).margin(1e-6));
+        }
+    }
+}
+
+TEST_CASE("strided views: [B,H,N,D] buffers, non-unit last stride, rank-3 input") {
+    const index_t B = 2, N = 70, H = 4, D = 20;
+    // q, k, v stored as [B,H,N,D] and passed permuted to [B,N,H,D].
+    auto qb = random_tensor<float, 4>({B, H, N, D}, 31);
+    auto kb = random_tensor<float, 4>({B, H, N, 2 * D}, 32);  // every other element used
+    auto vb = random_tensor<float, 4>({B, H, N, D}, 33);
+    auto q = permute(qb.view(), {0, 2, 1, 3});
+    tensor_view<float, 4> k(kb.data(), {B, N, H, D}, {H * N * 2 * D, 2 * D, N * 2 * D, 2});
+    auto v = permute(vb.view(), {0, 2, 1, 3});
+    tensor<float, 4> qc({B, N, H, D}), kc({B, N, H, D}), vc({B, N, H, D});
+    for (index_t b = 0; b < B; ++b)
+        for (index_t n = 0; n < N; ++n)
+            for (index_t h = 0; h < H; ++h)
+                for (index_t d = 0; d < D; ++d) {
+                    qc(b, n, h, d) = q(b, n, h, d);
+                    kc(b, n, h, d) = k(b, n, h, d);
+                    vc(b, n, h, d) = v(b, n, h, d);
+                }
+    for (index_t nq : {index_t(1), N}) {
+        attention_options opt;
+        opt.causal = true;
+        tensor<float, 4> o1({B, nq, H, D}), o2({B, nq, H, D});
+        softmax_attention(slice(q, 1, 0, nq), k, v, o1.view(), opt);
+        softmax_attention(slice(qc.view(), 1, 0, nq), kc.view(), vc.view(), o2.view(), opt);
+        CHECK(max_rel_error(o1, o2) < 1e-6);
+    }
+    // Rank-3 views are one unbatched sequence.
+    tensor<float, 3> o3({N, H, D});
+    tensor<float, 4> o4({1, N, H, D});
+    auto q3 = tensor_view<const float, 3>(qc.data(), {N, H, D});
+    auto k3 = tensor_view<const float, 3>(kc.data(), {N, H, D});
+    auto v3 = tensor_view<const float, 3>(vc.data(), {N, H, D});
+    softmax_attention(q3, k3, v3, o3.view());
+    softmax_attention(slice(qc.view(), 0, 0, 1), slice(kc.view(), 0, 0, 1), slice(vc.view(), 0, 0, 1), o4.view());
+    CHECK(std::memcmp(o3.data(), o4.data(), sizeof(float) * std::size_t(o3.size())) == 0);
+}
+
+TEST_CASE("long sequence accuracy: N = 8192 within 1e-5 of the double reference") {
+    const shape s{1, 8192, 8192, 1, 1, 16, 16};
+    attention_options opt;
+    const double err = compare_with_reference<float>(s, opt, 77);
+    std::printf("softmax_attention N=8192 D=16: max relative error vs double reference %.3g\n", err);
+    CHECK(err < 1e-5);
+}
+
+namespace {
+// Runs f, expects seqmix::error mentioning `needle`, and that out stayed untouched.
+template <class F>
+void expect_error(F&& f, const std::string& needle, const tensor<float, 4>& out) {
+    try {
+        f();
+        FAIL("expected seqmix::error mentioning " << needle);
+    } catch (const seqmix::error& e) {
+        INFO(e.what());
+        CHECK(std::string(e.what()).find(needle) != std::string::npos);
+        CHECK(std::string(e.what()).find("softmax_attention") != std::string::npos);
+    }
+    for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 42.0f);
+}
+}  // namespace
+
+TEST_CASE("bad inputs give seqmix::error naming the argument and leave out untouched") {
+    auto q = random_tensor<float, 4>({2, 8, 4, 16}, 1);
+    auto k = random_tensor<float, 4>({2, 10, 2, 16}, 2);
+    auto v = random_tensor<float, 4>({2, 10, 2, 12}, 3);
+    tensor<float, 4> out({2, 8, 4, 12}, 42.0f);
+    const auto qv = q.view();
+    const auto kv = k.view();
+    const auto vv = v.view();
+    const auto ov = out.view();
+    // 1. wrong rank
+    tensor<float, 2> flat({8, 16});
+    expect_error([&] { softmax_attention(flat.view(), kv, vv, ov); }, "'q': expected rank 4", out);
+    // 2. k heads do not divide q heads
+    auto k3 = random_tensor<float, 4>({2, 10, 3, 16}, 4);
+    auto v3 = random_tensor<float, 4>({2, 10, 3, 12}, 4);
+    expect_error([&] { softmax_attention(qv, k3.view(), v3.view(), ov); }, "'k'", out);
+    // 3. head dim mismatch between q and k
+    auto k_d = random_tensor<float, 4>({2, 10, 2, 15}, 5);
+    expect_error([&] { softmax_attention(qv, k_d.view(), vv, ov); }, "'k': expected head dim", out);
+    // 4. batch mismatch
+    auto k_b = random_tensor<float, 4>({1, 10, 2, 16}, 6);
+    expect_error([&] { softmax_attention(qv, k_b.view(), vv, ov); }, "'k': expected batch", out);
+    // 5. v length differs from k
+    auto v_n = random_tensor<float, 4>({2, 11, 2, 12}, 7);
+    expect_error([&] { softmax_attention(qv, kv, v_n.view(), ov); }, "'v': expected sequence length", out);
+    // 6. v heads differ from k
+    auto v_h = random_tensor<float, 4>({2, 10, 4, 12}, 8);
+    expect_error([&] { softmax_attention(qv, kv, v_h.view(), ov); }, "'v': expected heads", out);
+    // 7. out of the wrong shape
+    tensor<float, 4> out_bad({2, 8, 4, 16}, 42.0f);
+    expect_error([&] { softmax_attention(qv, kv, vv, out_bad.view()); }, "'out': expected shape [2,8,4,12]", out_bad);
+    // 8. negative window
+    attention_options neg;
+    neg.window_left = -2;
+    expect_error([&] { softmax_attention(qv, kv, vv, ov, neg); }, "'window_left'", out);
+    // 9. out aliasing q
+    tensor<float, 4> qq({2, 8, 4, 12}, 42.0f);
+    expect_error([&] { softmax_attention(tensor_view<const float, 4>(qq.data(), {2, 8, 4, 12}),
+                                         random_tensor<float, 4>({2, 10, 2, 12}, 9).view(), vv, qq.view()); },
+                 "'out': expected memory disjoint from 'q'", qq);
+    // 10. bad cu_seqlens (decreasing), 11. not ending at the total, 12. varlen with batch 2
+    auto q1 = random_tensor<float, 4>({1, 8, 4, 16}, 10);
+    auto k1 = random_tensor<float, 4>({1, 10, 2, 16}, 11);
+    auto v1 = random_tensor<float, 4>({1, 10, 2, 12}, 12);
+    tensor<float, 4> out1({1, 8, 4, 12}, 42.0f);
+    const std::int32_t cq_bad[] = {0, 5, 3, 8}, cq[] = {0, 3, 5, 8}, ck_short[] = {0, 3, 5, 9};
+    const std::int32_t ck[] = {0, 4, 4, 10};
+    attention_options var;
+    var.num_seqs = 3;
+    var.cu_seqlens_q = cq_bad;
+    var.cu_seqlens_k = ck;
+    expect_error([&] { softmax_attention(q1.view(), k1.view(), v1.view(), out1.view(), var); }, "'cu_seqlens_q': expected non-decreasing", out1);
+    var.cu_seqlens_q = cq;
+    var.cu_seqlens_k = ck_short;
+    expect_error([&] { softmax_attention(q1.view(), k1.view(), v1.view(), out1.view(), var); }, "'cu_seqlens_k': expected last offset", out1);
+    var.cu_seqlens_k = ck;
+    expect_error([&] { softmax_attention(qv, kv, vv, ov, var); }, "expected batch 1 with cu_seqlens", out);
+    // 13. cu_seqlens without num_seqs, 14. only one of the two cu_seqlens
+    attention_options no_count;
+    no_count.cu_seqlens_q = cq;
+    no_count.cu_seqlens_k = ck;
+    expect_error([&] { softmax_attention(q1.view(), k1.view(), v1.view(), out1.view(), no_count); }, "'num_seqs'", out1);
+    no_count.cu_seqlens_k = nullptr;
+    expect_error([&] { softmax_attention(q1.view(), k1.view(), v1.view(), out1.view(), no_count); }, "'cu_seqlens_k'", out1);
+    // 15. seqlens_k beyond the cache
+    const std::int32_t lens[] = {3, 11};
+    attention_options cache;
+    cache.seqlens_k = lens;
+    expect_error([&] { softmax_attention(qv, kv, vv, ov, cache); }, "'seqlens_k'", out);
+    // 16. negative softcap, 17. non-finite scale, 18. negative thread count
+    attention_options cap;
+    cap.softcap = -1;
+    expect_error([&] { softmax_attention(qv, kv, vv, ov, cap); }, "'softcap'", out);
+    attention_options sc;
+    sc.scale = std::numeric_limits<double>::quiet_NaN();
+    expect_error([&] { softmax_attention(qv, kv, vv, ov, sc); }, "'scale'", out);
+    attention_options th;
+    th.num_threads = -1;
+    expect_error([&] { softmax_attention(qv, kv, vv, ov, th); }, "'num_threads'", out);
+    // 19. lse of the wrong shape, 20. an empty (not given) q
+    tensor<float, 3> lse_bad({2, 8, 4});
+    expect_error([&] { softmax_attention(qv, kv, vv, ov, {}, lse_bad.view()); }, "'lse': expected shape [2,4,8]", out);
+    expect_error([&] { softmax_attention(tensor_view<const float, 4>(), kv, vv, ov); }, "'q': expected a non-empty view", out);
+    // The reference rejects the same inputs.
+    CHECK_THROWS_AS(reference::softmax_attention(qv, k3.view(), v3.view(), ov), seqmix::error);
+}
