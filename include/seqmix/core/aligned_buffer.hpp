@@ -6,12 +6,18 @@
 #include <new>
 #include <utility>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace seqmix {
 
 template <class T>
 class aligned_buffer {
 public:
     static constexpr std::size_t alignment = 64;
+    static constexpr std::size_t huge_page = std::size_t(2) << 20;
+    static constexpr std::size_t huge_threshold = std::size_t(8) << 20;
     aligned_buffer() = default;
     explicit aligned_buffer(std::size_t n) { resize(n); }
     aligned_buffer(const aligned_buffer&) = delete;
@@ -29,9 +35,15 @@ public:
     void resize(std::size_t n) {
         if (n <= size_) return;
         std::free(data_);
-        std::size_t bytes = (n * sizeof(T) + alignment - 1) / alignment * alignment;
-        data_ = static_cast<T*>(std::aligned_alloc(alignment, bytes));
+        // Large buffers (KV caches, states) start on a 2 MiB boundary and ask for
+        // transparent huge pages: a long strided walk over them then stays in the TLB.
+        const std::size_t align = n * sizeof(T) >= huge_threshold ? huge_page : alignment;
+        const std::size_t bytes = (n * sizeof(T) + align - 1) / align * align;
+        data_ = static_cast<T*>(std::aligned_alloc(align, bytes));
         if (!data_) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+        if (align == huge_page) madvise(data_, bytes, MADV_HUGEPAGE);
+#endif
         size_ = n;
     }
     T* data() const { return data_; }

@@ -21,6 +21,7 @@
 #include "../core/parallel.hpp"
 #include "../core/scratch.hpp"
 #include "../kernels/gemm_tile.hpp"
+#include "../kernels/key_block.hpp"
 #include "../kernels/online_softmax.hpp"
 #include "../simd/blas1.hpp"
 
@@ -172,80 +173,125 @@ constexpr index_t kv_chunk = 512;
 template <class T>
 void attention_split_kv(const attention_args<T>& a, const attention_options& opt) {
     const auto& p = a.problem;
-    index_t max_q = 0;
-    for (index_t s = 0; s < p.num_seqs; ++s) max_q = std::max(max_q, p.sequence(s).q_len);
-    const index_t R = p.group * max_q;  // rows per (sequence, KV head)
-    const index_t part_stride = 2 + p.dv;  // max, sum, partial O
-
-    // Units (sequence, KV head, chunk); part_first[s] is the first chunk unit of sequence s.
-    std::vector<index_t> seq_first(std::size_t(p.num_seqs) + 1, 0);
+    index_t max_q = 0, total_chunks = 0;
     for (index_t s = 0; s < p.num_seqs; ++s) {
-        const index_t chunks = (p.sequence(s).k_len + kv_chunk - 1) / kv_chunk;
-        seq_first[std::size_t(s) + 1] = seq_first[std::size_t(s)] + chunks * p.hkv;
+        max_q = std::max(max_q, p.sequence(s).q_len);
+        total_chunks += (p.sequence(s).k_len + kv_chunk - 1) / kv_chunk;
     }
-    const index_t units = seq_first.back();
-    aligned_buffer<T> partials(std::size_t(std::max<index_t>(1, units * R * part_stride)));
+    const index_t R = p.group * max_q;  // query rows per KV head
+    constexpr index_t W = index_t(simd::width<T>);
+    const index_t dk_pad = (p.dk + W - 1) / W * W, dv_pad = (p.dv + W - 1) / W * W;
+
+    // A unit is (sequence, chunk, block of KV heads). Inside a unit, keys advance a vector
+    // width at a time across all the unit's KV heads, so in [B,N,H,D] layout K and V
+    // stream through memory nearly in order. Heads are split into blocks only when there
+    // are too few chunks to feed the threads; that changes which thread computes a row,
+    // never how.
+    const int max_threads = resolve_threads(opt.num_threads, std::numeric_limits<int>::max());
+    const index_t head_blocks =
+        std::clamp<index_t>((4 * max_threads + total_chunks - 1) / std::max<index_t>(total_chunks, 1), 1, p.hkv);
+    const index_t heads_per_block = (p.hkv + head_blocks - 1) / head_blocks;
+    std::vector<index_t> seq_first(std::size_t(p.num_seqs) + 1, 0);  // first chunk of each sequence
+    for (index_t s = 0; s < p.num_seqs; ++s)
+        seq_first[std::size_t(s) + 1] = seq_first[std::size_t(s)] + (p.sequence(s).k_len + kv_chunk - 1) / kv_chunk;
+    const index_t units = total_chunks * head_blocks;
+    // Per (chunk, KV head, row): running max, sum and unnormalized output of that chunk.
+    // Written by exactly one unit, merged below in chunk order.
+    const index_t part_rows = std::max<index_t>(1, total_chunks * p.hkv * R);
+    aligned_buffer<T> part_o{std::size_t(part_rows * dv_pad)}, part_m{std::size_t(part_rows)},
+        part_l{std::size_t(part_rows)};
+    auto part_index = [&](index_t chunk, index_t hk, index_t r) { return (chunk * p.hkv + hk) * R + r; };
     const int threads = resolve_threads(opt.num_threads, std::max<index_t>(units, 1));
     const bool k_packed = last_dim_contiguous(a.k), v_packed = last_dim_contiguous(a.v);
-    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(R * p.dk, R * kv_chunk, p.dk, p.dv));
+    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(heads_per_block * R * dk_pad, R * W, W * p.dk,
+                                                                  W * p.dv, W));
     const T scale = T(p.scale);
     const T ninf = -std::numeric_limits<T>::infinity();
 
     parallel_for(units, threads, [&](index_t u, int t) {
-        const index_t s = index_t(std::upper_bound(seq_first.begin(), seq_first.end(), u) - seq_first.begin()) - 1;
-        const index_t local = u - seq_first[std::size_t(s)];
-        const index_t hk = local % p.hkv, c = local / p.hkv;
+        const index_t chunk = u / head_blocks, hb = u % head_blocks;
+        const index_t s = index_t(std::upper_bound(seq_first.begin(), seq_first.end(), chunk) - seq_first.begin()) - 1;
+        const index_t c = chunk - seq_first[std::size_t(s)];
+        const index_t h0 = hb * heads_per_block, h1 = std::min(p.hkv, h0 + heads_per_block);
         const attention_sequence sq = p.sequence(s);
-        const index_t rows = p.group * sq.q_len;
-        const index_t c0 = c * kv_chunk, c1 = std::min(sq.k_len, c0 + kv_chunk), n = c1 - c0;
+        const index_t rows = p.group * sq.q_len;  // row r of KV head hk: head hk*group + r / q_len, query r % q_len
+        const index_t c0 = c * kv_chunk, c1 = std::min(sq.k_len, c0 + kv_chunk);
         scratch_carver<T> carve(scratch.get(t));
-        T* qs = carve.take(std::size_t(R * p.dk));
-        T* sc = carve.take(std::size_t(R * kv_chunk));
-        T* krow_buf = carve.take(std::size_t(p.dk));
-        T* vrow_buf = carve.take(std::size_t(p.dv));
-        T* part = partials.data() + u * R * part_stride;
+        T* qs = carve.take(std::size_t(heads_per_block * R * dk_pad));
+        T* prob = carve.take(std::size_t(R * W));
+        T* k_block = carve.take(std::size_t(W * p.dk));
+        T* v_block = carve.take(std::size_t(W * p.dv));
+        T* iota = carve.take(std::size_t(W));
+        for (index_t j = 0; j < W; ++j) iota[j] = T(j);
+        const auto lane = simd::load_aligned(iota);
+        auto q_of = [&](index_t hk, index_t r) { return qs + ((hk - h0) * R + r) * dk_pad; };
 
-        for (index_t r = 0; r < rows; ++r) {  // row r: head hk*group + r / q_len, query r % q_len
-            const index_t h = hk * p.group + r / sq.q_len, i = r % sq.q_len;
-            const T* qrow = a.q.ptr(sq.batch, sq.q_begin + i, h);
-            for (index_t d = 0; d < p.dk; ++d) qs[r * p.dk + d] = qrow[d * a.q.stride(3)] * scale;
-        }
-        for (index_t j = c0; j < c1; ++j) {
-            const T* kr = a.k.ptr(sq.batch, sq.k_begin + j, hk);
-            if (!k_packed) {
-                for (index_t d = 0; d < p.dk; ++d) krow_buf[d] = kr[d * a.k.stride(3)];
-                kr = krow_buf;
-            }
+        for (index_t hk = h0; hk < h1; ++hk)
             for (index_t r = 0; r < rows; ++r) {
                 const index_t h = hk * p.group + r / sq.q_len, i = r % sq.q_len;
-                const key_range vis = visible_keys(i, sq, opt);
-                T& out_s = sc[r * kv_chunk + (j - c0)];
-                if (j < vis.lo || j > vis.hi) {
-                    out_s = ninf;
-                    continue;
+                const T* qrow = a.q.ptr(sq.batch, sq.q_begin + i, h);
+                T* qd = q_of(hk, r);
+                for (index_t d = 0; d < dk_pad; ++d) qd[d] = d < p.dk ? qrow[d * a.q.stride(3)] * scale : T(0);
+                part_m.data()[part_index(chunk, hk, r)] = ninf;
+                part_l.data()[part_index(chunk, hk, r)] = T(0);
+                std::fill_n(part_o.data() + part_index(chunk, hk, r) * dv_pad, dv_pad, T(0));
+            }
+        for (index_t j0 = c0; j0 < c1; j0 += W) {
+            const index_t nk = std::min(W, c1 - j0);
+            for (index_t hk = h0; hk < h1; ++hk) {
+                const T* kb = a.k.ptr(sq.batch, sq.k_begin + j0, hk);
+                const T* vb = a.v.ptr(sq.batch, sq.k_begin + j0, hk);
+                index_t k_stride = a.k.stride(1), v_stride = a.v.stride(1);
+                // Rows of one head are a page apart: ask for all of the block's lines at
+                // once (memory-level parallelism) rather than one row at a time.
+                for (index_t j = 0; j < nk; ++j) {
+                    if (k_packed) simd::prefetch(kb + j * k_stride, std::size_t(p.dk));
+                    if (v_packed) simd::prefetch(vb + j * v_stride, std::size_t(p.dv));
                 }
-                T sv = simd::dot(qs + r * p.dk, kr, std::size_t(p.dk));
-                if (opt.softcap > 0) sv = T(opt.softcap) * std::tanh(sv / T(opt.softcap));
-                if (opt.alibi_slopes)
-                    sv -= T(opt.alibi_slopes[h]) * T(std::abs(i + sq.k_len - sq.q_len - j));
-                out_s = sv;
-            }
-        }
-        for (index_t r = 0; r < rows; ++r) {
-            const auto ps = kernels::exp_row(sc + r * kv_chunk, n);
-            part[r * part_stride] = ps.max;
-            part[r * part_stride + 1] = ps.sum;
-            std::fill(part + r * part_stride + 2, part + (r + 1) * part_stride, T(0));
-        }
-        for (index_t j = c0; j < c1; ++j) {
-            const T* vr = a.v.ptr(sq.batch, sq.k_begin + j, hk);
-            if (!v_packed) {
-                for (index_t e = 0; e < p.dv; ++e) vrow_buf[e] = vr[e * a.v.stride(3)];
-                vr = vrow_buf;
-            }
-            for (index_t r = 0; r < rows; ++r) {
-                const T pj = sc[r * kv_chunk + (j - c0)];
-                if (pj != T(0)) simd::axpy(pj, vr, part + r * part_stride + 2, std::size_t(p.dv));
+                if (!k_packed) {
+                    for (index_t j = 0; j < nk; ++j)
+                        for (index_t d = 0; d < p.dk; ++d) k_block[j * p.dk + d] = kb[j * k_stride + d * a.k.stride(3)];
+                    kb = k_block;
+                    k_stride = p.dk;
+                }
+                if (!v_packed) {
+                    for (index_t j = 0; j < nk; ++j)
+                        for (index_t e = 0; e < p.dv; ++e) v_block[j * p.dv + e] = vb[j * v_stride + e * a.v.stride(3)];
+                    vb = v_block;
+                    v_stride = p.dv;
+                }
+                kernels::dot_key_rows(q_of(hk, 0), dk_pad, rows, kb, k_stride, nk, p.dk, prob);
+                for (index_t r = 0; r < rows; ++r) {
+                    const index_t h = hk * p.group + r / sq.q_len, i = r % sq.q_len;
+                    const key_range vis = visible_keys(i, sq, opt);
+                    const index_t pi = part_index(chunk, hk, r);
+                    T* pr = prob + r * W;
+                    const index_t lo = std::max(vis.lo, j0), hi = std::min(vis.hi, j0 + nk - 1);
+                    if (lo > hi) {
+                        std::fill_n(pr, W, T(0));
+                        continue;
+                    }
+                    auto sv = simd::load_aligned(pr);
+                    if (opt.softcap > 0) sv = T(opt.softcap) * simd::tanh(sv * T(1 / opt.softcap));
+                    if (opt.alibi_slopes) {
+                        const simd::vec<T> diag(T(i + sq.k_len - sq.q_len - j0));
+                        sv = simd::fma(simd::vec<T>(-T(opt.alibi_slopes[h])), simd::abs(diag - lane), sv);
+                    }
+                    if (lo > j0 || hi < j0 + W - 1)
+                        sv = simd::select((lane >= simd::vec<T>(T(lo - j0))) && (lane <= simd::vec<T>(T(hi - j0))), sv,
+                                          simd::vec<T>(ninf));
+                    T& m = part_m.data()[pi];
+                    T& l = part_l.data()[pi];
+                    const T m_new = std::max(m, simd::hmax(sv));
+                    const auto pv = simd::exp(sv - simd::vec<T>(m_new));
+                    simd::store_aligned(pr, pv);
+                    const T alpha = std::exp(m - m_new);  // 0 on the first visible block
+                    if (alpha != T(1)) simd::scale(alpha, part_o.data() + pi * dv_pad, std::size_t(dv_pad));
+                    l = l * alpha + simd::hsum(pv);
+                    m = m_new;
+                }
+                kernels::accumulate_value_rows(prob, rows, vb, v_stride, nk,
+                                               part_o.data() + part_index(chunk, hk, 0) * dv_pad, dv_pad, p.dv);
             }
         }
     });
@@ -261,20 +307,20 @@ void attention_split_kv(const attention_args<T>& a, const attention_options& opt
         const index_t local = x - row_first[std::size_t(s)];
         const index_t h = local / sq.q_len, i = local % sq.q_len, hk = h / p.group;
         const index_t r = (h % p.group) * sq.q_len + i;
-        const index_t chunks = (seq_first[std::size_t(s) + 1] - seq_first[std::size_t(s)]) / p.hkv;
+        const index_t first = seq_first[std::size_t(s)], last = seq_first[std::size_t(s) + 1];
         T mx = ninf;
-        for (index_t c = 0; c < chunks; ++c)
-            mx = std::max(mx, partials.data()[(seq_first[std::size_t(s)] + c * p.hkv + hk) * R * part_stride + r * part_stride]);
+        for (index_t chunk = first; chunk < last; ++chunk) mx = std::max(mx, part_m.data()[part_index(chunk, hk, r)]);
         T* orow = a.out.ptr(sq.batch, sq.q_begin + i, h);
         for (index_t e = 0; e < p.dv; ++e) orow[e * a.out.stride(3)] = T(0);
         T sum = 0;
         if (mx != ninf) {
-            for (index_t c = 0; c < chunks; ++c) {
-                const T* part = partials.data() + (seq_first[std::size_t(s)] + c * p.hkv + hk) * R * part_stride + r * part_stride;
-                if (part[1] == T(0)) continue;
-                const T w = std::exp(part[0] - mx);
-                sum += w * part[1];
-                for (index_t e = 0; e < p.dv; ++e) orow[e * a.out.stride(3)] += w * part[2 + e];
+            for (index_t chunk = first; chunk < last; ++chunk) {
+                const index_t pi = part_index(chunk, hk, r);
+                if (part_l.data()[pi] == T(0)) continue;
+                const T w = std::exp(part_m.data()[pi] - mx);
+                sum += w * part_l.data()[pi];
+                const T* po = part_o.data() + pi * dv_pad;
+                for (index_t e = 0; e < p.dv; ++e) orow[e * a.out.stride(3)] += w * po[e];
             }
             for (index_t e = 0; e < p.dv; ++e) orow[e * a.out.stride(3)] /= sum;
         }

@@ -45,7 +45,24 @@ template <class T, class B> inline vec<T> select(const B& mask, const vec<T>& a,
 
 // Horizontal reductions (xsimd 8.1 has hadd only; later releases call it reduce_add).
 template <class T> inline T hsum(const vec<T>& v) { return xsimd::hadd(v); }
+// Lane i of the result is the sum of rows[i] (rows holds width<T> vectors).
+template <class T> inline vec<T> hsum_rows(const vec<T>* rows) {
+    const vec<T> sums = xsimd::haddp(rows);
+#if defined(__AVX512F__)
+    // xsimd 8.1's AVX-512 float haddp returns the sums in lane order
+    // 0 1 4 5 2 3 6 7 8 9 12 13 10 11 14 15; this permutation is its own inverse.
+    if constexpr (std::is_same_v<T, float> && sizeof(vec<T>) == 64)
+        return vec<T>(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15), sums));
+#endif
+    return sums;
+}
 template <class T> inline T hmax(const vec<T>& v) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(vec<T>) == 64) {
+        if constexpr (std::is_same_v<T, float>) return _mm512_reduce_max_ps(v);
+        else return _mm512_reduce_max_pd(v);
+    }
+#endif
     alignas(64) T lanes[width<T>];
     v.store_aligned(lanes);
     T m = lanes[0];
@@ -90,4 +107,14 @@ inline void store_partial(T* p, const vec<T>& v, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) p[i] = lanes[i];
 }
 
+}  // namespace seqmix::simd
+
+
+namespace seqmix::simd {
+// Prefetch (to L2) the cache lines holding n elements from p.
+template <class T>
+inline void prefetch(const T* p, std::size_t n) {
+    const char* c = reinterpret_cast<const char*>(p);
+    for (std::size_t b = 0; b < n * sizeof(T); b += 64) __builtin_prefetch(c + b, 0, 2);
+}
 }  // namespace seqmix::simd

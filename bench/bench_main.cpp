@@ -1,0 +1,52 @@
+// seqmix_bench: the ceilings of BENCH.md first (FMA peak, triad; Eigen GEMM per shape),
+// then every kernel benchmark, each reporting its rate next to the ceiling that bounds it.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+
+#include "bench_registry.hpp"
+#include "ceilings.hpp"
+
+using namespace seqmix_bench;
+
+namespace {
+void ceiling_fma(benchmark::State& state, int threads) {
+    for (auto _ : state) state.SetIterationTime(1.0);
+    state.counters["GFLOPs"] = measured().fma[threads];
+    state.counters["threads"] = threads;
+}
+void ceiling_triad(benchmark::State& state, int threads) {
+    for (auto _ : state) state.SetIterationTime(1.0);
+    state.counters["GBs"] = measured().triad[threads];
+    state.counters["threads"] = threads;
+}
+void ceiling_gemm(benchmark::State& state, int threads) {
+    for (auto _ : state) state.SetIterationTime(1.0);
+    state.counters["GFLOPs"] = gemm_gflops(2.0 * 1024.0 * 1024.0 * 1024.0, threads);
+    state.counters["threads"] = threads;
+}
+}  // namespace
+
+void register_ceiling_benchmarks() {
+    for (int t : {1, 2}) {
+        const std::string s = "/threads:" + std::to_string(t);
+        benchmark::RegisterBenchmark(("ceiling/fma_peak" + s).c_str(), ceiling_fma, t)->Iterations(1)->UseManualTime();
+        benchmark::RegisterBenchmark(("ceiling/eigen_gemm_1024" + s).c_str(), ceiling_gemm, t)->Iterations(1)->UseManualTime();
+        benchmark::RegisterBenchmark(("ceiling/triad" + s).c_str(), ceiling_triad, t)->Iterations(1)->UseManualTime();
+    }
+}
+
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    for (int t : {1, 2}) {
+        measured().fma[t] = fma_peak_gflops(t);
+        measured().triad[t] = triad_gbs(t);
+        std::fprintf(stderr, "ceilings, %d thread(s): FMA peak %.1f GFLOP/s, triad %.1f GB/s\n", t,
+                     measured().fma[t], measured().triad[t]);
+    }
+    register_ceiling_benchmarks();
+    register_softmax_attention_benchmarks();
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

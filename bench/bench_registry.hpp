@@ -1,0 +1,4 @@
+#pragma once
+// Each bench_<op>.cpp registers its benchmarks; bench_main.cpp calls them all.
+void register_ceiling_benchmarks();
+void register_softmax_attention_benchmarks();

@@ -1,0 +1,102 @@
+#pragma once
+// The machine's ceilings, measured in the same run as the kernels (BENCH.md): FMA peak,
+// an Eigen GEMM of a given FLOP count, and STREAM-like triad bandwidth.
+#include <seqmix/core/aligned_buffer.hpp>
+#include <seqmix/core/parallel.hpp>
+#include <seqmix/simd/vec.hpp>
+
+#include <Eigen/Dense>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <utility>
+
+namespace seqmix_bench {
+
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Best of `reps` timings of f() (seconds).
+template <class F>
+double best_time(F&& f, int reps) {
+    double best = 1e30;
+    for (int r = 0; r < reps; ++r) {
+        auto t0 = std::chrono::steady_clock::now();
+        f();
+        best = std::min(best, seconds_since(t0));
+    }
+    return best;
+}
+
+// fp32 FMA throughput: 12 independent vector accumulators per thread (covers latency x ports).
+inline double fma_peak_gflops(int threads) {
+    using V = seqmix::simd::vec<float>;
+    constexpr int acc_n = 12;
+    const long iters = 20'000'000;
+    double secs = best_time([&] {
+        seqmix::parallel_for(threads, threads, [&](std::int64_t, int) {
+            V acc[acc_n];
+            for (int i = 0; i < acc_n; ++i) acc[i] = V(float(i) * 1e-3f);
+            const V x(0.999999f), y(1e-7f);
+            for (long it = 0; it < iters; ++it)
+                for (int i = 0; i < acc_n; ++i) acc[i] = seqmix::simd::fma(acc[i], x, y);
+            V s(0.0f);
+            for (int i = 0; i < acc_n; ++i) s = s + acc[i];
+            volatile float sink = seqmix::simd::hsum(s);
+            (void)sink;
+        });
+    }, 3);
+    return 2.0 * acc_n * double(V::size) * double(iters) * threads / secs * 1e-9;
+}
+
+// One square Eigen::MatrixXf product with (about) the given FLOP count.
+inline double gemm_gflops(double flops, int threads) {
+    static std::map<std::pair<long, int>, double> cache;
+    const long n = std::max(64L, long(std::cbrt(flops / 2.0)) / 16 * 16);
+    auto key = std::make_pair(n, threads);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+    Eigen::setNbThreads(threads);
+    Eigen::MatrixXf a = Eigen::MatrixXf::Random(n, n), b = Eigen::MatrixXf::Random(n, n), c(n, n);
+    c.noalias() = a * b;  // warm-up
+    const int reps = n <= 1024 ? 5 : 3;
+    double secs = best_time([&] { c.noalias() = a * b; }, reps);
+    volatile float sink = c(0, 0);
+    (void)sink;
+    return cache[key] = 2.0 * double(n) * double(n) * double(n) / secs * 1e-9;
+}
+
+// STREAM triad a = b + s c over three 64 MiB arrays; bytes counted 3 per element-word.
+inline double triad_gbs(int threads) {
+    const std::int64_t n = 16 << 20;
+    seqmix::aligned_buffer<float> a{std::size_t(n)}, b{std::size_t(n)}, c{std::size_t(n)};
+    const std::int64_t blocks = 64, per = n / blocks;
+    auto triad = [&](float s) {
+        seqmix::parallel_for(blocks, threads, [&](std::int64_t blk, int) {
+            float* pa = a.data() + blk * per;
+            const float* pb = b.data() + blk * per;
+            const float* pc = c.data() + blk * per;
+            for (std::int64_t i = 0; i < per; ++i) pa[i] = pb[i] + s * pc[i];
+        });
+    };
+    // First touch from the same static partition the timed runs use.
+    seqmix::parallel_for(blocks, threads, [&](std::int64_t blk, int) {
+        for (std::int64_t i = blk * per; i < (blk + 1) * per; ++i) a.data()[i] = b.data()[i] = c.data()[i] = 1.0f;
+    });
+    double secs = best_time([&] { triad(1.5f); }, 5);
+    return 3.0 * 4.0 * double(n) / secs * 1e-9;
+}
+
+struct ceilings {
+    double fma[3] = {0, 0, 0};    // GFLOP/s for 1 and 2 threads (index = threads)
+    double triad[3] = {0, 0, 0};  // GB/s
+};
+
+inline ceilings& measured() {
+    static ceilings c;
+    return c;
+}
+
+}  // namespace seqmix_bench
