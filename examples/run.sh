@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Quick start: installs what is missing, builds the examples and the benchmarks (Release,
+# -march=native), runs every example, then a short benchmark summary.
+# Usage: bash examples/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source cmake/debian-deps.sh
+seqmix_install_deps python3-matplotlib
+launcher=$(seqmix_cmake_launcher || true)
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSEQMIX_BUILD_TESTS=OFF $launcher >/dev/null
+cmake --build build/release -j "$(nproc)"
+for ex in build/release/examples/*; do
+  [ -x "$ex" ] && [ -f "$ex" ] || continue
+  echo "=== $(basename "$ex")"
+  "$ex"
+done
+echo "=== benchmark summary (short; bash bench/run.sh for the full run and docs/performance.md)"
+build/release/bench/seqmix_bench --benchmark_min_time=0.1 \
+  --benchmark_filter='ceiling|prefill/H8/D(64|128)/N2048/(full|causal)|decode/.*Nk4096|chunk/.*N2048/|decode_step' \
+  --benchmark_out=build/release/summary.json --benchmark_out_format=json
+python3 bench/report.py build/release/summary.json --out build/release/report >/dev/null
+echo "report: build/release/report/performance.md"
