@@ -49,6 +49,7 @@ inline void micro_tile(index_t kc, const T* a, index_t a_sm, index_t a_sk, const
 // Register blocking of the target: 32 vector registers hold 8x2 accumulators, 16 hold 4x2.
 template <class T>
 struct panel_blocking {
+    // 8x2 measured best on AVX-512 against 12x2, 6x4 and 4x4.
     static constexpr int mr = simd::register_count >= 32 ? 8 : 4;
     static constexpr int nv = 2;
 };
