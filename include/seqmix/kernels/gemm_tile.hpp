@@ -13,6 +13,7 @@ namespace seqmix::kernels {
 
 enum class tile_update {
     overwrite,         // C = A B
+    accumulate,        // C = C + A B
     scale_accumulate,  // C = C * diag(alpha) + A B   (alpha per lane: online-softmax rescale)
 };
 
@@ -27,6 +28,9 @@ inline void micro_tile(index_t kc, const T* a, index_t a_sm, index_t a_sk, const
     if constexpr (Mode == tile_update::overwrite) {
         for (int m = 0; m < MR; ++m)
             for (int v = 0; v < NV; ++v) acc[m][v] = V(T(0));
+    } else if constexpr (Mode == tile_update::accumulate) {
+        for (int m = 0; m < MR; ++m)
+            for (int v = 0; v < NV; ++v) acc[m][v] = simd::load_aligned(c + m * ldc + v * W);
     } else {
         V scale[NV];
         for (int v = 0; v < NV; ++v) scale[v] = simd::load_aligned(alpha + v * W);

@@ -8,14 +8,14 @@
 
 namespace seqmix::kernels {
 
-// scores[r * W + j] = q_r . k_j for RB query rows q_r = q + r * ldq and the W keys
+// scores[r * lds + j] = q_r . k_j for RB query rows q_r = q + r * ldq and the W keys
 // k_j = k + j * k_stride, j < nkeys (lanes past nkeys repeat the last key; callers mask
 // them). Every key row is loaded once for all RB query rows: rows of one head of a
 // [B,N,H,D] tensor are 4 KB apart and share one L1 set, so re-reading them per query row
 // would go to L2. q rows must be readable (zero padded) up to d rounded up to W.
 template <class T, int RB>
 inline void dot_key_block(const T* q, index_t ldq, const T* k, index_t k_stride, index_t nkeys, index_t d,
-                          T* scores) {
+                          T* scores, index_t lds) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     constexpr index_t G = W < 4 ? W : 4;  // keys per pass: RB x G accumulators stay in registers
@@ -46,18 +46,17 @@ inline void dot_key_block(const T* q, index_t ldq, const T* k, index_t k_stride,
         for (int r = 0; r < RB; ++r)
             for (index_t j = 0; j < G; ++j) part[r][g + j] = acc[r][j];
     }
-    for (int r = 0; r < RB; ++r) simd::store_aligned(scores + r * W, simd::hsum_rows(part[r]));
+    for (int r = 0; r < RB; ++r) simd::store(scores + r * lds, simd::hsum_rows(part[r]));
 }
 
 // The same for any number of query rows, in blocks the register file holds.
 template <class T>
 inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const T* k, index_t k_stride, index_t nkeys,
-                         index_t d, T* scores) {
-    constexpr index_t W = index_t(simd::width<T>);
+                         index_t d, T* scores, index_t lds) {
     constexpr int RB = simd::register_count >= 32 ? 4 : 2;
     index_t r = 0;
-    for (; r + RB <= rows; r += RB) dot_key_block<T, RB>(q + r * ldq, ldq, k, k_stride, nkeys, d, scores + r * W);
-    for (; r < rows; ++r) dot_key_block<T, 1>(q + r * ldq, ldq, k, k_stride, nkeys, d, scores + r * W);
+    for (; r + RB <= rows; r += RB) dot_key_block<T, RB>(q + r * ldq, ldq, k, k_stride, nkeys, d, scores + r * lds, lds);
+    for (; r < rows; ++r) dot_key_block<T, 1>(q + r * ldq, ldq, k, k_stride, nkeys, d, scores + r * lds, lds);
 }
 
 // o_r[0..dv) += sum_{j < nkeys} p[r * W + j] * v_j for RB rows, v_j = v + j * v_stride.

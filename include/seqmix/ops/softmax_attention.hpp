@@ -263,7 +263,7 @@ void attention_split_kv(const attention_args<T>& a, const attention_options& opt
                     vb = v_block;
                     v_stride = p.dv;
                 }
-                kernels::dot_key_rows(q_of(hk, 0), dk_pad, rows, kb, k_stride, nk, p.dk, prob);
+                kernels::dot_key_rows(q_of(hk, 0), dk_pad, rows, kb, k_stride, nk, p.dk, prob, W);
                 for (index_t r = 0; r < rows; ++r) {
                     const index_t h = hk * p.group + r / sq.q_len, i = r % sq.q_len;
                     const key_range vis = visible_keys(i, sq, opt);

@@ -1,0 +1,50 @@
+#pragma once
+// The contract of gated_linear_attention: options and argument validation.
+#include "recurrent.hpp"
+
+namespace seqmix {
+
+struct gla_options {
+    double scale = 0;  // 0 = 1/sqrt(Dk)
+    int chunk_size = 0;
+    const std::int32_t* cu_seqlens = nullptr;
+    int num_seqs = 0;
+    int num_threads = 0;
+};
+
+using gla_step_options = recurrent_step_options;
+
+namespace detail {
+
+// g is [B,N,H,Dk] (GLA, per key channel) or [B,N,H] (scalar gate per head).
+template <class QV, class KV, class VV, class GV, class OV, class T>
+recurrent_args<T> prepare_gla(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out,
+                              const gla_options& opt, const tensor_view<const T, 4>& initial_state,
+                              const tensor_view<T, 4>& final_state, const char* op) {
+    static_assert(view_traits<GV>::is_view && std::is_same_v<typename GV::value_type, T>,
+                  "seqmix: g must be a tensor_view of the element type of q");
+    auto a = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
+    validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt.num_threads, a.q.empty() ? 0 : a.q.extent(3), 0);
+    check_finite(opt.scale, op, "scale");
+    check_chunk_size(opt.chunk_size, op);
+    const index_t B = a.q.extent(0), N = a.q.extent(1), Hv = a.v.extent(2), Dk = a.q.extent(3);
+    constexpr std::size_t R = GV::rank;
+    check_given(g, op, "g");
+    if constexpr (R == 4) {
+        a.g4 = g;
+        check_shape(a.g4, {B, N, Hv, Dk}, op, "g");
+        check_log_gates(a.g4, op);
+    } else if constexpr (R == 3) {
+        a.g3 = g;
+        check_shape(a.g3, {B, N, Hv}, op, "g");
+        check_log_gates(a.g3, op);
+    } else {
+        raise(detail::concat(op, ": argument 'g': expected rank 4 [B,N,H,Dk] (GLA) or rank 3 [B,N,H] (scalar gate), given rank ", R));
+    }
+    a.problem.vector_gate = R == 4;
+    a.problem.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(Dk));
+    return a;
+}
+
+}  // namespace detail
+}  // namespace seqmix

@@ -1,0 +1,49 @@
+#pragma once
+// The contract of linear_attention: options, feature maps and argument validation.
+#include "recurrent.hpp"
+
+namespace seqmix {
+
+struct linear_attention_options {
+    seqmix::feature_map feature_map = seqmix::feature_map::identity;  // applied to q and k
+    bool normalize = false;  // o = S^T phi(q) / (z . phi(q) + eps); states get a normalizer column
+    double eps = 1e-6;
+    bool causal = true;      // false: bidirectional (encoder), every query sees every key
+    const float* log_decay = nullptr;  // [Hv], <= 0: S_t = exp(log_decay) S_{t-1} + ...
+    double scale = 0;        // 0 = 1/sqrt(Dk) (ignored when normalize: it cancels)
+    int chunk_size = 0;      // 0 = the measured default
+    const std::int32_t* cu_seqlens = nullptr;  // [num_seqs + 1], packed varlen
+    int num_seqs = 0;        // seqmix extension: entries in cu_seqlens minus one
+    int num_threads = 0;
+};
+
+struct linear_attention_step_options : recurrent_step_options {
+    seqmix::feature_map feature_map = seqmix::feature_map::identity;
+    bool normalize = false;
+    double eps = 1e-6;
+    const float* log_decay = nullptr;
+};
+
+namespace detail {
+
+template <class QV, class KV, class VV, class OV, class T>
+recurrent_args<T> prepare_linear_attention(const QV& q, const KV& k, const VV& v, const OV& out,
+                                           const linear_attention_options& opt,
+                                           const tensor_view<const T, 4>& initial_state,
+                                           const tensor_view<T, 4>& final_state, const char* op) {
+    auto a = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
+    const index_t dphi = feature_dim(opt.feature_map, a.q.empty() ? 0 : a.q.extent(3));
+    validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt.num_threads, dphi, opt.normalize ? 1 : 0);
+    check_finite(opt.scale, op, "scale");
+    check(opt.eps >= 0 && std::isfinite(opt.eps), op, "eps", "a finite value >= 0", opt.eps);
+    check_chunk_size(opt.chunk_size, op);
+    check_log_decay(opt.log_decay, a.problem.hv, op);
+    check(opt.causal || !opt.log_decay, op, "log_decay", "nullptr when causal = false (no decay bidirectionally)",
+          "a decay array");
+    a.problem.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(a.problem.dk_in));
+    a.problem.vector_gate = false;
+    return a;
+}
+
+}  // namespace detail
+}  // namespace seqmix

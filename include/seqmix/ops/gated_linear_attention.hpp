@@ -1,0 +1,145 @@
+#pragma once
+// gated_linear_attention: S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T, o_t = scale S_t^T q_t,
+// with a per-channel gate g [B,N,H,Dk] (GLA) or a scalar gate g [B,N,H] (simple GLA,
+// RetNet with data-dependent decay, the Mamba-2 form). Chunkwise-parallel: the scalar gate
+// makes the intra-chunk decay an outer difference exp(b_t - b_s) (the faster path); the
+// vector gate uses the GLA secondary chunking in kernels/chunkwise.hpp, stable for any gates.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "../contract/gated_linear_attention.hpp"
+#include "../core/parallel.hpp"
+#include "../core/scratch.hpp"
+#include "../kernels/chunk_scan.hpp"
+#include "../kernels/state_step.hpp"
+#include "../simd/exp.hpp"
+
+namespace seqmix {
+
+// Chunk size measured best on Zen 4 for Dk = Dv = 64 and 128 (see docs/ops/gated_linear_attention.md).
+constexpr int gla_default_chunk = 64;
+
+template <class QV, class KV, class VV, class GV, class OV>
+void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out,
+                            const gla_options& opt = {},
+                            tensor_view<const typename OV::value_type, 4> initial_state = {},
+                            tensor_view<typename OV::value_type, 4> final_state = {}) {
+    using T = typename OV::value_type;
+    auto a = detail::prepare_gla(q, k, v, g, out, opt, initial_state, final_state, "gated_linear_attention");
+    const auto& p = a.problem;
+    kernels::chunk_scan_shape sh;
+    sh.units = p.num_seqs * p.hv;
+    sh.dk = p.dk;
+    sh.dv = p.dv;
+    sh.chunk = opt.chunk_size > 0 ? opt.chunk_size : gla_default_chunk;
+    sh.gate = p.vector_gate ? kernels::gate_kind::vector : kernels::gate_kind::scalar;
+    sh.causal = true;
+    for (index_t u = 0; u < sh.units; ++u) sh.len.push_back(p.sequence(u / p.hv).len);
+    const T scale = T(p.scale);
+
+    auto pack = [&](index_t u, index_t t0, kernels::chunk_tile<T>& c) {
+        const auto sq = p.sequence(u / p.hv);
+        const index_t h = u % p.hv, hk = h / p.group;
+        for (index_t t = 0; t < c.len; ++t) {
+            const index_t n = sq.begin + t0 + t;
+            T* qr = c.q + t * c.ldk;
+            T* kr = c.k + t * c.ldk;
+            const T* qi = a.q.ptr(sq.batch, n, hk);
+            const T* ki = a.k.ptr(sq.batch, n, hk);
+            for (index_t d = 0; d < p.dk; ++d) {
+                qr[d] = qi[d * a.q.stride(3)];
+                kr[d] = ki[d * a.k.stride(3)];
+            }
+            std::fill(qr + p.dk, qr + c.ldk, T(0));
+            std::fill(kr + p.dk, kr + c.ldk, T(0));
+            T* vr = c.v + t * c.ldv;
+            const T* vi = a.v.ptr(sq.batch, n, h);
+            for (index_t e = 0; e < p.dv; ++e) vr[e] = vi[e * a.v.stride(3)];
+            std::fill(vr + p.dv, vr + c.ldv, T(0));
+            // Cumulative log gates inside the chunk (b <= 0, falling).
+            if (p.vector_gate) {
+                T* br = c.b + t * c.ldk;
+                const T* prev = t > 0 ? br - c.ldk : nullptr;
+                const T* gi = a.g4.ptr(sq.batch, n, h);
+                for (index_t d = 0; d < p.dk; ++d) br[d] = (prev ? prev[d] : T(0)) + gi[d * a.g4.stride(3)];
+                std::fill(br + p.dk, br + c.ldk, T(0));
+            } else {
+                c.b[t] = (t > 0 ? c.b[t - 1] : T(0)) + a.g3(sq.batch, n, h);
+            }
+        }
+    };
+    auto emit = [&](index_t u, index_t t0, index_t len, const T* O, index_t ldv) {
+        const auto sq = p.sequence(u / p.hv);
+        const index_t h = u % p.hv;
+        for (index_t t = 0; t < len; ++t) {
+            T* o = a.out.ptr(sq.batch, sq.begin + t0 + t, h);
+            for (index_t e = 0; e < p.dv; ++e) o[e * a.out.stride(3)] = O[t * ldv + e] * scale;
+        }
+    };
+    auto load_state = [&](index_t u, T* S, index_t ldv) {
+        std::fill(S, S + sh.dk * ldv, T(0));
+        if (a.initial_state.empty()) return;
+        for (index_t d = 0; d < sh.dk; ++d)
+            for (index_t e = 0; e < sh.dv; ++e) S[d * ldv + e] = a.initial_state(u / p.hv, u % p.hv, d, e);
+    };
+    auto store_state = [&](index_t u, const T* S, index_t ldv) {
+        if (a.final_state.empty()) return;
+        for (index_t d = 0; d < sh.dk; ++d)
+            for (index_t e = 0; e < sh.dv; ++e) a.final_state(u / p.hv, u % p.hv, d, e) = S[d * ldv + e];
+    };
+    kernels::chunk_scan<T>(sh, opt.num_threads, pack, emit, load_state, store_state);
+}
+
+// One token per batch row: q, k [B,Hk,Dk], v and out [B,Hv,Dv], g [B,Hv,Dk] or [B,Hv];
+// state [slots,Hv,Dk,Dv] updated in place (row b uses slot state_indices[b], or b).
+template <class QV, class KV, class VV, class GV, class OV>
+void gated_linear_attention_step(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out,
+                                 tensor_view<typename OV::value_type, 4> state, const gla_step_options& opt = {}) {
+    using T = typename OV::value_type;
+    const char* op = "gated_linear_attention_step";
+    const auto s = detail::prepare_step(q, k, v, out, state, opt, feature_map::identity, 0, op);
+    constexpr std::size_t RG = GV::rank;
+    static_assert(RG == 2 || RG == 3, "seqmix: g of a step is [B,H,Dk] (GLA) or [B,H] (scalar gate)");
+    check_given(g, op, "g");
+    if constexpr (RG == 3) check_shape(tensor_view<const T, 3>(g), {s.batch, s.hv, s.dk}, op, "g");
+    else check_shape(tensor_view<const T, 2>(g), {s.batch, s.hv}, op, "g");
+    detail::check_log_gates(tensor_view<const T, RG>(g), op);
+    const bool fast = state.stride(3) == 1;
+    const int threads = resolve_threads(opt.num_threads, s.batch * s.hv);
+    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(s.dk, s.dk, s.dk, s.dv, s.dv));
+    const T scale = T(opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(s.dk)));
+    parallel_for(s.batch * s.hv, threads, [&](index_t x, int t) {
+        const index_t b = x / s.hv, h = x % s.hv, hk = h / (s.hv / s.hk);
+        const index_t slot = opt.state_indices ? opt.state_indices[b] : b;
+        scratch_carver<T> cv(scratch.get(t));
+        T* qf = cv.take(std::size_t(s.dk));
+        T* kf = cv.take(std::size_t(s.dk));
+        T* decay = cv.take(std::size_t(s.dk));
+        T* vv = cv.take(std::size_t(s.dv));
+        T* o = cv.take(std::size_t(s.dv));
+        for (index_t d = 0; d < s.dk; ++d) {
+            qf[d] = s.q(b, hk, d);
+            kf[d] = s.k(b, hk, d);
+            if constexpr (RG == 3) decay[d] = std::exp(g(b, h, d));
+        }
+        if constexpr (RG == 2) decay[0] = std::exp(g(b, h));
+        const index_t decay_stride = RG == 3 ? 1 : 0;
+        for (index_t e = 0; e < s.dv; ++e) vv[e] = s.v(b, h, e);
+        T* S = state.ptr(slot, h);
+        if (fast) {
+            kernels::state_step(S, state.stride(2), s.dk, s.dv, qf, kf, vv, decay, decay_stride, o);
+        } else {
+            for (index_t e = 0; e < s.dv; ++e) o[e] = T(0);
+            for (index_t d = 0; d < s.dk; ++d)
+                for (index_t e = 0; e < s.dv; ++e) {
+                    T& x_ = state(slot, h, d, e);
+                    x_ = decay[d * decay_stride] * x_ + kf[d] * vv[e];
+                    o[e] += qf[d] * x_;
+                }
+        }
+        for (index_t e = 0; e < s.dv; ++e) s.out(b, h, e) = o[e] * scale;
+    });
+}
+
+}  // namespace seqmix

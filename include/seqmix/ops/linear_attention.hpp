@@ -1,0 +1,168 @@
+#pragma once
+// linear_attention: S_t = exp(log_decay) S_{t-1} + phi(k_t) v_t^T, o_t = scale S_t^T phi(q_t)
+// (or normalized by z_t . phi(q_t) + eps), computed chunkwise as in Lightning attention:
+// exact masked attention inside a chunk, the state passed between chunks. The normalizer
+// rides along as one more value column of ones, so it needs no separate machinery; states
+// then have Dv + 1 columns, the last one being z.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "../contract/linear_attention.hpp"
+#include "../core/parallel.hpp"
+#include "../core/scratch.hpp"
+#include "../kernels/chunk_scan.hpp"
+#include "../kernels/state_step.hpp"
+#include "../simd/exp.hpp"
+
+namespace seqmix {
+namespace detail {
+
+// phi(x) for one row of d inputs (stride sx) into out (feature_dim values), in T.
+template <class T>
+void feature_row(seqmix::feature_map f, const T* x, index_t sx, index_t d, T* out) {
+    switch (f) {
+        case seqmix::feature_map::identity:
+            for (index_t i = 0; i < d; ++i) out[i] = x[i * sx];
+            break;
+        case seqmix::feature_map::relu:
+            for (index_t i = 0; i < d; ++i) out[i] = std::max(x[i * sx], T(0));
+            break;
+        case seqmix::feature_map::elu_plus_one:
+            for (index_t i = 0; i < d; ++i) {
+                const T e = x[i * sx];
+                out[i] = e > T(0) ? e + T(1) : std::exp(e);
+            }
+            break;
+        case seqmix::feature_map::taylor2: {
+            // Based: [1, x, x (x) x / sqrt 2], so phi(q) . phi(k) = 1 + q.k + (q.k)^2 / 2.
+            const T r = T(1) / std::sqrt(T(2));
+            out[0] = T(1);
+            for (index_t i = 0; i < d; ++i) out[1 + i] = x[i * sx];
+            for (index_t i = 0; i < d; ++i) {
+                const T xi = x[i * sx] * r;
+                for (index_t j = 0; j < d; ++j) out[1 + d + i * d + j] = xi * x[j * sx];
+            }
+            break;
+        }
+    }
+}
+
+}  // namespace detail
+
+// Chunk size measured best on Zen 4 for Dk = Dv = 64 and 128 (see docs/ops/linear_attention.md).
+constexpr int linear_attention_default_chunk = 64;
+
+template <class QV, class KV, class VV, class OV>
+void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, const linear_attention_options& opt = {},
+                      tensor_view<const typename OV::value_type, 4> initial_state = {},
+                      tensor_view<typename OV::value_type, 4> final_state = {}) {
+    using T = typename OV::value_type;
+    auto a = detail::prepare_linear_attention(q, k, v, out, opt, initial_state, final_state, "linear_attention");
+    const auto& p = a.problem;
+    const bool norm = opt.normalize;
+    kernels::chunk_scan_shape sh;
+    sh.units = p.num_seqs * p.hv;
+    sh.dk = p.dk;
+    sh.dv = p.dv + (norm ? 1 : 0);
+    sh.chunk = opt.chunk_size > 0 ? opt.chunk_size : linear_attention_default_chunk;
+    sh.gate = opt.log_decay ? kernels::gate_kind::scalar : kernels::gate_kind::none;
+    sh.causal = opt.causal;
+    for (index_t u = 0; u < sh.units; ++u) sh.len.push_back(p.sequence(u / p.hv).len);
+    const T scale = T(p.scale), eps = T(opt.eps);
+
+    auto pack = [&](index_t u, index_t t0, kernels::chunk_tile<T>& c) {
+        const auto sq = p.sequence(u / p.hv);
+        const index_t h = u % p.hv, hk = h / p.group;
+        const T lambda = opt.log_decay ? T(opt.log_decay[h]) : T(0);
+        for (index_t t = 0; t < c.len; ++t) {
+            const index_t n = sq.begin + t0 + t;
+            T* qr = c.q + t * c.ldk;
+            T* kr = c.k + t * c.ldk;
+            detail::feature_row(opt.feature_map, a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk_in, qr);
+            detail::feature_row(opt.feature_map, a.k.ptr(sq.batch, n, hk), a.k.stride(3), p.dk_in, kr);
+            std::fill(qr + p.dk, qr + c.ldk, T(0));
+            std::fill(kr + p.dk, kr + c.ldk, T(0));
+            T* vr = c.v + t * c.ldv;
+            const T* vin = a.v.ptr(sq.batch, n, h);
+            for (index_t e = 0; e < p.dv; ++e) vr[e] = vin[e * a.v.stride(3)];
+            if (norm) vr[p.dv] = T(1);
+            std::fill(vr + sh.dv, vr + c.ldv, T(0));
+            c.b[t] = T(t + 1) * lambda;  // constant decay: cumulative log gate inside the chunk
+        }
+    };
+    auto emit = [&](index_t u, index_t t0, index_t len, const T* O, index_t ldv) {
+        const auto sq = p.sequence(u / p.hv);
+        const index_t h = u % p.hv;
+        for (index_t t = 0; t < len; ++t) {
+            T* o = a.out.ptr(sq.batch, sq.begin + t0 + t, h);
+            const T* row = O + t * ldv;
+            if (norm) {
+                const T inv = T(1) / (row[p.dv] + eps);
+                for (index_t e = 0; e < p.dv; ++e) o[e * a.out.stride(3)] = row[e] * inv;
+            } else {
+                for (index_t e = 0; e < p.dv; ++e) o[e * a.out.stride(3)] = row[e] * scale;
+            }
+        }
+    };
+    auto load_state = [&](index_t u, T* S, index_t ldv) {
+        std::fill(S, S + sh.dk * ldv, T(0));
+        if (a.initial_state.empty()) return;
+        for (index_t d = 0; d < sh.dk; ++d)
+            for (index_t e = 0; e < sh.dv; ++e) S[d * ldv + e] = a.initial_state(u / p.hv, u % p.hv, d, e);
+    };
+    auto store_state = [&](index_t u, const T* S, index_t ldv) {
+        if (a.final_state.empty()) return;
+        for (index_t d = 0; d < sh.dk; ++d)
+            for (index_t e = 0; e < sh.dv; ++e) a.final_state(u / p.hv, u % p.hv, d, e) = S[d * ldv + e];
+    };
+    kernels::chunk_scan<T>(sh, opt.num_threads, pack, emit, load_state, store_state);
+}
+
+// One token per batch row: q, k [B,Hk,Dk], v and out [B,Hv,Dv]; state [slots,Hv,Dphi,Dv(+1)]
+// updated in place (row b uses slot state_indices[b], or b).
+template <class QV, class KV, class VV, class OV>
+void linear_attention_step(const QV& q, const KV& k, const VV& v, const OV& out,
+                           tensor_view<typename OV::value_type, 4> state,
+                           const linear_attention_step_options& opt = {}) {
+    using T = typename OV::value_type;
+    const char* op = "linear_attention_step";
+    const auto s = detail::prepare_step(q, k, v, out, state, opt, opt.feature_map, opt.normalize ? 1 : 0, op);
+    check(opt.eps >= 0 && std::isfinite(opt.eps), op, "eps", "a finite value >= 0", opt.eps);
+    detail::check_log_decay(opt.log_decay, s.hv, op);
+    const index_t dv_state = s.dv + (opt.normalize ? 1 : 0);
+    const bool fast = state.stride(3) == 1;
+    const int threads = resolve_threads(opt.num_threads, s.batch * s.hv);
+    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(s.dk, s.dk, dv_state, dv_state));
+    parallel_for(s.batch * s.hv, threads, [&](index_t x, int t) {
+        const index_t b = x / s.hv, h = x % s.hv, hk = h / (s.hv / s.hk);
+        const index_t slot = opt.state_indices ? opt.state_indices[b] : b;
+        scratch_carver<T> cv(scratch.get(t));
+        T* qf = cv.take(std::size_t(s.dk));
+        T* kf = cv.take(std::size_t(s.dk));
+        T* vv = cv.take(std::size_t(dv_state));
+        T* o = cv.take(std::size_t(dv_state));
+        detail::feature_row(opt.feature_map, s.q.ptr(b, hk), s.q.stride(2), s.dk_in, qf);
+        detail::feature_row(opt.feature_map, s.k.ptr(b, hk), s.k.stride(2), s.dk_in, kf);
+        for (index_t e = 0; e < s.dv; ++e) vv[e] = s.v(b, h, e);
+        if (opt.normalize) vv[s.dv] = T(1);
+        const T decay = opt.log_decay ? std::exp(T(opt.log_decay[h])) : T(1);
+        T* S = state.ptr(slot, h);
+        if (fast) {
+            kernels::state_step(S, state.stride(2), s.dk, dv_state, qf, kf, vv, &decay, 0, o);
+        } else {
+            for (index_t e = 0; e < dv_state; ++e) o[e] = T(0);
+            for (index_t d = 0; d < s.dk; ++d)
+                for (index_t e = 0; e < dv_state; ++e) {
+                    T& x_ = state(slot, h, d, e);
+                    x_ = decay * x_ + kf[d] * vv[e];
+                    o[e] += qf[d] * x_;
+                }
+        }
+        const T scale = T(opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(s.dk_in)));
+        const T inv = opt.normalize ? T(1) / (o[s.dv] + T(opt.eps)) : scale;
+        for (index_t e = 0; e < s.dv; ++e) s.out(b, h, e) = o[e] * inv;
+    });
+}
+
+}  // namespace seqmix

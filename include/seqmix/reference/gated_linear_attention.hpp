@@ -1,0 +1,51 @@
+#pragma once
+// seqmix::reference::gated_linear_attention: S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,
+// o_t = scale S_t^T q_t, token by token in double.
+#include <cmath>
+#include <vector>
+
+#include "../contract/gated_linear_attention.hpp"
+
+namespace seqmix::reference {
+
+template <class QV, class KV, class VV, class GV, class OV>
+void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const GV& g_in, const OV& out_in,
+                            const gla_options& opt = {},
+                            tensor_view<const typename OV::value_type, 4> initial_state = {},
+                            tensor_view<typename OV::value_type, 4> final_state = {}) {
+    using T = typename OV::value_type;
+    auto a = seqmix::detail::prepare_gla(q_in, k_in, v_in, g_in, out_in, opt, initial_state, final_state,
+                                         "reference::gated_linear_attention");
+    const auto& p = a.problem;
+    for (index_t s = 0; s < p.num_seqs; ++s) {
+        const auto sq = p.sequence(s);
+        for (index_t h = 0; h < p.hv; ++h) {
+            const index_t hk = h / p.group;
+            std::vector<double> S(std::size_t(p.dk * p.dv), 0.0);
+            if (!a.initial_state.empty())
+                for (index_t i = 0; i < p.dk; ++i)
+                    for (index_t j = 0; j < p.dv; ++j) S[std::size_t(i * p.dv + j)] = double(a.initial_state(s, h, i, j));
+            for (index_t t = 0; t < sq.len; ++t) {
+                const index_t n = sq.begin + t;
+                for (index_t i = 0; i < p.dk; ++i) {
+                    const double gate = std::exp(double(p.vector_gate ? a.g4(sq.batch, n, h, i) : a.g3(sq.batch, n, h)));
+                    const double ki = double(a.k(sq.batch, n, hk, i));
+                    for (index_t j = 0; j < p.dv; ++j) {
+                        double& e = S[std::size_t(i * p.dv + j)];
+                        e = gate * e + ki * double(a.v(sq.batch, n, h, j));
+                    }
+                }
+                for (index_t j = 0; j < p.dv; ++j) {
+                    double o = 0;
+                    for (index_t i = 0; i < p.dk; ++i) o += S[std::size_t(i * p.dv + j)] * double(a.q(sq.batch, n, hk, i));
+                    a.out(sq.batch, n, h, j) = T(p.scale * o);
+                }
+            }
+            if (!a.final_state.empty())
+                for (index_t i = 0; i < p.dk; ++i)
+                    for (index_t j = 0; j < p.dv; ++j) a.final_state(s, h, i, j) = T(S[std::size_t(i * p.dv + j)]);
+        }
+    }
+}
+
+}  // namespace seqmix::reference
