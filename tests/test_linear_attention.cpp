@@ -1,0 +1,380 @@
+// linear_attention and gated_linear_attention (one family, one executable).
+#include <seqmix/ops/gated_linear_attention.hpp>
+#include <seqmix/ops/linear_attention.hpp>
+#include <seqmix/reference/gated_linear_attention.hpp>
+#include <seqmix/reference/linear_attention.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "catch.hpp"
+#include "test_util.hpp"
+
+using namespace seqmix;
+using namespace seqmix_test;
+
+namespace {
+
+struct shape {
+    index_t B, N, Hk, Hv, Dk, Dv;
+};
+
+const std::vector<shape> awkward = {
+    {1, 1, 1, 1, 3, 3},    {2, 5, 2, 4, 3, 5},      {1, 63, 1, 2, 64, 64}, {1, 64, 2, 2, 64, 48},
+    {1, 65, 1, 1, 64, 64}, {1, 1000, 1, 1, 16, 24}, {1, 130, 1, 1, 128, 128},
+};
+
+template <class T>
+struct inputs {
+    tensor<T, 4> q, k, v, gv;
+    tensor<T, 3> gs;
+    inputs(const shape& s, unsigned seed, double gate_scale = 0.3)
+        : q(random_tensor<T, 4>({s.B, s.N, s.Hk, s.Dk}, seed)),
+          k(random_tensor<T, 4>({s.B, s.N, s.Hk, s.Dk}, seed + 1)),
+          v(random_tensor<T, 4>({s.B, s.N, s.Hv, s.Dv}, seed + 2)),
+          gv(random_tensor<T, 4>({s.B, s.N, s.Hv, s.Dk}, seed + 3, -gate_scale, 0)),
+          gs(random_tensor<T, 3>({s.B, s.N, s.Hv}, seed + 4, -gate_scale, 0)) {}
+};
+
+std::vector<float> decays(index_t h) {
+    std::vector<float> d;
+    for (index_t i = 0; i < h; ++i) d.push_back(-0.5f * float(i) / float(h));
+    return d;
+}
+
+template <class T>
+double la_error(const shape& s, const linear_attention_options& opt, unsigned seed) {
+    inputs<T> in(s, seed);
+    const index_t dphi = feature_dim(opt.feature_map, s.Dk), dvs = s.Dv + (opt.normalize ? 1 : 0);
+    auto init = random_tensor<T, 4>({s.B, s.Hv, dphi, dvs}, seed + 9, 0, 0.5);
+    tensor<T, 4> out({s.B, s.N, s.Hv, s.Dv}), fin({s.B, s.Hv, dphi, dvs});
+    linear_attention(in.q.view(), in.k.view(), in.v.view(), out.view(), opt, init.view(), fin.view());
+    auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v), id = convert<double>(init);
+    tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, dphi, dvs});
+    reference::linear_attention(qd.view(), kd.view(), vd.view(), ref.view(), opt, id.view(), ref_fin.view());
+    return std::max(max_rel_error(out, ref), max_rel_error(fin, ref_fin));
+}
+
+template <class T>
+double gla_error(const shape& s, bool vector_gate, const gla_options& opt, unsigned seed, double gate_scale = 0.3) {
+    inputs<T> in(s, seed, gate_scale);
+    auto init = random_tensor<T, 4>({s.B, s.Hv, s.Dk, s.Dv}, seed + 9);
+    tensor<T, 4> out({s.B, s.N, s.Hv, s.Dv}), fin({s.B, s.Hv, s.Dk, s.Dv});
+    auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v), id = convert<double>(init);
+    tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, s.Dk, s.Dv});
+    if (vector_gate) {
+        gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), out.view(), opt, init.view(), fin.view());
+        auto gd = convert<double>(in.gv);
+        reference::gated_linear_attention(qd.view(), kd.view(), vd.view(), gd.view(), ref.view(), opt, id.view(), ref_fin.view());
+    } else {
+        gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gs.view(), out.view(), opt, init.view(), fin.view());
+        auto gd = convert<double>(in.gs);
+        reference::gated_linear_attention(qd.view(), kd.view(), vd.view(), gd.view(), ref.view(), opt, id.view(), ref_fin.view());
+    }
+    for (index_t i = 0; i < out.size(); ++i) REQUIRE(std::isfinite(double(out.data()[i])));
+    return std::max(max_rel_error(out, ref), max_rel_error(fin, ref_fin));
+}
+
+}  // namespace
+
+TEST_CASE("linear_attention matches the reference: every feature map, normalize, decay, causal or not") {
+    const std::vector<float> dec = decays(4);
+    unsigned seed = 100;
+    for (const auto& s : awkward)
+        for (auto fm : {feature_map::identity, feature_map::elu_plus_one, feature_map::relu, feature_map::taylor2})
+            for (int variant = 0; variant < 4; ++variant) {
+                if (fm == feature_map::taylor2 && s.Dk > 16) continue;  // phi dim 1 + D + D^2
+                // Normalizing is only well conditioned for positive feature maps (z . phi(q) > 0).
+                if ((variant & 1) && fm == feature_map::identity) continue;
+                linear_attention_options opt;
+                opt.feature_map = fm;
+                opt.normalize = variant & 1;
+                if (variant == 2) opt.log_decay = dec.data();
+                if (variant == 3) opt.causal = false;
+                if (fm != feature_map::identity && s.N > 200 && variant != 1) continue;  // keep the grid lean
+                INFO("B" << s.B << " N" << s.N << " Hk" << s.Hk << " Hv" << s.Hv << " Dk" << s.Dk << " Dv" << s.Dv
+                         << " map " << int(fm) << " variant " << variant);
+                CHECK(la_error<float>(s, opt, seed) < 2e-5);
+                CHECK(la_error<double>(s, opt, seed) < 1e-12);
+                seed += 5;
+            }
+}
+
+TEST_CASE("gated_linear_attention matches the reference: vector and scalar gates") {
+    unsigned seed = 300;
+    for (const auto& s : awkward)
+        for (bool vec : {true, false}) {
+            INFO("B" << s.B << " N" << s.N << " Hk" << s.Hk << " Hv" << s.Hv << " Dk" << s.Dk << " Dv" << s.Dv
+                     << (vec ? " vector gate" : " scalar gate"));
+            CHECK(gla_error<float>(s, vec, {}, seed) < 2e-5);
+            CHECK(gla_error<double>(s, vec, {}, seed) < 1e-12);
+            seed += 5;
+        }
+}
+
+TEST_CASE("chunk sizes: any chunk_size gives the same result") {
+    const shape s{1, 200, 1, 2, 32, 16};
+    for (int c : {1, 16, 37, 64, 128, 256}) {
+        INFO("chunk_size " << c);
+        gla_options g;
+        g.chunk_size = c;
+        CHECK(gla_error<double>(s, true, g, 7) < 1e-12);
+        CHECK(gla_error<double>(s, false, g, 8) < 1e-12);
+        linear_attention_options l;
+        l.chunk_size = c;
+        l.normalize = true;
+        l.feature_map = feature_map::elu_plus_one;
+        CHECK(la_error<double>(s, l, 9) < 1e-12);
+    }
+}
+
+TEST_CASE("extreme gates: cumulative log gates of -1e4 in a chunk, g = 0, mixed: no inf, no NaN, exact") {
+    const shape s{1, 150, 1, 1, 32, 32};
+    for (double per_token : {300.0, 1e4 / 64, 40.0, 3.0, 0.0}) {
+        INFO("gate magnitude " << per_token);
+        inputs<double> in(s, 11, 1.0);
+        // Strong gates on some channels and tokens, zero on others.
+        for (index_t i = 0; i < in.gv.size(); ++i) in.gv.data()[i] = (i % 3 == 0) ? 0.0 : -per_token * ((i / 7) % 2);
+        for (index_t i = 0; i < in.gs.size(); ++i) in.gs.data()[i] = (i % 5 == 0) ? 0.0 : -per_token;
+        for (int variant = 0; variant < 2; ++variant) {
+            auto qf = convert<float>(in.q), kf = convert<float>(in.k), vf = convert<float>(in.v);
+            auto gvf = convert<float>(in.gv);
+            auto gsf = convert<float>(in.gs);
+            tensor<float, 4> out({1, s.N, 1, s.Dv});
+            tensor<double, 4> ref({1, s.N, 1, s.Dv});
+            if (variant == 0) {
+                gated_linear_attention(qf.view(), kf.view(), vf.view(), gvf.view(), out.view());
+                reference::gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), ref.view());
+            } else {
+                gated_linear_attention(qf.view(), kf.view(), vf.view(), gsf.view(), out.view());
+                reference::gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gs.view(), ref.view());
+            }
+            for (index_t i = 0; i < out.size(); ++i) REQUIRE(std::isfinite(out.data()[i]));
+            CHECK(max_rel_error(out, ref) < 2e-5);
+        }
+    }
+}
+
+TEST_CASE("whole sequence == pieces passing states == token-by-token decode steps") {
+    const shape s{2, 77, 1, 2, 24, 20};
+    inputs<double> in(s, 21);
+    const std::vector<float> dec = decays(2);
+    auto pieces = [&](auto&& run_range) {
+        tensor<double, 4> out({s.B, s.N, s.Hv, s.Dv});
+        run_range(out);
+        return out;
+    };
+    for (int op = 0; op < 3; ++op) {
+        const char* what = op == 0 ? "linear_attention (normalize, decay, elu+1)" : op == 1 ? "GLA vector gate" : "GLA scalar gate";
+        INFO(what);
+        linear_attention_options lo;
+        lo.normalize = true;
+        lo.log_decay = dec.data();
+        lo.feature_map = feature_map::elu_plus_one;
+        const index_t dvs = op == 0 ? s.Dv + 1 : s.Dv;
+        auto call = [&](index_t t0, index_t n, tensor_view<const double, 4> init, tensor_view<double, 4> fin,
+                        tensor<double, 4>& out) {
+            auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n), v = slice(in.v.view(), 1, t0, n);
+            auto o = slice(out.view(), 1, t0, n);
+            if (op == 0) linear_attention(q, k, v, o, lo, init, fin);
+            else if (op == 1) gated_linear_attention(q, k, v, slice(in.gv.view(), 1, t0, n), o, gla_options{}, init, fin);
+            else gated_linear_attention(q, k, v, slice(in.gs.view(), 1, t0, n), o, gla_options{}, init, fin);
+        };
+        tensor<double, 4> whole({s.B, s.N, s.Hv, s.Dv}), fin_whole({s.B, s.Hv, s.Dk, dvs});
+        call(0, s.N, {}, fin_whole.view(), whole);
+        // Pieces of 30, 1, 46 tokens, each starting from the previous final state.
+        tensor<double, 4> st1({s.B, s.Hv, s.Dk, dvs}), st2({s.B, s.Hv, s.Dk, dvs}), st3({s.B, s.Hv, s.Dk, dvs});
+        auto split = pieces([&](tensor<double, 4>& out) {
+            call(0, 30, {}, st1.view(), out);
+            call(30, 1, st1.view(), st2.view(), out);
+            call(31, 46, st2.view(), st3.view(), out);
+        });
+        CHECK(max_rel_error(split, whole) < 1e-12);
+        CHECK(max_rel_error(st3, fin_whole) < 1e-12);
+        // Token by token with the decode step, in a state pool with permuted slots.
+        tensor<double, 4> pool({3 * s.B, s.Hv, s.Dk, dvs});
+        const std::int32_t slots[] = {4, 1};
+        tensor<double, 4> stepped({s.B, s.N, s.Hv, s.Dv});
+        for (index_t t = 0; t < s.N; ++t) {
+            auto q = tensor_view<const double, 3>(in.q.view().ptr(0, t), {s.B, s.Hk, s.Dk},
+                                                  {in.q.view().stride(0), in.q.view().stride(2), 1});
+            auto k = tensor_view<const double, 3>(in.k.view().ptr(0, t), {s.B, s.Hk, s.Dk},
+                                                  {in.k.view().stride(0), in.k.view().stride(2), 1});
+            auto v = tensor_view<const double, 3>(in.v.view().ptr(0, t), {s.B, s.Hv, s.Dv},
+                                                  {in.v.view().stride(0), in.v.view().stride(2), 1});
+            auto o = tensor_view<double, 3>(stepped.view().ptr(0, t), {s.B, s.Hv, s.Dv},
+                                            {stepped.view().stride(0), stepped.view().stride(2), 1});
+            if (op == 0) {
+                linear_attention_step_options so;
+                so.normalize = true;
+                so.log_decay = dec.data();
+                so.feature_map = feature_map::elu_plus_one;
+                so.state_indices = slots;
+                linear_attention_step(q, k, v, o, pool.view(), so);
+            } else if (op == 1) {
+                gla_step_options so;
+                so.state_indices = slots;
+                auto g = tensor_view<const double, 3>(in.gv.view().ptr(0, t), {s.B, s.Hv, s.Dk},
+                                                      {in.gv.view().stride(0), in.gv.view().stride(2), 1});
+                gated_linear_attention_step(q, k, v, g, o, pool.view(), so);
+            } else {
+                gla_step_options so;
+                so.state_indices = slots;
+                auto g = tensor_view<const double, 2>(in.gs.view().ptr(0, t), {s.B, s.Hv}, {in.gs.view().stride(0), 1});
+                gated_linear_attention_step(q, k, v, g, o, pool.view(), so);
+            }
+        }
+        CHECK(max_rel_error(stepped, whole) < 1e-12);
+        for (index_t b = 0; b < s.B; ++b)
+            for (index_t h = 0; h < s.Hv; ++h)
+                for (index_t d = 0; d < s.Dk; ++d)
+                    for (index_t e = 0; e < dvs; ++e)
+                        REQUIRE(pool(slots[b], h, d, e) == Approx(fin_whole(b, h, d, e)).margin(1e-10));
+    }
+}
+
+TEST_CASE("varlen (cu_seqlens) equals separate calls, with per-sequence states") {
+    const std::vector<index_t> lens = {5, 0, 70, 1, 64};
+    std::vector<std::int32_t> cu{0};
+    for (auto n : lens) cu.push_back(cu.back() + std::int32_t(n));
+    const shape s{1, cu.back(), 2, 2, 16, 8};
+    inputs<double> in(s, 31);
+    const index_t S = index_t(lens.size());
+    for (int op = 0; op < 2; ++op) {
+        tensor<double, 4> out({1, s.N, s.Hv, s.Dv}), fin({S, s.Hv, s.Dk, s.Dv});
+        auto init = random_tensor<double, 4>({S, s.Hv, s.Dk, s.Dv}, 5);
+        linear_attention_options lo;
+        lo.cu_seqlens = cu.data();
+        lo.num_seqs = int(S);
+        gla_options go;
+        go.cu_seqlens = cu.data();
+        go.num_seqs = int(S);
+        if (op == 0) linear_attention(in.q.view(), in.k.view(), in.v.view(), out.view(), lo, init.view(), fin.view());
+        else gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), out.view(), go, init.view(), fin.view());
+        for (index_t q = 0; q < S; ++q) {
+            const index_t t0 = cu[std::size_t(q)], n = lens[std::size_t(q)];
+            tensor<double, 4> o({1, std::max<index_t>(n, 1), s.Hv, s.Dv}), f({1, s.Hv, s.Dk, s.Dv});
+            auto o_v = slice(o.view(), 1, 0, n);
+            auto init_q = slice(init.view(), 0, q, 1);
+            if (op == 0) {
+                linear_attention(slice(in.q.view(), 1, t0, n), slice(in.k.view(), 1, t0, n), slice(in.v.view(), 1, t0, n),
+                                 o_v, linear_attention_options{}, init_q, f.view());
+            } else {
+                gated_linear_attention(slice(in.q.view(), 1, t0, n), slice(in.k.view(), 1, t0, n),
+                                       slice(in.v.view(), 1, t0, n), slice(in.gv.view(), 1, t0, n), o_v, gla_options{},
+                                       init_q, f.view());
+            }
+            for (index_t t = 0; t < n; ++t)
+                for (index_t h = 0; h < s.Hv; ++h)
+                    for (index_t e = 0; e < s.Dv; ++e) REQUIRE(out(0, t0 + t, h, e) == Approx(o(0, t, h, e)).margin(1e-12));
+            for (index_t h = 0; h < s.Hv; ++h)
+                for (index_t d = 0; d < s.Dk; ++d)
+                    for (index_t e = 0; e < s.Dv; ++e) REQUIRE(fin(q, h, d, e) == Approx(f(0, h, d, e)).margin(1e-12));
+        }
+    }
+}
+
+TEST_CASE("bitwise identical for 1 and 2 threads (sequential and sequence-parallel schedules)") {
+    for (const shape s : {shape{1, 700, 1, 1, 64, 64}, shape{2, 300, 2, 2, 32, 40}}) {
+        inputs<float> in(s, 41);
+        tensor<float, 4> o1({s.B, s.N, s.Hv, s.Dv}), o2({s.B, s.N, s.Hv, s.Dv});
+        tensor<float, 4> f1({s.B, s.Hv, s.Dk, s.Dv}), f2({s.B, s.Hv, s.Dk, s.Dv});
+        for (int op = 0; op < 3; ++op) {
+            for (int threads : {1, 2}) {
+                auto& o = threads == 1 ? o1 : o2;
+                auto& f = threads == 1 ? f1 : f2;
+                if (op == 0) {
+                    linear_attention_options lo;
+                    lo.num_threads = threads;
+                    linear_attention(in.q.view(), in.k.view(), in.v.view(), o.view(), lo, {}, f.view());
+                } else {
+                    gla_options go;
+                    go.num_threads = threads;
+                    if (op == 1) gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), o.view(), go, {}, f.view());
+                    else gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gs.view(), o.view(), go, {}, f.view());
+                }
+            }
+            CHECK(bitwise_equal(o1, o2));
+            CHECK(bitwise_equal(f1, f2));
+        }
+    }
+}
+
+namespace {
+template <class F>
+void expect_error(F&& f, const std::string& needle) {
+    try {
+        f();
+        FAIL("expected seqmix::error mentioning " << needle);
+    } catch (const seqmix::error& e) {
+        INFO(e.what());
+        CHECK(std::string(e.what()).find(needle) != std::string::npos);
+    }
+}
+}  // namespace
+
+TEST_CASE("bad inputs give seqmix::error naming the argument") {
+    const shape s{2, 10, 2, 4, 8, 6};
+    inputs<float> in(s, 51);
+    tensor<float, 4> out({2, 10, 4, 6}, 42.0f);
+    const auto q = in.q.view();
+    const auto k = in.k.view();
+    const auto v = in.v.view();
+    // Wrong gate shape, positive log gate, rank-2 gate.
+    auto g_bad = random_tensor<float, 4>({2, 10, 4, 7}, 1, -1, 0);
+    expect_error([&] { gated_linear_attention(q, k, v, g_bad.view(), out.view()); }, "'g': expected shape [2,10,4,8]");
+    auto g_pos = random_tensor<float, 3>({2, 10, 4}, 2, -1, 0);
+    g_pos(1, 3, 2) = 0.5f;
+    expect_error([&] { gated_linear_attention(q, k, v, g_pos.view(), out.view()); }, "log forget gates <= 0, given 0.5 at [1,3,2]");
+    auto g2 = random_tensor<float, 2>({10, 4}, 3, -1, 0);
+    expect_error([&] { gated_linear_attention(q, k, v, g2.view(), out.view()); }, "'g': expected rank 4");
+    // State shape mismatch.
+    tensor<float, 4> st_bad({2, 4, 8, 5});
+    expect_error([&] { gated_linear_attention(q, k, v, in.gv.view(), out.view(), {}, st_bad.view()); }, "'initial_state': expected shape [2,4,8,6]");
+    linear_attention_options norm;
+    norm.normalize = true;
+    tensor<float, 4> st_la({2, 4, 8, 6});
+    expect_error([&] { linear_attention(q, k, v, out.view(), norm, {}, st_la.view()); }, "'final_state': expected shape [2,4,8,7]");
+    // Bad cu_seqlens.
+    auto q1 = random_tensor<float, 4>({1, 10, 2, 8}, 4), k1 = random_tensor<float, 4>({1, 10, 2, 8}, 5);
+    auto v1 = random_tensor<float, 4>({1, 10, 4, 6}, 6);
+    tensor<float, 4> out1({1, 10, 4, 6});
+    const std::int32_t cu_bad[] = {0, 6, 4, 10};
+    linear_attention_options var;
+    var.cu_seqlens = cu_bad;
+    var.num_seqs = 3;
+    expect_error([&] { linear_attention(q1.view(), k1.view(), v1.view(), out1.view(), var); }, "'cu_seqlens': expected non-decreasing");
+    // Decay: positive, or with bidirectional; chunk size; grouped heads; out aliasing v.
+    const float pos[] = {-0.1f, 0.2f, 0.0f, -1.0f};
+    linear_attention_options ld;
+    ld.log_decay = pos;
+    expect_error([&] { linear_attention(q, k, v, out.view(), ld); }, "'log_decay': expected values <= 0, given log_decay[1]");
+    const float ok[] = {-0.1f, -0.2f, 0.0f, -1.0f};
+    linear_attention_options bi;
+    bi.causal = false;
+    bi.log_decay = ok;
+    expect_error([&] { linear_attention(q, k, v, out.view(), bi); }, "'log_decay': expected nullptr when causal = false");
+    linear_attention_options cs;
+    cs.chunk_size = -4;
+    expect_error([&] { linear_attention(q, k, v, out.view(), cs); }, "'chunk_size'");
+    auto v3 = random_tensor<float, 4>({2, 10, 3, 6}, 7);
+    tensor<float, 4> out3({2, 10, 3, 6});
+    expect_error([&] { linear_attention(q, k, v3.view(), out3.view()); }, "'v': expected a head count that is a multiple");
+    tensor<float, 4> vv({2, 10, 4, 6});
+    expect_error([&] { linear_attention(q, k, tensor_view<const float, 4>(vv.view()), vv.view()); }, "'out': expected memory disjoint from 'v'");
+    // Decode steps: state slot out of range, wrong state shape.
+    auto qs = random_tensor<float, 3>({2, 2, 8}, 8), ks = random_tensor<float, 3>({2, 2, 8}, 9);
+    auto vs = random_tensor<float, 3>({2, 4, 6}, 10);
+    tensor<float, 3> os({2, 4, 6});
+    tensor<float, 4> pool({3, 4, 8, 6});
+    const std::int32_t idx[] = {0, 3};
+    gla_step_options so;
+    so.state_indices = idx;
+    auto gs = random_tensor<float, 2>({2, 4}, 11, -1, 0);
+    expect_error([&] { gated_linear_attention_step(qs.view(), ks.view(), vs.view(), gs.view(), os.view(), pool.view(), so); }, "'state_indices': expected 0 <= state_indices[1] < 3");
+    tensor<float, 4> small({2, 4, 8, 5});
+    expect_error([&] { linear_attention_step(qs.view(), ks.view(), vs.view(), os.view(), small.view()); }, "'state': expected shape [slots,4,8,6]");
+    for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 42.0f);
+    CHECK_THROWS_AS(reference::gated_linear_attention(q, k, v, g_bad.view(), out.view()), seqmix::error);
+}
