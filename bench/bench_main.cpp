@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
     }
     register_ceiling_benchmarks();
     register_softmax_attention_benchmarks();
+    register_linear_attention_benchmarks();
+    register_chunk_size_sweep();
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     return 0;

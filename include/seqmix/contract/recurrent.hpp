@@ -104,26 +104,34 @@ void validate_recurrent(recurrent_args<T>& a, const char* op, const std::int32_t
     p.cu_seqlens = cu_seqlens;
 }
 
-// Log gates must be <= 0 (forget gates in (0, 1]); NaN is rejected too.
+// Log gates must be <= 0 (forget gates in (0, 1]); NaN is rejected too. One pass over g,
+// outer axes by an odometer, the last axis as a plain strided loop.
 template <class T, std::size_t R>
 void check_log_gates(const tensor_view<const T, R>& g, const char* op) {
+    if (g.size() == 0) return;
     std::array<index_t, R> idx{};
-    const index_t n = g.size();
-    for (index_t flat = 0; flat < n; ++flat) {
-        index_t rem = flat;
-        for (std::size_t d = R; d-- > 0;) {
-            idx[d] = rem % g.extent(d);
-            rem /= g.extent(d);
+    const index_t inner = g.extent(R - 1), stride = g.stride(R - 1);
+    while (true) {
+        const T* row = g.data();
+        for (std::size_t d = 0; d + 1 < R; ++d) row += idx[d] * g.stride(d);
+        bool ok = true;
+        for (index_t i = 0; i < inner; ++i) ok &= row[i * stride] <= T(0);  // false for NaN too
+        if (!ok) {
+            for (index_t i = 0; i < inner; ++i) {
+                const T x = row[i * stride];
+                if (x <= T(0)) continue;
+                std::string at;
+                for (std::size_t d = 0; d + 1 < R; ++d) at += std::to_string(idx[d]) + ",";
+                raise(detail::concat(op, ": argument 'g': expected log forget gates <= 0, given ", x, " at [", at, i,
+                                     "]"));
+            }
         }
-        index_t off = 0;
-        for (std::size_t d = 0; d < R; ++d) off += idx[d] * g.stride(d);
-        const T x = g.data()[off];
-        if (!(x <= T(0))) {
-            std::string at;
-            for (std::size_t d = 0; d < R; ++d) at += (d ? "," : "") + std::to_string(idx[d]);
-            raise(detail::concat(op, ": argument 'g': expected log forget gates <= 0, given ", x, " at [", at,
-                                 "]"));
+        std::size_t d = R - 1;
+        while (d-- > 0) {
+            if (++idx[d] < g.extent(d)) break;
+            idx[d] = 0;
         }
+        if (d == std::size_t(-1)) return;
     }
 }
 

@@ -2,21 +2,45 @@
 // Per-thread scratch: one allocation per call, carved into 64-byte aligned slices,
 // so no tile loop ever allocates.
 #include <cstddef>
+#include <vector>
 
 #include "aligned_buffer.hpp"
 
 namespace seqmix {
 
+namespace detail {
+// Storage behind thread_scratch, kept by the calling thread between calls so that repeated
+// operator calls do not map (and fault in) fresh pages each time. Scratch objects nest in
+// stack order, each taking the next slot; a slot only ever grows.
+struct scratch_pool {
+    std::vector<aligned_buffer<unsigned char>> slots;
+    std::size_t in_use = 0;
+};
+inline scratch_pool& this_thread_scratch_pool() {
+    static thread_local scratch_pool pool;
+    return pool;
+}
+}  // namespace detail
+
 template <class T>
 class thread_scratch {
 public:
     thread_scratch(int threads, std::size_t per_thread)
-        : stride_((per_thread + 15) / 16 * 16 + 16), buffer_(stride_ * std::size_t(threads)) {}
-    T* get(int thread) const { return buffer_.data() + stride_ * std::size_t(thread); }
+        : stride_((per_thread + 15) / 16 * 16 + 16), pool_(detail::this_thread_scratch_pool()) {
+        if (pool_.slots.size() <= pool_.in_use) pool_.slots.resize(pool_.in_use + 1);
+        auto& slot = pool_.slots[pool_.in_use++];
+        slot.resize(stride_ * std::size_t(threads) * sizeof(T));
+        data_ = reinterpret_cast<T*>(slot.data());
+    }
+    ~thread_scratch() { --pool_.in_use; }
+    thread_scratch(const thread_scratch&) = delete;
+    thread_scratch& operator=(const thread_scratch&) = delete;
+    T* get(int thread) const { return data_ + stride_ * std::size_t(thread); }
 
 private:
     std::size_t stride_;
-    aligned_buffer<T> buffer_;
+    detail::scratch_pool& pool_;
+    T* data_ = nullptr;
 };
 
 // Hands out consecutive aligned pieces of one scratch slice.

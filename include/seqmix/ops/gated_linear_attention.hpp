@@ -13,9 +13,18 @@
 #include "../core/scratch.hpp"
 #include "../kernels/chunk_scan.hpp"
 #include "../kernels/state_step.hpp"
+#include "../simd/blas1.hpp"
 #include "../simd/exp.hpp"
 
 namespace seqmix {
+
+namespace detail {
+template <class T>
+inline void copy_row(const T* x, index_t stride, index_t n, T* out) {
+    if (stride == 1) simd::copy(x, out, std::size_t(n));
+    else for (index_t i = 0; i < n; ++i) out[i] = x[i * stride];
+}
+}  // namespace detail
 
 // Chunk size measured best on Zen 4 for Dk = Dv = 64 and 128 (see docs/ops/gated_linear_attention.md).
 constexpr int gla_default_chunk = 64;
@@ -45,24 +54,19 @@ void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, 
             const index_t n = sq.begin + t0 + t;
             T* qr = c.q + t * c.ldk;
             T* kr = c.k + t * c.ldk;
-            const T* qi = a.q.ptr(sq.batch, n, hk);
-            const T* ki = a.k.ptr(sq.batch, n, hk);
-            for (index_t d = 0; d < p.dk; ++d) {
-                qr[d] = qi[d * a.q.stride(3)];
-                kr[d] = ki[d * a.k.stride(3)];
-            }
+            detail::copy_row(a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk, qr);
+            detail::copy_row(a.k.ptr(sq.batch, n, hk), a.k.stride(3), p.dk, kr);
             std::fill(qr + p.dk, qr + c.ldk, T(0));
             std::fill(kr + p.dk, kr + c.ldk, T(0));
             T* vr = c.v + t * c.ldv;
-            const T* vi = a.v.ptr(sq.batch, n, h);
-            for (index_t e = 0; e < p.dv; ++e) vr[e] = vi[e * a.v.stride(3)];
+            detail::copy_row(a.v.ptr(sq.batch, n, h), a.v.stride(3), p.dv, vr);
             std::fill(vr + p.dv, vr + c.ldv, T(0));
             // Cumulative log gates inside the chunk (b <= 0, falling).
             if (p.vector_gate) {
                 T* br = c.b + t * c.ldk;
                 const T* prev = t > 0 ? br - c.ldk : nullptr;
-                const T* gi = a.g4.ptr(sq.batch, n, h);
-                for (index_t d = 0; d < p.dk; ++d) br[d] = (prev ? prev[d] : T(0)) + gi[d * a.g4.stride(3)];
+                detail::copy_row(a.g4.ptr(sq.batch, n, h), a.g4.stride(3), p.dk, br);
+                if (prev) simd::add(br, prev, br, std::size_t(p.dk));
                 std::fill(br + p.dk, br + c.ldk, T(0));
             } else {
                 c.b[t] = (t > 0 ? c.b[t - 1] : T(0)) + a.g3(sq.batch, n, h);
@@ -74,7 +78,8 @@ void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, 
         const index_t h = u % p.hv;
         for (index_t t = 0; t < len; ++t) {
             T* o = a.out.ptr(sq.batch, sq.begin + t0 + t, h);
-            for (index_t e = 0; e < p.dv; ++e) o[e * a.out.stride(3)] = O[t * ldv + e] * scale;
+            if (a.out.stride(3) == 1) simd::scaled_copy(scale, O + t * ldv, o, std::size_t(p.dv));
+            else for (index_t e = 0; e < p.dv; ++e) o[e * a.out.stride(3)] = O[t * ldv + e] * scale;
         }
     };
     auto load_state = [&](index_t u, T* S, index_t ldv) {

@@ -13,6 +13,7 @@
 #include "../core/scratch.hpp"
 #include "../kernels/chunk_scan.hpp"
 #include "../kernels/state_step.hpp"
+#include "../simd/blas1.hpp"
 #include "../simd/exp.hpp"
 
 namespace seqmix {
@@ -20,29 +21,36 @@ namespace detail {
 
 // phi(x) for one row of d inputs (stride sx) into out (feature_dim values), in T.
 template <class T>
-void feature_row(seqmix::feature_map f, const T* x, index_t sx, index_t d, T* out) {
+void feature_row(seqmix::feature_map f, const T* x_in, index_t sx, index_t d, T* out) {
+    const T* x = x_in;
+    if (sx != 1) {  // gather once; the maps below then run on contiguous vectors
+        for (index_t i = 0; i < d; ++i) out[i] = x_in[i * sx];
+        x = out;
+    }
+    using V = simd::vec<T>;
+    constexpr index_t W = index_t(simd::width<T>);
+    auto map = [&](auto fn) {
+        index_t i = 0;
+        for (; i + W <= d; i += W) simd::store(out + i, fn(simd::load(x + i)));
+        if (i < d) simd::store_partial(out + i, fn(simd::load_partial(x + i, std::size_t(d - i))), std::size_t(d - i));
+    };
     switch (f) {
         case seqmix::feature_map::identity:
-            for (index_t i = 0; i < d; ++i) out[i] = x[i * sx];
+            if (x != out) simd::copy(x, out, std::size_t(d));
             break;
         case seqmix::feature_map::relu:
-            for (index_t i = 0; i < d; ++i) out[i] = std::max(x[i * sx], T(0));
+            map([](V v) { return simd::max(v, V(T(0))); });
             break;
         case seqmix::feature_map::elu_plus_one:
-            for (index_t i = 0; i < d; ++i) {
-                const T e = x[i * sx];
-                out[i] = e > T(0) ? e + T(1) : std::exp(e);
-            }
+            map([](V v) { return simd::select(v > V(T(0)), v + V(T(1)), simd::exp(v)); });
             break;
         case seqmix::feature_map::taylor2: {
             // Based: [1, x, x (x) x / sqrt 2], so phi(q) . phi(k) = 1 + q.k + (q.k)^2 / 2.
+            // Written back to front so that x may alias out.
             const T r = T(1) / std::sqrt(T(2));
+            for (index_t i = d; i-- > 0;) simd::scaled_copy(x[i] * r, x, out + 1 + d + i * d, std::size_t(d));
+            for (index_t i = d; i-- > 0;) out[1 + i] = x[i];
             out[0] = T(1);
-            for (index_t i = 0; i < d; ++i) out[1 + i] = x[i * sx];
-            for (index_t i = 0; i < d; ++i) {
-                const T xi = x[i * sx] * r;
-                for (index_t j = 0; j < d; ++j) out[1 + d + i * d + j] = xi * x[j * sx];
-            }
             break;
         }
     }
@@ -85,7 +93,8 @@ void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, cons
             std::fill(kr + p.dk, kr + c.ldk, T(0));
             T* vr = c.v + t * c.ldv;
             const T* vin = a.v.ptr(sq.batch, n, h);
-            for (index_t e = 0; e < p.dv; ++e) vr[e] = vin[e * a.v.stride(3)];
+            if (a.v.stride(3) == 1) simd::copy(vin, vr, std::size_t(p.dv));
+            else for (index_t e = 0; e < p.dv; ++e) vr[e] = vin[e * a.v.stride(3)];
             if (norm) vr[p.dv] = T(1);
             std::fill(vr + sh.dv, vr + c.ldv, T(0));
             c.b[t] = T(t + 1) * lambda;  // constant decay: cumulative log gate inside the chunk
@@ -97,12 +106,9 @@ void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, cons
         for (index_t t = 0; t < len; ++t) {
             T* o = a.out.ptr(sq.batch, sq.begin + t0 + t, h);
             const T* row = O + t * ldv;
-            if (norm) {
-                const T inv = T(1) / (row[p.dv] + eps);
-                for (index_t e = 0; e < p.dv; ++e) o[e * a.out.stride(3)] = row[e] * inv;
-            } else {
-                for (index_t e = 0; e < p.dv; ++e) o[e * a.out.stride(3)] = row[e] * scale;
-            }
+            const T mul = norm ? T(1) / (row[p.dv] + eps) : scale;
+            if (a.out.stride(3) == 1) simd::scaled_copy(mul, row, o, std::size_t(p.dv));
+            else for (index_t e = 0; e < p.dv; ++e) o[e * a.out.stride(3)] = row[e] * mul;
         }
     };
     auto load_state = [&](index_t u, T* S, index_t ldv) {

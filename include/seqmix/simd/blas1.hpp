@@ -43,4 +43,32 @@ inline void scale(T alpha, T* y, std::size_t n) {
     if (i < n) store_partial(y + i, a * load_partial(y + i, n - i), n - i);
 }
 
+// y[i] = x[i] (short rows: inline vector moves instead of a memmove call)
+template <class T>
+inline void copy(const T* x, T* y, std::size_t n) {
+    constexpr std::size_t W = width<T>;
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) store(y + i, load(x + i));
+    if (i < n) store_partial(y + i, load_partial(x + i, n - i), n - i);
+}
+
+// y[i] = alpha * x[i]
+template <class T>
+inline void scaled_copy(T alpha, const T* x, T* y, std::size_t n) {
+    constexpr std::size_t W = width<T>;
+    const vec<T> a(alpha);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) store(y + i, a * load(x + i));
+    if (i < n) store_partial(y + i, a * load_partial(x + i, n - i), n - i);
+}
+
+// y[i] = x[i] + z[i]
+template <class T>
+inline void add(const T* x, const T* z, T* y, std::size_t n) {
+    constexpr std::size_t W = width<T>;
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) store(y + i, load(x + i) + load(z + i));
+    if (i < n) store_partial(y + i, load_partial(x + i, n - i) + load_partial(z + i, n - i), n - i);
+}
+
 }  // namespace seqmix::simd

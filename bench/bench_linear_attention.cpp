@@ -1,0 +1,173 @@
+// linear_attention and gated_linear_attention at the BENCH.md shapes: B=1, H=4,
+// Dk=Dv in {64, 128}, N in {512, 2048, 8192, 32768}; the chunkwise kernel and the same
+// sequence run token by token with the decode step; decode steps at B=16, H=16, D=128.
+#include <seqmix/core/tensor.hpp>
+#include <seqmix/ops/gated_linear_attention.hpp>
+#include <seqmix/ops/linear_attention.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <string>
+
+#include "bench_registry.hpp"
+#include "ceilings.hpp"
+
+namespace {
+
+using namespace seqmix;
+using namespace seqmix_bench;
+
+enum class kind { linear, gla_scalar, gla_vector };
+const char* kind_name(kind k) {
+    return k == kind::linear ? "linear_attention" : "gated_linear_attention";
+}
+
+template <class T, std::size_t R>
+void fill(tensor<T, R>& t, float lo, float hi, unsigned salt) {
+    for (index_t i = 0; i < t.size(); ++i)
+        t.data()[i] = lo + (hi - lo) * float((std::uint64_t(i) * 2654435761u + salt) % 1000) * 1e-3f;
+}
+
+void counters(benchmark::State& state, index_t h, index_t n, index_t d, int threads) {
+    const double flops = 4.0 * double(h) * double(n) * double(d) * double(d);  // recurrent-equivalent
+    state.counters["GFLOPs"] = benchmark::Counter(flops * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+    state.counters["tokens_per_s"] = benchmark::Counter(double(n) * double(state.iterations()), benchmark::Counter::kIsRate);
+    state.counters["fma_peak_GFLOPs"] = measured().fma[threads];
+    state.counters["threads"] = threads;
+}
+
+void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, int threads, int chunk) {
+    tensor<float, 4> q({1, n, h, d}), kk({1, n, h, d}), v({1, n, h, d}), out({1, n, h, d}), g4({1, n, h, d});
+    tensor<float, 3> g3({1, n, h});
+    fill(q, -1, 1, 1);
+    fill(kk, -1, 1, 2);
+    fill(v, -1, 1, 3);
+    fill(g4, -0.1f, 0, 4);
+    fill(g3, -0.1f, 0, 5);
+    for (auto _ : state) {
+        if (k == kind::linear) {
+            linear_attention_options o;
+            o.num_threads = threads;
+            o.chunk_size = chunk;
+            linear_attention(q.view(), kk.view(), v.view(), out.view(), o);
+        } else {
+            gla_options o;
+            o.num_threads = threads;
+            o.chunk_size = chunk;
+            if (k == kind::gla_scalar) gated_linear_attention(q.view(), kk.view(), v.view(), g3.view(), out.view(), o);
+            else gated_linear_attention(q.view(), kk.view(), v.view(), g4.view(), out.view(), o);
+        }
+        benchmark::ClobberMemory();
+    }
+    counters(state, h, n, d, threads);
+}
+
+// The same sequence, one decode step per token (the recurrent form).
+void stepwise(benchmark::State& state, kind k, index_t h, index_t n, index_t d) {
+    tensor<float, 4> q({n, 1, h, d}), kk({n, 1, h, d}), v({n, 1, h, d}), out({n, 1, h, d}), g4({n, 1, h, d});
+    tensor<float, 3> g3({n, 1, h});
+    fill(q, -1, 1, 1);
+    fill(kk, -1, 1, 2);
+    fill(v, -1, 1, 3);
+    fill(g4, -0.1f, 0, 4);
+    fill(g3, -0.1f, 0, 5);
+    tensor<float, 4> S({1, h, d, d});
+    auto tok = [](tensor<float, 4>& t, index_t i) {
+        return tensor_view<float, 3>(t.view().ptr(i), {1, t.extent(2), t.extent(3)});
+    };
+    for (auto _ : state) {
+        for (index_t i = 0; i < n; ++i) {
+            if (k == kind::linear) {
+                linear_attention_step_options o;
+                o.num_threads = 1;
+                linear_attention_step(tok(q, i), tok(kk, i), tok(v, i), tok(out, i), S.view(), o);
+            } else {
+                gla_step_options o;
+                o.num_threads = 1;
+                if (k == kind::gla_scalar)
+                    gated_linear_attention_step(tok(q, i), tok(kk, i), tok(v, i),
+                                                tensor_view<float, 2>(g3.view().ptr(i), {1, h}), tok(out, i), S.view(), o);
+                else
+                    gated_linear_attention_step(tok(q, i), tok(kk, i), tok(v, i), tok(g4, i), tok(out, i), S.view(), o);
+            }
+        }
+        benchmark::ClobberMemory();
+    }
+    counters(state, h, n, d, 1);
+}
+
+// Decode step at B=16, H=16, D=128: memory-bound on the state (read + write once).
+void decode_step(benchmark::State& state, kind k, int threads) {
+    const index_t B = 16, H = 16, D = 128;
+    tensor<float, 3> q({B, H, D}), kk({B, H, D}), v({B, H, D}), out({B, H, D}), g3({B, H, D});
+    tensor<float, 2> g2({B, H});
+    fill(q, -1, 1, 1);
+    fill(kk, -1, 1, 2);
+    fill(v, -1, 1, 3);
+    fill(g3, -0.1f, 0, 4);
+    fill(g2, -0.1f, 0, 5);
+    tensor<float, 4> S({B, H, D, D});
+    for (auto _ : state) {
+        if (k == kind::linear) {
+            linear_attention_step_options o;
+            o.num_threads = threads;
+            linear_attention_step(q.view(), kk.view(), v.view(), out.view(), S.view(), o);
+        } else {
+            gla_step_options o;
+            o.num_threads = threads;
+            if (k == kind::gla_scalar) gated_linear_attention_step(q.view(), kk.view(), v.view(), g2.view(), out.view(), S.view(), o);
+            else gated_linear_attention_step(q.view(), kk.view(), v.view(), g3.view(), out.view(), S.view(), o);
+        }
+        benchmark::ClobberMemory();
+    }
+    const double bytes = 2.0 * double(S.size()) * sizeof(float);  // state read and written
+    state.counters["GBs"] = benchmark::Counter(bytes * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+    state.counters["triad_GBs"] = measured().triad[threads];
+    state.counters["threads"] = threads;
+}
+
+std::string gate_suffix(kind k) {
+    return k == kind::linear ? "" : k == kind::gla_scalar ? "/scalar_gate" : "/vector_gate";
+}
+
+}  // namespace
+
+void register_linear_attention_benchmarks() {
+    for (kind k : {kind::linear, kind::gla_scalar, kind::gla_vector}) {
+        for (int threads : {1, 2})
+            for (index_t d : {64, 128})
+                for (index_t n : {512, 2048, 8192, 32768}) {
+                    const std::string name = std::string(kind_name(k)) + "/chunk" + gate_suffix(k) + "/H4/D" +
+                                             std::to_string(d) + "/N" + std::to_string(n) + "/threads:" + std::to_string(threads);
+                    benchmark::RegisterBenchmark(name.c_str(), chunked, k, 4, n, d, threads, 0)
+                        ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+                }
+        // One long sequence, one head: the sequence-parallel schedule on 2 threads.
+        for (int threads : {1, 2}) {
+            const std::string name = std::string(kind_name(k)) + "/chunk" + gate_suffix(k) + "/H1/D64/N32768/threads:" +
+                                     std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), chunked, k, 1, 32768, 64, threads, 0)
+                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+        }
+        for (index_t d : {64, 128}) {
+            const std::string name = std::string(kind_name(k)) + "/stepwise" + gate_suffix(k) + "/H4/D" + std::to_string(d) + "/N2048/threads:1";
+            benchmark::RegisterBenchmark(name.c_str(), stepwise, k, 4, 2048, d)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+        }
+        for (int threads : {1, 2}) {
+            const std::string name = std::string("decode_step/") + kind_name(k) + gate_suffix(k) +
+                                     "/B16/H16/D128/threads:" + std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), decode_step, k, threads)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
+        }
+    }
+}
+
+// Chunk-size sweep (the measurement behind the defaults), only when asked for by filter.
+void register_chunk_size_sweep() {
+    for (kind k : {kind::linear, kind::gla_scalar, kind::gla_vector})
+        for (index_t d : {64, 128})
+            for (int c : {16, 32, 64, 128}) {
+                const std::string name = std::string("sweep/") + kind_name(k) + gate_suffix(k) + "/D" + std::to_string(d) +
+                                         "/N8192/chunk" + std::to_string(c);
+                benchmark::RegisterBenchmark(name.c_str(), chunked, k, 4, 8192, d, 1, c)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+            }
+}
