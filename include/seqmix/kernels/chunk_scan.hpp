@@ -2,13 +2,17 @@
 // The chunkwise scan shared by the linear-attention family: chunks of each (sequence, head)
 // pass their state along; outputs come from kernels/chunkwise.hpp pieces.
 //
-// Two schedules, one arithmetic. With at least as many (sequence, head) units as threads,
-// each unit walks its chunks in order. Otherwise (one long sequence on many cores) the
-// three-phase sequence-parallel form runs: (1) every chunk's state contribution dS_c and
-// gate, in parallel; (2) per unit, the short sequential scan S_c = exp(g_c) S_{c-1} + dS_c,
-// keeping each chunk's starting state; (3) every chunk's outputs, in parallel. Both
-// schedules evaluate exactly the same floating-point operations in the same order, so
-// results are bitwise identical for any thread count.
+// The arithmetic is fixed by the data, never by the thread count: chunks are grouped into
+// super-chunks of `chunks_per_super` chunks. Inside a super-chunk the state is chained
+// chunk by chunk for the outputs; across super-chunks it advances as
+//   S_{k+1} = exp(G_k) S_k + T_k,   T_k = the chained contributions of super-chunk k alone,
+// G_k its summed log gate. Two schedules evaluate exactly these operations:
+//   - enough (sequence, head) units for the threads: each unit walks its super-chunks;
+//   - otherwise (one long sequence on many cores), three phases: (1) every super-chunk's
+//     T_k and G_k in parallel, (2) per unit the short scan over super-chunk states,
+//     (3) every super-chunk's outputs in parallel from its starting state.
+// So results are bitwise identical for any thread count, and the parallel form keeps one
+// state per super-chunk (not per chunk).
 #include <algorithm>
 #include <vector>
 
@@ -19,12 +23,14 @@
 
 namespace seqmix::kernels {
 
+constexpr index_t chunks_per_super = 16;
+
 struct chunk_scan_shape {
-    index_t units;           // (sequence, head) pairs
-    index_t dk, dv;          // feature dim, value dim incl. a normalizer column
-    index_t chunk;           // tokens per chunk
+    index_t units;             // (sequence, head) pairs
+    index_t dk, dv;            // feature dim, value dim incl. a normalizer column
+    index_t chunk;             // tokens per chunk
     gate_kind gate;
-    bool causal;             // false: bidirectional, every token sees the whole sequence
+    bool causal;               // false: bidirectional, every token sees the whole sequence
     std::vector<index_t> len;  // tokens of each unit
 };
 
@@ -36,22 +42,23 @@ template <class T, class Pack, class Emit, class Load, class Store>
 void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, const Emit& emit,
                 const Load& load_state, const Store& store_state) {
     constexpr index_t W = index_t(simd::width<T>);
-    const index_t C = sh.chunk;
+    const index_t C = sh.chunk, SC = C * chunks_per_super;
     const index_t ldk = (sh.dk + W - 1) / W * W, ldv = (sh.dv + W - 1) / W * W;
     const index_t lda = (C + W - 1) / W * W + W;
     const index_t b_size = sh.gate == gate_kind::vector ? C * ldk : lda;
+    const index_t state = sh.dk * ldv;
     const std::size_t per_thread = scratch_carver<T>::size_of(C * ldk, C * ldk, C * ldv, b_size, C * lda, C * ldv,
-                                                              C * ldk, C * ldk, sh.dk * ldv, sh.dk * ldv, ldk);
-    std::vector<index_t> first(std::size_t(sh.units) + 1, 0);  // first chunk of each unit
+                                                              C * ldk, C * ldk, state, state, state, state, ldk, ldk);
+    std::vector<index_t> first(std::size_t(sh.units) + 1, 0);  // first super-chunk of each unit
     for (index_t u = 0; u < sh.units; ++u)
-        first[std::size_t(u) + 1] = first[std::size_t(u)] + (sh.len[std::size_t(u)] + C - 1) / C;
-    const index_t chunks = first.back();
-    const int threads = resolve_threads(num_threads, std::max<index_t>(chunks, 1));
+        first[std::size_t(u) + 1] = first[std::size_t(u)] + (sh.len[std::size_t(u)] + SC - 1) / SC;
+    const index_t supers = first.back();
+    const int threads = resolve_threads(num_threads, std::max<index_t>(std::max(supers, sh.units), 1));
     thread_scratch<T> scratch(threads, per_thread);
 
     struct work {
         chunk_tile<T> tile;
-        T *A, *O, *wq, *wk, *dS, *S, *gate;
+        T *A, *O, *wq, *wk, *dS, *S, *I, *Tk, *gate, *G;
     };
     auto carve = [&](int t) {
         scratch_carver<T> cv(scratch.get(t));
@@ -69,71 +76,93 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
         w.O = cv.take(std::size_t(C * ldv));
         w.wq = cv.take(std::size_t(C * ldk));
         w.wk = cv.take(std::size_t(C * ldk));
-        w.dS = cv.take(std::size_t(sh.dk * ldv));
-        w.S = cv.take(std::size_t(sh.dk * ldv));
+        w.dS = cv.take(std::size_t(state));
+        w.S = cv.take(std::size_t(state));
+        w.I = cv.take(std::size_t(state));
+        w.Tk = cv.take(std::size_t(state));
         w.gate = cv.take(std::size_t(ldk));
+        w.G = cv.take(std::size_t(ldk));
         return w;
     };
-    auto load_chunk = [&](work& w, index_t u, index_t c) {
-        const index_t t0 = c * C;
-        w.tile.len = std::min(C, sh.len[std::size_t(u)] - t0);
-        pack(u, t0, w.tile);
-        return t0;
+    const gate_kind inner_gate = sh.causal ? sh.gate : gate_kind::none;
+    const index_t gate_len = sh.gate == gate_kind::vector ? sh.dk : 1;
+    // One super-chunk of unit u starting from state S (when outputs): outputs chained from S
+    // (S is advanced in place), and/or T_k, G_k (when contribution).
+    auto run_super = [&](work& w, index_t u, index_t k, T* S, bool outputs, bool contribution) {
+        const index_t t_begin = k * SC, t_end = std::min(sh.len[std::size_t(u)], t_begin + SC);
+        if (contribution) {
+            std::fill(w.Tk, w.Tk + state, T(0));
+            std::fill(w.G, w.G + gate_len, T(0));
+        }
+        for (index_t t0 = t_begin; t0 < t_end; t0 += C) {
+            w.tile.len = std::min(C, t_end - t0);
+            pack(u, t0, w.tile);
+            if (outputs) {
+                if (sh.causal) chunk_scores(w.tile, w.A, lda, w.wq, w.wk);
+                chunk_output(w.tile, w.A, lda, static_cast<const T*>(S), w.O, w.wq, sh.causal);
+                emit(u, t0, w.tile.len, static_cast<const T*>(w.O), ldv);
+            }
+            if (!sh.causal && !contribution) continue;
+            chunk_state_delta(w.tile, w.dS, w.wq);
+            chunk_total_gate(w.tile, w.gate);
+            if (outputs && sh.causal) state_advance(S, w.dS, w.gate, inner_gate, sh.dk, ldv);
+            if (contribution) {
+                state_advance(w.Tk, w.dS, w.gate, inner_gate, sh.dk, ldv);
+                if (inner_gate != gate_kind::none)
+                    for (index_t d = 0; d < gate_len; ++d) w.G[d] += w.gate[d];
+            }
+        }
     };
-    auto outputs = [&](work& w, index_t u, index_t t0, const T* S_prev) {
-        if (sh.causal) chunk_scores(w.tile, w.A, lda, w.wq, w.wk);
-        chunk_output(w.tile, w.A, lda, S_prev, w.O, w.wq, sh.causal);
-        emit(u, t0, w.tile.len, static_cast<const T*>(w.O), ldv);
-    };
+    // S = exp(G) S + T across one super-chunk.
+    auto advance_super = [&](T* S, const T* Tk, const T* G) { state_advance(S, Tk, G, inner_gate, sh.dk, ldv); };
 
     if (sh.causal && sh.units >= threads) {
         parallel_for(sh.units, threads, [&](index_t u, int t) {
             work w = carve(t);
             load_state(u, w.S, ldv);
-            for (index_t c = 0; c < first[std::size_t(u) + 1] - first[std::size_t(u)]; ++c) {
-                const index_t t0 = load_chunk(w, u, c);
-                outputs(w, u, t0, w.S);
-                chunk_state_delta(w.tile, w.dS, w.wq);
-                chunk_total_gate(w.tile, w.gate);
-                state_advance(w.S, w.dS, w.gate, sh.gate, sh.dk, ldv);
+            for (index_t k = 0; k < first[std::size_t(u) + 1] - first[std::size_t(u)]; ++k) {
+                std::copy(w.S, w.S + state, w.I);
+                run_super(w, u, k, w.I, true, true);
+                advance_super(w.S, w.Tk, w.G);
             }
             store_state(u, static_cast<const T*>(w.S), ldv);
         });
         return;
     }
 
-    // Sequence-parallel form: one state (and one gate) per chunk.
-    aligned_buffer<T> states{std::size_t(std::max<index_t>(chunks, 1) * sh.dk * ldv)};
-    aligned_buffer<T> gates{std::size_t(std::max<index_t>(chunks, 1) * ldk)};
-    aligned_buffer<T> totals{std::size_t(sh.causal ? 1 : std::max<index_t>(sh.units, 1) * sh.dk * ldv)};
-    std::vector<index_t> unit_of(static_cast<std::size_t>(chunks));
+    // Three phases; one state (and summed gate) per super-chunk.
+    aligned_buffer<T> states{std::size_t(std::max<index_t>(supers, 1) * state)};
+    aligned_buffer<T> gates{std::size_t(std::max<index_t>(supers, 1) * ldk)};
+    aligned_buffer<T> totals{std::size_t(sh.causal ? 1 : std::max<index_t>(sh.units, 1) * state)};
+    std::vector<index_t> unit_of(static_cast<std::size_t>(supers));
     for (index_t u = 0; u < sh.units; ++u)
-        for (index_t c = first[std::size_t(u)]; c < first[std::size_t(u) + 1]; ++c) unit_of[std::size_t(c)] = u;
+        for (index_t k = first[std::size_t(u)]; k < first[std::size_t(u) + 1]; ++k) unit_of[std::size_t(k)] = u;
 
-    parallel_for(chunks, threads, [&](index_t gc, int t) {  // phase 1
+    parallel_for(supers, threads, [&](index_t gk, int t) {  // phase 1: T_k and G_k
         work w = carve(t);
-        const index_t u = unit_of[std::size_t(gc)];
-        load_chunk(w, u, gc - first[std::size_t(u)]);
-        chunk_state_delta(w.tile, states.data() + gc * sh.dk * ldv, w.wq);
-        chunk_total_gate(w.tile, gates.data() + gc * ldk);
+        const index_t u = unit_of[std::size_t(gk)];
+        run_super(w, u, gk - first[std::size_t(u)], nullptr, false, true);
+        std::copy(w.Tk, w.Tk + state, states.data() + gk * state);
+        std::copy(w.G, w.G + gate_len, gates.data() + gk * ldk);
     });
-    parallel_for(sh.units, resolve_threads(num_threads, sh.units), [&](index_t u, int t) {  // phase 2
+    parallel_for(sh.units, resolve_threads(num_threads, sh.units), [&](index_t u, int t) {  // phase 2: the scan
         work w = carve(t);
         load_state(u, w.S, ldv);
-        for (index_t gc = first[std::size_t(u)]; gc < first[std::size_t(u) + 1]; ++gc) {
-            T* st = states.data() + gc * sh.dk * ldv;
-            std::copy(st, st + sh.dk * ldv, w.dS);
-            if (sh.causal) std::copy(w.S, w.S + sh.dk * ldv, st);  // the state this chunk starts from
-            state_advance(w.S, w.dS, gates.data() + gc * ldk, sh.causal ? sh.gate : gate_kind::none, sh.dk, ldv);
+        for (index_t gk = first[std::size_t(u)]; gk < first[std::size_t(u) + 1]; ++gk) {
+            T* st = states.data() + gk * state;
+            std::copy(st, st + state, w.Tk);
+            if (sh.causal) std::copy(w.S, w.S + state, st);  // the state super-chunk gk starts from
+            advance_super(w.S, w.Tk, gates.data() + gk * ldk);
         }
-        if (!sh.causal) std::copy(w.S, w.S + sh.dk * ldv, totals.data() + u * sh.dk * ldv);
+        if (!sh.causal) std::copy(w.S, w.S + state, totals.data() + u * state);
         store_state(u, static_cast<const T*>(w.S), ldv);
     });
-    parallel_for(chunks, threads, [&](index_t gc, int t) {  // phase 3
+    parallel_for(supers, threads, [&](index_t gk, int t) {  // phase 3: outputs
         work w = carve(t);
-        const index_t u = unit_of[std::size_t(gc)];
-        const index_t t0 = load_chunk(w, u, gc - first[std::size_t(u)]);
-        outputs(w, u, t0, sh.causal ? states.data() + gc * sh.dk * ldv : totals.data() + u * sh.dk * ldv);
+        const index_t u = unit_of[std::size_t(gk)];
+        const T* from = sh.causal ? states.data() + gk * state : totals.data() + u * state;
+        std::copy(from, from + state, w.I);
+        run_super(w, u, gk - first[std::size_t(u)], w.I, true, false);
     });
 }
 
