@@ -7,13 +7,16 @@
 // chunk by chunk for the outputs; across super-chunks it advances as
 //   S_{k+1} = exp(G_k) S_k + T_k,   T_k = the chained contributions of super-chunk k alone,
 // G_k its summed log gate. Two schedules evaluate exactly these operations:
-//   - enough (sequence, head) units for the threads: each unit walks its super-chunks;
+//   - enough (sequence, head) units for the threads: a thread takes a group of heads of one
+//     sequence and walks their super-chunks together (super-chunk k of every head, then
+//     k + 1), so the rows of q, k, v it reads are near each other in [B,N,H,D] memory;
 //   - otherwise (one long sequence on many cores), three phases: (1) every super-chunk's
 //     T_k and G_k in parallel, (2) per unit the short scan over super-chunk states,
 //     (3) every super-chunk's outputs in parallel from its starting state.
 // So results are bitwise identical for any thread count, and the parallel form keeps one
 // state per super-chunk (not per chunk).
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "../core/aligned_buffer.hpp"
@@ -26,7 +29,8 @@ namespace seqmix::kernels {
 constexpr index_t chunks_per_super = 16;
 
 struct chunk_scan_shape {
-    index_t units;             // (sequence, head) pairs
+    index_t units;             // (sequence, head) pairs, sequence-major
+    index_t heads;             // units per sequence
     index_t dk, dv;            // feature dim, value dim incl. a normalizer column
     index_t chunk;             // tokens per chunk
     gate_kind gate;
@@ -47,18 +51,27 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
     const index_t lda = (C + W - 1) / W * W + W;
     const index_t b_size = sh.gate == gate_kind::vector ? C * ldk : lda;
     const index_t state = sh.dk * ldv;
+    // Head groups of the sequential schedule: as few as give every thread work.
+    const index_t seqs = sh.units / std::max<index_t>(sh.heads, 1);
+    const int max_threads = resolve_threads(num_threads, std::numeric_limits<int>::max());
+    const index_t groups_per_seq =
+        std::clamp<index_t>((max_threads + std::max<index_t>(seqs, 1) - 1) / std::max<index_t>(seqs, 1), 1,
+                            std::max<index_t>(sh.heads, 1));
+    const index_t group_size = (sh.heads + groups_per_seq - 1) / std::max<index_t>(groups_per_seq, 1);
+    const index_t groups = seqs * groups_per_seq;
     const std::size_t per_thread = scratch_carver<T>::size_of(C * ldk, C * ldk, C * ldv, b_size, C * lda, C * ldv,
-                                                              C * ldk, C * ldk, state, state, state, state, ldk, ldk);
+                                                              C * ldk, C * ldk, state, state, state, state, ldk, ldk,
+                                                              group_size * state);
     std::vector<index_t> first(std::size_t(sh.units) + 1, 0);  // first super-chunk of each unit
     for (index_t u = 0; u < sh.units; ++u)
         first[std::size_t(u) + 1] = first[std::size_t(u)] + (sh.len[std::size_t(u)] + SC - 1) / SC;
     const index_t supers = first.back();
-    const int threads = resolve_threads(num_threads, std::max<index_t>(std::max(supers, sh.units), 1));
+    const int threads = resolve_threads(num_threads, std::max<index_t>(std::max(supers, groups), 1));
     thread_scratch<T> scratch(threads, per_thread);
 
     struct work {
         chunk_tile<T> tile;
-        T *A, *O, *wq, *wk, *dS, *S, *I, *Tk, *gate, *G;
+        T *A, *O, *wq, *wk, *dS, *S, *I, *Tk, *gate, *G, *group_states;
     };
     auto carve = [&](int t) {
         scratch_carver<T> cv(scratch.get(t));
@@ -82,6 +95,7 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
         w.Tk = cv.take(std::size_t(state));
         w.gate = cv.take(std::size_t(ldk));
         w.G = cv.take(std::size_t(ldk));
+        w.group_states = cv.take(std::size_t(group_size * state));
         return w;
     };
     const gate_kind inner_gate = sh.causal ? sh.gate : gate_kind::none;
@@ -116,16 +130,22 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
     // S = exp(G) S + T across one super-chunk.
     auto advance_super = [&](T* S, const T* Tk, const T* G) { state_advance(S, Tk, G, inner_gate, sh.dk, ldv); };
 
-    if (sh.causal && sh.units >= threads) {
-        parallel_for(sh.units, threads, [&](index_t u, int t) {
+    if (sh.causal && groups >= max_threads) {
+        parallel_for(groups, threads, [&](index_t gi, int t) {
             work w = carve(t);
-            load_state(u, w.S, ldv);
-            for (index_t k = 0; k < first[std::size_t(u) + 1] - first[std::size_t(u)]; ++k) {
-                std::copy(w.S, w.S + state, w.I);
-                run_super(w, u, k, w.I, true, true);
-                advance_super(w.S, w.Tk, w.G);
-            }
-            store_state(u, static_cast<const T*>(w.S), ldv);
+            const index_t s0 = gi / groups_per_seq, h0 = (gi % groups_per_seq) * group_size;
+            const index_t h1 = std::min(sh.heads, h0 + group_size);
+            const index_t u0 = s0 * sh.heads + h0;
+            for (index_t u = u0; u < u0 + (h1 - h0); ++u) load_state(u, w.group_states + (u - u0) * state, ldv);
+            const index_t n_super = first[std::size_t(u0) + 1] - first[std::size_t(u0)];  // same sequence: same count
+            for (index_t k = 0; k < n_super; ++k)
+                for (index_t u = u0; u < u0 + (h1 - h0); ++u) {
+                    T* S = w.group_states + (u - u0) * state;
+                    std::copy(S, S + state, w.I);
+                    run_super(w, u, k, w.I, true, true);
+                    advance_super(S, w.Tk, w.G);
+                }
+            for (index_t u = u0; u < u0 + (h1 - h0); ++u) store_state(u, static_cast<const T*>(w.group_states + (u - u0) * state), ldv);
         });
         return;
     }

@@ -39,6 +39,7 @@ void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, 
     const auto& p = a.problem;
     kernels::chunk_scan_shape sh;
     sh.units = p.num_seqs * p.hv;
+    sh.heads = p.hv;
     sh.dk = p.dk;
     sh.dv = p.dv;
     sh.chunk = opt.chunk_size > 0 ? opt.chunk_size : gla_default_chunk;

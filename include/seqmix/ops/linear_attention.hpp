@@ -71,6 +71,7 @@ void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, cons
     const bool norm = opt.normalize;
     kernels::chunk_scan_shape sh;
     sh.units = p.num_seqs * p.hv;
+    sh.heads = p.hv;
     sh.dk = p.dk;
     sh.dv = p.dv + (norm ? 1 : 0);
     sh.chunk = opt.chunk_size > 0 ? opt.chunk_size : linear_attention_default_chunk;

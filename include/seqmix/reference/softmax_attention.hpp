@@ -15,7 +15,7 @@ void softmax_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV&
                        const attention_options& opt = {},
                        tensor_view<typename OV::value_type, 3> lse_in = {}) {
     using T = typename OV::value_type;
-    auto a = detail::prepare_attention(q_in, k_in, v_in, out_in, lse_in, opt,
+    auto a = seqmix::detail::prepare_attention(q_in, k_in, v_in, out_in, lse_in, opt,
                                        "reference::softmax_attention");
     const auto& p = a.problem;
     const double neg_inf = -std::numeric_limits<double>::infinity();
