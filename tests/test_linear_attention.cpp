@@ -303,19 +303,6 @@ TEST_CASE("bitwise identical for 1 and 2 threads (sequential and sequence-parall
     }
 }
 
-namespace {
-template <class F>
-void expect_error(F&& f, const std::string& needle) {
-    try {
-        f();
-        FAIL("expected seqmix::error mentioning " << needle);
-    } catch (const seqmix::error& e) {
-        INFO(e.what());
-        CHECK(std::string(e.what()).find(needle) != std::string::npos);
-    }
-}
-}  // namespace
-
 TEST_CASE("bad inputs give seqmix::error naming the argument") {
     const shape s{2, 10, 2, 4, 8, 6};
     inputs<float> in(s, 51);

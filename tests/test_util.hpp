@@ -1,11 +1,15 @@
 #pragma once
 // Helpers shared by the operator tests: random tensors, copies to double, comparisons.
+#include <seqmix/core/error.hpp>
 #include <seqmix/core/tensor.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
+
+#include "catch.hpp"
 
 namespace seqmix_test {
 
@@ -48,6 +52,18 @@ double max_rel_error(const seqmix::tensor<A, R>& a, const seqmix::tensor<B, R>& 
 template <class T, std::size_t R>
 bool bitwise_equal(const seqmix::tensor<T, R>& a, const seqmix::tensor<T, R>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(T) * std::size_t(a.size())) == 0;
+}
+
+// Runs f and expects a seqmix::error whose message contains `needle`.
+template <class F>
+void expect_error(F&& f, const std::string& needle) {
+    try {
+        f();
+        FAIL("expected seqmix::error mentioning " << needle);
+    } catch (const seqmix::error& e) {
+        INFO(e.what());
+        CHECK(std::string(e.what()).find(needle) != std::string::npos);
+    }
 }
 
 }  // namespace seqmix_test

@@ -38,6 +38,25 @@ struct chunk_scan_shape {
     std::vector<index_t> len;  // tokens of each unit
 };
 
+// Copies between one (sequence, head) state of a [seqs, H, dk, dv] view and the packed
+// [dk][ldv] scratch form; an empty source means the zero state.
+template <class T>
+void load_state_rows(const tensor_view<const T, 4>& src, index_t s, index_t h, index_t dk, index_t dv, T* S,
+                     index_t ldv) {
+    std::fill(S, S + dk * ldv, T(0));
+    if (src.empty()) return;
+    for (index_t d = 0; d < dk; ++d)
+        for (index_t e = 0; e < dv; ++e) S[d * ldv + e] = src(s, h, d, e);
+}
+
+template <class T>
+void store_state_rows(const T* S, index_t ldv, index_t dk, index_t dv, const tensor_view<T, 4>& dst, index_t s,
+                      index_t h) {
+    if (dst.empty()) return;
+    for (index_t d = 0; d < dk; ++d)
+        for (index_t e = 0; e < dv; ++e) dst(s, h, d, e) = S[d * ldv + e];
+}
+
 // pack(unit, t0, chunk_tile&)       fills q, k, v, b of tokens [t0, t0 + len) (len is set)
 // emit(unit, t0, len, O, ldv)       consumes the outputs O [len][ldv]
 // load_state(unit, S, ldv)          writes the initial state [dk][ldv] (zeros if none)

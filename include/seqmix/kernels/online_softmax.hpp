@@ -96,37 +96,4 @@ inline void online_softmax_update(T* st, index_t keys, index_t ld, index_t lanes
     }
 }
 
-// Softmax pieces for one contiguous row of scores (split-KV decode): s becomes
-// exp(s - m); returns {m, sum}. A row with no visible key gives {-inf, 0}.
-template <class T>
-struct softmax_partial {
-    T max;
-    T sum;
-};
-
-template <class T>
-inline softmax_partial<T> exp_row(T* s, index_t n) {
-    using V = simd::vec<T>;
-    constexpr index_t W = index_t(simd::width<T>);
-    const T ninf = -std::numeric_limits<T>::infinity();
-    V mx(ninf);
-    index_t j = 0;
-    for (; j + W <= n; j += W) mx = simd::max(mx, simd::load(s + j));
-    if (j < n) mx = simd::max(mx, simd::load_partial(s + j, std::size_t(n - j), ninf));
-    const T m = simd::hmax(mx);
-    const V mu(m == ninf ? T(0) : m);
-    V acc(T(0));
-    for (j = 0; j + W <= n; j += W) {
-        const V e = simd::exp(simd::load(s + j) - mu);
-        simd::store(s + j, e);
-        acc = acc + e;
-    }
-    if (j < n) {
-        const V e = simd::exp(simd::load_partial(s + j, std::size_t(n - j), ninf) - mu);
-        simd::store_partial(s + j, e, std::size_t(n - j));
-        acc = acc + e;
-    }
-    return {m, simd::hsum(acc)};
-}
-
 }  // namespace seqmix::kernels

@@ -119,15 +119,10 @@ void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, cons
         }
     };
     auto load_state = [&](index_t u, T* S, index_t ldv) {
-        std::fill(S, S + sh.dk * ldv, T(0));
-        if (a.initial_state.empty()) return;
-        for (index_t d = 0; d < sh.dk; ++d)
-            for (index_t e = 0; e < sh.dv; ++e) S[d * ldv + e] = a.initial_state(u / p.hv, u % p.hv, d, e);
+        kernels::load_state_rows(a.initial_state, u / p.hv, u % p.hv, sh.dk, sh.dv, S, ldv);
     };
     auto store_state = [&](index_t u, const T* S, index_t ldv) {
-        if (a.final_state.empty()) return;
-        for (index_t d = 0; d < sh.dk; ++d)
-            for (index_t e = 0; e < sh.dv; ++e) a.final_state(u / p.hv, u % p.hv, d, e) = S[d * ldv + e];
+        kernels::store_state_rows(S, ldv, sh.dk, sh.dv, a.final_state, u / p.hv, u % p.hv);
     };
     kernels::chunk_scan<T>(sh, opt.num_threads, pack, emit, load_state, store_state);
 }
