@@ -10,11 +10,11 @@
 //   - enough (sequence, head) units for the threads: a thread takes a group of heads of one
 //     sequence and walks their super-chunks together (super-chunk k of every head, then
 //     k + 1), so the rows of q, k, v it reads are near each other in [B,N,H,D] memory;
-//   - otherwise (one long sequence on many cores), three phases: (1) every super-chunk's
-//     T_k and G_k in parallel, (2) per unit the short scan over super-chunk states,
-//     (3) every super-chunk's outputs in parallel from its starting state.
-// So results are bitwise identical for any thread count, and the parallel form keeps one
-// state per super-chunk (not per chunk).
+//   - otherwise (one long sequence on many cores), each sequence is cut into segments of
+//     super-chunks, one per thread; a thread first runs the cheap contribution-only pass
+//     (T_k, G_k and the scan above) over the super-chunks before its segment, then the
+//     full pass over its segment. Bidirectional scans use three phases instead.
+// So results are bitwise identical for any thread count, with no per-chunk state buffers.
 #include <algorithm>
 #include <limits>
 #include <vector>
@@ -57,7 +57,7 @@ void store_state_rows(const T* S, index_t ldv, index_t dk, index_t dv, const ten
         for (index_t e = 0; e < dv; ++e) dst(s, h, d, e) = S[d * ldv + e];
 }
 
-// pack(unit, t0, chunk_tile&)       fills q, k, v, b of tokens [t0, t0 + len) (len is set)
+// pack(unit, t0, chunk_tile&, with_q) fills q (if with_q), k, v, b of tokens [t0, t0 + len)
 // emit(unit, t0, len, O, ldv)       consumes the outputs O [len][ldv]
 // load_state(unit, S, ldv)          writes the initial state [dk][ldv] (zeros if none)
 // store_state(unit, S, ldv)         receives the final state
@@ -129,7 +129,7 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
         }
         for (index_t t0 = t_begin; t0 < t_end; t0 += C) {
             w.tile.len = std::min(C, t_end - t0);
-            pack(u, t0, w.tile);
+            pack(u, t0, w.tile, outputs);
             if (outputs) {
                 if (sh.causal) chunk_scores(w.tile, w.A, lda, w.wq, w.wk);
                 chunk_output(w.tile, w.A, lda, static_cast<const T*>(S), w.O, w.wq, sh.causal);
@@ -169,7 +169,45 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
         return;
     }
 
-    // Three phases; one state (and summed gate) per super-chunk.
+    if (sh.causal) {
+        // Few (sequence, head) units for many threads: each unit's super-chunks are cut into
+        // segments, one per work item. Item i first runs the contribution-only pass over the
+        // super-chunks before its segment (T_k, G_k and the scan, a fraction r of the full
+        // cost), then the ordinary pass over its segment. Segment ends m_i are balanced so
+        // that r m_i + (m_{i+1} - m_i) is the same for every item.
+        constexpr double r = 0.3;  // contribution pass / full pass: swept 0.15-0.6 (H=1, D=64, 2 threads)
+        const index_t segs = std::max<index_t>(1, (max_threads + sh.units - 1) / std::max<index_t>(sh.units, 1));
+        auto segment_end = [&](index_t n_super, index_t i) {  // m_i
+            double sum = 0, part = 0, w = 1;
+            for (index_t j = 0; j < segs; ++j, w *= 1 - r) {
+                sum += w;
+                if (j < i) part += w;
+            }
+            return std::min(n_super, index_t(std::llround(double(n_super) * part / sum)));
+        };
+        parallel_for(sh.units * segs, threads, [&](index_t item, int t) {
+            const index_t u = item / segs, i = item % segs;
+            const index_t n_super = first[std::size_t(u) + 1] - first[std::size_t(u)];
+            const index_t m0 = segment_end(n_super, i), m1 = i + 1 == segs ? n_super : segment_end(n_super, i + 1);
+            if (m0 == m1 && i + 1 != segs) return;
+            work w = carve(t);
+            load_state(u, w.S, ldv);
+            for (index_t k = 0; k < m0; ++k) {
+                run_super(w, u, k, nullptr, false, true);
+                advance_super(w.S, w.Tk, w.G);
+            }
+            for (index_t k = m0; k < m1; ++k) {
+                std::copy(w.S, w.S + state, w.I);
+                run_super(w, u, k, w.I, true, true);
+                advance_super(w.S, w.Tk, w.G);
+            }
+            if (i + 1 == segs) store_state(u, static_cast<const T*>(w.S), ldv);
+        });
+        return;
+    }
+
+    // Bidirectional: (1) every super-chunk's contribution in parallel, (2) per unit the sum,
+    // (3) every super-chunk's outputs from the total.
     aligned_buffer<T> states{std::size_t(std::max<index_t>(supers, 1) * state)};
     aligned_buffer<T> gates{std::size_t(std::max<index_t>(supers, 1) * ldk)};
     aligned_buffer<T> totals{std::size_t(sh.causal ? 1 : std::max<index_t>(sh.units, 1) * state)};

@@ -48,23 +48,25 @@ void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, 
     for (index_t u = 0; u < sh.units; ++u) sh.len.push_back(p.sequence(u / p.hv).len);
     const T scale = T(p.scale);
 
-    auto pack = [&](index_t u, index_t t0, kernels::chunk_tile<T>& c) {
+    auto pack = [&](index_t u, index_t t0, kernels::chunk_tile<T>& c, bool with_q) {
         const auto sq = p.sequence(u / p.hv);
         const index_t h = u % p.hv, hk = h / p.group;
         for (index_t t = 0; t < c.len; ++t) {
             const index_t n = sq.begin + t0 + t;
             if (t0 + t + sh.chunk < sq.len) {  // rows of the next chunk: one head's rows are strided
                 const index_t nn = n + sh.chunk;
-                simd::prefetch(a.q.ptr(sq.batch, nn, hk), std::size_t(p.dk_in * a.q.stride(3)));
+                if (with_q) simd::prefetch(a.q.ptr(sq.batch, nn, hk), std::size_t(p.dk_in * a.q.stride(3)));
                 simd::prefetch(a.k.ptr(sq.batch, nn, hk), std::size_t(p.dk_in * a.k.stride(3)));
                 simd::prefetch(a.v.ptr(sq.batch, nn, h), std::size_t(p.dv * a.v.stride(3)));
                 if (p.vector_gate) simd::prefetch(a.g4.ptr(sq.batch, nn, h), std::size_t(p.dk * a.g4.stride(3)));
             }
             T* qr = c.q + t * c.ldk;
             T* kr = c.k + t * c.ldk;
-            detail::copy_row(a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk, qr);
+            if (with_q) {
+                detail::copy_row(a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk, qr);
+                std::fill(qr + p.dk, qr + c.ldk, T(0));
+            }
             detail::copy_row(a.k.ptr(sq.batch, n, hk), a.k.stride(3), p.dk, kr);
-            std::fill(qr + p.dk, qr + c.ldk, T(0));
             std::fill(kr + p.dk, kr + c.ldk, T(0));
             T* vr = c.v + t * c.ldv;
             detail::copy_row(a.v.ptr(sq.batch, n, h), a.v.stride(3), p.dv, vr);

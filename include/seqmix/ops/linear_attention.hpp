@@ -80,7 +80,7 @@ void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, cons
     for (index_t u = 0; u < sh.units; ++u) sh.len.push_back(p.sequence(u / p.hv).len);
     const T scale = T(p.scale), eps = T(opt.eps);
 
-    auto pack = [&](index_t u, index_t t0, kernels::chunk_tile<T>& c) {
+    auto pack = [&](index_t u, index_t t0, kernels::chunk_tile<T>& c, bool with_q) {
         const auto sq = p.sequence(u / p.hv);
         const index_t h = u % p.hv, hk = h / p.group;
         const T lambda = opt.log_decay ? T(opt.log_decay[h]) : T(0);
@@ -88,15 +88,17 @@ void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, cons
             const index_t n = sq.begin + t0 + t;
             if (t0 + t + sh.chunk < sq.len) {  // rows of the next chunk: one head's rows are strided
                 const index_t nn = n + sh.chunk;
-                simd::prefetch(a.q.ptr(sq.batch, nn, hk), std::size_t(p.dk_in * a.q.stride(3)));
+                if (with_q) simd::prefetch(a.q.ptr(sq.batch, nn, hk), std::size_t(p.dk_in * a.q.stride(3)));
                 simd::prefetch(a.k.ptr(sq.batch, nn, hk), std::size_t(p.dk_in * a.k.stride(3)));
                 simd::prefetch(a.v.ptr(sq.batch, nn, h), std::size_t(p.dv * a.v.stride(3)));
             }
             T* qr = c.q + t * c.ldk;
             T* kr = c.k + t * c.ldk;
-            detail::feature_row(opt.feature_map, a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk_in, qr);
+            if (with_q) {
+                detail::feature_row(opt.feature_map, a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk_in, qr);
+                std::fill(qr + p.dk, qr + c.ldk, T(0));
+            }
             detail::feature_row(opt.feature_map, a.k.ptr(sq.batch, n, hk), a.k.stride(3), p.dk_in, kr);
-            std::fill(qr + p.dk, qr + c.ldk, T(0));
             std::fill(kr + p.dk, kr + c.ldk, T(0));
             T* vr = c.v + t * c.ldv;
             const T* vin = a.v.ptr(sq.batch, n, h);
