@@ -282,13 +282,14 @@ TEST_CASE("bitwise identical for 1 and 2 threads (sequential and sequence-parall
         inputs<float> in(s, 41);
         tensor<float, 4> o1({s.B, s.N, s.Hv, s.Dv}), o2({s.B, s.N, s.Hv, s.Dv});
         tensor<float, 4> f1({s.B, s.Hv, s.Dk, s.Dv}), f2({s.B, s.Hv, s.Dk, s.Dv});
-        for (int op = 0; op < 3; ++op) {
+        for (int op = 0; op < 4; ++op) {
             for (int threads : {1, 2}) {
                 auto& o = threads == 1 ? o1 : o2;
                 auto& f = threads == 1 ? f1 : f2;
-                if (op == 0) {
+                if (op == 0 || op == 3) {
                     linear_attention_options lo;
                     lo.num_threads = threads;
+                    lo.causal = op == 0;  // op 3: bidirectional, the three-phase schedule
                     linear_attention(in.q.view(), in.k.view(), in.v.view(), o.view(), lo, {}, f.view());
                 } else {
                     gla_options go;
