@@ -96,9 +96,10 @@ void stepwise(benchmark::State& state, kind k, index_t h, index_t n, index_t d) 
     counters(state, h, n, d, 1);
 }
 
-// Decode step at B=16, H=16, D=128: memory-bound on the state (read + write once).
-void decode_step(benchmark::State& state, kind k, int threads) {
-    const index_t B = 16, H = 16, D = 128;
+// Decode step at B (16: BENCH.md; 64: a state pool larger than the L3), H=16, D=128:
+// memory-bound on the state (read + write once).
+void decode_step(benchmark::State& state, kind k, index_t B, int threads) {
+    const index_t H = 16, D = 128;
     tensor<float, 3> q({B, H, D}), kk({B, H, D}), v({B, H, D}), out({B, H, D}), g3({B, H, D});
     tensor<float, 2> g2({B, H});
     fill(q, -1, 1, 1);
@@ -153,11 +154,13 @@ void register_linear_attention_benchmarks() {
             const std::string name = std::string(kind_name(k)) + "/stepwise" + gate_suffix(k) + "/H4/D" + std::to_string(d) + "/N2048/threads:1";
             benchmark::RegisterBenchmark(name.c_str(), stepwise, k, 4, 2048, d)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
         }
-        for (int threads : {1, 2}) {
-            const std::string name = std::string("decode_step/") + kind_name(k) + gate_suffix(k) +
-                                     "/B16/H16/D128/threads:" + std::to_string(threads);
-            benchmark::RegisterBenchmark(name.c_str(), decode_step, k, threads)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
-        }
+        for (index_t b : {16, 64})
+            for (int threads : {1, 2}) {
+                const std::string name = std::string("decode_step/") + kind_name(k) + gate_suffix(k) + "/B" +
+                                         std::to_string(b) + "/H16/D128/threads:" + std::to_string(threads);
+                benchmark::RegisterBenchmark(name.c_str(), decode_step, k, b, threads)
+                    ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
+            }
     }
 }
 

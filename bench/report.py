@@ -96,7 +96,9 @@ def main():
         ("softmax_attention decode (bytes of KV read)", "softmax_attention/decode/", memory_cols),
         ("linear_attention (chunkwise)", "linear_attention/chunk/", token_cols),
         ("gated_linear_attention (chunkwise)", "gated_linear_attention/chunk/", token_cols),
-        ("recurrent decode steps (state bytes)", "decode_step/", memory_cols),
+        ("linear_attention token by token (decode step per token)", "linear_attention/stepwise/", token_cols),
+        ("gated_linear_attention token by token (decode step per token)", "gated_linear_attention/stepwise/", token_cols),
+        ("recurrent decode steps (state bytes; B16 is 16 MiB of state, inside the 32 MiB L3; B64 is 64 MiB)", "decode_step/", memory_cols),
     ]
     for title, prefix, cols in sections:
         if any(base_name(b).startswith(prefix) for b in rows):
