@@ -10,7 +10,7 @@
 #include <string>
 
 #include "bench_registry.hpp"
-#include "ceilings.hpp"
+#include "counters.hpp"
 
 namespace {
 
@@ -28,11 +28,10 @@ void fill(tensor<T, R>& t, float lo, float hi, unsigned salt) {
         t.data()[i] = lo + (hi - lo) * float((std::uint64_t(i) * 2654435761u + salt) % 1000) * 1e-3f;
 }
 
-void counters(benchmark::State& state, index_t h, index_t n, index_t d, int threads) {
+void counters(benchmark::State& state, index_t h, index_t n, index_t d, int threads, double secs) {
     const double flops = 4.0 * double(h) * double(n) * double(d) * double(d);  // recurrent-equivalent
-    state.counters["GFLOPs"] = benchmark::Counter(flops * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
-    state.counters["tokens_per_s"] = benchmark::Counter(double(n) * double(state.iterations()), benchmark::Counter::kIsRate);
-    state.counters["fma_peak_GFLOPs"] = measured().fma[threads];
+    report_rate(state, flops, secs, "GFLOPs", measured().fma[threads], "fma_peak_GFLOPs", "of_fma_peak");
+    state.counters["tokens_per_s"] = double(n) * double(state.iterations()) / secs;
     state.counters["threads"] = threads;
 }
 
@@ -44,6 +43,7 @@ void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, i
     fill(v, -1, 1, 3);
     fill(g4, -0.1f, 0, 4);
     fill(g3, -0.1f, 0, 5);
+    const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
         if (k == kind::linear) {
             linear_attention_options o;
@@ -59,7 +59,7 @@ void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, i
         }
         benchmark::ClobberMemory();
     }
-    counters(state, h, n, d, threads);
+    counters(state, h, n, d, threads, seconds_since(t0));
 }
 
 // The same sequence, one decode step per token (the recurrent form).
@@ -75,6 +75,7 @@ void stepwise(benchmark::State& state, kind k, index_t h, index_t n, index_t d) 
     auto tok = [](tensor<float, 4>& t, index_t i) {
         return tensor_view<float, 3>(t.view().ptr(i), {1, t.extent(2), t.extent(3)});
     };
+    const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
         for (index_t i = 0; i < n; ++i) {
             if (k == kind::linear) {
@@ -93,7 +94,7 @@ void stepwise(benchmark::State& state, kind k, index_t h, index_t n, index_t d) 
         }
         benchmark::ClobberMemory();
     }
-    counters(state, h, n, d, 1);
+    counters(state, h, n, d, 1, seconds_since(t0));
 }
 
 // Decode step at B (16: BENCH.md; 64: a state pool larger than the L3), H=16, D=128:
@@ -108,6 +109,7 @@ void decode_step(benchmark::State& state, kind k, index_t B, int threads) {
     fill(g3, -0.1f, 0, 4);
     fill(g2, -0.1f, 0, 5);
     tensor<float, 4> S({B, H, D, D});
+    const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
         if (k == kind::linear) {
             linear_attention_step_options o;
@@ -122,8 +124,7 @@ void decode_step(benchmark::State& state, kind k, index_t B, int threads) {
         benchmark::ClobberMemory();
     }
     const double bytes = 2.0 * double(S.size()) * sizeof(float);  // state read and written
-    state.counters["GBs"] = benchmark::Counter(bytes * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
-    state.counters["triad_GBs"] = measured().triad[threads];
+    report_rate(state, bytes, seconds_since(t0), "GBs", measured().triad[threads], "triad_GBs", "of_triad");
     state.counters["threads"] = threads;
 }
 

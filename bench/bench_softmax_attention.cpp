@@ -8,7 +8,7 @@
 #include <string>
 
 #include "bench_registry.hpp"
-#include "ceilings.hpp"
+#include "counters.hpp"
 
 namespace {
 
@@ -22,16 +22,16 @@ void prefill(benchmark::State& state, index_t hq, index_t hkv, index_t n, index_
     attention_options opt;
     opt.causal = causal;
     opt.num_threads = threads;
+    const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
         softmax_attention(q.view(), k.view(), v.view(), out.view(), opt);
         benchmark::ClobberMemory();
     }
+    const double secs = seconds_since(t0);
     const double flops = 4.0 * double(hq) * double(n) * double(n) * double(d) * (causal ? 0.5 : 1.0);
-    const double rate = flops * double(state.iterations());
-    state.counters["GFLOPs"] = benchmark::Counter(rate * 1e-9, benchmark::Counter::kIsRate);
     // Fractions of the ceilings measured in this run: FMA peak and an Eigen GEMM of equal FLOPs.
-    state.counters["fma_peak_GFLOPs"] = measured().fma[threads];
-    state.counters["gemm_GFLOPs"] = gemm_gflops(flops, threads);
+    report_rate(state, flops, secs, "GFLOPs", measured().fma[threads], "fma_peak_GFLOPs", "of_fma_peak");
+    report_rate(state, flops, secs, "GFLOPs", gemm_gflops(flops, threads), "gemm_GFLOPs", "of_gemm");
     state.counters["threads"] = threads;
 }
 
@@ -40,13 +40,13 @@ void decode(benchmark::State& state, index_t nk, int threads) {
     tensor<float, 4> q({1, 1, hq, d}, 0.01f), k({1, nk, hkv, d}, 0.02f), v({1, nk, hkv, d}, 0.5f), out({1, 1, hq, d});
     attention_options opt;
     opt.num_threads = threads;
+    const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
         softmax_attention(q.view(), k.view(), v.view(), out.view(), opt);
         benchmark::ClobberMemory();
     }
     const double bytes = 2.0 * double(nk) * double(hkv) * double(d) * sizeof(float);
-    state.counters["GBs"] = benchmark::Counter(bytes * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
-    state.counters["triad_GBs"] = measured().triad[threads];
+    report_rate(state, bytes, seconds_since(t0), "GBs", measured().triad[threads], "triad_GBs", "of_triad");
     state.counters["threads"] = threads;
 }
 
