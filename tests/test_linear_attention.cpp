@@ -277,6 +277,38 @@ TEST_CASE("varlen (cu_seqlens) equals separate calls, with per-sequence states")
     }
 }
 
+TEST_CASE("strided inputs: reversed head dim, [B,H,N,D] buffers, broadcast gates") {
+    const shape s{1, 90, 2, 2, 16, 8};
+    inputs<double> in(s, 61);
+    // q with its head dim stored backwards (negative stride), v from a [B,H,N,D] buffer,
+    // the scalar gate broadcast over heads (stride 0).
+    tensor<double, 4> q_rev({1, s.N, s.Hk, s.Dk});
+    for (index_t n = 0; n < s.N; ++n)
+        for (index_t h = 0; h < s.Hk; ++h)
+            for (index_t d = 0; d < s.Dk; ++d) q_rev(0, n, h, s.Dk - 1 - d) = in.q(0, n, h, d);
+    auto qv = q_rev.view();
+    tensor_view<const double, 4> q_strided(qv.ptr(0, 0, 0, s.Dk - 1), {1, s.N, s.Hk, s.Dk},
+                                           {qv.stride(0), qv.stride(1), qv.stride(2), -1});
+    tensor<double, 4> v_bhnd({1, s.Hv, s.N, s.Dv});
+    for (index_t n = 0; n < s.N; ++n)
+        for (index_t h = 0; h < s.Hv; ++h)
+            for (index_t e = 0; e < s.Dv; ++e) v_bhnd(0, h, n, e) = in.v(0, n, h, e);
+    auto v_strided = permute(tensor_view<const double, 4>(v_bhnd.view()), {0, 2, 1, 3});
+    tensor<double, 3> g_row({1, s.N, 1});
+    for (index_t n = 0; n < s.N; ++n) g_row(0, n, 0) = in.gs(0, n, 0);
+    tensor_view<const double, 3> g_bcast(g_row.data(), {1, s.N, s.Hv}, {s.N, 1, 0});
+    tensor<double, 3> g_full({1, s.N, s.Hv});
+    for (index_t n = 0; n < s.N; ++n)
+        for (index_t h = 0; h < s.Hv; ++h) g_full(0, n, h) = g_row(0, n, 0);
+    tensor<double, 4> o1({1, s.N, s.Hv, s.Dv}), o2({1, s.N, s.Hv, s.Dv});
+    gated_linear_attention(q_strided, in.k.view(), v_strided, g_bcast, o1.view());
+    gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), g_full.view(), o2.view());
+    CHECK(max_rel_error(o1, o2) < 1e-13);
+    linear_attention(q_strided, in.k.view(), v_strided, o1.view());
+    linear_attention(in.q.view(), in.k.view(), in.v.view(), o2.view());
+    CHECK(max_rel_error(o1, o2) < 1e-13);
+}
+
 TEST_CASE("bitwise identical for 1 and 2 threads (sequential and sequence-parallel schedules)") {
     for (const shape s : {shape{1, 700, 1, 1, 64, 64}, shape{2, 300, 2, 2, 32, 40}, shape{1, 600, 2, 4, 16, 16}}) {
         inputs<float> in(s, 41);

@@ -55,10 +55,10 @@ void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, 
             const index_t n = sq.begin + t0 + t;
             if (t0 + t + sh.chunk < sq.len) {  // rows of the next chunk: one head's rows are strided
                 const index_t nn = n + sh.chunk;
-                if (with_q) simd::prefetch(a.q.ptr(sq.batch, nn, hk), std::size_t(p.dk_in * a.q.stride(3)));
-                simd::prefetch(a.k.ptr(sq.batch, nn, hk), std::size_t(p.dk_in * a.k.stride(3)));
-                simd::prefetch(a.v.ptr(sq.batch, nn, h), std::size_t(p.dv * a.v.stride(3)));
-                if (p.vector_gate) simd::prefetch(a.g4.ptr(sq.batch, nn, h), std::size_t(p.dk * a.g4.stride(3)));
+                if (with_q && a.q.stride(3) == 1) simd::prefetch(a.q.ptr(sq.batch, nn, hk), std::size_t(p.dk_in));
+                if (a.k.stride(3) == 1) simd::prefetch(a.k.ptr(sq.batch, nn, hk), std::size_t(p.dk_in));
+                if (a.v.stride(3) == 1) simd::prefetch(a.v.ptr(sq.batch, nn, h), std::size_t(p.dv));
+                if (p.vector_gate && a.g4.stride(3) == 1) simd::prefetch(a.g4.ptr(sq.batch, nn, h), std::size_t(p.dk));
             }
             T* qr = c.q + t * c.ldk;
             T* kr = c.k + t * c.ldk;
