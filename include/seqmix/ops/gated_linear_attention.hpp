@@ -26,9 +26,6 @@ inline void copy_row(const T* x, index_t stride, index_t n, T* out) {
 }
 }  // namespace detail
 
-// Chunk size measured best on Zen 4 for Dk = Dv = 64 and 128 (see docs/ops/gated_linear_attention.md).
-constexpr int gla_default_chunk = 32;
-
 template <class QV, class KV, class VV, class GV, class OV>
 void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out,
                             const gla_options& opt = {},
@@ -42,7 +39,7 @@ void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, 
     sh.heads = p.hv;
     sh.dk = p.dk;
     sh.dv = p.dv;
-    sh.chunk = opt.chunk_size > 0 ? opt.chunk_size : gla_default_chunk;
+    sh.chunk = opt.chunk_size > 0 ? opt.chunk_size : kernels::default_chunk_size(p.dk);
     sh.gate = p.vector_gate ? kernels::gate_kind::vector : kernels::gate_kind::scalar;
     sh.causal = true;
     for (index_t u = 0; u < sh.units; ++u) sh.len.push_back(p.sequence(u / p.hv).len);

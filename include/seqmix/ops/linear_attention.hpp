@@ -58,9 +58,6 @@ void feature_row(seqmix::feature_map f, const T* x_in, index_t sx, index_t d, T*
 
 }  // namespace detail
 
-// Chunk size measured best on Zen 4 for Dk = Dv = 64 and 128 (see docs/ops/linear_attention.md).
-constexpr int linear_attention_default_chunk = 32;
-
 template <class QV, class KV, class VV, class OV>
 void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, const linear_attention_options& opt = {},
                       tensor_view<const typename OV::value_type, 4> initial_state = {},
@@ -74,7 +71,7 @@ void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, cons
     sh.heads = p.hv;
     sh.dk = p.dk;
     sh.dv = p.dv + (norm ? 1 : 0);
-    sh.chunk = opt.chunk_size > 0 ? opt.chunk_size : linear_attention_default_chunk;
+    sh.chunk = opt.chunk_size > 0 ? opt.chunk_size : kernels::default_chunk_size(p.dk);
     sh.gate = opt.log_decay ? kernels::gate_kind::scalar : kernels::gate_kind::none;
     sh.causal = opt.causal;
     for (index_t u = 0; u < sh.units; ++u) sh.len.push_back(p.sequence(u / p.hv).len);
