@@ -20,8 +20,7 @@ struct shape {
     index_t B, N, Hk, Hv, Dk, Dv;
 };
 
-// N around the default chunks (16 for Dk <= 64, 32 above) and the sub-chunk (16), around
-// two chunks, long.
+// N around the default chunk (32) and the sub-chunk (16), around two chunks, long.
 const std::vector<shape> awkward = {
     {1, 1, 1, 1, 3, 3},    {2, 5, 2, 4, 3, 5},      {1, 15, 1, 1, 64, 64},    {1, 17, 1, 2, 96, 32},
     {1, 31, 1, 2, 64, 64}, {1, 32, 2, 2, 64, 48},

@@ -29,10 +29,11 @@ namespace seqmix::kernels {
 // chunks per partial sum of a bidirectional scan.
 constexpr index_t chunks_per_pass = 16;
 
-// Default chunk length by the key (feature) dim, from the sweep in bench/bench_linear_attention.cpp
-// (N = 8192, 1 thread): D = 64 runs 5-10% faster with 16-token chunks than with 32, D = 128
-// the other way round; 64 and 128 were slower for both.
-inline index_t default_chunk_size(index_t dk) { return dk <= 64 ? 16 : 32; }
+// Default chunk length, from the sweep in bench/bench_linear_attention.cpp (N = 8192):
+// 32 tokens. 64 and 128 were slower at D = 64 and 128; 16 was 5-10% faster on one thread
+// at D = 64 but about 10% slower for one sequence on two threads (the state-only prefix
+// pass weighs more), so one size for all.
+inline index_t default_chunk_size(index_t) { return 32; }
 
 struct chunk_scan_shape {
     index_t units;             // (sequence, head) pairs, sequence-major
