@@ -88,11 +88,11 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
     const index_t groups = seqs * groups_per_seq;
 
     thread_scratch<T> scratch(max_threads, scratch_carver<T>::size_of(C * ldk, C * ldk, C * ldv, b_size, C * lda,
-                                                                      C * ldv, C * ldk, C * ldk, state, ldk,
+                                                                      C * ldv, C * ldk, C * ldk,
                                                                       group_size * state));
     struct work {
         chunk_tile<T> tile;
-        T *A, *O, *wq, *wk, *dS, *gate, *states;
+        T *A, *O, *wq, *wk, *states;
     };
     auto carve = [&](int t) {
         scratch_carver<T> cv(scratch.get(t));
@@ -110,8 +110,6 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
         w.O = cv.take(std::size_t(C * ldv));
         w.wq = cv.take(std::size_t(C * ldk));
         w.wk = cv.take(std::size_t(C * ldk));
-        w.dS = cv.take(std::size_t(state));
-        w.gate = cv.take(std::size_t(ldk));
         w.states = cv.take(std::size_t(group_size * state));
         return w;
     };
@@ -129,10 +127,7 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
                 chunk_output(w.tile, w.A, lda, static_cast<const T*>(S), w.O, w.wq, sh.causal);
                 emit(u, t0, w.tile.len, static_cast<const T*>(w.O), ldv);
             }
-            if (!chain) continue;
-            chunk_state_delta(w.tile, w.dS, w.wq);
-            chunk_total_gate(w.tile, w.gate);
-            state_advance(S, w.dS, w.gate, sh.causal ? sh.gate : gate_kind::none, sh.dk, ldv);
+            if (chain) chunk_state_update(w.tile, S, w.wq);
         }
     };
 

@@ -3,7 +3,7 @@
 // of L tokens with cumulative log gates b (relative to the chunk start, b <= 0, falling),
 //   scores  A[t][s] = sum_d q_td k_sd exp(b_td - b_sd)   (s <= t; scalar gate: one b_t)
 //   output  O[t]    = (q_t * exp(b_t))^T S_prev + sum_{s<=t} A[t][s] v_s
-//   state   S_new   = exp(b_L) * S_prev + sum_s (k_s * exp(b_L - b_s)) v_s^T
+//   state   S_new   = exp(b_L) * S_prev + sum_s (k_s * exp(b_L - b_s)) v_s^T   (in place)
 // All of it is small dense products on packed, padded tiles (gemm_tile, key_block).
 #include <algorithm>
 #include <cmath>
@@ -129,32 +129,25 @@ void chunk_output(const chunk_tile<T>& c, const T* A, index_t lda, const T* S_pr
     }
 }
 
-// dS[d][:] = sum_s k_sd exp(b_L - b_s) v_s, dS is [dk][ldv]. work: [len][ldk].
+// S = exp(b_L) * S + sum_s (k_s * exp(b_L - b_s)) v_s^T in place: the decay scales the
+// rows of S, then one accumulating product adds the chunk (S is [dk][ldv]). work: [len][ldk].
 template <class T>
-void chunk_state_delta(const chunk_tile<T>& c, T* dS, T* work) {
+void chunk_state_update(const chunk_tile<T>& c, T* S, T* work) {
     const index_t L = c.len;
     const T* kw = c.k;
     if (c.gate == gate_kind::vector) {
         const T* b_last = c.b + (L - 1) * c.ldk;
+        for (index_t d = 0; d < c.dk; ++d) simd::scale(std::exp(b_last[d]), S + d * c.ldv, std::size_t(c.ldv));
         for (index_t s = 0; s < L; ++s)
             detail::scale_row_exp(work + s * c.ldk, c.k + s * c.ldk, b_last, c.b + s * c.ldk, c.ldk, false);
         kw = work;
     } else if (c.gate == gate_kind::scalar) {
-        for (index_t s = 0; s < L; ++s) {
-            const T w = std::exp(c.b[L - 1] - c.b[s]);
-            for (index_t d = 0; d < c.ldk; ++d) work[s * c.ldk + d] = c.k[s * c.ldk + d] * w;
-        }
+        simd::scale(std::exp(c.b[L - 1]), S, std::size_t(c.dk * c.ldv));
+        for (index_t s = 0; s < L; ++s)
+            simd::scaled_copy(std::exp(c.b[L - 1] - c.b[s]), c.k + s * c.ldk, work + s * c.ldk, std::size_t(c.ldk));
         kw = work;
     }
-    // dS[d][e] = sum_s kw[s][d] v[s][e]: A(m = d, k = s) = kw[s * ldk + d].
-    panel_gemm<tile_update::overwrite>(c.dk, L, c.ldv, kw, 1, c.ldk, c.v, c.ldv, dS, c.ldv);
-}
-
-// Gate of a whole chunk, kept to advance the state later: log decays [dk] (or one value).
-template <class T>
-void chunk_total_gate(const chunk_tile<T>& c, T* log_decay) {
-    if (c.gate == gate_kind::vector) std::copy(c.b + (c.len - 1) * c.ldk, c.b + (c.len - 1) * c.ldk + c.dk, log_decay);
-    else log_decay[0] = c.gate == gate_kind::scalar ? c.b[c.len - 1] : T(0);
+    panel_gemm<tile_update::accumulate>(c.dk, L, c.ldv, kw, 1, c.ldk, c.v, c.ldv, S, c.ldv);
 }
 
 // S = exp(log_decay) * S + dS, row by row (S and dS are [dk][ldv]).
