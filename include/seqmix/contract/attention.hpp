@@ -134,19 +134,12 @@ template <class QV, class KV, class VV, class OV, class T>
 attention_args<T> prepare_attention(const QV& q, const KV& k, const VV& v, const OV& out,
                                     const tensor_view<T, 3>& lse, const attention_options& opt,
                                     const char* op) {
-    static_assert(view_traits<QV>::is_view && view_traits<KV>::is_view && view_traits<VV>::is_view &&
-                      view_traits<OV>::is_view,
-                  "seqmix: q, k, v and out must be seqmix::tensor_view");
-    static_assert(std::is_same_v<typename OV::element_type, T>, "seqmix: out must be a mutable view");
-    static_assert(std::is_same_v<typename QV::value_type, T> && std::is_same_v<typename KV::value_type, T> &&
-                      std::is_same_v<typename VV::value_type, T>,
-                  "seqmix: q, k, v and out must have one element type");
-    constexpr const char* layout = "[B,N,H,D]";
+    const auto views = as_batched_qkvo<4>(q, k, v, out, op, "[B,N,H,D]");
     attention_args<T> a;
-    a.q = as_batched<4>(q, op, "q", layout);
-    a.k = as_batched<4>(k, op, "k", layout);
-    a.v = as_batched<4>(v, op, "v", layout);
-    a.out = as_batched_out<4>(out, op, "out", layout);
+    a.q = views.q;
+    a.k = views.k;
+    a.v = views.v;
+    a.out = views.out;
     a.lse = lse;
     a.problem = validate_attention(a.q, a.k, a.v, a.out, a.lse, opt, op);
     return a;

@@ -138,20 +138,13 @@ void check_log_gates(const tensor_view<const T, R>& g, const char* op) {
 template <class QV, class KV, class VV, class OV, class SI, class SO>
 auto prepare_recurrent(const QV& q, const KV& k, const VV& v, const OV& out, const SI& initial_state,
                        const SO& final_state, const char* op) {
-    static_assert(view_traits<QV>::is_view && view_traits<KV>::is_view && view_traits<VV>::is_view &&
-                      view_traits<OV>::is_view,
-                  "seqmix: q, k, v and out must be seqmix::tensor_view");
     using T = typename OV::value_type;
-    static_assert(std::is_same_v<typename OV::element_type, T>, "seqmix: out must be a mutable view");
-    static_assert(std::is_same_v<typename QV::value_type, T> && std::is_same_v<typename KV::value_type, T> &&
-                      std::is_same_v<typename VV::value_type, T>,
-                  "seqmix: q, k, v and out must have one element type");
-    constexpr const char* layout = "[B,N,H,D]";
+    const auto views = as_batched_qkvo<4>(q, k, v, out, op, "[B,N,H,D]");
     recurrent_args<T> a;
-    a.q = as_batched<4>(q, op, "q", layout);
-    a.k = as_batched<4>(k, op, "k", layout);
-    a.v = as_batched<4>(v, op, "v", layout);
-    a.out = as_batched_out<4>(out, op, "out", layout);
+    a.q = views.q;
+    a.k = views.k;
+    a.v = views.v;
+    a.out = views.out;
     a.initial_state = initial_state;
     a.final_state = final_state;
     return a;
@@ -168,13 +161,12 @@ struct step_args {
 template <class QV, class KV, class VV, class OV, class T, class Options, class FeatureMap>
 step_args<T> prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, const tensor_view<T, 4>& state,
                           const Options& opt, FeatureMap fmap, index_t dv_extra, const char* op) {
-    static_assert(std::is_same_v<typename OV::element_type, T>, "seqmix: out must be a mutable view");
-    constexpr const char* layout = "[B,H,D]";
+    const auto views = as_batched_qkvo<3>(q, k, v, out, op, "[B,H,D]");
     step_args<T> s;
-    s.q = as_batched<3>(q, op, "q", layout);
-    s.k = as_batched<3>(k, op, "k", layout);
-    s.v = as_batched<3>(v, op, "v", layout);
-    s.out = as_batched_out<3>(out, op, "out", layout);
+    s.q = views.q;
+    s.k = views.k;
+    s.v = views.v;
+    s.out = views.out;
     check_given(s.q, op, "q");
     check_given(s.k, op, "k");
     check_given(s.v, op, "v");

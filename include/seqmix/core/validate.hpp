@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <sstream>
 #include <string>
+#include <type_traits>
 
 #include "error.hpp"
 #include "tensor_view.hpp"
@@ -50,6 +51,31 @@ auto as_batched_out(const V& v, const char* op, const char* arg, const char* lay
     using T = typename V::element_type;
     auto c = as_batched<Full>(v, op, arg, layout);
     return tensor_view<T, Full>(const_cast<T*>(c.data()), c.shape(), c.strides());
+}
+
+// q, k, v (read) and out (written) of one element type, normalized to rank Full.
+template <class T, std::size_t Full>
+struct qkvo_views {
+    tensor_view<const T, Full> q, k, v;
+    tensor_view<T, Full> out;
+};
+
+template <std::size_t Full, class QV, class KV, class VV, class OV>
+auto as_batched_qkvo(const QV& q, const KV& k, const VV& v, const OV& out, const char* op, const char* layout) {
+    static_assert(view_traits<QV>::is_view && view_traits<KV>::is_view && view_traits<VV>::is_view &&
+                      view_traits<OV>::is_view,
+                  "seqmix: q, k, v and out must be seqmix::tensor_view");
+    using T = typename OV::value_type;
+    static_assert(std::is_same_v<typename OV::element_type, T>, "seqmix: out must be a mutable view");
+    static_assert(std::is_same_v<typename QV::value_type, T> && std::is_same_v<typename KV::value_type, T> &&
+                      std::is_same_v<typename VV::value_type, T>,
+                  "seqmix: q, k, v and out must have one element type");
+    qkvo_views<T, Full> r;
+    r.q = as_batched<Full>(q, op, "q", layout);
+    r.k = as_batched<Full>(k, op, "k", layout);
+    r.v = as_batched<Full>(v, op, "v", layout);
+    r.out = as_batched_out<Full>(out, op, "out", layout);
+    return r;
 }
 
 template <class T, std::size_t R>
