@@ -5,6 +5,7 @@
 #include <seqmix/reference/linear_attention.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -157,6 +158,20 @@ TEST_CASE("extreme gates: cumulative log gates of -1e4 in a chunk, g = 0, mixed:
             CHECK(max_rel_error(out, ref) < 2e-5);
         }
     }
+}
+
+TEST_CASE("long sequences: fp32 within 1e-5 of the double reference at N = 32768") {
+    const shape s{1, 32768, 1, 1, 32, 32};
+    linear_attention_options decay;
+    const float ld[] = {-0.001f};
+    decay.log_decay = ld;
+    const double la = la_error<float>(s, decay, 71);
+    const double gv = gla_error<float>(s, true, {}, 72, 0.05);
+    const double gs = gla_error<float>(s, false, {}, 73, 0.05);
+    std::printf("N=32768 fp32 vs double: linear (decay) %.3g, GLA vector %.3g, GLA scalar %.3g\n", la, gv, gs);
+    CHECK(la < 1e-5);
+    CHECK(gv < 1e-5);
+    CHECK(gs < 1e-5);
 }
 
 TEST_CASE("whole sequence == pieces passing states == token-by-token decode steps") {
