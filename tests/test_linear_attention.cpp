@@ -410,7 +410,7 @@ TEST_CASE("bad inputs give seqmix::error naming the argument") {
     gla_step_options so;
     so.state_indices = idx;
     auto gs = random_tensor<float, 2>({2, 4}, 11, -1, 0);
-    expect_error([&] { gated_linear_attention_step(qs.view(), ks.view(), vs.view(), gs.view(), os.view(), pool.view(), so); }, "'state_indices': expected 0 <= state_indices[1] < 3");
+    expect_error([&] { gated_linear_attention_step(qs.view(), ks.view(), vs.view(), gs.view(), os.view(), pool.view(), so); }, "'state_indices': expected pad_slot (-1) or 0 <= state_indices[1] < 3");
     tensor<float, 4> small({2, 4, 8, 5});
     expect_error([&] { linear_attention_step(qs.view(), ks.view(), vs.view(), os.view(), small.view()); }, "'state': expected shape [slots,4,8,6]");
     for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 42.0f);

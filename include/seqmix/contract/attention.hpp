@@ -25,6 +25,7 @@ struct attention_options {
     int num_threads = 0;       // 0 = OpenMP default
 };
 
+SEQMIX_ABI_BEGIN
 namespace detail {
 
 // One sequence of the problem: where its queries and keys are.
@@ -63,6 +64,8 @@ attention_problem validate_attention(const tensor_view<const T, 4>& q, const ten
     check_given(k, op, "k");
     check_given(v, op, "v");
     check_given(out, op, "out");
+    check_view(lse, op, "lse");
+    check_output_layout(lse, op, "lse");
     const index_t B = q.extent(0), Nq = q.extent(1), Hq = q.extent(2), Dk = q.extent(3);
     const index_t Nk = k.extent(1), Hkv = k.extent(2), Dv = v.extent(3);
     check_extent(k, 0, B, op, "k", "batch like q");
@@ -70,24 +73,31 @@ attention_problem validate_attention(const tensor_view<const T, 4>& q, const ten
     check_extent(k, 3, Dk, op, "k", "head dim like q");
     check_extent(v, 1, Nk, op, "v", "sequence length like k");
     check_extent(v, 2, Hkv, op, "v", "heads like k");
-    check(Dk >= 1 && Dv >= 1, op, "q", "head dims >= 1", detail::concat("Dk = ", Dk, ", Dv = ", Dv));
-    check(Hkv >= 1 && Hq % Hkv == 0, op, "k",
-          detail::concat("a head count dividing q's ", Hq, " (grouped-query attention)"), Hkv);
+    check(Dk >= 1, op, "q", "a head dim >= 1", Dk);
+    check(Dv >= 1, op, "v", "a head dim >= 1", Dv);
+    if (!(Hkv >= 1 && Hq % Hkv == 0))
+        fail(op, "k", detail::concat("a head count dividing q's ", Hq, " (grouped-query attention)"), Hkv);
     check_shape(out, {B, Nq, Hq, Dv}, op, "out");
     if (!lse.empty()) check_shape(lse, {B, Hq, Nq}, op, "lse");
-    check_no_alias(out, "out", q, "q", op);
-    check_no_alias(out, "out", k, "k", op);
-    check_no_alias(out, "out", v, "v", op);
-    if (!lse.empty()) {
-        check_no_alias(lse, "lse", q, "q", op);
-        check_no_alias(lse, "lse", k, "k", op);
-        check_no_alias(lse, "lse", v, "v", op);
-        check_no_alias(lse, "lse", out, "out", op);
-    }
-    check_finite(opt.scale, op, "scale");
-    check(opt.softcap >= 0 && std::isfinite(opt.softcap), op, "softcap", ">= 0 (0 = off)", opt.softcap);
+    check_disjoint(op, {memory_of("out", out), memory_of("lse", lse)},
+                   {memory_of("q", q), memory_of("k", k), memory_of("v", v)});
+    using E = std::remove_cv_t<U>;
+    check_finite_as<E>(opt.scale, op, "scale");
+    check_finite_as<E>(opt.softcap, op, "softcap");
+    check(opt.softcap >= 0, op, "softcap", ">= 0 (0 = off)", opt.softcap);
+    if (opt.softcap > 0) check_finite_as<E>(1.0 / opt.softcap, op, "softcap (its inverse)");
     check(opt.window_left >= -1, op, "window_left", ">= -1 (-1 = unbounded)", opt.window_left);
     check(opt.window_right >= -1, op, "window_right", ">= -1 (-1 = unbounded)", opt.window_right);
+    if (opt.alibi_slopes) {
+        // Read before any output is written; slope * distance must stay finite in E.
+        const double max_distance = double(Nq) + double(Nk);
+        for (index_t h = 0; h < Hq; ++h) {
+            const double slope = opt.alibi_slopes[h];
+            if (!fits_finite<E>(slope) || !fits_finite<E>(slope * max_distance))
+                raise(detail::concat(op, ": argument 'alibi_slopes': expected finite slopes (also times the largest ",
+                                     "distance ", max_distance, "), given alibi_slopes[", h, "] = ", slope));
+        }
+    }
     check_threads(opt.num_threads, op);
     index_t num_seqs = B;
     if (opt.cu_seqlens_q || opt.cu_seqlens_k) {
@@ -146,4 +156,5 @@ attention_args<T> prepare_attention(const QV& q, const KV& k, const VV& v, const
 }
 
 }  // namespace detail
+SEQMIX_ABI_END
 }  // namespace seqmix

@@ -14,6 +14,7 @@ struct gla_options {
 
 using gla_step_options = recurrent_step_options;
 
+SEQMIX_ABI_BEGIN
 namespace detail {
 
 // g is [B,N,H,Dk] (GLA, per key channel) or [B,N,H] (scalar gate per head).
@@ -25,17 +26,17 @@ recurrent_args<T> prepare_gla(const QV& q, const KV& k, const VV& v, const GV& g
                   "seqmix: g must be a tensor_view of the element type of q");
     auto a = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
     validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt.num_threads, a.q.empty() ? 0 : a.q.extent(3), 0);
-    check_finite(opt.scale, op, "scale");
+    check_finite_as<T>(opt.scale, op, "scale");
     check_chunk_size(opt.chunk_size, op);
     const index_t B = a.q.extent(0), N = a.q.extent(1), Hv = a.v.extent(2), Dk = a.q.extent(3);
     constexpr std::size_t R = GV::rank;
     check_given(g, op, "g");
     if constexpr (R == 4) {
-        a.g4 = g;
+        a.g4 = checked_view(tensor_view<const T, 4>(g), op, "g");
         check_shape(a.g4, {B, N, Hv, Dk}, op, "g");
         check_log_gates(a.g4, op);
     } else if constexpr (R == 3) {
-        a.g3 = g;
+        a.g3 = checked_view(tensor_view<const T, 3>(g), op, "g");
         check_shape(a.g3, {B, N, Hv}, op, "g");
         check_log_gates(a.g3, op);
     } else {
@@ -43,8 +44,10 @@ recurrent_args<T> prepare_gla(const QV& q, const KV& k, const VV& v, const GV& g
     }
     a.problem.vector_gate = R == 4;
     a.problem.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(Dk));
+    check_recurrent_memory(a, op);
     return a;
 }
 
 }  // namespace detail
+SEQMIX_ABI_END
 }  // namespace seqmix

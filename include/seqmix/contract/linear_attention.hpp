@@ -24,6 +24,7 @@ struct linear_attention_step_options : recurrent_step_options {
     const float* log_decay = nullptr;
 };
 
+SEQMIX_ABI_BEGIN
 namespace detail {
 
 template <class QV, class KV, class VV, class OV, class T>
@@ -34,16 +35,19 @@ recurrent_args<T> prepare_linear_attention(const QV& q, const KV& k, const VV& v
     auto a = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
     const index_t dphi = feature_dim(opt.feature_map, a.q.empty() ? 0 : a.q.extent(3));
     validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt.num_threads, dphi, opt.normalize ? 1 : 0);
-    check_finite(opt.scale, op, "scale");
-    check(opt.eps >= 0 && std::isfinite(opt.eps), op, "eps", "a finite value >= 0", opt.eps);
+    check_finite_as<T>(opt.scale, op, "scale");
+    check_finite_as<T>(opt.eps, op, "eps");
+    check(opt.eps >= 0, op, "eps", "a value >= 0", opt.eps);
     check_chunk_size(opt.chunk_size, op);
     check_log_decay(opt.log_decay, a.problem.hv, op);
     check(opt.causal || !opt.log_decay, op, "log_decay", "nullptr when causal = false (no decay bidirectionally)",
           "a decay array");
     a.problem.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(a.problem.dk_in));
     a.problem.vector_gate = false;
+    check_recurrent_memory(a, op);
     return a;
 }
 
 }  // namespace detail
+SEQMIX_ABI_END
 }  // namespace seqmix

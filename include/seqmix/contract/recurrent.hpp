@@ -2,28 +2,40 @@
 // The contract of the recurrent family (linear attention, GLA; later the delta rule):
 // options structs, the problem description, and the argument validation shared by the
 // fast operators, their decode steps and seqmix::reference.
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <type_traits>
+#include <vector>
 
+#include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
 #include "../core/validate.hpp"
+#include "../simd/blas1.hpp"
 
 namespace seqmix {
 
-// Options of the decode steps: one token per batch row, states updated in place.
 // Feature maps of linear attention (phi, applied to q and k); identity elsewhere.
 enum class feature_map { identity, elu_plus_one, relu, taylor2 };
 
-// Feature dimension of phi for head dim d.
-inline index_t feature_dim(feature_map f, index_t d) { return f == feature_map::taylor2 ? 1 + d + d * d : d; }
+// A state_indices entry that skips its batch row: no state is touched and the row's output
+// is left as it was (vLLM's and mamba's padding slot).
+constexpr std::int32_t pad_slot = -1;
 
+// Options of the decode steps: one token per batch row, states updated in place.
 struct recurrent_step_options {
     double scale = 0;
-    const std::int32_t* state_indices = nullptr;  // [B]: row b uses state slot state_indices[b]
+    const std::int32_t* state_indices = nullptr;  // [B]: row b uses state slot state_indices[b] (pad_slot: skip)
     int num_threads = 0;
 };
+
+SEQMIX_ABI_BEGIN
+
+// Feature dimension of phi for head dim d.
+inline index_t feature_dim(feature_map f, index_t d) { return f == feature_map::taylor2 ? 1 + d + d * d : d; }
 
 namespace detail {
 
@@ -55,6 +67,16 @@ struct recurrent_args {
     recurrent_problem problem;
 };
 
+// The alias rules of the family: out and final_state are disjoint from each other and from
+// every input; final_state may be exactly the view of initial_state (updated in place).
+template <class T>
+void check_recurrent_memory(const recurrent_args<T>& a, const char* op) {
+    check_disjoint(op, {memory_of("out", a.out), memory_of("final_state", a.final_state)},
+                   {memory_of("q", a.q), memory_of("k", a.k), memory_of("v", a.v), memory_of("g", a.g4),
+                    memory_of("g", a.g3), memory_of("initial_state", a.initial_state)},
+                   "final_state", "initial_state");
+}
+
 // Common checks of q, k, v, out, states; dk_state is the state's row count (phi dim),
 // dv_state its column count (Dv, or Dv + 1 with a normalizer column).
 template <class T>
@@ -69,13 +91,11 @@ void validate_recurrent(recurrent_args<T>& a, const char* op, const std::int32_t
     check_shape(a.k, {B, N, Hk, Dk}, op, "k");
     check_extent(a.v, 0, B, op, "v", "batch like q");
     check_extent(a.v, 1, N, op, "v", "sequence length like q");
-    check(Dk >= 1 && Dv >= 1, op, "q", "head dims >= 1", detail::concat("Dk = ", Dk, ", Dv = ", Dv));
-    check(Hk >= 1 && Hv % Hk == 0, op, "v",
-          detail::concat("a head count that is a multiple of q's ", Hk, " (grouped heads)"), Hv);
+    check(Dk >= 1, op, "q", "a head dim >= 1", Dk);
+    check(Dv >= 1, op, "v", "a head dim >= 1", Dv);
+    if (!(Hk >= 1 && Hv % Hk == 0))
+        fail(op, "v", detail::concat("a head count that is a multiple of q's ", Hk, " (grouped heads)"), Hv);
     check_shape(a.out, {B, N, Hv, Dv}, op, "out");
-    check_no_alias(a.out, "out", a.q, "q", op);
-    check_no_alias(a.out, "out", a.k, "k", op);
-    check_no_alias(a.out, "out", a.v, "v", op);
     check_threads(num_threads, op);
     index_t seqs = B;
     if (cu_seqlens) {
@@ -84,14 +104,10 @@ void validate_recurrent(recurrent_args<T>& a, const char* op, const std::int32_t
         check_cu_seqlens(cu_seqlens, seqs, N, op, "cu_seqlens");
     }
     const std::array<index_t, 4> state_shape{seqs, Hv, dk_state, Dv + dv_extra};
+    a.initial_state = checked_view(a.initial_state, op, "initial_state");
+    a.final_state = checked_output(a.final_state, op, "final_state");
     if (!a.initial_state.empty()) check_shape(a.initial_state, state_shape, op, "initial_state");
-    if (!a.final_state.empty()) {
-        check_shape(a.final_state, state_shape, op, "final_state");
-        check_no_alias(a.final_state, "final_state", a.q, "q", op);
-        check_no_alias(a.final_state, "final_state", a.k, "k", op);
-        check_no_alias(a.final_state, "final_state", a.v, "v", op);
-        check_no_alias(a.final_state, "final_state", a.out, "out", op);
-    }
+    if (!a.final_state.empty()) check_shape(a.final_state, state_shape, op, "final_state");
     auto& p = a.problem;
     p.num_seqs = seqs;
     p.hk = Hk;
@@ -104,8 +120,8 @@ void validate_recurrent(recurrent_args<T>& a, const char* op, const std::int32_t
     p.cu_seqlens = cu_seqlens;
 }
 
-// Log gates must be <= 0 (forget gates in (0, 1]); NaN is rejected too. One pass over g,
-// outer axes by an odometer, the last axis as a plain strided loop.
+// Log gates must be <= 0 (forget gates in [0, 1]; -inf forgets everything); NaN is rejected
+// too. Vectorized along unit-stride rows; the outer axes by an odometer.
 template <class T, std::size_t R>
 void check_log_gates(const tensor_view<const T, R>& g, const char* op) {
     if (g.size() == 0) return;
@@ -114,17 +130,18 @@ void check_log_gates(const tensor_view<const T, R>& g, const char* op) {
     while (true) {
         const T* row = g.data();
         for (std::size_t d = 0; d + 1 < R; ++d) row += idx[d] * g.stride(d);
-        bool ok = true;
-        for (index_t i = 0; i < inner; ++i) ok &= row[i * stride] <= T(0);  // false for NaN too
-        if (!ok) {
-            for (index_t i = 0; i < inner; ++i) {
-                const T x = row[i * stride];
-                if (x <= T(0)) continue;
-                std::string at;
-                for (std::size_t d = 0; d + 1 < R; ++d) at += std::to_string(idx[d]) + ",";
-                raise(detail::concat(op, ": argument 'g': expected log forget gates <= 0, given ", x, " at [", at, i,
-                                     "]"));
-            }
+        index_t bad = inner;
+        if (stride == 1) {
+            bad = index_t(simd::first_not_at_most(row, std::size_t(inner), T(0)));
+        } else {
+            for (index_t i = 0; i < inner && bad == inner; ++i)
+                if (!(row[i * stride] <= T(0))) bad = i;
+        }
+        if (bad < inner) {
+            std::string at;
+            for (std::size_t d = 0; d + 1 < R; ++d) at += std::to_string(idx[d]) + ",";
+            raise(detail::concat(op, ": argument 'g': expected log forget gates <= 0, given ", row[bad * stride],
+                                 " at [", at, bad, "]"));
         }
         std::size_t d = R - 1;
         while (d-- > 0) {
@@ -150,6 +167,34 @@ auto prepare_recurrent(const QV& q, const KV& k, const VV& v, const OV& out, con
     return a;
 }
 
+// State slots of the decode steps: row b uses slot state_indices[b] (b without indices);
+// pad_slot skips the row. Every index is pad_slot or in [0, slots), and no slot appears
+// twice (two rows would race on it).
+inline void check_state_indices(const std::int32_t* idx, index_t batch, index_t slots, const char* op) {
+    if (!idx) {
+        if (slots != batch)
+            fail(op, "state", detail::concat(batch, " slots (one per batch row) without state_indices"), slots);
+        return;
+    }
+    for (index_t b = 0; b < batch; ++b)
+        if (idx[b] != pad_slot && (idx[b] < 0 || idx[b] >= slots))
+            raise(detail::concat(op, ": argument 'state_indices': expected pad_slot (-1) or 0 <= state_indices[", b,
+                                 "] < ", slots, ", given ", idx[b]));
+    std::vector<std::int32_t> sorted(idx, idx + batch);
+    std::sort(sorted.begin(), sorted.end());
+    for (std::size_t i = 1; i < sorted.size(); ++i)
+        if (sorted[i] == sorted[i - 1] && sorted[i] != pad_slot) {
+            index_t first = 0, second = 0;
+            for (index_t b = 0, seen = 0; b < batch; ++b)
+                if (idx[b] == sorted[i]) (seen++ == 0 ? first : second) = b;
+            raise(detail::concat(op, ": argument 'state_indices': expected distinct slots, given slot ", sorted[i],
+                                 " at rows ", first, " and ", second));
+        }
+}
+
+// The slot of batch row b, or pad_slot.
+inline index_t state_slot(const std::int32_t* idx, index_t b) { return idx ? index_t(idx[b]) : b; }
+
 // Decode-step arguments: one token per batch row, the seq axis dropped.
 template <class T>
 struct step_args {
@@ -158,9 +203,12 @@ struct step_args {
     index_t batch, hk, hv, dk_in, dk, dv;
 };
 
+// Shapes, the state pool, options and the alias rules of a decode step; `gates` are the
+// step's further inputs (checked for shape by the caller), named in alias errors.
 template <class QV, class KV, class VV, class OV, class T, class Options, class FeatureMap>
-step_args<T> prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, const tensor_view<T, 4>& state,
-                          const Options& opt, FeatureMap fmap, index_t dv_extra, const char* op) {
+step_args<T> prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, const tensor_view<T, 4>& state_in,
+                          const Options& opt, FeatureMap fmap, index_t dv_extra, const char* op,
+                          std::initializer_list<arg_memory> gates = {}) {
     const auto views = as_batched_qkvo<3>(q, k, v, out, op, "[B,H,D]");
     step_args<T> s;
     s.q = views.q;
@@ -171,47 +219,41 @@ step_args<T> prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, 
     check_given(s.k, op, "k");
     check_given(s.v, op, "v");
     check_given(s.out, op, "out");
-    check_given(state, op, "state");
+    check_given(state_in, op, "state");
+    const auto state = checked_output(state_in, op, "state");
     s.batch = s.q.extent(0);
     s.hk = s.q.extent(1);
     s.dk_in = s.q.extent(2);
     s.hv = s.v.extent(1);
     s.dv = s.v.extent(2);
+    check(s.dk_in >= 1, op, "q", "a head dim >= 1", s.dk_in);
+    check(s.dv >= 1, op, "v", "a head dim >= 1", s.dv);
     s.dk = feature_dim(fmap, s.dk_in);
     check_shape(s.k, {s.batch, s.hk, s.dk_in}, op, "k");
     check_extent(s.v, 0, s.batch, op, "v", "batch like q");
-    check(s.hk >= 1 && s.hv % s.hk == 0, op, "v",
-          detail::concat("a head count that is a multiple of q's ", s.hk, " (grouped heads)"), s.hv);
+    if (!(s.hk >= 1 && s.hv % s.hk == 0))
+        fail(op, "v", detail::concat("a head count that is a multiple of q's ", s.hk, " (grouped heads)"), s.hv);
     check_shape(s.out, {s.batch, s.hv, s.dv}, op, "out");
-    const index_t slots = state.extent(0);
-    check(state.extent(1) == s.hv && state.extent(2) == s.dk && state.extent(3) == s.dv + dv_extra, op, "state",
-          detail::concat("shape [slots,", s.hv, ",", s.dk, ",", s.dv + dv_extra, "]"), shape_string(state));
-    if (opt.state_indices) {
-        for (index_t b = 0; b < s.batch; ++b)
-            if (opt.state_indices[b] < 0 || opt.state_indices[b] >= slots)
-                raise(detail::concat(op, ": argument 'state_indices': expected 0 <= state_indices[", b, "] < ", slots,
-                                     ", given ", opt.state_indices[b]));
-    } else {
-        check(slots == s.batch, op, "state", detail::concat(s.batch, " slots (one per batch row) without state_indices"),
-              slots);
-    }
-    check_no_alias(s.out, "out", state, "state", op);
-    check_no_alias(state, "state", s.q, "q", op);
-    check_no_alias(state, "state", s.k, "k", op);
-    check_no_alias(state, "state", s.v, "v", op);
-    check_no_alias(s.out, "out", s.q, "q", op);
-    check_no_alias(s.out, "out", s.v, "v", op);
-    check_finite(opt.scale, op, "scale");
+    if (!(state.extent(1) == s.hv && state.extent(2) == s.dk && state.extent(3) == s.dv + dv_extra))
+        fail(op, "state", detail::concat("shape [slots,", s.hv, ",", s.dk, ",", s.dv + dv_extra, "]"),
+             shape_string(state));
+    check_state_indices(opt.state_indices, s.batch, state.extent(0), op);
+    std::vector<arg_memory> inputs{memory_of("q", s.q), memory_of("k", s.k), memory_of("v", s.v)};
+    inputs.insert(inputs.end(), gates.begin(), gates.end());
+    const std::vector<arg_memory> outputs{memory_of("out", s.out), memory_of("state", state)};
+    check_disjoint(op, outputs, inputs);
+    check_finite_as<T>(opt.scale, op, "scale");
     check_threads(opt.num_threads, op);
     return s;
 }
 
+// Per-head log decays (linear attention): <= 0, -inf allowed (forget everything), no NaN.
 inline void check_log_decay(const float* log_decay, index_t hv, const char* op) {
     if (!log_decay) return;
     for (index_t h = 0; h < hv; ++h)
         if (!(log_decay[h] <= 0.0f))
-            raise(detail::concat(op, ": argument 'log_decay': expected values <= 0, given log_decay[", h, "] = ",
-                                 log_decay[h]));
+            raise(detail::concat(op, ": argument 'log_decay': expected values <= 0, given log_decay[", h,
+                                 "] = ", log_decay[h]));
 }
 
 inline void check_chunk_size(int c, const char* op) {
@@ -219,4 +261,5 @@ inline void check_chunk_size(int c, const char* op) {
 }
 
 }  // namespace detail
+SEQMIX_ABI_END
 }  // namespace seqmix

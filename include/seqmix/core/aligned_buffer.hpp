@@ -2,6 +2,7 @@
 // 64-byte aligned, uninitialized-by-default storage: the one allocator behind
 // tensor<> and per-thread scratch.
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <utility>
@@ -34,6 +35,7 @@ public:
     // Grows only; contents are not preserved.
     void resize(std::size_t n) {
         if (n <= size_) return;
+        if (n > (SIZE_MAX - huge_page) / sizeof(T)) throw std::bad_alloc();
         std::free(data_);
         // Large buffers (KV caches, states) start on a 2 MiB boundary and ask for
         // transparent huge pages: a long strided walk over them then stays in the TLB.

@@ -3,26 +3,51 @@
 // (a static partition: item i always goes to thread i % T), so each item is computed
 // by the same code whatever the thread count and results never depend on it.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <exception>
 
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
 
-namespace seqmix {
+#include "abi.hpp"
 
-// Threads to use: `requested` (0 = OpenMP default), never more than `work_items`.
-inline int resolve_threads(int requested, std::int64_t work_items) {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+
+// The team a parallel region opened here would really get: `requested` (0 = the OpenMP
+// default), one thread inside a parallel region that cannot nest another active one (a
+// user's own `omp parallel` around the call), never above the OpenMP thread limit.
+inline int available_threads(int requested) {
 #if defined(_OPENMP)
-    int t = requested > 0 ? requested : omp_get_max_threads();
+    if (omp_get_active_level() >= omp_get_max_active_levels()) return 1;
+    const int t = requested > 0 ? requested : omp_get_max_threads();
+    return std::max(1, std::min(t, omp_get_thread_limit()));
 #else
-    int t = 1;
     (void)requested;
+    return 1;
 #endif
-    return int(std::max<std::int64_t>(1, std::min<std::int64_t>(t, work_items)));
 }
 
-// fn(item, thread_index) for every item in [0, n).
+// Processors of the machine: schedules that repeat work to use more threads (the sequence
+// segments of the chunk scan) never plan more parallel pieces than this.
+inline int processor_count() {
+#if defined(_OPENMP)
+    return std::max(1, omp_get_num_procs());
+#else
+    return 1;
+#endif
+}
+
+// Threads to use for `work_items` items: available_threads, never more than the items.
+inline int resolve_threads(int requested, std::int64_t work_items) {
+    return int(std::max<std::int64_t>(1, std::min<std::int64_t>(available_threads(requested), work_items)));
+}
+
+// fn(item, thread_index) for every item in [0, n), thread_index < resolve_threads(num_threads, n).
+// An exception thrown by fn is caught inside the parallel region (it must not escape an
+// OpenMP region), the remaining items are skipped, and it is rethrown to the caller.
 template <class Fn>
 void parallel_for(std::int64_t n, int num_threads, Fn&& fn) {
     const int threads = resolve_threads(num_threads, n);
@@ -31,6 +56,23 @@ void parallel_for(std::int64_t n, int num_threads, Fn&& fn) {
         return;
     }
 #if defined(_OPENMP)
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    std::exception_ptr failure;
+    std::atomic<bool> failed{false};
+#pragma omp parallel num_threads(threads)
+    {
+        const int t = omp_get_thread_num();
+        const int nt = omp_get_num_threads();
+        try {
+            for (std::int64_t i = t; i < n && !failed.load(std::memory_order_relaxed); i += nt) fn(i, t);
+        } catch (...) {
+#pragma omp critical(seqmix_parallel_for_failure)
+            if (!failure) failure = std::current_exception();
+            failed.store(true, std::memory_order_relaxed);
+        }
+    }
+    if (failure) std::rethrow_exception(failure);
+#else
 #pragma omp parallel num_threads(threads)
     {
         const int t = omp_get_thread_num();
@@ -38,6 +80,8 @@ void parallel_for(std::int64_t n, int num_threads, Fn&& fn) {
         for (std::int64_t i = t; i < n; i += nt) fn(i, t);
     }
 #endif
+#endif
 }
 
+SEQMIX_ABI_END
 }  // namespace seqmix

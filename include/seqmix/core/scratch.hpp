@@ -4,9 +4,11 @@
 #include <cstddef>
 #include <vector>
 
+#include "abi.hpp"
 #include "aligned_buffer.hpp"
 
 namespace seqmix {
+SEQMIX_ABI_BEGIN
 
 namespace detail {
 // Storage behind thread_scratch, kept by the calling thread between calls so that repeated
@@ -63,4 +65,5 @@ private:
     T* next_;
 };
 
+SEQMIX_ABI_END
 }  // namespace seqmix

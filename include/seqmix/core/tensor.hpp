@@ -2,8 +2,11 @@
 // tensor: owning, 64-byte aligned, contiguous row-major; hands out views.
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <string>
 
 #include "aligned_buffer.hpp"
+#include "error.hpp"
 #include "tensor_view.hpp"
 
 namespace seqmix {
@@ -12,9 +15,16 @@ template <class T, std::size_t Rank>
 class tensor {
 public:
     tensor() = default;
+    // Extents must be >= 0 and the element count must fit in memory: anything else is a
+    // seqmix::error, detected before any arithmetic can overflow.
     explicit tensor(const std::array<index_t, Rank>& shape, T fill = T(0)) : shape_(shape) {
         index_t n = 1;
-        for (auto e : shape_) n *= e;
+        for (std::size_t i = 0; i < Rank; ++i) {
+            if (shape_[i] < 0) fail("tensor", "shape", "extents >= 0", shape_string());
+            if (__builtin_mul_overflow(n, shape_[i], &n) ||
+                n > index_t(PTRDIFF_MAX / index_t(sizeof(T))))
+                fail("tensor", "shape", "an element count whose bytes fit in 63 bits", shape_string());
+        }
         storage_.resize(std::size_t(std::max<index_t>(n, 1)));
         std::fill(storage_.data(), storage_.data() + n, fill);
         size_ = n;
@@ -32,6 +42,11 @@ public:
     const T& operator()(I... idx) const { return view()(idx...); }
 
 private:
+    std::string shape_string() const {
+        std::string s = "[";
+        for (std::size_t i = 0; i < Rank; ++i) s += (i ? "," : "") + std::to_string(shape_[i]);
+        return s + "]";
+    }
     aligned_buffer<T> storage_;
     std::array<index_t, Rank> shape_{};
     index_t size_ = 0;

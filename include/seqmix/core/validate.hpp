@@ -1,16 +1,29 @@
 #pragma once
-// Shape and stride checks shared by every operator; each builds a seqmix::error message
-// that names the operator, the argument, what was expected and what was given.
+// Shape, stride, memory and option checks shared by every operator; each builds a
+// seqmix::error message that names the operator, the argument, what was expected and what
+// was given, and builds it only when the check fails.
+//
+// Order of use (contract/*.hpp): every view goes through checked_view (extents >= 0, element
+// count and reach free of 64-bit overflow) before anything multiplies its extents; outputs
+// also through check_output_layout (no element written twice); then the shape checks; then
+// one check_disjoint over all outputs and inputs.
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <type_traits>
 
+#include "abi.hpp"
 #include "error.hpp"
 #include "tensor_view.hpp"
 
 namespace seqmix {
+SEQMIX_ABI_BEGIN
 
 template <class T, std::size_t R>
 std::string shape_string(const tensor_view<T, R>& v) {
@@ -21,35 +34,95 @@ std::string shape_string(const tensor_view<T, R>& v) {
     return os.str();
 }
 
+template <class T, std::size_t R>
+std::string strides_string(const tensor_view<T, R>& v) {
+    std::ostringstream os;
+    os << '[';
+    for (std::size_t i = 0; i < R; ++i) os << (i ? "," : "") << v.stride(i);
+    os << ']';
+    return os.str();
+}
+
+// Extents >= 0; the element count and the furthest element reached (in bytes, either
+// direction) fit in 63 bits. Checked with overflow builtins: no undefined behaviour on any
+// input. An empty view ("not given") passes.
+template <class T, std::size_t R>
+void check_view(const tensor_view<T, R>& v, const char* op, const char* arg) {
+    if (v.empty()) return;
+    index_t count = 1;
+    bool any_zero = false;
+    for (std::size_t i = 0; i < R; ++i) {
+        if (v.extent(i) < 0) fail(op, arg, "extents >= 0", shape_string(v));
+        any_zero |= v.extent(i) == 0;
+    }
+    for (std::size_t i = 0; i < R; ++i)
+        if (__builtin_mul_overflow(count, v.extent(i), &count))
+            fail(op, arg, "an element count that fits in 64 bits", shape_string(v));
+    if (any_zero) return;  // no element is ever read or written
+    index_t reach = 0;
+    constexpr index_t limit = std::numeric_limits<index_t>::max() / index_t(sizeof(T));
+    for (std::size_t i = 0; i < R; ++i) {
+        index_t term = 0;
+        const index_t s = v.stride(i);
+        if (s == std::numeric_limits<index_t>::min() || __builtin_mul_overflow(v.extent(i) - 1, s < 0 ? -s : s, &term) ||
+            __builtin_add_overflow(reach, term, &reach) || reach >= limit)
+            fail(op, arg, detail::concat("strides whose reach fits in 63 bits of bytes (shape ", shape_string(v), ")"),
+                 strides_string(v));
+    }
+}
+
+// An output must not write one element twice: sorted by stride magnitude, every axis of
+// extent > 1 strides past everything the smaller axes reach (stride 0 never does).
+template <class T, std::size_t R>
+void check_output_layout(const tensor_view<T, R>& v, const char* op, const char* arg) {
+    if (v.empty() || v.size() == 0) return;
+    std::array<std::size_t, R> order{};
+    for (std::size_t i = 0; i < R; ++i) order[i] = i;
+    auto mag = [&](std::size_t i) { return v.stride(i) < 0 ? -v.stride(i) : v.stride(i); };
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return mag(a) < mag(b); });
+    index_t reach = 0;
+    for (std::size_t i : order) {
+        if (v.extent(i) <= 1) continue;
+        if (mag(i) <= reach)
+            fail(op, arg,
+                 detail::concat("an output whose elements are distinct (no stride 0 or interleaved strides; shape ",
+                                shape_string(v), ")"),
+                 detail::concat("strides ", strides_string(v)));
+        reach += (v.extent(i) - 1) * mag(i);
+    }
+}
+
 // Operators take views of rank Full ([B, ...]) or Full - 1 (one unbatched sequence).
-// Returns the view as rank Full; any other rank is a seqmix::error.
+// Returns the view as rank Full after check_view; any other rank is a seqmix::error.
 template <std::size_t Full, class V>
 auto as_batched(const V& v, const char* op, const char* arg, const char* layout) {
     using T = typename V::element_type;
     constexpr std::size_t R = V::rank;
+    check_view(v, op, arg);
     if constexpr (R == Full) {
         return tensor_view<const T, Full>(v);
     } else if constexpr (R + 1 == Full) {
         std::array<index_t, Full> shape{}, strides{};
         shape[0] = 1;
-        strides[0] = v.empty() ? 0 : v.size();
+        strides[0] = 0;  // one batch row: the stride is never used
         for (std::size_t i = 0; i < R; ++i) {
             shape[i + 1] = v.extent(i);
             strides[i + 1] = v.stride(i);
         }
         return tensor_view<const T, Full>(v.data(), shape, strides);
     } else {
-        raise(detail::concat(op, ": argument '", arg, "': expected rank ", Full, " ", layout,
-                             " or rank ", Full - 1, " without the batch axis, given rank ", R));
+        raise(detail::concat(op, ": argument '", arg, "': expected rank ", Full, " ", layout, " or rank ", Full - 1,
+                             " without the batch axis, given rank ", R));
         return tensor_view<const T, Full>();
     }
 }
 
-// The same for outputs (keeps the element type mutable).
+// The same for outputs (keeps the element type mutable; checks the output layout).
 template <std::size_t Full, class V>
 auto as_batched_out(const V& v, const char* op, const char* arg, const char* layout) {
     using T = typename V::element_type;
     auto c = as_batched<Full>(v, op, arg, layout);
+    check_output_layout(c, op, arg);
     return tensor_view<T, Full>(const_cast<T*>(c.data()), c.shape(), c.strides());
 }
 
@@ -78,57 +151,134 @@ auto as_batched_qkvo(const QV& q, const KV& k, const VV& v, const OV& out, const
     return r;
 }
 
+// An optional view (empty = not given) of an exact rank, checked like the others.
+template <class T, std::size_t R>
+tensor_view<const T, R> checked_view(const tensor_view<const T, R>& v, const char* op, const char* arg) {
+    check_view(v, op, arg);
+    return v;
+}
+template <class T, std::size_t R>
+tensor_view<T, R> checked_output(const tensor_view<T, R>& v, const char* op, const char* arg) {
+    check_view(v, op, arg);
+    check_output_layout(v, op, arg);
+    return v;
+}
+
 template <class T, std::size_t R>
 void check_given(const tensor_view<T, R>& v, const char* op, const char* arg) {
     check(!v.empty(), op, arg, "a non-empty view", "an empty view");
 }
 
 template <class T, std::size_t R>
-void check_extent(const tensor_view<T, R>& v, std::size_t axis, index_t expected, const char* op,
-                  const char* arg, const char* what) {
+void check_extent(const tensor_view<T, R>& v, std::size_t axis, index_t expected, const char* op, const char* arg,
+                  const char* what) {
     if (v.extent(axis) != expected)
-        raise(detail::concat(op, ": argument '", arg, "': expected ", what, " (axis ", axis,
-                             ") = ", expected, ", given shape ", shape_string(v)));
+        raise(detail::concat(op, ": argument '", arg, "': expected ", what, " (axis ", axis, ") = ", expected,
+                             ", given shape ", shape_string(v)));
 }
 
 template <class T, std::size_t R>
-void check_shape(const tensor_view<T, R>& v, const std::array<index_t, R>& expected,
-                 const char* op, const char* arg) {
+void check_shape(const tensor_view<T, R>& v, const std::array<index_t, R>& expected, const char* op,
+                 const char* arg) {
     if (v.shape() != expected) {
         tensor_view<T, R> e(nullptr, expected);
-        raise(detail::concat(op, ": argument '", arg, "': expected shape ", shape_string(e),
-                             ", given ", shape_string(v)));
+        raise(detail::concat(op, ": argument '", arg, "': expected shape ", shape_string(e), ", given ",
+                             shape_string(v)));
     }
 }
 
-template <class O, std::size_t RO, class I, std::size_t RI>
-void check_no_alias(const tensor_view<O, RO>& out, const char* out_name,
-                    const tensor_view<I, RI>& in, const char* in_name, const char* op) {
-    if (overlaps(out, in))
-        raise(detail::concat(op, ": argument '", out_name, "': expected memory disjoint from '",
-                             in_name, "', given an overlapping view"));
+// The memory of one argument as the alias rules see it: the byte range it reaches, and
+// enough of the view to tell "exactly the same view" from "overlapping".
+struct arg_memory {
+    const char* name = nullptr;
+    const char* lo = nullptr;  // [lo, hi): null when the view is empty or has no elements
+    const char* hi = nullptr;
+    const void* data = nullptr;
+    std::size_t rank = 0, element_size = 0;
+    std::array<index_t, 8> shape{}, strides{};
+    bool same_view(const arg_memory& o) const {
+        return data == o.data && rank == o.rank && element_size == o.element_size && shape == o.shape &&
+               strides == o.strides;
+    }
+    bool overlaps(const arg_memory& o) const { return lo && o.lo && lo < o.hi && o.lo < hi; }
+};
+
+template <class T, std::size_t R>
+arg_memory memory_of(const char* name, const tensor_view<T, R>& v) {
+    static_assert(R <= 8, "seqmix: views of rank <= 8");
+    arg_memory m;
+    m.name = name;
+    const auto span = address_span(v);
+    m.lo = static_cast<const char*>(span.first);
+    m.hi = static_cast<const char*>(span.second);
+    m.data = v.data();
+    m.rank = R;
+    m.element_size = sizeof(T);
+    for (std::size_t i = 0; i < R; ++i) {
+        m.shape[i] = v.extent(i);
+        m.strides[i] = v.stride(i);
+    }
+    return m;
+}
+
+// The alias rules of every operator: outputs are disjoint from each other and from every
+// input, with one exception: the output named `in_place_output` may be exactly the view of
+// the input `in_place_input` (an in-place state update); a partial overlap is still an error.
+template <class Outputs, class Inputs>
+void check_disjoint(const char* op, const Outputs& outputs, const Inputs& inputs, const char* in_place_output = nullptr,
+                    const char* in_place_input = nullptr) {
+    auto named = [](const char* a, const char* b) { return a && b && std::string(a) == b; };
+    for (auto o = std::begin(outputs); o != std::end(outputs); ++o) {
+        for (auto p = std::begin(outputs); p != o; ++p)
+            if (o->overlaps(*p))
+                fail(op, o->name, detail::concat("memory disjoint from '", p->name, "'"), "an overlapping view");
+        for (const auto& i : inputs) {
+            if (!o->overlaps(i)) continue;
+            if (named(o->name, in_place_output) && named(i.name, in_place_input)) {
+                if (o->same_view(i)) continue;
+                fail(op, o->name,
+                     detail::concat("exactly the view of '", i.name, "' (in-place update) or memory disjoint from it"),
+                     "a partly overlapping view");
+            }
+            fail(op, o->name, detail::concat("memory disjoint from '", i.name, "'"), "an overlapping view");
+        }
+    }
+}
+inline void check_disjoint(const char* op, std::initializer_list<arg_memory> outputs,
+                           std::initializer_list<arg_memory> inputs, const char* in_place_output = nullptr,
+                           const char* in_place_input = nullptr) {
+    check_disjoint<std::initializer_list<arg_memory>, std::initializer_list<arg_memory>>(op, outputs, inputs,
+                                                                                         in_place_output, in_place_input);
 }
 
 // cu_seqlens: num_seqs + 1 non-decreasing offsets from 0 to `total`.
-inline void check_cu_seqlens(const std::int32_t* cu, index_t num_seqs, index_t total,
-                             const char* op, const char* arg) {
-    check(num_seqs >= 1, op, "num_seqs", detail::concat(">= 1 when '", arg, "' is given"),
-          num_seqs);
+inline void check_cu_seqlens(const std::int32_t* cu, index_t num_seqs, index_t total, const char* op,
+                             const char* arg) {
+    if (num_seqs < 1) fail(op, "num_seqs", detail::concat(">= 1 when '", arg, "' is given"), num_seqs);
     check(cu[0] == 0, op, arg, "first offset 0", cu[0]);
     for (index_t s = 0; s < num_seqs; ++s)
         if (cu[s + 1] < cu[s])
-            raise(detail::concat(op, ": argument '", arg, "': expected non-decreasing offsets, given ",
-                                 arg, "[", s, "] = ", cu[s], " > ", arg, "[", s + 1, "] = ", cu[s + 1]));
-    check(cu[num_seqs] == total, op, arg,
-          detail::concat("last offset = total tokens ", total), cu[num_seqs]);
+            raise(detail::concat(op, ": argument '", arg, "': expected non-decreasing offsets, given ", arg, "[", s,
+                                 "] = ", cu[s], " > ", arg, "[", s + 1, "] = ", cu[s + 1]));
+    if (cu[num_seqs] != total) fail(op, arg, detail::concat("last offset = total tokens ", total), cu[num_seqs]);
 }
 
-inline void check_finite(double x, const char* op, const char* arg) {
-    check(std::isfinite(x), op, arg, "a finite value", x);
+// x is finite and stays finite when converted to T (compared in double: converting an
+// out-of-range double to float would itself be undefined).
+template <class T>
+bool fits_finite(double x) {
+    return std::isfinite(x) && std::abs(x) <= double(std::numeric_limits<T>::max());
 }
 
-inline void check_threads(int n, const char* op) {
-    check(n >= 0, op, "num_threads", ">= 0 (0 = OpenMP default)", n);
+// Options are used in the element type T: they must be finite there (1e300 is finite as a
+// double and infinite as a float).
+template <class T>
+void check_finite_as(double x, const char* op, const char* arg) {
+    if (!fits_finite<T>(x))
+        fail(op, arg, std::is_same_v<T, float> ? "a value finite as float" : "a finite value", x);
 }
 
+inline void check_threads(int n, const char* op) { check(n >= 0, op, "num_threads", ">= 0 (0 = OpenMP default)", n); }
+
+SEQMIX_ABI_END
 }  // namespace seqmix

@@ -13,6 +13,7 @@
 //     computes the same bits, and no per-chunk state is stored.
 // Bidirectional scans: (1) the state sum of every group of chunks in parallel, (2) per unit
 // the total, (3) every chunk's outputs from the total.
+#include "../core/abi.hpp"
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -23,7 +24,9 @@
 #include "../core/scratch.hpp"
 #include "chunkwise.hpp"
 
-namespace seqmix::kernels {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace kernels {
 
 // Chunks of one head walked before the next head of the group (sequential schedule), and
 // chunks per partial sum of a bidirectional scan.
@@ -79,16 +82,27 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
     const index_t state = sh.dk * ldv;
     auto chunks_of = [&](index_t u) { return (sh.len[std::size_t(u)] + C - 1) / C; };
 
+    // The team that would really run (one thread inside a user's parallel region).
+    const int team = available_threads(num_threads);
     // Head groups of the sequential schedule: as few as give every thread work.
     const index_t heads = std::max<index_t>(sh.heads, 1), seqs = sh.units / heads;
-    const int max_threads = resolve_threads(num_threads, std::numeric_limits<int>::max());
-    const index_t groups_per_seq = std::clamp<index_t>((max_threads + std::max<index_t>(seqs, 1) - 1) /
+    const index_t groups_per_seq = std::clamp<index_t>((team + std::max<index_t>(seqs, 1) - 1) /
                                                            std::max<index_t>(seqs, 1), 1, heads);
     const index_t group_size = (heads + groups_per_seq - 1) / groups_per_seq;
     const index_t groups = seqs * groups_per_seq;
+    const bool grouped = sh.causal && groups >= team;
+    // Sequence segments repeat a prefix pass each: never more of them than processors.
+    const index_t seg_plan = std::min(team, processor_count());
+    const index_t segs = std::max<index_t>(1, (seg_plan + sh.units - 1) / std::max<index_t>(sh.units, 1));
+    index_t bidirectional_parts = 0;
+    for (index_t u = 0; u < sh.units && !sh.causal; ++u)
+        bidirectional_parts += (chunks_of(u) + chunks_per_pass - 1) / chunks_per_pass;
+    // Threads (and scratch slices) never exceed the work items of the schedule taken.
+    const int max_threads = resolve_threads(
+        num_threads, grouped ? groups : sh.causal ? sh.units * segs : std::max(bidirectional_parts, sh.units));
 
-    thread_scratch<T> scratch(max_threads, scratch_carver<T>::size_of(C * ldk, C * ldk, C * ldv, b_size, C * lda,
-                                                                      C * ldv, C * ldk, C * ldk,
+    thread_scratch<T> scratch(max_threads, scratch_carver<T>::size_of(C * ldk, C * ldk, C * ldv, b_size, b_size,
+                                                                      C * lda, C * ldv, C * ldk, C * ldk,
                                                                       group_size * state));
     struct work {
         chunk_tile<T> tile;
@@ -106,6 +120,7 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
         w.tile.k = cv.take(std::size_t(C * ldk));
         w.tile.v = cv.take(std::size_t(C * ldv));
         w.tile.b = cv.take(std::size_t(b_size));
+        w.tile.b_lo = cv.take(std::size_t(b_size));
         w.A = cv.take(std::size_t(C * lda));
         w.O = cv.take(std::size_t(C * ldv));
         w.wq = cv.take(std::size_t(C * ldk));
@@ -131,7 +146,7 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
         }
     };
 
-    if (sh.causal && groups >= max_threads) {
+    if (grouped) {
         parallel_for(groups, max_threads, [&](index_t gi, int t) {
             work w = carve(t);
             const index_t s0 = gi / groups_per_seq, h0 = (gi % groups_per_seq) * group_size;
@@ -151,7 +166,6 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
         // Segment ends m_i balance r m_i + (m_{i+1} - m_i) across items (r: the state-only
         // pass relative to the full pass).
         constexpr double r = 0.3;  // swept 0.15-0.6 at H=1, D=64, 2 threads
-        const index_t segs = std::max<index_t>(1, (max_threads + sh.units - 1) / std::max<index_t>(sh.units, 1));
         auto segment_end = [&](index_t n, index_t i) {
             double sum = 0, part = 0, wgt = 1;
             for (index_t j = 0; j < segs; ++j, wgt *= 1 - r) {
@@ -160,12 +174,17 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
             }
             return std::min(n, index_t(std::llround(double(n) * part / sum)));
         };
+        // Every segment of a unit starts from its initial state while the last one writes the
+        // final state, which may be the same memory (in place): read them all first. There
+        // are fewer units than threads here, so this is small.
+        aligned_buffer<T> initial{std::size_t(std::max<index_t>(sh.units, 1) * state)};
+        for (index_t u = 0; u < sh.units; ++u) load_state(u, initial.data() + u * state, ldv);
         parallel_for(sh.units * segs, max_threads, [&](index_t item, int t) {
             const index_t u = item / segs, i = item % segs, n = chunks_of(u);
             const index_t m0 = segment_end(n, i), m1 = i + 1 == segs ? n : segment_end(n, i + 1);
             if (m0 == m1 && i + 1 != segs) return;
             work w = carve(t);
-            load_state(u, w.states, ldv);
+            std::copy(initial.data() + u * state, initial.data() + (u + 1) * state, w.states);
             run_chunks(w, u, 0, m0, w.states, false);
             run_chunks(w, u, m0, m1, w.states, true);
             if (i + 1 == segs) store_state(u, static_cast<const T*>(w.states), ldv);
@@ -199,7 +218,7 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
         T* S = totals.data() + u * state;
         load_state(u, S, ldv);
         for (index_t k = first[std::size_t(u)]; k < first[std::size_t(u) + 1]; ++k)
-            state_advance(S, sums.data() + k * state, static_cast<const T*>(nullptr), gate_kind::none, sh.dk, ldv);
+            state_add(S, static_cast<const T*>(sums.data() + k * state), sh.dk, ldv);
         store_state(u, static_cast<const T*>(S), ldv);
     });
     parallel_for(parts, max_threads, [&](index_t k, int t) {  // (3) outputs
@@ -210,4 +229,6 @@ void chunk_scan(const chunk_scan_shape& sh, int num_threads, const Pack& pack, c
     });
 }
 
-}  // namespace seqmix::kernels
+}  // namespace kernels
+SEQMIX_ABI_END
+}  // namespace seqmix

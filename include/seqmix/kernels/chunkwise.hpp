@@ -5,9 +5,17 @@
 //   output  O[t]    = (q_t * exp(b_t))^T S_prev + sum_{s<=t} A[t][s] v_s
 //   state   S_new   = exp(b_L) * S_prev + sum_s (k_s * exp(b_L - b_s)) v_s^T   (in place)
 // All of it is small dense products on packed, padded tiles (gemm_tile, key_block).
+//
+// Gates at the extremes. Each log gate is first raised to gate_floor<T> (exp of it, and of
+// anything below it, is exactly 0 in T, so this changes no result and removes -inf). The
+// cumulative gates are then kept as an unevaluated sum b = hi + lo (Knuth's two-sum): a
+// difference b_t - b_s is (hi_t - hi_s) + (lo_t - lo_s), exact to rounding of the
+// difference itself. A plain float running sum would round every mild gate that follows a
+// strong one to the ulp of the large total (g = -1e4 then -1e-2 lost 3e-3 that way).
 #include <algorithm>
 #include <cmath>
 
+#include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
 #include "../simd/blas1.hpp"
 #include "../simd/exp.hpp"
@@ -15,9 +23,16 @@
 #include "gemm_tile.hpp"
 #include "key_block.hpp"
 
-namespace seqmix::kernels {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace kernels {
 
 enum class gate_kind { none, scalar, vector };
+
+// Log gates below this are raised to it: exp(gate_floor) and exp of anything below it is
+// exactly 0 in T (float: the vector exp flushes below -104; double: below -745).
+template <class T>
+constexpr T gate_floor = sizeof(T) == 4 ? T(-128) : T(-800);
 
 // One packed chunk of one (sequence, head): rows padded with zeros to ldk / ldv.
 template <class T>
@@ -28,7 +43,8 @@ struct chunk_tile {
     T* q;              // [len][ldk]
     T* k;              // [len][ldk]
     T* v;              // [len][ldv]
-    T* b;              // cumulative log gates: [len] (scalar) or [len][ldk] (vector)
+    T* b;              // cumulative log gates, high part: [len] (scalar) or [len][ldk] (vector)
+    T* b_lo;           // their low part, same layout
     gate_kind gate;
 };
 
@@ -39,17 +55,75 @@ constexpr index_t sub_chunk = 16;
 // e^±60, far from float overflow, and the products are exact up to rounding.
 constexpr double max_factored_range = 60.0;
 
-namespace detail {
+// Cumulative gates of token t from those of token t-1 (prev_hi / prev_lo null at the chunk
+// start): hi + lo = prev_hi + prev_lo + max(g, gate_floor), n lanes (a multiple of W).
 template <class T>
-inline void scale_row_exp(T* dst, const T* src, const T* b, const T* b_ref, index_t n, bool negate) {
-    // dst = src * exp(b - b_ref)  (or exp(b_ref - b) when negate); b_ref may be null (= 0).
+inline void cumulative_gate_row(const T* g, const T* prev_hi, const T* prev_lo, T* hi, T* lo, index_t n) {
     constexpr index_t W = index_t(simd::width<T>);
+    const simd::vec<T> floor(gate_floor<T>);
     for (index_t e = 0; e < n; e += W) {
-        auto x = simd::load_aligned(b + e);
-        if (b_ref) x = x - simd::load_aligned(b_ref + e);
-        if (negate) x = -x;
-        simd::store_aligned(dst + e, simd::load_aligned(src + e) * simd::exp(x));
+        const auto x = simd::max(floor, simd::load_aligned(g + e));
+        if (!prev_hi) {
+            simd::store_aligned(hi + e, x);
+            simd::store_aligned(lo + e, simd::vec<T>(T(0)));
+            continue;
+        }
+        const auto a = simd::load_aligned(prev_hi + e);
+        const auto s = a + x;
+        const auto bb = s - a;
+        const auto err = (a - (s - bb)) + (x - bb);  // two-sum: a + x == s + err exactly
+        simd::store_aligned(hi + e, s);
+        simd::store_aligned(lo + e, simd::load_aligned(prev_lo + e) + err);
     }
+}
+
+// The scalar form: one gate per token.
+template <class T>
+inline void cumulative_gate(T g, index_t t, T* hi, T* lo) {
+    const T x = std::max(gate_floor<T>, g);  // NaN never gets here: gates are validated
+    if (t == 0) {
+        hi[0] = x;
+        lo[0] = T(0);
+        return;
+    }
+    const T a = hi[t - 1], s = a + x, bb = s - a;
+    hi[t] = s;
+    lo[t] = lo[t - 1] + ((a - (s - bb)) + (x - bb));
+}
+
+namespace detail {
+// (hi_a + lo_a) - (hi_b + lo_b), either side may be absent (= 0).
+template <class V, class T>
+inline V gate_difference(const T* hi_a, const T* lo_a, const T* hi_b, const T* lo_b, index_t e) {
+    V d = hi_a ? simd::load_aligned(hi_a + e) : V(T(0));
+    if (hi_b) d = d - simd::load_aligned(hi_b + e);
+    V l = lo_a ? simd::load_aligned(lo_a + e) : V(T(0));
+    if (lo_b) l = l - simd::load_aligned(lo_b + e);
+    return d + l;
+}
+
+// dst = src * exp(b_a - b_b) over n lanes; each b is (hi, lo) or absent (= 0).
+template <class T>
+inline void scale_row_exp(T* dst, const T* src, const T* hi_a, const T* lo_a, const T* hi_b, const T* lo_b,
+                          index_t n) {
+    using V = simd::vec<T>;
+    constexpr index_t W = index_t(simd::width<T>);
+    for (index_t e = 0; e < n; e += W)
+        simd::store_aligned(dst + e,
+                            simd::load_aligned(src + e) * simd::exp(gate_difference<V>(hi_a, lo_a, hi_b, lo_b, e)));
+}
+
+template <class T>
+inline T gate_at(const T* hi, const T* lo, index_t i) {
+    return hi[i] + lo[i];
+}
+
+// false if any of the len rows of n values is Inf or NaN.
+template <class T>
+inline bool all_finite(const T* x, index_t len, index_t ld, index_t n) {
+    for (index_t t = 0; t < len; ++t)
+        if (!simd::all_finite(x + t * ld, std::size_t(n))) return false;
+    return true;
 }
 }  // namespace detail
 
@@ -57,6 +131,7 @@ inline void scale_row_exp(T* dst, const T* src, const T* b, const T* b_ref, inde
 // lda >= len + W (whole vectors are stored). work_q: [sub_chunk][ldk], work_k: [len][ldk].
 template <class T>
 void chunk_scores(const chunk_tile<T>& c, T* A, index_t lda, T* work_q, T* work_k) {
+    using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     const index_t L = c.len;
     for (index_t t0 = 0; t0 < L; t0 += sub_chunk) {
@@ -68,14 +143,17 @@ void chunk_scores(const chunk_tile<T>& c, T* A, index_t lda, T* work_q, T* work_
             // GLA secondary chunking: rows of this sub-chunk are taken relative to the gate
             // just before it (b_r), keys relative to the same point, so every factor is
             // exp(non-positive) except keys inside the sub-chunk (bounded by its range).
-            const T* b_ref = t0 > 0 ? c.b + (t0 - 1) * c.ldk : nullptr;
+            const T* ref_hi = t0 > 0 ? c.b + (t0 - 1) * c.ldk : nullptr;
+            const T* ref_lo = t0 > 0 ? c.b_lo + (t0 - 1) * c.ldk : nullptr;
             for (index_t t = t0; t < t1; ++t)
-                detail::scale_row_exp(work_q + (t - t0) * c.ldk, c.q + t * c.ldk, c.b + t * c.ldk, b_ref, c.ldk, false);
+                detail::scale_row_exp(work_q + (t - t0) * c.ldk, c.q + t * c.ldk, c.b + t * c.ldk,
+                                      c.b_lo + t * c.ldk, ref_hi, ref_lo, c.ldk);
             for (index_t s = 0; s < t1; ++s)
-                detail::scale_row_exp(work_k + s * c.ldk, c.k + s * c.ldk, c.b + s * c.ldk, b_ref, c.ldk, true);
+                detail::scale_row_exp(work_k + s * c.ldk, c.k + s * c.ldk, ref_hi, ref_lo, c.b + s * c.ldk,
+                                      c.b_lo + s * c.ldk, c.ldk);
             T range = 0;
             const T* b_last = c.b + (t1 - 1) * c.ldk;
-            for (index_t d = 0; d < c.dk; ++d) range = std::max(range, (b_ref ? b_ref[d] : T(0)) - b_last[d]);
+            for (index_t d = 0; d < c.dk; ++d) range = std::max(range, (ref_hi ? ref_hi[d] : T(0)) - b_last[d]);
             direct_diagonal = !(double(range) <= max_factored_range);
             qs = work_q;
             ks = work_k;
@@ -85,17 +163,22 @@ void chunk_scores(const chunk_tile<T>& c, T* A, index_t lda, T* work_q, T* work_
         for (index_t t = t0; t < t1; ++t) {
             T* a = A + t * lda;
             if (c.gate == gate_kind::scalar) {  // decay matrix exp(b_t - b_s): an outer difference
-                const simd::vec<T> bt(c.b[t]);
-                for (index_t s = 0; s <= t; s += W)
-                    simd::store(a + s, simd::load(a + s) * simd::exp(bt - simd::load(c.b + s)));
+                const V bt(c.b[t]), lt(c.b_lo[t]);
+                for (index_t s = 0; s <= t; s += W) {
+                    const V d = (bt - simd::load(c.b + s)) + (lt - simd::load(c.b_lo + s));
+                    simd::store(a + s, simd::load(a + s) * simd::exp(d));
+                }
             } else if (direct_diagonal) {
                 // Strong gates inside this sub-chunk: the diagonal block straight in log space.
                 for (index_t s = t0; s <= t; ++s) {
-                    const T *qt = c.q + t * c.ldk, *ks_ = c.k + s * c.ldk, *bt = c.b + t * c.ldk, *bs = c.b + s * c.ldk;
-                    simd::vec<T> acc(T(0));
+                    const T *qt = c.q + t * c.ldk, *ks_ = c.k + s * c.ldk;
+                    const index_t rt = t * c.ldk, rs = s * c.ldk;
+                    V acc(T(0));
                     for (index_t d = 0; d < c.ldk; d += W)
                         acc = simd::fma(simd::load_aligned(qt + d) * simd::load_aligned(ks_ + d),
-                                        simd::exp(simd::load_aligned(bt + d) - simd::load_aligned(bs + d)), acc);
+                                        simd::exp(detail::gate_difference<V>(c.b + rt, c.b_lo + rt, c.b + rs,
+                                                                             c.b_lo + rs, d)),
+                                        acc);
                     a[s] = simd::hsum(acc);
                 }
             }
@@ -113,19 +196,33 @@ void chunk_output(const chunk_tile<T>& c, const T* A, index_t lda, const T* S_pr
         const T* qg = c.q;
         if (c.gate == gate_kind::vector) {
             for (index_t t = 0; t < L; ++t)
-                detail::scale_row_exp(work + t * c.ldk, c.q + t * c.ldk, c.b + t * c.ldk, static_cast<const T*>(nullptr), c.ldk, false);
+                detail::scale_row_exp(work + t * c.ldk, c.q + t * c.ldk, c.b + t * c.ldk, c.b_lo + t * c.ldk,
+                                      static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), c.ldk);
             qg = work;
         }
         panel_gemm<tile_update::overwrite>(L, c.dk, c.ldv, qg, c.ldk, 1, S_prev, c.ldv, O, c.ldv);
         if (c.gate == gate_kind::scalar)
-            for (index_t t = 0; t < L; ++t) simd::scale(std::exp(c.b[t]), O + t * c.ldv, std::size_t(c.ldv));
+            for (index_t t = 0; t < L; ++t)
+                simd::scale(std::exp(detail::gate_at(c.b, c.b_lo, t)), O + t * c.ldv, std::size_t(c.ldv));
     } else {
         std::fill(O, O + L * c.ldv, T(0));
     }
     if (!intra) return;
+    // A holds exact zeros above the diagonal; times an Inf or NaN value they would make NaN
+    // in earlier tokens. Chunks whose values are not all finite take the triangle exactly.
+    const bool finite = detail::all_finite(c.v, L, c.ldv, c.ldv);
     for (index_t t0 = 0; t0 < L; t0 += sub_chunk) {
         const index_t t1 = std::min(L, t0 + sub_chunk);
-        panel_gemm<tile_update::accumulate>(t1 - t0, t1, c.ldv, A + t0 * lda, lda, 1, c.v, c.ldv, O + t0 * c.ldv, c.ldv);
+        if (finite) {
+            panel_gemm<tile_update::accumulate>(t1 - t0, t1, c.ldv, A + t0 * lda, lda, 1, c.v, c.ldv, O + t0 * c.ldv,
+                                                c.ldv);
+            continue;
+        }
+        if (t0 > 0)
+            panel_gemm<tile_update::accumulate>(t1 - t0, t0, c.ldv, A + t0 * lda, lda, 1, c.v, c.ldv,
+                                                O + t0 * c.ldv, c.ldv);
+        for (index_t t = t0; t < t1; ++t)
+            for (index_t s = t0; s <= t; ++s) simd::axpy(A[t * lda + s], c.v + s * c.ldv, O + t * c.ldv, std::size_t(c.ldv));
     }
 }
 
@@ -136,31 +233,32 @@ void chunk_state_update(const chunk_tile<T>& c, T* S, T* work) {
     const index_t L = c.len;
     const T* kw = c.k;
     if (c.gate == gate_kind::vector) {
-        const T* b_last = c.b + (L - 1) * c.ldk;
-        for (index_t d = 0; d < c.dk; ++d) simd::scale(std::exp(b_last[d]), S + d * c.ldv, std::size_t(c.ldv));
+        const T* last_hi = c.b + (L - 1) * c.ldk;
+        const T* last_lo = c.b_lo + (L - 1) * c.ldk;
+        for (index_t d = 0; d < c.dk; ++d)
+            simd::scale(std::exp(detail::gate_at(last_hi, last_lo, d)), S + d * c.ldv, std::size_t(c.ldv));
         for (index_t s = 0; s < L; ++s)
-            detail::scale_row_exp(work + s * c.ldk, c.k + s * c.ldk, b_last, c.b + s * c.ldk, c.ldk, false);
+            detail::scale_row_exp(work + s * c.ldk, c.k + s * c.ldk, last_hi, last_lo, c.b + s * c.ldk,
+                                  c.b_lo + s * c.ldk, c.ldk);
         kw = work;
     } else if (c.gate == gate_kind::scalar) {
-        simd::scale(std::exp(c.b[L - 1]), S, std::size_t(c.dk * c.ldv));
+        simd::scale(std::exp(detail::gate_at(c.b, c.b_lo, L - 1)), S, std::size_t(c.dk * c.ldv));
         for (index_t s = 0; s < L; ++s)
-            simd::scaled_copy(std::exp(c.b[L - 1] - c.b[s]), c.k + s * c.ldk, work + s * c.ldk, std::size_t(c.ldk));
+            simd::scaled_copy(std::exp((c.b[L - 1] - c.b[s]) + (c.b_lo[L - 1] - c.b_lo[s])), c.k + s * c.ldk,
+                              work + s * c.ldk, std::size_t(c.ldk));
         kw = work;
     }
     panel_gemm<tile_update::accumulate>(c.dk, L, c.ldv, kw, 1, c.ldk, c.v, c.ldv, S, c.ldv);
 }
 
-// S = exp(log_decay) * S + dS, row by row (S and dS are [dk][ldv]).
+// S = S + dS, row by row (S and dS are [dk][ldv]): the bidirectional partial sums.
 template <class T>
-void state_advance(T* S, const T* dS, const T* log_decay, gate_kind gate, index_t dk, index_t ldv) {
+void state_add(T* S, const T* dS, index_t dk, index_t ldv) {
     constexpr index_t W = index_t(simd::width<T>);
-    for (index_t d = 0; d < dk; ++d) {
-        const T decay = gate == gate_kind::none ? T(1) : std::exp(log_decay[gate == gate_kind::vector ? d : 0]);
-        const simd::vec<T> dv(decay);
-        for (index_t e = 0; e < ldv; e += W)
-            simd::store_aligned(S + d * ldv + e,
-                                simd::fma(dv, simd::load_aligned(S + d * ldv + e), simd::load_aligned(dS + d * ldv + e)));
-    }
+    for (index_t i = 0; i < dk * ldv; i += W)
+        simd::store_aligned(S + i, simd::load_aligned(S + i) + simd::load_aligned(dS + i));
 }
 
-}  // namespace seqmix::kernels
+}  // namespace kernels
+SEQMIX_ABI_END
+}  // namespace seqmix

@@ -4,12 +4,15 @@
 // vector width); A is read one scalar at a time through any two strides and broadcast.
 // With lanes = query rows this computes S^T = K Q^T straight from K's natural layout and
 // O^T += V^T P^T straight from V's: no transposition of K or V is ever needed.
+#include "../core/abi.hpp"
 #include <cstddef>
 
 #include "../core/tensor_view.hpp"
 #include "../simd/vec.hpp"
 
-namespace seqmix::kernels {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace kernels {
 
 enum class tile_update {
     overwrite,         // C = A B
@@ -89,4 +92,6 @@ inline void panel_gemm(index_t M, index_t K, index_t lanes, const T* a, index_t 
                                        alpha ? alpha + l : nullptr);
 }
 
-}  // namespace seqmix::kernels
+}  // namespace kernels
+SEQMIX_ABI_END
+}  // namespace seqmix

@@ -1,12 +1,17 @@
 #pragma once
 // Row-oriented pieces for few query rows against a long run of keys (decode): a block of
 // W keys (one vector width) at a time, keys and values read in their natural layout.
+#include "../core/abi.hpp"
 #include <algorithm>
+#include <cmath>
 
 #include "../core/tensor_view.hpp"
+#include "../simd/blas1.hpp"
 #include "../simd/vec.hpp"
 
-namespace seqmix::kernels {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace kernels {
 
 // scores[r * lds + j] = q_r . k_j for RB query rows q_r = q + r * ldq and the W keys
 // k_j = k + j * k_stride, j < nkeys (lanes past nkeys repeat the last key; callers mask
@@ -94,4 +99,23 @@ inline void accumulate_value_rows(const T* p, index_t rows, const T* v, index_t 
     for (; r < rows; ++r) accumulate_value_block<T, 1>(p + r * W, v, v_stride, nkeys, o + r * ldo, ldo, dv);
 }
 
-}  // namespace seqmix::kernels
+// false if any of `rows` rows of n values (row stride rs, element stride es) is Inf or NaN.
+// Masked keys multiply their values by an exact 0, which an Inf or NaN value turns into
+// NaN: tiles with masked keys check their values first and take the exact path if needed.
+template <class T>
+inline bool rows_finite(const T* x, index_t rows, index_t rs, index_t n, index_t es) {
+    for (index_t j = 0; j < rows; ++j) {
+        const T* row = x + j * rs;
+        if (es == 1) {
+            if (!simd::all_finite(row, std::size_t(n))) return false;
+        } else {
+            for (index_t e = 0; e < n; ++e)
+                if (!std::isfinite(row[e * es])) return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace kernels
+SEQMIX_ABI_END
+}  // namespace seqmix

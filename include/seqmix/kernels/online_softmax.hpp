@@ -2,6 +2,7 @@
 // Online softmax on transposed score tiles: st[j * ld + r] is the score of key j for
 // query row r, so the rows of the attention matrix run along the vector lanes and every
 // per-row reduction (max, sum) is a plain vertical vector operation.
+#include "../core/abi.hpp"
 #include <cmath>
 #include <limits>
 
@@ -9,7 +10,9 @@
 #include "../simd/exp.hpp"
 #include "../simd/vec.hpp"
 
-namespace seqmix::kernels {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace kernels {
 
 // s = cap * tanh(s / cap) (Gemma 2 / Grok logit soft-capping).
 template <class T>
@@ -96,4 +99,6 @@ inline void online_softmax_update(T* st, index_t keys, index_t ld, index_t lanes
     }
 }
 
-}  // namespace seqmix::kernels
+}  // namespace kernels
+SEQMIX_ABI_END
+}  // namespace seqmix

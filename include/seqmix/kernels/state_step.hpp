@@ -3,12 +3,15 @@
 // the state rows: S[d][:] = decay_d S[d][:] + k_d v, then o = S^T q. Columns go in blocks of
 // four vectors held in registers across all rows, so each state element is loaded and
 // stored once and costs two FMAs.
+#include "../core/abi.hpp"
 #include <algorithm>
 
 #include "../core/tensor_view.hpp"
 #include "../simd/vec.hpp"
 
-namespace seqmix::kernels {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace kernels {
 
 // S: dk rows of n columns, row stride lds, unit column stride. decay: dk values (vector
 // gate) or one value broadcast to all rows (decay_stride 0). v and o hold n values.
@@ -52,4 +55,6 @@ void state_step(T* S, index_t lds, index_t dk, index_t n, const T* q, const T* k
     }
 }
 
-}  // namespace seqmix::kernels
+}  // namespace kernels
+SEQMIX_ABI_END
+}  // namespace seqmix

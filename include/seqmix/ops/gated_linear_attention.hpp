@@ -4,6 +4,7 @@
 // RetNet with data-dependent decay, the Mamba-2 form). Chunkwise-parallel: the scalar gate
 // makes the intra-chunk decay an outer difference exp(b_t - b_s) (the faster path); the
 // vector gate uses the GLA secondary chunking in kernels/chunkwise.hpp, stable for any gates.
+#include "../core/abi.hpp"
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "../simd/exp.hpp"
 
 namespace seqmix {
+SEQMIX_ABI_BEGIN
 
 namespace detail {
 template <class T>
@@ -70,13 +72,14 @@ void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, 
             std::fill(vr + p.dv, vr + c.ldv, T(0));
             // Cumulative log gates inside the chunk (b <= 0, falling).
             if (p.vector_gate) {
-                T* br = c.b + t * c.ldk;
-                const T* prev = t > 0 ? br - c.ldk : nullptr;
-                detail::copy_row(a.g4.ptr(sq.batch, n, h), a.g4.stride(3), p.dk, br);
-                if (prev) simd::add(br, prev, br, std::size_t(p.dk));
-                std::fill(br + p.dk, br + c.ldk, T(0));
+                T* hi = c.b + t * c.ldk;
+                T* lo = c.b_lo + t * c.ldk;
+                detail::copy_row(a.g4.ptr(sq.batch, n, h), a.g4.stride(3), p.dk, hi);
+                std::fill(hi + p.dk, hi + c.ldk, T(0));
+                kernels::cumulative_gate_row(static_cast<const T*>(hi), t > 0 ? hi - c.ldk : nullptr,
+                                             t > 0 ? lo - c.ldk : nullptr, hi, lo, c.ldk);
             } else {
-                c.b[t] = (t > 0 ? c.b[t - 1] : T(0)) + a.g3(sq.batch, n, h);
+                kernels::cumulative_gate(a.g3(sq.batch, n, h), t, c.b, c.b_lo);
             }
         }
     };
@@ -105,20 +108,22 @@ void gated_linear_attention_step(const QV& q, const KV& k, const VV& v, const GV
                                  tensor_view<typename OV::value_type, 4> state, const gla_step_options& opt = {}) {
     using T = typename OV::value_type;
     const char* op = "gated_linear_attention_step";
-    const auto s = detail::prepare_step(q, k, v, out, state, opt, feature_map::identity, 0, op);
     constexpr std::size_t RG = GV::rank;
     static_assert(RG == 2 || RG == 3, "seqmix: g of a step is [B,H,Dk] (GLA) or [B,H] (scalar gate)");
-    check_given(g, op, "g");
-    if constexpr (RG == 3) check_shape(tensor_view<const T, 3>(g), {s.batch, s.hv, s.dk}, op, "g");
-    else check_shape(tensor_view<const T, 2>(g), {s.batch, s.hv}, op, "g");
-    detail::check_log_gates(tensor_view<const T, RG>(g), op);
+    const auto gv = checked_view(tensor_view<const T, RG>(g), op, "g");
+    const auto s = detail::prepare_step(q, k, v, out, state, opt, feature_map::identity, 0, op, {memory_of("g", gv)});
+    check_given(gv, op, "g");
+    if constexpr (RG == 3) check_shape(gv, {s.batch, s.hv, s.dk}, op, "g");
+    else check_shape(gv, {s.batch, s.hv}, op, "g");
+    detail::check_log_gates(gv, op);
     const bool fast = state.stride(3) == 1;
     const int threads = resolve_threads(opt.num_threads, s.batch * s.hv);
     thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(s.dk, s.dk, s.dk, s.dv, s.dv));
     const T scale = T(opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(s.dk)));
     parallel_for(s.batch * s.hv, threads, [&](index_t x, int t) {
         const index_t b = x / s.hv, h = x % s.hv, hk = h / (s.hv / s.hk);
-        const index_t slot = opt.state_indices ? opt.state_indices[b] : b;
+        const index_t slot = detail::state_slot(opt.state_indices, b);
+        if (slot == pad_slot) return;  // padding row: no state touched, output left as it was
         scratch_carver<T> cv(scratch.get(t));
         T* qf = cv.take(std::size_t(s.dk));
         T* kf = cv.take(std::size_t(s.dk));
@@ -128,9 +133,9 @@ void gated_linear_attention_step(const QV& q, const KV& k, const VV& v, const GV
         for (index_t d = 0; d < s.dk; ++d) {
             qf[d] = s.q(b, hk, d);
             kf[d] = s.k(b, hk, d);
-            if constexpr (RG == 3) decay[d] = std::exp(g(b, h, d));
+            if constexpr (RG == 3) decay[d] = std::exp(gv(b, h, d));
         }
-        if constexpr (RG == 2) decay[0] = std::exp(g(b, h));
+        if constexpr (RG == 2) decay[0] = std::exp(gv(b, h));
         const index_t decay_stride = RG == 3 ? 1 : 0;
         for (index_t e = 0; e < s.dv; ++e) vv[e] = s.v(b, h, e);
         T* S = state.ptr(slot, h);
@@ -149,4 +154,5 @@ void gated_linear_attention_step(const QV& q, const KV& k, const VV& v, const GV
     });
 }
 
+SEQMIX_ABI_END
 }  // namespace seqmix

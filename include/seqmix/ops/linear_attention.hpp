@@ -4,6 +4,7 @@
 // exact masked attention inside a chunk, the state passed between chunks. The normalizer
 // rides along as one more value column of ones, so it needs no separate machinery; states
 // then have Dv + 1 columns, the last one being z.
+#include "../core/abi.hpp"
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "../simd/exp.hpp"
 
 namespace seqmix {
+SEQMIX_ABI_BEGIN
 namespace detail {
 
 // phi(x) for one row of d inputs (stride sx) into out (feature_dim values), in T.
@@ -103,7 +105,7 @@ void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, cons
             else for (index_t e = 0; e < p.dv; ++e) vr[e] = vin[e * a.v.stride(3)];
             if (norm) vr[p.dv] = T(1);
             std::fill(vr + sh.dv, vr + c.ldv, T(0));
-            c.b[t] = T(t + 1) * lambda;  // constant decay: cumulative log gate inside the chunk
+            kernels::cumulative_gate(lambda, t, c.b, c.b_lo);  // constant decay, accumulated like a gate
         }
     };
     auto emit = [&](index_t u, index_t t0, index_t len, const T* O, index_t ldv) {
@@ -135,7 +137,8 @@ void linear_attention_step(const QV& q, const KV& k, const VV& v, const OV& out,
     using T = typename OV::value_type;
     const char* op = "linear_attention_step";
     const auto s = detail::prepare_step(q, k, v, out, state, opt, opt.feature_map, opt.normalize ? 1 : 0, op);
-    check(opt.eps >= 0 && std::isfinite(opt.eps), op, "eps", "a finite value >= 0", opt.eps);
+    check_finite_as<T>(opt.eps, op, "eps");
+    check(opt.eps >= 0, op, "eps", "a value >= 0", opt.eps);
     detail::check_log_decay(opt.log_decay, s.hv, op);
     const index_t dv_state = s.dv + (opt.normalize ? 1 : 0);
     const bool fast = state.stride(3) == 1;
@@ -143,7 +146,8 @@ void linear_attention_step(const QV& q, const KV& k, const VV& v, const OV& out,
     thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(s.dk, s.dk, dv_state, dv_state));
     parallel_for(s.batch * s.hv, threads, [&](index_t x, int t) {
         const index_t b = x / s.hv, h = x % s.hv, hk = h / (s.hv / s.hk);
-        const index_t slot = opt.state_indices ? opt.state_indices[b] : b;
+        const index_t slot = detail::state_slot(opt.state_indices, b);
+        if (slot == pad_slot) return;  // padding row: no state touched, output left as it was
         scratch_carver<T> cv(scratch.get(t));
         T* qf = cv.take(std::size_t(s.dk));
         T* kf = cv.take(std::size_t(s.dk));
@@ -172,4 +176,5 @@ void linear_attention_step(const QV& q, const KV& k, const VV& v, const OV& out,
     });
 }
 
+SEQMIX_ABI_END
 }  // namespace seqmix

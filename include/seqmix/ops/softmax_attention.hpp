@@ -12,6 +12,7 @@
 // are cut into fixed chunks of kv_chunk keys; each chunk gives (max, sum, partial O) per
 // row, merged in chunk order by log-sum-exp. The chunking never depends on the thread
 // count, so results are bitwise identical for any number of threads.
+#include "../core/abi.hpp"
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -26,6 +27,7 @@
 #include "../simd/blas1.hpp"
 
 namespace seqmix {
+SEQMIX_ABI_BEGIN
 namespace detail {
 
 // Visible keys of one query row: [lo, hi] (lo > hi: fully masked).
@@ -152,7 +154,8 @@ void attention_tiled(const attention_args<T>& a, const attention_options& opt) {
                     diag_rel[r] = T(i0 + r % tl.q_per_head + sq.k_len - sq.q_len - j0);
                 kernels::alibi_tile(st, kc, L, L, slope, diag_rel);
             }
-            if (!(j0 >= max_lo && j0 + kc - 1 <= min_hi)) {  // a mask edge crosses this tile
+            const bool masked = !(j0 >= max_lo && j0 + kc - 1 <= min_hi);  // a mask edge crosses this tile
+            if (masked) {
                 for (index_t r = 0; r < L; ++r) {
                     lo_rel[r] = T(std::clamp<index_t>(lo[r] - j0, -1, BK + 1));
                     hi_rel[r] = T(std::clamp<index_t>(hi[r] - j0, -2, BK));
@@ -161,18 +164,28 @@ void attention_tiled(const attention_args<T>& a, const attention_options& opt) {
             }
             kernels::online_softmax_update(st, kc, L, L, m, l, alpha);
             const T* vp = a.v.ptr(sq.batch, sq.k_begin + j0, hk);
-            kernels::panel_gemm<kernels::tile_update::scale_accumulate>(
-                p.dv, kc, L, vp, a.v.stride(3), a.v.stride(1), st, L, ot, L, alpha);
+            if (masked && !kernels::rows_finite(vp, kc, a.v.stride(1), p.dv, a.v.stride(3))) {
+                // Masked keys must not reach any row, not even as 0 * Inf: only visible ones.
+                for (index_t e = 0; e < p.dv; ++e)
+                    for (index_t r = 0; r < L; ++r) ot[e * L + r] *= alpha[r];
+                for (index_t r = 0; r < L; ++r)
+                    for (index_t j = std::max<index_t>(lo[r] - j0, 0); j <= std::min<index_t>(hi[r] - j0, kc - 1); ++j)
+                        for (index_t e = 0; e < p.dv; ++e)
+                            ot[e * L + r] += st[j * L + r] * vp[j * a.v.stride(1) + e * a.v.stride(3)];
+            } else {
+                kernels::panel_gemm<kernels::tile_update::scale_accumulate>(
+                    p.dv, kc, L, vp, a.v.stride(3), a.v.stride(1), st, L, ot, L, alpha);
+            }
         }
 
         for (index_t r = 0; r < tl.rows; ++r) {
             const index_t h = hk * p.group + r / tl.q_per_head;
             const index_t i = i0 + r % tl.q_per_head;
             if (i >= sq.q_len) continue;
-            const T inv = l[r] > T(0) ? T(1) / l[r] : T(0);
+            const T inv = l[r] == T(0) ? T(0) : T(1) / l[r];  // fully masked rows: 0; NaN stays NaN
             T* orow = a.out.ptr(sq.batch, sq.q_begin + i, h);
             for (index_t e = 0; e < p.dv; ++e) orow[e * a.out.stride(3)] = ot[e * L + r] * inv;
-            if (!a.lse.empty()) a.lse(sq.batch, h, sq.q_begin + i) = l[r] > T(0) ? m[r] + std::log(l[r]) : ninf;
+            if (!a.lse.empty()) a.lse(sq.batch, h, sq.q_begin + i) = l[r] == T(0) ? ninf : m[r] + std::log(l[r]);
         }
     });
 }
@@ -215,6 +228,7 @@ void attention_split_kv(const attention_args<T>& a, const attention_options& opt
     const bool k_packed = last_dim_contiguous(a.k), v_packed = last_dim_contiguous(a.v);
     thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(heads_per_block * R * dk_pad, R * W, W * p.dk,
                                                                   W * p.dv, W));
+    thread_scratch<index_t> range_scratch(threads, std::size_t(2 * R));
     const T scale = T(p.scale);
     const T ninf = -std::numeric_limits<T>::infinity();
 
@@ -232,6 +246,8 @@ void attention_split_kv(const attention_args<T>& a, const attention_options& opt
         T* k_block = carve.take(std::size_t(W * p.dk));
         T* v_block = carve.take(std::size_t(W * p.dv));
         T* iota = carve.take(std::size_t(W));
+        index_t* vis_lo = range_scratch.get(t);
+        index_t* vis_hi = vis_lo + R;
         for (index_t j = 0; j < W; ++j) iota[j] = T(j);
         const auto lane = simd::load_aligned(iota);
         auto q_of = [&](index_t hk, index_t r) { return qs + ((hk - h0) * R + r) * dk_pad; };
@@ -271,16 +287,21 @@ void attention_split_kv(const attention_args<T>& a, const attention_options& opt
                     v_stride = p.dv;
                 }
                 kernels::dot_key_rows(q_of(hk, 0), dk_pad, rows, kb, k_stride, nk, p.dk, prob, W);
+                bool partial = false;  // some row does not see every key of the block
                 for (index_t r = 0; r < rows; ++r) {
                     const index_t h = hk * p.group + r / sq.q_len, i = r % sq.q_len;
                     const key_range vis = visible_keys(i, sq, opt);
                     const index_t pi = part_index(chunk, hk, r);
                     T* pr = prob + r * W;
                     const index_t lo = std::max(vis.lo, j0), hi = std::min(vis.hi, j0 + nk - 1);
+                    vis_lo[r] = lo - j0;
+                    vis_hi[r] = hi - j0;
                     if (lo > hi) {
                         std::fill_n(pr, W, T(0));
+                        partial = true;
                         continue;
                     }
+                    partial |= lo > j0 || hi < j0 + nk - 1;
                     auto sv = simd::load_aligned(pr);
                     if (opt.softcap > 0) sv = T(opt.softcap) * simd::tanh(sv * T(1 / opt.softcap));
                     if (opt.alibi_slopes) {
@@ -300,8 +321,14 @@ void attention_split_kv(const attention_args<T>& a, const attention_options& opt
                     l = l * alpha + simd::hsum(pv);
                     m = m_new;
                 }
-                kernels::accumulate_value_rows(prob, rows, vb, v_stride, nk,
-                                               part_o.data() + part_index(chunk, hk, 0) * dv_pad, dv_pad, p.dv);
+                T* o_rows = part_o.data() + part_index(chunk, hk, 0) * dv_pad;
+                if (partial && !kernels::rows_finite(vb, nk, v_stride, p.dv, index_t(1))) {
+                    for (index_t r = 0; r < rows; ++r)  // only visible keys: no 0 * Inf from masked ones
+                        for (index_t j = vis_lo[r]; j <= vis_hi[r]; ++j)
+                            simd::axpy(prob[r * W + j], vb + j * v_stride, o_rows + r * dv_pad, std::size_t(p.dv));
+                } else {
+                    kernels::accumulate_value_rows(prob, rows, vb, v_stride, nk, o_rows, dv_pad, p.dv);
+                }
             }
         }
     });
@@ -322,6 +349,15 @@ void attention_split_kv(const attention_args<T>& a, const attention_options& opt
         for (index_t chunk = first; chunk < last; ++chunk) mx = std::max(mx, part_m.data()[part_index(chunk, hk, r)]);
         T* orow = a.out.ptr(sq.batch, sq.q_begin + i, h);
         for (index_t e = 0; e < p.dv; ++e) orow[e * a.out.stride(3)] = T(0);
+        // A NaN score (NaN or Inf inputs) makes its chunk's sum NaN for good: the row is NaN,
+        // as in exact arithmetic, never "fully masked".
+        bool nan_row = false;
+        for (index_t chunk = first; chunk < last; ++chunk) nan_row |= std::isnan(part_l.data()[part_index(chunk, hk, r)]);
+        if (nan_row) {
+            for (index_t e = 0; e < p.dv; ++e) orow[e * a.out.stride(3)] = std::numeric_limits<T>::quiet_NaN();
+            if (!a.lse.empty()) a.lse(sq.batch, h, sq.q_begin + i) = std::numeric_limits<T>::quiet_NaN();
+            return;
+        }
         T sum = 0;
         if (mx != ninf) {
             for (index_t chunk = first; chunk < last; ++chunk) {
@@ -334,7 +370,7 @@ void attention_split_kv(const attention_args<T>& a, const attention_options& opt
             }
             for (index_t e = 0; e < p.dv; ++e) orow[e * a.out.stride(3)] /= sum;
         }
-        if (!a.lse.empty()) a.lse(sq.batch, h, sq.q_begin + i) = sum > T(0) ? mx + std::log(sum) : ninf;
+        if (!a.lse.empty()) a.lse(sq.batch, h, sq.q_begin + i) = sum == T(0) ? ninf : mx + std::log(sum);
     });
 }
 
@@ -357,4 +393,5 @@ void softmax_attention(const QV& q, const KV& k, const VV& v, const OV& out,
         detail::attention_tiled(a, opt);
 }
 
+SEQMIX_ABI_END
 }  // namespace seqmix

@@ -1,12 +1,15 @@
 #pragma once
 // seqmix::reference::gated_linear_attention: S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,
 // o_t = scale S_t^T q_t, token by token in double.
+#include "../core/abi.hpp"
 #include <cmath>
 #include <vector>
 
 #include "../contract/gated_linear_attention.hpp"
 
-namespace seqmix::reference {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace reference {
 
 template <class QV, class KV, class VV, class GV, class OV>
 void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const GV& g_in, const OV& out_in,
@@ -48,4 +51,6 @@ void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
     }
 }
 
-}  // namespace seqmix::reference
+}  // namespace reference
+SEQMIX_ABI_END
+}  // namespace seqmix

@@ -1,11 +1,14 @@
 #pragma once
 // seqmix::reference::linear_attention: the recurrence token by token, in double.
+#include "../core/abi.hpp"
 #include <cmath>
 #include <vector>
 
 #include "../contract/linear_attention.hpp"
 
-namespace seqmix::reference {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace reference {
 
 namespace detail {
 // phi(x) in double, straight from the definitions.
@@ -93,4 +96,6 @@ void linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& 
     }
 }
 
-}  // namespace seqmix::reference
+}  // namespace reference
+SEQMIX_ABI_END
+}  // namespace seqmix

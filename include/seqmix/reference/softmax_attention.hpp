@@ -2,13 +2,16 @@
 // seqmix::reference::softmax_attention: the obviously-correct loop version, in double.
 // It evaluates the mask predicate of the contract for every (query, key) pair directly
 // and shares nothing with the fast kernel but the argument validation.
+#include "../core/abi.hpp"
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "../contract/attention.hpp"
 
-namespace seqmix::reference {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace reference {
 
 template <class QV, class KV, class VV, class OV>
 void softmax_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& out_in,
@@ -20,6 +23,7 @@ void softmax_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV&
     const auto& p = a.problem;
     const double neg_inf = -std::numeric_limits<double>::infinity();
     std::vector<double> s;
+    std::vector<bool> visible_key;
     for (index_t seq = 0; seq < p.num_seqs; ++seq) {
         const auto sq = p.sequence(seq);
         for (index_t h = 0; h < p.hq; ++h) {
@@ -27,6 +31,7 @@ void softmax_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV&
             for (index_t i = 0; i < sq.q_len; ++i) {
                 const index_t diag = i + sq.k_len - sq.q_len;
                 s.assign(std::size_t(sq.k_len), neg_inf);
+                visible_key.assign(std::size_t(sq.k_len), false);
                 double m = neg_inf;
                 for (index_t j = 0; j < sq.k_len; ++j) {
                     bool visible = true;
@@ -34,6 +39,7 @@ void softmax_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV&
                     if (opt.window_left >= 0 && j < diag - opt.window_left) visible = false;
                     if (opt.window_right >= 0 && j > diag + opt.window_right) visible = false;
                     if (!visible) continue;
+                    visible_key[std::size_t(j)] = true;
                     double dot = 0;
                     for (index_t d = 0; d < p.dk; ++d)
                         dot += double(a.q(sq.batch, sq.q_begin + i, h, d)) *
@@ -52,15 +58,17 @@ void softmax_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV&
                 }
                 for (index_t e = 0; e < p.dv; ++e) {
                     double acc = 0;
-                    for (index_t j = 0; j < sq.k_len; ++j)
-                        acc += s[std::size_t(j)] * double(a.v(sq.batch, sq.k_begin + j, hk, e));
-                    a.out(sq.batch, sq.q_begin + i, h, e) = sum > 0 ? T(acc / sum) : T(0);
+                    for (index_t j = 0; j < sq.k_len; ++j)  // masked keys never contribute (not even 0 * Inf)
+                        if (visible_key[std::size_t(j)]) acc += s[std::size_t(j)] * double(a.v(sq.batch, sq.k_begin + j, hk, e));
+                    a.out(sq.batch, sq.q_begin + i, h, e) = sum == 0 ? T(0) : T(acc / sum);
                 }
                 if (!a.lse.empty())
-                    a.lse(sq.batch, h, sq.q_begin + i) = sum > 0 ? T(m + std::log(sum)) : T(neg_inf);
+                    a.lse(sq.batch, h, sq.q_begin + i) = sum == 0 ? T(neg_inf) : T(m + std::log(sum));
             }
         }
     }
 }
 
-}  // namespace seqmix::reference
+}  // namespace reference
+SEQMIX_ABI_END
+}  // namespace seqmix

@@ -1,10 +1,13 @@
 #pragma once
 // Level-1 vector kernels over contiguous arrays of any length (masked tails).
+#include "../core/abi.hpp"
 #include <cstddef>
 
 #include "vec.hpp"
 
-namespace seqmix::simd {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace simd {
 
 // sum_i a[i] * b[i], accumulated in T with four independent vector accumulators.
 template <class T>
@@ -71,4 +74,31 @@ inline void add(const T* x, const T* z, T* y, std::size_t n) {
     if (i < n) store_partial(y + i, load_partial(x + i, n - i) + load_partial(z + i, n - i), n - i);
 }
 
-}  // namespace seqmix::simd
+// Index of the first x[i] that is not <= bound (NaN included), or n if there is none.
+template <class T>
+inline std::size_t first_not_at_most(const T* x, std::size_t n, T bound) {
+    constexpr std::size_t W = width<T>;
+    const vec<T> b(bound);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W)
+        if (!xsimd::all(load(x + i) <= b)) break;
+    for (; i < n; ++i)
+        if (!(x[i] <= bound)) return i;
+    return n;
+}
+
+// false if any x[i] is Inf or NaN (x * 0 is exactly 0 for every finite x).
+template <class T>
+inline bool all_finite(const T* x, std::size_t n) {
+    constexpr std::size_t W = width<T>;
+    vec<T> acc(T(0));
+    const vec<T> zero(T(0));
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) acc = fma(load(x + i), zero, acc);
+    if (i < n) acc = fma(load_partial(x + i, n - i), zero, acc);
+    return hsum(acc) == T(0);
+}
+
+}  // namespace simd
+SEQMIX_ABI_END
+}  // namespace seqmix

@@ -2,18 +2,23 @@
 // Vector exp. float: Cody-Waite range reduction x = n ln2 + r, |r| <= ln2/2, a degree-6
 // polynomial for e^r (Cephes' expf coefficients), then the scale by 2^n — one vscalefps
 // on AVX-512, two exponent-bit multiplies elsewhere so that denormal results stay right.
-// Inputs below about -103.9 (and -inf) give exactly 0, the case softmax relies on.
+// Inputs below about -103.9 (and -inf) give exactly 0, the case softmax relies on; NaN gives NaN.
 // double: xsimd's exp (tests and references, accuracy over speed).
+#include "../core/abi.hpp"
 #include <cstdint>
 #include <type_traits>
 
 #include "vec.hpp"
 
-namespace seqmix::simd {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace simd {
 
 inline vec<float> exp(const vec<float>& x_in) {
     using V = vec<float>;
-    const V x = xsimd::min(xsimd::max(x_in, V(-104.0f)), V(88.7228f));
+    // maxps/minps return their second operand when either is NaN: with x_in second, NaN
+    // passes through the clamp (and the polynomial) instead of turning into exp(-104) = 0.
+    const V x = xsimd::min(V(88.7228f), xsimd::max(V(-104.0f), x_in));
     const V n = xsimd::nearbyint(x * V(1.44269504088896341f));
     V r = xsimd::fma(n, V(-0.693359375f), x);
     r = xsimd::fma(n, V(2.12194440e-4f), r);
@@ -41,4 +46,6 @@ inline vec<double> exp(const vec<double>& x) {
                          vec<double>(0.0), y);
 }
 
-}  // namespace seqmix::simd
+}  // namespace simd
+SEQMIX_ABI_END
+}  // namespace seqmix

@@ -2,6 +2,7 @@
 // The SIMD layer: every xsimd call in seqmix lives under include/seqmix/simd/, so a
 // newer xsimd (or another backend) changes these files only. The architecture comes
 // from the compiler flags (xsimd::default_arch): SSE2, AVX2 or AVX-512 from one source.
+#include "../core/abi.hpp"
 #include <xsimd/xsimd.hpp>
 
 #include <algorithm>
@@ -12,7 +13,9 @@
 #include <immintrin.h>
 #endif
 
-namespace seqmix::simd {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace simd {
 
 template <class T, class Arch = xsimd::default_arch>
 using vec = xsimd::batch<T, Arch>;
@@ -107,14 +110,20 @@ inline void store_partial(T* p, const vec<T>& v, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) p[i] = lanes[i];
 }
 
-}  // namespace seqmix::simd
+}  // namespace simd
+SEQMIX_ABI_END
+}  // namespace seqmix
 
 
-namespace seqmix::simd {
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace simd {
 // Prefetch (to L2) the cache lines holding n elements from p.
 template <class T>
 inline void prefetch(const T* p, std::size_t n) {
     const char* c = reinterpret_cast<const char*>(p);
     for (std::size_t b = 0; b < n * sizeof(T); b += 64) __builtin_prefetch(c + b, 0, 2);
 }
-}  // namespace seqmix::simd
+}  // namespace simd
+SEQMIX_ABI_END
+}  // namespace seqmix
