@@ -1,0 +1,170 @@
+#pragma once
+// The hostile-input harness: an operator is described once as named arguments with roles
+// (input, gate, output, state) and one generic call; the tests in test_hostile.cpp then try
+// every class of bad or extreme input on every described operator. A new operator adds one
+// entry to its catalog (hostile_catalog.hpp) and inherits all of them.
+#include <seqmix/core/tensor_view.hpp>
+
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace hostile {
+
+using seqmix::index_t;
+
+enum class role {
+    input,        // read; random in [-1, 1]
+    gate,         // read; a log forget gate, random in [-0.5, 0]
+    output,       // written
+    state_in,     // read; an initial state, random in [-0.5, 0.5]
+    state_out,    // written; a final state
+    state_inout,  // a decode step's state pool: read and written in place
+};
+
+inline bool is_written(role r) { return r == role::output || r == role::state_out || r == role::state_inout; }
+inline bool is_read(role r) { return !is_written(r) || r == role::state_inout; }
+
+// One argument: its own storage, and the view the call will get (which the tests tamper with).
+template <class T>
+struct arg {
+    std::string name;
+    role r;
+    std::vector<index_t> shape, strides;
+    std::shared_ptr<std::vector<T>> storage;
+    T* data = nullptr;
+    bool given = true;  // false: passed as an empty view ("not given")
+};
+
+template <class T>
+struct arg_set {
+    std::vector<arg<T>> args;
+    std::vector<std::int32_t> state_indices;  // decode steps: empty = none given
+    int num_threads = 1;
+    double scale = 0;  // passed as options.scale where the operator has one
+
+    arg<T>& get(const std::string& name) {
+        for (auto& a : args)
+            if (a.name == name) return a;
+        throw std::logic_error("hostile: no argument " + name);
+    }
+    const arg<T>& get(const std::string& name) const { return const_cast<arg_set*>(this)->get(name); }
+    bool has(const std::string& name) const {
+        for (auto& a : args)
+            if (a.name == name) return true;
+        return false;
+    }
+    template <std::size_t R>
+    seqmix::tensor_view<T, R> view(const std::string& name) const {
+        const auto& a = get(name);
+        if (!a.given) return {};
+        if (a.shape.size() != R) throw std::logic_error("hostile: rank of " + name);
+        std::array<index_t, R> sh{}, st{};
+        for (std::size_t i = 0; i < R; ++i) {
+            sh[i] = a.shape[i];
+            st[i] = a.strides[i];
+        }
+        return {a.data, sh, st};
+    }
+    template <std::size_t R>
+    seqmix::tensor_view<const T, R> in(const std::string& name) const {
+        return view<R>(name);
+    }
+    const std::int32_t* indices() const { return state_indices.empty() ? nullptr : state_indices.data(); }
+};
+
+struct arg_desc {
+    std::string name;
+    role r;
+    std::vector<index_t> shape;
+};
+
+// An operator as the hostile tests see it.
+struct op_spec {
+    std::string name;
+    std::vector<arg_desc> args;
+    std::function<void(const arg_set<float>&)> run;           // the fast operator in float
+    std::function<void(const arg_set<double>&)> run_double;   // the fast operator in double
+    std::function<void(const arg_set<double>&)> reference;    // seqmix::reference in double
+    bool has_scale = true;                                     // options carry `scale`
+    bool step = false;                                         // a decode step (state pool)
+    index_t seq_axis = 1;                                      // token axis of the inputs (steps: none)
+};
+
+inline std::vector<index_t> contiguous_strides(const std::vector<index_t>& shape) {
+    std::vector<index_t> st(shape.size());
+    index_t s = 1;
+    for (std::size_t i = shape.size(); i-- > 0;) {
+        st[i] = s;
+        s *= shape[i];
+    }
+    return st;
+}
+
+inline index_t count(const std::vector<index_t>& shape) {
+    index_t n = 1;
+    for (auto e : shape) n *= e;
+    return n;
+}
+
+// Fresh arguments for op: random inputs from `seed`, outputs filled with a sentinel.
+template <class T>
+arg_set<T> make_args(const op_spec& op, unsigned seed, T sentinel = T(-7.25)) {
+    arg_set<T> s;
+    std::mt19937_64 gen(seed);
+    for (const auto& d : op.args) {
+        arg<T> a;
+        a.name = d.name;
+        a.r = d.r;
+        a.shape = d.shape;
+        a.strides = contiguous_strides(d.shape);
+        a.storage = std::make_shared<std::vector<T>>(std::size_t(std::max<index_t>(count(d.shape), 1)));
+        a.data = a.storage->data();
+        double lo = -1, hi = 1;
+        if (d.r == role::gate) lo = -0.5, hi = 0;
+        if (d.r == role::state_in || d.r == role::state_inout) lo = -0.5, hi = 0.5;
+        std::uniform_real_distribution<double> dist(lo, hi);
+        for (auto& x : *a.storage) x = is_written(d.r) && d.r != role::state_inout ? sentinel : T(dist(gen));
+        s.args.push_back(a);
+    }
+    return s;
+}
+
+// The same values in another element type (the double reference runs on these).
+template <class U, class T>
+arg_set<U> convert(const arg_set<T>& s) {
+    arg_set<U> r;
+    r.state_indices = s.state_indices;
+    r.num_threads = s.num_threads;
+    r.scale = s.scale;
+    for (const auto& a : s.args) {
+        arg<U> b;
+        b.name = a.name;
+        b.r = a.r;
+        b.shape = a.shape;
+        b.strides = a.strides;
+        b.given = a.given;
+        b.storage = std::make_shared<std::vector<U>>(a.storage->begin(), a.storage->end());
+        b.data = b.storage->data() + (a.data - a.storage->data());
+        r.args.push_back(b);
+    }
+    return r;
+}
+
+// Copies of every buffer, to prove that a failed call wrote nothing.
+template <class T>
+std::vector<std::vector<T>> snapshot(const arg_set<T>& s) {
+    std::vector<std::vector<T>> r;
+    for (const auto& a : s.args) r.push_back(*a.storage);
+    return r;
+}
+
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+}  // namespace hostile

@@ -1,0 +1,372 @@
+// Hostile inputs, one table-driven test per class, over every operator in the catalog
+// (hostile_catalog.hpp). Each case ends in a seqmix::error with nothing written, or in the
+// reference's answer.
+#include <seqmix/core/parallel.hpp>
+#include <seqmix/core/tensor.hpp>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "catch.hpp"
+#include "hostile_catalog.hpp"
+
+using namespace hostile;
+using seqmix::index_t;
+
+namespace {
+
+const double inf = std::numeric_limits<double>::infinity();
+
+// Runs op on args expecting a seqmix::error that contains every needle; no buffer changes.
+void expect_rejected(const op_spec& op, const arg_set<float>& args, const std::vector<std::string>& needles) {
+    const auto before = snapshot(args);
+    std::string what;
+    try {
+        op.run(args);
+    } catch (const seqmix::error& e) {
+        what = e.what();
+    }
+    INFO(op.name << ": " << (what.empty() ? std::string("no error") : what));
+    REQUIRE(!what.empty());
+    for (const auto& n : needles) CHECK(what.find(n) != std::string::npos);
+    const auto after = snapshot(args);
+    for (std::size_t i = 0; i < before.size(); ++i) {
+        INFO("argument " << args.args[i].name << " was written");
+        CHECK(same_bits(before[i], after[i]));
+    }
+}
+
+// Makes `writer` overlap `reader`: one buffer holds reader's values, writer starts halfway in.
+template <class T>
+void overlap(arg_set<T>& s, const std::string& writer, const std::string& reader) {
+    auto& r = s.get(reader);
+    auto& w = s.get(writer);
+    const index_t nr = count(r.shape), nw = count(w.shape);
+    auto buf = std::make_shared<std::vector<T>>(std::size_t(nr + nw), T(-7.25));
+    std::copy(r.data, r.data + nr, buf->data());
+    r.storage = buf;
+    r.strides = contiguous_strides(r.shape);
+    r.data = buf->data();
+    w.storage = buf;
+    w.strides = contiguous_strides(w.shape);
+    w.data = buf->data() + nr / 2;
+}
+
+// Non-finite where the double reference is non-finite, and close to it elsewhere.
+void check_like_reference(const op_spec& op, const arg_set<float>& got, const arg_set<double>& ref, double tol) {
+    for (std::size_t i = 0; i < got.args.size(); ++i) {
+        const auto& a = got.args[i];
+        if (!is_written(a.r)) continue;
+        const auto& g = *a.storage;
+        const auto& r = *ref.args[i].storage;
+        double mag = 0, err = 0;
+        for (std::size_t j = 0; j < r.size(); ++j)
+            if (std::isfinite(r[j])) mag = std::max(mag, std::abs(r[j]));
+        std::size_t mismatched = 0, first = 0;
+        for (std::size_t j = 0; j < r.size(); ++j) {
+            const bool fr = std::isfinite(r[j]), fg = std::isfinite(double(g[j]));
+            if (fr != fg && !(std::isinf(r[j]) && std::isinf(double(g[j])) && (r[j] > 0) == (g[j] > 0))) {
+                if (mismatched++ == 0) first = j;
+                continue;
+            }
+            if (fr) err = std::max(err, std::abs(double(g[j]) - r[j]));
+        }
+        INFO(op.name << ", " << a.name << ": " << mismatched << " elements finite in one and not the other (first at "
+                     << first << ": " << g[first] << " vs reference " << r[first] << ")");
+        CHECK(mismatched == 0);
+        INFO(op.name << ", " << a.name << ": error " << err << " relative to " << mag);
+        CHECK(err <= tol * std::max(mag, 1e-30));
+    }
+}
+
+// The fast operator in float and the reference in double on the same values.
+void compare_with_reference(const op_spec& op, const arg_set<float>& args, double tol) {
+    auto ref = convert<double>(args);
+    op.run(args);
+    op.reference(ref);
+    check_like_reference(op, args, ref, tol);
+}
+
+// Flat index of element [0, t, 0, ..., 1] (a token's second channel) or a middle element.
+template <class T>
+index_t token_element(const op_spec& op, const arg<T>& a, index_t t) {
+    if (op.seq_axis < 0 || a.shape.size() < 3 || a.r != role::input) return count(a.shape) / 2;
+    return t * a.strides[1] + std::min<index_t>(1, a.shape.back() - 1);
+}
+
+void for_each_state_op(const std::vector<op_spec>& ops, const std::function<void(const op_spec&)>& fn) {
+    for (const auto& op : ops)
+        if (!op.step && make_args<float>(op, 1).has("final_state")) fn(op);
+}
+
+}  // namespace
+
+TEST_CASE("class 1, states in place: final_state == initial_state is correct for every schedule") {
+    for_each_state_op(catalog(600, 1), [](const op_spec& op) {
+        auto base = make_args<float>(op, 11);
+        op.run(base);  // separate buffers, one thread
+        for (int threads : {1, 2, 3, 5, 8}) {
+            auto args = make_args<float>(op, 11);
+            args.num_threads = threads;
+            auto& fin = args.get("final_state");
+            const auto& init = args.get("initial_state");
+            fin.storage = init.storage;
+            fin.data = init.data;
+            op.run(args);
+            INFO(op.name << ", " << threads << " threads");
+            CHECK(same_bits(*args.get("out").storage, *base.get("out").storage));
+            CHECK(same_bits(*args.get("initial_state").storage, *base.get("final_state").storage));
+        }
+        // Partial overlaps: final_state one element past initial_state, out over initial_state.
+        auto args = make_args<float>(op, 12);
+        auto& init = args.get("initial_state");
+        auto buf = std::make_shared<std::vector<float>>(init.storage->size() + 1);
+        std::copy(init.storage->begin(), init.storage->end(), buf->begin());
+        init.storage = buf;
+        init.data = buf->data();
+        args.get("final_state").storage = buf;
+        args.get("final_state").data = buf->data() + 1;
+        expect_rejected(op, args, {"'final_state'", "in-place", "partly overlapping"});
+        auto args2 = make_args<float>(op, 13);
+        overlap(args2, "out", "initial_state");
+        expect_rejected(op, args2, {"'out'", "'initial_state'", "disjoint"});
+    });
+}
+
+TEST_CASE("class 2, aliasing: every written argument against every other argument is an error") {
+    for (const auto& op : catalog()) {
+        const auto proto = make_args<float>(op, 1);
+        for (const auto& w : proto.args) {
+            if (!is_written(w.r)) continue;
+            for (const auto& other : proto.args) {
+                if (other.name == w.name || other.name == "log_decay") continue;  // log_decay: an options array
+                auto args = make_args<float>(op, 21);
+                if (op.step) args.state_indices = {3, 1};
+                overlap(args, w.name, other.name);
+                // The pair is reported by whichever of the two the rules check first.
+                INFO(op.name << ": '" << w.name << "' over '" << other.name << "'");
+                expect_rejected(op, args, {"'" + w.name + "'", "'" + other.name + "'"});
+            }
+        }
+    }
+}
+
+TEST_CASE("class 3, state pools: duplicate slots are an error; pad_slot skips its row") {
+    for (const auto& op : catalog()) {
+        if (!op.step) continue;
+        auto dup = make_args<float>(op, 31);
+        dup.state_indices = {4, 4};
+        expect_rejected(op, dup, {"'state_indices'", "distinct slots", "slot 4 at rows 0 and 1"});
+        auto bad = make_args<float>(op, 32);
+        bad.state_indices = {-2, 1};
+        expect_rejected(op, bad, {"'state_indices'", "given -2"});
+        for (int threads : {1, 2}) {
+            auto pad = make_args<float>(op, 33);
+            pad.num_threads = threads;
+            pad.state_indices = {seqmix::pad_slot, 2};
+            const auto before = *pad.get("state").storage;
+            const auto out_before = *pad.get("out").storage;
+            auto ref = convert<double>(pad);
+            op.run(pad);
+            op.reference(ref);
+            check_like_reference(op, pad, ref, 1e-5);
+            // Row 0: output untouched; only slot 2 of the pool changed.
+            const auto& out = *pad.get("out").storage;
+            const index_t row = count(pad.get("out").shape) / 2;
+            for (index_t i = 0; i < row; ++i) REQUIRE(out[std::size_t(i)] == out_before[std::size_t(i)]);
+            const auto& st = *pad.get("state").storage;
+            const index_t slot = count(pad.get("state").shape) / pad.get("state").shape[0];
+            for (index_t i = 0; i < count(pad.get("state").shape); ++i)
+                if (i / slot != 2) REQUIRE(st[std::size_t(i)] == before[std::size_t(i)]);
+        }
+    }
+}
+
+TEST_CASE("class 4, gates at the extremes: -inf, huge then mild, mixed; within 1e-5 of the reference") {
+    // Patterns for the log gate of token t, channel c (per-head decays use t = 0, c = head).
+    const std::vector<std::pair<const char*, std::function<double(index_t, index_t)>>> patterns = {
+        {"-inf at some tokens", [](index_t t, index_t c) { return (t % 23 == 3 || (c == 1 && t % 9 == 0)) ? -inf : -0.1; }},
+        {"-1e30 then -1", [](index_t t, index_t) { return t % 32 == 0 ? -1e30 : -1.0; }},
+        {"-1e4 then -1e-2", [](index_t t, index_t) { return t % 32 == 0 ? -1e4 : -1e-2; }},
+        {"-40 then -1e-3", [](index_t t, index_t) { return t % 8 == 0 ? -40.0 : -1e-3; }},
+        {"0 to -20", [](index_t t, index_t c) { return -20.0 * double((t * 7 + c * 3) % 11) / 10.0; }},
+        {"0 and -inf mixed", [](index_t t, index_t c) { return (t + c) % 3 == 0 ? -inf : 0.0; }},
+    };
+    for (const auto& op : catalog()) {
+        auto proto = make_args<float>(op, 1);
+        const std::string gname = proto.has("g") ? "g" : proto.has("log_decay") ? "log_decay" : "";
+        if (gname.empty()) continue;
+        for (const auto& [name, pattern] : patterns) {
+            for (int threads : {1, 2}) {
+                auto args = make_args<float>(op, 41);
+                args.num_threads = threads;
+                if (op.step) args.state_indices = {3, 0};
+                auto& g = args.get(gname);
+                const auto& sh = g.shape;
+                for (index_t i = 0; i < count(sh); ++i) {
+                    // token = index along the seq axis (full ops), channel = last axis
+                    const index_t t = (op.seq_axis >= 0 && sh.size() >= 3) ? (i / g.strides[1]) % sh[1] : i / sh.back();
+                    const index_t c = i % sh.back();
+                    (*g.storage)[std::size_t(i)] = float(std::max(pattern(t, c), -double(std::numeric_limits<float>::infinity())));
+                }
+                INFO(op.name << ", gates " << name << ", " << threads << " threads");
+                compare_with_reference(op, args, 1e-5);
+            }
+        }
+    }
+}
+
+TEST_CASE("class 5, NaN and Inf: non-finite exactly where the reference is, never leaking to other tokens") {
+    for (const auto& op : catalog()) {
+        const auto proto = make_args<float>(op, 1);
+        for (const auto& a : proto.args) {
+            if (!(a.r == role::input || a.r == role::state_in || a.r == role::state_inout)) continue;
+            for (double bad : {inf, -inf, std::nan("")}) {
+                for (index_t t : {index_t(5), index_t(40)}) {
+                    auto args = make_args<float>(op, 51);
+                    if (op.step) args.state_indices = {3, 0};
+                    auto& x = args.get(a.name);
+                    (*x.storage)[std::size_t(token_element(op, x, t))] = float(bad);
+                    INFO(op.name << ": " << bad << " in '" << a.name << "' at token " << t);
+                    compare_with_reference(op, args, 1e-4);
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("class 6, options are validated in the element type") {
+    for (const auto& op : catalog()) {
+        auto args = make_args<float>(op, 61);
+        if (op.step) args.state_indices = {3, 0};
+        args.scale = 1e300;  // finite as a double, infinite as a float
+        expect_rejected(op, args, {"'scale'", "finite as float"});
+        args.scale = std::nan("");
+        expect_rejected(op, args, {"'scale'"});
+        auto d = convert<double>(make_args<float>(op, 61));
+        if (op.step) d.state_indices = {3, 0};
+        d.scale = 1e-300;
+        CHECK_NOTHROW(op.run_double(d));
+    }
+    // ALiBi slopes and softcap (softmax attention): read and checked before anything is written.
+    seqmix::tensor<float, 4> q({1, 8, 2, 4}, 0.5f), k({1, 8, 2, 4}, 0.5f), v({1, 8, 2, 4}, 0.5f), out({1, 8, 2, 4}, 3.0f);
+    seqmix::attention_options o;
+    const float slopes[] = {0.5f, std::nanf("")};
+    o.alibi_slopes = slopes;
+    CHECK_THROWS_WITH(seqmix::softmax_attention(q.view(), k.view(), v.view(), out.view(), o),
+                      Catch::Contains("'alibi_slopes'") && Catch::Contains("alibi_slopes[1]"));
+    const float huge[] = {0.5f, 3e37f};
+    o.alibi_slopes = huge;
+    CHECK_THROWS_WITH(seqmix::softmax_attention(q.view(), k.view(), v.view(), out.view(), o),
+                      Catch::Contains("alibi_slopes[1]"));
+    o.alibi_slopes = nullptr;
+    o.softcap = 1e-300;  // its inverse is not finite as a float
+    CHECK_THROWS_WITH(seqmix::softmax_attention(q.view(), k.view(), v.view(), out.view(), o), Catch::Contains("'softcap"));
+    for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 3.0f);
+}
+
+TEST_CASE("class 7, shapes: negative extents, overflowing counts or reaches, stride-0 outputs, empty dims") {
+    for (const auto& op : catalog()) {
+        const auto proto = make_args<float>(op, 1);
+        for (const auto& a : proto.args) {
+            if (a.name == "log_decay") continue;  // an options array, not a view
+            INFO(op.name << ", argument " << a.name);
+            auto neg = make_args<float>(op, 71);
+            if (op.step) neg.state_indices = {3, 0};
+            neg.get(a.name).shape[0] = -1;
+            expect_rejected(op, neg, {"'" + a.name + "'", "extents >= 0"});
+            auto big = make_args<float>(op, 72);
+            if (op.step) big.state_indices = {3, 0};
+            big.get(a.name).shape[0] = index_t(1) << 62;
+            big.get(a.name).shape[1] = 64;
+            expect_rejected(op, big, {"'" + a.name + "'", "fits in 64 bits"});
+            auto reach = make_args<float>(op, 73);
+            if (op.step) reach.state_indices = {3, 0};
+            reach.get(a.name).strides[0] = std::numeric_limits<index_t>::max() / 2;
+            expect_rejected(op, reach, {"'" + a.name + "'", "reach fits in 63 bits"});
+            if (is_written(a.r)) {
+                auto zero = make_args<float>(op, 74);
+                if (op.step) zero.state_indices = {3, 0};
+                auto& w = zero.get(a.name);
+                std::size_t axis = 0;
+                while (w.shape[axis] <= 1) ++axis;
+                w.strides[axis] = 0;
+                expect_rejected(op, zero, {"'" + a.name + "'", "elements are distinct"});
+            }
+        }
+        // A value dim of 0 names v.
+        auto args = make_args<float>(op, 75);
+        if (op.step) args.state_indices = {3, 0};
+        args.get("v").shape.back() = 0;
+        expect_rejected(op, args, {"'v'", "head dim >= 1"});
+    }
+    CHECK_THROWS_WITH((seqmix::tensor<float, 4>({-1, 2, 2, 2})), Catch::Contains("extents >= 0"));
+    CHECK_THROWS_WITH((seqmix::tensor<float, 2>({index_t(1) << 40, index_t(1) << 40})),
+                      Catch::Contains("element count"));
+}
+
+TEST_CASE("class 9, threads: bitwise equal for 1, 2, 3, 5, 8 threads, 1000 threads, and inside a parallel region") {
+    for (index_t N : {index_t(70), index_t(700)}) {
+        for (const auto& op : catalog(N, N > 100 ? 1 : 2)) {
+            auto base = make_args<float>(op, 91);
+            if (op.step) base.state_indices = {3, 0};
+            if (op.step && N > 100) base.state_indices = {3};
+            if (base.state_indices.size() > 0 && base.get("q").shape[0] == 1) base.state_indices = {3};
+            op.run(base);
+            for (int threads : {2, 3, 5, 8, 1000}) {
+                auto args = make_args<float>(op, 91);
+                args.state_indices = base.state_indices;
+                args.num_threads = threads;
+                op.run(args);
+                INFO(op.name << ", N " << N << ", " << threads << " threads");
+                for (std::size_t i = 0; i < args.args.size(); ++i) CHECK(same_bits(*args.args[i].storage, *base.args[i].storage));
+            }
+#if defined(_OPENMP)
+            // Called from inside a user's parallel region: each thread runs its own problem.
+            std::vector<arg_set<float>> per_thread;
+            for (int t = 0; t < 2; ++t) {
+                per_thread.push_back(make_args<float>(op, 91));
+                per_thread.back().state_indices = base.state_indices;
+                per_thread.back().num_threads = 0;
+            }
+            bool failed = false;
+#pragma omp parallel num_threads(2)
+            {
+                try {
+                    op.run(per_thread[std::size_t(omp_get_thread_num())]);
+                } catch (...) {
+#pragma omp critical
+                    failed = true;
+                }
+            }
+            CHECK_FALSE(failed);
+            for (const auto& args : per_thread)
+                for (std::size_t i = 0; i < args.args.size(); ++i) CHECK(same_bits(*args.args[i].storage, *base.args[i].storage));
+#endif
+        }
+    }
+}
+
+TEST_CASE("parallel_for rethrows a body's exception after the region, for any thread count") {
+    for (int threads : {1, 2, 3, 5}) {
+        std::atomic<int> visited{0};
+        CHECK_THROWS_WITH(seqmix::parallel_for(100, threads,
+                                               [&](std::int64_t i, int) {
+                                                   ++visited;
+                                                   if (i == 37) throw std::runtime_error("body 37 failed");
+                                               }),
+                          "body 37 failed");
+        CHECK(visited.load() >= 1);
+    }
+#if defined(_OPENMP)
+    // Inside a region that cannot nest, the plan is one thread.
+    int seen = -1;
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+        seen = seqmix::available_threads(8);
+    }
+    if (omp_get_max_active_levels() <= 1) CHECK(seen == 1);
+#endif
+}
