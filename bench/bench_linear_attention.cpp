@@ -99,8 +99,7 @@ void stepwise(benchmark::State& state, kind k, index_t h, index_t n, index_t d) 
 
 // Decode step at B (16: BENCH.md; 64: a state pool larger than the L3), H=16, D=128:
 // memory-bound on the state (read + write once).
-void decode_step(benchmark::State& state, kind k, index_t B, int threads) {
-    const index_t H = 16, D = 128;
+void decode_step(benchmark::State& state, kind k, index_t B, index_t H, index_t D, int threads) {
     tensor<float, 3> q({B, H, D}), kk({B, H, D}), v({B, H, D}), out({B, H, D}), g3({B, H, D});
     tensor<float, 2> g2({B, H});
     fill(q, -1, 1, 1);
@@ -126,6 +125,23 @@ void decode_step(benchmark::State& state, kind k, index_t B, int threads) {
     const double bytes = 2.0 * double(S.size()) * sizeof(float);  // state read and written
     report_rate(state, bytes, seconds_since(t0), "GBs", measured().triad[threads], "triad_GBs", "of_triad");
     state.counters["threads"] = threads;
+}
+
+// The argument validation of one GLA decode step alone (B=1, H=4, D=64: the smallest
+// step, where it weighs most), to compare with the whole step of the same shape.
+void decode_step_validation(benchmark::State& state) {
+    const index_t B = 1, H = 4, D = 64;
+    tensor<float, 3> q({B, H, D}), kk({B, H, D}), v({B, H, D}), out({B, H, D}), g({B, H, D}, -0.1f);
+    tensor<float, 4> S({B, H, D, D});
+    const gla_step_options o;
+    for (auto _ : state) {
+        const auto gv = checked_view(tensor_view<const float, 3>(g.view()), "op", "g");
+        const auto s = detail::prepare_step(q.view(), kk.view(), v.view(), out.view(), S.view(), o, feature_map::identity,
+                                            0, "op", {memory_of("g", gv)});
+        check_shape(gv, {s.batch, s.hv, s.dk}, "op", "g");
+        detail::check_log_gates(gv, "op");
+        benchmark::DoNotOptimize(s.batch);
+    }
 }
 
 std::string gate_suffix(kind k) {
@@ -159,10 +175,19 @@ void register_linear_attention_benchmarks() {
             for (int threads : {1, 2}) {
                 const std::string name = std::string("decode_step/") + kind_name(k) + gate_suffix(k) + "/B" +
                                          std::to_string(b) + "/H16/D128/threads:" + std::to_string(threads);
-                benchmark::RegisterBenchmark(name.c_str(), decode_step, k, b, threads)
+                benchmark::RegisterBenchmark(name.c_str(), decode_step, k, b, 16, 128, threads)
                     ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
             }
+        const std::string small = std::string("decode_step/") + kind_name(k) + gate_suffix(k) + "/B1/H4/D64/threads:1";
+        benchmark::RegisterBenchmark(small.c_str(), decode_step, k, 1, 4, 64, 1)
+            ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
     }
+}
+
+void register_decode_validation_benchmark() {
+    benchmark::RegisterBenchmark("decode_step_validation/gated_linear_attention/vector_gate/B1/H4/D64",
+                                 decode_step_validation)
+        ->Unit(benchmark::kNanosecond)->MinTime(0.2);
 }
 
 // Chunk-size sweep (the measurement behind the defaults), only when asked for by filter.

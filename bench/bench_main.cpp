@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
     register_softmax_attention_benchmarks();
     register_linear_attention_benchmarks();
     register_chunk_size_sweep();
+    register_decode_validation_benchmark();
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     return 0;

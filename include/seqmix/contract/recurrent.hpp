@@ -238,10 +238,13 @@ step_args<T> prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, 
         fail(op, "state", detail::concat("shape [slots,", s.hv, ",", s.dk, ",", s.dv + dv_extra, "]"),
              shape_string(state));
     check_state_indices(opt.state_indices, s.batch, state.extent(0), op);
-    std::vector<arg_memory> inputs{memory_of("q", s.q), memory_of("k", s.k), memory_of("v", s.v)};
-    inputs.insert(inputs.end(), gates.begin(), gates.end());
-    const std::vector<arg_memory> outputs{memory_of("out", s.out), memory_of("state", state)};
-    check_disjoint(op, outputs, inputs);
+    // Fixed arrays, no allocation: this runs once per decoded token.
+    std::array<arg_memory, 6> inputs{memory_of("q", s.q), memory_of("k", s.k), memory_of("v", s.v)};
+    std::size_t n_inputs = 3;
+    for (const auto& g : gates)
+        if (n_inputs < inputs.size()) inputs[n_inputs++] = g;
+    const std::array<arg_memory, 2> outputs{memory_of("out", s.out), memory_of("state", state)};
+    check_disjoint(op, outputs, arg_range{inputs.data(), inputs.data() + n_inputs});
     check_finite_as<T>(opt.scale, op, "scale");
     check_threads(opt.num_threads, op);
     return s;

@@ -49,37 +49,38 @@ std::string strides_string(const tensor_view<T, R>& v) {
 template <class T, std::size_t R>
 void check_view(const tensor_view<T, R>& v, const char* op, const char* arg) {
     if (v.empty()) return;
-    index_t count = 1;
-    bool any_zero = false;
-    for (std::size_t i = 0; i < R; ++i) {
-        if (v.extent(i) < 0) fail(op, arg, "extents >= 0", shape_string(v));
-        any_zero |= v.extent(i) == 0;
-    }
-    for (std::size_t i = 0; i < R; ++i)
-        if (__builtin_mul_overflow(count, v.extent(i), &count))
-            fail(op, arg, "an element count that fits in 64 bits", shape_string(v));
-    if (any_zero) return;  // no element is ever read or written
-    index_t reach = 0;
+    // One pass, branch-light (this runs for every view of every decode step); the messages
+    // are worked out only on failure.
     constexpr index_t limit = std::numeric_limits<index_t>::max() / index_t(sizeof(T));
+    index_t count = 1, reach = 0;
+    bool negative = false, count_overflow = false, reach_overflow = false, any_zero = false;
     for (std::size_t i = 0; i < R; ++i) {
+        const index_t e = v.extent(i), s = v.stride(i);
+        negative |= e < 0;
+        any_zero |= e == 0;
+        count_overflow |= __builtin_mul_overflow(count, e, &count);
         index_t term = 0;
-        const index_t s = v.stride(i);
-        if (s == std::numeric_limits<index_t>::min() || __builtin_mul_overflow(v.extent(i) - 1, s < 0 ? -s : s, &term) ||
-            __builtin_add_overflow(reach, term, &reach) || reach >= limit)
-            fail(op, arg, detail::concat("strides whose reach fits in 63 bits of bytes (shape ", shape_string(v), ")"),
-                 strides_string(v));
+        reach_overflow |= s == std::numeric_limits<index_t>::min() || __builtin_mul_overflow(e - 1, s < 0 ? -s : s, &term) ||
+                          __builtin_add_overflow(reach, term, &reach);
     }
+    if (__builtin_expect(!(negative | count_overflow | reach_overflow | (reach >= limit)), 1)) return;
+    if (negative) fail(op, arg, "extents >= 0", shape_string(v));
+    if (count_overflow) fail(op, arg, "an element count that fits in 64 bits", shape_string(v));
+    if (any_zero) return;  // no element is ever read or written
+    fail(op, arg, detail::concat("strides whose reach fits in 63 bits of bytes (shape ", shape_string(v), ")"),
+         strides_string(v));
 }
 
 // An output must not write one element twice: sorted by stride magnitude, every axis of
 // extent > 1 strides past everything the smaller axes reach (stride 0 never does).
 template <class T, std::size_t R>
 void check_output_layout(const tensor_view<T, R>& v, const char* op, const char* arg) {
-    if (v.empty() || v.size() == 0) return;
+    if (v.empty() || v.size() == 0 || v.is_contiguous()) return;  // row-major: distinct by construction
     std::array<std::size_t, R> order{};
     for (std::size_t i = 0; i < R; ++i) order[i] = i;
     auto mag = [&](std::size_t i) { return v.stride(i) < 0 ? -v.stride(i) : v.stride(i); };
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return mag(a) < mag(b); });
+    for (std::size_t i = 1; i < R; ++i)  // insertion sort: R is tiny, and no std::sort call per decode step
+        for (std::size_t j = i; j > 0 && mag(order[j]) < mag(order[j - 1]); --j) std::swap(order[j], order[j - 1]);
     index_t reach = 0;
     for (std::size_t i : order) {
         if (v.extent(i) <= 1) continue;
@@ -180,7 +181,9 @@ void check_extent(const tensor_view<T, R>& v, std::size_t axis, index_t expected
 template <class T, std::size_t R>
 void check_shape(const tensor_view<T, R>& v, const std::array<index_t, R>& expected, const char* op,
                  const char* arg) {
-    if (v.shape() != expected) {
+    bool same = true;  // a plain loop: std::array == calls memcmp, and this runs per decode step
+    for (std::size_t i = 0; i < R; ++i) same &= v.extent(i) == expected[i];
+    if (!same) {
         tensor_view<T, R> e(nullptr, expected);
         raise(detail::concat(op, ": argument '", arg, "': expected shape ", shape_string(e), ", given ",
                              shape_string(v)));
@@ -188,42 +191,59 @@ void check_shape(const tensor_view<T, R>& v, const std::array<index_t, R>& expec
 }
 
 // The memory of one argument as the alias rules see it: the byte range it reaches, and
-// enough of the view to tell "exactly the same view" from "overlapping".
+// enough of the view to tell "exactly the same view" from "overlapping". It points at the
+// view's own extents and strides: the view must outlive the check (it always does: checks
+// run on the operator's local views).
 struct arg_memory {
     const char* name = nullptr;
     const char* lo = nullptr;  // [lo, hi): null when the view is empty or has no elements
     const char* hi = nullptr;
     const void* data = nullptr;
     std::size_t rank = 0, element_size = 0;
-    std::array<index_t, 8> shape{}, strides{};
+    const index_t* shape = nullptr;
+    const index_t* strides = nullptr;
     bool same_view(const arg_memory& o) const {
-        return data == o.data && rank == o.rank && element_size == o.element_size && shape == o.shape &&
-               strides == o.strides;
+        if (data != o.data || rank != o.rank || element_size != o.element_size) return false;
+        for (std::size_t i = 0; i < rank; ++i)
+            if (shape[i] != o.shape[i] || strides[i] != o.strides[i]) return false;
+        return true;
     }
     bool overlaps(const arg_memory& o) const { return lo && o.lo && lo < o.hi && o.lo < hi; }
 };
 
 template <class T, std::size_t R>
 arg_memory memory_of(const char* name, const tensor_view<T, R>& v) {
-    static_assert(R <= 8, "seqmix: views of rank <= 8");
     arg_memory m;
     m.name = name;
-    const auto span = address_span(v);
-    m.lo = static_cast<const char*>(span.first);
-    m.hi = static_cast<const char*>(span.second);
+    // The byte range reached, as address_span, in one pass (the view passed check_view).
+    index_t lo = 0, hi = 0;
+    bool none = v.empty();
+    for (std::size_t d = 0; d < R; ++d) {
+        none |= v.extent(d) == 0;
+        const index_t reach = (v.extent(d) - 1) * v.stride(d);
+        (reach < 0 ? lo : hi) += reach;
+    }
+    if (!none) {
+        auto* base = reinterpret_cast<const char*>(v.data());
+        m.lo = base + lo * index_t(sizeof(T));
+        m.hi = base + (hi + 1) * index_t(sizeof(T));
+    }
     m.data = v.data();
     m.rank = R;
     m.element_size = sizeof(T);
-    for (std::size_t i = 0; i < R; ++i) {
-        m.shape[i] = v.extent(i);
-        m.strides[i] = v.stride(i);
-    }
+    m.shape = v.shape().data();
+    m.strides = v.strides().data();
     return m;
 }
 
-// The alias rules of every operator: outputs are disjoint from each other and from every
-// input, with one exception: the output named `in_place_output` may be exactly the view of
-// the input `in_place_input` (an in-place state update); a partial overlap is still an error.
+// A run of arg_memory values (begin / end for range-for).
+struct arg_range {
+    const arg_memory* first;
+    const arg_memory* last;
+    const arg_memory* begin() const { return first; }
+    const arg_memory* end() const { return last; }
+};
+
 template <class Outputs, class Inputs>
 void check_disjoint(const char* op, const Outputs& outputs, const Inputs& inputs, const char* in_place_output = nullptr,
                     const char* in_place_input = nullptr) {

@@ -130,14 +130,16 @@ void gated_linear_attention_step(const QV& q, const KV& k, const VV& v, const GV
         T* decay = cv.take(std::size_t(s.dk));
         T* vv = cv.take(std::size_t(s.dv));
         T* o = cv.take(std::size_t(s.dv));
-        for (index_t d = 0; d < s.dk; ++d) {
-            qf[d] = s.q(b, hk, d);
-            kf[d] = s.k(b, hk, d);
-            if constexpr (RG == 3) decay[d] = std::exp(gv(b, h, d));
+        detail::copy_row(s.q.ptr(b, hk), s.q.stride(2), s.dk, qf);
+        detail::copy_row(s.k.ptr(b, hk), s.k.stride(2), s.dk, kf);
+        if constexpr (RG == 3) {
+            detail::copy_row(gv.ptr(b, h), gv.stride(2), s.dk, decay);
+            simd::exp_inplace(decay, std::size_t(s.dk));  // one vector exp per W channels
+        } else {
+            decay[0] = std::exp(gv(b, h));
         }
-        if constexpr (RG == 2) decay[0] = std::exp(gv(b, h));
         const index_t decay_stride = RG == 3 ? 1 : 0;
-        for (index_t e = 0; e < s.dv; ++e) vv[e] = s.v(b, h, e);
+        detail::copy_row(s.v.ptr(b, h), s.v.stride(2), s.dv, vv);
         T* S = state.ptr(slot, h);
         if (fast) {
             kernels::state_step(S, state.stride(2), s.dk, s.dv, qf, kf, vv, decay, decay_stride, o);

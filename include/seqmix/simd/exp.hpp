@@ -46,6 +46,15 @@ inline vec<double> exp(const vec<double>& x) {
                          vec<double>(0.0), y);
 }
 
+// x[i] = exp(x[i]) over any length (masked tail).
+template <class T>
+inline void exp_inplace(T* x, std::size_t n) {
+    constexpr std::size_t W = width<T>;
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) store(x + i, exp(load(x + i)));
+    if (i < n) store_partial(x + i, exp(load_partial(x + i, n - i)), n - i);
+}
+
 }  // namespace simd
 SEQMIX_ABI_END
 }  // namespace seqmix
