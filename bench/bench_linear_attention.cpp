@@ -150,6 +150,7 @@ std::string gate_suffix(kind k) {
 
 }  // namespace
 
+namespace {
 void register_linear_attention_benchmarks() {
     for (kind k : {kind::linear, kind::gla_scalar, kind::gla_vector}) {
         for (int threads : {1, 2})
@@ -200,3 +201,7 @@ void register_chunk_size_sweep() {
                 benchmark::RegisterBenchmark(name.c_str(), chunked, k, 4, 8192, d, 1, c)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
             }
 }
+const seqmix_bench::registration registered(20, register_linear_attention_benchmarks);
+const seqmix_bench::registration validation(21, register_decode_validation_benchmark);
+const seqmix_bench::registration sweep(22, register_chunk_size_sweep);
+}  // namespace

@@ -25,7 +25,6 @@ void ceiling_gemm(benchmark::State& state, int threads) {
     state.counters["GFLOPs"] = gemm_gflops(2.0 * 1024.0 * 1024.0 * 1024.0, threads);
     state.counters["threads"] = threads;
 }
-}  // namespace
 
 void register_ceiling_benchmarks() {
     for (int t : {1, 2}) {
@@ -36,6 +35,9 @@ void register_ceiling_benchmarks() {
     }
 }
 
+const registration ceilings(0, register_ceiling_benchmarks);
+}  // namespace
+
 int main(int argc, char** argv) {
     benchmark::Initialize(&argc, argv);
     for (int t : {1, 2}) {
@@ -44,11 +46,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "ceilings, %d thread(s): FMA peak %.1f GFLOP/s, triad %.1f GB/s\n", t,
                      measured().fma[t], measured().triad[t]);
     }
-    register_ceiling_benchmarks();
-    register_softmax_attention_benchmarks();
-    register_linear_attention_benchmarks();
-    register_chunk_size_sweep();
-    register_decode_validation_benchmark();
+    register_all();
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     return 0;

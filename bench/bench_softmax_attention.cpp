@@ -52,6 +52,7 @@ void decode(benchmark::State& state, index_t nk, int threads) {
 
 }  // namespace
 
+namespace {
 void register_softmax_attention_benchmarks() {
     for (int threads : {1, 2}) {
         for (index_t d : {64, 128})
@@ -77,3 +78,5 @@ void register_softmax_attention_benchmarks() {
         }
     }
 }
+const seqmix_bench::registration registered(10, register_softmax_attention_benchmarks);
+}  // namespace

@@ -92,7 +92,7 @@ void compare_with_reference(const op_spec& op, const arg_set<float>& args, doubl
 template <class T>
 index_t token_element(const op_spec& op, const arg<T>& a, index_t t) {
     if (op.seq_axis < 0 || a.shape.size() < 3 || a.r != role::input) return count(a.shape) / 2;
-    return t * a.strides[1] + std::min<index_t>(1, a.shape.back() - 1);
+    return std::min(t, a.shape[1] - 1) * a.strides[1] + std::min<index_t>(1, a.shape.back() - 1);
 }
 
 void for_each_state_op(const std::vector<op_spec>& ops, const std::function<void(const op_spec&)>& fn) {
