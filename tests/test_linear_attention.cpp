@@ -325,29 +325,39 @@ TEST_CASE("strided inputs: reversed head dim, [B,H,N,D] buffers, broadcast gates
     CHECK(max_rel_error(o1, o2) < 1e-13);
 }
 
-TEST_CASE("bitwise identical for 1 and 2 threads (sequential and sequence-parallel schedules)") {
-    for (const shape s : {shape{1, 700, 1, 1, 64, 64}, shape{2, 300, 2, 2, 32, 40}, shape{1, 600, 2, 4, 16, 16}}) {
+TEST_CASE("bitwise identical for 1, 2, 3, 5 and 8 threads (head groups, value split, segments, bidirectional)") {
+    // B*H = 1 with D = 64 and 96 runs the value split (2-6 column blocks); Dv = 8 has one
+    // column block and runs the segments; B*H = 8 the head groups.
+    for (const shape s : {shape{1, 700, 1, 1, 64, 64}, shape{1, 333, 1, 1, 40, 96}, shape{1, 500, 1, 1, 16, 8},
+                          shape{2, 300, 2, 2, 32, 40}, shape{1, 600, 2, 4, 16, 16}}) {
         inputs<float> in(s, 41);
-        tensor<float, 4> o1({s.B, s.N, s.Hv, s.Dv}), o2({s.B, s.N, s.Hv, s.Dv});
-        tensor<float, 4> f1({s.B, s.Hv, s.Dk, s.Dv}), f2({s.B, s.Hv, s.Dk, s.Dv});
-        for (int op = 0; op < 4; ++op) {
-            for (int threads : {1, 2}) {
-                auto& o = threads == 1 ? o1 : o2;
-                auto& f = threads == 1 ? f1 : f2;
-                if (op == 0 || op == 3) {
+        for (int op = 0; op < 5; ++op) {
+            tensor<float, 4> o1({s.B, s.N, s.Hv, s.Dv}), f1({s.B, s.Hv, s.Dk, s.Dv + (op == 4 ? 1 : 0)});
+            auto init = random_tensor<float, 4>({s.B, s.Hv, s.Dk, s.Dv + (op == 4 ? 1 : 0)}, 43, 0, 0.5);
+            for (int threads : {1, 2, 3, 5, 8}) {
+                tensor<float, 4> o({s.B, s.N, s.Hv, s.Dv}), f({s.B, s.Hv, s.Dk, s.Dv + (op == 4 ? 1 : 0)});
+                if (op == 0 || op == 3 || op == 4) {
                     linear_attention_options lo;
                     lo.num_threads = threads;
-                    lo.causal = op == 0;  // op 3: bidirectional, the three-phase schedule
-                    linear_attention(in.q.view(), in.k.view(), in.v.view(), o.view(), lo, {}, f.view());
+                    lo.causal = op != 3;       // op 3: bidirectional
+                    lo.normalize = op == 4;    // op 4: normalized (no value split)
+                    if (op == 4) lo.feature_map = feature_map::elu_plus_one;
+                    linear_attention(in.q.view(), in.k.view(), in.v.view(), o.view(), lo, init.view(), f.view());
                 } else {
                     gla_options go;
                     go.num_threads = threads;
-                    if (op == 1) gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), o.view(), go, {}, f.view());
-                    else gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gs.view(), o.view(), go, {}, f.view());
+                    if (op == 1) gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), o.view(), go, init.view(), f.view());
+                    else gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gs.view(), o.view(), go, init.view(), f.view());
                 }
+                if (threads == 1) {
+                    o1 = std::move(o);
+                    f1 = std::move(f);
+                    continue;
+                }
+                INFO("shape B" << s.B << " N" << s.N << " Hv" << s.Hv << " Dv" << s.Dv << ", op " << op << ", " << threads << " threads");
+                CHECK(bitwise_equal(o, o1));
+                CHECK(bitwise_equal(f, f1));
             }
-            CHECK(bitwise_equal(o1, o2));
-            CHECK(bitwise_equal(f1, f2));
         }
     }
 }

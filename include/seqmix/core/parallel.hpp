@@ -83,5 +83,36 @@ void parallel_for(std::int64_t n, int num_threads, Fn&& fn) {
 #endif
 }
 
+// A team of threads that meets at barriers: fn(thread, team_size, team) where
+// team.barrier() waits for every thread of the team. For schedules with phases (prepare
+// chunks in parallel, then run the state chain in parallel) inside one parallel region.
+// Items inside a phase are dealt round-robin (for i = thread; i < n; i += team_size), so
+// the computation of an item never depends on the team size. fn must not throw (a thread
+// that left early would leave the others waiting at a barrier): kernels run here allocate
+// nothing and check nothing.
+struct team_sync {
+    bool in_region = false;  // false: run by the caller alone, where a barrier would bind to
+                             // whatever region the caller is in (a user's): a no-op then
+    void barrier() const {
+#if defined(_OPENMP)
+        if (in_region) {
+#pragma omp barrier
+        }
+#endif
+    }
+};
+
+template <class Fn>
+void parallel_team(int threads, Fn&& fn) {
+    if (threads <= 1) {
+        fn(0, 1, team_sync{false});
+        return;
+    }
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads)
+    fn(omp_get_thread_num(), omp_get_num_threads(), team_sync{true});
+#endif
+}
+
 SEQMIX_ABI_END
 }  // namespace seqmix

@@ -187,68 +187,105 @@ void chunk_scores(const chunk_tile<T>& c, T* A, index_t lda, T* work_q, T* work_
     }
 }
 
-// O = gated q times S_prev (S_prev may be null: zero state) plus the causal intra-chunk part
-// A V; O is [len][ldv]. work: [len][ldk].
+// The state-independent gate factors of a chunk (computed once, shared by every column
+// block of the state):
+//   qg        q_t * exp(b_t)            vector gate; null otherwise (q is used, rows scaled by row_scale)
+//   row_scale exp(b_t)                  scalar gate; null otherwise
+//   kg        k_s * exp(b_L - b_s)      any gate; null without gates (k is used)
+//   decay     exp(b_L) per state row    [dk] (vector gate) or [1] (scalar); null without gates
+//   finite_v  every value is finite (else the intra-chunk triangle is taken exactly)
 template <class T>
-void chunk_output(const chunk_tile<T>& c, const T* A, index_t lda, const T* S_prev, T* O, T* work, bool intra = true) {
+struct chunk_factors {
+    const T* qg = nullptr;
+    const T* row_scale = nullptr;
+    const T* kg = nullptr;
+    const T* decay = nullptr;
+    index_t decay_stride = 0;
+    bool finite_v = true;
+};
+
+// Fills qg [len][ldk] (vector gate, when `outputs`), kg [len][ldk], row_scale [len] and
+// decay [dk] from the chunk's cumulative gates.
+template <class T>
+chunk_factors<T> chunk_gate_factors(const chunk_tile<T>& c, bool outputs, T* qg, T* kg, T* row_scale, T* decay) {
     const index_t L = c.len;
-    if (S_prev) {
-        const T* qg = c.q;
-        if (c.gate == gate_kind::vector) {
+    chunk_factors<T> f;
+    f.finite_v = detail::all_finite(c.v, L, c.ldv, c.ldv);
+    if (c.gate == gate_kind::vector) {
+        const T* last_hi = c.b + (L - 1) * c.ldk;
+        const T* last_lo = c.b_lo + (L - 1) * c.ldk;
+        if (outputs) {
             for (index_t t = 0; t < L; ++t)
-                detail::scale_row_exp(work + t * c.ldk, c.q + t * c.ldk, c.b + t * c.ldk, c.b_lo + t * c.ldk,
+                detail::scale_row_exp(qg + t * c.ldk, c.q + t * c.ldk, c.b + t * c.ldk, c.b_lo + t * c.ldk,
                                       static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), c.ldk);
-            qg = work;
+            f.qg = qg;
         }
-        panel_gemm<tile_update::overwrite>(L, c.dk, c.ldv, qg, c.ldk, 1, S_prev, c.ldv, O, c.ldv);
-        if (c.gate == gate_kind::scalar)
-            for (index_t t = 0; t < L; ++t)
-                simd::scale(std::exp(detail::gate_at(c.b, c.b_lo, t)), O + t * c.ldv, std::size_t(c.ldv));
+        for (index_t s = 0; s < L; ++s)
+            detail::scale_row_exp(kg + s * c.ldk, c.k + s * c.ldk, last_hi, last_lo, c.b + s * c.ldk, c.b_lo + s * c.ldk,
+                                  c.ldk);
+        for (index_t d = 0; d < c.dk; ++d) decay[d] = last_hi[d] + last_lo[d];
+        simd::exp_inplace(decay, std::size_t(c.dk));
+        f.kg = kg;
+        f.decay = decay;
+        f.decay_stride = 1;
+    } else if (c.gate == gate_kind::scalar) {
+        for (index_t t = 0; t < L; ++t) row_scale[t] = detail::gate_at(c.b, c.b_lo, t);
+        simd::exp_inplace(row_scale, std::size_t(L));
+        for (index_t s = 0; s < L; ++s)
+            simd::scaled_copy(std::exp((c.b[L - 1] - c.b[s]) + (c.b_lo[L - 1] - c.b_lo[s])), c.k + s * c.ldk,
+                              kg + s * c.ldk, std::size_t(c.ldk));
+        decay[0] = row_scale[L - 1];
+        f.row_scale = row_scale;
+        f.kg = kg;
+        f.decay = decay;
+        f.decay_stride = 0;
+    }
+    return f;
+}
+
+// Columns [c0, c1) of O = gated q times S_prev (S_prev null: zero state) plus, when
+// `intra`, the causal intra-chunk part A V. O and S_prev are [len][ldv] / [dk][ldv]; c0, c1
+// are multiples of the vector width (columns never mix: any split gives the same bits).
+template <class T>
+void chunk_output(const chunk_tile<T>& c, const chunk_factors<T>& f, const T* A, index_t lda, const T* S_prev, T* O,
+                  index_t c0, index_t c1, bool intra) {
+    const index_t L = c.len, lanes = c1 - c0;
+    if (S_prev) {
+        const T* qg = f.qg ? f.qg : c.q;
+        panel_gemm<tile_update::overwrite>(L, c.dk, lanes, qg, c.ldk, 1, S_prev + c0, c.ldv, O + c0, c.ldv);
+        if (f.row_scale)
+            for (index_t t = 0; t < L; ++t) simd::scale(f.row_scale[t], O + t * c.ldv + c0, std::size_t(lanes));
     } else {
-        std::fill(O, O + L * c.ldv, T(0));
+        for (index_t t = 0; t < L; ++t) std::fill(O + t * c.ldv + c0, O + t * c.ldv + c1, T(0));
     }
     if (!intra) return;
     // A holds exact zeros above the diagonal; times an Inf or NaN value they would make NaN
     // in earlier tokens. Chunks whose values are not all finite take the triangle exactly.
-    const bool finite = detail::all_finite(c.v, L, c.ldv, c.ldv);
     for (index_t t0 = 0; t0 < L; t0 += sub_chunk) {
         const index_t t1 = std::min(L, t0 + sub_chunk);
-        if (finite) {
-            panel_gemm<tile_update::accumulate>(t1 - t0, t1, c.ldv, A + t0 * lda, lda, 1, c.v, c.ldv, O + t0 * c.ldv,
-                                                c.ldv);
+        if (f.finite_v) {
+            panel_gemm<tile_update::accumulate>(t1 - t0, t1, lanes, A + t0 * lda, lda, 1, c.v + c0, c.ldv,
+                                                O + t0 * c.ldv + c0, c.ldv);
             continue;
         }
         if (t0 > 0)
-            panel_gemm<tile_update::accumulate>(t1 - t0, t0, c.ldv, A + t0 * lda, lda, 1, c.v, c.ldv,
-                                                O + t0 * c.ldv, c.ldv);
+            panel_gemm<tile_update::accumulate>(t1 - t0, t0, lanes, A + t0 * lda, lda, 1, c.v + c0, c.ldv,
+                                                O + t0 * c.ldv + c0, c.ldv);
         for (index_t t = t0; t < t1; ++t)
-            for (index_t s = t0; s <= t; ++s) simd::axpy(A[t * lda + s], c.v + s * c.ldv, O + t * c.ldv, std::size_t(c.ldv));
+            for (index_t s = t0; s <= t; ++s)
+                simd::axpy(A[t * lda + s], c.v + s * c.ldv + c0, O + t * c.ldv + c0, std::size_t(lanes));
     }
 }
 
-// S = exp(b_L) * S + sum_s (k_s * exp(b_L - b_s)) v_s^T in place: the decay scales the
-// rows of S, then one accumulating product adds the chunk (S is [dk][ldv]). work: [len][ldk].
+// Columns [c0, c1) of S = exp(b_L) * S + sum_s (k_s * exp(b_L - b_s)) v_s^T, in place: the
+// decay scales the rows of S, then one accumulating product adds the chunk.
 template <class T>
-void chunk_state_update(const chunk_tile<T>& c, T* S, T* work) {
-    const index_t L = c.len;
-    const T* kw = c.k;
-    if (c.gate == gate_kind::vector) {
-        const T* last_hi = c.b + (L - 1) * c.ldk;
-        const T* last_lo = c.b_lo + (L - 1) * c.ldk;
-        for (index_t d = 0; d < c.dk; ++d)
-            simd::scale(std::exp(detail::gate_at(last_hi, last_lo, d)), S + d * c.ldv, std::size_t(c.ldv));
-        for (index_t s = 0; s < L; ++s)
-            detail::scale_row_exp(work + s * c.ldk, c.k + s * c.ldk, last_hi, last_lo, c.b + s * c.ldk,
-                                  c.b_lo + s * c.ldk, c.ldk);
-        kw = work;
-    } else if (c.gate == gate_kind::scalar) {
-        simd::scale(std::exp(detail::gate_at(c.b, c.b_lo, L - 1)), S, std::size_t(c.dk * c.ldv));
-        for (index_t s = 0; s < L; ++s)
-            simd::scaled_copy(std::exp((c.b[L - 1] - c.b[s]) + (c.b_lo[L - 1] - c.b_lo[s])), c.k + s * c.ldk,
-                              work + s * c.ldk, std::size_t(c.ldk));
-        kw = work;
-    }
-    panel_gemm<tile_update::accumulate>(c.dk, L, c.ldv, kw, 1, c.ldk, c.v, c.ldv, S, c.ldv);
+void chunk_advance(const chunk_tile<T>& c, const chunk_factors<T>& f, T* S, index_t c0, index_t c1) {
+    const index_t lanes = c1 - c0;
+    if (f.decay)
+        for (index_t d = 0; d < c.dk; ++d) simd::scale(f.decay[d * f.decay_stride], S + d * c.ldv + c0, std::size_t(lanes));
+    const T* kw = f.kg ? f.kg : c.k;
+    panel_gemm<tile_update::accumulate>(c.dk, c.len, lanes, kw, 1, c.ldk, c.v + c0, c.ldv, S + c0, c.ldv);
 }
 
 // S = S + dS, row by row (S and dS are [dk][ldv]): the bidirectional partial sums.

@@ -12,7 +12,8 @@
 #include "../contract/gated_linear_attention.hpp"
 #include "../core/parallel.hpp"
 #include "../core/scratch.hpp"
-#include "../kernels/chunk_scan.hpp"
+#include "../kernels/chunk_pipeline.hpp"
+#include "../kernels/pack.hpp"
 #include "../kernels/state_step.hpp"
 #include "../simd/blas1.hpp"
 #include "../simd/exp.hpp"
@@ -21,11 +22,59 @@ namespace seqmix {
 SEQMIX_ABI_BEGIN
 
 namespace detail {
+
+// Rows of gated linear attention for the chunk pipeline: q, k, v and the cumulative gates
+// (per key channel, or one per token) as compensated sums.
 template <class T>
-inline void copy_row(const T* x, index_t stride, index_t n, T* out) {
-    if (stride == 1) simd::copy(x, out, std::size_t(n));
-    else for (index_t i = 0; i < n; ++i) out[i] = x[i * stride];
-}
+struct gla_rows {
+    const recurrent_args<T>& a;
+    index_t chunk;
+    T scale;
+
+    void pack(index_t u, index_t t0, const kernels::chunk_tile<T>& c, bool with_q) const {
+        const auto& p = a.problem;
+        const auto sq = p.sequence(u / p.hv);
+        const index_t h = u % p.hv, hk = h / p.group;
+        for (index_t t = 0; t < c.len; ++t) {
+            const index_t n = sq.begin + t0 + t;
+            if (t0 + t + chunk < sq.len) {  // rows of the next chunk: one head's rows are strided
+                const index_t nn = n + chunk;
+                if (with_q) kernels::prefetch_row(a.q.ptr(sq.batch, nn, hk), a.q.stride(3), p.dk);
+                kernels::prefetch_row(a.k.ptr(sq.batch, nn, hk), a.k.stride(3), p.dk);
+                kernels::prefetch_row(a.v.ptr(sq.batch, nn, h), a.v.stride(3), p.dv);
+                if (p.vector_gate) kernels::prefetch_row(a.g4.ptr(sq.batch, nn, h), a.g4.stride(3), p.dk);
+            }
+            if (with_q) kernels::pack_row(a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk, c.q + t * c.ldk, c.ldk);
+            kernels::pack_row(a.k.ptr(sq.batch, n, hk), a.k.stride(3), p.dk, c.k + t * c.ldk, c.ldk);
+            kernels::pack_row(a.v.ptr(sq.batch, n, h), a.v.stride(3), p.dv, c.v + t * c.ldv, c.ldv);
+            if (p.vector_gate) {
+                T* hi = c.b + t * c.ldk;
+                T* lo = c.b_lo + t * c.ldk;
+                kernels::pack_row(a.g4.ptr(sq.batch, n, h), a.g4.stride(3), p.dk, hi, c.ldk);
+                kernels::cumulative_gate_row(static_cast<const T*>(hi), t > 0 ? hi - c.ldk : nullptr,
+                                             t > 0 ? lo - c.ldk : nullptr, hi, lo, c.ldk);
+            } else {
+                kernels::cumulative_gate(a.g3(sq.batch, n, h), t, c.b, c.b_lo);
+            }
+        }
+    }
+    void emit(index_t u, index_t t0, index_t len, const T* O, index_t ldv, index_t c0, index_t c1) const {
+        const auto& p = a.problem;
+        const auto sq = p.sequence(u / p.hv);
+        const index_t h = u % p.hv;
+        if (c0 >= c1) return;
+        for (index_t t = 0; t < len; ++t)
+            kernels::emit_row(O + t * ldv + c0, scale, a.out.ptr(sq.batch, sq.begin + t0 + t, h, c0), a.out.stride(3),
+                              c1 - c0);
+    }
+    void load_state(index_t u, T* S, index_t ldv) const {
+        kernels::load_state_rows(a.initial_state, u / a.problem.hv, u % a.problem.hv, a.problem.dk, a.problem.dv, S, ldv);
+    }
+    void store_state(index_t u, const T* S, index_t ldv) const {
+        kernels::store_state_rows(S, ldv, a.problem.dk, a.problem.dv, a.final_state, u / a.problem.hv, u % a.problem.hv);
+    }
+};
+
 }  // namespace detail
 
 template <class QV, class KV, class VV, class GV, class OV>
@@ -34,71 +83,15 @@ void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, 
                             tensor_view<const typename OV::value_type, 4> initial_state = {},
                             tensor_view<typename OV::value_type, 4> final_state = {}) {
     using T = typename OV::value_type;
-    auto a = detail::prepare_gla(q, k, v, g, out, opt, initial_state, final_state, "gated_linear_attention");
+    const auto a = detail::prepare_gla(q, k, v, g, out, opt, initial_state, final_state, "gated_linear_attention");
     const auto& p = a.problem;
-    kernels::chunk_scan_shape sh;
-    sh.units = p.num_seqs * p.hv;
-    sh.heads = p.hv;
-    sh.dk = p.dk;
-    sh.dv = p.dv;
-    sh.chunk = opt.chunk_size > 0 ? opt.chunk_size : kernels::default_chunk_size(p.dk);
-    sh.gate = p.vector_gate ? kernels::gate_kind::vector : kernels::gate_kind::scalar;
-    sh.causal = true;
-    for (index_t u = 0; u < sh.units; ++u) sh.len.push_back(p.sequence(u / p.hv).len);
-    const T scale = T(p.scale);
-
-    auto pack = [&](index_t u, index_t t0, kernels::chunk_tile<T>& c, bool with_q) {
-        const auto sq = p.sequence(u / p.hv);
-        const index_t h = u % p.hv, hk = h / p.group;
-        for (index_t t = 0; t < c.len; ++t) {
-            const index_t n = sq.begin + t0 + t;
-            if (t0 + t + sh.chunk < sq.len) {  // rows of the next chunk: one head's rows are strided
-                const index_t nn = n + sh.chunk;
-                if (with_q && a.q.stride(3) == 1) simd::prefetch(a.q.ptr(sq.batch, nn, hk), std::size_t(p.dk_in));
-                if (a.k.stride(3) == 1) simd::prefetch(a.k.ptr(sq.batch, nn, hk), std::size_t(p.dk_in));
-                if (a.v.stride(3) == 1) simd::prefetch(a.v.ptr(sq.batch, nn, h), std::size_t(p.dv));
-                if (p.vector_gate && a.g4.stride(3) == 1) simd::prefetch(a.g4.ptr(sq.batch, nn, h), std::size_t(p.dk));
-            }
-            T* qr = c.q + t * c.ldk;
-            T* kr = c.k + t * c.ldk;
-            if (with_q) {
-                detail::copy_row(a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk, qr);
-                std::fill(qr + p.dk, qr + c.ldk, T(0));
-            }
-            detail::copy_row(a.k.ptr(sq.batch, n, hk), a.k.stride(3), p.dk, kr);
-            std::fill(kr + p.dk, kr + c.ldk, T(0));
-            T* vr = c.v + t * c.ldv;
-            detail::copy_row(a.v.ptr(sq.batch, n, h), a.v.stride(3), p.dv, vr);
-            std::fill(vr + p.dv, vr + c.ldv, T(0));
-            // Cumulative log gates inside the chunk (b <= 0, falling).
-            if (p.vector_gate) {
-                T* hi = c.b + t * c.ldk;
-                T* lo = c.b_lo + t * c.ldk;
-                detail::copy_row(a.g4.ptr(sq.batch, n, h), a.g4.stride(3), p.dk, hi);
-                std::fill(hi + p.dk, hi + c.ldk, T(0));
-                kernels::cumulative_gate_row(static_cast<const T*>(hi), t > 0 ? hi - c.ldk : nullptr,
-                                             t > 0 ? lo - c.ldk : nullptr, hi, lo, c.ldk);
-            } else {
-                kernels::cumulative_gate(a.g3(sq.batch, n, h), t, c.b, c.b_lo);
-            }
-        }
-    };
-    auto emit = [&](index_t u, index_t t0, index_t len, const T* O, index_t ldv) {
-        const auto sq = p.sequence(u / p.hv);
-        const index_t h = u % p.hv;
-        for (index_t t = 0; t < len; ++t) {
-            T* o = a.out.ptr(sq.batch, sq.begin + t0 + t, h);
-            if (a.out.stride(3) == 1) simd::scaled_copy(scale, O + t * ldv, o, std::size_t(p.dv));
-            else for (index_t e = 0; e < p.dv; ++e) o[e * a.out.stride(3)] = O[t * ldv + e] * scale;
-        }
-    };
-    auto load_state = [&](index_t u, T* S, index_t ldv) {
-        kernels::load_state_rows(a.initial_state, u / p.hv, u % p.hv, sh.dk, sh.dv, S, ldv);
-    };
-    auto store_state = [&](index_t u, const T* S, index_t ldv) {
-        kernels::store_state_rows(S, ldv, sh.dk, sh.dv, a.final_state, u / p.hv, u % p.hv);
-    };
-    kernels::chunk_scan<T>(sh, opt.num_threads, pack, emit, load_state, store_state);
+    const index_t chunk = opt.chunk_size > 0 ? opt.chunk_size : kernels::default_chunk_size(p.dk);
+    const detail::gla_rows<T> rows{a, chunk, T(p.scale)};
+    const kernels::gated_chunk_policy<T, detail::gla_rows<T>> policy(
+        rows, p.dk, p.dv, chunk, p.vector_gate ? kernels::gate_kind::vector : kernels::gate_kind::scalar, true, true);
+    kernels::chunk_units units{p.num_seqs * p.hv, p.hv, {}};
+    for (index_t u = 0; u < units.units; ++u) units.len.push_back(p.sequence(u / p.hv).len);
+    kernels::chunk_pipeline(policy, units, opt.num_threads);
 }
 
 // One token per batch row: q, k [B,Hk,Dk], v and out [B,Hv,Dv], g [B,Hv,Dk] or [B,Hv];
@@ -130,16 +123,16 @@ void gated_linear_attention_step(const QV& q, const KV& k, const VV& v, const GV
         T* decay = cv.take(std::size_t(s.dk));
         T* vv = cv.take(std::size_t(s.dv));
         T* o = cv.take(std::size_t(s.dv));
-        detail::copy_row(s.q.ptr(b, hk), s.q.stride(2), s.dk, qf);
-        detail::copy_row(s.k.ptr(b, hk), s.k.stride(2), s.dk, kf);
+        kernels::pack_row(s.q.ptr(b, hk), s.q.stride(2), s.dk, qf, s.dk);
+        kernels::pack_row(s.k.ptr(b, hk), s.k.stride(2), s.dk, kf, s.dk);
         if constexpr (RG == 3) {
-            detail::copy_row(gv.ptr(b, h), gv.stride(2), s.dk, decay);
+            kernels::pack_row(gv.ptr(b, h), gv.stride(2), s.dk, decay, s.dk);
             simd::exp_inplace(decay, std::size_t(s.dk));  // one vector exp per W channels
         } else {
             decay[0] = std::exp(gv(b, h));
         }
         const index_t decay_stride = RG == 3 ? 1 : 0;
-        detail::copy_row(s.v.ptr(b, h), s.v.stride(2), s.dv, vv);
+        kernels::pack_row(s.v.ptr(b, h), s.v.stride(2), s.dv, vv, s.dv);
         T* S = state.ptr(slot, h);
         if (fast) {
             kernels::state_step(S, state.stride(2), s.dk, s.dv, qf, kf, vv, decay, decay_stride, o);

@@ -12,7 +12,8 @@
 #include "../contract/linear_attention.hpp"
 #include "../core/parallel.hpp"
 #include "../core/scratch.hpp"
-#include "../kernels/chunk_scan.hpp"
+#include "../kernels/chunk_pipeline.hpp"
+#include "../kernels/pack.hpp"
 #include "../kernels/state_step.hpp"
 #include "../simd/blas1.hpp"
 #include "../simd/exp.hpp"
@@ -60,72 +61,83 @@ void feature_row(seqmix::feature_map f, const T* x_in, index_t sx, index_t d, T*
 
 }  // namespace detail
 
-template <class QV, class KV, class VV, class OV>
-void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, const linear_attention_options& opt = {},
-                      tensor_view<const typename OV::value_type, 4> initial_state = {},
-                      tensor_view<typename OV::value_type, 4> final_state = {}) {
-    using T = typename OV::value_type;
-    auto a = detail::prepare_linear_attention(q, k, v, out, opt, initial_state, final_state, "linear_attention");
-    const auto& p = a.problem;
-    const bool norm = opt.normalize;
-    kernels::chunk_scan_shape sh;
-    sh.units = p.num_seqs * p.hv;
-    sh.heads = p.hv;
-    sh.dk = p.dk;
-    sh.dv = p.dv + (norm ? 1 : 0);
-    sh.chunk = opt.chunk_size > 0 ? opt.chunk_size : kernels::default_chunk_size(p.dk);
-    sh.gate = opt.log_decay ? kernels::gate_kind::scalar : kernels::gate_kind::none;
-    sh.causal = opt.causal;
-    for (index_t u = 0; u < sh.units; ++u) sh.len.push_back(p.sequence(u / p.hv).len);
-    const T scale = T(p.scale), eps = T(opt.eps);
+namespace detail {
 
-    auto pack = [&](index_t u, index_t t0, kernels::chunk_tile<T>& c, bool with_q) {
+// Rows of linear attention for the chunk pipeline: phi(q), phi(k), v (plus a column of
+// ones for the normalizer) and the constant per-head decay as a cumulative gate.
+template <class T>
+struct linear_attention_rows {
+    const recurrent_args<T>& a;
+    const linear_attention_options& opt;
+    index_t chunk, dv_state;
+    T scale, eps;
+
+    void pack(index_t u, index_t t0, const kernels::chunk_tile<T>& c, bool with_q) const {
+        const auto& p = a.problem;
         const auto sq = p.sequence(u / p.hv);
         const index_t h = u % p.hv, hk = h / p.group;
         const T lambda = opt.log_decay ? T(opt.log_decay[h]) : T(0);
         for (index_t t = 0; t < c.len; ++t) {
             const index_t n = sq.begin + t0 + t;
-            if (t0 + t + sh.chunk < sq.len) {  // rows of the next chunk: one head's rows are strided
-                const index_t nn = n + sh.chunk;
-                if (with_q && a.q.stride(3) == 1) simd::prefetch(a.q.ptr(sq.batch, nn, hk), std::size_t(p.dk_in));
-                if (a.k.stride(3) == 1) simd::prefetch(a.k.ptr(sq.batch, nn, hk), std::size_t(p.dk_in));
-                if (a.v.stride(3) == 1) simd::prefetch(a.v.ptr(sq.batch, nn, h), std::size_t(p.dv));
+            if (t0 + t + chunk < sq.len) {  // rows of the next chunk: one head's rows are strided
+                const index_t nn = n + chunk;
+                if (with_q) kernels::prefetch_row(a.q.ptr(sq.batch, nn, hk), a.q.stride(3), p.dk_in);
+                kernels::prefetch_row(a.k.ptr(sq.batch, nn, hk), a.k.stride(3), p.dk_in);
+                kernels::prefetch_row(a.v.ptr(sq.batch, nn, h), a.v.stride(3), p.dv);
             }
             T* qr = c.q + t * c.ldk;
             T* kr = c.k + t * c.ldk;
             if (with_q) {
-                detail::feature_row(opt.feature_map, a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk_in, qr);
+                feature_row(opt.feature_map, a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk_in, qr);
                 std::fill(qr + p.dk, qr + c.ldk, T(0));
             }
-            detail::feature_row(opt.feature_map, a.k.ptr(sq.batch, n, hk), a.k.stride(3), p.dk_in, kr);
+            feature_row(opt.feature_map, a.k.ptr(sq.batch, n, hk), a.k.stride(3), p.dk_in, kr);
             std::fill(kr + p.dk, kr + c.ldk, T(0));
             T* vr = c.v + t * c.ldv;
-            const T* vin = a.v.ptr(sq.batch, n, h);
-            if (a.v.stride(3) == 1) simd::copy(vin, vr, std::size_t(p.dv));
-            else for (index_t e = 0; e < p.dv; ++e) vr[e] = vin[e * a.v.stride(3)];
-            if (norm) vr[p.dv] = T(1);
-            std::fill(vr + sh.dv, vr + c.ldv, T(0));
-            kernels::cumulative_gate(lambda, t, c.b, c.b_lo);  // constant decay, accumulated like a gate
+            kernels::pack_row(a.v.ptr(sq.batch, n, h), a.v.stride(3), p.dv, vr, c.ldv);
+            if (opt.normalize) vr[p.dv] = T(1);
+            if (opt.log_decay) kernels::cumulative_gate(lambda, t, c.b, c.b_lo);  // constant decay, as a gate
         }
-    };
-    auto emit = [&](index_t u, index_t t0, index_t len, const T* O, index_t ldv) {
+    }
+    void emit(index_t u, index_t t0, index_t len, const T* O, index_t ldv, index_t c0, index_t c1) const {
+        const auto& p = a.problem;
         const auto sq = p.sequence(u / p.hv);
         const index_t h = u % p.hv;
+        const index_t e1 = std::min(c1, p.dv);  // the normalizer column is not an output
+        if (c0 >= e1) return;
         for (index_t t = 0; t < len; ++t) {
-            T* o = a.out.ptr(sq.batch, sq.begin + t0 + t, h);
             const T* row = O + t * ldv;
-            const T mul = norm ? T(1) / (row[p.dv] + eps) : scale;
-            if (a.out.stride(3) == 1) simd::scaled_copy(mul, row, o, std::size_t(p.dv));
-            else for (index_t e = 0; e < p.dv; ++e) o[e * a.out.stride(3)] = row[e] * mul;
+            const T mul = opt.normalize ? T(1) / (row[p.dv] + eps) : scale;
+            kernels::emit_row(row + c0, mul, a.out.ptr(sq.batch, sq.begin + t0 + t, h, c0), a.out.stride(3), e1 - c0);
         }
-    };
-    auto load_state = [&](index_t u, T* S, index_t ldv) {
-        kernels::load_state_rows(a.initial_state, u / p.hv, u % p.hv, sh.dk, sh.dv, S, ldv);
-    };
-    auto store_state = [&](index_t u, const T* S, index_t ldv) {
-        kernels::store_state_rows(S, ldv, sh.dk, sh.dv, a.final_state, u / p.hv, u % p.hv);
-    };
-    kernels::chunk_scan<T>(sh, opt.num_threads, pack, emit, load_state, store_state);
+    }
+    void load_state(index_t u, T* S, index_t ldv) const {
+        kernels::load_state_rows(a.initial_state, u / a.problem.hv, u % a.problem.hv, a.problem.dk, dv_state, S, ldv);
+    }
+    void store_state(index_t u, const T* S, index_t ldv) const {
+        kernels::store_state_rows(S, ldv, a.problem.dk, dv_state, a.final_state, u / a.problem.hv, u % a.problem.hv);
+    }
+};
+
+}  // namespace detail
+
+template <class QV, class KV, class VV, class OV>
+void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, const linear_attention_options& opt = {},
+                      tensor_view<const typename OV::value_type, 4> initial_state = {},
+                      tensor_view<typename OV::value_type, 4> final_state = {}) {
+    using T = typename OV::value_type;
+    const auto a = detail::prepare_linear_attention(q, k, v, out, opt, initial_state, final_state, "linear_attention");
+    const auto& p = a.problem;
+    const index_t chunk = opt.chunk_size > 0 ? opt.chunk_size : kernels::default_chunk_size(p.dk);
+    const index_t dv_state = p.dv + (opt.normalize ? 1 : 0);
+    const detail::linear_attention_rows<T> rows{a, opt, chunk, dv_state, T(p.scale), T(opt.eps)};
+    // With a normalizer every output column needs the normalizer column: no value split.
+    const kernels::gated_chunk_policy<T, detail::linear_attention_rows<T>> policy(
+        rows, p.dk, dv_state, chunk, opt.log_decay ? kernels::gate_kind::scalar : kernels::gate_kind::none, opt.causal,
+        !opt.normalize);
+    kernels::chunk_units units{p.num_seqs * p.hv, p.hv, {}};
+    for (index_t u = 0; u < units.units; ++u) units.len.push_back(p.sequence(u / p.hv).len);
+    kernels::chunk_pipeline(policy, units, opt.num_threads);
 }
 
 // One token per batch row: q, k [B,Hk,Dk], v and out [B,Hv,Dv]; state [slots,Hv,Dphi,Dv(+1)]

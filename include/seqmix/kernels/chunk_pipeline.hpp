@@ -1,0 +1,373 @@
+#pragma once
+// The chunk pipeline of the chunkwise recurrences (linear attention, GLA; next the delta rule
+// and Mamba-2's SSD). A sequence is cut into chunks; each chunk has a state-independent part
+// (`prepare`: packing, gates, scores, for the delta rule the UT transform) and a
+// state-dependent part (`output` from the state entering the chunk, then `advance` of the
+// state past it). The pipeline owns the schedules, the scratch and the passing of states;
+// an operator brings a policy:
+//
+//   struct Policy {
+//     using value_type = T;
+//     index_t dk, dv;          // state rows, state columns (a normalizer counts as a column)
+//     index_t ldv;             // padded state row stride (a multiple of the vector width)
+//     index_t chunk;           // tokens per chunk
+//     bool causal;             // false: bidirectional, every token sees the whole sequence
+//     bool column_split;       // columns of the state may be computed apart (value split)
+//     double prefix_cost;      // a state-only pass relative to a full pass (segment balance)
+//     std::size_t prepared_size() const;                          // elements of one prepared chunk
+//     void prepare(const chunk_ref<T>&, bool outputs) const;      // state independent
+//     void output(const chunk_ref<T>&, const T* S, T* O, index_t c0, index_t c1) const;
+//     void advance(const chunk_ref<T>&, T* S, index_t c0, index_t c1) const;
+//     void emit(const chunk_ref<T>&, const T* O, index_t c0, index_t c1) const;
+//     void load_state(index_t unit, T* S) const;                  // [dk][ldv], zeros if none
+//     void store_state(index_t unit, const T* S) const;
+//   };
+//
+// Columns [c0, c1) of the state are multiples of the vector width and never mix, so every
+// schedule below computes the same bits for any thread count:
+//   - head groups: (sequence, head) units at least as many as threads; a thread walks a
+//     group of heads of one sequence, `chunks_per_pass` chunks of each head in turn;
+//   - value split: fewer units than threads; chunks are prepared in parallel a super-chunk
+//     at a time, then threads take column blocks of the state through the chain;
+//   - segments: fewer units than threads and no column split; each item runs a state-only
+//     prefix pass up to its segment (the cost model balances segment lengths);
+//   - bidirectional: partial state sums in parallel, then outputs from the total.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "../core/abi.hpp"
+#include "../core/aligned_buffer.hpp"
+#include "../core/parallel.hpp"
+#include "../core/scratch.hpp"
+#include "chunkwise.hpp"
+
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace kernels {
+
+// One chunk in flight: whose it is, where it starts, and its prepared data.
+template <class T>
+struct chunk_ref {
+    index_t unit, t0, len;
+    T* prepared;
+};
+
+// Chunks of one head walked before the next head of the group (head-group schedule), and
+// chunks per partial sum of a bidirectional scan.
+constexpr index_t chunks_per_pass = 16;
+// Chunks prepared together before the value-split chain runs over them.
+constexpr index_t chunks_per_stage = 16;
+
+// Default chunk length, from the sweep in bench/bench_linear_attention.cpp (N = 8192):
+// 32 tokens. 64 and 128 were slower at D = 64 and 128.
+inline index_t default_chunk_size(index_t) { return 32; }
+
+// Unit lengths and the per-sequence head count of a pipeline run.
+struct chunk_units {
+    index_t units;             // (sequence, head) pairs, sequence-major
+    index_t heads;             // units per sequence
+    std::vector<index_t> len;  // tokens of each unit
+};
+
+template <class Policy>
+void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
+    using T = typename Policy::value_type;
+    constexpr index_t W = index_t(simd::width<T>);
+    const index_t C = pol.chunk, ldv = pol.ldv;
+    const index_t state = pol.dk * ldv;
+    const std::size_t prepared = pol.prepared_size();
+    auto chunks_of = [&](index_t u) { return (cu.len[std::size_t(u)] + C - 1) / C; };
+    auto ref = [&](index_t u, index_t c, T* buf) {
+        return chunk_ref<T>{u, c * C, std::min(C, cu.len[std::size_t(u)] - c * C), buf};
+    };
+
+    // The team that would really run (one thread inside a user's parallel region).
+    const int team = available_threads(num_threads);
+    const index_t heads = std::max<index_t>(cu.heads, 1), seqs = cu.units / heads;
+    const index_t groups_per_seq =
+        std::clamp<index_t>((team + std::max<index_t>(seqs, 1) - 1) / std::max<index_t>(seqs, 1), 1, heads);
+    const index_t group_size = (heads + groups_per_seq - 1) / groups_per_seq;
+    const index_t groups = seqs * groups_per_seq;
+    // Column blocks of the value split: whole vectors, at most one per thread of the team.
+    const index_t col_blocks = std::min<index_t>(ldv / W, (team + cu.units - 1) / std::max<index_t>(cu.units, 1));
+
+    // Full pass over chunks [c0, c1) of unit u from state S (outputs emitted), or the
+    // state-only pass.
+    auto run_chunks = [&](T* buf, T* O, index_t u, index_t c0, index_t c1, T* S, bool outputs) {
+        for (index_t c = c0; c < c1; ++c) {
+            const auto r = ref(u, c, buf);
+            pol.prepare(r, outputs);
+            if (outputs) {
+                pol.output(r, static_cast<const T*>(S), O, 0, ldv);
+                pol.emit(r, static_cast<const T*>(O), 0, ldv);
+            }
+            pol.advance(r, S, 0, ldv);
+        }
+    };
+
+    if (!pol.causal) {  // bidirectional: partial sums, totals, outputs
+        std::vector<index_t> first(std::size_t(cu.units) + 1, 0);
+        for (index_t u = 0; u < cu.units; ++u)
+            first[std::size_t(u) + 1] = first[std::size_t(u)] + (chunks_of(u) + chunks_per_pass - 1) / chunks_per_pass;
+        const index_t parts = first.back();
+        std::vector<index_t> unit_of(static_cast<std::size_t>(parts));
+        for (index_t u = 0; u < cu.units; ++u)
+            for (index_t k = first[std::size_t(u)]; k < first[std::size_t(u) + 1]; ++k) unit_of[std::size_t(k)] = u;
+        const int threads = resolve_threads(num_threads, std::max(parts, cu.units));
+        thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(prepared, C * ldv));
+        thread_scratch<T> shared(1, scratch_carver<T>::size_of(std::max<index_t>(parts, 1) * state,
+                                                                std::max<index_t>(cu.units, 1) * state));
+        scratch_carver<T> shared_cv(shared.get(0));
+        T* const sums = shared_cv.take(std::size_t(std::max<index_t>(parts, 1) * state));
+        T* const totals = shared_cv.take(std::size_t(std::max<index_t>(cu.units, 1) * state));
+        auto part_range = [&](index_t k, index_t u) {
+            const index_t c0 = (k - first[std::size_t(u)]) * chunks_per_pass;
+            return std::make_pair(c0, std::min(chunks_of(u), c0 + chunks_per_pass));
+        };
+        parallel_for(parts, threads, [&](index_t k, int t) {  // (1) partial sums
+            scratch_carver<T> cv(scratch.get(t));
+            T* buf = cv.take(prepared);
+            T* S = sums + k * state;
+            std::fill(S, S + state, T(0));
+            const index_t u = unit_of[std::size_t(k)];
+            const auto [c0, c1] = part_range(k, u);
+            run_chunks(buf, nullptr, u, c0, c1, S, false);
+        });
+        parallel_for(cu.units, threads, [&](index_t u, int) {  // (2) totals, in part order
+            T* S = totals + u * state;
+            pol.load_state(u, S);
+            for (index_t k = first[std::size_t(u)]; k < first[std::size_t(u) + 1]; ++k)
+                state_add(S, static_cast<const T*>(sums + k * state), pol.dk, ldv);
+            pol.store_state(u, static_cast<const T*>(S));
+        });
+        parallel_for(parts, threads, [&](index_t k, int t) {  // (3) outputs from the total
+            scratch_carver<T> cv(scratch.get(t));
+            T* buf = cv.take(prepared);
+            T* O = cv.take(std::size_t(C * ldv));
+            const index_t u = unit_of[std::size_t(k)];
+            const auto [c0, c1] = part_range(k, u);
+            for (index_t c = c0; c < c1; ++c) {
+                const auto r = ref(u, c, buf);
+                pol.prepare(r, true);
+                pol.output(r, static_cast<const T*>(totals + u * state), O, 0, ldv);
+                pol.emit(r, static_cast<const T*>(O), 0, ldv);
+            }
+        });
+        return;
+    }
+
+    if (groups >= team) {  // head groups
+        const int threads = resolve_threads(num_threads, groups);
+        thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(prepared, C * ldv, group_size * state));
+        parallel_for(groups, threads, [&](index_t gi, int t) {
+            scratch_carver<T> cv(scratch.get(t));
+            T* buf = cv.take(prepared);
+            T* O = cv.take(std::size_t(C * ldv));
+            T* states = cv.take(std::size_t(group_size * state));
+            const index_t s0 = gi / groups_per_seq, h0 = (gi % groups_per_seq) * group_size;
+            const index_t n = std::max<index_t>(0, std::min(heads, h0 + group_size) - h0);
+            const index_t u0 = s0 * heads + h0;
+            for (index_t i = 0; i < n; ++i) pol.load_state(u0 + i, states + i * state);
+            const index_t chunks = n > 0 ? chunks_of(u0) : 0;  // one sequence: the same for every head
+            for (index_t c = 0; c < chunks; c += chunks_per_pass)
+                for (index_t i = 0; i < n; ++i)
+                    run_chunks(buf, O, u0 + i, c, std::min(chunks, c + chunks_per_pass), states + i * state, true);
+            for (index_t i = 0; i < n; ++i) pol.store_state(u0 + i, static_cast<const T*>(states + i * state));
+        });
+        return;
+    }
+
+    // Every remaining schedule reads all initial states before any final state is written:
+    // final_state may be the same memory as initial_state (in place). Units < threads here.
+    // Shared buffers come from the calling thread's scratch pool: kept between calls, so a
+    // call does not fault in fresh pages.
+    thread_scratch<T> shared_states(1, std::size_t(std::max<index_t>(cu.units, 1) * state));
+    T* const states = shared_states.get(0);
+    for (index_t u = 0; u < cu.units; ++u) pol.load_state(u, states + u * state);
+
+    if (pol.column_split && col_blocks >= 2) {  // value split
+        // Stages of chunks_per_stage chunks, double buffered: in phase s every thread
+        // prepares its share of stage s + 1 and runs its column blocks of stage s through
+        // the chain, then the team meets at one barrier.
+        index_t max_chunks = 0;
+        for (index_t u = 0; u < cu.units; ++u) max_chunks = std::max(max_chunks, chunks_of(u));
+        const index_t stages = (max_chunks + chunks_per_stage - 1) / chunks_per_stage;
+        const index_t stage_items = cu.units * chunks_per_stage, chain_items = cu.units * col_blocks;
+        const int threads = resolve_threads(num_threads, std::max(stage_items, chain_items));
+        thread_scratch<T> shared_stage(1, 2 * std::size_t(stage_items) * prepared);
+        T* const stage_buf[2] = {shared_stage.get(0), shared_stage.get(0) + std::size_t(stage_items) * prepared};
+        thread_scratch<T> scratch(threads, std::size_t(C * ldv));
+        auto col = [&](index_t b) {  // column block b: whole vectors, balanced
+            const index_t vecs = ldv / W;
+            return vecs * b / col_blocks * W;
+        };
+        auto prepared_chunk = [&](index_t s, index_t u, index_t c) {  // chunk c of unit u, in stage s
+            return stage_buf[s % 2] + std::size_t(u * chunks_per_stage + c - s * chunks_per_stage) * prepared;
+        };
+        parallel_team(threads, [&](int t, int nt, const team_sync& sync) {
+            T* O = scratch.get(t);
+            auto prepare_stage = [&](index_t s) {
+                // A contiguous run of chunks per thread: the rows each chunk prefetches for
+                // the next one are then its own thread's next rows.
+                const index_t i0 = stage_items * t / nt, i1 = stage_items * (t + 1) / nt;
+                for (index_t i = i0; i < i1; ++i) {
+                    const index_t u = i / chunks_per_stage, c = s * chunks_per_stage + i % chunks_per_stage;
+                    if (c < chunks_of(u)) pol.prepare(ref(u, c, prepared_chunk(s, u, c)), true);
+                }
+            };
+            prepare_stage(0);
+            sync.barrier();
+            for (index_t s = 0; s < stages; ++s) {
+                if (s + 1 < stages) prepare_stage(s + 1);
+                for (index_t i = t; i < chain_items; i += nt) {
+                    const index_t u = i / col_blocks, b = i % col_blocks;
+                    T* S = states + u * state;
+                    const index_t c_end = std::min((s + 1) * chunks_per_stage, chunks_of(u));
+                    for (index_t c = s * chunks_per_stage; c < c_end; ++c) {
+                        const auto r = ref(u, c, prepared_chunk(s, u, c));
+                        pol.output(r, static_cast<const T*>(S), O, col(b), col(b + 1));
+                        pol.emit(r, static_cast<const T*>(O), col(b), col(b + 1));
+                        pol.advance(r, S, col(b), col(b + 1));
+                    }
+                }
+                sync.barrier();
+            }
+        });
+        for (index_t u = 0; u < cu.units; ++u) pol.store_state(u, static_cast<const T*>(states + u * state));
+        return;
+    }
+
+    // Segments: never more of them than processors (each repeats a prefix pass). Segment ends
+    // m_i balance r m_i + (m_{i+1} - m_i) across items (r: the policy's prefix cost).
+    const index_t seg_plan = std::min(team, processor_count());
+    const index_t segs = std::max<index_t>(1, (seg_plan + cu.units - 1) / std::max<index_t>(cu.units, 1));
+    const double r = pol.prefix_cost;
+    auto segment_end = [&](index_t n, index_t i) {
+        double sum = 0, part = 0, wgt = 1;
+        for (index_t j = 0; j < segs; ++j, wgt *= 1 - r) {
+            sum += wgt;
+            if (j < i) part += wgt;
+        }
+        return std::min(n, index_t(std::llround(double(n) * part / sum)));
+    };
+    const int threads = resolve_threads(num_threads, cu.units * segs);
+    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(prepared, C * ldv, state));
+    parallel_for(cu.units * segs, threads, [&](index_t item, int t) {
+        const index_t u = item / segs, i = item % segs, n = chunks_of(u);
+        const index_t m0 = segment_end(n, i), m1 = i + 1 == segs ? n : segment_end(n, i + 1);
+        if (m0 == m1 && i + 1 != segs) return;
+        scratch_carver<T> cv(scratch.get(t));
+        T* buf = cv.take(prepared);
+        T* O = cv.take(std::size_t(C * ldv));
+        T* S = cv.take(std::size_t(state));
+        std::copy(states + u * state, states + (u + 1) * state, S);
+        run_chunks(buf, O, u, 0, m0, S, false);
+        run_chunks(buf, O, u, m0, m1, S, true);
+        if (i + 1 == segs) pol.store_state(u, static_cast<const T*>(S));
+    });
+}
+
+// The policy of the linear-attention family (linear attention, GLA with vector or scalar
+// gates, any per-head decay): the chunk products of chunkwise.hpp on packed tiles. `Rows`
+// is the operator's source of rows:
+//   pack(unit, t0, const chunk_tile<T>&, with_q) fills q (if with_q), k, v and gates b + b_lo
+//   emit(unit, t0, len, const T* O, ldv, c0, c1)  columns [c0, c1) of the outputs O [len][ldv]
+//   load_state(unit, T* S, ldv) / store_state(unit, const T* S, ldv)
+template <class T, class Rows>
+struct gated_chunk_policy {
+    using value_type = T;
+    const Rows& rows;
+    index_t dk, dv, ldk, ldv, chunk, lda;
+    gate_kind gate;
+    bool causal;
+    bool column_split;
+    double prefix_cost;
+
+    gated_chunk_policy(const Rows& r, index_t dk_, index_t dv_, index_t chunk_, gate_kind g, bool causal_,
+                       bool column_split_)
+        : rows(r), dk(dk_), dv(dv_), chunk(chunk_), gate(g), causal(causal_), column_split(column_split_) {
+        constexpr index_t W = index_t(simd::width<T>);
+        ldk = (dk + W - 1) / W * W;
+        ldv = (dv + W - 1) / W * W;
+        lda = (chunk + W - 1) / W * W + W;
+        // The state-only pass packs k, v and gates and does the state product: about 30% of
+        // a full pass (swept 0.15-0.6 at H=1, D=64, 2 threads).
+        prefix_cost = 0.3;
+    }
+
+    // One prepared chunk, carved from its buffer.
+    struct layout {
+        chunk_tile<T> tile;
+        T *A, *qg, *kg, *row_scale, *decay, *flags;
+    };
+    index_t b_size() const { return gate == gate_kind::vector ? chunk * ldk : lda; }
+    std::size_t prepared_size() const {
+        return scratch_carver<T>::size_of(chunk * ldk, chunk * ldk, chunk * ldv, b_size(), b_size(), chunk * lda,
+                                          chunk * ldk, chunk * ldk, lda, ldk, 16);
+    }
+    layout carve(const chunk_ref<T>& r) const {
+        scratch_carver<T> cv(r.prepared);
+        layout l;
+        l.tile.len = r.len;
+        l.tile.dk = dk;
+        l.tile.dv = dv;
+        l.tile.ldk = ldk;
+        l.tile.ldv = ldv;
+        l.tile.gate = gate;
+        l.tile.q = cv.take(std::size_t(chunk * ldk));
+        l.tile.k = cv.take(std::size_t(chunk * ldk));
+        l.tile.v = cv.take(std::size_t(chunk * ldv));
+        l.tile.b = cv.take(std::size_t(b_size()));
+        l.tile.b_lo = cv.take(std::size_t(b_size()));
+        l.A = cv.take(std::size_t(chunk * lda));
+        l.qg = cv.take(std::size_t(chunk * ldk));
+        l.kg = cv.take(std::size_t(chunk * ldk));
+        l.row_scale = cv.take(std::size_t(lda));
+        l.decay = cv.take(std::size_t(ldk));
+        l.flags = cv.take(16);
+        return l;
+    }
+    chunk_factors<T> factors(const layout& l, bool outputs) const {
+        chunk_factors<T> f;
+        f.finite_v = l.flags[0] != T(0);
+        if (gate == gate_kind::vector) {
+            f.qg = outputs ? l.qg : nullptr;
+            f.kg = l.kg;
+            f.decay = l.decay;
+            f.decay_stride = 1;
+        } else if (gate == gate_kind::scalar) {
+            f.row_scale = l.row_scale;
+            f.kg = l.kg;
+            f.decay = l.decay;
+        }
+        return f;
+    }
+
+    void prepare(const chunk_ref<T>& r, bool outputs) const {
+        const layout l = carve(r);
+        rows.pack(r.unit, r.t0, l.tile, outputs);
+        // Scores first: they use the qg / kg areas as their scratch.
+        if (outputs && causal) chunk_scores(l.tile, l.A, lda, l.qg, l.kg);
+        const chunk_factors<T> f = chunk_gate_factors(l.tile, outputs, l.qg, l.kg, l.row_scale, l.decay);
+        l.flags[0] = f.finite_v ? T(1) : T(0);
+    }
+    void output(const chunk_ref<T>& r, const T* S, T* O, index_t c0, index_t c1) const {
+        const layout l = carve(r);
+        chunk_output(l.tile, factors(l, true), l.A, lda, S, O, c0, c1, causal);
+    }
+    void advance(const chunk_ref<T>& r, T* S, index_t c0, index_t c1) const {
+        const layout l = carve(r);
+        chunk_advance(l.tile, factors(l, false), S, c0, c1);
+    }
+    void emit(const chunk_ref<T>& r, const T* O, index_t c0, index_t c1) const {
+        rows.emit(r.unit, r.t0, r.len, O, ldv, c0, std::min(c1, dv));
+    }
+    void load_state(index_t u, T* S) const { rows.load_state(u, S, ldv); }
+    void store_state(index_t u, const T* S) const { rows.store_state(u, S, ldv); }
+};
+
+}  // namespace kernels
+SEQMIX_ABI_END
+}  // namespace seqmix
