@@ -35,27 +35,35 @@ void counters(benchmark::State& state, index_t h, index_t n, index_t d, int thre
     state.counters["threads"] = threads;
 }
 
-void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, int threads, int chunk) {
-    tensor<float, 4> q({1, n, h, d}), kk({1, n, h, d}), v({1, n, h, d}), out({1, n, h, d}), g4({1, n, h, d});
-    tensor<float, 3> g3({1, n, h});
-    fill(q, -1, 1, 1);
-    fill(kk, -1, 1, 2);
-    fill(v, -1, 1, 3);
-    fill(g4, -0.1f, 0, 4);
-    fill(g3, -0.1f, 0, 5);
+// `offset` floats past a 64-byte boundary for every input and output (a std::vector or
+// malloc buffer is only 16-byte aligned): 0 or 4.
+void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, int threads, int chunk, index_t offset) {
+    tensor<float, 1> buf({5 * (n * h * d + 16)});
+    auto at = [&](int i) { return buf.data() + i * (n * h * d + 16) + offset; };
+    tensor_view<float, 4> q(at(0), {1, n, h, d}), kk(at(1), {1, n, h, d}), v(at(2), {1, n, h, d}), out(at(3), {1, n, h, d}),
+        g4(at(4), {1, n, h, d});
+    tensor_view<float, 3> g3(at(4), {1, n, h});
+    auto fill_view = [](auto x, float lo, float hi, unsigned salt) {
+        for (index_t i = 0; i < x.size(); ++i)
+            x.data()[i] = lo + (hi - lo) * float((std::uint64_t(i) * 2654435761u + salt) % 1000) * 1e-3f;
+    };
+    fill_view(q, -1, 1, 1);
+    fill_view(kk, -1, 1, 2);
+    fill_view(v, -1, 1, 3);
+    fill_view(g4, -0.1f, 0, 4);
     const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
         if (k == kind::linear) {
             linear_attention_options o;
             o.num_threads = threads;
             o.chunk_size = chunk;
-            linear_attention(q.view(), kk.view(), v.view(), out.view(), o);
+            linear_attention(tensor_view<const float, 4>(q), kk, v, out, o);
         } else {
             gla_options o;
             o.num_threads = threads;
             o.chunk_size = chunk;
-            if (k == kind::gla_scalar) gated_linear_attention(q.view(), kk.view(), v.view(), g3.view(), out.view(), o);
-            else gated_linear_attention(q.view(), kk.view(), v.view(), g4.view(), out.view(), o);
+            if (k == kind::gla_scalar) gated_linear_attention(tensor_view<const float, 4>(q), kk, v, g3, out, o);
+            else gated_linear_attention(tensor_view<const float, 4>(q), kk, v, g4, out, o);
         }
         benchmark::ClobberMemory();
     }
@@ -158,14 +166,21 @@ void register_linear_attention_benchmarks() {
                 for (index_t n : {512, 2048, 8192, 32768}) {
                     const std::string name = std::string(kind_name(k)) + "/chunk" + gate_suffix(k) + "/H4/D" +
                                              std::to_string(d) + "/N" + std::to_string(n) + "/threads:" + std::to_string(threads);
-                    benchmark::RegisterBenchmark(name.c_str(), chunked, k, 4, n, d, threads, 0)
+                    benchmark::RegisterBenchmark(name.c_str(), chunked, k, 4, n, d, threads, 0, index_t(0))
                         ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
                 }
+        // Inputs and outputs 4 floats past a 64-byte boundary (std::vector / malloc buffers).
+        for (index_t d : {64, 128}) {
+            const std::string name = std::string(kind_name(k)) + "/chunk" + gate_suffix(k) + "/H4/D" + std::to_string(d) +
+                                     "/N8192/offset4/threads:1";
+            benchmark::RegisterBenchmark(name.c_str(), chunked, k, 4, 8192, d, 1, 0, index_t(4))
+                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+        }
         // One long sequence, one head: the sequence-parallel schedule on 2 threads.
         for (int threads : {1, 2}) {
             const std::string name = std::string(kind_name(k)) + "/chunk" + gate_suffix(k) + "/H1/D64/N32768/threads:" +
                                      std::to_string(threads);
-            benchmark::RegisterBenchmark(name.c_str(), chunked, k, 1, 32768, 64, threads, 0)
+            benchmark::RegisterBenchmark(name.c_str(), chunked, k, 1, 32768, 64, threads, 0, index_t(0))
                 ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
         }
         for (index_t d : {64, 128}) {
@@ -198,7 +213,7 @@ void register_chunk_size_sweep() {
             for (int c : {16, 32, 64, 128}) {
                 const std::string name = std::string("sweep/") + kind_name(k) + gate_suffix(k) + "/D" + std::to_string(d) +
                                          "/N8192/chunk" + std::to_string(c);
-                benchmark::RegisterBenchmark(name.c_str(), chunked, k, 4, 8192, d, 1, c)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+                benchmark::RegisterBenchmark(name.c_str(), chunked, k, 4, 8192, d, 1, c, index_t(0))->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
             }
 }
 const seqmix_bench::registration registered(20, register_linear_attention_benchmarks);
