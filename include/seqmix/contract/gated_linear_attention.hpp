@@ -17,14 +17,23 @@ using gla_step_options = recurrent_step_options;
 SEQMIX_ABI_BEGIN
 namespace detail {
 
+// GLA's arguments: the family's core plus the gate.
+template <class T>
+struct gla_args : recurrent_args<T> {
+    tensor_view<const T, 4> g4;  // vector gate [B,N,H,Dk]
+    tensor_view<const T, 3> g3;  // scalar gate [B,N,H]
+    bool vector_gate = false;
+};
+
 // g is [B,N,H,Dk] (GLA, per key channel) or [B,N,H] (scalar gate per head).
 template <class QV, class KV, class VV, class GV, class OV, class T>
-recurrent_args<T> prepare_gla(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out,
+gla_args<T> prepare_gla(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out,
                               const gla_options& opt, const tensor_view<const T, 4>& initial_state,
                               const tensor_view<T, 4>& final_state, const char* op) {
     static_assert(view_traits<GV>::is_view && std::is_same_v<typename GV::value_type, T>,
                   "seqmix: g must be a tensor_view of the element type of q");
-    auto a = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
+    gla_args<T> a;
+    static_cast<recurrent_args<T>&>(a) = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
     validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt.num_threads, a.q.empty() ? 0 : a.q.extent(3), 0);
     check_finite_as<T>(opt.scale, op, "scale");
     check_chunk_size(opt.chunk_size, op);
@@ -42,9 +51,9 @@ recurrent_args<T> prepare_gla(const QV& q, const KV& k, const VV& v, const GV& g
     } else {
         raise(detail::concat(op, ": argument 'g': expected rank 4 [B,N,H,Dk] (GLA) or rank 3 [B,N,H] (scalar gate), given rank ", R));
     }
-    a.problem.vector_gate = R == 4;
+    a.vector_gate = R == 4;
     a.problem.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(Dk));
-    check_recurrent_memory(a, op);
+    check_recurrent_memory(a, op, {memory_of("g", a.g4), memory_of("g", a.g3)});
     return a;
 }
 

@@ -43,7 +43,6 @@ recurrent_args<T> prepare_linear_attention(const QV& q, const KV& k, const VV& v
     check(opt.causal || !opt.log_decay, op, "log_decay", "nullptr when causal = false (no decay bidirectionally)",
           "a decay array");
     a.problem.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(a.problem.dk_in));
-    a.problem.vector_gate = false;
     check_recurrent_memory(a, op);
     return a;
 }

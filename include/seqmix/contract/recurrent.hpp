@@ -49,7 +49,6 @@ struct recurrent_problem {
     index_t dk_in;                             // head dim of q and k before phi
     index_t n_padded;
     const std::int32_t* cu_seqlens;
-    bool vector_gate;  // gla: g is [B,N,H,Dk]
     double scale;
     recurrent_sequence sequence(index_t s) const {
         if (cu_seqlens) return {0, cu_seqlens[s], cu_seqlens[s + 1] - cu_seqlens[s]};
@@ -57,10 +56,11 @@ struct recurrent_problem {
     }
 };
 
+// The arguments every recurrent operator has; operators with more inputs extend it
+// (gla_args adds the gate, the delta rule will add beta and its gate).
 template <class T>
 struct recurrent_args {
-    tensor_view<const T, 4> q, k, v, g4;  // g4: vector gate [B,N,H,Dk]
-    tensor_view<const T, 3> g3;           // scalar gate [B,N,H]
+    tensor_view<const T, 4> q, k, v;
     tensor_view<T, 4> out;
     tensor_view<const T, 4> initial_state;
     tensor_view<T, 4> final_state;
@@ -68,13 +68,17 @@ struct recurrent_args {
 };
 
 // The alias rules of the family: out and final_state are disjoint from each other and from
-// every input; final_state may be exactly the view of initial_state (updated in place).
+// every input (q, k, v, initial_state and the operator's own inputs); final_state may be
+// exactly the view of initial_state (updated in place).
 template <class T>
-void check_recurrent_memory(const recurrent_args<T>& a, const char* op) {
-    check_disjoint(op, {memory_of("out", a.out), memory_of("final_state", a.final_state)},
-                   {memory_of("q", a.q), memory_of("k", a.k), memory_of("v", a.v), memory_of("g", a.g4),
-                    memory_of("g", a.g3), memory_of("initial_state", a.initial_state)},
-                   "final_state", "initial_state");
+void check_recurrent_memory(const recurrent_args<T>& a, const char* op, std::initializer_list<arg_memory> more = {}) {
+    std::array<arg_memory, 8> inputs{memory_of("q", a.q), memory_of("k", a.k), memory_of("v", a.v),
+                                     memory_of("initial_state", a.initial_state)};
+    std::size_t n = 4;
+    for (const auto& m : more)
+        if (n < inputs.size()) inputs[n++] = m;
+    const std::array<arg_memory, 2> outputs{memory_of("out", a.out), memory_of("final_state", a.final_state)};
+    check_disjoint(op, outputs, arg_range{inputs.data(), inputs.data() + n}, "final_state", "initial_state");
 }
 
 // Common checks of q, k, v, out, states; dk_state is the state's row count (phi dim),

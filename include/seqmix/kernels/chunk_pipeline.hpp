@@ -161,7 +161,15 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
     if (groups >= team) {  // head groups
         const int threads = resolve_threads(num_threads, groups);
         thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(prepared, C * ldv, group_size * state));
-        parallel_for(groups, threads, [&](index_t gi, int t) {
+        // Longest sequences first (varlen batches): the round-robin deal then ends with the
+        // short ones. Which thread runs a group never changes its bits.
+        std::vector<index_t> order(static_cast<std::size_t>(groups));
+        for (index_t gi = 0; gi < groups; ++gi) order[std::size_t(gi)] = gi;
+        std::stable_sort(order.begin(), order.end(), [&](index_t x, index_t y) {
+            return chunks_of(x / groups_per_seq * heads) > chunks_of(y / groups_per_seq * heads);
+        });
+        parallel_for(groups, threads, [&](index_t item, int t) {
+            const index_t gi = order[std::size_t(item)];
             scratch_carver<T> cv(scratch.get(t));
             T* buf = cv.take(prepared);
             T* O = cv.take(std::size_t(C * ldv));

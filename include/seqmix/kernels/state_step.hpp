@@ -5,7 +5,10 @@
 // stored once and costs two FMAs.
 #include "../core/abi.hpp"
 #include <algorithm>
+#include <cstdint>
 
+#include "../core/parallel.hpp"
+#include "../core/scratch.hpp"
 #include "../core/tensor_view.hpp"
 #include "../simd/vec.hpp"
 
@@ -53,6 +56,54 @@ void state_step(T* S, index_t lds, index_t dk, index_t n, const T* q, const T* k
             else simd::store_partial(o + e0 + j * W, acc[j], std::size_t(cnt[j]));
         }
     }
+}
+
+// One decode step's vectors for one (row, head): what an operator fills before the state
+// pass (q, k: dk values; v: the state's columns; decay: dk values or one) and the output.
+template <class T>
+struct step_vectors {
+    T *q, *k, *v, *decay, *o;
+    index_t decay_stride;  // 1: per-row decays, 0: one decay for the whole state
+};
+
+// The decode-step driver shared by every matrix-state recurrence: for each (row b, head h)
+// with a slot (`indices[b]`, or b; a negative slot, pad_slot, skips the row entirely), it
+// carves per-thread scratch, calls fill(b, h, vectors), runs the fused state pass on
+// state[slot, h] (or its element-wise form when the state's columns are strided), then
+// finish(b, h, vectors) writes the output row. state: [slots, H, dk, n].
+template <class T, class Fill, class Finish>
+void step_rows(const tensor_view<T, 4>& state, const std::int32_t* indices, index_t batch, int num_threads,
+               Fill&& fill, Finish&& finish) {
+    const index_t hv = state.extent(1), dk = state.extent(2), n = state.extent(3);
+    const bool fast = state.stride(3) == 1;
+    const int threads = resolve_threads(num_threads, batch * hv);
+    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(dk, dk, dk, n, n));
+    parallel_for(batch * hv, threads, [&](index_t x, int t) {
+        const index_t b = x / hv, h = x % hv;
+        const index_t slot = indices ? index_t(indices[b]) : b;
+        if (slot < 0) return;  // padding row: no state touched, output left as it was
+        scratch_carver<T> cv(scratch.get(t));
+        step_vectors<T> r;
+        r.q = cv.take(std::size_t(dk));
+        r.k = cv.take(std::size_t(dk));
+        r.decay = cv.take(std::size_t(dk));
+        r.v = cv.take(std::size_t(n));
+        r.o = cv.take(std::size_t(n));
+        r.decay_stride = 0;
+        fill(b, h, r);
+        if (fast) {
+            state_step(state.ptr(slot, h), state.stride(2), dk, n, r.q, r.k, r.v, r.decay, r.decay_stride, r.o);
+        } else {
+            std::fill(r.o, r.o + n, T(0));
+            for (index_t d = 0; d < dk; ++d)
+                for (index_t e = 0; e < n; ++e) {
+                    T& s_ = state(slot, h, d, e);
+                    s_ = r.decay[d * r.decay_stride] * s_ + r.k[d] * r.v[e];
+                    r.o[e] += r.q[d] * s_;
+                }
+        }
+        finish(b, h, r);
+    });
 }
 
 }  // namespace kernels

@@ -27,7 +27,7 @@ namespace detail {
 // (per key channel, or one per token) as compensated sums.
 template <class T>
 struct gla_rows {
-    const recurrent_args<T>& a;
+    const gla_args<T>& a;
     index_t chunk;
     T scale;
 
@@ -42,12 +42,12 @@ struct gla_rows {
                 if (with_q) kernels::prefetch_row(a.q.ptr(sq.batch, nn, hk), a.q.stride(3), p.dk);
                 kernels::prefetch_row(a.k.ptr(sq.batch, nn, hk), a.k.stride(3), p.dk);
                 kernels::prefetch_row(a.v.ptr(sq.batch, nn, h), a.v.stride(3), p.dv);
-                if (p.vector_gate) kernels::prefetch_row(a.g4.ptr(sq.batch, nn, h), a.g4.stride(3), p.dk);
+                if (a.vector_gate) kernels::prefetch_row(a.g4.ptr(sq.batch, nn, h), a.g4.stride(3), p.dk);
             }
             if (with_q) kernels::pack_row(a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk, c.q + t * c.ldk, c.ldk);
             kernels::pack_row(a.k.ptr(sq.batch, n, hk), a.k.stride(3), p.dk, c.k + t * c.ldk, c.ldk);
             kernels::pack_row(a.v.ptr(sq.batch, n, h), a.v.stride(3), p.dv, c.v + t * c.ldv, c.ldv);
-            if (p.vector_gate) {
+            if (a.vector_gate) {
                 T* hi = c.b + t * c.ldk;
                 T* lo = c.b_lo + t * c.ldk;
                 kernels::pack_row(a.g4.ptr(sq.batch, n, h), a.g4.stride(3), p.dk, hi, c.ldk);
@@ -88,7 +88,7 @@ void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, 
     const index_t chunk = opt.chunk_size > 0 ? opt.chunk_size : kernels::default_chunk_size(p.dk);
     const detail::gla_rows<T> rows{a, chunk, T(p.scale)};
     const kernels::gated_chunk_policy<T, detail::gla_rows<T>> policy(
-        rows, p.dk, p.dv, chunk, p.vector_gate ? kernels::gate_kind::vector : kernels::gate_kind::scalar, true, true);
+        rows, p.dk, p.dv, chunk, a.vector_gate ? kernels::gate_kind::vector : kernels::gate_kind::scalar, true, true);
     kernels::chunk_units units{p.num_seqs * p.hv, p.hv, {}};
     for (index_t u = 0; u < units.units; ++u) units.len.push_back(p.sequence(u / p.hv).len);
     kernels::chunk_pipeline(policy, units, opt.num_threads);
@@ -109,44 +109,25 @@ void gated_linear_attention_step(const QV& q, const KV& k, const VV& v, const GV
     if constexpr (RG == 3) check_shape(gv, {s.batch, s.hv, s.dk}, op, "g");
     else check_shape(gv, {s.batch, s.hv}, op, "g");
     detail::check_log_gates(gv, op);
-    const bool fast = state.stride(3) == 1;
-    const int threads = resolve_threads(opt.num_threads, s.batch * s.hv);
-    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(s.dk, s.dk, s.dk, s.dv, s.dv));
     const T scale = T(opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(s.dk)));
-    parallel_for(s.batch * s.hv, threads, [&](index_t x, int t) {
-        const index_t b = x / s.hv, h = x % s.hv, hk = h / (s.hv / s.hk);
-        const index_t slot = detail::state_slot(opt.state_indices, b);
-        if (slot == pad_slot) return;  // padding row: no state touched, output left as it was
-        scratch_carver<T> cv(scratch.get(t));
-        T* qf = cv.take(std::size_t(s.dk));
-        T* kf = cv.take(std::size_t(s.dk));
-        T* decay = cv.take(std::size_t(s.dk));
-        T* vv = cv.take(std::size_t(s.dv));
-        T* o = cv.take(std::size_t(s.dv));
-        kernels::pack_row(s.q.ptr(b, hk), s.q.stride(2), s.dk, qf, s.dk);
-        kernels::pack_row(s.k.ptr(b, hk), s.k.stride(2), s.dk, kf, s.dk);
-        if constexpr (RG == 3) {
-            kernels::pack_row(gv.ptr(b, h), gv.stride(2), s.dk, decay, s.dk);
-            simd::exp_inplace(decay, std::size_t(s.dk));  // one vector exp per W channels
-        } else {
-            decay[0] = std::exp(gv(b, h));
-        }
-        const index_t decay_stride = RG == 3 ? 1 : 0;
-        kernels::pack_row(s.v.ptr(b, h), s.v.stride(2), s.dv, vv, s.dv);
-        T* S = state.ptr(slot, h);
-        if (fast) {
-            kernels::state_step(S, state.stride(2), s.dk, s.dv, qf, kf, vv, decay, decay_stride, o);
-        } else {
-            for (index_t e = 0; e < s.dv; ++e) o[e] = T(0);
-            for (index_t d = 0; d < s.dk; ++d)
-                for (index_t e = 0; e < s.dv; ++e) {
-                    T& x_ = state(slot, h, d, e);
-                    x_ = decay[d * decay_stride] * x_ + kf[d] * vv[e];
-                    o[e] += qf[d] * x_;
-                }
-        }
-        for (index_t e = 0; e < s.dv; ++e) s.out(b, h, e) = o[e] * scale;
-    });
+    kernels::step_rows(
+        state, opt.state_indices, s.batch, opt.num_threads,
+        [&](index_t b, index_t h, kernels::step_vectors<T>& r) {
+            const index_t hk = h / (s.hv / s.hk);
+            kernels::pack_row(s.q.ptr(b, hk), s.q.stride(2), s.dk, r.q, s.dk);
+            kernels::pack_row(s.k.ptr(b, hk), s.k.stride(2), s.dk, r.k, s.dk);
+            kernels::pack_row(s.v.ptr(b, h), s.v.stride(2), s.dv, r.v, s.dv);
+            if constexpr (RG == 3) {
+                kernels::pack_row(gv.ptr(b, h), gv.stride(2), s.dk, r.decay, s.dk);
+                simd::exp_inplace(r.decay, std::size_t(s.dk));  // one vector exp per W channels
+                r.decay_stride = 1;
+            } else {
+                r.decay[0] = std::exp(gv(b, h));
+            }
+        },
+        [&](index_t b, index_t h, const kernels::step_vectors<T>& r) {
+            kernels::emit_row(r.o, scale, s.out.ptr(b, h), s.out.stride(2), s.dv);
+        });
 }
 
 SEQMIX_ABI_END

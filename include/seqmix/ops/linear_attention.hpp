@@ -152,40 +152,21 @@ void linear_attention_step(const QV& q, const KV& k, const VV& v, const OV& out,
     check_finite_as<T>(opt.eps, op, "eps");
     check(opt.eps >= 0, op, "eps", "a value >= 0", opt.eps);
     detail::check_log_decay(opt.log_decay, s.hv, op);
-    const index_t dv_state = s.dv + (opt.normalize ? 1 : 0);
-    const bool fast = state.stride(3) == 1;
-    const int threads = resolve_threads(opt.num_threads, s.batch * s.hv);
-    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(s.dk, s.dk, dv_state, dv_state));
-    parallel_for(s.batch * s.hv, threads, [&](index_t x, int t) {
-        const index_t b = x / s.hv, h = x % s.hv, hk = h / (s.hv / s.hk);
-        const index_t slot = detail::state_slot(opt.state_indices, b);
-        if (slot == pad_slot) return;  // padding row: no state touched, output left as it was
-        scratch_carver<T> cv(scratch.get(t));
-        T* qf = cv.take(std::size_t(s.dk));
-        T* kf = cv.take(std::size_t(s.dk));
-        T* vv = cv.take(std::size_t(dv_state));
-        T* o = cv.take(std::size_t(dv_state));
-        detail::feature_row(opt.feature_map, s.q.ptr(b, hk), s.q.stride(2), s.dk_in, qf);
-        detail::feature_row(opt.feature_map, s.k.ptr(b, hk), s.k.stride(2), s.dk_in, kf);
-        for (index_t e = 0; e < s.dv; ++e) vv[e] = s.v(b, h, e);
-        if (opt.normalize) vv[s.dv] = T(1);
-        const T decay = opt.log_decay ? std::exp(T(opt.log_decay[h])) : T(1);
-        T* S = state.ptr(slot, h);
-        if (fast) {
-            kernels::state_step(S, state.stride(2), s.dk, dv_state, qf, kf, vv, &decay, 0, o);
-        } else {
-            for (index_t e = 0; e < dv_state; ++e) o[e] = T(0);
-            for (index_t d = 0; d < s.dk; ++d)
-                for (index_t e = 0; e < dv_state; ++e) {
-                    T& x_ = state(slot, h, d, e);
-                    x_ = decay * x_ + kf[d] * vv[e];
-                    o[e] += qf[d] * x_;
-                }
-        }
-        const T scale = T(opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(s.dk_in)));
-        const T inv = opt.normalize ? T(1) / (o[s.dv] + T(opt.eps)) : scale;
-        for (index_t e = 0; e < s.dv; ++e) s.out(b, h, e) = o[e] * inv;
-    });
+    const T scale = T(opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(s.dk_in)));
+    kernels::step_rows(
+        state, opt.state_indices, s.batch, opt.num_threads,
+        [&](index_t b, index_t h, kernels::step_vectors<T>& r) {
+            const index_t hk = h / (s.hv / s.hk);
+            detail::feature_row(opt.feature_map, s.q.ptr(b, hk), s.q.stride(2), s.dk_in, r.q);
+            detail::feature_row(opt.feature_map, s.k.ptr(b, hk), s.k.stride(2), s.dk_in, r.k);
+            kernels::pack_row(s.v.ptr(b, h), s.v.stride(2), s.dv, r.v, s.dv);
+            if (opt.normalize) r.v[s.dv] = T(1);  // the normalizer column
+            r.decay[0] = opt.log_decay ? std::exp(T(opt.log_decay[h])) : T(1);
+        },
+        [&](index_t b, index_t h, const kernels::step_vectors<T>& r) {
+            const T mul = opt.normalize ? T(1) / (r.o[s.dv] + T(opt.eps)) : scale;
+            kernels::emit_row(r.o, mul, s.out.ptr(b, h), s.out.stride(2), s.dv);
+        });
 }
 
 SEQMIX_ABI_END

@@ -31,7 +31,7 @@ void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
             for (index_t t = 0; t < sq.len; ++t) {
                 const index_t n = sq.begin + t;
                 for (index_t i = 0; i < p.dk; ++i) {
-                    const double gate = std::exp(double(p.vector_gate ? a.g4(sq.batch, n, h, i) : a.g3(sq.batch, n, h)));
+                    const double gate = std::exp(double(a.vector_gate ? a.g4(sq.batch, n, h, i) : a.g3(sq.batch, n, h)));
                     const double ki = double(a.k(sq.batch, n, hk, i));
                     for (index_t j = 0; j < p.dv; ++j) {
                         double& e = S[std::size_t(i * p.dv + j)];

@@ -65,15 +65,6 @@ inline void scaled_copy(T alpha, const T* x, T* y, std::size_t n) {
     if (i < n) store_partial(y + i, a * load_partial(x + i, n - i), n - i);
 }
 
-// y[i] = x[i] + z[i]
-template <class T>
-inline void add(const T* x, const T* z, T* y, std::size_t n) {
-    constexpr std::size_t W = width<T>;
-    std::size_t i = 0;
-    for (; i + W <= n; i += W) store(y + i, load(x + i) + load(z + i));
-    if (i < n) store_partial(y + i, load_partial(x + i, n - i) + load_partial(z + i, n - i), n - i);
-}
-
 // Index of the first x[i] that is not <= bound (NaN included), or n if there is none.
 template <class T>
 inline std::size_t first_not_at_most(const T* x, std::size_t n, T bound) {

@@ -39,7 +39,6 @@ template <class T> inline vec<T> fma(const vec<T>& a, const vec<T>& b, const vec
     return xsimd::fma(a, b, c);
 }
 template <class T> inline vec<T> max(const vec<T>& a, const vec<T>& b) { return xsimd::max(a, b); }
-template <class T> inline vec<T> min(const vec<T>& a, const vec<T>& b) { return xsimd::min(a, b); }
 template <class T> inline vec<T> abs(const vec<T>& a) { return xsimd::abs(a); }
 template <class T> inline vec<T> tanh(const vec<T>& a) { return xsimd::tanh(a); }
 template <class T, class B> inline vec<T> select(const B& mask, const vec<T>& a, const vec<T>& b) {
