@@ -99,6 +99,8 @@ def main():
         ("linear_attention token by token (decode step per token)", "linear_attention/stepwise/", token_cols),
         ("gated_linear_attention token by token (decode step per token)", "gated_linear_attention/stepwise/", token_cols),
         ("recurrent decode steps (state bytes; B16 is 16 MiB of state, inside the 32 MiB L3; B64 is 64 MiB)", "decode_step/", memory_cols),
+        ("argument validation alone of one decode step (compare with decode_step/.../B1/H4/D64 above)",
+         "decode_step_validation/", []),
     ]
     for title, prefix, cols in sections:
         if any(base_name(b).startswith(prefix) for b in rows):

@@ -3,6 +3,7 @@
 #include <seqmix/core/scratch.hpp>
 #include <seqmix/core/tensor.hpp>
 #include <seqmix/core/validate.hpp>
+#include <seqmix/kernels/pack.hpp>
 
 #include <cstdint>
 #include <vector>
@@ -106,4 +107,44 @@ TEST_CASE("errors name operator, argument, expectation and given value") {
     CHECK_THROWS_AS(check_cu_seqlens(bad_order, 3, 7, "op", "cu"), seqmix::error);
     CHECK_THROWS_AS(check_cu_seqlens(bad_start, 3, 7, "op", "cu"), seqmix::error);
     CHECK_THROWS_AS(check_cu_seqlens(good, 3, 8, "op", "cu"), seqmix::error);
+}
+
+TEST_CASE("packing: rows, blocks of any strides (channel-major transpose), gather, states both ways") {
+    // A [L=37, C=21] block read from a channel-major buffer [C][L] (the transpose case) and
+    // from a token-major one, padded to 32 columns.
+    const index_t L = 37, C = 21, ld = 32;
+    std::vector<float> cm(std::size_t(C * L)), tm(std::size_t(L * C));
+    for (index_t t = 0; t < L; ++t)
+        for (index_t c = 0; c < C; ++c) cm[std::size_t(c * L + t)] = tm[std::size_t(t * C + c)] = float(t * 100 + c);
+    std::vector<float> a(std::size_t(L * ld), -1.f), b(std::size_t(L * ld), -2.f);
+    kernels::pack_block(cm.data(), 1, L, L, C, a.data(), ld);   // rows are tokens, stride 1; columns stride L
+    kernels::pack_block(tm.data(), C, 1, L, C, b.data(), ld);
+    for (index_t t = 0; t < L; ++t)
+        for (index_t c = 0; c < ld; ++c) {
+            const float want = c < C ? float(t * 100 + c) : 0.f;
+            REQUIRE(a[std::size_t(t * ld + c)] == want);
+            REQUIRE(b[std::size_t(t * ld + c)] == want);
+        }
+    // Gather rows 5, 0, 36 (with a negative column stride: the row read backwards).
+    const std::int32_t idx[] = {5, 0, 36};
+    std::vector<float> g(std::size_t(3 * ld), -3.f);
+    kernels::gather_rows(tm.data() + (C - 1), idx, 3, C, -1, C, g.data(), ld);
+    for (index_t i = 0; i < 3; ++i)
+        for (index_t c = 0; c < C; ++c) REQUIRE(g[std::size_t(i * ld + c)] == float(idx[i] * 100 + (C - 1 - c)));
+    // A state [1, 2, dk=5, dv=3] loaded as rows [dk][ldv] and as columns [dv][ldk], stored back.
+    std::vector<double> st(30);
+    for (std::size_t i = 0; i < st.size(); ++i) st[i] = double(i);
+    tensor_view<const double, 4> sv(st.data(), {1, 2, 5, 3});
+    std::vector<double> rows(5 * 8), cols(3 * 8), back(30, 0.0);
+    kernels::load_state_rows(sv, 0, 1, 5, 3, rows.data(), 8);
+    kernels::load_state_columns(sv, 0, 1, 5, 3, cols.data(), 8);
+    for (index_t d = 0; d < 5; ++d)
+        for (index_t e = 0; e < 3; ++e) {
+            REQUIRE(rows[std::size_t(d * 8 + e)] == sv(0, 1, d, e));
+            REQUIRE(cols[std::size_t(e * 8 + d)] == sv(0, 1, d, e));
+        }
+    tensor_view<double, 4> bv(back.data(), {1, 2, 5, 3});
+    kernels::store_state_columns(cols.data(), 8, 5, 3, bv, 0, 1);
+    for (index_t d = 0; d < 5; ++d)
+        for (index_t e = 0; e < 3; ++e) REQUIRE(bv(0, 1, d, e) == sv(0, 1, d, e));
 }

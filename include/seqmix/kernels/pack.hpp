@@ -5,6 +5,8 @@
 // tiles are 64-byte aligned whatever the alignment of the user's buffers, so the
 // micro-kernels only ever stream aligned scratch.
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 
 #include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
@@ -35,6 +37,36 @@ inline void prefetch_row(const T* src, index_t stride, index_t n) {
     if (stride == 1) simd::prefetch(src, std::size_t(n));
 }
 
+// dst[i][j] = src[idx[i] * row_stride + j * col_stride] for i < n, j < cols, rows padded
+// with zeros to ld: rows gathered by index (top-k keys, block tables, paged caches).
+template <class T>
+inline void gather_rows(const T* src, const std::int32_t* idx, index_t n, index_t row_stride, index_t col_stride,
+                        index_t cols, T* dst, index_t ld) {
+    for (index_t i = 0; i < n; ++i) pack_row(src + index_t(idx[i]) * row_stride, col_stride, cols, dst + i * ld, ld);
+}
+
+// dst[i][j] = src[i * rs + j * cs] for a rows x cols block of any strides, rows padded with
+// zeros to ld. When the source's columns are the strided axis (a channel-major [B, D, L]
+// tensor read token by token), it is walked in 16 x 16 tiles so each source row is read
+// contiguously: a transpose through cache rather than a gather element by element.
+template <class T>
+void pack_block(const T* src, index_t rs, index_t cs, index_t rows, index_t cols, T* dst, index_t ld) {
+    if (cs == 1 || std::abs(rs) >= std::abs(cs)) {
+        for (index_t i = 0; i < rows; ++i) pack_row(src + i * rs, cs, cols, dst + i * ld, ld);
+        return;
+    }
+    constexpr index_t tile = 16;
+    for (index_t j0 = 0; j0 < cols; j0 += tile)
+        for (index_t i0 = 0; i0 < rows; i0 += tile) {
+            const index_t i1 = std::min(rows, i0 + tile), j1 = std::min(cols, j0 + tile);
+            for (index_t j = j0; j < j1; ++j) {
+                const T* col = src + j * cs;
+                for (index_t i = i0; i < i1; ++i) dst[i * ld + j] = col[i * rs];
+            }
+        }
+    for (index_t i = 0; i < rows; ++i) std::fill(dst + i * ld + cols, dst + (i + 1) * ld, T(0));
+}
+
 // One (sequence, head) state of a [seqs, H, dk, dv] view into the packed [dk][ldv] form
 // (zero padded); an empty view means the zero state.
 template <class T>
@@ -45,6 +77,27 @@ void load_state_rows(const tensor_view<const T, 4>& src, index_t s, index_t h, i
         return;
     }
     for (index_t d = 0; d < dk; ++d) pack_row(src.ptr(s, h, d), src.stride(3), dv, S + d * ldv, ldv);
+}
+
+// The same state packed transposed, [dv][ldk] (policies whose products want the value axis
+// first); store_state_columns writes it back.
+template <class T>
+void load_state_columns(const tensor_view<const T, 4>& src, index_t s, index_t h, index_t dk, index_t dv, T* St,
+                        index_t ldk) {
+    if (src.empty()) {
+        std::fill(St, St + dv * ldk, T(0));
+        return;
+    }
+    pack_block(src.ptr(s, h), src.stride(3), src.stride(2), dv, dk, St, ldk);
+}
+
+template <class T>
+void store_state_columns(const T* St, index_t ldk, index_t dk, index_t dv, const tensor_view<T, 4>& dst, index_t s,
+                         index_t h) {
+    if (dst.empty()) return;
+    T* base = dst.ptr(s, h);
+    for (index_t e = 0; e < dv; ++e)
+        for (index_t d = 0; d < dk; ++d) base[d * dst.stride(2) + e * dst.stride(3)] = St[e * ldk + d];
 }
 
 template <class T>
