@@ -283,7 +283,10 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
 // The policy of the linear-attention family (linear attention, GLA with vector or scalar
 // gates, any per-head decay): the chunk products of chunkwise.hpp on packed tiles. `Rows`
 // is the operator's source of rows:
-//   pack(unit, t0, const chunk_tile<T>&, with_q) fills q (if with_q), k, v and gates b + b_lo
+//   pack(unit, t0, tile, q_buf, k_buf, with_q)   packs q (into q_buf, if given and with_q),
+//                                                k (into k_buf, if given), v and gates b + b_lo
+//   in_place_qk(unit, t0, q, ldq, k, ldk)         true: q and k rows are read from the user's
+//                                                tensors (row pointers and token strides set)
 //   emit(unit, t0, len, const T* O, ldv, c0, c1)  columns [c0, c1) of the outputs O [len][ldv]
 //   load_state(unit, T* S, ldv) / store_state(unit, const T* S, ldv)
 template <class T, class Rows>
@@ -311,6 +314,7 @@ struct gated_chunk_policy {
     // One prepared chunk, carved from its buffer.
     struct layout {
         chunk_tile<T> tile;
+        T *q_buf, *k_buf;  // the packed q and k (when not read in place)
         T *A, *qg, *kg, *row_scale, *decay, *flags;
     };
     index_t b_size() const { return gate == gate_kind::vector ? chunk * ldk : lda; }
@@ -327,8 +331,15 @@ struct gated_chunk_policy {
         l.tile.ldk = ldk;
         l.tile.ldv = ldv;
         l.tile.gate = gate;
-        l.tile.q = cv.take(std::size_t(chunk * ldk));
-        l.tile.k = cv.take(std::size_t(chunk * ldk));
+        l.q_buf = cv.take(std::size_t(chunk * ldk));
+        l.k_buf = cv.take(std::size_t(chunk * ldk));
+        // The vector gate scales q and k per lane (padding included): always packed.
+        if (gate == gate_kind::vector ||
+            !rows.in_place_qk(r.unit, r.t0, l.tile.q, l.tile.ldq, l.tile.k, l.tile.ldkr)) {
+            l.tile.q = l.q_buf;
+            l.tile.k = l.k_buf;
+            l.tile.ldq = l.tile.ldkr = ldk;
+        }
         l.tile.v = cv.take(std::size_t(chunk * ldv));
         l.tile.b = cv.take(std::size_t(b_size()));
         l.tile.b_lo = cv.take(std::size_t(b_size()));
@@ -358,7 +369,8 @@ struct gated_chunk_policy {
 
     void prepare(const chunk_ref<T>& r, bool outputs) const {
         const layout l = carve(r);
-        rows.pack(r.unit, r.t0, l.tile, outputs);
+        rows.pack(r.unit, r.t0, l.tile, l.tile.q == l.q_buf ? l.q_buf : nullptr,
+                  l.tile.k == l.k_buf ? l.k_buf : nullptr, outputs);
         // Scores first: they use the qg / kg areas as their scratch.
         if (outputs && causal) chunk_scores(l.tile, l.A, lda, l.qg, l.kg);
         const chunk_factors<T> f = chunk_gate_factors(l.tile, outputs, l.qg, l.kg, l.row_scale, l.decay);

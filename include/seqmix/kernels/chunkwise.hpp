@@ -39,9 +39,10 @@ template <class T>
 struct chunk_tile {
     index_t len;       // tokens in this chunk
     index_t dk, dv;    // key (feature) dim, value dim (with a normalizer column if any)
-    index_t ldk, ldv;  // row strides, multiples of the vector width
-    T* q;              // [len][ldk]
-    T* k;              // [len][ldk]
+    index_t ldk, ldv;  // padded widths of the packed tiles, multiples of the vector width
+    const T* q;        // [len] rows of dk, row stride ldq: the packed tile, or the user's rows
+    const T* k;        //   read in place (identity map, unit stride, dk a whole number of
+    index_t ldq, ldkr; //   vectors: then dk == ldk and there are no padding lanes to read)
     T* v;              // [len][ldv]
     T* b;              // cumulative log gates, high part: [len] (scalar) or [len][ldk] (vector)
     T* b_lo;           // their low part, same layout
@@ -136,8 +137,9 @@ void chunk_scores(const chunk_tile<T>& c, T* A, index_t lda, T* work_q, T* work_
     const index_t L = c.len;
     for (index_t t0 = 0; t0 < L; t0 += sub_chunk) {
         const index_t t1 = std::min(L, t0 + sub_chunk), rows = t1 - t0;
-        const T* qs = c.q + t0 * c.ldk;
+        const T* qs = c.q + t0 * c.ldq;
         const T* ks = c.k;
+        index_t ldqs = c.ldq, ldks = c.ldkr;
         bool direct_diagonal = false;
         if (c.gate == gate_kind::vector) {
             // GLA secondary chunking: rows of this sub-chunk are taken relative to the gate
@@ -146,10 +148,10 @@ void chunk_scores(const chunk_tile<T>& c, T* A, index_t lda, T* work_q, T* work_
             const T* ref_hi = t0 > 0 ? c.b + (t0 - 1) * c.ldk : nullptr;
             const T* ref_lo = t0 > 0 ? c.b_lo + (t0 - 1) * c.ldk : nullptr;
             for (index_t t = t0; t < t1; ++t)
-                detail::scale_row_exp(work_q + (t - t0) * c.ldk, c.q + t * c.ldk, c.b + t * c.ldk,
+                detail::scale_row_exp(work_q + (t - t0) * c.ldk, c.q + t * c.ldq, c.b + t * c.ldk,
                                       c.b_lo + t * c.ldk, ref_hi, ref_lo, c.ldk);
             for (index_t s = 0; s < t1; ++s)
-                detail::scale_row_exp(work_k + s * c.ldk, c.k + s * c.ldk, ref_hi, ref_lo, c.b + s * c.ldk,
+                detail::scale_row_exp(work_k + s * c.ldk, c.k + s * c.ldkr, ref_hi, ref_lo, c.b + s * c.ldk,
                                       c.b_lo + s * c.ldk, c.ldk);
             T range = 0;
             const T* b_last = c.b + (t1 - 1) * c.ldk;
@@ -157,9 +159,10 @@ void chunk_scores(const chunk_tile<T>& c, T* A, index_t lda, T* work_q, T* work_
             direct_diagonal = !(double(range) <= max_factored_range);
             qs = work_q;
             ks = work_k;
+            ldqs = ldks = c.ldk;
         }
         for (index_t s0 = 0; s0 < t1; s0 += W)
-            dot_key_rows(qs, c.ldk, rows, ks + s0 * c.ldk, c.ldk, std::min(W, t1 - s0), c.dk, A + t0 * lda + s0, lda);
+            dot_key_rows(qs, ldqs, rows, ks + s0 * ldks, ldks, std::min(W, t1 - s0), c.dk, A + t0 * lda + s0, lda);
         for (index_t t = t0; t < t1; ++t) {
             T* a = A + t * lda;
             if (c.gate == gate_kind::scalar) {  // decay matrix exp(b_t - b_s): an outer difference
@@ -171,7 +174,7 @@ void chunk_scores(const chunk_tile<T>& c, T* A, index_t lda, T* work_q, T* work_
             } else if (direct_diagonal) {
                 // Strong gates inside this sub-chunk: the diagonal block straight in log space.
                 for (index_t s = t0; s <= t; ++s) {
-                    const T *qt = c.q + t * c.ldk, *ks_ = c.k + s * c.ldk;
+                    const T *qt = c.q + t * c.ldq, *ks_ = c.k + s * c.ldkr;
                     const index_t rt = t * c.ldk, rs = s * c.ldk;
                     V acc(T(0));
                     for (index_t d = 0; d < c.ldk; d += W)
@@ -216,12 +219,12 @@ chunk_factors<T> chunk_gate_factors(const chunk_tile<T>& c, bool outputs, T* qg,
         const T* last_lo = c.b_lo + (L - 1) * c.ldk;
         if (outputs) {
             for (index_t t = 0; t < L; ++t)
-                detail::scale_row_exp(qg + t * c.ldk, c.q + t * c.ldk, c.b + t * c.ldk, c.b_lo + t * c.ldk,
+                detail::scale_row_exp(qg + t * c.ldk, c.q + t * c.ldq, c.b + t * c.ldk, c.b_lo + t * c.ldk,
                                       static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), c.ldk);
             f.qg = qg;
         }
         for (index_t s = 0; s < L; ++s)
-            detail::scale_row_exp(kg + s * c.ldk, c.k + s * c.ldk, last_hi, last_lo, c.b + s * c.ldk, c.b_lo + s * c.ldk,
+            detail::scale_row_exp(kg + s * c.ldk, c.k + s * c.ldkr, last_hi, last_lo, c.b + s * c.ldk, c.b_lo + s * c.ldk,
                                   c.ldk);
         for (index_t d = 0; d < c.dk; ++d) decay[d] = last_hi[d] + last_lo[d];
         simd::exp_inplace(decay, std::size_t(c.dk));
@@ -232,7 +235,7 @@ chunk_factors<T> chunk_gate_factors(const chunk_tile<T>& c, bool outputs, T* qg,
         for (index_t t = 0; t < L; ++t) row_scale[t] = detail::gate_at(c.b, c.b_lo, t);
         simd::exp_inplace(row_scale, std::size_t(L));
         for (index_t s = 0; s < L; ++s)
-            simd::scaled_copy(std::exp((c.b[L - 1] - c.b[s]) + (c.b_lo[L - 1] - c.b_lo[s])), c.k + s * c.ldk,
+            simd::scaled_copy(std::exp((c.b[L - 1] - c.b[s]) + (c.b_lo[L - 1] - c.b_lo[s])), c.k + s * c.ldkr,
                               kg + s * c.ldk, std::size_t(c.ldk));
         decay[0] = row_scale[L - 1];
         f.row_scale = row_scale;
@@ -252,7 +255,7 @@ void chunk_output(const chunk_tile<T>& c, const chunk_factors<T>& f, const T* A,
     const index_t L = c.len, lanes = c1 - c0;
     if (S_prev) {
         const T* qg = f.qg ? f.qg : c.q;
-        panel_gemm<tile_update::overwrite>(L, c.dk, lanes, qg, c.ldk, 1, S_prev + c0, c.ldv, O + c0, c.ldv);
+        panel_gemm<tile_update::overwrite>(L, c.dk, lanes, qg, f.qg ? c.ldk : c.ldq, 1, S_prev + c0, c.ldv, O + c0, c.ldv);
         if (f.row_scale)
             for (index_t t = 0; t < L; ++t) simd::scale(f.row_scale[t], O + t * c.ldv + c0, std::size_t(lanes));
     } else {
@@ -285,7 +288,7 @@ void chunk_advance(const chunk_tile<T>& c, const chunk_factors<T>& f, T* S, inde
     if (f.decay)
         for (index_t d = 0; d < c.dk; ++d) simd::scale(f.decay[d * f.decay_stride], S + d * c.ldv + c0, std::size_t(lanes));
     const T* kw = f.kg ? f.kg : c.k;
-    panel_gemm<tile_update::accumulate>(c.dk, c.len, lanes, kw, 1, c.ldk, c.v + c0, c.ldv, S + c0, c.ldv);
+    panel_gemm<tile_update::accumulate>(c.dk, c.len, lanes, kw, 1, f.kg ? c.ldk : c.ldkr, c.v + c0, c.ldv, S + c0, c.ldv);
 }
 
 // S = S + dS, row by row (S and dS are [dk][ldv]): the bidirectional partial sums.

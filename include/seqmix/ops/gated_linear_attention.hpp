@@ -31,7 +31,20 @@ struct gla_rows {
     index_t chunk;
     T scale;
 
-    void pack(index_t u, index_t t0, const kernels::chunk_tile<T>& c, bool with_q) const {
+    // q and k rows straight from the user's tensors (unit-stride rows, a head dim that is a
+    // whole number of vectors); the policy asks only for the scalar gate.
+    bool in_place_qk(index_t u, index_t t0, const T*& q, index_t& ldq, const T*& k, index_t& ldk) const {
+        const auto& p = a.problem;
+        if (a.q.stride(3) != 1 || a.k.stride(3) != 1 || p.dk % index_t(simd::width<T>) != 0) return false;
+        const auto sq = p.sequence(u / p.hv);
+        const index_t hk = (u % p.hv) / p.group;
+        q = a.q.ptr(sq.batch, sq.begin + t0, hk);
+        k = a.k.ptr(sq.batch, sq.begin + t0, hk);
+        ldq = a.q.stride(1);
+        ldk = a.k.stride(1);
+        return true;
+    }
+    void pack(index_t u, index_t t0, const kernels::chunk_tile<T>& c, T* q_buf, T* k_buf, bool with_q) const {
         const auto& p = a.problem;
         const auto sq = p.sequence(u / p.hv);
         const index_t h = u % p.hv, hk = h / p.group;
@@ -44,8 +57,8 @@ struct gla_rows {
                 kernels::prefetch_row(a.v.ptr(sq.batch, nn, h), a.v.stride(3), p.dv);
                 if (a.vector_gate) kernels::prefetch_row(a.g4.ptr(sq.batch, nn, h), a.g4.stride(3), p.dk);
             }
-            if (with_q) kernels::pack_row(a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk, c.q + t * c.ldk, c.ldk);
-            kernels::pack_row(a.k.ptr(sq.batch, n, hk), a.k.stride(3), p.dk, c.k + t * c.ldk, c.ldk);
+            if (with_q && q_buf) kernels::pack_row(a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk, q_buf + t * c.ldk, c.ldk);
+            if (k_buf) kernels::pack_row(a.k.ptr(sq.batch, n, hk), a.k.stride(3), p.dk, k_buf + t * c.ldk, c.ldk);
             kernels::pack_row(a.v.ptr(sq.batch, n, h), a.v.stride(3), p.dv, c.v + t * c.ldv, c.ldv);
             if (a.vector_gate) {
                 T* hi = c.b + t * c.ldk;

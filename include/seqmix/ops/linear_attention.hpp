@@ -72,7 +72,22 @@ struct linear_attention_rows {
     index_t chunk, dv_state;
     T scale, eps;
 
-    void pack(index_t u, index_t t0, const kernels::chunk_tile<T>& c, bool with_q) const {
+    // q and k rows straight from the user's tensors: the identity map, unit-stride rows and a
+    // head dim that is a whole number of vectors (no padding lanes for the kernels to read).
+    bool in_place_qk(index_t u, index_t t0, const T*& q, index_t& ldq, const T*& k, index_t& ldk) const {
+        const auto& p = a.problem;
+        if (opt.feature_map != feature_map::identity || a.q.stride(3) != 1 || a.k.stride(3) != 1 ||
+            p.dk % index_t(simd::width<T>) != 0)
+            return false;
+        const auto sq = p.sequence(u / p.hv);
+        const index_t hk = (u % p.hv) / p.group;
+        q = a.q.ptr(sq.batch, sq.begin + t0, hk);
+        k = a.k.ptr(sq.batch, sq.begin + t0, hk);
+        ldq = a.q.stride(1);
+        ldk = a.k.stride(1);
+        return true;
+    }
+    void pack(index_t u, index_t t0, const kernels::chunk_tile<T>& c, T* q_buf, T* k_buf, bool with_q) const {
         const auto& p = a.problem;
         const auto sq = p.sequence(u / p.hv);
         const index_t h = u % p.hv, hk = h / p.group;
@@ -85,14 +100,16 @@ struct linear_attention_rows {
                 kernels::prefetch_row(a.k.ptr(sq.batch, nn, hk), a.k.stride(3), p.dk_in);
                 kernels::prefetch_row(a.v.ptr(sq.batch, nn, h), a.v.stride(3), p.dv);
             }
-            T* qr = c.q + t * c.ldk;
-            T* kr = c.k + t * c.ldk;
-            if (with_q) {
+            if (with_q && q_buf) {
+                T* qr = q_buf + t * c.ldk;
                 feature_row(opt.feature_map, a.q.ptr(sq.batch, n, hk), a.q.stride(3), p.dk_in, qr);
                 std::fill(qr + p.dk, qr + c.ldk, T(0));
             }
-            feature_row(opt.feature_map, a.k.ptr(sq.batch, n, hk), a.k.stride(3), p.dk_in, kr);
-            std::fill(kr + p.dk, kr + c.ldk, T(0));
+            if (k_buf) {
+                T* kr = k_buf + t * c.ldk;
+                feature_row(opt.feature_map, a.k.ptr(sq.batch, n, hk), a.k.stride(3), p.dk_in, kr);
+                std::fill(kr + p.dk, kr + c.ldk, T(0));
+            }
             T* vr = c.v + t * c.ldv;
             kernels::pack_row(a.v.ptr(sq.batch, n, h), a.v.stride(3), p.dv, vr, c.ldv);
             if (opt.normalize) vr[p.dv] = T(1);
