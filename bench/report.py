@@ -42,14 +42,14 @@ def ceilings(rows):
 
 
 def table(rows, prefix, cols):
-    out = ["| benchmark | time | " + " | ".join(h for h, _ in cols) + " |",
+    out = ["| " + " | ".join(["benchmark", "time"] + [h for h, _ in cols]) + " |",
            "|---|---|" + "---|" * len(cols)]
     for b in rows:
         n = base_name(b)
         if not n.startswith(prefix):
             continue
         t = f'{b["real_time"]:.3g} {b["time_unit"]}'
-        out.append(f"| {n[len(prefix):]} | {t} | " + " | ".join(f(b) for _, f in cols) + " |")
+        out.append("| " + " | ".join([n[len(prefix):], t] + [f(b) for _, f in cols]) + " |")
     return "\n".join(out)
 
 

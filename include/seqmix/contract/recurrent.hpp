@@ -65,6 +65,21 @@ struct recurrent_args {
     tensor_view<const T, 4> initial_state;
     tensor_view<T, 4> final_state;
     recurrent_problem problem;
+
+    // The q and k rows of unit u (sequence-major (sequence, value head)) from token t0, read
+    // in place: when both are unit-stride and the head dim is a multiple of `lanes` (so no
+    // padding lanes are ever read). Sets the row pointers and token strides; false otherwise.
+    bool qk_rows(index_t u, index_t t0, index_t lanes, const T*& q_row, index_t& ldq, const T*& k_row,
+                 index_t& ldk) const {
+        if (q.stride(3) != 1 || k.stride(3) != 1 || problem.dk_in % lanes != 0) return false;
+        const auto sq = problem.sequence(u / problem.hv);
+        const index_t hk = (u % problem.hv) / problem.group;
+        q_row = q.ptr(sq.batch, sq.begin + t0, hk);
+        k_row = k.ptr(sq.batch, sq.begin + t0, hk);
+        ldq = q.stride(1);
+        ldk = k.stride(1);
+        return true;
+    }
 };
 
 // The alias rules of the family: out and final_state are disjoint from each other and from

@@ -72,20 +72,10 @@ struct linear_attention_rows {
     index_t chunk, dv_state;
     T scale, eps;
 
-    // q and k rows straight from the user's tensors: the identity map, unit-stride rows and a
-    // head dim that is a whole number of vectors (no padding lanes for the kernels to read).
+    // q and k rows straight from the user's tensors: the identity map only (others compute
+    // phi into the packed tile).
     bool in_place_qk(index_t u, index_t t0, const T*& q, index_t& ldq, const T*& k, index_t& ldk) const {
-        const auto& p = a.problem;
-        if (opt.feature_map != feature_map::identity || a.q.stride(3) != 1 || a.k.stride(3) != 1 ||
-            p.dk % index_t(simd::width<T>) != 0)
-            return false;
-        const auto sq = p.sequence(u / p.hv);
-        const index_t hk = (u % p.hv) / p.group;
-        q = a.q.ptr(sq.batch, sq.begin + t0, hk);
-        k = a.k.ptr(sq.batch, sq.begin + t0, hk);
-        ldq = a.q.stride(1);
-        ldk = a.k.stride(1);
-        return true;
+        return opt.feature_map == feature_map::identity && a.qk_rows(u, t0, index_t(simd::width<T>), q, ldq, k, ldk);
     }
     void pack(index_t u, index_t t0, const kernels::chunk_tile<T>& c, T* q_buf, T* k_buf, bool with_q) const {
         const auto& p = a.problem;
