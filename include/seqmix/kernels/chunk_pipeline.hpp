@@ -34,11 +34,9 @@
 //   - bidirectional: partial state sums in parallel, then outputs from the total.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "../core/abi.hpp"
-#include "../core/aligned_buffer.hpp"
 #include "../core/parallel.hpp"
 #include "../core/scratch.hpp"
 #include "chunkwise.hpp"

@@ -4,9 +4,9 @@
 // vector width); A is read one scalar at a time through any two strides and broadcast.
 // With lanes = query rows this computes S^T = K Q^T straight from K's natural layout and
 // O^T += V^T P^T straight from V's: no transposition of K or V is ever needed.
-#include "../core/abi.hpp"
 #include <cstddef>
 
+#include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
 #include "../simd/vec.hpp"
 

@@ -1,10 +1,10 @@
 #pragma once
 // Row-oriented pieces for few query rows against a long run of keys (decode): a block of
 // W keys (one vector width) at a time, keys and values read in their natural layout.
-#include "../core/abi.hpp"
 #include <algorithm>
 #include <cmath>
 
+#include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
 #include "../simd/blas1.hpp"
 #include "../simd/vec.hpp"

@@ -2,10 +2,10 @@
 // Online softmax on transposed score tiles: st[j * ld + r] is the score of key j for
 // query row r, so the rows of the attention matrix run along the vector lanes and every
 // per-row reduction (max, sum) is a plain vertical vector operation.
-#include "../core/abi.hpp"
 #include <cmath>
 #include <limits>
 
+#include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
 #include "../simd/exp.hpp"
 #include "../simd/vec.hpp"

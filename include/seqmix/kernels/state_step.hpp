@@ -3,10 +3,10 @@
 // the state rows: S[d][:] = decay_d S[d][:] + k_d v, then o = S^T q. Columns go in blocks of
 // four vectors held in registers across all rows, so each state element is loaded and
 // stored once and costs two FMAs.
-#include "../core/abi.hpp"
 #include <algorithm>
 #include <cstdint>
 
+#include "../core/abi.hpp"
 #include "../core/parallel.hpp"
 #include "../core/scratch.hpp"
 #include "../core/tensor_view.hpp"

@@ -4,11 +4,11 @@
 // RetNet with data-dependent decay, the Mamba-2 form). Chunkwise-parallel: the scalar gate
 // makes the intra-chunk decay an outer difference exp(b_t - b_s) (the faster path); the
 // vector gate uses the GLA secondary chunking in kernels/chunkwise.hpp, stable for any gates.
-#include "../core/abi.hpp"
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "../core/abi.hpp"
 #include "../contract/gated_linear_attention.hpp"
 #include "../core/parallel.hpp"
 #include "../core/scratch.hpp"

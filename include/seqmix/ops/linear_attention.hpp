@@ -4,11 +4,11 @@
 // exact masked attention inside a chunk, the state passed between chunks. The normalizer
 // rides along as one more value column of ones, so it needs no separate machinery; states
 // then have Dv + 1 columns, the last one being z.
-#include "../core/abi.hpp"
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "../core/abi.hpp"
 #include "../contract/linear_attention.hpp"
 #include "../core/parallel.hpp"
 #include "../core/scratch.hpp"

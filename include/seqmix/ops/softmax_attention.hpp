@@ -12,12 +12,12 @@
 // are cut into fixed chunks of kv_chunk keys; each chunk gives (max, sum, partial O) per
 // row, merged in chunk order by log-sum-exp. The chunking never depends on the thread
 // count, so results are bitwise identical for any number of threads.
-#include "../core/abi.hpp"
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "../core/abi.hpp"
 #include "../contract/attention.hpp"
 #include "../core/parallel.hpp"
 #include "../core/scratch.hpp"

@@ -1,10 +1,10 @@
 #pragma once
 // seqmix::reference::gated_linear_attention: S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,
 // o_t = scale S_t^T q_t, token by token in double.
-#include "../core/abi.hpp"
 #include <cmath>
 #include <vector>
 
+#include "../core/abi.hpp"
 #include "../contract/gated_linear_attention.hpp"
 
 namespace seqmix {

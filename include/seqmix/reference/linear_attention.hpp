@@ -1,9 +1,9 @@
 #pragma once
 // seqmix::reference::linear_attention: the recurrence token by token, in double.
-#include "../core/abi.hpp"
 #include <cmath>
 #include <vector>
 
+#include "../core/abi.hpp"
 #include "../contract/linear_attention.hpp"
 
 namespace seqmix {

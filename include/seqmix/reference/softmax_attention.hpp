@@ -2,11 +2,11 @@
 // seqmix::reference::softmax_attention: the obviously-correct loop version, in double.
 // It evaluates the mask predicate of the contract for every (query, key) pair directly
 // and shares nothing with the fast kernel but the argument validation.
-#include "../core/abi.hpp"
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "../core/abi.hpp"
 #include "../contract/attention.hpp"
 
 namespace seqmix {

@@ -1,8 +1,8 @@
 #pragma once
 // Level-1 vector kernels over contiguous arrays of any length (masked tails).
-#include "../core/abi.hpp"
 #include <cstddef>
 
+#include "../core/abi.hpp"
 #include "vec.hpp"
 
 namespace seqmix {

@@ -4,10 +4,10 @@
 // on AVX-512, two exponent-bit multiplies elsewhere so that denormal results stay right.
 // Inputs below about -103.9 (and -inf) give exactly 0, the case softmax relies on; NaN gives NaN.
 // double: xsimd's exp (tests and references, accuracy over speed).
-#include "../core/abi.hpp"
 #include <cstdint>
 #include <type_traits>
 
+#include "../core/abi.hpp"
 #include "vec.hpp"
 
 namespace seqmix {
