@@ -46,11 +46,20 @@ std::string strides_string(const tensor_view<T, R>& v) {
 // Extents >= 0; the element count and the furthest element reached (in bytes, either
 // direction) fit in 63 bits. Checked with overflow builtins: no undefined behaviour on any
 // input. An empty view ("not given") passes.
+// The failure path of check_view, out of line so that the checks themselves inline.
 template <class T, std::size_t R>
-void check_view(const tensor_view<T, R>& v, const char* op, const char* arg) {
+[[noreturn]] __attribute__((noinline, cold)) void view_check_failed(const tensor_view<T, R>& v, const char* op,
+                                                                  const char* arg, bool negative, bool count_overflow) {
+    if (negative) fail(op, arg, "extents >= 0", shape_string(v));
+    if (count_overflow) fail(op, arg, "an element count that fits in 64 bits", shape_string(v));
+    fail(op, arg, detail::concat("strides whose reach fits in 63 bits of bytes (shape ", shape_string(v), ")"),
+         strides_string(v));
+}
+
+template <class T, std::size_t R>
+inline void check_view(const tensor_view<T, R>& v, const char* op, const char* arg) {
     if (v.empty()) return;
-    // One pass, branch-light (this runs for every view of every decode step); the messages
-    // are worked out only on failure.
+    // One pass, branch-light (this runs for every view of every decode step).
     constexpr index_t limit = std::numeric_limits<index_t>::max() / index_t(sizeof(T));
     index_t count = 1, reach = 0;
     bool negative = false, count_overflow = false, reach_overflow = false, any_zero = false;
@@ -64,11 +73,8 @@ void check_view(const tensor_view<T, R>& v, const char* op, const char* arg) {
                           __builtin_add_overflow(reach, term, &reach);
     }
     if (__builtin_expect(!(negative | count_overflow | reach_overflow | (reach >= limit)), 1)) return;
-    if (negative) fail(op, arg, "extents >= 0", shape_string(v));
-    if (count_overflow) fail(op, arg, "an element count that fits in 64 bits", shape_string(v));
-    if (any_zero) return;  // no element is ever read or written
-    fail(op, arg, detail::concat("strides whose reach fits in 63 bits of bytes (shape ", shape_string(v), ")"),
-         strides_string(v));
+    if (!negative && !count_overflow && any_zero) return;  // no element is ever read or written
+    view_check_failed(v, op, arg, negative, count_overflow);
 }
 
 // An output must not write one element twice: sorted by stride magnitude, every axis of
@@ -171,23 +177,33 @@ void check_given(const tensor_view<T, R>& v, const char* op, const char* arg) {
 }
 
 template <class T, std::size_t R>
-void check_extent(const tensor_view<T, R>& v, std::size_t axis, index_t expected, const char* op, const char* arg,
-                  const char* what) {
-    if (v.extent(axis) != expected)
-        raise(detail::concat(op, ": argument '", arg, "': expected ", what, " (axis ", axis, ") = ", expected,
-                             ", given shape ", shape_string(v)));
+[[noreturn]] __attribute__((noinline, cold)) void extent_check_failed(const tensor_view<T, R>& v, std::size_t axis,
+                                                                    index_t expected, const char* op, const char* arg,
+                                                                    const char* what) {
+    raise(detail::concat(op, ": argument '", arg, "': expected ", what, " (axis ", axis, ") = ", expected,
+                         ", given shape ", shape_string(v)));
 }
 
 template <class T, std::size_t R>
-void check_shape(const tensor_view<T, R>& v, const std::array<index_t, R>& expected, const char* op,
-                 const char* arg) {
+inline void check_extent(const tensor_view<T, R>& v, std::size_t axis, index_t expected, const char* op,
+                         const char* arg, const char* what) {
+    if (__builtin_expect(v.extent(axis) != expected, 0)) extent_check_failed(v, axis, expected, op, arg, what);
+}
+
+template <class T, std::size_t R>
+[[noreturn]] __attribute__((noinline, cold)) void shape_check_failed(const tensor_view<T, R>& v,
+                                                                   const std::array<index_t, R>& expected,
+                                                                   const char* op, const char* arg) {
+    tensor_view<T, R> e(nullptr, expected);
+    raise(detail::concat(op, ": argument '", arg, "': expected shape ", shape_string(e), ", given ", shape_string(v)));
+}
+
+template <class T, std::size_t R>
+inline void check_shape(const tensor_view<T, R>& v, const std::array<index_t, R>& expected, const char* op,
+                        const char* arg) {
     bool same = true;  // a plain loop: std::array == calls memcmp, and this runs per decode step
     for (std::size_t i = 0; i < R; ++i) same &= v.extent(i) == expected[i];
-    if (!same) {
-        tensor_view<T, R> e(nullptr, expected);
-        raise(detail::concat(op, ": argument '", arg, "': expected shape ", shape_string(e), ", given ",
-                             shape_string(v)));
-    }
+    if (__builtin_expect(!same, 0)) shape_check_failed(v, expected, op, arg);
 }
 
 // The memory of one argument as the alias rules see it: the byte range it reaches, and
