@@ -87,13 +87,11 @@ struct recurrent_args {
 // exactly the view of initial_state (updated in place).
 template <class T>
 void check_recurrent_memory(const recurrent_args<T>& a, const char* op, std::initializer_list<arg_memory> more = {}) {
-    std::array<arg_memory, 8> inputs{memory_of("q", a.q), memory_of("k", a.k), memory_of("v", a.v),
-                                     memory_of("initial_state", a.initial_state)};
-    std::size_t n = 4;
-    for (const auto& m : more)
-        if (n < inputs.size()) inputs[n++] = m;
-    const std::array<arg_memory, 2> outputs{memory_of("out", a.out), memory_of("final_state", a.final_state)};
-    check_disjoint(op, outputs, arg_range{inputs.data(), inputs.data() + n}, "final_state", "initial_state");
+    check_disjoint(op, {memory_of("out", a.out), memory_of("final_state", a.final_state)},
+                   arg_list({memory_of("q", a.q), memory_of("k", a.k), memory_of("v", a.v),
+                             memory_of("initial_state", a.initial_state)},
+                            more),
+                   "final_state", "initial_state");
 }
 
 // Common checks of q, k, v, out, states; dk_state is the state's row count (phi dim),
@@ -199,9 +197,18 @@ inline void check_state_indices(const std::int32_t* idx, index_t batch, index_t 
         if (idx[b] != pad_slot && (idx[b] < 0 || idx[b] >= slots))
             raise(detail::concat(op, ": argument 'state_indices': expected pad_slot (-1) or 0 <= state_indices[", b,
                                  "] < ", slots, ", given ", idx[b]));
-    std::vector<std::int32_t> sorted(idx, idx + batch);
-    std::sort(sorted.begin(), sorted.end());
-    for (std::size_t i = 1; i < sorted.size(); ++i)
+    // Duplicates by sorting a copy: on the stack for the batches decode serves (this runs
+    // once per decoded token), on the heap beyond.
+    std::array<std::int32_t, 256> small;
+    std::vector<std::int32_t> large;
+    std::int32_t* sorted = small.data();
+    if (batch > index_t(small.size())) {
+        large.resize(std::size_t(batch));
+        sorted = large.data();
+    }
+    std::copy(idx, idx + batch, sorted);
+    std::sort(sorted, sorted + batch);
+    for (index_t i = 1; i < batch; ++i)
         if (sorted[i] == sorted[i - 1] && sorted[i] != pad_slot) {
             index_t first = 0, second = 0;
             for (index_t b = 0, seen = 0; b < batch; ++b)
@@ -210,9 +217,6 @@ inline void check_state_indices(const std::int32_t* idx, index_t batch, index_t 
                                  " at rows ", first, " and ", second));
         }
 }
-
-// The slot of batch row b, or pad_slot.
-inline index_t state_slot(const std::int32_t* idx, index_t b) { return idx ? index_t(idx[b]) : b; }
 
 // Decode-step arguments: one token per batch row, the seq axis dropped.
 template <class T>
@@ -257,13 +261,8 @@ step_args<T> prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, 
         fail(op, "state", detail::concat("shape [slots,", s.hv, ",", s.dk, ",", s.dv + dv_extra, "]"),
              shape_string(state));
     check_state_indices(opt.state_indices, s.batch, state.extent(0), op);
-    // Fixed arrays, no allocation: this runs once per decoded token.
-    std::array<arg_memory, 6> inputs{memory_of("q", s.q), memory_of("k", s.k), memory_of("v", s.v)};
-    std::size_t n_inputs = 3;
-    for (const auto& g : gates)
-        if (n_inputs < inputs.size()) inputs[n_inputs++] = g;
-    const std::array<arg_memory, 2> outputs{memory_of("out", s.out), memory_of("state", state)};
-    check_disjoint(op, outputs, arg_range{inputs.data(), inputs.data() + n_inputs});
+    check_disjoint(op, {memory_of("out", s.out), memory_of("state", state)},
+                   arg_list({memory_of("q", s.q), memory_of("k", s.k), memory_of("v", s.v)}, gates));
     check_finite_as<T>(opt.scale, op, "scale");
     check_threads(opt.num_threads, op);
     return s;
@@ -272,10 +271,10 @@ step_args<T> prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, 
 // Per-head log decays (linear attention): <= 0, -inf allowed (forget everything), no NaN.
 inline void check_log_decay(const float* log_decay, index_t hv, const char* op) {
     if (!log_decay) return;
-    for (index_t h = 0; h < hv; ++h)
-        if (!(log_decay[h] <= 0.0f))
-            raise(detail::concat(op, ": argument 'log_decay': expected values <= 0, given log_decay[", h,
-                                 "] = ", log_decay[h]));
+    const index_t h = index_t(simd::first_not_at_most(log_decay, std::size_t(hv), 0.0f));
+    if (h < hv)
+        raise(detail::concat(op, ": argument 'log_decay': expected values <= 0, given log_decay[", h, "] = ",
+                             log_decay[h]));
 }
 
 inline void check_chunk_size(int c, const char* op) {

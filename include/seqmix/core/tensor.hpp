@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <string>
 
 #include "aligned_buffer.hpp"
 #include "error.hpp"
 #include "tensor_view.hpp"
+#include "validate.hpp"
 
 namespace seqmix {
 
@@ -20,10 +20,10 @@ public:
     explicit tensor(const std::array<index_t, Rank>& shape, T fill = T(0)) : shape_(shape) {
         index_t n = 1;
         for (std::size_t i = 0; i < Rank; ++i) {
-            if (shape_[i] < 0) fail("tensor", "shape", "extents >= 0", shape_string());
+            if (shape_[i] < 0) fail("tensor", "shape", "extents >= 0", shape_string(shape_));
             if (__builtin_mul_overflow(n, shape_[i], &n) ||
                 n > index_t(PTRDIFF_MAX / index_t(sizeof(T))))
-                fail("tensor", "shape", "an element count whose bytes fit in 63 bits", shape_string());
+                fail("tensor", "shape", "an element count whose bytes fit in 63 bits", shape_string(shape_));
         }
         storage_.resize(std::size_t(std::max<index_t>(n, 1)));
         std::fill(storage_.data(), storage_.data() + n, fill);
@@ -42,11 +42,6 @@ public:
     const T& operator()(I... idx) const { return view()(idx...); }
 
 private:
-    std::string shape_string() const {
-        std::string s = "[";
-        for (std::size_t i = 0; i < Rank; ++i) s += (i ? "," : "") + std::to_string(shape_[i]);
-        return s + "]";
-    }
     aligned_buffer<T> storage_;
     std::array<index_t, Rank> shape_{};
     index_t size_ = 0;

@@ -104,15 +104,18 @@ tensor_view<T, R> slice(const tensor_view<T, R>& v, std::size_t axis, index_t be
     return {v.data() + begin * v.stride(axis), shape, v.strides()};
 }
 
-// Smallest and one-past-largest address the view touches (any stride signs).
+// Smallest and one-past-largest address the view touches (any stride signs); nulls when it
+// touches nothing. One pass: the alias checks call it for every view of every decode step.
 template <class T, std::size_t R>
 std::pair<const void*, const void*> address_span(const tensor_view<T, R>& v) {
-    if (v.empty() || v.size() == 0) return {nullptr, nullptr};
     index_t lo = 0, hi = 0;
+    bool none = v.empty();
     for (std::size_t d = 0; d < R; ++d) {
-        index_t reach = (v.extent(d) - 1) * v.stride(d);
+        none |= v.extent(d) == 0;
+        const index_t reach = (v.extent(d) - 1) * v.stride(d);
         (reach < 0 ? lo : hi) += reach;
     }
+    if (none) return {nullptr, nullptr};
     auto* base = reinterpret_cast<const char*>(v.data());
     return {base + lo * index_t(sizeof(T)), base + (hi + 1) * index_t(sizeof(T))};
 }

@@ -12,7 +12,6 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
-#include <iterator>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -25,13 +24,17 @@
 namespace seqmix {
 SEQMIX_ABI_BEGIN
 
-template <class T, std::size_t R>
-std::string shape_string(const tensor_view<T, R>& v) {
+template <std::size_t R>
+std::string shape_string(const std::array<index_t, R>& shape) {
     std::ostringstream os;
     os << '[';
-    for (std::size_t i = 0; i < R; ++i) os << (i ? "," : "") << v.extent(i);
+    for (std::size_t i = 0; i < R; ++i) os << (i ? "," : "") << shape[i];
     os << ']';
     return os.str();
+}
+template <class T, std::size_t R>
+std::string shape_string(const tensor_view<T, R>& v) {
+    return shape_string(v.shape());
 }
 
 template <class T, std::size_t R>
@@ -194,8 +197,8 @@ template <class T, std::size_t R>
 [[noreturn]] __attribute__((noinline, cold)) void shape_check_failed(const tensor_view<T, R>& v,
                                                                    const std::array<index_t, R>& expected,
                                                                    const char* op, const char* arg) {
-    tensor_view<T, R> e(nullptr, expected);
-    raise(detail::concat(op, ": argument '", arg, "': expected shape ", shape_string(e), ", given ", shape_string(v)));
+    raise(detail::concat(op, ": argument '", arg, "': expected shape ", shape_string(expected), ", given ",
+                         shape_string(v)));
 }
 
 template <class T, std::size_t R>
@@ -231,19 +234,9 @@ template <class T, std::size_t R>
 arg_memory memory_of(const char* name, const tensor_view<T, R>& v) {
     arg_memory m;
     m.name = name;
-    // The byte range reached, as address_span, in one pass (the view passed check_view).
-    index_t lo = 0, hi = 0;
-    bool none = v.empty();
-    for (std::size_t d = 0; d < R; ++d) {
-        none |= v.extent(d) == 0;
-        const index_t reach = (v.extent(d) - 1) * v.stride(d);
-        (reach < 0 ? lo : hi) += reach;
-    }
-    if (!none) {
-        auto* base = reinterpret_cast<const char*>(v.data());
-        m.lo = base + lo * index_t(sizeof(T));
-        m.hi = base + (hi + 1) * index_t(sizeof(T));
-    }
+    const auto span = address_span(v);  // the view passed check_view: no overflow
+    m.lo = static_cast<const char*>(span.first);
+    m.hi = static_cast<const char*>(span.second);
     m.data = v.data();
     m.rank = R;
     m.element_size = sizeof(T);
@@ -252,20 +245,30 @@ arg_memory memory_of(const char* name, const tensor_view<T, R>& v) {
     return m;
 }
 
-// A run of arg_memory values (begin / end for range-for).
-struct arg_range {
-    const arg_memory* first;
-    const arg_memory* last;
-    const arg_memory* begin() const { return first; }
-    const arg_memory* end() const { return last; }
+// The outputs or the inputs of one call, without allocation (a call has a handful).
+struct arg_list {
+    std::array<arg_memory, 12> items;
+    std::size_t count = 0;
+    arg_list(std::initializer_list<arg_memory> a, std::initializer_list<arg_memory> more = {}) {
+        for (const auto& m : a) add(m);
+        for (const auto& m : more) add(m);
+    }
+    void add(const arg_memory& m) {
+        if (count == items.size()) raise("seqmix: internal error: more than 12 arguments in one alias check");
+        items[count++] = m;
+    }
+    const arg_memory* begin() const { return items.data(); }
+    const arg_memory* end() const { return items.data() + count; }
 };
 
-template <class Outputs, class Inputs>
-void check_disjoint(const char* op, const Outputs& outputs, const Inputs& inputs, const char* in_place_output = nullptr,
-                    const char* in_place_input = nullptr) {
+// The alias rules of every operator: outputs are disjoint from each other and from every
+// input, with one exception: the output named `in_place_output` may be exactly the view of
+// the input `in_place_input` (an in-place state update); a partial overlap is still an error.
+inline void check_disjoint(const char* op, const arg_list& outputs, const arg_list& inputs,
+                           const char* in_place_output = nullptr, const char* in_place_input = nullptr) {
     auto named = [](const char* a, const char* b) { return a && b && std::string(a) == b; };
-    for (auto o = std::begin(outputs); o != std::end(outputs); ++o) {
-        for (auto p = std::begin(outputs); p != o; ++p)
+    for (auto o = outputs.begin(); o != outputs.end(); ++o) {
+        for (auto p = outputs.begin(); p != o; ++p)
             if (o->overlaps(*p))
                 fail(op, o->name, detail::concat("memory disjoint from '", p->name, "'"), "an overlapping view");
         for (const auto& i : inputs) {
@@ -279,12 +282,6 @@ void check_disjoint(const char* op, const Outputs& outputs, const Inputs& inputs
             fail(op, o->name, detail::concat("memory disjoint from '", i.name, "'"), "an overlapping view");
         }
     }
-}
-inline void check_disjoint(const char* op, std::initializer_list<arg_memory> outputs,
-                           std::initializer_list<arg_memory> inputs, const char* in_place_output = nullptr,
-                           const char* in_place_input = nullptr) {
-    check_disjoint<std::initializer_list<arg_memory>, std::initializer_list<arg_memory>>(op, outputs, inputs,
-                                                                                         in_place_output, in_place_input);
 }
 
 // cu_seqlens: num_seqs + 1 non-decreasing offsets from 0 to `total`.

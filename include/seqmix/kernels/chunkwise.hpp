@@ -118,14 +118,6 @@ template <class T>
 inline T gate_at(const T* hi, const T* lo, index_t i) {
     return hi[i] + lo[i];
 }
-
-// false if any of the len rows of n values is Inf or NaN.
-template <class T>
-inline bool all_finite(const T* x, index_t len, index_t ld, index_t n) {
-    for (index_t t = 0; t < len; ++t)
-        if (!simd::all_finite(x + t * ld, std::size_t(n))) return false;
-    return true;
-}
 }  // namespace detail
 
 // A[t][s] for s <= t < len, zero above the diagonal up to the end of t's sub-chunk; A needs
@@ -213,7 +205,7 @@ template <class T>
 chunk_factors<T> chunk_gate_factors(const chunk_tile<T>& c, bool outputs, T* qg, T* kg, T* row_scale, T* decay) {
     const index_t L = c.len;
     chunk_factors<T> f;
-    f.finite_v = detail::all_finite(c.v, L, c.ldv, c.ldv);
+    f.finite_v = rows_finite(static_cast<const T*>(c.v), L, c.ldv, c.ldv, index_t(1));
     if (c.gate == gate_kind::vector) {
         const T* last_hi = c.b + (L - 1) * c.ldk;
         const T* last_lo = c.b_lo + (L - 1) * c.ldk;
