@@ -34,6 +34,7 @@
 //   - bidirectional: partial state sums in parallel, then outputs from the total.
 #include <algorithm>
 #include <cmath>
+#include <new>
 #include <vector>
 
 #include "../core/abi.hpp"
@@ -309,78 +310,69 @@ struct gated_chunk_policy {
         prefix_cost = 0.3;
     }
 
-    // One prepared chunk, carved from its buffer.
-    struct layout {
+    // What prepare leaves at the head of a chunk's buffer for output and advance: the tile
+    // (q and k read in place or packed), the scores and the gate factors, all pointing into
+    // the same buffer or the user's rows.
+    struct header {
+        static_assert(alignof(chunk_tile<T>) <= 64, "the prepared buffer is 64-byte aligned");
         chunk_tile<T> tile;
-        T *q_buf, *k_buf;  // the packed q and k (when not read in place)
-        T *A, *qg, *kg, *row_scale, *decay, *flags;
+        const T* A;
+        chunk_factors<T> factors;
     };
+    static constexpr std::size_t header_size = (sizeof(header) + sizeof(T) - 1) / sizeof(T);
+    // The buffer is 64-byte aligned scratch; prepare constructs the header in it.
+    static const header& read_header(const chunk_ref<T>& r) {
+        return *std::launder(reinterpret_cast<const header*>(r.prepared));
+    }
+
     index_t b_size() const { return gate == gate_kind::vector ? chunk * ldk : lda; }
     std::size_t prepared_size() const {
-        return scratch_carver<T>::size_of(chunk * ldk, chunk * ldk, chunk * ldv, b_size(), b_size(), chunk * lda,
-                                          chunk * ldk, chunk * ldk, lda, ldk, 16);
-    }
-    layout carve(const chunk_ref<T>& r) const {
-        scratch_carver<T> cv(r.prepared);
-        layout l;
-        l.tile.len = r.len;
-        l.tile.dk = dk;
-        l.tile.dv = dv;
-        l.tile.ldk = ldk;
-        l.tile.ldv = ldv;
-        l.tile.gate = gate;
-        l.q_buf = cv.take(std::size_t(chunk * ldk));
-        l.k_buf = cv.take(std::size_t(chunk * ldk));
-        // The vector gate scales q and k per lane (padding included): always packed.
-        if (gate == gate_kind::vector ||
-            !rows.in_place_qk(r.unit, r.t0, l.tile.q, l.tile.ldq, l.tile.k, l.tile.ldkr)) {
-            l.tile.q = l.q_buf;
-            l.tile.k = l.k_buf;
-            l.tile.ldq = l.tile.ldkr = ldk;
-        }
-        l.tile.v = cv.take(std::size_t(chunk * ldv));
-        l.tile.b = cv.take(std::size_t(b_size()));
-        l.tile.b_lo = cv.take(std::size_t(b_size()));
-        l.A = cv.take(std::size_t(chunk * lda));
-        l.qg = cv.take(std::size_t(chunk * ldk));
-        l.kg = cv.take(std::size_t(chunk * ldk));
-        l.row_scale = cv.take(std::size_t(lda));
-        l.decay = cv.take(std::size_t(ldk));
-        l.flags = cv.take(16);
-        return l;
-    }
-    chunk_factors<T> factors(const layout& l, bool outputs) const {
-        chunk_factors<T> f;
-        f.finite_v = l.flags[0] != T(0);
-        if (gate == gate_kind::vector) {
-            f.qg = outputs ? l.qg : nullptr;
-            f.kg = l.kg;
-            f.decay = l.decay;
-            f.decay_stride = 1;
-        } else if (gate == gate_kind::scalar) {
-            f.row_scale = l.row_scale;
-            f.kg = l.kg;
-            f.decay = l.decay;
-        }
-        return f;
+        return scratch_carver<T>::size_of(header_size, chunk * ldk, chunk * ldk, chunk * ldv, b_size(), b_size(),
+                                          chunk * lda, chunk * ldk, chunk * ldk, lda, ldk);
     }
 
     void prepare(const chunk_ref<T>& r, bool outputs) const {
-        const layout l = carve(r);
-        rows.pack(r.unit, r.t0, l.tile, l.tile.q == l.q_buf ? l.q_buf : nullptr,
-                  l.tile.k == l.k_buf ? l.k_buf : nullptr, outputs);
+        scratch_carver<T> cv(r.prepared);
+        cv.take(header_size);
+        header h;
+        chunk_tile<T>& c = h.tile;
+        c.len = r.len;
+        c.dk = dk;
+        c.dv = dv;
+        c.ldk = ldk;
+        c.ldv = ldv;
+        c.gate = gate;
+        T* q_buf = cv.take(std::size_t(chunk * ldk));
+        T* k_buf = cv.take(std::size_t(chunk * ldk));
+        // The vector gate scales q and k per lane (padding included): always packed.
+        const bool in_place = gate != gate_kind::vector && rows.in_place_qk(r.unit, r.t0, c.q, c.ldq, c.k, c.ldkr);
+        if (!in_place) {
+            c.q = q_buf;
+            c.k = k_buf;
+            c.ldq = c.ldkr = ldk;
+        }
+        c.v = cv.take(std::size_t(chunk * ldv));
+        c.b = cv.take(std::size_t(b_size()));
+        c.b_lo = cv.take(std::size_t(b_size()));
+        T* A = cv.take(std::size_t(chunk * lda));
+        T* qg = cv.take(std::size_t(chunk * ldk));
+        T* kg = cv.take(std::size_t(chunk * ldk));
+        T* row_scale = cv.take(std::size_t(lda));
+        T* decay = cv.take(std::size_t(ldk));
+        rows.pack(r.unit, r.t0, c, in_place ? nullptr : q_buf, in_place ? nullptr : k_buf, outputs);
         // Scores first: they use the qg / kg areas as their scratch.
-        if (outputs && causal) chunk_scores(l.tile, l.A, lda, l.qg, l.kg);
-        const chunk_factors<T> f = chunk_gate_factors(l.tile, outputs, l.qg, l.kg, l.row_scale, l.decay);
-        l.flags[0] = f.finite_v ? T(1) : T(0);
+        if (outputs && causal) chunk_scores(c, A, lda, qg, kg);
+        h.A = A;
+        h.factors = chunk_gate_factors(c, outputs, qg, kg, row_scale, decay);
+        new (static_cast<void*>(r.prepared)) header(h);
     }
     void output(const chunk_ref<T>& r, const T* S, T* O, index_t c0, index_t c1) const {
-        const layout l = carve(r);
-        chunk_output(l.tile, factors(l, true), l.A, lda, S, O, c0, c1, causal);
+        const header& h = read_header(r);
+        chunk_output(h.tile, h.factors, h.A, lda, S, O, c0, c1, causal);
     }
     void advance(const chunk_ref<T>& r, T* S, index_t c0, index_t c1) const {
-        const layout l = carve(r);
-        chunk_advance(l.tile, factors(l, false), S, c0, c1);
+        const header& h = read_header(r);
+        chunk_advance(h.tile, h.factors, S, c0, c1);
     }
     void emit(const chunk_ref<T>& r, const T* O, index_t c0, index_t c1) const {
         rows.emit(r.unit, r.t0, r.len, O, ldv, c0, std::min(c1, dv));
