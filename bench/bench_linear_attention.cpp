@@ -143,11 +143,8 @@ void decode_step_validation(benchmark::State& state) {
     tensor<float, 4> S({B, H, D, D});
     const gla_step_options o;
     for (auto _ : state) {
-        const auto gv = checked_view(tensor_view<const float, 3>(g.view()), "op", "g");
-        const auto s = detail::prepare_step(q.view(), kk.view(), v.view(), out.view(), S.view(), o, feature_map::identity,
-                                            0, "op", {memory_of("g", gv)});
-        check_shape(gv, {s.batch, s.hv, s.dk}, "op", "g");
-        detail::check_log_gates(gv, "op");
+        const auto s = detail::prepare_gla_step(q.view(), kk.view(), v.view(), g.view(), out.view(), S.view(), o,
+                                                "gated_linear_attention_step");
         benchmark::DoNotOptimize(s.batch);
     }
 }

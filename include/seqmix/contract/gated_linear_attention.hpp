@@ -57,6 +57,29 @@ gla_args<T> prepare_gla(const QV& q, const KV& k, const VV& v, const GV& g, cons
     return a;
 }
 
+// A GLA decode step's arguments: the step core plus the gate, [B,H,Dk] (GLA) or [B,H].
+template <class T, std::size_t RG>
+struct gla_step_args : step_args<T> {
+    tensor_view<const T, RG> g;
+};
+
+template <class QV, class KV, class VV, class GV, class OV, class T>
+gla_step_args<T, GV::rank> prepare_gla_step(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out,
+                                            const tensor_view<T, 4>& state, const gla_step_options& opt,
+                                            const char* op) {
+    constexpr std::size_t RG = GV::rank;
+    static_assert(RG == 2 || RG == 3, "seqmix: g of a step is [B,H,Dk] (GLA) or [B,H] (scalar gate)");
+    gla_step_args<T, RG> s;
+    s.g = checked_view(tensor_view<const T, RG>(g), op, "g");
+    static_cast<step_args<T>&>(s) =
+        prepare_step(q, k, v, out, state, opt, feature_map::identity, 0, op, {memory_of("g", s.g)});
+    check_given(s.g, op, "g");
+    if constexpr (RG == 3) check_shape(s.g, {s.batch, s.hv, s.dk}, op, "g");
+    else check_shape(s.g, {s.batch, s.hv}, op, "g");
+    check_log_gates(s.g, op);
+    return s;
+}
+
 }  // namespace detail
 SEQMIX_ABI_END
 }  // namespace seqmix

@@ -47,6 +47,17 @@ recurrent_args<T> prepare_linear_attention(const QV& q, const KV& k, const VV& v
     return a;
 }
 
+template <class QV, class KV, class VV, class OV, class T>
+step_args<T> prepare_linear_attention_step(const QV& q, const KV& k, const VV& v, const OV& out,
+                                           const tensor_view<T, 4>& state, const linear_attention_step_options& opt,
+                                           const char* op) {
+    auto s = prepare_step(q, k, v, out, state, opt, opt.feature_map, opt.normalize ? 1 : 0, op);
+    check_finite_as<T>(opt.eps, op, "eps");
+    check(opt.eps >= 0, op, "eps", "a value >= 0", opt.eps);
+    check_log_decay(opt.log_decay, s.hv, op);
+    return s;
+}
+
 }  // namespace detail
 SEQMIX_ABI_END
 }  // namespace seqmix

@@ -224,6 +224,7 @@ struct step_args {
     tensor_view<const T, 3> q, k, v;
     tensor_view<T, 3> out;
     index_t batch, hk, hv, dk_in, dk, dv;
+    double scale;  // opt.scale, or 1/sqrt(head dim) when 0
 };
 
 // Shapes, the state pool, options and the alias rules of a decode step; `gates` are the
@@ -265,6 +266,7 @@ step_args<T> prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, 
                    arg_list({memory_of("q", s.q), memory_of("k", s.k), memory_of("v", s.v)}, gates));
     check_finite_as<T>(opt.scale, op, "scale");
     check_threads(opt.num_threads, op);
+    s.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(s.dk_in));
     return s;
 }
 

@@ -70,6 +70,16 @@ struct chunk_units {
     index_t units;             // (sequence, head) pairs, sequence-major
     index_t heads;             // units per sequence
     std::vector<index_t> len;  // tokens of each unit
+
+    // Every (sequence, head) of a problem with num_seqs sequences of hv heads each
+    // (a recurrent_problem, or anything with those members and sequence(s).len).
+    template <class Problem>
+    static chunk_units per_head(const Problem& p) {
+        chunk_units cu{p.num_seqs * p.hv, p.hv, {}};
+        cu.len.reserve(std::size_t(cu.units));
+        for (index_t u = 0; u < cu.units; ++u) cu.len.push_back(p.sequence(u / p.hv).len);
+        return cu;
+    }
 };
 
 template <class Policy>

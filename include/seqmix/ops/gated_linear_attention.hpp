@@ -93,9 +93,7 @@ void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, 
     const detail::gla_rows<T> rows{a, chunk, T(p.scale)};
     const kernels::gated_chunk_policy<T, detail::gla_rows<T>> policy(
         rows, p.dk, p.dv, chunk, a.vector_gate ? kernels::gate_kind::vector : kernels::gate_kind::scalar, true, true);
-    kernels::chunk_units units{p.num_seqs * p.hv, p.hv, {}};
-    for (index_t u = 0; u < units.units; ++u) units.len.push_back(p.sequence(u / p.hv).len);
-    kernels::chunk_pipeline(policy, units, opt.num_threads);
+    kernels::chunk_pipeline(policy, kernels::chunk_units::per_head(p), opt.num_threads);
 }
 
 // One token per batch row: q, k [B,Hk,Dk], v and out [B,Hv,Dv], g [B,Hv,Dk] or [B,Hv];
@@ -106,14 +104,9 @@ void gated_linear_attention_step(const QV& q, const KV& k, const VV& v, const GV
     using T = typename OV::value_type;
     const char* op = "gated_linear_attention_step";
     constexpr std::size_t RG = GV::rank;
-    static_assert(RG == 2 || RG == 3, "seqmix: g of a step is [B,H,Dk] (GLA) or [B,H] (scalar gate)");
-    const auto gv = checked_view(tensor_view<const T, RG>(g), op, "g");
-    const auto s = detail::prepare_step(q, k, v, out, state, opt, feature_map::identity, 0, op, {memory_of("g", gv)});
-    check_given(gv, op, "g");
-    if constexpr (RG == 3) check_shape(gv, {s.batch, s.hv, s.dk}, op, "g");
-    else check_shape(gv, {s.batch, s.hv}, op, "g");
-    detail::check_log_gates(gv, op);
-    const T scale = T(opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(s.dk)));
+    const auto s = detail::prepare_gla_step(q, k, v, g, out, state, opt, op);
+    const auto& gv = s.g;
+    const T scale = T(s.scale);
     kernels::step_rows(
         state, opt.state_indices, s.batch, opt.num_threads,
         [&](index_t b, index_t h, kernels::step_vectors<T>& r) {

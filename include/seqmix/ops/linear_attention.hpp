@@ -142,9 +142,7 @@ void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, cons
     const kernels::gated_chunk_policy<T, detail::linear_attention_rows<T>> policy(
         rows, p.dk, dv_state, chunk, opt.log_decay ? kernels::gate_kind::scalar : kernels::gate_kind::none, opt.causal,
         !opt.normalize);
-    kernels::chunk_units units{p.num_seqs * p.hv, p.hv, {}};
-    for (index_t u = 0; u < units.units; ++u) units.len.push_back(p.sequence(u / p.hv).len);
-    kernels::chunk_pipeline(policy, units, opt.num_threads);
+    kernels::chunk_pipeline(policy, kernels::chunk_units::per_head(p), opt.num_threads);
 }
 
 // One token per batch row: q, k [B,Hk,Dk], v and out [B,Hv,Dv]; state [slots,Hv,Dphi,Dv(+1)]
@@ -155,11 +153,8 @@ void linear_attention_step(const QV& q, const KV& k, const VV& v, const OV& out,
                            const linear_attention_step_options& opt = {}) {
     using T = typename OV::value_type;
     const char* op = "linear_attention_step";
-    const auto s = detail::prepare_step(q, k, v, out, state, opt, opt.feature_map, opt.normalize ? 1 : 0, op);
-    check_finite_as<T>(opt.eps, op, "eps");
-    check(opt.eps >= 0, op, "eps", "a value >= 0", opt.eps);
-    detail::check_log_decay(opt.log_decay, s.hv, op);
-    const T scale = T(opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(s.dk_in)));
+    const auto s = detail::prepare_linear_attention_step(q, k, v, out, state, opt, op);
+    const T scale = T(s.scale);
     kernels::step_rows(
         state, opt.state_indices, s.batch, opt.num_threads,
         [&](index_t b, index_t h, kernels::step_vectors<T>& r) {
