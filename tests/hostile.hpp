@@ -130,6 +130,10 @@ arg_set<T> make_args(const op_spec& op, unsigned seed, T sentinel = T(-7.25)) {
         for (auto& x : *a.storage) x = is_written(d.r) && d.r != role::state_inout ? sentinel : T(dist(gen));
         s.args.push_back(a);
     }
+    // Decode steps get a pool (B + 3 slots in the catalog) in permuted order: row 0 uses
+    // slot 3, row b > 0 slot b - 1. Tests about the slots themselves overwrite this.
+    if (op.step)
+        for (index_t b = 0; b < s.get("q").shape[0]; ++b) s.state_indices.push_back(std::int32_t(b == 0 ? 3 : b - 1));
     return s;
 }
 

@@ -142,7 +142,6 @@ TEST_CASE("class 2, aliasing: every written argument against every other argumen
             for (const auto& other : proto.args) {
                 if (other.name == w.name || other.name == "log_decay") continue;  // log_decay: an options array
                 auto args = make_args<float>(op, 21);
-                if (op.step) args.state_indices = {3, 1};
                 overlap(args, w.name, other.name);
                 // The pair is reported by whichever of the two the rules check first.
                 INFO(op.name << ": '" << w.name << "' over '" << other.name << "'");
@@ -201,7 +200,6 @@ TEST_CASE("class 4, gates at the extremes: -inf, huge then mild, mixed; within 1
             for (int threads : {1, 2}) {
                 auto args = make_args<float>(op, 41);
                 args.num_threads = threads;
-                if (op.step) args.state_indices = {3, 0};
                 auto& g = args.get(gname);
                 const auto& sh = g.shape;
                 for (index_t i = 0; i < count(sh); ++i) {
@@ -225,7 +223,6 @@ TEST_CASE("class 5, NaN and Inf: non-finite exactly where the reference is, neve
             for (double bad : {inf, -inf, std::nan("")}) {
                 for (index_t t : {index_t(5), index_t(40)}) {
                     auto args = make_args<float>(op, 51);
-                    if (op.step) args.state_indices = {3, 0};
                     auto& x = args.get(a.name);
                     (*x.storage)[std::size_t(token_element(op, x, t))] = float(bad);
                     INFO(op.name << ": " << bad << " in '" << a.name << "' at token " << t);
@@ -239,13 +236,11 @@ TEST_CASE("class 5, NaN and Inf: non-finite exactly where the reference is, neve
 TEST_CASE("class 6, options are validated in the element type") {
     for (const auto& op : catalog()) {
         auto args = make_args<float>(op, 61);
-        if (op.step) args.state_indices = {3, 0};
         args.scale = 1e300;  // finite as a double, infinite as a float
         expect_rejected(op, args, {"'scale'", "finite as float"});
         args.scale = std::nan("");
         expect_rejected(op, args, {"'scale'"});
         auto d = convert<double>(make_args<float>(op, 61));
-        if (op.step) d.state_indices = {3, 0};
         d.scale = 1e-300;
         CHECK_NOTHROW(op.run_double(d));
     }
@@ -273,21 +268,17 @@ TEST_CASE("class 7, shapes: negative extents, overflowing counts or reaches, str
             if (a.name == "log_decay") continue;  // an options array, not a view
             INFO(op.name << ", argument " << a.name);
             auto neg = make_args<float>(op, 71);
-            if (op.step) neg.state_indices = {3, 0};
             neg.get(a.name).shape[0] = -1;
             expect_rejected(op, neg, {"'" + a.name + "'", "extents >= 0"});
             auto big = make_args<float>(op, 72);
-            if (op.step) big.state_indices = {3, 0};
             big.get(a.name).shape[0] = index_t(1) << 62;
             big.get(a.name).shape[1] = 64;
             expect_rejected(op, big, {"'" + a.name + "'", "fits in 64 bits"});
             auto reach = make_args<float>(op, 73);
-            if (op.step) reach.state_indices = {3, 0};
             reach.get(a.name).strides[0] = std::numeric_limits<index_t>::max() / 2;
             expect_rejected(op, reach, {"'" + a.name + "'", "reach fits in 63 bits"});
             if (is_written(a.r)) {
                 auto zero = make_args<float>(op, 74);
-                if (op.step) zero.state_indices = {3, 0};
                 auto& w = zero.get(a.name);
                 std::size_t axis = 0;
                 while (w.shape[axis] <= 1) ++axis;
@@ -297,7 +288,6 @@ TEST_CASE("class 7, shapes: negative extents, overflowing counts or reaches, str
         }
         // A value dim of 0 names v.
         auto args = make_args<float>(op, 75);
-        if (op.step) args.state_indices = {3, 0};
         args.get("v").shape.back() = 0;
         expect_rejected(op, args, {"'v'", "head dim >= 1"});
     }
@@ -310,13 +300,9 @@ TEST_CASE("class 9, threads: bitwise equal for 1, 2, 3, 5, 8 threads, 1000 threa
     for (index_t N : {index_t(70), index_t(700)}) {
         for (const auto& op : catalog(N, N > 100 ? 1 : 2)) {
             auto base = make_args<float>(op, 91);
-            if (op.step) base.state_indices = {3, 0};
-            if (op.step && N > 100) base.state_indices = {3};
-            if (base.state_indices.size() > 0 && base.get("q").shape[0] == 1) base.state_indices = {3};
             op.run(base);
             for (int threads : {2, 3, 5, 8, 1000}) {
                 auto args = make_args<float>(op, 91);
-                args.state_indices = base.state_indices;
                 args.num_threads = threads;
                 op.run(args);
                 INFO(op.name << ", N " << N << ", " << threads << " threads");
@@ -327,7 +313,6 @@ TEST_CASE("class 9, threads: bitwise equal for 1, 2, 3, 5, 8 threads, 1000 threa
             std::vector<arg_set<float>> per_thread;
             for (int t = 0; t < 2; ++t) {
                 per_thread.push_back(make_args<float>(op, 91));
-                per_thread.back().state_indices = base.state_indices;
                 per_thread.back().num_threads = 0;
             }
             bool failed = false;
