@@ -27,7 +27,7 @@ template <class T>
 void feature_row(seqmix::feature_map f, const T* x_in, index_t sx, index_t d, T* out) {
     const T* x = x_in;
     if (sx != 1) {  // gather once; the maps below then run on contiguous vectors
-        for (index_t i = 0; i < d; ++i) out[i] = x_in[i * sx];
+        kernels::pack_row(x_in, sx, d, out, d);
         x = out;
     }
     using V = simd::vec<T>;
@@ -39,7 +39,7 @@ void feature_row(seqmix::feature_map f, const T* x_in, index_t sx, index_t d, T*
     };
     switch (f) {
         case seqmix::feature_map::identity:
-            if (x != out) simd::copy(x, out, std::size_t(d));
+            if (x != out) kernels::pack_row(x, 1, d, out, d);
             break;
         case seqmix::feature_map::relu:
             map([](V v) { return simd::max(v, V(T(0))); });
