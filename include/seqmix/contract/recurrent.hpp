@@ -137,36 +137,43 @@ void validate_recurrent(recurrent_args<T>& a, const char* op, const std::int32_t
     p.cu_seqlens = cu_seqlens;
 }
 
-// Log gates must be <= 0 (forget gates in [0, 1]; -inf forgets everything); NaN is rejected
-// too. Vectorized along unit-stride rows; the outer axes by an odometer.
+// Every value of v in [lo, hi] (NaN rejected), else an error naming the first one outside
+// and its index. Vectorized along unit-stride rows; the outer axes by an odometer.
 template <class T, std::size_t R>
-void check_log_gates(const tensor_view<const T, R>& g, const char* op) {
-    if (g.size() == 0) return;
+void check_values_in(const tensor_view<const T, R>& v, T lo, T hi, const char* op, const char* arg,
+                     const char* expected) {
+    if (v.size() == 0) return;
     std::array<index_t, R> idx{};
-    const index_t inner = g.extent(R - 1), stride = g.stride(R - 1);
+    const index_t inner = v.extent(R - 1), stride = v.stride(R - 1);
     while (true) {
-        const T* row = g.data();
-        for (std::size_t d = 0; d + 1 < R; ++d) row += idx[d] * g.stride(d);
+        const T* row = v.data();
+        for (std::size_t d = 0; d + 1 < R; ++d) row += idx[d] * v.stride(d);
         index_t bad = inner;
         if (stride == 1) {
-            bad = index_t(simd::first_not_at_most(row, std::size_t(inner), T(0)));
+            bad = index_t(simd::first_outside(row, std::size_t(inner), lo, hi));
         } else {
             for (index_t i = 0; i < inner && bad == inner; ++i)
-                if (!(row[i * stride] <= T(0))) bad = i;
+                if (!(lo <= row[i * stride] && row[i * stride] <= hi)) bad = i;
         }
         if (bad < inner) {
             std::string at;
             for (std::size_t d = 0; d + 1 < R; ++d) at += std::to_string(idx[d]) + ",";
-            raise(detail::concat(op, ": argument 'g': expected log forget gates <= 0, given ", row[bad * stride],
+            raise(detail::concat(op, ": argument '", arg, "': expected ", expected, ", given ", row[bad * stride],
                                  " at [", at, bad, "]"));
         }
         std::size_t d = R - 1;
         while (d-- > 0) {
-            if (++idx[d] < g.extent(d)) break;
+            if (++idx[d] < v.extent(d)) break;
             idx[d] = 0;
         }
         if (d == std::size_t(-1)) return;
     }
+}
+
+// Log gates must be <= 0 (forget gates in [0, 1]; -inf forgets everything); NaN is rejected.
+template <class T, std::size_t R>
+void check_log_gates(const tensor_view<const T, R>& g, const char* op) {
+    check_values_in(g, T(-INFINITY), T(0), op, "g", "log forget gates <= 0");
 }
 
 template <class QV, class KV, class VV, class OV, class SI, class SO>
@@ -273,7 +280,7 @@ step_args<T> prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, 
 // Per-head log decays (linear attention): <= 0, -inf allowed (forget everything), no NaN.
 inline void check_log_decay(const float* log_decay, index_t hv, const char* op) {
     if (!log_decay) return;
-    const index_t h = index_t(simd::first_not_at_most(log_decay, std::size_t(hv), 0.0f));
+    const index_t h = index_t(simd::first_outside(log_decay, std::size_t(hv), -INFINITY, 0.0f));
     if (h < hv)
         raise(detail::concat(op, ": argument 'log_decay': expected values <= 0, given log_decay[", h, "] = ",
                              log_decay[h]));

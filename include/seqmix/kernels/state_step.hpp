@@ -58,12 +58,48 @@ void state_step(T* S, index_t lds, index_t dk, index_t n, const T* q, const T* k
     }
 }
 
+// y = S^T x (y[e] = sum_d x[d] S[d][e]) over dk rows of n columns, any strides: the
+// state read of the delta rule's first pass. Unit-stride columns go in blocks of four
+// vectors held in registers across all rows.
+template <class T>
+void state_transpose_times(const T* S, index_t lds, index_t lcs, index_t dk, index_t n, const T* x, T* y) {
+    using V = simd::vec<T>;
+    constexpr index_t W = index_t(simd::width<T>);
+    constexpr index_t NB = 4;
+    if (lcs != 1) {
+        std::fill(y, y + n, T(0));
+        for (index_t d = 0; d < dk; ++d)
+            for (index_t e = 0; e < n; ++e) y[e] += x[d] * S[d * lds + e * lcs];
+        return;
+    }
+    index_t e0 = 0;
+    for (; e0 + NB * W <= n; e0 += NB * W) {
+        V acc[NB];
+        for (index_t j = 0; j < NB; ++j) acc[j] = V(T(0));
+        for (index_t d = 0; d < dk; ++d) {
+            const V xd(x[d]);
+            for (index_t j = 0; j < NB; ++j) acc[j] = simd::fma(xd, simd::load(S + d * lds + e0 + j * W), acc[j]);
+        }
+        for (index_t j = 0; j < NB; ++j) simd::store(y + e0 + j * W, acc[j]);
+    }
+    for (; e0 < n; e0 += W) {
+        const std::size_t cnt = std::size_t(std::min(W, n - e0));
+        V acc(T(0));
+        for (index_t d = 0; d < dk; ++d) acc = simd::fma(V(x[d]), simd::load_partial(S + d * lds + e0, cnt), acc);
+        simd::store_partial(y + e0, acc, cnt);
+    }
+}
+
 // One decode step's vectors for one (row, head): what an operator fills before the state
 // pass (q, k: dk values; v: the state's columns; decay: dk values or one) and the output.
+// S, lds, lcs: the state of this (slot, head), for operators that read it before the
+// pass (the delta rule's prediction S^T k); work: dk values of scratch for them.
 template <class T>
 struct step_vectors {
-    T *q, *k, *v, *decay, *o;
+    T *q, *k, *v, *decay, *o, *work;
     index_t decay_stride;  // 1: per-row decays, 0: one decay for the whole state
+    const T* S;
+    index_t lds, lcs;
 };
 
 // The decode-step driver shared by every matrix-state recurrence: for each (row b, head h)
@@ -77,7 +113,7 @@ void step_rows(const tensor_view<T, 4>& state, const std::int32_t* indices, inde
     const index_t hv = state.extent(1), dk = state.extent(2), n = state.extent(3);
     const bool fast = state.stride(3) == 1;
     const int threads = resolve_threads(num_threads, batch * hv);
-    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(dk, dk, dk, n, n));
+    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(dk, dk, dk, dk, n, n));
     parallel_for(batch * hv, threads, [&](index_t x, int t) {
         const index_t b = x / hv, h = x % hv;
         const index_t slot = indices ? index_t(indices[b]) : b;
@@ -87,9 +123,13 @@ void step_rows(const tensor_view<T, 4>& state, const std::int32_t* indices, inde
         r.q = cv.take(std::size_t(dk));
         r.k = cv.take(std::size_t(dk));
         r.decay = cv.take(std::size_t(dk));
+        r.work = cv.take(std::size_t(dk));
         r.v = cv.take(std::size_t(n));
         r.o = cv.take(std::size_t(n));
         r.decay_stride = 0;
+        r.S = state.ptr(slot, h);
+        r.lds = state.stride(2);
+        r.lcs = state.stride(3);
         fill(b, h, r);
         if (fast) {
             state_step(state.ptr(slot, h), state.stride(2), dk, n, r.q, r.k, r.v, r.decay, r.decay_stride, r.o);

@@ -65,16 +65,18 @@ inline void scaled_copy(T alpha, const T* x, T* y, std::size_t n) {
     if (i < n) store_partial(y + i, a * load_partial(x + i, n - i), n - i);
 }
 
-// Index of the first x[i] that is not <= bound (NaN included), or n if there is none.
+// Index of the first x[i] outside [lo, hi] (NaN included), or n if there is none.
 template <class T>
-inline std::size_t first_not_at_most(const T* x, std::size_t n, T bound) {
+inline std::size_t first_outside(const T* x, std::size_t n, T lo, T hi) {
     constexpr std::size_t W = width<T>;
-    const vec<T> b(bound);
+    const vec<T> l(lo), h(hi);
     std::size_t i = 0;
-    for (; i + W <= n; i += W)
-        if (!xsimd::all(load(x + i) <= b)) break;
+    for (; i + W <= n; i += W) {
+        const auto v = load(x + i);
+        if (!xsimd::all((l <= v) & (v <= h))) break;
+    }
     for (; i < n; ++i)
-        if (!(x[i] <= bound)) return i;
+        if (!(lo <= x[i] && x[i] <= hi)) return i;
     return n;
 }
 

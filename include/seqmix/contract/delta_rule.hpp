@@ -1,0 +1,120 @@
+#pragma once
+// The contract of delta_rule and gated_delta_rule: options and argument validation.
+#include "recurrent.hpp"
+
+namespace seqmix {
+
+struct delta_options {
+    double scale = 0;        // 0 = 1/sqrt(Dk)
+    bool qk_l2norm = false;  // q and k normalized per head inside the kernel: x / sqrt(sum x^2 + 1e-6)
+    int chunk_size = 0;      // 0 = the measured default
+    const std::int32_t* cu_seqlens = nullptr;  // [num_seqs + 1], packed varlen
+    int num_seqs = 0;        // seqmix extension: entries in cu_seqlens minus one
+    int num_threads = 0;
+};
+
+struct delta_step_options : recurrent_step_options {
+    bool qk_l2norm = false;
+};
+
+// The epsilon of qk_l2norm, inside the square root (as flash-linear-attention's l2norm).
+constexpr double l2norm_eps = 1e-6;
+
+SEQMIX_ABI_BEGIN
+namespace detail {
+
+// Learning rates: 0 <= beta <= 2 keeps I - beta k k^T a contraction for unit keys
+// (DeltaNet's beta in (0, 1), or (0, 2) with negative eigenvalues allowed).
+template <class T, std::size_t R>
+void check_beta(const tensor_view<const T, R>& beta, const char* op) {
+    check_values_in(beta, T(0), T(2), op, "beta", "values in [0, 2]");
+}
+
+// The delta rule's arguments: the family's core plus beta and the optional gate.
+template <class T>
+struct delta_args : recurrent_args<T> {
+    tensor_view<const T, 3> beta;  // [B,N,Hv]
+    tensor_view<const T, 4> g4;    // per key channel [B,N,Hv,Dk] (KDA)
+    tensor_view<const T, 3> g3;    // per head [B,N,Hv] (Gated DeltaNet)
+    bool gated = false, vector_gate = false, l2norm = false;
+};
+
+// g: nullptr_t (DeltaNet, no gate), [B,N,Hv] or [B,N,Hv,Dk] log decays.
+template <class QV, class KV, class VV, class GV, class BV, class OV, class T>
+delta_args<T> prepare_delta(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
+                            const delta_options& opt, const tensor_view<const T, 4>& initial_state,
+                            const tensor_view<T, 4>& final_state, const char* op) {
+    static_assert(view_traits<BV>::is_view && std::is_same_v<typename BV::value_type, T> && BV::rank == 3,
+                  "seqmix: beta must be a rank-3 tensor_view [B,N,H] of the element type of q");
+    delta_args<T> a;
+    static_cast<recurrent_args<T>&>(a) = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
+    validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt.num_threads, a.q.empty() ? 0 : a.q.extent(3), 0);
+    check_finite_as<T>(opt.scale, op, "scale");
+    check_chunk_size(opt.chunk_size, op);
+    const index_t B = a.q.extent(0), N = a.q.extent(1), Hv = a.v.extent(2), Dk = a.q.extent(3);
+    check_given(beta, op, "beta");
+    a.beta = checked_view(tensor_view<const T, 3>(beta), op, "beta");
+    check_shape(a.beta, {B, N, Hv}, op, "beta");
+    if constexpr (!std::is_same_v<GV, std::nullptr_t>) {
+        static_assert(view_traits<GV>::is_view && std::is_same_v<typename GV::value_type, T>,
+                      "seqmix: g must be a tensor_view of the element type of q");
+        constexpr std::size_t R = GV::rank;
+        static_assert(R == 3 || R == 4, "seqmix: g is [B,N,H] (Gated DeltaNet) or [B,N,H,Dk] (per key channel, KDA)");
+        check_given(g, op, "g");
+        if constexpr (R == 4) {
+            a.g4 = checked_view(tensor_view<const T, 4>(g), op, "g");
+            check_shape(a.g4, {B, N, Hv, Dk}, op, "g");
+        } else {
+            a.g3 = checked_view(tensor_view<const T, 3>(g), op, "g");
+            check_shape(a.g3, {B, N, Hv}, op, "g");
+        }
+        a.gated = true;
+        a.vector_gate = R == 4;
+    }
+    check_recurrent_memory(a, op, {memory_of("beta", a.beta), memory_of("g", a.g4), memory_of("g", a.g3)});
+    check_beta(a.beta, op);
+    check_log_gates(a.g4, op);
+    check_log_gates(a.g3, op);
+    a.l2norm = opt.qk_l2norm;
+    a.problem.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(Dk));
+    return a;
+}
+
+// A delta-rule decode step's arguments: the step core plus beta [B,Hv] and the optional
+// gate, [B,Hv] or [B,Hv,Dk] (RG = 0: none).
+template <class T, std::size_t RG>
+struct delta_step_args : step_args<T> {
+    tensor_view<const T, 2> beta;
+    tensor_view<const T, (RG == 0 ? 2 : RG)> g;
+};
+
+template <class QV, class KV, class VV, class GV, class BV, class OV, class T>
+auto prepare_delta_step(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
+                        const tensor_view<T, 4>& state, const delta_step_options& opt, const char* op) {
+    constexpr std::size_t RG = [] {
+        if constexpr (std::is_same_v<GV, std::nullptr_t>) return std::size_t(0);
+        else return GV::rank;
+    }();
+    static_assert(RG == 0 || RG == 2 || RG == 3, "seqmix: g of a step is [B,H] (Gated DeltaNet) or [B,H,Dk] (KDA)");
+    static_assert(view_traits<BV>::is_view && std::is_same_v<typename BV::value_type, T> && BV::rank == 2,
+                  "seqmix: beta of a step is a rank-2 tensor_view [B,H] of the element type of q");
+    delta_step_args<T, RG> s;
+    s.beta = checked_view(tensor_view<const T, 2>(beta), op, "beta");
+    if constexpr (RG != 0) s.g = checked_view(tensor_view<const T, RG>(g), op, "g");
+    static_cast<step_args<T>&>(s) = prepare_step(q, k, v, out, state, opt, feature_map::identity, 0, op,
+                                                 {memory_of("beta", s.beta), memory_of("g", s.g)});
+    check_given(s.beta, op, "beta");
+    check_shape(s.beta, {s.batch, s.hv}, op, "beta");
+    if constexpr (RG == 3) check_shape(s.g, {s.batch, s.hv, s.dk}, op, "g");
+    if constexpr (RG == 2) check_shape(s.g, {s.batch, s.hv}, op, "g");
+    if constexpr (RG != 0) {
+        check_given(s.g, op, "g");
+        check_log_gates(s.g, op);
+    }
+    check_beta(s.beta, op);
+    return s;
+}
+
+}  // namespace detail
+SEQMIX_ABI_END
+}  // namespace seqmix

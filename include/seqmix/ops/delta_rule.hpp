@@ -1,0 +1,123 @@
+#pragma once
+// delta_rule (DeltaNet) and gated_delta_rule (Gated DeltaNet; per key channel: KDA):
+//   S_t = (I - beta_t k_t k_t^T) diag(exp(g_t)) S_{t-1} + beta_t k_t v_t^T,  o_t = scale S_t^T q_t
+// q, k [B,N,Hk,Dk], v and out [B,N,Hv,Dv], beta [B,N,Hv], g [B,N,Hv] or [B,N,Hv,Dk];
+// states [B,Hv,Dk,Dv]. Chunkwise in the WY / UT form (kernels/delta_chunk.hpp) on the chunk
+// pipeline; the decode steps are two passes over the state (S^T k, then the update and S^T q).
+#include <cmath>
+#include <cstddef>
+
+#include "../contract/delta_rule.hpp"
+#include "../core/abi.hpp"
+#include "../kernels/chunk_pipeline.hpp"
+#include "../kernels/delta_chunk.hpp"
+#include "../kernels/gated_rows.hpp"
+#include "../kernels/pack.hpp"
+#include "../kernels/state_step.hpp"
+#include "../simd/blas1.hpp"
+#include "../simd/exp.hpp"
+
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+
+namespace detail {
+
+// The gated rows (q, k, v, gates) plus each chunk's learning rates.
+template <class T>
+struct delta_rows : kernels::gated_rows<T, delta_args<T>> {
+    void beta(index_t u, index_t t0, index_t len, T* dst) const {
+        const auto& a = this->a;
+        const auto sq = a.problem.sequence(u / a.problem.hv);
+        const index_t h = u % a.problem.hv;
+        for (index_t t = 0; t < len; ++t) dst[t] = a.beta(sq.batch, sq.begin + t0 + t, h);
+    }
+};
+
+// Chunk length: 16 tokens for Dk up to 64, 32 above (swept in bench/bench_delta_rule.cpp).
+inline index_t delta_chunk_size(index_t dk) { return dk <= 64 ? 16 : 32; }
+
+template <class T>
+void delta_rule_chunked(const delta_args<T>& a, const delta_options& opt) {
+    const auto& p = a.problem;
+    const index_t chunk = opt.chunk_size > 0 ? opt.chunk_size : delta_chunk_size(p.dk);
+    const auto gate = !a.gated ? kernels::gate_kind::none
+                               : a.vector_gate ? kernels::gate_kind::vector : kernels::gate_kind::scalar;
+    const delta_rows<T> rows{{a, chunk, T(p.scale), gate, a.l2norm ? l2norm_eps : -1.0}};
+    const kernels::delta_chunk_policy<T, delta_rows<T>> policy(rows, p.dk, p.dv, chunk, gate);
+    kernels::chunk_pipeline(policy, kernels::chunk_units::per_head(p), opt.num_threads);
+}
+
+// The decode step: the prediction S'^T k from the decayed state S' = diag(exp(g)) S is
+// S^T (exp(g) * k), read in a first pass; the corrected value beta (v - S'^T k) then goes
+// through the fused decay + rank-1 update + output pass every matrix-state step uses.
+template <class T, std::size_t RG>
+void delta_rule_steps(const delta_step_args<T, RG>& s, const tensor_view<T, 4>& state, const delta_step_options& opt) {
+    const T scale = T(s.scale);
+    kernels::step_rows(
+        state, opt.state_indices, s.batch, opt.num_threads,
+        [&](index_t b, index_t h, kernels::step_vectors<T>& r) {
+            const index_t hk = h / (s.hv / s.hk);
+            kernels::pack_row(s.q.ptr(b, hk), s.q.stride(2), s.dk, r.q, s.dk);
+            kernels::pack_row(s.k.ptr(b, hk), s.k.stride(2), s.dk, r.k, s.dk);
+            if (opt.qk_l2norm) {
+                kernels::l2_normalize(r.q, s.dk, l2norm_eps);
+                kernels::l2_normalize(r.k, s.dk, l2norm_eps);
+            }
+            if constexpr (RG == 3) {
+                kernels::pack_row(s.g.ptr(b, h), s.g.stride(2), s.dk, r.decay, s.dk);
+                simd::exp_inplace(r.decay, std::size_t(s.dk));
+                r.decay_stride = 1;
+                for (index_t d = 0; d < s.dk; ++d) r.work[d] = r.decay[d] * r.k[d];
+            } else {
+                r.decay[0] = RG == 2 ? std::exp(s.g(b, h)) : T(1);
+                simd::scaled_copy(r.decay[0], static_cast<const T*>(r.k), r.work, std::size_t(s.dk));
+            }
+            kernels::state_transpose_times(r.S, r.lds, r.lcs, s.dk, s.dv, static_cast<const T*>(r.work), r.o);
+            kernels::pack_row(s.v.ptr(b, h), s.v.stride(2), s.dv, r.v, s.dv);
+            simd::axpy(T(-1), static_cast<const T*>(r.o), r.v, std::size_t(s.dv));
+            simd::scale(s.beta(b, h), r.v, std::size_t(s.dv));
+        },
+        [&](index_t b, index_t h, const kernels::step_vectors<T>& r) {
+            kernels::emit_row(r.o, scale, s.out.ptr(b, h), s.out.stride(2), s.dv);
+        });
+}
+
+}  // namespace detail
+
+// DeltaNet. beta [B,N,Hv] in [0, 2].
+template <class QV, class KV, class VV, class BV, class OV>
+void delta_rule(const QV& q, const KV& k, const VV& v, const BV& beta, const OV& out, const delta_options& opt = {},
+                tensor_view<const typename OV::value_type, 4> initial_state = {},
+                tensor_view<typename OV::value_type, 4> final_state = {}) {
+    detail::delta_rule_chunked(
+        detail::prepare_delta(q, k, v, nullptr, beta, out, opt, initial_state, final_state, "delta_rule"), opt);
+}
+
+// Gated DeltaNet: g [B,N,Hv] log decays (one per head), or [B,N,Hv,Dk] (per key channel, KDA).
+template <class QV, class KV, class VV, class GV, class BV, class OV>
+void gated_delta_rule(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
+                      const delta_options& opt = {}, tensor_view<const typename OV::value_type, 4> initial_state = {},
+                      tensor_view<typename OV::value_type, 4> final_state = {}) {
+    detail::delta_rule_chunked(
+        detail::prepare_delta(q, k, v, g, beta, out, opt, initial_state, final_state, "gated_delta_rule"), opt);
+}
+
+// One token per batch row: q, k [B,Hk,Dk], v and out [B,Hv,Dv], beta [B,Hv]; state
+// [slots,Hv,Dk,Dv] updated in place (row b uses slot state_indices[b], or b).
+template <class QV, class KV, class VV, class BV, class OV>
+void delta_rule_step(const QV& q, const KV& k, const VV& v, const BV& beta, const OV& out,
+                     tensor_view<typename OV::value_type, 4> state, const delta_step_options& opt = {}) {
+    detail::delta_rule_steps(detail::prepare_delta_step(q, k, v, nullptr, beta, out, state, opt, "delta_rule_step"),
+                             state, opt);
+}
+
+// g [B,Hv] (Gated DeltaNet) or [B,Hv,Dk] (KDA).
+template <class QV, class KV, class VV, class GV, class BV, class OV>
+void gated_delta_rule_step(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
+                           tensor_view<typename OV::value_type, 4> state, const delta_step_options& opt = {}) {
+    detail::delta_rule_steps(detail::prepare_delta_step(q, k, v, g, beta, out, state, opt, "gated_delta_rule_step"),
+                             state, opt);
+}
+
+SEQMIX_ABI_END
+}  // namespace seqmix

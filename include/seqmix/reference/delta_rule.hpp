@@ -1,0 +1,92 @@
+#pragma once
+// seqmix::reference::delta_rule / gated_delta_rule, token by token in double:
+//   S' = diag(exp(g_t)) S_{t-1}                 (no gate: S' = S_{t-1})
+//   S_t = S' + beta_t k_t (v_t - S'^T k_t)^T     = (I - beta_t k_t k_t^T) S' + beta_t k_t v_t^T
+//   o_t = scale S_t^T q_t
+// with q and k first divided by sqrt(sum x^2 + 1e-6) when qk_l2norm.
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "../contract/delta_rule.hpp"
+#include "../core/abi.hpp"
+
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace reference {
+
+namespace detail {
+template <class T>
+void delta_rule_run(const seqmix::detail::delta_args<T>& a) {
+    const auto& p = a.problem;
+    std::vector<double> S(std::size_t(p.dk * p.dv)), q(std::size_t(p.dk)), k(std::size_t(p.dk)), u(std::size_t(p.dv));
+    for (index_t s = 0; s < p.num_seqs; ++s) {
+        const auto sq = p.sequence(s);
+        for (index_t h = 0; h < p.hv; ++h) {
+            const index_t hk = h / p.group;
+            for (index_t i = 0; i < p.dk; ++i)
+                for (index_t j = 0; j < p.dv; ++j)
+                    S[std::size_t(i * p.dv + j)] = a.initial_state.empty() ? 0.0 : double(a.initial_state(s, h, i, j));
+            for (index_t t = 0; t < sq.len; ++t) {
+                const index_t n = sq.begin + t;
+                double qq = 0, kk = 0;
+                for (index_t i = 0; i < p.dk; ++i) {
+                    q[std::size_t(i)] = double(a.q(sq.batch, n, hk, i));
+                    k[std::size_t(i)] = double(a.k(sq.batch, n, hk, i));
+                    qq += q[std::size_t(i)] * q[std::size_t(i)];
+                    kk += k[std::size_t(i)] * k[std::size_t(i)];
+                }
+                if (a.l2norm)
+                    for (index_t i = 0; i < p.dk; ++i) {
+                        q[std::size_t(i)] /= std::sqrt(qq + l2norm_eps);
+                        k[std::size_t(i)] /= std::sqrt(kk + l2norm_eps);
+                    }
+                if (a.gated)
+                    for (index_t i = 0; i < p.dk; ++i) {
+                        const double decay =
+                            std::exp(double(a.vector_gate ? a.g4(sq.batch, n, h, i) : a.g3(sq.batch, n, h)));
+                        for (index_t j = 0; j < p.dv; ++j) S[std::size_t(i * p.dv + j)] *= decay;
+                    }
+                const double beta = double(a.beta(sq.batch, n, h));
+                for (index_t j = 0; j < p.dv; ++j) {
+                    double pred = 0;
+                    for (index_t i = 0; i < p.dk; ++i) pred += S[std::size_t(i * p.dv + j)] * k[std::size_t(i)];
+                    u[std::size_t(j)] = beta * (double(a.v(sq.batch, n, h, j)) - pred);
+                }
+                for (index_t i = 0; i < p.dk; ++i)
+                    for (index_t j = 0; j < p.dv; ++j) S[std::size_t(i * p.dv + j)] += k[std::size_t(i)] * u[std::size_t(j)];
+                for (index_t j = 0; j < p.dv; ++j) {
+                    double o = 0;
+                    for (index_t i = 0; i < p.dk; ++i) o += S[std::size_t(i * p.dv + j)] * q[std::size_t(i)];
+                    a.out(sq.batch, n, h, j) = T(p.scale * o);
+                }
+            }
+            if (!a.final_state.empty())
+                for (index_t i = 0; i < p.dk; ++i)
+                    for (index_t j = 0; j < p.dv; ++j) a.final_state(s, h, i, j) = T(S[std::size_t(i * p.dv + j)]);
+        }
+    }
+}
+}  // namespace detail
+
+// DeltaNet: q, k [B,N,Hk,Dk], v and out [B,N,Hv,Dv], beta [B,N,Hv]; states [B,Hv,Dk,Dv].
+template <class QV, class KV, class VV, class BV, class OV>
+void delta_rule(const QV& q, const KV& k, const VV& v, const BV& beta, const OV& out, const delta_options& opt = {},
+                tensor_view<const typename OV::value_type, 4> initial_state = {},
+                tensor_view<typename OV::value_type, 4> final_state = {}) {
+    detail::delta_rule_run(seqmix::detail::prepare_delta(q, k, v, nullptr, beta, out, opt, initial_state, final_state,
+                                                         "reference::delta_rule"));
+}
+
+// Gated DeltaNet (g [B,N,Hv]) and the per-key-channel gate of KDA (g [B,N,Hv,Dk]).
+template <class QV, class KV, class VV, class GV, class BV, class OV>
+void gated_delta_rule(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
+                      const delta_options& opt = {}, tensor_view<const typename OV::value_type, 4> initial_state = {},
+                      tensor_view<typename OV::value_type, 4> final_state = {}) {
+    detail::delta_rule_run(seqmix::detail::prepare_delta(q, k, v, g, beta, out, opt, initial_state, final_state,
+                                                         "reference::gated_delta_rule"));
+}
+
+}  // namespace reference
+SEQMIX_ABI_END
+}  // namespace seqmix
