@@ -1,0 +1,177 @@
+// delta_rule and gated_delta_rule (scalar gate: Gated DeltaNet; per key channel: KDA) at the
+// BENCH.md shapes: B=1, H=4, Dk=Dv in {64, 128}, N in {512, 2048, 8192, 32768}, q and k
+// l2-normalized in the kernel (as the models run it); the chunkwise kernel, the same
+// sequence token by token with the decode step, and decode steps with state pools.
+#include <seqmix/core/tensor.hpp>
+#include <seqmix/ops/delta_rule.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <string>
+
+#include "bench_registry.hpp"
+#include "counters.hpp"
+
+namespace {
+
+using namespace seqmix;
+using namespace seqmix_bench;
+
+enum class kind { delta, gated_scalar, gated_vector };
+std::string kind_name(kind k) {
+    return k == kind::delta ? "delta_rule" : k == kind::gated_scalar ? "gated_delta_rule/scalar_gate"
+                                                                     : "gated_delta_rule/vector_gate";
+}
+
+// Pseudo-random values (splitmix64): never periodic along the sequence. A repeating
+// sequence is learned exactly by the delta rule, and its corrections then sink into
+// subnormals, which the FMA units run far slower.
+template <class View>
+void fill_view(const View& x, float lo, float hi, unsigned salt) {
+    for (index_t i = 0; i < x.size(); ++i) {
+        std::uint64_t z = std::uint64_t(i) * 0x9E3779B97F4A7C15ull + salt;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        x.data()[i] = lo + (hi - lo) * float(z >> 40) * 0x1p-24f;
+    }
+}
+
+void counters(benchmark::State& state, index_t h, index_t n, index_t d, int threads, double secs) {
+    const double flops = 4.0 * double(h) * double(n) * double(d) * double(d);  // recurrent-equivalent
+    report_rate(state, flops, secs, "GFLOPs", measured().fma[threads], "fma_peak_GFLOPs", "of_fma_peak");
+    state.counters["tokens_per_s"] = double(n) * double(state.iterations()) / secs;
+    state.counters["threads"] = threads;
+}
+
+// `offset` floats past a 64-byte boundary for every input and output: 0 or 4.
+void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, int threads, int chunk, index_t offset) {
+    const index_t big = n * h * d + 16;
+    tensor<float, 1> buf({6 * big});
+    auto at = [&](int i) { return buf.data() + i * big + offset; };
+    tensor_view<float, 4> q(at(0), {1, n, h, d}), kk(at(1), {1, n, h, d}), v(at(2), {1, n, h, d}), out(at(3), {1, n, h, d}),
+        g4(at(4), {1, n, h, d});
+    tensor_view<float, 3> g3(at(4), {1, n, h}), beta(at(5), {1, n, h});
+    fill_view(q, -1, 1, 1);
+    fill_view(kk, -1, 1, 2);
+    fill_view(v, -1, 1, 3);
+    fill_view(g4, -0.1f, 0, 4);
+    fill_view(beta, 0.1f, 0.9f, 5);
+    delta_options o;
+    o.num_threads = threads;
+    o.chunk_size = chunk;
+    o.qk_l2norm = true;
+    const tensor_view<const float, 4> qc(q);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+        if (k == kind::delta) delta_rule(qc, kk, v, beta, out, o);
+        else if (k == kind::gated_scalar) gated_delta_rule(qc, kk, v, g3, beta, out, o);
+        else gated_delta_rule(qc, kk, v, g4, beta, out, o);
+        benchmark::ClobberMemory();
+    }
+    counters(state, h, n, d, threads, seconds_since(t0));
+}
+
+// One decode step per row (B rows of H heads): token by token when the rows are the tokens
+// of one sequence (stepwise), or a serving batch over a state pool (decode_step).
+struct step_inputs {
+    tensor<float, 3> q, kk, v, out, g3;
+    tensor<float, 2> g2, beta;
+    step_inputs(index_t B, index_t H, index_t D)
+        : q({B, H, D}), kk({B, H, D}), v({B, H, D}), out({B, H, D}), g3({B, H, D}), g2({B, H}), beta({B, H}) {
+        fill_view(q.view(), -1, 1, 1);
+        fill_view(kk.view(), -1, 1, 2);
+        fill_view(v.view(), -1, 1, 3);
+        fill_view(g3.view(), -0.1f, 0, 4);
+        fill_view(g2.view(), -0.1f, 0, 5);
+        fill_view(beta.view(), 0.1f, 0.9f, 6);
+    }
+    // Rows [r, r + rows) as a batch.
+    template <class T, std::size_t R>
+    static tensor_view<T, R> rows_of(tensor<T, R>& t, index_t r, index_t rows) {
+        auto shape = t.shape();
+        shape[0] = rows;
+        return tensor_view<T, R>(t.view().ptr(r), shape);
+    }
+    void step(kind k, index_t r, index_t rows, const tensor_view<float, 4>& S, int threads) {
+        delta_step_options o;
+        o.num_threads = threads;
+        o.qk_l2norm = true;
+        const auto qv = rows_of(q, r, rows), kv = rows_of(kk, r, rows), vv = rows_of(v, r, rows), ov = rows_of(out, r, rows);
+        const auto bv = rows_of(beta, r, rows);
+        if (k == kind::delta) delta_rule_step(qv, kv, vv, bv, ov, S, o);
+        else if (k == kind::gated_scalar) gated_delta_rule_step(qv, kv, vv, rows_of(g2, r, rows), bv, ov, S, o);
+        else gated_delta_rule_step(qv, kv, vv, rows_of(g3, r, rows), bv, ov, S, o);
+    }
+};
+
+void stepwise(benchmark::State& state, kind k, index_t h, index_t n, index_t d) {
+    step_inputs in(n, h, d);
+    tensor<float, 4> S({1, h, d, d});
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+        for (index_t i = 0; i < n; ++i) in.step(k, i, 1, S.view(), 1);
+        benchmark::ClobberMemory();
+    }
+    counters(state, h, n, d, 1, seconds_since(t0));
+}
+
+// B=16 (BENCH.md) and B=64 (a state pool beyond the L3), H=16, Dk=Dv=128: memory-bound on
+// the state. Counted traffic: the state read and written once.
+void decode_step(benchmark::State& state, kind k, index_t B, index_t H, index_t D, int threads) {
+    step_inputs in(B, H, D);
+    tensor<float, 4> S({B, H, D, D});
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+        in.step(k, 0, B, S.view(), threads);
+        benchmark::ClobberMemory();
+    }
+    const double bytes = 2.0 * double(S.size()) * sizeof(float);
+    report_rate(state, bytes, seconds_since(t0), "GBs", measured().triad[threads], "triad_GBs", "of_triad");
+    state.counters["threads"] = threads;
+}
+
+void register_delta_rule_benchmarks() {
+    auto chunk_row = [](kind k, index_t h, index_t d, index_t n, int threads, int chunk, index_t offset,
+                        const std::string& tag) {
+        const std::string name = kind_name(k) + "/chunk/H" + std::to_string(h) + "/D" + std::to_string(d) + "/N" +
+                                 std::to_string(n) + tag + "/threads:" + std::to_string(threads);
+        benchmark::RegisterBenchmark(name.c_str(), chunked, k, h, n, d, threads, chunk, offset)
+            ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+    };
+    for (kind k : {kind::delta, kind::gated_scalar, kind::gated_vector}) {
+        for (int threads : {1, 2})
+            for (index_t d : {64, 128})
+                for (index_t n : {512, 2048, 8192, 32768}) chunk_row(k, 4, d, n, threads, 0, 0, "");
+        for (index_t d : {64, 128}) chunk_row(k, 4, d, 8192, 1, 0, 4, "/offset4");
+        for (int threads : {1, 2}) chunk_row(k, 1, 64, 32768, threads, 0, 0, "");  // value split
+        for (index_t d : {64, 128}) {
+            const std::string name = kind_name(k) + "/stepwise/H4/D" + std::to_string(d) + "/N2048/threads:1";
+            benchmark::RegisterBenchmark(name.c_str(), stepwise, k, 4, 2048, d)
+                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+        }
+        for (index_t b : {16, 64})
+            for (int threads : {1, 2}) {
+                const std::string name = "decode_step/" + kind_name(k) + "/B" + std::to_string(b) +
+                                         "/H16/D128/threads:" + std::to_string(threads);
+                benchmark::RegisterBenchmark(name.c_str(), decode_step, k, b, 16, 128, threads)
+                    ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
+            }
+    }
+}
+
+// Chunk-size sweep (the measurement behind delta_chunk_size), only when asked for by filter.
+void register_delta_chunk_sweep() {
+    for (kind k : {kind::delta, kind::gated_scalar, kind::gated_vector})
+        for (index_t d : {64, 128})
+            for (int c : {16, 32, 64}) {
+                const std::string name = "sweep/" + kind_name(k) + "/D" + std::to_string(d) + "/N8192/chunk" +
+                                         std::to_string(c);
+                benchmark::RegisterBenchmark(name.c_str(), chunked, k, 4, 8192, d, 1, c, index_t(0))
+                    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+            }
+}
+
+const seqmix_bench::registration registered(30, register_delta_rule_benchmarks);
+const seqmix_bench::registration sweep(31, register_delta_chunk_sweep);
+}  // namespace
