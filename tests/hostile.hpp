@@ -19,6 +19,7 @@ using seqmix::index_t;
 enum class role {
     input,        // read; random in [-1, 1]
     gate,         // read; a log forget gate, random in [-0.5, 0]
+    rate,         // read; a learning rate (the delta rule's beta), random in [0.05, 1]
     output,       // written
     state_in,     // read; an initial state, random in [-0.5, 0.5]
     state_out,    // written; a final state
@@ -125,6 +126,7 @@ arg_set<T> make_args(const op_spec& op, unsigned seed, T sentinel = T(-7.25)) {
         a.data = a.storage->data();
         double lo = -1, hi = 1;
         if (d.r == role::gate) lo = -0.5, hi = 0;
+        if (d.r == role::rate) lo = 0.05, hi = 1;
         if (d.r == role::state_in || d.r == role::state_inout) lo = -0.5, hi = 0.5;
         std::uniform_real_distribution<double> dist(lo, hi);
         for (auto& x : *a.storage) x = is_written(d.r) && d.r != role::state_inout ? sentinel : T(dist(gen));

@@ -1,0 +1,420 @@
+// delta_rule and gated_delta_rule (scalar gate and per-key-channel KDA gate), their decode
+// steps and the double reference: one family, one executable.
+#include <seqmix/ops/delta_rule.hpp>
+#include <seqmix/reference/delta_rule.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "catch.hpp"
+#include "test_util.hpp"
+
+using namespace seqmix;
+using namespace seqmix_test;
+
+namespace {
+
+struct shape {
+    index_t B, N, Hk, Hv, Dk, Dv;
+};
+
+enum class gate { none, scalar, vector };
+const char* gate_name(gate g) { return g == gate::none ? "no gate" : g == gate::scalar ? "scalar gate" : "vector gate"; }
+
+// Inputs of one problem. Without qk_l2norm the keys are scaled to norm <= 1 row by row
+// (beta |k|^2 <= 2 keeps the recurrence contracting, as the models' normalized keys do).
+template <class T>
+struct inputs {
+    tensor<T, 4> q, k, v, g4;
+    tensor<T, 3> g3, beta;
+    inputs(const shape& s, unsigned seed, double gate_scale = 0.3, double beta_lo = 0.05, double beta_hi = 1.0)
+        : q(random_tensor<T, 4>({s.B, s.N, s.Hk, s.Dk}, seed)),
+          k(random_tensor<T, 4>({s.B, s.N, s.Hk, s.Dk}, seed + 1)),
+          v(random_tensor<T, 4>({s.B, s.N, s.Hv, s.Dv}, seed + 2)),
+          g4(random_tensor<T, 4>({s.B, s.N, s.Hv, s.Dk}, seed + 3, -gate_scale, 0)),
+          g3(random_tensor<T, 3>({s.B, s.N, s.Hv}, seed + 4, -gate_scale, 0)),
+          beta(random_tensor<T, 3>({s.B, s.N, s.Hv}, seed + 5, beta_lo, beta_hi)) {
+        const T shrink = T(1) / std::sqrt(T(s.Dk));
+        for (index_t i = 0; i < k.size(); ++i) k.data()[i] *= shrink;
+    }
+};
+
+// Runs the fast operator (element type T) and the double reference on the same values;
+// returns the largest relative error over the outputs and the final state.
+template <class T>
+double delta_error(const shape& s, gate gk, const delta_options& opt, unsigned seed, double gate_scale = 0.3) {
+    inputs<T> in(s, seed, gate_scale);
+    auto init = random_tensor<T, 4>({s.B, s.Hv, s.Dk, s.Dv}, seed + 9, -0.5, 0.5);
+    tensor<T, 4> out({s.B, s.N, s.Hv, s.Dv}), fin({s.B, s.Hv, s.Dk, s.Dv});
+    auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v);
+    auto bd = convert<double>(in.beta), id = convert<double>(init);
+    auto g3d = convert<double>(in.g3);
+    auto g4d = convert<double>(in.g4);
+    tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, s.Dk, s.Dv});
+    if (gk == gate::none) {
+        delta_rule(in.q.view(), in.k.view(), in.v.view(), in.beta.view(), out.view(), opt, init.view(), fin.view());
+        reference::delta_rule(qd.view(), kd.view(), vd.view(), bd.view(), ref.view(), opt, id.view(), ref_fin.view());
+    } else if (gk == gate::scalar) {
+        gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(), out.view(), opt, init.view(),
+                         fin.view());
+        reference::gated_delta_rule(qd.view(), kd.view(), vd.view(), g3d.view(), bd.view(), ref.view(), opt, id.view(),
+                                    ref_fin.view());
+    } else {
+        gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), in.beta.view(), out.view(), opt, init.view(),
+                         fin.view());
+        reference::gated_delta_rule(qd.view(), kd.view(), vd.view(), g4d.view(), bd.view(), ref.view(), opt, id.view(),
+                                    ref_fin.view());
+    }
+    for (index_t i = 0; i < out.size(); ++i) REQUIRE(std::isfinite(double(out.data()[i])));
+    return std::max(max_rel_error(out, ref), max_rel_error(fin, ref_fin));
+}
+
+// Token t of a [B,N,H,D] tensor as the [B,H,D] view of a decode step (g3 / beta: [B,H]).
+template <class T>
+tensor_view<const T, 3> token(const tensor<T, 4>& x, index_t t) {
+    const auto v = x.view();
+    return tensor_view<const T, 3>(v.ptr(0, t), {v.extent(0), v.extent(2), v.extent(3)}, {v.stride(0), v.stride(2), v.stride(3)});
+}
+template <class T>
+tensor_view<const T, 2> token(const tensor<T, 3>& x, index_t t) {
+    const auto v = x.view();
+    return tensor_view<const T, 2>(v.ptr(0, t), {v.extent(0), v.extent(2)}, {v.stride(0), v.stride(2)});
+}
+
+}  // namespace
+
+TEST_CASE("delta rule matches the double reference: awkward sizes, every gate, with and without qk_l2norm") {
+    // Around the default chunk (16 for Dk <= 64, 32 above): N = 1, 15, 16, 17, 31, 33, 777;
+    // Dk != Dv, D = 3, 64, 128, odd dims, grouped heads (Hv = 2 Hk).
+    const std::vector<shape> shapes = {
+        {1, 1, 1, 1, 3, 3},     {2, 5, 2, 4, 3, 5},      {1, 15, 1, 1, 64, 64},   {1, 16, 1, 2, 64, 64},
+        {1, 17, 1, 2, 96, 32},  {1, 31, 2, 2, 128, 128}, {1, 33, 1, 1, 128, 64},  {1, 63, 1, 1, 17, 9},
+        {1, 777, 1, 2, 32, 48}, {2, 100, 1, 1, 64, 128},
+    };
+    unsigned seed = 100;
+    for (const auto& s : shapes)
+        for (gate gk : {gate::none, gate::scalar, gate::vector})
+            for (bool l2 : {false, true}) {
+                delta_options o;
+                o.qk_l2norm = l2;
+                INFO("B" << s.B << " N" << s.N << " Hk" << s.Hk << " Hv" << s.Hv << " Dk" << s.Dk << " Dv" << s.Dv << ", "
+                         << gate_name(gk) << (l2 ? ", qk_l2norm" : ""));
+                CHECK(delta_error<float>(s, gk, o, seed) < 2e-5);
+                CHECK(delta_error<double>(s, gk, o, seed) < 1e-12);
+                seed += 7;
+            }
+}
+
+TEST_CASE("delta rule: any chunk_size gives the reference's result") {
+    const shape s{1, 200, 1, 2, 32, 16};
+    for (int c : {1, 2, 7, 16, 37, 64, 256}) {
+        delta_options o;
+        o.chunk_size = c;
+        o.qk_l2norm = true;
+        for (gate gk : {gate::none, gate::scalar, gate::vector}) {
+            INFO("chunk_size " << c << ", " << gate_name(gk));
+            CHECK(delta_error<double>(s, gk, o, 7) < 1e-12);
+        }
+    }
+}
+
+TEST_CASE("delta rule: gates from 0 to -20 per token, -inf, and extreme mixes stay exact") {
+    const shape s{1, 150, 1, 1, 64, 32};
+    const double inf = std::numeric_limits<double>::infinity();
+    const std::vector<std::pair<const char*, std::function<double(index_t, index_t)>>> patterns = {
+        {"0 to -20 per token", [](index_t t, index_t c) { return -20.0 * double((t * 7 + c * 3) % 11) / 10.0; }},
+        {"-inf at some tokens", [inf](index_t t, index_t c) { return (t % 23 == 3 || (c == 1 && t % 9 == 0)) ? -inf : -0.1; }},
+        {"-1e4 then -1e-2", [](index_t t, index_t) { return t % 32 == 0 ? -1e4 : -1e-2; }},
+        {"-1e30 then -1", [](index_t t, index_t) { return t % 16 == 5 ? -1e30 : -1.0; }},
+        {"0 and -inf mixed", [inf](index_t t, index_t c) { return (t + c) % 3 == 0 ? -inf : 0.0; }},
+        {"0", [](index_t, index_t) { return 0.0; }},
+    };
+    for (const auto& [name, pattern] : patterns) {
+        inputs<double> in(s, 11);
+        for (index_t t = 0; t < s.N; ++t) {
+            in.g3(0, t, 0) = pattern(t, 0);
+            for (index_t c = 0; c < s.Dk; ++c) in.g4(0, t, 0, c) = pattern(t, c);
+        }
+        for (gate gk : {gate::scalar, gate::vector})
+            for (int threads : {1, 2}) {
+                auto qf = convert<float>(in.q), kf = convert<float>(in.k), vf = convert<float>(in.v);
+                auto bf = convert<float>(in.beta), g3f = convert<float>(in.g3);
+                auto g4f = convert<float>(in.g4);
+                tensor<float, 4> out({1, s.N, 1, s.Dv});
+                tensor<double, 4> ref({1, s.N, 1, s.Dv});
+                delta_options o;
+                o.num_threads = threads;
+                o.qk_l2norm = true;
+                if (gk == gate::scalar) {
+                    gated_delta_rule(qf.view(), kf.view(), vf.view(), g3f.view(), bf.view(), out.view(), o);
+                    reference::gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(),
+                                                ref.view(), o);
+                } else {
+                    gated_delta_rule(qf.view(), kf.view(), vf.view(), g4f.view(), bf.view(), out.view(), o);
+                    reference::gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), in.beta.view(),
+                                                ref.view(), o);
+                }
+                INFO(name << ", " << gate_name(gk) << ", " << threads << " threads");
+                for (index_t i = 0; i < out.size(); ++i) REQUIRE(std::isfinite(out.data()[i]));
+                CHECK(max_rel_error(out, ref) < 1e-5);
+            }
+    }
+}
+
+TEST_CASE("delta rule over N = 32768: beta near 0 and near 2 with normalized keys stays bounded, fp32 within 1e-5") {
+    const shape s{1, 32768, 1, 1, 32, 32};
+    for (const auto& [lo, hi] : {std::pair<double, double>{1e-4, 1e-3}, {1.99, 2.0}, {0.05, 1.0}})
+        for (gate gk : {gate::none, gate::scalar, gate::vector}) {
+            inputs<float> in(s, 71, 0.05, lo, hi);
+            tensor<float, 4> out({1, s.N, 1, s.Dv}), fin({1, 1, s.Dk, s.Dv});
+            tensor<double, 4> ref({1, s.N, 1, s.Dv}), ref_fin({1, 1, s.Dk, s.Dv});
+            auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v);
+            auto bd = convert<double>(in.beta), g3d = convert<double>(in.g3);
+            auto g4d = convert<double>(in.g4);
+            delta_options o;
+            o.qk_l2norm = true;
+            if (gk == gate::none) {
+                delta_rule(in.q.view(), in.k.view(), in.v.view(), in.beta.view(), out.view(), o, {}, fin.view());
+                reference::delta_rule(qd.view(), kd.view(), vd.view(), bd.view(), ref.view(), o, {}, ref_fin.view());
+            } else if (gk == gate::scalar) {
+                gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(), out.view(), o, {},
+                                 fin.view());
+                reference::gated_delta_rule(qd.view(), kd.view(), vd.view(), g3d.view(), bd.view(), ref.view(), o, {},
+                                            ref_fin.view());
+            } else {
+                gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), in.beta.view(), out.view(), o, {},
+                                 fin.view());
+                reference::gated_delta_rule(qd.view(), kd.view(), vd.view(), g4d.view(), bd.view(), ref.view(), o, {},
+                                            ref_fin.view());
+            }
+            // The fp32 recurrence itself, token by token (the decode step), for scale: with
+            // beta = 2 and no gate each step is a reflection, nothing contracts, and fp32
+            // rounding accumulates over the sequence in any evaluation order.
+            tensor<float, 4> stepped({1, s.N, 1, s.Dv}), S({1, 1, s.Dk, s.Dv});
+            delta_step_options so;
+            so.qk_l2norm = true;
+            for (index_t t = 0; t < s.N; ++t) {
+                const tensor_view<float, 3> o_t(stepped.view().ptr(0, t), {1, 1, s.Dv});
+                if (gk == gate::none)
+                    delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.beta, t), o_t, S.view(), so);
+                else if (gk == gate::scalar)
+                    gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.g3, t),
+                                          token(in.beta, t), o_t, S.view(), so);
+                else
+                    gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.g4, t),
+                                          token(in.beta, t), o_t, S.view(), so);
+            }
+            double largest = 0;
+            for (index_t i = 0; i < fin.size(); ++i) largest = std::max(largest, std::abs(double(fin.data()[i])));
+            const double err = std::max(max_rel_error(out, ref), max_rel_error(fin, ref_fin));
+            const double step_err = std::max(max_rel_error(stepped, ref), max_rel_error(S, ref_fin));
+            std::printf("N=32768 %s, beta in [%g, %g]: fp32 vs double %.3g (token by token %.3g), largest state entry %.3g\n",
+                        gate_name(gk), lo, hi, err, step_err, largest);
+            INFO(gate_name(gk) << ", beta in [" << lo << ", " << hi << "]: token by token " << step_err);
+            CHECK(largest < 100);  // bounded: a random walk of reflections at worst, O(sqrt(N)) = 181
+            CHECK(err < std::max(1e-5, 2 * step_err));
+            if (!(gk == gate::none && lo > 1.5)) CHECK(err < 1e-5);
+        }
+}
+
+TEST_CASE("delta rule: whole sequence == pieces passing states == token-by-token decode steps in a pool") {
+    const shape s{2, 77, 1, 2, 24, 20};
+    inputs<double> in(s, 21);
+    for (gate gk : {gate::none, gate::scalar, gate::vector}) {
+        INFO(gate_name(gk));
+        delta_options o;
+        o.qk_l2norm = true;
+        auto call = [&](index_t t0, index_t n, tensor_view<const double, 4> init, tensor_view<double, 4> fin,
+                        tensor<double, 4>& out) {
+            auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n), v = slice(in.v.view(), 1, t0, n);
+            auto b = slice(in.beta.view(), 1, t0, n);
+            auto ov = slice(out.view(), 1, t0, n);
+            if (gk == gate::none) delta_rule(q, k, v, b, ov, o, init, fin);
+            else if (gk == gate::scalar) gated_delta_rule(q, k, v, slice(in.g3.view(), 1, t0, n), b, ov, o, init, fin);
+            else gated_delta_rule(q, k, v, slice(in.g4.view(), 1, t0, n), b, ov, o, init, fin);
+        };
+        tensor<double, 4> whole({s.B, s.N, s.Hv, s.Dv}), fin_whole({s.B, s.Hv, s.Dk, s.Dv});
+        call(0, s.N, {}, fin_whole.view(), whole);
+        // Pieces of 30, 1, 46 tokens, each from the previous final state; the last in place.
+        tensor<double, 4> split({s.B, s.N, s.Hv, s.Dv}), st1({s.B, s.Hv, s.Dk, s.Dv}), st2({s.B, s.Hv, s.Dk, s.Dv});
+        call(0, 30, {}, st1.view(), split);
+        call(30, 1, st1.view(), st2.view(), split);
+        call(31, 46, st2.view(), st2.view(), split);
+        CHECK(max_rel_error(split, whole) < 1e-12);
+        CHECK(max_rel_error(st2, fin_whole) < 1e-12);
+        // Token by token with the decode step, in a pool of 5 slots with permuted slots.
+        tensor<double, 4> pool({5, s.Hv, s.Dk, s.Dv});
+        const std::int32_t slots[] = {4, 1};
+        tensor<double, 4> stepped({s.B, s.N, s.Hv, s.Dv});
+        delta_step_options so;
+        so.qk_l2norm = true;
+        so.state_indices = slots;
+        for (index_t t = 0; t < s.N; ++t) {
+            const auto o_t = tensor_view<double, 3>(stepped.view().ptr(0, t), {s.B, s.Hv, s.Dv},
+                                                    {stepped.view().stride(0), stepped.view().stride(2), 1});
+            if (gk == gate::none)
+                delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.beta, t), o_t, pool.view(), so);
+            else if (gk == gate::scalar)
+                gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.g3, t), token(in.beta, t),
+                                      o_t, pool.view(), so);
+            else
+                gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.g4, t), token(in.beta, t),
+                                      o_t, pool.view(), so);
+        }
+        CHECK(max_rel_error(stepped, whole) < 1e-12);
+        for (index_t b = 0; b < s.B; ++b)
+            for (index_t h = 0; h < s.Hv; ++h)
+                for (index_t d = 0; d < s.Dk; ++d)
+                    for (index_t e = 0; e < s.Dv; ++e)
+                        REQUIRE(pool(slots[b], h, d, e) == Approx(fin_whole(b, h, d, e)).margin(1e-10));
+    }
+}
+
+TEST_CASE("delta rule: decode step on a state pool with strided columns equals the contiguous one") {
+    const index_t B = 3, H = 2, Dk = 20, Dv = 12;
+    auto q = random_tensor<float, 3>({B, H, Dk}, 1), k = random_tensor<float, 3>({B, H, Dk}, 2);
+    auto v = random_tensor<float, 3>({B, H, Dv}, 3), g = random_tensor<float, 3>({B, H, Dk}, 4, -0.5, 0);
+    auto beta = random_tensor<float, 2>({B, H}, 5, 0.1, 0.9);
+    auto pool = random_tensor<float, 4>({B, H, Dk, Dv}, 6, -0.5, 0.5);
+    // The same pool stored [B,H,Dv,Dk] and viewed as [B,H,Dk,Dv] (column stride Dk).
+    tensor<float, 4> pool_t({B, H, Dv, Dk});
+    for (index_t b = 0; b < B; ++b)
+        for (index_t h = 0; h < H; ++h)
+            for (index_t d = 0; d < Dk; ++d)
+                for (index_t e = 0; e < Dv; ++e) pool_t(b, h, e, d) = pool(b, h, d, e);
+    auto strided = permute(pool_t.view(), {0, 1, 3, 2});
+    tensor<float, 3> o1({B, H, Dv}), o2({B, H, Dv});
+    delta_step_options so;
+    so.qk_l2norm = true;
+    gated_delta_rule_step(q.view(), k.view(), v.view(), g.view(), beta.view(), o1.view(), pool.view(), so);
+    gated_delta_rule_step(q.view(), k.view(), v.view(), g.view(), beta.view(), o2.view(), strided, so);
+    CHECK(max_rel_error(o2, o1) < 1e-6);
+    for (index_t b = 0; b < B; ++b)
+        for (index_t h = 0; h < H; ++h)
+            for (index_t d = 0; d < Dk; ++d)
+                for (index_t e = 0; e < Dv; ++e) REQUIRE(strided(b, h, d, e) == Approx(pool(b, h, d, e)).margin(1e-6));
+}
+
+TEST_CASE("delta rule: varlen (cu_seqlens) equals separate calls, with per-sequence states") {
+    const std::vector<index_t> lens = {5, 0, 70, 1, 64};
+    std::vector<std::int32_t> cu{0};
+    for (auto n : lens) cu.push_back(cu.back() + std::int32_t(n));
+    const shape s{1, cu.back(), 2, 2, 16, 8};
+    inputs<double> in(s, 31);
+    const index_t S = index_t(lens.size());
+    for (gate gk : {gate::none, gate::scalar, gate::vector}) {
+        INFO(gate_name(gk));
+        tensor<double, 4> out({1, s.N, s.Hv, s.Dv}), fin({S, s.Hv, s.Dk, s.Dv});
+        auto init = random_tensor<double, 4>({S, s.Hv, s.Dk, s.Dv}, 5, -0.5, 0.5);
+        auto run = [&](index_t t0, index_t n, const delta_options& o, tensor_view<const double, 4> st0,
+                       tensor_view<double, 4> st1, tensor_view<double, 4> ov) {
+            auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n), v = slice(in.v.view(), 1, t0, n);
+            auto b = slice(in.beta.view(), 1, t0, n);
+            if (gk == gate::none) delta_rule(q, k, v, b, ov, o, st0, st1);
+            else if (gk == gate::scalar) gated_delta_rule(q, k, v, slice(in.g3.view(), 1, t0, n), b, ov, o, st0, st1);
+            else gated_delta_rule(q, k, v, slice(in.g4.view(), 1, t0, n), b, ov, o, st0, st1);
+        };
+        delta_options var;
+        var.cu_seqlens = cu.data();
+        var.num_seqs = int(S);
+        run(0, s.N, var, init.view(), fin.view(), out.view());
+        for (index_t q = 0; q < S; ++q) {
+            const index_t t0 = cu[std::size_t(q)], n = lens[std::size_t(q)];
+            tensor<double, 4> o({1, std::max<index_t>(n, 1), s.Hv, s.Dv}), f({1, s.Hv, s.Dk, s.Dv});
+            run(t0, n, delta_options{}, slice(init.view(), 0, q, 1), f.view(), slice(o.view(), 1, 0, n));
+            for (index_t t = 0; t < n; ++t)
+                for (index_t h = 0; h < s.Hv; ++h)
+                    for (index_t e = 0; e < s.Dv; ++e) REQUIRE(out(0, t0 + t, h, e) == Approx(o(0, t, h, e)).margin(1e-12));
+            for (index_t h = 0; h < s.Hv; ++h)
+                for (index_t d = 0; d < s.Dk; ++d)
+                    for (index_t e = 0; e < s.Dv; ++e) REQUIRE(fin(q, h, d, e) == Approx(f(0, h, d, e)).margin(1e-12));
+        }
+    }
+}
+
+TEST_CASE("delta rule: bitwise identical for 1, 2, 3 and 5 threads (head groups, value split, segments)") {
+    // B*H = 1 with Dv = 64 or 96 runs the value split; Dv = 8 (one column block) the
+    // segments; B*H = 8 the head groups.
+    for (const shape s : {shape{1, 700, 1, 1, 64, 64}, shape{1, 333, 1, 1, 40, 96}, shape{1, 500, 1, 1, 16, 8},
+                          shape{2, 300, 2, 4, 32, 40}}) {
+        inputs<float> in(s, 41);
+        auto init = random_tensor<float, 4>({s.B, s.Hv, s.Dk, s.Dv}, 43, -0.5, 0.5);
+        for (gate gk : {gate::none, gate::scalar, gate::vector}) {
+            tensor<float, 4> o1, f1;
+            for (int threads : {1, 2, 3, 5}) {
+                tensor<float, 4> o({s.B, s.N, s.Hv, s.Dv}), f({s.B, s.Hv, s.Dk, s.Dv});
+                delta_options d;
+                d.num_threads = threads;
+                d.qk_l2norm = true;
+                if (gk == gate::none)
+                    delta_rule(in.q.view(), in.k.view(), in.v.view(), in.beta.view(), o.view(), d, init.view(), f.view());
+                else if (gk == gate::scalar)
+                    gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(), o.view(), d,
+                                     init.view(), f.view());
+                else
+                    gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), in.beta.view(), o.view(), d,
+                                     init.view(), f.view());
+                if (threads == 1) {
+                    o1 = std::move(o);
+                    f1 = std::move(f);
+                    continue;
+                }
+                INFO("B" << s.B << " N" << s.N << " Hv" << s.Hv << " Dv" << s.Dv << ", " << gate_name(gk) << ", "
+                         << threads << " threads");
+                CHECK(bitwise_equal(o, o1));
+                CHECK(bitwise_equal(f, f1));
+            }
+        }
+    }
+}
+
+TEST_CASE("delta rule: bad inputs give seqmix::error naming the argument, nothing written") {
+    const shape s{2, 10, 2, 4, 8, 6};
+    inputs<float> in(s, 51);
+    tensor<float, 4> out({2, 10, 4, 6}, 42.0f);
+    const auto q = in.q.view();
+    const auto k = in.k.view();
+    const auto v = in.v.view();
+    auto beta_bad = convert<float>(in.beta);
+    beta_bad(1, 3, 2) = 2.5f;
+    expect_error([&] { delta_rule(q, k, v, beta_bad.view(), out.view()); }, "'beta': expected values in [0, 2], given 2.5 at [1,3,2]");
+    beta_bad(1, 3, 2) = -0.1f;
+    expect_error([&] { delta_rule(q, k, v, beta_bad.view(), out.view()); }, "'beta': expected values in [0, 2]");
+    beta_bad(1, 3, 2) = std::nanf("");
+    expect_error([&] { delta_rule(q, k, v, beta_bad.view(), out.view()); }, "'beta': expected values in [0, 2], given nan");
+    auto beta_shape = random_tensor<float, 3>({2, 10, 2}, 1, 0, 1);
+    expect_error([&] { delta_rule(q, k, v, beta_shape.view(), out.view()); }, "'beta': expected shape [2,10,4]");
+    auto g_bad = random_tensor<float, 4>({2, 10, 4, 7}, 2, -1, 0);
+    expect_error([&] { gated_delta_rule(q, k, v, g_bad.view(), in.beta.view(), out.view()); }, "'g': expected shape [2,10,4,8]");
+    auto g_pos = convert<float>(in.g3);
+    g_pos(0, 4, 1) = 0.25f;
+    expect_error([&] { gated_delta_rule(q, k, v, g_pos.view(), in.beta.view(), out.view()); }, "log forget gates <= 0, given 0.25 at [0,4,1]");
+    tensor<float, 4> st_bad({2, 4, 8, 5});
+    expect_error([&] { delta_rule(q, k, v, in.beta.view(), out.view(), {}, st_bad.view()); }, "'initial_state': expected shape [2,4,8,6]");
+    delta_options cs;
+    cs.chunk_size = 2000;
+    expect_error([&] { delta_rule(q, k, v, in.beta.view(), out.view(), cs); }, "'chunk_size'");
+    // Steps: beta of the wrong shape, a slot out of range, a bad beta value.
+    auto qs = random_tensor<float, 3>({2, 2, 8}, 8), ks = random_tensor<float, 3>({2, 2, 8}, 9);
+    auto vs = random_tensor<float, 3>({2, 4, 6}, 10);
+    tensor<float, 3> os({2, 4, 6}, 42.0f);
+    tensor<float, 4> pool({3, 4, 8, 6}, 0.5f);
+    auto bs = random_tensor<float, 2>({2, 4}, 11, 0, 1);
+    auto bs_bad = random_tensor<float, 2>({2, 3}, 12, 0, 1);
+    const std::int32_t good[] = {2, 0}, idx[] = {0, 3};
+    delta_step_options ok, so;
+    ok.state_indices = good;
+    so.state_indices = idx;
+    expect_error([&] { delta_rule_step(qs.view(), ks.view(), vs.view(), bs_bad.view(), os.view(), pool.view(), ok); }, "'beta': expected shape [2,4]");
+    expect_error([&] { delta_rule_step(qs.view(), ks.view(), vs.view(), bs.view(), os.view(), pool.view(), so); }, "'state_indices': expected pad_slot (-1) or 0 <= state_indices[1] < 3");
+    bs(1, 1) = 3.0f;
+    auto gs = random_tensor<float, 2>({2, 4}, 13, -1, 0);
+    expect_error([&] { gated_delta_rule_step(qs.view(), ks.view(), vs.view(), gs.view(), bs.view(), os.view(), pool.view(), ok); }, "'beta': expected values in [0, 2], given 3 at [1,1]");
+    for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 42.0f);
+    for (index_t i = 0; i < os.size(); ++i) REQUIRE(os.data()[i] == 42.0f);
+    for (index_t i = 0; i < pool.size(); ++i) REQUIRE(pool.data()[i] == 0.5f);
+    CHECK_THROWS_AS(reference::delta_rule(q, k, v, beta_bad.view(), out.view()), seqmix::error);
+}
