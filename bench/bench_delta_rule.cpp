@@ -18,9 +18,9 @@ using namespace seqmix;
 using namespace seqmix_bench;
 
 enum class kind { delta, gated_scalar, gated_vector };
-std::string kind_name(kind k) {
-    return k == kind::delta ? "delta_rule" : k == kind::gated_scalar ? "gated_delta_rule/scalar_gate"
-                                                                     : "gated_delta_rule/vector_gate";
+std::string kind_name(kind k) { return k == kind::delta ? "delta_rule" : "gated_delta_rule"; }
+std::string gate_suffix(kind k) {
+    return k == kind::delta ? "" : k == kind::gated_scalar ? "/scalar_gate" : "/vector_gate";
 }
 
 // Pseudo-random values (splitmix64): never periodic along the sequence. A repeating
@@ -134,7 +134,7 @@ void decode_step(benchmark::State& state, kind k, index_t B, index_t H, index_t 
 void register_delta_rule_benchmarks() {
     auto chunk_row = [](kind k, index_t h, index_t d, index_t n, int threads, int chunk, index_t offset,
                         const std::string& tag) {
-        const std::string name = kind_name(k) + "/chunk/H" + std::to_string(h) + "/D" + std::to_string(d) + "/N" +
+        const std::string name = kind_name(k) + "/chunk" + gate_suffix(k) + "/H" + std::to_string(h) + "/D" + std::to_string(d) + "/N" +
                                  std::to_string(n) + tag + "/threads:" + std::to_string(threads);
         benchmark::RegisterBenchmark(name.c_str(), chunked, k, h, n, d, threads, chunk, offset)
             ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
@@ -146,13 +146,13 @@ void register_delta_rule_benchmarks() {
         for (index_t d : {64, 128}) chunk_row(k, 4, d, 8192, 1, 0, 4, "/offset4");
         for (int threads : {1, 2}) chunk_row(k, 1, 64, 32768, threads, 0, 0, "");  // value split
         for (index_t d : {64, 128}) {
-            const std::string name = kind_name(k) + "/stepwise/H4/D" + std::to_string(d) + "/N2048/threads:1";
+            const std::string name = kind_name(k) + "/stepwise" + gate_suffix(k) + "/H4/D" + std::to_string(d) + "/N2048/threads:1";
             benchmark::RegisterBenchmark(name.c_str(), stepwise, k, 4, 2048, d)
                 ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
         }
         for (index_t b : {16, 64})
             for (int threads : {1, 2}) {
-                const std::string name = "decode_step/" + kind_name(k) + "/B" + std::to_string(b) +
+                const std::string name = "decode_step/" + kind_name(k) + gate_suffix(k) + "/B" + std::to_string(b) +
                                          "/H16/D128/threads:" + std::to_string(threads);
                 benchmark::RegisterBenchmark(name.c_str(), decode_step, k, b, 16, 128, threads)
                     ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
@@ -165,7 +165,7 @@ void register_delta_chunk_sweep() {
     for (kind k : {kind::delta, kind::gated_scalar, kind::gated_vector})
         for (index_t d : {64, 128})
             for (int c : {16, 32, 64}) {
-                const std::string name = "sweep/" + kind_name(k) + "/D" + std::to_string(d) + "/N8192/chunk" +
+                const std::string name = "sweep/" + kind_name(k) + gate_suffix(k) + "/D" + std::to_string(d) + "/N8192/chunk" +
                                          std::to_string(c);
                 benchmark::RegisterBenchmark(name.c_str(), chunked, k, 4, 8192, d, 1, c, index_t(0))
                     ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
