@@ -37,13 +37,6 @@ void fill_view(const View& x, float lo, float hi, unsigned salt) {
     }
 }
 
-void counters(benchmark::State& state, index_t h, index_t n, index_t d, int threads, double secs) {
-    const double flops = 4.0 * double(h) * double(n) * double(d) * double(d);  // recurrent-equivalent
-    report_rate(state, flops, secs, "GFLOPs", measured().fma[threads], "fma_peak_GFLOPs", "of_fma_peak");
-    state.counters["tokens_per_s"] = double(n) * double(state.iterations()) / secs;
-    state.counters["threads"] = threads;
-}
-
 // `offset` floats past a 64-byte boundary for every input and output: 0 or 4.
 void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, int threads, int chunk, index_t offset) {
     const index_t big = n * h * d + 16;
@@ -69,7 +62,7 @@ void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, i
         else gated_delta_rule(qc, kk, v, g4, beta, out, o);
         benchmark::ClobberMemory();
     }
-    counters(state, h, n, d, threads, seconds_since(t0));
+    report_recurrent(state, double(h), double(n), double(d), threads, seconds_since(t0));
 }
 
 // One decode step per row (B rows of H heads): token by token when the rows are the tokens
@@ -113,7 +106,7 @@ void stepwise(benchmark::State& state, kind k, index_t h, index_t n, index_t d) 
         for (index_t i = 0; i < n; ++i) in.step(k, i, 1, S.view(), 1);
         benchmark::ClobberMemory();
     }
-    counters(state, h, n, d, 1, seconds_since(t0));
+    report_recurrent(state, double(h), double(n), double(d), 1, seconds_since(t0));
 }
 
 // B=16 (BENCH.md) and B=64 (a state pool beyond the L3), H=16, Dk=Dv=128: memory-bound on

@@ -28,13 +28,6 @@ void fill(tensor<T, R>& t, float lo, float hi, unsigned salt) {
         t.data()[i] = lo + (hi - lo) * float((std::uint64_t(i) * 2654435761u + salt) % 1000) * 1e-3f;
 }
 
-void counters(benchmark::State& state, index_t h, index_t n, index_t d, int threads, double secs) {
-    const double flops = 4.0 * double(h) * double(n) * double(d) * double(d);  // recurrent-equivalent
-    report_rate(state, flops, secs, "GFLOPs", measured().fma[threads], "fma_peak_GFLOPs", "of_fma_peak");
-    state.counters["tokens_per_s"] = double(n) * double(state.iterations()) / secs;
-    state.counters["threads"] = threads;
-}
-
 // `offset` floats past a 64-byte boundary for every input and output (a std::vector or
 // malloc buffer is only 16-byte aligned): 0 or 4.
 void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, int threads, int chunk, index_t offset) {
@@ -67,7 +60,7 @@ void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, i
         }
         benchmark::ClobberMemory();
     }
-    counters(state, h, n, d, threads, seconds_since(t0));
+    report_recurrent(state, double(h), double(n), double(d), threads, seconds_since(t0));
 }
 
 // The same sequence, one decode step per token (the recurrent form).
@@ -102,7 +95,7 @@ void stepwise(benchmark::State& state, kind k, index_t h, index_t n, index_t d) 
         }
         benchmark::ClobberMemory();
     }
-    counters(state, h, n, d, 1, seconds_since(t0));
+    report_recurrent(state, double(h), double(n), double(d), 1, seconds_since(t0));
 }
 
 // Decode step at B (16: BENCH.md; 64: a state pool larger than the L3), H=16, D=128:

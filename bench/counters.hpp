@@ -18,4 +18,13 @@ inline void report_rate(benchmark::State& state, double work, double seconds, co
     if (ceiling > 0) state.counters[fraction_name] = rate / ceiling;
 }
 
+// A recurrent kernel over h heads of n tokens with Dk = Dv = d: recurrent-equivalent
+// GFLOP/s (4 h n d^2 per pass) against the FMA peak, and tokens per second.
+inline void report_recurrent(benchmark::State& state, double h, double n, double d, int threads, double seconds) {
+    report_rate(state, 4.0 * h * n * d * d, seconds, "GFLOPs", measured().fma[threads], "fma_peak_GFLOPs",
+                "of_fma_peak");
+    state.counters["tokens_per_s"] = n * double(state.iterations()) / seconds;
+    state.counters["threads"] = threads;
+}
+
 }  // namespace seqmix_bench

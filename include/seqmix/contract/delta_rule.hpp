@@ -47,36 +47,18 @@ delta_args<T> prepare_delta(const QV& q, const KV& k, const VV& v, const GV& g, 
     static_assert(view_traits<BV>::is_view && std::is_same_v<typename BV::value_type, T> && BV::rank == 3,
                   "seqmix: beta must be a rank-3 tensor_view [B,N,H] of the element type of q");
     delta_args<T> a;
-    static_cast<recurrent_args<T>&>(a) = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
-    validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt.num_threads, a.q.empty() ? 0 : a.q.extent(3), 0);
-    check_finite_as<T>(opt.scale, op, "scale");
-    check_chunk_size(opt.chunk_size, op);
+    static_cast<recurrent_args<T>&>(a) = prepare_matrix_recurrent(q, k, v, out, opt, initial_state, final_state, op);
     const index_t B = a.q.extent(0), N = a.q.extent(1), Hv = a.v.extent(2), Dk = a.q.extent(3);
     check_given(beta, op, "beta");
     a.beta = checked_view(tensor_view<const T, 3>(beta), op, "beta");
     check_shape(a.beta, {B, N, Hv}, op, "beta");
     if constexpr (!std::is_same_v<GV, std::nullptr_t>) {
-        static_assert(view_traits<GV>::is_view && std::is_same_v<typename GV::value_type, T>,
-                      "seqmix: g must be a tensor_view of the element type of q");
-        constexpr std::size_t R = GV::rank;
-        static_assert(R == 3 || R == 4, "seqmix: g is [B,N,H] (Gated DeltaNet) or [B,N,H,Dk] (per key channel, KDA)");
-        check_given(g, op, "g");
-        if constexpr (R == 4) {
-            a.g4 = checked_view(tensor_view<const T, 4>(g), op, "g");
-            check_shape(a.g4, {B, N, Hv, Dk}, op, "g");
-        } else {
-            a.g3 = checked_view(tensor_view<const T, 3>(g), op, "g");
-            check_shape(a.g3, {B, N, Hv}, op, "g");
-        }
+        a.vector_gate = take_gate(g, B, N, Hv, Dk, a.g4, a.g3, op);
         a.gated = true;
-        a.vector_gate = R == 4;
     }
     check_recurrent_memory(a, op, {memory_of("beta", a.beta), memory_of("g", a.g4), memory_of("g", a.g3)});
     check_beta(a.beta, op);
-    check_log_gates(a.g4, op);
-    check_log_gates(a.g3, op);
     a.l2norm = opt.qk_l2norm;
-    a.problem.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(Dk));
     return a;
 }
 

@@ -30,29 +30,10 @@ template <class QV, class KV, class VV, class GV, class OV, class T>
 gla_args<T> prepare_gla(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out,
                               const gla_options& opt, const tensor_view<const T, 4>& initial_state,
                               const tensor_view<T, 4>& final_state, const char* op) {
-    static_assert(view_traits<GV>::is_view && std::is_same_v<typename GV::value_type, T>,
-                  "seqmix: g must be a tensor_view of the element type of q");
     gla_args<T> a;
-    static_cast<recurrent_args<T>&>(a) = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
-    validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt.num_threads, a.q.empty() ? 0 : a.q.extent(3), 0);
-    check_finite_as<T>(opt.scale, op, "scale");
-    check_chunk_size(opt.chunk_size, op);
+    static_cast<recurrent_args<T>&>(a) = prepare_matrix_recurrent(q, k, v, out, opt, initial_state, final_state, op);
     const index_t B = a.q.extent(0), N = a.q.extent(1), Hv = a.v.extent(2), Dk = a.q.extent(3);
-    constexpr std::size_t R = GV::rank;
-    check_given(g, op, "g");
-    if constexpr (R == 4) {
-        a.g4 = checked_view(tensor_view<const T, 4>(g), op, "g");
-        check_shape(a.g4, {B, N, Hv, Dk}, op, "g");
-        check_log_gates(a.g4, op);
-    } else if constexpr (R == 3) {
-        a.g3 = checked_view(tensor_view<const T, 3>(g), op, "g");
-        check_shape(a.g3, {B, N, Hv}, op, "g");
-        check_log_gates(a.g3, op);
-    } else {
-        raise(detail::concat(op, ": argument 'g': expected rank 4 [B,N,H,Dk] (GLA) or rank 3 [B,N,H] (scalar gate), given rank ", R));
-    }
-    a.vector_gate = R == 4;
-    a.problem.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(Dk));
+    a.vector_gate = take_gate(g, B, N, Hv, Dk, a.g4, a.g3, op);
     check_recurrent_memory(a, op, {memory_of("g", a.g4), memory_of("g", a.g3)});
     return a;
 }

@@ -290,6 +290,44 @@ inline void check_chunk_size(int c, const char* op) {
     check(c == 0 || (c >= 1 && c <= 1024), op, "chunk_size", "0 (default) or 1..1024", c);
 }
 
+// The core of the recurrences whose state is [Dk, Dv] with no feature map (GLA, the delta
+// rule): shapes, states, cu_seqlens, threads, and the options' scale and chunk size.
+template <class QV, class KV, class VV, class OV, class Options, class T>
+recurrent_args<T> prepare_matrix_recurrent(const QV& q, const KV& k, const VV& v, const OV& out, const Options& opt,
+                                           const tensor_view<const T, 4>& initial_state,
+                                           const tensor_view<T, 4>& final_state, const char* op) {
+    auto a = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
+    validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt.num_threads, a.q.empty() ? 0 : a.q.extent(3), 0);
+    check_finite_as<T>(opt.scale, op, "scale");
+    check_chunk_size(opt.chunk_size, op);
+    a.problem.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(a.problem.dk_in));
+    return a;
+}
+
+// The gate of a gated recurrence (GLA, the gated delta rule): g [B,N,Hv,Dk] per key channel
+// into g4, or [B,N,Hv] per head into g3, checked for shape and values. Returns true for the
+// per-channel gate.
+template <class GV, class T>
+bool take_gate(const GV& g, index_t B, index_t N, index_t Hv, index_t Dk, tensor_view<const T, 4>& g4,
+               tensor_view<const T, 3>& g3, const char* op) {
+    static_assert(view_traits<GV>::is_view && std::is_same_v<typename GV::value_type, T>,
+                  "seqmix: g must be a tensor_view of the element type of q");
+    constexpr std::size_t R = GV::rank;
+    check_given(g, op, "g");
+    if constexpr (R == 4) {
+        g4 = checked_view(tensor_view<const T, 4>(g), op, "g");
+        check_shape(g4, {B, N, Hv, Dk}, op, "g");
+        check_log_gates(g4, op);
+    } else if constexpr (R == 3) {
+        g3 = checked_view(tensor_view<const T, 3>(g), op, "g");
+        check_shape(g3, {B, N, Hv}, op, "g");
+        check_log_gates(g3, op);
+    } else {
+        raise(detail::concat(op, ": argument 'g': expected rank 4 [B,N,H,Dk] (per key channel) or rank 3 [B,N,H] (per head), given rank ", R));
+    }
+    return R == 4;
+}
+
 }  // namespace detail
 SEQMIX_ABI_END
 }  // namespace seqmix

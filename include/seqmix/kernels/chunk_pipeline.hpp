@@ -289,6 +289,45 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
     });
 }
 
+// The packed rows of one chunk, the first pieces of its prepared buffer after the policy's
+// header: q and k (read in place when the Rows allow it; never with a vector gate, which
+// scales them per lane, padding included), v, and the cumulative gates (hi, lo): [len] per
+// token, or [len][ldk] per key channel. `rows_size` is what they take of the buffer.
+struct chunk_geometry {
+    index_t dk, dv, ldk, ldv, chunk;
+    gate_kind gate;
+    index_t gate_size(index_t lda) const { return gate == gate_kind::vector ? chunk * ldk : lda; }
+    template <class T>
+    std::size_t rows_size(index_t lda) const {
+        return scratch_carver<T>::size_of(chunk * ldk, chunk * ldk, chunk * ldv, gate_size(lda), gate_size(lda));
+    }
+};
+
+template <class T, class Rows>
+chunk_tile<T> pack_chunk_rows(scratch_carver<T>& cv, const Rows& rows, const chunk_ref<T>& r, const chunk_geometry& g,
+                              index_t lda, bool outputs) {
+    chunk_tile<T> c;
+    c.len = r.len;
+    c.dk = g.dk;
+    c.dv = g.dv;
+    c.ldk = g.ldk;
+    c.ldv = g.ldv;
+    c.gate = g.gate;
+    T* q_buf = cv.take(std::size_t(g.chunk * g.ldk));
+    T* k_buf = cv.take(std::size_t(g.chunk * g.ldk));
+    const bool in_place = g.gate != gate_kind::vector && rows.in_place_qk(r.unit, r.t0, c.q, c.ldq, c.k, c.ldkr);
+    if (!in_place) {
+        c.q = q_buf;
+        c.k = k_buf;
+        c.ldq = c.ldkr = g.ldk;
+    }
+    c.v = cv.take(std::size_t(g.chunk * g.ldv));
+    c.b = cv.take(std::size_t(g.gate_size(lda)));
+    c.b_lo = cv.take(std::size_t(g.gate_size(lda)));
+    rows.pack(r.unit, r.t0, c, in_place ? nullptr : q_buf, in_place ? nullptr : k_buf, outputs);
+    return c;
+}
+
 // The policy of the linear-attention family (linear attention, GLA with vector or scalar
 // gates, any per-head decay): the chunk products of chunkwise.hpp on packed tiles. `Rows`
 // is the operator's source of rows:
@@ -335,10 +374,10 @@ struct gated_chunk_policy {
         return *std::launder(reinterpret_cast<const header*>(r.prepared));
     }
 
-    index_t b_size() const { return gate == gate_kind::vector ? chunk * ldk : lda; }
+    chunk_geometry geometry() const { return {dk, dv, ldk, ldv, chunk, gate}; }
     std::size_t prepared_size() const {
-        return scratch_carver<T>::size_of(header_size, chunk * ldk, chunk * ldk, chunk * ldv, b_size(), b_size(),
-                                          chunk * lda, chunk * ldk, chunk * ldk, lda, ldk);
+        return scratch_carver<T>::size_of(header_size, chunk * lda, chunk * ldk, chunk * ldk, lda, ldk) +
+               geometry().template rows_size<T>(lda);
     }
 
     void prepare(const chunk_ref<T>& r, bool outputs) const {
@@ -346,30 +385,12 @@ struct gated_chunk_policy {
         cv.take(header_size);
         header h;
         chunk_tile<T>& c = h.tile;
-        c.len = r.len;
-        c.dk = dk;
-        c.dv = dv;
-        c.ldk = ldk;
-        c.ldv = ldv;
-        c.gate = gate;
-        T* q_buf = cv.take(std::size_t(chunk * ldk));
-        T* k_buf = cv.take(std::size_t(chunk * ldk));
-        // The vector gate scales q and k per lane (padding included): always packed.
-        const bool in_place = gate != gate_kind::vector && rows.in_place_qk(r.unit, r.t0, c.q, c.ldq, c.k, c.ldkr);
-        if (!in_place) {
-            c.q = q_buf;
-            c.k = k_buf;
-            c.ldq = c.ldkr = ldk;
-        }
-        c.v = cv.take(std::size_t(chunk * ldv));
-        c.b = cv.take(std::size_t(b_size()));
-        c.b_lo = cv.take(std::size_t(b_size()));
+        c = pack_chunk_rows(cv, rows, r, geometry(), lda, outputs);
         T* A = cv.take(std::size_t(chunk * lda));
         T* qg = cv.take(std::size_t(chunk * ldk));
         T* kg = cv.take(std::size_t(chunk * ldk));
         T* row_scale = cv.take(std::size_t(lda));
         T* decay = cv.take(std::size_t(ldk));
-        rows.pack(r.unit, r.t0, c, in_place ? nullptr : q_buf, in_place ? nullptr : k_buf, outputs);
         // Scores first: they use the qg / kg areas as their scratch.
         if (outputs && causal) chunk_scores(c, A, lda, qg, kg);
         h.A = A;

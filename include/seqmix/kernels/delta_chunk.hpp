@@ -64,10 +64,11 @@ struct delta_chunk_policy {
         return *std::launder(reinterpret_cast<const header*>(r.prepared));
     }
 
-    index_t b_size() const { return gate == gate_kind::vector ? chunk * ldk : lda; }
+    chunk_geometry geometry() const { return {dk, dv, ldk, ldv, chunk, gate}; }
     std::size_t prepared_size() const {
-        return scratch_carver<T>::size_of(header_size, chunk * ldk, chunk * ldk, chunk * ldv, b_size(), b_size(),
-                                          chunk * lda, chunk * lda, chunk * ldk, chunk * ldk, chunk * ldk, lda, ldk, lda);
+        return scratch_carver<T>::size_of(header_size, chunk * lda, chunk * lda, chunk * ldk, chunk * ldk, chunk * ldk,
+                                          lda, ldk, lda) +
+               geometry().template rows_size<T>(lda);
     }
 
     void prepare(const chunk_ref<T>& r, bool outputs) const {
@@ -76,23 +77,8 @@ struct delta_chunk_policy {
         header h;
         chunk_tile<T>& c = h.tile;
         const index_t L = r.len;
-        c.len = L;
-        c.dk = dk;
-        c.dv = dv;
-        c.ldk = ldk;
-        c.ldv = ldv;
-        c.gate = gate;
-        T* q_buf = cv.take(std::size_t(chunk * ldk));
-        T* k_buf = cv.take(std::size_t(chunk * ldk));
-        const bool in_place = gate != gate_kind::vector && rows.in_place_qk(r.unit, r.t0, c.q, c.ldq, c.k, c.ldkr);
-        if (!in_place) {
-            c.q = q_buf;
-            c.k = k_buf;
-            c.ldq = c.ldkr = ldk;
-        }
-        T* U = c.v = cv.take(std::size_t(chunk * ldv));
-        c.b = cv.take(std::size_t(b_size()));
-        c.b_lo = cv.take(std::size_t(b_size()));
+        c = pack_chunk_rows(cv, rows, r, geometry(), lda, outputs);
+        T* U = c.v;  // beta V, then U = T V, then X = U - W S
         T* P = cv.take(std::size_t(chunk * lda));
         T* M = cv.take(std::size_t(chunk * lda));
         T* qg = cv.take(std::size_t(chunk * ldk));
@@ -101,7 +87,6 @@ struct delta_chunk_policy {
         T* row_scale = cv.take(std::size_t(lda));
         T* decay = cv.take(std::size_t(ldk));
         T* beta = cv.take(std::size_t(lda));
-        rows.pack(r.unit, r.t0, c, in_place ? nullptr : q_buf, in_place ? nullptr : k_buf, outputs);
         rows.beta(r.unit, r.t0, L, beta);
 
         // Scores (qg / kg are their scratch): P = gated Q K^T, M = gated K K^T.

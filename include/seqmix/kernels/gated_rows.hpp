@@ -6,7 +6,6 @@
 //
 // Args: recurrent_args plus g4 ([B,N,H,Dk] gate), g3 ([B,N,H] gate) and vector_gate.
 #include <algorithm>
-#include <cmath>
 
 #include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
@@ -17,13 +16,6 @@
 namespace seqmix {
 SEQMIX_ABI_BEGIN
 namespace kernels {
-
-// x / sqrt(sum x^2 + eps) over n values, in place.
-template <class T>
-inline void l2_normalize(T* x, index_t n, double eps) {
-    const T norm2 = simd::dot(static_cast<const T*>(x), static_cast<const T*>(x), std::size_t(n));
-    simd::scale(T(1) / std::sqrt(norm2 + T(eps)), x, std::size_t(n));
-}
 
 template <class T, class Args>
 struct gated_rows {

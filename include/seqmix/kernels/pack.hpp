@@ -5,6 +5,7 @@
 // tiles are 64-byte aligned whatever the alignment of the user's buffers, so the
 // micro-kernels only ever stream aligned scratch.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 
@@ -29,6 +30,13 @@ template <class T>
 inline void emit_row(const T* src, T mul, T* dst, index_t stride, index_t n) {
     if (stride == 1) simd::scaled_copy(mul, src, dst, std::size_t(n));
     else for (index_t i = 0; i < n; ++i) dst[i * stride] = src[i] * mul;
+}
+
+// x / sqrt(sum x^2 + eps) over n values, in place (per-head l2 norm of packed q, k rows).
+template <class T>
+inline void l2_normalize(T* x, index_t n, double eps) {
+    const T norm2 = simd::dot(static_cast<const T*>(x), static_cast<const T*>(x), std::size_t(n));
+    simd::scale(T(1) / std::sqrt(norm2 + T(eps)), x, std::size_t(n));
 }
 
 // Prefetch (to L2) a row about to be packed, when it is contiguous.

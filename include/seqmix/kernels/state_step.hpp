@@ -4,13 +4,16 @@
 // four vectors held in registers across all rows, so each state element is loaded and
 // stored once and costs two FMAs.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "../core/abi.hpp"
 #include "../core/parallel.hpp"
 #include "../core/scratch.hpp"
 #include "../core/tensor_view.hpp"
+#include "../simd/exp.hpp"
 #include "../simd/vec.hpp"
+#include "pack.hpp"
 
 namespace seqmix {
 SEQMIX_ABI_BEGIN
@@ -101,6 +104,30 @@ struct step_vectors {
     const T* S;
     index_t lds, lcs;
 };
+
+// The q and k rows (of head h's key head) and the v row of batch row b, from a step's
+// [B,H,D] views (Args: step_args), packed into r.
+template <class T, class Args>
+void pack_step_rows(const Args& s, index_t b, index_t h, step_vectors<T>& r) {
+    const index_t hk = h / (s.hv / s.hk);
+    pack_row(s.q.ptr(b, hk), s.q.stride(2), s.dk, r.q, s.dk);
+    pack_row(s.k.ptr(b, hk), s.k.stride(2), s.dk, r.k, s.dk);
+    pack_row(s.v.ptr(b, h), s.v.stride(2), s.dv, r.v, s.dv);
+}
+
+// The decays exp(g) of row b, head h into r: one per key channel (g [B,H,Dk], one vector
+// exp per W channels) or one per head (g [B,H]).
+template <class T, std::size_t RG>
+void step_decay(const tensor_view<const T, RG>& g, index_t b, index_t h, index_t dk, step_vectors<T>& r) {
+    if constexpr (RG == 3) {
+        pack_row(g.ptr(b, h), g.stride(2), dk, r.decay, dk);
+        simd::exp_inplace(r.decay, std::size_t(dk));
+        r.decay_stride = 1;
+    } else {
+        r.decay[0] = std::exp(g(b, h));
+        r.decay_stride = 0;
+    }
+}
 
 // The decode-step driver shared by every matrix-state recurrence: for each (row b, head h)
 // with a slot (`indices[b]`, or b; a negative slot, pad_slot, skips the row entirely), it

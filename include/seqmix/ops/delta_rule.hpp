@@ -56,24 +56,15 @@ void delta_rule_steps(const delta_step_args<T, RG>& s, const tensor_view<T, 4>& 
     kernels::step_rows(
         state, opt.state_indices, s.batch, opt.num_threads,
         [&](index_t b, index_t h, kernels::step_vectors<T>& r) {
-            const index_t hk = h / (s.hv / s.hk);
-            kernels::pack_row(s.q.ptr(b, hk), s.q.stride(2), s.dk, r.q, s.dk);
-            kernels::pack_row(s.k.ptr(b, hk), s.k.stride(2), s.dk, r.k, s.dk);
+            kernels::pack_step_rows(s, b, h, r);
             if (opt.qk_l2norm) {
                 kernels::l2_normalize(r.q, s.dk, l2norm_eps);
                 kernels::l2_normalize(r.k, s.dk, l2norm_eps);
             }
-            if constexpr (RG == 3) {
-                kernels::pack_row(s.g.ptr(b, h), s.g.stride(2), s.dk, r.decay, s.dk);
-                simd::exp_inplace(r.decay, std::size_t(s.dk));
-                r.decay_stride = 1;
-                for (index_t d = 0; d < s.dk; ++d) r.work[d] = r.decay[d] * r.k[d];
-            } else {
-                r.decay[0] = RG == 2 ? std::exp(s.g(b, h)) : T(1);
-                simd::scaled_copy(r.decay[0], static_cast<const T*>(r.k), r.work, std::size_t(s.dk));
-            }
+            if constexpr (RG == 0) r.decay[0] = T(1);
+            else kernels::step_decay(s.g, b, h, s.dk, r);
+            for (index_t d = 0; d < s.dk; ++d) r.work[d] = r.decay[d * r.decay_stride] * r.k[d];
             kernels::state_transpose_times(r.S, r.lds, r.lcs, s.dk, s.dv, static_cast<const T*>(r.work), r.o);
-            kernels::pack_row(s.v.ptr(b, h), s.v.stride(2), s.dv, r.v, s.dv);
             simd::axpy(T(-1), static_cast<const T*>(r.o), r.v, std::size_t(s.dv));
             simd::scale(s.beta(b, h), r.v, std::size_t(s.dv));
         },

@@ -45,24 +45,13 @@ void gated_linear_attention_step(const QV& q, const KV& k, const VV& v, const GV
                                  tensor_view<typename OV::value_type, 4> state, const gla_step_options& opt = {}) {
     using T = typename OV::value_type;
     const char* op = "gated_linear_attention_step";
-    constexpr std::size_t RG = GV::rank;
     const auto s = detail::prepare_gla_step(q, k, v, g, out, state, opt, op);
-    const auto& gv = s.g;
     const T scale = T(s.scale);
     kernels::step_rows(
         state, opt.state_indices, s.batch, opt.num_threads,
         [&](index_t b, index_t h, kernels::step_vectors<T>& r) {
-            const index_t hk = h / (s.hv / s.hk);
-            kernels::pack_row(s.q.ptr(b, hk), s.q.stride(2), s.dk, r.q, s.dk);
-            kernels::pack_row(s.k.ptr(b, hk), s.k.stride(2), s.dk, r.k, s.dk);
-            kernels::pack_row(s.v.ptr(b, h), s.v.stride(2), s.dv, r.v, s.dv);
-            if constexpr (RG == 3) {
-                kernels::pack_row(gv.ptr(b, h), gv.stride(2), s.dk, r.decay, s.dk);
-                simd::exp_inplace(r.decay, std::size_t(s.dk));  // one vector exp per W channels
-                r.decay_stride = 1;
-            } else {
-                r.decay[0] = std::exp(gv(b, h));
-            }
+            kernels::pack_step_rows(s, b, h, r);
+            kernels::step_decay(s.g, b, h, s.dk, r);
         },
         [&](index_t b, index_t h, const kernels::step_vectors<T>& r) {
             kernels::emit_row(r.o, scale, s.out.ptr(b, h), s.out.stride(2), s.dv);
