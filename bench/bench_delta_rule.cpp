@@ -38,7 +38,8 @@ void fill_view(const View& x, float lo, float hi, unsigned salt) {
 }
 
 // `offset` floats past a 64-byte boundary for every input and output: 0 or 4.
-void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, int threads, int chunk, index_t offset) {
+void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, int threads, int chunk, index_t offset,
+             delta_form form) {
     const index_t big = n * h * d + 16;
     tensor<float, 1> buf({6 * big});
     auto at = [&](int i) { return buf.data() + i * big + offset; };
@@ -54,6 +55,7 @@ void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, i
     o.num_threads = threads;
     o.chunk_size = chunk;
     o.qk_l2norm = true;
+    o.form = form;
     const tensor_view<const float, 4> qc(q);
     const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
@@ -126,10 +128,10 @@ void decode_step(benchmark::State& state, kind k, index_t B, index_t H, index_t 
 
 void register_delta_rule_benchmarks() {
     auto chunk_row = [](kind k, index_t h, index_t d, index_t n, int threads, int chunk, index_t offset,
-                        const std::string& tag) {
-        const std::string name = kind_name(k) + "/chunk" + gate_suffix(k) + "/H" + std::to_string(h) + "/D" + std::to_string(d) + "/N" +
-                                 std::to_string(n) + tag + "/threads:" + std::to_string(threads);
-        benchmark::RegisterBenchmark(name.c_str(), chunked, k, h, n, d, threads, chunk, offset)
+                        const std::string& tag, delta_form form = delta_form::automatic) {
+        const std::string name = kind_name(k) + "/chunk" + gate_suffix(k) + "/H" + std::to_string(h) + "/D" +
+                                 std::to_string(d) + "/N" + std::to_string(n) + tag + "/threads:" + std::to_string(threads);
+        benchmark::RegisterBenchmark(name.c_str(), chunked, k, h, n, d, threads, chunk, offset, form)
             ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
     };
     for (kind k : {kind::delta, kind::gated_scalar, kind::gated_vector}) {
@@ -138,6 +140,11 @@ void register_delta_rule_benchmarks() {
                 for (index_t n : {512, 2048, 8192, 32768}) chunk_row(k, 4, d, n, threads, 0, 0, "");
         for (index_t d : {64, 128}) chunk_row(k, 4, d, 8192, 1, 0, 4, "/offset4");
         for (int threads : {1, 2}) chunk_row(k, 1, 64, 32768, threads, 0, 0, "");  // value split
+        // The two forms side by side (the automatic choice is the recurrent one).
+        for (index_t d : {64, 128})
+            for (auto [form, tag] : {std::pair{delta_form::chunkwise, "/form:chunkwise"},
+                                     std::pair{delta_form::recurrent, "/form:recurrent"}})
+                chunk_row(k, 4, d, 8192, 1, 0, 0, tag, form);
         for (index_t d : {64, 128}) {
             const std::string name = kind_name(k) + "/stepwise" + gate_suffix(k) + "/H4/D" + std::to_string(d) + "/N2048/threads:1";
             benchmark::RegisterBenchmark(name.c_str(), stepwise, k, 4, 2048, d)
@@ -153,14 +160,14 @@ void register_delta_rule_benchmarks() {
     }
 }
 
-// Chunk-size sweep (the measurement behind delta_chunk_size), only when asked for by filter.
+// Chunk-size sweep of the automatic form, only when asked for by filter.
 void register_delta_chunk_sweep() {
     for (kind k : {kind::delta, kind::gated_scalar, kind::gated_vector})
         for (index_t d : {64, 128})
             for (int c : {16, 32, 64}) {
                 const std::string name = "sweep/" + kind_name(k) + gate_suffix(k) + "/D" + std::to_string(d) + "/N8192/chunk" +
                                          std::to_string(c);
-                benchmark::RegisterBenchmark(name.c_str(), chunked, k, 4, 8192, d, 1, c, index_t(0))
+                benchmark::RegisterBenchmark(name.c_str(), chunked, k, 4, 8192, d, 1, c, index_t(0), delta_form::automatic)
                     ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
             }
 }

@@ -22,6 +22,8 @@ struct shape {
 };
 
 enum class gate { none, scalar, vector };
+const delta_form forms[] = {delta_form::chunkwise, delta_form::recurrent};
+const char* form_name(delta_form f) { return f == delta_form::chunkwise ? "chunkwise" : "recurrent"; }
 const char* gate_name(gate g) { return g == gate::none ? "no gate" : g == gate::scalar ? "scalar gate" : "vector gate"; }
 
 // Inputs of one problem. Without qk_l2norm the keys are scaled to norm <= 1 row by row
@@ -86,7 +88,7 @@ tensor_view<const T, 2> token(const tensor<T, 3>& x, index_t t) {
 
 }  // namespace
 
-TEST_CASE("delta rule matches the double reference: awkward sizes, every gate, with and without qk_l2norm") {
+TEST_CASE("delta rule matches the double reference: awkward sizes, every gate, with and without qk_l2norm, both forms") {
     // Around the default chunk (16 for Dk <= 64, 32 above): N = 1, 15, 16, 17, 31, 33, 777;
     // Dk != Dv, D = 3, 64, 128, odd dims, grouped heads (Hv = 2 Hk).
     const std::vector<shape> shapes = {
@@ -97,11 +99,13 @@ TEST_CASE("delta rule matches the double reference: awkward sizes, every gate, w
     unsigned seed = 100;
     for (const auto& s : shapes)
         for (gate gk : {gate::none, gate::scalar, gate::vector})
-            for (bool l2 : {false, true}) {
+            for (bool l2 : {false, true})
+                for (delta_form form : forms) {
                 delta_options o;
                 o.qk_l2norm = l2;
+                o.form = form;
                 INFO("B" << s.B << " N" << s.N << " Hk" << s.Hk << " Hv" << s.Hv << " Dk" << s.Dk << " Dv" << s.Dv << ", "
-                         << gate_name(gk) << (l2 ? ", qk_l2norm" : ""));
+                         << gate_name(gk) << (l2 ? ", qk_l2norm" : "") << ", " << form_name(form));
                 CHECK(delta_error<float>(s, gk, o, seed) < 2e-5);
                 CHECK(delta_error<double>(s, gk, o, seed) < 1e-12);
                 seed += 7;
@@ -114,10 +118,12 @@ TEST_CASE("delta rule: any chunk_size gives the reference's result") {
         delta_options o;
         o.chunk_size = c;
         o.qk_l2norm = true;
-        for (gate gk : {gate::none, gate::scalar, gate::vector}) {
-            INFO("chunk_size " << c << ", " << gate_name(gk));
-            CHECK(delta_error<double>(s, gk, o, 7) < 1e-12);
-        }
+        for (gate gk : {gate::none, gate::scalar, gate::vector})
+            for (delta_form form : forms) {
+                o.form = form;
+                INFO("chunk_size " << c << ", " << gate_name(gk) << ", " << form_name(form));
+                CHECK(delta_error<double>(s, gk, o, 7) < 1e-12);
+            }
     }
 }
 
@@ -139,7 +145,8 @@ TEST_CASE("delta rule: gates from 0 to -20 per token, -inf, and extreme mixes st
             for (index_t c = 0; c < s.Dk; ++c) in.g4(0, t, 0, c) = pattern(t, c);
         }
         for (gate gk : {gate::scalar, gate::vector})
-            for (int threads : {1, 2}) {
+            for (int threads : {1, 2})
+                for (delta_form form : forms) {
                 auto qf = convert<float>(in.q), kf = convert<float>(in.k), vf = convert<float>(in.v);
                 auto bf = convert<float>(in.beta), g3f = convert<float>(in.g3);
                 auto g4f = convert<float>(in.g4);
@@ -148,6 +155,7 @@ TEST_CASE("delta rule: gates from 0 to -20 per token, -inf, and extreme mixes st
                 delta_options o;
                 o.num_threads = threads;
                 o.qk_l2norm = true;
+                o.form = form;
                 if (gk == gate::scalar) {
                     gated_delta_rule(qf.view(), kf.view(), vf.view(), g3f.view(), bf.view(), out.view(), o);
                     reference::gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(),
@@ -157,7 +165,7 @@ TEST_CASE("delta rule: gates from 0 to -20 per token, -inf, and extreme mixes st
                     reference::gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), in.beta.view(),
                                                 ref.view(), o);
                 }
-                INFO(name << ", " << gate_name(gk) << ", " << threads << " threads");
+                INFO(name << ", " << gate_name(gk) << ", " << threads << " threads, " << form_name(form));
                 for (index_t i = 0; i < out.size(); ++i) REQUIRE(std::isfinite(out.data()[i]));
                 CHECK(max_rel_error(out, ref) < 1e-5);
             }
@@ -167,7 +175,8 @@ TEST_CASE("delta rule: gates from 0 to -20 per token, -inf, and extreme mixes st
 TEST_CASE("delta rule over N = 32768: beta near 0 and near 2 with normalized keys stays bounded, fp32 within 1e-5") {
     const shape s{1, 32768, 1, 1, 32, 32};
     for (const auto& [lo, hi] : {std::pair<double, double>{1e-4, 1e-3}, {1.99, 2.0}, {0.05, 1.0}})
-        for (gate gk : {gate::none, gate::scalar, gate::vector}) {
+        for (gate gk : {gate::none, gate::scalar, gate::vector})
+            for (delta_form form : forms) {
             inputs<float> in(s, 71, 0.05, lo, hi);
             tensor<float, 4> out({1, s.N, 1, s.Dv}), fin({1, 1, s.Dk, s.Dv});
             tensor<double, 4> ref({1, s.N, 1, s.Dv}), ref_fin({1, 1, s.Dk, s.Dv});
@@ -176,6 +185,7 @@ TEST_CASE("delta rule over N = 32768: beta near 0 and near 2 with normalized key
             auto g4d = convert<double>(in.g4);
             delta_options o;
             o.qk_l2norm = true;
+            o.form = form;
             if (gk == gate::none) {
                 delta_rule(in.q.view(), in.k.view(), in.v.view(), in.beta.view(), out.view(), o, {}, fin.view());
                 reference::delta_rule(qd.view(), kd.view(), vd.view(), bd.view(), ref.view(), o, {}, ref_fin.view());
@@ -211,9 +221,9 @@ TEST_CASE("delta rule over N = 32768: beta near 0 and near 2 with normalized key
             for (index_t i = 0; i < fin.size(); ++i) largest = std::max(largest, std::abs(double(fin.data()[i])));
             const double err = std::max(max_rel_error(out, ref), max_rel_error(fin, ref_fin));
             const double step_err = std::max(max_rel_error(stepped, ref), max_rel_error(S, ref_fin));
-            std::printf("N=32768 %s, beta in [%g, %g]: fp32 vs double %.3g (token by token %.3g), largest state entry %.3g\n",
-                        gate_name(gk), lo, hi, err, step_err, largest);
-            INFO(gate_name(gk) << ", beta in [" << lo << ", " << hi << "]: token by token " << step_err);
+            std::printf("N=32768 %s, %s, beta in [%g, %g]: fp32 vs double %.3g (decode steps %.3g), largest state entry %.3g\n",
+                        gate_name(gk), form_name(form), lo, hi, err, step_err, largest);
+            INFO(gate_name(gk) << ", " << form_name(form) << ", beta in [" << lo << ", " << hi << "]: decode steps " << step_err);
             CHECK(largest < 100);  // bounded: a random walk of reflections at worst, O(sqrt(N)) = 181
             CHECK(err < std::max(1e-5, 2 * step_err));
             if (!(gk == gate::none && lo > 1.5)) CHECK(err < 1e-5);
@@ -223,10 +233,12 @@ TEST_CASE("delta rule over N = 32768: beta near 0 and near 2 with normalized key
 TEST_CASE("delta rule: whole sequence == pieces passing states == token-by-token decode steps in a pool") {
     const shape s{2, 77, 1, 2, 24, 20};
     inputs<double> in(s, 21);
-    for (gate gk : {gate::none, gate::scalar, gate::vector}) {
-        INFO(gate_name(gk));
+    for (gate gk : {gate::none, gate::scalar, gate::vector})
+        for (delta_form form : forms) {
+        INFO(gate_name(gk) << ", " << form_name(form));
         delta_options o;
         o.qk_l2norm = true;
+        o.form = form;
         auto call = [&](index_t t0, index_t n, tensor_view<const double, 4> init, tensor_view<double, 4> fin,
                         tensor<double, 4>& out) {
             auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n), v = slice(in.v.view(), 1, t0, n);
@@ -305,8 +317,9 @@ TEST_CASE("delta rule: varlen (cu_seqlens) equals separate calls, with per-seque
     const shape s{1, cu.back(), 2, 2, 16, 8};
     inputs<double> in(s, 31);
     const index_t S = index_t(lens.size());
-    for (gate gk : {gate::none, gate::scalar, gate::vector}) {
-        INFO(gate_name(gk));
+    for (gate gk : {gate::none, gate::scalar, gate::vector})
+        for (delta_form form : forms) {
+        INFO(gate_name(gk) << ", " << form_name(form));
         tensor<double, 4> out({1, s.N, s.Hv, s.Dv}), fin({S, s.Hv, s.Dk, s.Dv});
         auto init = random_tensor<double, 4>({S, s.Hv, s.Dk, s.Dv}, 5, -0.5, 0.5);
         auto run = [&](index_t t0, index_t n, const delta_options& o, tensor_view<const double, 4> st0,
@@ -317,14 +330,15 @@ TEST_CASE("delta rule: varlen (cu_seqlens) equals separate calls, with per-seque
             else if (gk == gate::scalar) gated_delta_rule(q, k, v, slice(in.g3.view(), 1, t0, n), b, ov, o, st0, st1);
             else gated_delta_rule(q, k, v, slice(in.g4.view(), 1, t0, n), b, ov, o, st0, st1);
         };
-        delta_options var;
+        delta_options var, one;
         var.cu_seqlens = cu.data();
         var.num_seqs = int(S);
+        var.form = one.form = form;
         run(0, s.N, var, init.view(), fin.view(), out.view());
         for (index_t q = 0; q < S; ++q) {
             const index_t t0 = cu[std::size_t(q)], n = lens[std::size_t(q)];
             tensor<double, 4> o({1, std::max<index_t>(n, 1), s.Hv, s.Dv}), f({1, s.Hv, s.Dk, s.Dv});
-            run(t0, n, delta_options{}, slice(init.view(), 0, q, 1), f.view(), slice(o.view(), 1, 0, n));
+            run(t0, n, one, slice(init.view(), 0, q, 1), f.view(), slice(o.view(), 1, 0, n));
             for (index_t t = 0; t < n; ++t)
                 for (index_t h = 0; h < s.Hv; ++h)
                     for (index_t e = 0; e < s.Dv; ++e) REQUIRE(out(0, t0 + t, h, e) == Approx(o(0, t, h, e)).margin(1e-12));
@@ -342,13 +356,15 @@ TEST_CASE("delta rule: bitwise identical for 1, 2, 3 and 5 threads (head groups,
                           shape{2, 300, 2, 4, 32, 40}}) {
         inputs<float> in(s, 41);
         auto init = random_tensor<float, 4>({s.B, s.Hv, s.Dk, s.Dv}, 43, -0.5, 0.5);
-        for (gate gk : {gate::none, gate::scalar, gate::vector}) {
+        for (gate gk : {gate::none, gate::scalar, gate::vector})
+            for (delta_form form : forms) {
             tensor<float, 4> o1, f1;
             for (int threads : {1, 2, 3, 5}) {
                 tensor<float, 4> o({s.B, s.N, s.Hv, s.Dv}), f({s.B, s.Hv, s.Dk, s.Dv});
                 delta_options d;
                 d.num_threads = threads;
                 d.qk_l2norm = true;
+                d.form = form;
                 if (gk == gate::none)
                     delta_rule(in.q.view(), in.k.view(), in.v.view(), in.beta.view(), o.view(), d, init.view(), f.view());
                 else if (gk == gate::scalar)
@@ -363,7 +379,7 @@ TEST_CASE("delta rule: bitwise identical for 1, 2, 3 and 5 threads (head groups,
                     continue;
                 }
                 INFO("B" << s.B << " N" << s.N << " Hv" << s.Hv << " Dv" << s.Dv << ", " << gate_name(gk) << ", "
-                         << threads << " threads");
+                         << form_name(form) << ", " << threads << " threads");
                 CHECK(bitwise_equal(o, o1));
                 CHECK(bitwise_equal(f, f1));
             }

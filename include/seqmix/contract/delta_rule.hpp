@@ -4,6 +4,13 @@
 
 namespace seqmix {
 
+// How the fast kernel runs a sequence (a seqmix extension; the reference ignores it):
+//   chunkwise  the WY / UT chunk products (GEMM tiles; about 6 N Dk Dv FLOPs),
+//   recurrent  token by token with the state's columns in cache (3 FMAs per state element
+//              and token; faster at every benchmarked shape on the host we measured),
+//   automatic  the measured choice: recurrent.
+enum class delta_form { automatic, chunkwise, recurrent };
+
 struct delta_options {
     double scale = 0;        // 0 = 1/sqrt(Dk)
     bool qk_l2norm = false;  // q and k normalized per head inside the kernel: x / sqrt(sum x^2 + 1e-6)
@@ -11,6 +18,7 @@ struct delta_options {
     const std::int32_t* cu_seqlens = nullptr;  // [num_seqs + 1], packed varlen
     int num_seqs = 0;        // seqmix extension: entries in cu_seqlens minus one
     int num_threads = 0;
+    delta_form form = delta_form::automatic;
 };
 
 struct delta_step_options : recurrent_step_options {

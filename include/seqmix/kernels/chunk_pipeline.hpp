@@ -21,6 +21,10 @@
 //     void emit(const chunk_ref<T>&, const T* O, index_t c0, index_t c1) const;
 //     void load_state(index_t unit, T* S) const;                  // [dk][ldv], zeros if none
 //     void store_state(index_t unit, const T* S) const;
+//     // optional: outputs and advance in one pass over the chunk's tokens (a policy that
+//     // runs the recurrence itself); when present the pipeline calls it instead of output,
+//     // emit and advance, and advance is only called for state-only passes
+//     void fused_pass(const chunk_ref<T>&, T* S, T* O, index_t c0, index_t c1) const;
 //   };
 //
 // Columns [c0, c1) of the state are multiples of the vector width and never mix, so every
@@ -35,6 +39,7 @@
 #include <algorithm>
 #include <cmath>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "../core/abi.hpp"
@@ -82,6 +87,24 @@ struct chunk_units {
     }
 };
 
+template <class Policy, class = void>
+struct has_fused_pass : std::false_type {};
+template <class Policy>
+struct has_fused_pass<Policy, std::void_t<decltype(&Policy::fused_pass)>> : std::true_type {};
+
+// Columns [c0, c1) of one prepared chunk through the state: outputs from S, emitted, then S
+// advanced past the chunk (or the policy's own fused pass).
+template <class Policy, class T>
+void chunk_pass(const Policy& pol, const chunk_ref<T>& r, T* S, T* O, index_t c0, index_t c1) {
+    if constexpr (has_fused_pass<Policy>::value) {
+        pol.fused_pass(r, S, O, c0, c1);
+    } else {
+        pol.output(r, static_cast<const T*>(S), O, c0, c1);
+        pol.emit(r, static_cast<const T*>(O), c0, c1);
+        pol.advance(r, S, c0, c1);
+    }
+}
+
 template <class Policy>
 void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
     using T = typename Policy::value_type;
@@ -110,15 +133,13 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
         for (index_t c = c0; c < c1; ++c) {
             const auto r = ref(u, c, buf);
             pol.prepare(r, outputs);
-            if (outputs) {
-                pol.output(r, static_cast<const T*>(S), O, 0, ldv);
-                pol.emit(r, static_cast<const T*>(O), 0, ldv);
-            }
-            pol.advance(r, S, 0, ldv);
+            if (outputs) chunk_pass(pol, r, S, O, 0, ldv);
+            else pol.advance(r, S, 0, ldv);
         }
     };
 
-    if (!pol.causal) {  // bidirectional: partial sums, totals, outputs
+    // Bidirectional: partial sums, totals, outputs (policies with a fused pass are causal).
+    if constexpr (!has_fused_pass<Policy>::value) if (!pol.causal) {
         std::vector<index_t> first(std::size_t(cu.units) + 1, 0);
         for (index_t u = 0; u < cu.units; ++u)
             first[std::size_t(u) + 1] = first[std::size_t(u)] + (chunks_of(u) + chunks_per_pass - 1) / chunks_per_pass;
@@ -247,9 +268,7 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
                     const index_t c_end = std::min((s + 1) * chunks_per_stage, chunks_of(u));
                     for (index_t c = s * chunks_per_stage; c < c_end; ++c) {
                         const auto r = ref(u, c, prepared_chunk(s, u, c));
-                        pol.output(r, static_cast<const T*>(S), O, col(b), col(b + 1));
-                        pol.emit(r, static_cast<const T*>(O), col(b), col(b + 1));
-                        pol.advance(r, S, col(b), col(b + 1));
+                        chunk_pass(pol, r, S, O, col(b), col(b + 1));
                     }
                 }
                 sync.barrier();

@@ -24,6 +24,7 @@ struct gated_rows {
     T scale;
     gate_kind gate;         // the gate of a: vector (g4), scalar (g3) or none
     double l2norm_eps = -1; // >= 0: q and k divided by sqrt(sum x^2 + l2norm_eps)
+    bool cumulative = true; // false: each token's own log gate in b (b_lo unused)
 
     bool normalizes() const { return l2norm_eps >= 0; }
 
@@ -57,10 +58,12 @@ struct gated_rows {
                 T* hi = c.b + t * c.ldk;
                 T* lo = c.b_lo + t * c.ldk;
                 pack_row(a.g4.ptr(sq.batch, n, h), a.g4.stride(3), p.dk, hi, c.ldk);
-                cumulative_gate_row(static_cast<const T*>(hi), t > 0 ? hi - c.ldk : nullptr, t > 0 ? lo - c.ldk : nullptr,
-                                    hi, lo, c.ldk);
+                if (cumulative)
+                    cumulative_gate_row(static_cast<const T*>(hi), t > 0 ? hi - c.ldk : nullptr,
+                                        t > 0 ? lo - c.ldk : nullptr, hi, lo, c.ldk);
             } else if (gate == gate_kind::scalar) {
-                cumulative_gate(a.g3(sq.batch, n, h), t, c.b, c.b_lo);
+                if (cumulative) cumulative_gate(a.g3(sq.batch, n, h), t, c.b, c.b_lo);
+                else c.b[t] = a.g3(sq.batch, n, h);
             }
         }
     }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <limits>
+#include <type_traits>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -35,8 +36,21 @@ template <class T> inline vec<T> load(const T* p) { return vec<T>::load_unaligne
 template <class T> inline vec<T> load_aligned(const T* p) { return vec<T>::load_aligned(p); }
 template <class T> inline void store(T* p, const vec<T>& v) { v.store_unaligned(p); }
 template <class T> inline void store_aligned(T* p, const vec<T>& v) { v.store_aligned(p); }
+// a * b + c with one rounding, always. xsimd 8.1 has no AVX-512 fma: its generic a * b + c
+// is fused or not at the compiler's discretion (-ffp-contract), which can differ between
+// two instantiations of one kernel, and so between two splits of the same columns.
 template <class T> inline vec<T> fma(const vec<T>& a, const vec<T>& b, const vec<T>& c) {
+#if defined(__AVX512F__)
+    if constexpr (vec<T>::size * sizeof(T) == 64) {
+        if constexpr (std::is_same_v<T, float>) return vec<T>(_mm512_fmadd_ps(a, b, c));
+        else if constexpr (std::is_same_v<T, double>) return vec<T>(_mm512_fmadd_pd(a, b, c));
+        else return xsimd::fma(a, b, c);
+    } else {
+        return xsimd::fma(a, b, c);
+    }
+#else
     return xsimd::fma(a, b, c);
+#endif
 }
 template <class T> inline vec<T> max(const vec<T>& a, const vec<T>& b) { return xsimd::max(a, b); }
 template <class T> inline vec<T> abs(const vec<T>& a) { return xsimd::abs(a); }

@@ -1,0 +1,175 @@
+#pragma once
+// The delta rule token by token, as a chunk-pipeline policy with a fused pass. For small
+// head dims the state of one head stays in L1/L2, and the recurrence itself costs three
+// FMAs per state element and token (update, output, the next token's prediction) against
+// the WY / UT form's chunk products, which do about twice the recurrent FLOPs plus the
+// scores and the solve. Each state row is loaded and stored once per token:
+//   for each row d:  s = S[d] * exp(g_td) + k_td u_t        (u_t = beta_t (v_t - p_t))
+//                    o_t += q_td s,   p_{t+1} += exp(g_{t+1,d}) k_{t+1,d} s
+// Columns of S never mix, so the pipeline's value split applies as it is, and the bits do
+// not depend on how the columns are split.
+#include <algorithm>
+#include <new>
+
+#include "../core/abi.hpp"
+#include "../core/scratch.hpp"
+#include "../simd/exp.hpp"
+#include "../simd/vec.hpp"
+#include "chunk_pipeline.hpp"
+#include "chunkwise.hpp"
+
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace kernels {
+
+namespace detail {
+// NV vectors of columns through the chunk's tokens. Rows: q, k (row strides ldq, ldkr);
+// kd [L][ldk] the decayed keys exp(g_t) k_t; v [L][ldv]; decay [L][ldk] (vector gate), [L]
+// (scalar) or none.
+template <class T, int NV, gate_kind G>
+inline void delta_token_loop(index_t L, index_t dk, index_t ldk, index_t ldv, const T* q, index_t ldq, const T* k,
+                             index_t ldkr, const T* kd, const T* v, const T* beta, const T* decay, T* S, T* O,
+                             bool outputs) {
+    using V = simd::vec<T>;
+    constexpr index_t W = index_t(simd::width<T>);
+    V p[NV];
+    for (int j = 0; j < NV; ++j) p[j] = V(T(0));
+    for (index_t d = 0; d < dk; ++d) {
+        const V kd0(kd[d]);
+        for (int j = 0; j < NV; ++j) p[j] = simd::fma(kd0, simd::load_aligned(S + d * ldv + j * W), p[j]);
+    }
+    for (index_t t = 0; t < L; ++t) {
+        V u[NV], o[NV], next[NV];
+        const V b(beta[t]);
+        for (int j = 0; j < NV; ++j) {
+            u[j] = b * (simd::load_aligned(v + t * ldv + j * W) - p[j]);
+            o[j] = V(T(0));
+            next[j] = V(T(0));
+        }
+        const T* qt = q + t * ldq;
+        const T* kt = k + t * ldkr;
+        const T* kn = kd + (t + 1 < L ? t + 1 : t) * ldk;  // the last token's is not used
+        for (index_t d = 0; d < dk; ++d) {
+            T* row = S + d * ldv;
+            const V kk(kt[d]), qq(qt[d]), nn(kn[d]);
+            V dec(T(1));
+            if constexpr (G == gate_kind::vector) dec = V(decay[t * ldk + d]);
+            if constexpr (G == gate_kind::scalar) dec = V(decay[t]);
+            for (int j = 0; j < NV; ++j) {
+                V s = simd::load_aligned(row + j * W);
+                if constexpr (G != gate_kind::none) s = s * dec;
+                s = simd::fma(kk, u[j], s);
+                simd::store_aligned(row + j * W, s);
+                if (outputs) o[j] = simd::fma(qq, s, o[j]);
+                next[j] = simd::fma(nn, s, next[j]);
+            }
+        }
+        for (int j = 0; j < NV; ++j) {
+            if (outputs) simd::store_aligned(O + t * ldv + j * W, o[j]);
+            p[j] = next[j];
+        }
+    }
+}
+}  // namespace detail
+
+// Rows: as for delta_chunk_policy (gated_rows plus beta), with each token's own gate in b
+// (gated_rows::cumulative = false).
+template <class T, class Rows>
+struct delta_recurrent_policy {
+    using value_type = T;
+    const Rows& rows;
+    index_t dk, dv, ldk, ldv, chunk, lda;
+    gate_kind gate;
+    bool causal = true;
+    bool column_split = true;
+    double prefix_cost = 0.7;  // a state-only pass skips only the output FMAs
+
+    delta_recurrent_policy(const Rows& r, index_t dk_, index_t dv_, index_t chunk_, gate_kind g)
+        : rows(r), dk(dk_), dv(dv_), chunk(chunk_), gate(g) {
+        constexpr index_t W = index_t(simd::width<T>);
+        ldk = (dk + W - 1) / W * W;
+        ldv = (dv + W - 1) / W * W;
+        lda = (chunk + W - 1) / W * W + W;
+    }
+
+    struct header {
+        static_assert(alignof(chunk_tile<T>) <= 64, "the prepared buffer is 64-byte aligned");
+        chunk_tile<T> tile;
+        const T *kd, *decay, *beta;
+    };
+    static constexpr std::size_t header_size = (sizeof(header) + sizeof(T) - 1) / sizeof(T);
+    static const header& read_header(const chunk_ref<T>& r) {
+        return *std::launder(reinterpret_cast<const header*>(r.prepared));
+    }
+
+    // q and k always packed: the token loop reads them per row (and normalized if asked).
+    chunk_geometry geometry() const { return {dk, dv, ldk, ldv, chunk, gate}; }
+    std::size_t prepared_size() const {
+        return scratch_carver<T>::size_of(header_size, chunk * ldk, chunk * ldk, lda) + geometry().template rows_size<T>(lda);
+    }
+
+    void prepare(const chunk_ref<T>& r, bool outputs) const {
+        scratch_carver<T> cv(r.prepared);
+        cv.take(header_size);
+        header h;
+        chunk_tile<T>& c = h.tile;
+        const index_t L = r.len;
+        c = pack_chunk_rows(cv, rows, r, geometry(), lda, outputs);
+        T* kd = cv.take(std::size_t(chunk * ldk));
+        T* decay = cv.take(std::size_t(chunk * ldk));
+        T* beta = cv.take(std::size_t(lda));
+        rows.beta(r.unit, r.t0, L, beta);
+        // Per-token decays exp(g_t) (the rows give each token's own gate: Rows::cumulative
+        // is false for this policy) and the decayed keys exp(g_t) k_t of the predictions.
+        if (gate == gate_kind::vector) {
+            for (index_t t = 0; t < L; ++t) {
+                T* dt = decay + t * ldk;
+                simd::copy(c.b + t * ldk, dt, std::size_t(ldk));
+                simd::exp_inplace(dt, std::size_t(ldk));
+                for (index_t d = 0; d < ldk; ++d) kd[t * ldk + d] = dt[d] * c.k[t * c.ldkr + d];
+            }
+        } else if (gate == gate_kind::scalar) {
+            simd::copy(c.b, decay, std::size_t(L));
+            simd::exp_inplace(decay, std::size_t(L));
+            for (index_t t = 0; t < L; ++t)
+                simd::scaled_copy(decay[t], c.k + t * c.ldkr, kd + t * ldk, std::size_t(ldk));
+        } else {
+            for (index_t t = 0; t < L; ++t) simd::copy(c.k + t * c.ldkr, kd + t * ldk, std::size_t(ldk));
+        }
+        h.kd = kd;
+        h.decay = decay;
+        h.beta = beta;
+        new (static_cast<void*>(r.prepared)) header(h);
+    }
+
+    template <gate_kind G>
+    void run(const header& h, T* S, T* O, index_t c0, index_t c1, bool outputs) const {
+        constexpr index_t W = index_t(simd::width<T>);
+        constexpr int NV = simd::register_count >= 32 ? 4 : 2;
+        const chunk_tile<T>& c = h.tile;
+        index_t e = c0;
+        for (; e + NV * W <= c1; e += NV * W)
+            detail::delta_token_loop<T, NV, G>(c.len, dk, ldk, ldv, c.q, c.ldq, c.k, c.ldkr, h.kd, c.v + e, h.beta, h.decay, S + e,
+                                               O + e, outputs);
+        for (; e < c1; e += W)
+            detail::delta_token_loop<T, 1, G>(c.len, dk, ldk, ldv, c.q, c.ldq, c.k, c.ldkr, h.kd, c.v + e, h.beta, h.decay, S + e,
+                                              O + e, outputs);
+    }
+    void pass(const chunk_ref<T>& r, T* S, T* O, index_t c0, index_t c1, bool outputs) const {
+        const header& h = read_header(r);
+        if (gate == gate_kind::vector) run<gate_kind::vector>(h, S, O, c0, c1, outputs);
+        else if (gate == gate_kind::scalar) run<gate_kind::scalar>(h, S, O, c0, c1, outputs);
+        else run<gate_kind::none>(h, S, O, c0, c1, outputs);
+    }
+    void fused_pass(const chunk_ref<T>& r, T* S, T* O, index_t c0, index_t c1) const {
+        pass(r, S, O, c0, c1, true);
+        rows.emit(r.unit, r.t0, r.len, O, ldv, c0, std::min(c1, dv));
+    }
+    void advance(const chunk_ref<T>& r, T* S, index_t c0, index_t c1) const { pass(r, S, nullptr, c0, c1, false); }
+    void load_state(index_t u, T* S) const { rows.load_state(u, S, ldv); }
+    void store_state(index_t u, const T* S) const { rows.store_state(u, S, ldv); }
+};
+
+}  // namespace kernels
+SEQMIX_ABI_END
+}  // namespace seqmix
