@@ -227,36 +227,40 @@ inline std::vector<op_spec> catalog(index_t N = 70, index_t B = 2) {
     // The delta rule: no gate (DeltaNet), per head (Gated DeltaNet), per key channel (KDA);
     // q and k l2-normalized in the kernel (beta up to 1 keeps the recurrence contracting).
     const char* delta_names[] = {"delta_rule", "gated_delta_rule (scalar gate)", "gated_delta_rule (vector gate)"};
-    for (int gate = 0; gate < 3; ++gate) {
-        std::vector<arg_desc> args = {{"q", role::input, {B, N, Hk, Dk}},
-                                      {"k", role::input, {B, N, Hk, Dk}},
-                                      {"v", role::input, {B, N, Hv, Dv}}};
-        if (gate == 1) args.push_back({"g", role::gate, {B, N, Hv}});
-        if (gate == 2) args.push_back({"g", role::gate, {B, N, Hv, Dk}});
-        args.push_back({"beta", role::rate, {B, N, Hv}});
-        args.push_back({"out", role::output, {B, N, Hv, Dv}});
-        args.push_back({"initial_state", role::state_in, {B, Hv, Dk, Dv}});
-        args.push_back({"final_state", role::state_out, {B, Hv, Dk, Dv}});
-        ops.push_back(make_op(delta_names[gate], args, [gate](const auto& a, auto reference) {
-            delta_options o;
-            o.num_threads = a.num_threads;
-            o.scale = a.scale;
-            o.qk_l2norm = true;
-            const auto q = a.template in<4>("q"), k = a.template in<4>("k"), v = a.template in<4>("v");
-            const auto beta = a.template in<3>("beta");
-            const auto out = a.template view<4>("out");
-            const auto init = a.template in<4>("initial_state");
-            const auto fin = a.template view<4>("final_state");
-            if constexpr (decltype(reference)::value) {
-                if (gate == 0) seqmix::reference::delta_rule(q, k, v, beta, out, o, init, fin);
-                if (gate == 1) seqmix::reference::gated_delta_rule(q, k, v, a.template in<3>("g"), beta, out, o, init, fin);
-                if (gate == 2) seqmix::reference::gated_delta_rule(q, k, v, a.template in<4>("g"), beta, out, o, init, fin);
-            } else {
-                if (gate == 0) delta_rule(q, k, v, beta, out, o, init, fin);
-                if (gate == 1) gated_delta_rule(q, k, v, a.template in<3>("g"), beta, out, o, init, fin);
-                if (gate == 2) gated_delta_rule(q, k, v, a.template in<4>("g"), beta, out, o, init, fin);
-            }
-        }));
+    for (delta_form form : {delta_form::recurrent, delta_form::chunkwise}) {
+        for (int gate = 0; gate < 3; ++gate) {
+            std::vector<arg_desc> args = {{"q", role::input, {B, N, Hk, Dk}},
+                                          {"k", role::input, {B, N, Hk, Dk}},
+                                          {"v", role::input, {B, N, Hv, Dv}}};
+            if (gate == 1) args.push_back({"g", role::gate, {B, N, Hv}});
+            if (gate == 2) args.push_back({"g", role::gate, {B, N, Hv, Dk}});
+            args.push_back({"beta", role::rate, {B, N, Hv}});
+            args.push_back({"out", role::output, {B, N, Hv, Dv}});
+            args.push_back({"initial_state", role::state_in, {B, Hv, Dk, Dv}});
+            args.push_back({"final_state", role::state_out, {B, Hv, Dk, Dv}});
+            const std::string name = std::string(delta_names[gate]) + (form == delta_form::chunkwise ? ", chunkwise" : "");
+            ops.push_back(make_op(name, args, [gate, form](const auto& a, auto reference) {
+                delta_options o;
+                o.num_threads = a.num_threads;
+                o.scale = a.scale;
+                o.qk_l2norm = true;
+                o.form = form;
+                const auto q = a.template in<4>("q"), k = a.template in<4>("k"), v = a.template in<4>("v");
+                const auto beta = a.template in<3>("beta");
+                const auto out = a.template view<4>("out");
+                const auto init = a.template in<4>("initial_state");
+                const auto fin = a.template view<4>("final_state");
+                if constexpr (decltype(reference)::value) {
+                    if (gate == 0) seqmix::reference::delta_rule(q, k, v, beta, out, o, init, fin);
+                    if (gate == 1) seqmix::reference::gated_delta_rule(q, k, v, a.template in<3>("g"), beta, out, o, init, fin);
+                    if (gate == 2) seqmix::reference::gated_delta_rule(q, k, v, a.template in<4>("g"), beta, out, o, init, fin);
+                } else {
+                    if (gate == 0) delta_rule(q, k, v, beta, out, o, init, fin);
+                    if (gate == 1) gated_delta_rule(q, k, v, a.template in<3>("g"), beta, out, o, init, fin);
+                    if (gate == 2) gated_delta_rule(q, k, v, a.template in<4>("g"), beta, out, o, init, fin);
+                }
+            }));
+        }
     }
     const char* delta_step_names[] = {"delta_rule_step", "gated_delta_rule_step (scalar gate)",
                                       "gated_delta_rule_step (vector gate)"};

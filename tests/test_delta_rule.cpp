@@ -23,8 +23,12 @@ struct shape {
 
 enum class gate { none, scalar, vector };
 const delta_form forms[] = {delta_form::chunkwise, delta_form::recurrent};
-const char* form_name(delta_form f) { return f == delta_form::chunkwise ? "chunkwise" : "recurrent"; }
-const char* gate_name(gate g) { return g == gate::none ? "no gate" : g == gate::scalar ? "scalar gate" : "vector gate"; }
+const char* form_name(delta_form f) {
+    return f == delta_form::chunkwise ? "chunkwise" : "recurrent";
+}
+const char* gate_name(gate g) {
+    return g == gate::none ? "no gate" : g == gate::scalar ? "scalar gate" : "vector gate";
+}
 
 // Inputs of one problem. Without qk_l2norm the keys are scaled to norm <= 1 row by row
 // (beta |k|^2 <= 2 keeps the recurrence contracting, as the models' normalized keys do).
@@ -60,13 +64,13 @@ double delta_error(const shape& s, gate gk, const delta_options& opt, unsigned s
         delta_rule(in.q.view(), in.k.view(), in.v.view(), in.beta.view(), out.view(), opt, init.view(), fin.view());
         reference::delta_rule(qd.view(), kd.view(), vd.view(), bd.view(), ref.view(), opt, id.view(), ref_fin.view());
     } else if (gk == gate::scalar) {
-        gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(), out.view(), opt, init.view(),
-                         fin.view());
+        gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(), out.view(), opt,
+                         init.view(), fin.view());
         reference::gated_delta_rule(qd.view(), kd.view(), vd.view(), g3d.view(), bd.view(), ref.view(), opt, id.view(),
                                     ref_fin.view());
     } else {
-        gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), in.beta.view(), out.view(), opt, init.view(),
-                         fin.view());
+        gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), in.beta.view(), out.view(), opt,
+                         init.view(), fin.view());
         reference::gated_delta_rule(qd.view(), kd.view(), vd.view(), g4d.view(), bd.view(), ref.view(), opt, id.view(),
                                     ref_fin.view());
     }
@@ -78,7 +82,8 @@ double delta_error(const shape& s, gate gk, const delta_options& opt, unsigned s
 template <class T>
 tensor_view<const T, 3> token(const tensor<T, 4>& x, index_t t) {
     const auto v = x.view();
-    return tensor_view<const T, 3>(v.ptr(0, t), {v.extent(0), v.extent(2), v.extent(3)}, {v.stride(0), v.stride(2), v.stride(3)});
+    return tensor_view<const T, 3>(v.ptr(0, t), {v.extent(0), v.extent(2), v.extent(3)},
+                                   {v.stride(0), v.stride(2), v.stride(3)});
 }
 template <class T>
 tensor_view<const T, 2> token(const tensor<T, 3>& x, index_t t) {
@@ -88,12 +93,13 @@ tensor_view<const T, 2> token(const tensor<T, 3>& x, index_t t) {
 
 }  // namespace
 
-TEST_CASE("delta rule matches the double reference: awkward sizes, every gate, with and without qk_l2norm, both forms") {
+TEST_CASE(
+    "delta rule matches the double reference: awkward sizes, every gate, with and without qk_l2norm, both forms") {
     // Around the default chunk (16 for Dk <= 64, 32 above): N = 1, 15, 16, 17, 31, 33, 777;
     // Dk != Dv, D = 3, 64, 128, odd dims, grouped heads (Hv = 2 Hk).
     const std::vector<shape> shapes = {
-        {1, 1, 1, 1, 3, 3},     {2, 5, 2, 4, 3, 5},      {1, 15, 1, 1, 64, 64},   {1, 16, 1, 2, 64, 64},
-        {1, 17, 1, 2, 96, 32},  {1, 31, 2, 2, 128, 128}, {1, 33, 1, 1, 128, 64},  {1, 63, 1, 1, 17, 9},
+        {1, 1, 1, 1, 3, 3},     {2, 5, 2, 4, 3, 5},      {1, 15, 1, 1, 64, 64},  {1, 16, 1, 2, 64, 64},
+        {1, 17, 1, 2, 96, 32},  {1, 31, 2, 2, 128, 128}, {1, 33, 1, 1, 128, 64}, {1, 63, 1, 1, 17, 9},
         {1, 777, 1, 2, 32, 48}, {2, 100, 1, 1, 64, 128},
     };
     unsigned seed = 100;
@@ -101,15 +107,15 @@ TEST_CASE("delta rule matches the double reference: awkward sizes, every gate, w
         for (gate gk : {gate::none, gate::scalar, gate::vector})
             for (bool l2 : {false, true})
                 for (delta_form form : forms) {
-                delta_options o;
-                o.qk_l2norm = l2;
-                o.form = form;
-                INFO("B" << s.B << " N" << s.N << " Hk" << s.Hk << " Hv" << s.Hv << " Dk" << s.Dk << " Dv" << s.Dv << ", "
-                         << gate_name(gk) << (l2 ? ", qk_l2norm" : "") << ", " << form_name(form));
-                CHECK(delta_error<float>(s, gk, o, seed) < 2e-5);
-                CHECK(delta_error<double>(s, gk, o, seed) < 1e-12);
-                seed += 7;
-            }
+                    delta_options o;
+                    o.qk_l2norm = l2;
+                    o.form = form;
+                    INFO("B" << s.B << " N" << s.N << " Hk" << s.Hk << " Hv" << s.Hv << " Dk" << s.Dk << " Dv" << s.Dv
+                             << ", " << gate_name(gk) << (l2 ? ", qk_l2norm" : "") << ", " << form_name(form));
+                    CHECK(delta_error<float>(s, gk, o, seed) < 2e-5);
+                    CHECK(delta_error<double>(s, gk, o, seed) < 1e-12);
+                    seed += 7;
+                }
 }
 
 TEST_CASE("delta rule: any chunk_size gives the reference's result") {
@@ -132,7 +138,8 @@ TEST_CASE("delta rule: gates from 0 to -20 per token, -inf, and extreme mixes st
     const double inf = std::numeric_limits<double>::infinity();
     const std::vector<std::pair<const char*, std::function<double(index_t, index_t)>>> patterns = {
         {"0 to -20 per token", [](index_t t, index_t c) { return -20.0 * double((t * 7 + c * 3) % 11) / 10.0; }},
-        {"-inf at some tokens", [inf](index_t t, index_t c) { return (t % 23 == 3 || (c == 1 && t % 9 == 0)) ? -inf : -0.1; }},
+        {"-inf at some tokens",
+         [inf](index_t t, index_t c) { return (t % 23 == 3 || (c == 1 && t % 9 == 0)) ? -inf : -0.1; }},
         {"-1e4 then -1e-2", [](index_t t, index_t) { return t % 32 == 0 ? -1e4 : -1e-2; }},
         {"-1e30 then -1", [](index_t t, index_t) { return t % 16 == 5 ? -1e30 : -1.0; }},
         {"0 and -inf mixed", [inf](index_t t, index_t c) { return (t + c) % 3 == 0 ? -inf : 0.0; }},
@@ -147,28 +154,28 @@ TEST_CASE("delta rule: gates from 0 to -20 per token, -inf, and extreme mixes st
         for (gate gk : {gate::scalar, gate::vector})
             for (int threads : {1, 2})
                 for (delta_form form : forms) {
-                auto qf = convert<float>(in.q), kf = convert<float>(in.k), vf = convert<float>(in.v);
-                auto bf = convert<float>(in.beta), g3f = convert<float>(in.g3);
-                auto g4f = convert<float>(in.g4);
-                tensor<float, 4> out({1, s.N, 1, s.Dv});
-                tensor<double, 4> ref({1, s.N, 1, s.Dv});
-                delta_options o;
-                o.num_threads = threads;
-                o.qk_l2norm = true;
-                o.form = form;
-                if (gk == gate::scalar) {
-                    gated_delta_rule(qf.view(), kf.view(), vf.view(), g3f.view(), bf.view(), out.view(), o);
-                    reference::gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(),
-                                                ref.view(), o);
-                } else {
-                    gated_delta_rule(qf.view(), kf.view(), vf.view(), g4f.view(), bf.view(), out.view(), o);
-                    reference::gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), in.beta.view(),
-                                                ref.view(), o);
+                    auto qf = convert<float>(in.q), kf = convert<float>(in.k), vf = convert<float>(in.v);
+                    auto bf = convert<float>(in.beta), g3f = convert<float>(in.g3);
+                    auto g4f = convert<float>(in.g4);
+                    tensor<float, 4> out({1, s.N, 1, s.Dv});
+                    tensor<double, 4> ref({1, s.N, 1, s.Dv});
+                    delta_options o;
+                    o.num_threads = threads;
+                    o.qk_l2norm = true;
+                    o.form = form;
+                    if (gk == gate::scalar) {
+                        gated_delta_rule(qf.view(), kf.view(), vf.view(), g3f.view(), bf.view(), out.view(), o);
+                        reference::gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(),
+                                                    ref.view(), o);
+                    } else {
+                        gated_delta_rule(qf.view(), kf.view(), vf.view(), g4f.view(), bf.view(), out.view(), o);
+                        reference::gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), in.beta.view(),
+                                                    ref.view(), o);
+                    }
+                    INFO(name << ", " << gate_name(gk) << ", " << threads << " threads, " << form_name(form));
+                    for (index_t i = 0; i < out.size(); ++i) REQUIRE(std::isfinite(out.data()[i]));
+                    CHECK(max_rel_error(out, ref) < 1e-5);
                 }
-                INFO(name << ", " << gate_name(gk) << ", " << threads << " threads, " << form_name(form));
-                for (index_t i = 0; i < out.size(); ++i) REQUIRE(std::isfinite(out.data()[i]));
-                CHECK(max_rel_error(out, ref) < 1e-5);
-            }
     }
 }
 
@@ -177,57 +184,62 @@ TEST_CASE("delta rule over N = 32768: beta near 0 and near 2 with normalized key
     for (const auto& [lo, hi] : {std::pair<double, double>{1e-4, 1e-3}, {1.99, 2.0}, {0.05, 1.0}})
         for (gate gk : {gate::none, gate::scalar, gate::vector})
             for (delta_form form : forms) {
-            inputs<float> in(s, 71, 0.05, lo, hi);
-            tensor<float, 4> out({1, s.N, 1, s.Dv}), fin({1, 1, s.Dk, s.Dv});
-            tensor<double, 4> ref({1, s.N, 1, s.Dv}), ref_fin({1, 1, s.Dk, s.Dv});
-            auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v);
-            auto bd = convert<double>(in.beta), g3d = convert<double>(in.g3);
-            auto g4d = convert<double>(in.g4);
-            delta_options o;
-            o.qk_l2norm = true;
-            o.form = form;
-            if (gk == gate::none) {
-                delta_rule(in.q.view(), in.k.view(), in.v.view(), in.beta.view(), out.view(), o, {}, fin.view());
-                reference::delta_rule(qd.view(), kd.view(), vd.view(), bd.view(), ref.view(), o, {}, ref_fin.view());
-            } else if (gk == gate::scalar) {
-                gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(), out.view(), o, {},
-                                 fin.view());
-                reference::gated_delta_rule(qd.view(), kd.view(), vd.view(), g3d.view(), bd.view(), ref.view(), o, {},
-                                            ref_fin.view());
-            } else {
-                gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), in.beta.view(), out.view(), o, {},
-                                 fin.view());
-                reference::gated_delta_rule(qd.view(), kd.view(), vd.view(), g4d.view(), bd.view(), ref.view(), o, {},
-                                            ref_fin.view());
+                inputs<float> in(s, 71, 0.05, lo, hi);
+                tensor<float, 4> out({1, s.N, 1, s.Dv}), fin({1, 1, s.Dk, s.Dv});
+                tensor<double, 4> ref({1, s.N, 1, s.Dv}), ref_fin({1, 1, s.Dk, s.Dv});
+                auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v);
+                auto bd = convert<double>(in.beta), g3d = convert<double>(in.g3);
+                auto g4d = convert<double>(in.g4);
+                delta_options o;
+                o.qk_l2norm = true;
+                o.form = form;
+                if (gk == gate::none) {
+                    delta_rule(in.q.view(), in.k.view(), in.v.view(), in.beta.view(), out.view(), o, {}, fin.view());
+                    reference::delta_rule(qd.view(), kd.view(), vd.view(), bd.view(), ref.view(), o, {},
+                                          ref_fin.view());
+                } else if (gk == gate::scalar) {
+                    gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(), out.view(), o,
+                                     {}, fin.view());
+                    reference::gated_delta_rule(qd.view(), kd.view(), vd.view(), g3d.view(), bd.view(), ref.view(), o,
+                                                {}, ref_fin.view());
+                } else {
+                    gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), in.beta.view(), out.view(), o,
+                                     {}, fin.view());
+                    reference::gated_delta_rule(qd.view(), kd.view(), vd.view(), g4d.view(), bd.view(), ref.view(), o,
+                                                {}, ref_fin.view());
+                }
+                // The fp32 recurrence itself, token by token (the decode step), for scale: with
+                // beta = 2 and no gate each step is a reflection, nothing contracts, and fp32
+                // rounding accumulates over the sequence in any evaluation order.
+                tensor<float, 4> stepped({1, s.N, 1, s.Dv}), S({1, 1, s.Dk, s.Dv});
+                delta_step_options so;
+                so.qk_l2norm = true;
+                for (index_t t = 0; t < s.N; ++t) {
+                    const tensor_view<float, 3> o_t(stepped.view().ptr(0, t), {1, 1, s.Dv});
+                    if (gk == gate::none)
+                        delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.beta, t), o_t,
+                                        S.view(), so);
+                    else if (gk == gate::scalar)
+                        gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.g3, t),
+                                              token(in.beta, t), o_t, S.view(), so);
+                    else
+                        gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.g4, t),
+                                              token(in.beta, t), o_t, S.view(), so);
+                }
+                double largest = 0;
+                for (index_t i = 0; i < fin.size(); ++i) largest = std::max(largest, std::abs(double(fin.data()[i])));
+                const double err = std::max(max_rel_error(out, ref), max_rel_error(fin, ref_fin));
+                const double step_err = std::max(max_rel_error(stepped, ref), max_rel_error(S, ref_fin));
+                std::printf(
+                    "N=32768 %s, %s, beta in [%g, %g]: fp32 vs double %.3g (decode steps %.3g), largest state entry "
+                    "%.3g\n",
+                    gate_name(gk), form_name(form), lo, hi, err, step_err, largest);
+                INFO(gate_name(gk) << ", " << form_name(form) << ", beta in [" << lo << ", " << hi << "]: decode steps "
+                                   << step_err);
+                CHECK(largest < 100);  // bounded: a random walk of reflections at worst, O(sqrt(N)) = 181
+                CHECK(err < std::max(1e-5, 2 * step_err));
+                if (!(gk == gate::none && lo > 1.5)) CHECK(err < 1e-5);
             }
-            // The fp32 recurrence itself, token by token (the decode step), for scale: with
-            // beta = 2 and no gate each step is a reflection, nothing contracts, and fp32
-            // rounding accumulates over the sequence in any evaluation order.
-            tensor<float, 4> stepped({1, s.N, 1, s.Dv}), S({1, 1, s.Dk, s.Dv});
-            delta_step_options so;
-            so.qk_l2norm = true;
-            for (index_t t = 0; t < s.N; ++t) {
-                const tensor_view<float, 3> o_t(stepped.view().ptr(0, t), {1, 1, s.Dv});
-                if (gk == gate::none)
-                    delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.beta, t), o_t, S.view(), so);
-                else if (gk == gate::scalar)
-                    gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.g3, t),
-                                          token(in.beta, t), o_t, S.view(), so);
-                else
-                    gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.g4, t),
-                                          token(in.beta, t), o_t, S.view(), so);
-            }
-            double largest = 0;
-            for (index_t i = 0; i < fin.size(); ++i) largest = std::max(largest, std::abs(double(fin.data()[i])));
-            const double err = std::max(max_rel_error(out, ref), max_rel_error(fin, ref_fin));
-            const double step_err = std::max(max_rel_error(stepped, ref), max_rel_error(S, ref_fin));
-            std::printf("N=32768 %s, %s, beta in [%g, %g]: fp32 vs double %.3g (decode steps %.3g), largest state entry %.3g\n",
-                        gate_name(gk), form_name(form), lo, hi, err, step_err, largest);
-            INFO(gate_name(gk) << ", " << form_name(form) << ", beta in [" << lo << ", " << hi << "]: decode steps " << step_err);
-            CHECK(largest < 100);  // bounded: a random walk of reflections at worst, O(sqrt(N)) = 181
-            CHECK(err < std::max(1e-5, 2 * step_err));
-            if (!(gk == gate::none && lo > 1.5)) CHECK(err < 1e-5);
-        }
 }
 
 TEST_CASE("delta rule: whole sequence == pieces passing states == token-by-token decode steps in a pool") {
@@ -235,54 +247,59 @@ TEST_CASE("delta rule: whole sequence == pieces passing states == token-by-token
     inputs<double> in(s, 21);
     for (gate gk : {gate::none, gate::scalar, gate::vector})
         for (delta_form form : forms) {
-        INFO(gate_name(gk) << ", " << form_name(form));
-        delta_options o;
-        o.qk_l2norm = true;
-        o.form = form;
-        auto call = [&](index_t t0, index_t n, tensor_view<const double, 4> init, tensor_view<double, 4> fin,
-                        tensor<double, 4>& out) {
-            auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n), v = slice(in.v.view(), 1, t0, n);
-            auto b = slice(in.beta.view(), 1, t0, n);
-            auto ov = slice(out.view(), 1, t0, n);
-            if (gk == gate::none) delta_rule(q, k, v, b, ov, o, init, fin);
-            else if (gk == gate::scalar) gated_delta_rule(q, k, v, slice(in.g3.view(), 1, t0, n), b, ov, o, init, fin);
-            else gated_delta_rule(q, k, v, slice(in.g4.view(), 1, t0, n), b, ov, o, init, fin);
-        };
-        tensor<double, 4> whole({s.B, s.N, s.Hv, s.Dv}), fin_whole({s.B, s.Hv, s.Dk, s.Dv});
-        call(0, s.N, {}, fin_whole.view(), whole);
-        // Pieces of 30, 1, 46 tokens, each from the previous final state; the last in place.
-        tensor<double, 4> split({s.B, s.N, s.Hv, s.Dv}), st1({s.B, s.Hv, s.Dk, s.Dv}), st2({s.B, s.Hv, s.Dk, s.Dv});
-        call(0, 30, {}, st1.view(), split);
-        call(30, 1, st1.view(), st2.view(), split);
-        call(31, 46, st2.view(), st2.view(), split);
-        CHECK(max_rel_error(split, whole) < 1e-12);
-        CHECK(max_rel_error(st2, fin_whole) < 1e-12);
-        // Token by token with the decode step, in a pool of 5 slots with permuted slots.
-        tensor<double, 4> pool({5, s.Hv, s.Dk, s.Dv});
-        const std::int32_t slots[] = {4, 1};
-        tensor<double, 4> stepped({s.B, s.N, s.Hv, s.Dv});
-        delta_step_options so;
-        so.qk_l2norm = true;
-        so.state_indices = slots;
-        for (index_t t = 0; t < s.N; ++t) {
-            const auto o_t = tensor_view<double, 3>(stepped.view().ptr(0, t), {s.B, s.Hv, s.Dv},
-                                                    {stepped.view().stride(0), stepped.view().stride(2), 1});
-            if (gk == gate::none)
-                delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.beta, t), o_t, pool.view(), so);
-            else if (gk == gate::scalar)
-                gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.g3, t), token(in.beta, t),
-                                      o_t, pool.view(), so);
-            else
-                gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.g4, t), token(in.beta, t),
-                                      o_t, pool.view(), so);
+            INFO(gate_name(gk) << ", " << form_name(form));
+            delta_options o;
+            o.qk_l2norm = true;
+            o.form = form;
+            auto call = [&](index_t t0, index_t n, tensor_view<const double, 4> init, tensor_view<double, 4> fin,
+                            tensor<double, 4>& out) {
+                auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n),
+                     v = slice(in.v.view(), 1, t0, n);
+                auto b = slice(in.beta.view(), 1, t0, n);
+                auto ov = slice(out.view(), 1, t0, n);
+                if (gk == gate::none)
+                    delta_rule(q, k, v, b, ov, o, init, fin);
+                else if (gk == gate::scalar)
+                    gated_delta_rule(q, k, v, slice(in.g3.view(), 1, t0, n), b, ov, o, init, fin);
+                else
+                    gated_delta_rule(q, k, v, slice(in.g4.view(), 1, t0, n), b, ov, o, init, fin);
+            };
+            tensor<double, 4> whole({s.B, s.N, s.Hv, s.Dv}), fin_whole({s.B, s.Hv, s.Dk, s.Dv});
+            call(0, s.N, {}, fin_whole.view(), whole);
+            // Pieces of 30, 1, 46 tokens, each from the previous final state; the last in place.
+            tensor<double, 4> split({s.B, s.N, s.Hv, s.Dv}), st1({s.B, s.Hv, s.Dk, s.Dv}), st2({s.B, s.Hv, s.Dk, s.Dv});
+            call(0, 30, {}, st1.view(), split);
+            call(30, 1, st1.view(), st2.view(), split);
+            call(31, 46, st2.view(), st2.view(), split);
+            CHECK(max_rel_error(split, whole) < 1e-12);
+            CHECK(max_rel_error(st2, fin_whole) < 1e-12);
+            // Token by token with the decode step, in a pool of 5 slots with permuted slots.
+            tensor<double, 4> pool({5, s.Hv, s.Dk, s.Dv});
+            const std::int32_t slots[] = {4, 1};
+            tensor<double, 4> stepped({s.B, s.N, s.Hv, s.Dv});
+            delta_step_options so;
+            so.qk_l2norm = true;
+            so.state_indices = slots;
+            for (index_t t = 0; t < s.N; ++t) {
+                const auto o_t = tensor_view<double, 3>(stepped.view().ptr(0, t), {s.B, s.Hv, s.Dv},
+                                                        {stepped.view().stride(0), stepped.view().stride(2), 1});
+                if (gk == gate::none)
+                    delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.beta, t), o_t, pool.view(),
+                                    so);
+                else if (gk == gate::scalar)
+                    gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.g3, t),
+                                          token(in.beta, t), o_t, pool.view(), so);
+                else
+                    gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(in.g4, t),
+                                          token(in.beta, t), o_t, pool.view(), so);
+            }
+            CHECK(max_rel_error(stepped, whole) < 1e-12);
+            for (index_t b = 0; b < s.B; ++b)
+                for (index_t h = 0; h < s.Hv; ++h)
+                    for (index_t d = 0; d < s.Dk; ++d)
+                        for (index_t e = 0; e < s.Dv; ++e)
+                            REQUIRE(pool(slots[b], h, d, e) == Approx(fin_whole(b, h, d, e)).margin(1e-10));
         }
-        CHECK(max_rel_error(stepped, whole) < 1e-12);
-        for (index_t b = 0; b < s.B; ++b)
-            for (index_t h = 0; h < s.Hv; ++h)
-                for (index_t d = 0; d < s.Dk; ++d)
-                    for (index_t e = 0; e < s.Dv; ++e)
-                        REQUIRE(pool(slots[b], h, d, e) == Approx(fin_whole(b, h, d, e)).margin(1e-10));
-    }
 }
 
 TEST_CASE("delta rule: decode step on a state pool with strided columns equals the contiguous one") {
@@ -319,34 +336,40 @@ TEST_CASE("delta rule: varlen (cu_seqlens) equals separate calls, with per-seque
     const index_t S = index_t(lens.size());
     for (gate gk : {gate::none, gate::scalar, gate::vector})
         for (delta_form form : forms) {
-        INFO(gate_name(gk) << ", " << form_name(form));
-        tensor<double, 4> out({1, s.N, s.Hv, s.Dv}), fin({S, s.Hv, s.Dk, s.Dv});
-        auto init = random_tensor<double, 4>({S, s.Hv, s.Dk, s.Dv}, 5, -0.5, 0.5);
-        auto run = [&](index_t t0, index_t n, const delta_options& o, tensor_view<const double, 4> st0,
-                       tensor_view<double, 4> st1, tensor_view<double, 4> ov) {
-            auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n), v = slice(in.v.view(), 1, t0, n);
-            auto b = slice(in.beta.view(), 1, t0, n);
-            if (gk == gate::none) delta_rule(q, k, v, b, ov, o, st0, st1);
-            else if (gk == gate::scalar) gated_delta_rule(q, k, v, slice(in.g3.view(), 1, t0, n), b, ov, o, st0, st1);
-            else gated_delta_rule(q, k, v, slice(in.g4.view(), 1, t0, n), b, ov, o, st0, st1);
-        };
-        delta_options var, one;
-        var.cu_seqlens = cu.data();
-        var.num_seqs = int(S);
-        var.form = one.form = form;
-        run(0, s.N, var, init.view(), fin.view(), out.view());
-        for (index_t q = 0; q < S; ++q) {
-            const index_t t0 = cu[std::size_t(q)], n = lens[std::size_t(q)];
-            tensor<double, 4> o({1, std::max<index_t>(n, 1), s.Hv, s.Dv}), f({1, s.Hv, s.Dk, s.Dv});
-            run(t0, n, one, slice(init.view(), 0, q, 1), f.view(), slice(o.view(), 1, 0, n));
-            for (index_t t = 0; t < n; ++t)
+            INFO(gate_name(gk) << ", " << form_name(form));
+            tensor<double, 4> out({1, s.N, s.Hv, s.Dv}), fin({S, s.Hv, s.Dk, s.Dv});
+            auto init = random_tensor<double, 4>({S, s.Hv, s.Dk, s.Dv}, 5, -0.5, 0.5);
+            auto run = [&](index_t t0, index_t n, const delta_options& o, tensor_view<const double, 4> st0,
+                           tensor_view<double, 4> st1, tensor_view<double, 4> ov) {
+                auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n),
+                     v = slice(in.v.view(), 1, t0, n);
+                auto b = slice(in.beta.view(), 1, t0, n);
+                if (gk == gate::none)
+                    delta_rule(q, k, v, b, ov, o, st0, st1);
+                else if (gk == gate::scalar)
+                    gated_delta_rule(q, k, v, slice(in.g3.view(), 1, t0, n), b, ov, o, st0, st1);
+                else
+                    gated_delta_rule(q, k, v, slice(in.g4.view(), 1, t0, n), b, ov, o, st0, st1);
+            };
+            delta_options var, one;
+            var.cu_seqlens = cu.data();
+            var.num_seqs = int(S);
+            var.form = one.form = form;
+            run(0, s.N, var, init.view(), fin.view(), out.view());
+            for (index_t q = 0; q < S; ++q) {
+                const index_t t0 = cu[std::size_t(q)], n = lens[std::size_t(q)];
+                tensor<double, 4> o({1, std::max<index_t>(n, 1), s.Hv, s.Dv}), f({1, s.Hv, s.Dk, s.Dv});
+                run(t0, n, one, slice(init.view(), 0, q, 1), f.view(), slice(o.view(), 1, 0, n));
+                for (index_t t = 0; t < n; ++t)
+                    for (index_t h = 0; h < s.Hv; ++h)
+                        for (index_t e = 0; e < s.Dv; ++e)
+                            REQUIRE(out(0, t0 + t, h, e) == Approx(o(0, t, h, e)).margin(1e-12));
                 for (index_t h = 0; h < s.Hv; ++h)
-                    for (index_t e = 0; e < s.Dv; ++e) REQUIRE(out(0, t0 + t, h, e) == Approx(o(0, t, h, e)).margin(1e-12));
-            for (index_t h = 0; h < s.Hv; ++h)
-                for (index_t d = 0; d < s.Dk; ++d)
-                    for (index_t e = 0; e < s.Dv; ++e) REQUIRE(fin(q, h, d, e) == Approx(f(0, h, d, e)).margin(1e-12));
+                    for (index_t d = 0; d < s.Dk; ++d)
+                        for (index_t e = 0; e < s.Dv; ++e)
+                            REQUIRE(fin(q, h, d, e) == Approx(f(0, h, d, e)).margin(1e-12));
+            }
         }
-    }
 }
 
 TEST_CASE("delta rule: bitwise identical for 1, 2, 3 and 5 threads (head groups, value split, segments)") {
@@ -358,32 +381,33 @@ TEST_CASE("delta rule: bitwise identical for 1, 2, 3 and 5 threads (head groups,
         auto init = random_tensor<float, 4>({s.B, s.Hv, s.Dk, s.Dv}, 43, -0.5, 0.5);
         for (gate gk : {gate::none, gate::scalar, gate::vector})
             for (delta_form form : forms) {
-            tensor<float, 4> o1, f1;
-            for (int threads : {1, 2, 3, 5}) {
-                tensor<float, 4> o({s.B, s.N, s.Hv, s.Dv}), f({s.B, s.Hv, s.Dk, s.Dv});
-                delta_options d;
-                d.num_threads = threads;
-                d.qk_l2norm = true;
-                d.form = form;
-                if (gk == gate::none)
-                    delta_rule(in.q.view(), in.k.view(), in.v.view(), in.beta.view(), o.view(), d, init.view(), f.view());
-                else if (gk == gate::scalar)
-                    gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(), o.view(), d,
-                                     init.view(), f.view());
-                else
-                    gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), in.beta.view(), o.view(), d,
-                                     init.view(), f.view());
-                if (threads == 1) {
-                    o1 = std::move(o);
-                    f1 = std::move(f);
-                    continue;
+                tensor<float, 4> o1, f1;
+                for (int threads : {1, 2, 3, 5}) {
+                    tensor<float, 4> o({s.B, s.N, s.Hv, s.Dv}), f({s.B, s.Hv, s.Dk, s.Dv});
+                    delta_options d;
+                    d.num_threads = threads;
+                    d.qk_l2norm = true;
+                    d.form = form;
+                    if (gk == gate::none)
+                        delta_rule(in.q.view(), in.k.view(), in.v.view(), in.beta.view(), o.view(), d, init.view(),
+                                   f.view());
+                    else if (gk == gate::scalar)
+                        gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(), o.view(),
+                                         d, init.view(), f.view());
+                    else
+                        gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), in.beta.view(), o.view(),
+                                         d, init.view(), f.view());
+                    if (threads == 1) {
+                        o1 = std::move(o);
+                        f1 = std::move(f);
+                        continue;
+                    }
+                    INFO("B" << s.B << " N" << s.N << " Hv" << s.Hv << " Dv" << s.Dv << ", " << gate_name(gk) << ", "
+                             << form_name(form) << ", " << threads << " threads");
+                    CHECK(bitwise_equal(o, o1));
+                    CHECK(bitwise_equal(f, f1));
                 }
-                INFO("B" << s.B << " N" << s.N << " Hv" << s.Hv << " Dv" << s.Dv << ", " << gate_name(gk) << ", "
-                         << form_name(form) << ", " << threads << " threads");
-                CHECK(bitwise_equal(o, o1));
-                CHECK(bitwise_equal(f, f1));
             }
-        }
     }
 }
 
@@ -396,20 +420,25 @@ TEST_CASE("delta rule: bad inputs give seqmix::error naming the argument, nothin
     const auto v = in.v.view();
     auto beta_bad = convert<float>(in.beta);
     beta_bad(1, 3, 2) = 2.5f;
-    expect_error([&] { delta_rule(q, k, v, beta_bad.view(), out.view()); }, "'beta': expected values in [0, 2], given 2.5 at [1,3,2]");
+    expect_error([&] { delta_rule(q, k, v, beta_bad.view(), out.view()); },
+                 "'beta': expected values in [0, 2], given 2.5 at [1,3,2]");
     beta_bad(1, 3, 2) = -0.1f;
     expect_error([&] { delta_rule(q, k, v, beta_bad.view(), out.view()); }, "'beta': expected values in [0, 2]");
     beta_bad(1, 3, 2) = std::nanf("");
-    expect_error([&] { delta_rule(q, k, v, beta_bad.view(), out.view()); }, "'beta': expected values in [0, 2], given nan");
+    expect_error([&] { delta_rule(q, k, v, beta_bad.view(), out.view()); },
+                 "'beta': expected values in [0, 2], given nan");
     auto beta_shape = random_tensor<float, 3>({2, 10, 2}, 1, 0, 1);
     expect_error([&] { delta_rule(q, k, v, beta_shape.view(), out.view()); }, "'beta': expected shape [2,10,4]");
     auto g_bad = random_tensor<float, 4>({2, 10, 4, 7}, 2, -1, 0);
-    expect_error([&] { gated_delta_rule(q, k, v, g_bad.view(), in.beta.view(), out.view()); }, "'g': expected shape [2,10,4,8]");
+    expect_error([&] { gated_delta_rule(q, k, v, g_bad.view(), in.beta.view(), out.view()); },
+                 "'g': expected shape [2,10,4,8]");
     auto g_pos = convert<float>(in.g3);
     g_pos(0, 4, 1) = 0.25f;
-    expect_error([&] { gated_delta_rule(q, k, v, g_pos.view(), in.beta.view(), out.view()); }, "log forget gates <= 0, given 0.25 at [0,4,1]");
+    expect_error([&] { gated_delta_rule(q, k, v, g_pos.view(), in.beta.view(), out.view()); },
+                 "log forget gates <= 0, given 0.25 at [0,4,1]");
     tensor<float, 4> st_bad({2, 4, 8, 5});
-    expect_error([&] { delta_rule(q, k, v, in.beta.view(), out.view(), {}, st_bad.view()); }, "'initial_state': expected shape [2,4,8,6]");
+    expect_error([&] { delta_rule(q, k, v, in.beta.view(), out.view(), {}, st_bad.view()); },
+                 "'initial_state': expected shape [2,4,8,6]");
     delta_options cs;
     cs.chunk_size = 2000;
     expect_error([&] { delta_rule(q, k, v, in.beta.view(), out.view(), cs); }, "'chunk_size'");
@@ -424,11 +453,17 @@ TEST_CASE("delta rule: bad inputs give seqmix::error naming the argument, nothin
     delta_step_options ok, so;
     ok.state_indices = good;
     so.state_indices = idx;
-    expect_error([&] { delta_rule_step(qs.view(), ks.view(), vs.view(), bs_bad.view(), os.view(), pool.view(), ok); }, "'beta': expected shape [2,4]");
-    expect_error([&] { delta_rule_step(qs.view(), ks.view(), vs.view(), bs.view(), os.view(), pool.view(), so); }, "'state_indices': expected pad_slot (-1) or 0 <= state_indices[1] < 3");
+    expect_error([&] { delta_rule_step(qs.view(), ks.view(), vs.view(), bs_bad.view(), os.view(), pool.view(), ok); },
+                 "'beta': expected shape [2,4]");
+    expect_error([&] { delta_rule_step(qs.view(), ks.view(), vs.view(), bs.view(), os.view(), pool.view(), so); },
+                 "'state_indices': expected pad_slot (-1) or 0 <= state_indices[1] < 3");
     bs(1, 1) = 3.0f;
     auto gs = random_tensor<float, 2>({2, 4}, 13, -1, 0);
-    expect_error([&] { gated_delta_rule_step(qs.view(), ks.view(), vs.view(), gs.view(), bs.view(), os.view(), pool.view(), ok); }, "'beta': expected values in [0, 2], given 3 at [1,1]");
+    expect_error(
+        [&] {
+            gated_delta_rule_step(qs.view(), ks.view(), vs.view(), gs.view(), bs.view(), os.view(), pool.view(), ok);
+        },
+        "'beta': expected values in [0, 2], given 3 at [1,1]");
     for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 42.0f);
     for (index_t i = 0; i < os.size(); ++i) REQUIRE(os.data()[i] == 42.0f);
     for (index_t i = 0; i < pool.size(); ++i) REQUIRE(pool.data()[i] == 0.5f);
