@@ -142,18 +142,24 @@ struct delta_recurrent_policy {
         new (static_cast<void*>(r.prepared)) header(h);
     }
 
+    // Column panels of four vectors, then two, then one (a value-split block may be narrow):
+    // the widest that fits keeps the most state in flight per broadcast row scalar. Every
+    // lane computes the same operations in any panel, so the split never changes the bits.
+    template <gate_kind G, int NV>
+    index_t run_panels(const header& h, T* S, T* O, index_t e, index_t c1, bool outputs) const {
+        constexpr index_t W = index_t(simd::width<T>);
+        const chunk_tile<T>& c = h.tile;
+        for (; e + NV * W <= c1; e += NV * W)
+            detail::delta_token_loop<T, NV, G>(c.len, dk, ldk, ldv, c.q, c.ldq, c.k, c.ldkr, h.kd, c.v + e, h.beta,
+                                               h.decay, S + e, O + e, outputs);
+        return e;
+    }
     template <gate_kind G>
     void run(const header& h, T* S, T* O, index_t c0, index_t c1, bool outputs) const {
-        constexpr index_t W = index_t(simd::width<T>);
-        constexpr int NV = simd::register_count >= 32 ? 4 : 2;
-        const chunk_tile<T>& c = h.tile;
         index_t e = c0;
-        for (; e + NV * W <= c1; e += NV * W)
-            detail::delta_token_loop<T, NV, G>(c.len, dk, ldk, ldv, c.q, c.ldq, c.k, c.ldkr, h.kd, c.v + e, h.beta, h.decay, S + e,
-                                               O + e, outputs);
-        for (; e < c1; e += W)
-            detail::delta_token_loop<T, 1, G>(c.len, dk, ldk, ldv, c.q, c.ldq, c.k, c.ldkr, h.kd, c.v + e, h.beta, h.decay, S + e,
-                                              O + e, outputs);
+        if constexpr (simd::register_count >= 32) e = run_panels<G, 4>(h, S, O, e, c1, outputs);
+        e = run_panels<G, 2>(h, S, O, e, c1, outputs);
+        run_panels<G, 1>(h, S, O, e, c1, outputs);
     }
     void pass(const chunk_ref<T>& r, T* S, T* O, index_t c0, index_t c1, bool outputs) const {
         const header& h = read_header(r);
