@@ -323,7 +323,8 @@ bool take_gate(const GV& g, index_t B, index_t N, index_t Hv, index_t Dk, tensor
         check_shape(g3, {B, N, Hv}, op, "g");
         check_log_gates(g3, op);
     } else {
-        raise(detail::concat(op, ": argument 'g': expected rank 4 [B,N,H,Dk] (per key channel) or rank 3 [B,N,H] (per head), given rank ", R));
+        raise(detail::concat(op, ": argument 'g': expected rank 4 [B,N,H,Dk] (per key channel) or rank 3 [B,N,H] ",
+                             "(per head), given rank ", R));
     }
     return R == 4;
 }

@@ -347,6 +347,50 @@ chunk_tile<T> pack_chunk_rows(scratch_carver<T>& cv, const Rows& rows, const chu
     return c;
 }
 
+// What every chunk policy of the recurrent family carries: its rows, the packed geometry
+// (padded widths: ldk, ldv, and lda for score rows), and the emit and state I/O that go
+// through the rows. A policy's prepare constructs its own Header at the front of each
+// chunk's 64-byte aligned buffer (header_elements of it); output and advance read it back.
+template <class T, class Rows>
+struct chunk_policy_base {
+    using value_type = T;
+    const Rows& rows;
+    index_t dk, dv, ldk, ldv, chunk, lda;
+    gate_kind gate;
+
+    chunk_policy_base(const Rows& r, index_t dk_, index_t dv_, index_t chunk_, gate_kind g)
+        : rows(r), dk(dk_), dv(dv_), chunk(chunk_), gate(g) {
+        constexpr index_t W = index_t(simd::width<T>);
+        ldk = (dk + W - 1) / W * W;
+        ldv = (dv + W - 1) / W * W;
+        lda = (chunk + W - 1) / W * W + W;
+    }
+    chunk_geometry geometry() const { return {dk, dv, ldk, ldv, chunk, gate}; }
+    // Elements of a prepared chunk: the policy's own pieces plus the packed rows.
+    std::size_t prepared_with(std::size_t own) const { return own + geometry().template rows_size<T>(lda); }
+    // The start of every prepare: past the policy's header, the chunk's packed rows.
+    chunk_tile<T> pack_rows(scratch_carver<T>& cv, const chunk_ref<T>& r, std::size_t header_size, bool outputs) const {
+        cv.take(header_size);
+        return pack_chunk_rows(cv, rows, r, geometry(), lda, outputs);
+    }
+
+    template <class Header>
+    static constexpr std::size_t header_elements() {
+        static_assert(alignof(Header) <= 64, "the prepared buffer is 64-byte aligned");
+        return (sizeof(Header) + sizeof(T) - 1) / sizeof(T);
+    }
+    template <class Header>
+    static const Header& header_of(const chunk_ref<T>& r) {
+        return *std::launder(reinterpret_cast<const Header*>(r.prepared));
+    }
+
+    void emit(const chunk_ref<T>& r, const T* O, index_t c0, index_t c1) const {
+        rows.emit(r.unit, r.t0, r.len, O, ldv, c0, std::min(c1, dv));
+    }
+    void load_state(index_t u, T* S) const { rows.load_state(u, S, ldv); }
+    void store_state(index_t u, const T* S) const { rows.store_state(u, S, ldv); }
+};
+
 // The policy of the linear-attention family (linear attention, GLA with vector or scalar
 // gates, any per-head decay): the chunk products of chunkwise.hpp on packed tiles. `Rows`
 // is the operator's source of rows:
@@ -357,54 +401,40 @@ chunk_tile<T> pack_chunk_rows(scratch_carver<T>& cv, const Rows& rows, const chu
 //   emit(unit, t0, len, const T* O, ldv, c0, c1)  columns [c0, c1) of the outputs O [len][ldv]
 //   load_state(unit, T* S, ldv) / store_state(unit, const T* S, ldv)
 template <class T, class Rows>
-struct gated_chunk_policy {
-    using value_type = T;
-    const Rows& rows;
-    index_t dk, dv, ldk, ldv, chunk, lda;
-    gate_kind gate;
+struct gated_chunk_policy : chunk_policy_base<T, Rows> {
+    using base = chunk_policy_base<T, Rows>;
+    using base::chunk, base::dk, base::dv, base::gate, base::ldk, base::lda, base::ldv, base::rows;
     bool causal;
     bool column_split;
-    double prefix_cost;
+    // The state-only pass packs k, v and gates and does the state product: about 30% of a
+    // full pass (swept 0.15-0.6 at H=1, D=64, 2 threads).
+    double prefix_cost = 0.3;
 
     gated_chunk_policy(const Rows& r, index_t dk_, index_t dv_, index_t chunk_, gate_kind g, bool causal_,
                        bool column_split_)
-        : rows(r), dk(dk_), dv(dv_), chunk(chunk_), gate(g), causal(causal_), column_split(column_split_) {
-        constexpr index_t W = index_t(simd::width<T>);
-        ldk = (dk + W - 1) / W * W;
-        ldv = (dv + W - 1) / W * W;
-        lda = (chunk + W - 1) / W * W + W;
-        // The state-only pass packs k, v and gates and does the state product: about 30% of
-        // a full pass (swept 0.15-0.6 at H=1, D=64, 2 threads).
-        prefix_cost = 0.3;
-    }
+        : base(r, dk_, dv_, chunk_, g), causal(causal_), column_split(column_split_) {}
 
     // What prepare leaves at the head of a chunk's buffer for output and advance: the tile
     // (q and k read in place or packed), the scores and the gate factors, all pointing into
     // the same buffer or the user's rows.
     struct header {
-        static_assert(alignof(chunk_tile<T>) <= 64, "the prepared buffer is 64-byte aligned");
         chunk_tile<T> tile;
         const T* A;
         chunk_factors<T> factors;
     };
-    static constexpr std::size_t header_size = (sizeof(header) + sizeof(T) - 1) / sizeof(T);
-    // The buffer is 64-byte aligned scratch; prepare constructs the header in it.
-    static const header& read_header(const chunk_ref<T>& r) {
-        return *std::launder(reinterpret_cast<const header*>(r.prepared));
-    }
+    static constexpr std::size_t header_size = base::template header_elements<header>();
+    static const header& read_header(const chunk_ref<T>& r) { return base::template header_of<header>(r); }
 
-    chunk_geometry geometry() const { return {dk, dv, ldk, ldv, chunk, gate}; }
     std::size_t prepared_size() const {
-        return scratch_carver<T>::size_of(header_size, chunk * lda, chunk * ldk, chunk * ldk, lda, ldk) +
-               geometry().template rows_size<T>(lda);
+        return this->prepared_with(
+            scratch_carver<T>::size_of(header_size, chunk * lda, chunk * ldk, chunk * ldk, lda, ldk));
     }
 
     void prepare(const chunk_ref<T>& r, bool outputs) const {
         scratch_carver<T> cv(r.prepared);
-        cv.take(header_size);
         header h;
+        h.tile = this->pack_rows(cv, r, header_size, outputs);
         chunk_tile<T>& c = h.tile;
-        c = pack_chunk_rows(cv, rows, r, geometry(), lda, outputs);
         T* A = cv.take(std::size_t(chunk * lda));
         T* qg = cv.take(std::size_t(chunk * ldk));
         T* kg = cv.take(std::size_t(chunk * ldk));
@@ -424,11 +454,6 @@ struct gated_chunk_policy {
         const header& h = read_header(r);
         chunk_advance(h.tile, h.factors, S, c0, c1);
     }
-    void emit(const chunk_ref<T>& r, const T* O, index_t c0, index_t c1) const {
-        rows.emit(r.unit, r.t0, r.len, O, ldv, c0, std::min(c1, dv));
-    }
-    void load_state(index_t u, T* S) const { rows.load_state(u, S, ldv); }
-    void store_state(index_t u, const T* S) const { rows.store_state(u, S, ldv); }
 };
 
 }  // namespace kernels

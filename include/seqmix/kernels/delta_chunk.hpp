@@ -30,11 +30,9 @@ namespace kernels {
 // `Rows` is the operator's source of rows, as for gated_chunk_policy, plus
 //   beta(unit, t0, len, T* dst)   the chunk's learning rates
 template <class T, class Rows>
-struct delta_chunk_policy {
-    using value_type = T;
-    const Rows& rows;
-    index_t dk, dv, ldk, ldv, chunk, lda;
-    gate_kind gate;
+struct delta_chunk_policy : chunk_policy_base<T, Rows> {
+    using base = chunk_policy_base<T, Rows>;
+    using base::chunk, base::dk, base::gate, base::ldk, base::lda, base::ldv, base::rows;
     bool causal = true;
     bool column_split = true;
     // A state-only pass (prepare without P, then X and the advance: two of the three state
@@ -42,42 +40,31 @@ struct delta_chunk_policy {
     double prefix_cost = 0.5;
 
     delta_chunk_policy(const Rows& r, index_t dk_, index_t dv_, index_t chunk_, gate_kind g)
-        : rows(r), dk(dk_), dv(dv_), chunk(chunk_), gate(g) {
-        constexpr index_t W = index_t(simd::width<T>);
-        ldk = (dk + W - 1) / W * W;
-        ldv = (dv + W - 1) / W * W;
-        lda = (chunk + W - 1) / W * W + W;
-    }
+        : base(r, dk_, dv_, chunk_, g) {}
 
     // What prepare leaves at the head of a chunk's buffer: the tile (its v is U, turned
     // into X = U - W S in place by the first state product), P, the gate factors and -W.
     struct header {
-        static_assert(alignof(chunk_tile<T>) <= 64, "the prepared buffer is 64-byte aligned");
         chunk_tile<T> tile;
         const T* P;
         chunk_factors<T> factors;
         const T* w_neg;
         bool x_in_output;  // prepared with outputs: output forms X (else advance does)
     };
-    static constexpr std::size_t header_size = (sizeof(header) + sizeof(T) - 1) / sizeof(T);
-    static const header& read_header(const chunk_ref<T>& r) {
-        return *std::launder(reinterpret_cast<const header*>(r.prepared));
-    }
+    static constexpr std::size_t header_size = base::template header_elements<header>();
+    static const header& read_header(const chunk_ref<T>& r) { return base::template header_of<header>(r); }
 
-    chunk_geometry geometry() const { return {dk, dv, ldk, ldv, chunk, gate}; }
     std::size_t prepared_size() const {
-        return scratch_carver<T>::size_of(header_size, chunk * lda, chunk * lda, chunk * ldk, chunk * ldk, chunk * ldk,
-                                          lda, ldk, lda) +
-               geometry().template rows_size<T>(lda);
+        return this->prepared_with(scratch_carver<T>::size_of(header_size, chunk * lda, chunk * lda, chunk * ldk,
+                                                              chunk * ldk, chunk * ldk, lda, ldk, lda));
     }
 
     void prepare(const chunk_ref<T>& r, bool outputs) const {
         scratch_carver<T> cv(r.prepared);
-        cv.take(header_size);
         header h;
+        h.tile = this->pack_rows(cv, r, header_size, outputs);
         chunk_tile<T>& c = h.tile;
         const index_t L = r.len;
-        c = pack_chunk_rows(cv, rows, r, geometry(), lda, outputs);
         T* U = c.v;  // beta V, then U = T V, then X = U - W S
         T* P = cv.take(std::size_t(chunk * lda));
         T* M = cv.take(std::size_t(chunk * lda));
@@ -137,11 +124,6 @@ struct delta_chunk_policy {
         if (!h.x_in_output) correct_values(h, S, c0, c1);
         chunk_advance(h.tile, h.factors, S, c0, c1);
     }
-    void emit(const chunk_ref<T>& r, const T* O, index_t c0, index_t c1) const {
-        rows.emit(r.unit, r.t0, r.len, O, ldv, c0, std::min(c1, dv));
-    }
-    void load_state(index_t u, T* S) const { rows.load_state(u, S, ldv); }
-    void store_state(index_t u, const T* S) const { rows.store_state(u, S, ldv); }
 };
 
 }  // namespace kernels

@@ -75,46 +75,33 @@ inline void delta_token_loop(index_t L, index_t dk, index_t ldk, index_t ldv, co
 // Rows: as for delta_chunk_policy (gated_rows plus beta), with each token's own gate in b
 // (gated_rows::cumulative = false).
 template <class T, class Rows>
-struct delta_recurrent_policy {
-    using value_type = T;
-    const Rows& rows;
-    index_t dk, dv, ldk, ldv, chunk, lda;
-    gate_kind gate;
+struct delta_recurrent_policy : chunk_policy_base<T, Rows> {
+    using base = chunk_policy_base<T, Rows>;
+    using base::chunk, base::dk, base::gate, base::ldk, base::lda, base::ldv, base::rows;
     bool causal = true;
     bool column_split = true;
     double prefix_cost = 0.7;  // a state-only pass skips only the output FMAs
 
     delta_recurrent_policy(const Rows& r, index_t dk_, index_t dv_, index_t chunk_, gate_kind g)
-        : rows(r), dk(dk_), dv(dv_), chunk(chunk_), gate(g) {
-        constexpr index_t W = index_t(simd::width<T>);
-        ldk = (dk + W - 1) / W * W;
-        ldv = (dv + W - 1) / W * W;
-        lda = (chunk + W - 1) / W * W + W;
-    }
+        : base(r, dk_, dv_, chunk_, g) {}
 
     struct header {
-        static_assert(alignof(chunk_tile<T>) <= 64, "the prepared buffer is 64-byte aligned");
         chunk_tile<T> tile;
         const T *kd, *decay, *beta;
     };
-    static constexpr std::size_t header_size = (sizeof(header) + sizeof(T) - 1) / sizeof(T);
-    static const header& read_header(const chunk_ref<T>& r) {
-        return *std::launder(reinterpret_cast<const header*>(r.prepared));
-    }
+    static constexpr std::size_t header_size = base::template header_elements<header>();
+    static const header& read_header(const chunk_ref<T>& r) { return base::template header_of<header>(r); }
 
-    // q and k always packed: the token loop reads them per row (and normalized if asked).
-    chunk_geometry geometry() const { return {dk, dv, ldk, ldv, chunk, gate}; }
     std::size_t prepared_size() const {
-        return scratch_carver<T>::size_of(header_size, chunk * ldk, chunk * ldk, lda) + geometry().template rows_size<T>(lda);
+        return this->prepared_with(scratch_carver<T>::size_of(header_size, chunk * ldk, chunk * ldk, lda));
     }
 
     void prepare(const chunk_ref<T>& r, bool outputs) const {
         scratch_carver<T> cv(r.prepared);
-        cv.take(header_size);
         header h;
+        h.tile = this->pack_rows(cv, r, header_size, outputs);
         chunk_tile<T>& c = h.tile;
         const index_t L = r.len;
-        c = pack_chunk_rows(cv, rows, r, geometry(), lda, outputs);
         T* kd = cv.take(std::size_t(chunk * ldk));
         T* decay = cv.take(std::size_t(chunk * ldk));
         T* beta = cv.take(std::size_t(lda));
@@ -169,11 +156,9 @@ struct delta_recurrent_policy {
     }
     void fused_pass(const chunk_ref<T>& r, T* S, T* O, index_t c0, index_t c1) const {
         pass(r, S, O, c0, c1, true);
-        rows.emit(r.unit, r.t0, r.len, O, ldv, c0, std::min(c1, dv));
+        this->emit(r, O, c0, c1);
     }
     void advance(const chunk_ref<T>& r, T* S, index_t c0, index_t c1) const { pass(r, S, nullptr, c0, c1, false); }
-    void load_state(index_t u, T* S) const { rows.load_state(u, S, ldv); }
-    void store_state(index_t u, const T* S) const { rows.store_state(u, S, ldv); }
 };
 
 }  // namespace kernels
