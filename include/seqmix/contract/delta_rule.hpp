@@ -31,8 +31,9 @@ constexpr double l2norm_eps = 1e-6;
 SEQMIX_ABI_BEGIN
 namespace detail {
 
-// Learning rates: 0 <= beta <= 2 keeps I - beta k k^T a contraction for unit keys
-// (DeltaNet's beta in (0, 1), or (0, 2) with negative eigenvalues allowed).
+// Learning rates: 0 <= beta <= 2 keeps I - beta k k^T from expanding for unit keys
+// (eigenvalues 1 - beta and 1; DeltaNet's beta in (0, 1), or up to 2 with negative
+// eigenvalues allowed).
 template <class T, std::size_t R>
 void check_beta(const tensor_view<const T, R>& beta, const char* op) {
     check_values_in(beta, T(0), T(2), op, "beta", "values in [0, 2]");
