@@ -139,55 +139,58 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
     };
 
     // Bidirectional: partial sums, totals, outputs (policies with a fused pass are causal).
-    if constexpr (!has_fused_pass<Policy>::value) if (!pol.causal) {
-        std::vector<index_t> first(std::size_t(cu.units) + 1, 0);
-        for (index_t u = 0; u < cu.units; ++u)
-            first[std::size_t(u) + 1] = first[std::size_t(u)] + (chunks_of(u) + chunks_per_pass - 1) / chunks_per_pass;
-        const index_t parts = first.back();
-        std::vector<index_t> unit_of(static_cast<std::size_t>(parts));
-        for (index_t u = 0; u < cu.units; ++u)
-            for (index_t k = first[std::size_t(u)]; k < first[std::size_t(u) + 1]; ++k) unit_of[std::size_t(k)] = u;
-        const int threads = resolve_threads(num_threads, std::max(parts, cu.units));
-        thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(prepared, C * ldv));
-        thread_scratch<T> shared(1, scratch_carver<T>::size_of(std::max<index_t>(parts, 1) * state,
-                                                                std::max<index_t>(cu.units, 1) * state));
-        scratch_carver<T> shared_cv(shared.get(0));
-        T* const sums = shared_cv.take(std::size_t(std::max<index_t>(parts, 1) * state));
-        T* const totals = shared_cv.take(std::size_t(std::max<index_t>(cu.units, 1) * state));
-        auto part_range = [&](index_t k, index_t u) {
-            const index_t c0 = (k - first[std::size_t(u)]) * chunks_per_pass;
-            return std::make_pair(c0, std::min(chunks_of(u), c0 + chunks_per_pass));
-        };
-        parallel_for(parts, threads, [&](index_t k, int t) {  // (1) partial sums
-            scratch_carver<T> cv(scratch.get(t));
-            T* buf = cv.take(prepared);
-            T* S = sums + k * state;
-            std::fill(S, S + state, T(0));
-            const index_t u = unit_of[std::size_t(k)];
-            const auto [c0, c1] = part_range(k, u);
-            run_chunks(buf, nullptr, u, c0, c1, S, false);
-        });
-        parallel_for(cu.units, threads, [&](index_t u, int) {  // (2) totals, in part order
-            T* S = totals + u * state;
-            pol.load_state(u, S);
-            for (index_t k = first[std::size_t(u)]; k < first[std::size_t(u) + 1]; ++k)
-                state_add(S, static_cast<const T*>(sums + k * state), pol.dk, ldv);
-            pol.store_state(u, static_cast<const T*>(S));
-        });
-        parallel_for(parts, threads, [&](index_t k, int t) {  // (3) outputs from the total
-            scratch_carver<T> cv(scratch.get(t));
-            T* buf = cv.take(prepared);
-            T* O = cv.take(std::size_t(C * ldv));
-            const index_t u = unit_of[std::size_t(k)];
-            const auto [c0, c1] = part_range(k, u);
-            for (index_t c = c0; c < c1; ++c) {
-                const auto r = ref(u, c, buf);
-                pol.prepare(r, true);
-                pol.output(r, static_cast<const T*>(totals + u * state), O, 0, ldv);
-                pol.emit(r, static_cast<const T*>(O), 0, ldv);
-            }
-        });
-        return;
+    if constexpr (!has_fused_pass<Policy>::value) {
+        if (!pol.causal) {
+            std::vector<index_t> first(std::size_t(cu.units) + 1, 0);
+            for (index_t u = 0; u < cu.units; ++u)
+                first[std::size_t(u) + 1] =
+                    first[std::size_t(u)] + (chunks_of(u) + chunks_per_pass - 1) / chunks_per_pass;
+            const index_t parts = first.back();
+            std::vector<index_t> unit_of(static_cast<std::size_t>(parts));
+            for (index_t u = 0; u < cu.units; ++u)
+                for (index_t k = first[std::size_t(u)]; k < first[std::size_t(u) + 1]; ++k) unit_of[std::size_t(k)] = u;
+            const int threads = resolve_threads(num_threads, std::max(parts, cu.units));
+            thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(prepared, C * ldv));
+            thread_scratch<T> shared(1, scratch_carver<T>::size_of(std::max<index_t>(parts, 1) * state,
+                                                                    std::max<index_t>(cu.units, 1) * state));
+            scratch_carver<T> shared_cv(shared.get(0));
+            T* const sums = shared_cv.take(std::size_t(std::max<index_t>(parts, 1) * state));
+            T* const totals = shared_cv.take(std::size_t(std::max<index_t>(cu.units, 1) * state));
+            auto part_range = [&](index_t k, index_t u) {
+                const index_t c0 = (k - first[std::size_t(u)]) * chunks_per_pass;
+                return std::make_pair(c0, std::min(chunks_of(u), c0 + chunks_per_pass));
+            };
+            parallel_for(parts, threads, [&](index_t k, int t) {  // (1) partial sums
+                scratch_carver<T> cv(scratch.get(t));
+                T* buf = cv.take(prepared);
+                T* S = sums + k * state;
+                std::fill(S, S + state, T(0));
+                const index_t u = unit_of[std::size_t(k)];
+                const auto [c0, c1] = part_range(k, u);
+                run_chunks(buf, nullptr, u, c0, c1, S, false);
+            });
+            parallel_for(cu.units, threads, [&](index_t u, int) {  // (2) totals, in part order
+                T* S = totals + u * state;
+                pol.load_state(u, S);
+                for (index_t k = first[std::size_t(u)]; k < first[std::size_t(u) + 1]; ++k)
+                    state_add(S, static_cast<const T*>(sums + k * state), pol.dk, ldv);
+                pol.store_state(u, static_cast<const T*>(S));
+            });
+            parallel_for(parts, threads, [&](index_t k, int t) {  // (3) outputs from the total
+                scratch_carver<T> cv(scratch.get(t));
+                T* buf = cv.take(prepared);
+                T* O = cv.take(std::size_t(C * ldv));
+                const index_t u = unit_of[std::size_t(k)];
+                const auto [c0, c1] = part_range(k, u);
+                for (index_t c = c0; c < c1; ++c) {
+                    const auto r = ref(u, c, buf);
+                    pol.prepare(r, true);
+                    pol.output(r, static_cast<const T*>(totals + u * state), O, 0, ldv);
+                    pol.emit(r, static_cast<const T*>(O), 0, ldv);
+                }
+            });
+            return;
+        }
     }
 
     if (groups >= team) {  // head groups
@@ -357,6 +360,8 @@ struct chunk_policy_base {
     const Rows& rows;
     index_t dk, dv, ldk, ldv, chunk, lda;
     gate_kind gate;
+    bool causal = true;        // false: bidirectional (gated_chunk_policy only)
+    bool column_split = true;  // false: the state's columns must stay together
 
     chunk_policy_base(const Rows& r, index_t dk_, index_t dv_, index_t chunk_, gate_kind g)
         : rows(r), dk(dk_), dv(dv_), chunk(chunk_), gate(g) {
@@ -403,16 +408,18 @@ struct chunk_policy_base {
 template <class T, class Rows>
 struct gated_chunk_policy : chunk_policy_base<T, Rows> {
     using base = chunk_policy_base<T, Rows>;
-    using base::chunk, base::dk, base::dv, base::gate, base::ldk, base::lda, base::ldv, base::rows;
-    bool causal;
-    bool column_split;
+    using base::causal, base::chunk, base::column_split, base::dk, base::dv, base::gate, base::ldk, base::lda,
+        base::ldv, base::rows;
     // The state-only pass packs k, v and gates and does the state product: about 30% of a
     // full pass (swept 0.15-0.6 at H=1, D=64, 2 threads).
     double prefix_cost = 0.3;
 
     gated_chunk_policy(const Rows& r, index_t dk_, index_t dv_, index_t chunk_, gate_kind g, bool causal_,
                        bool column_split_)
-        : base(r, dk_, dv_, chunk_, g), causal(causal_), column_split(column_split_) {}
+        : base(r, dk_, dv_, chunk_, g) {
+        causal = causal_;
+        column_split = column_split_;
+    }
 
     // What prepare leaves at the head of a chunk's buffer for output and advance: the tile
     // (q and k read in place or packed), the scores and the gate factors, all pointing into

@@ -33,8 +33,6 @@ template <class T, class Rows>
 struct delta_chunk_policy : chunk_policy_base<T, Rows> {
     using base = chunk_policy_base<T, Rows>;
     using base::chunk, base::dk, base::gate, base::ldk, base::lda, base::ldv, base::rows;
-    bool causal = true;
-    bool column_split = true;
     // A state-only pass (prepare without P, then X and the advance: two of the three state
     // products) is about half of a full one.
     double prefix_cost = 0.5;

@@ -24,12 +24,12 @@ namespace kernels {
 
 namespace detail {
 // NV vectors of columns through the chunk's tokens. Rows: q, k (row strides ldq, ldkr);
-// kd [L][ldk] the decayed keys exp(g_t) k_t; v [L][ldv]; decay [L][ldk] (vector gate), [L]
-// (scalar) or none.
+// kd the decayed keys exp(g_t) k_t (row stride ldkd); v [L][ldv]; decay [L][ldk] (vector
+// gate), [L] (scalar) or none.
 template <class T, int NV, gate_kind G>
 inline void delta_token_loop(index_t L, index_t dk, index_t ldk, index_t ldv, const T* q, index_t ldq, const T* k,
-                             index_t ldkr, const T* kd, const T* v, const T* beta, const T* decay, T* S, T* O,
-                             bool outputs) {
+                             index_t ldkr, const T* kd, index_t ldkd, const T* v, const T* beta, const T* decay, T* S,
+                             T* O, bool outputs) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     V p[NV];
@@ -48,7 +48,7 @@ inline void delta_token_loop(index_t L, index_t dk, index_t ldk, index_t ldv, co
         }
         const T* qt = q + t * ldq;
         const T* kt = k + t * ldkr;
-        const T* kn = kd + (t + 1 < L ? t + 1 : t) * ldk;  // the last token's is not used
+        const T* kn = kd + (t + 1 < L ? t + 1 : t) * ldkd;  // the last token's is not used
         for (index_t d = 0; d < dk; ++d) {
             T* row = S + d * ldv;
             const V kk(kt[d]), qq(qt[d]), nn(kn[d]);
@@ -78,8 +78,6 @@ template <class T, class Rows>
 struct delta_recurrent_policy : chunk_policy_base<T, Rows> {
     using base = chunk_policy_base<T, Rows>;
     using base::chunk, base::dk, base::gate, base::ldk, base::lda, base::ldv, base::rows;
-    bool causal = true;
-    bool column_split = true;
     double prefix_cost = 0.7;  // a state-only pass skips only the output FMAs
 
     delta_recurrent_policy(const Rows& r, index_t dk_, index_t dv_, index_t chunk_, gate_kind g)
@@ -87,13 +85,14 @@ struct delta_recurrent_policy : chunk_policy_base<T, Rows> {
 
     struct header {
         chunk_tile<T> tile;
-        const T *kd, *decay, *beta;
+        const T *kd, *beta;  // decayed keys (the keys themselves without a gate), rates
+        index_t ldkd;
     };
     static constexpr std::size_t header_size = base::template header_elements<header>();
     static const header& read_header(const chunk_ref<T>& r) { return base::template header_of<header>(r); }
 
     std::size_t prepared_size() const {
-        return this->prepared_with(scratch_carver<T>::size_of(header_size, chunk * ldk, chunk * ldk, lda));
+        return this->prepared_with(scratch_carver<T>::size_of(header_size, chunk * ldk, lda));
     }
 
     void prepare(const chunk_ref<T>& r, bool outputs) const {
@@ -103,28 +102,28 @@ struct delta_recurrent_policy : chunk_policy_base<T, Rows> {
         chunk_tile<T>& c = h.tile;
         const index_t L = r.len;
         T* kd = cv.take(std::size_t(chunk * ldk));
-        T* decay = cv.take(std::size_t(chunk * ldk));
         T* beta = cv.take(std::size_t(lda));
         rows.beta(r.unit, r.t0, L, beta);
-        // Per-token decays exp(g_t) (the rows give each token's own gate: Rows::cumulative
-        // is false for this policy) and the decayed keys exp(g_t) k_t of the predictions.
-        if (gate == gate_kind::vector) {
-            for (index_t t = 0; t < L; ++t) {
-                T* dt = decay + t * ldk;
-                simd::copy(c.b + t * ldk, dt, std::size_t(ldk));
-                simd::exp_inplace(dt, std::size_t(ldk));
-                for (index_t d = 0; d < ldk; ++d) kd[t * ldk + d] = dt[d] * c.k[t * c.ldkr + d];
-            }
-        } else if (gate == gate_kind::scalar) {
-            simd::copy(c.b, decay, std::size_t(L));
-            simd::exp_inplace(decay, std::size_t(L));
-            for (index_t t = 0; t < L; ++t)
-                simd::scaled_copy(decay[t], c.k + t * c.ldkr, kd + t * ldk, std::size_t(ldk));
-        } else {
-            for (index_t t = 0; t < L; ++t) simd::copy(c.k + t * c.ldkr, kd + t * ldk, std::size_t(ldk));
-        }
+        // The rows give each token's own gate in b (Rows::cumulative is false for this
+        // policy): exp'd there in place into the decays, then the decayed keys exp(g_t) k_t
+        // of the predictions. Without a gate the keys are the decayed keys.
+        constexpr index_t W = index_t(simd::width<T>);
         h.kd = kd;
-        h.decay = decay;
+        h.ldkd = ldk;
+        if (gate == gate_kind::vector) {
+            simd::exp_inplace(c.b, std::size_t(L * ldk));
+            for (index_t t = 0; t < L; ++t)
+                for (index_t d = 0; d < ldk; d += W)
+                    simd::store_aligned(kd + t * ldk + d,
+                                        simd::load_aligned(c.b + t * ldk + d) * simd::load(c.k + t * c.ldkr + d));
+        } else if (gate == gate_kind::scalar) {
+            simd::exp_inplace(c.b, std::size_t(L));
+            for (index_t t = 0; t < L; ++t)
+                simd::scaled_copy(c.b[t], c.k + t * c.ldkr, kd + t * ldk, std::size_t(ldk));
+        } else {
+            h.kd = c.k;
+            h.ldkd = c.ldkr;
+        }
         h.beta = beta;
         new (static_cast<void*>(r.prepared)) header(h);
     }
@@ -137,8 +136,8 @@ struct delta_recurrent_policy : chunk_policy_base<T, Rows> {
         constexpr index_t W = index_t(simd::width<T>);
         const chunk_tile<T>& c = h.tile;
         for (; e + NV * W <= c1; e += NV * W)
-            detail::delta_token_loop<T, NV, G>(c.len, dk, ldk, ldv, c.q, c.ldq, c.k, c.ldkr, h.kd, c.v + e, h.beta,
-                                               h.decay, S + e, O + e, outputs);
+            detail::delta_token_loop<T, NV, G>(c.len, dk, ldk, ldv, c.q, c.ldq, c.k, c.ldkr, h.kd, h.ldkd, c.v + e,
+                                               h.beta, c.b, S + e, O + e, outputs);
         return e;
     }
     template <gate_kind G>
