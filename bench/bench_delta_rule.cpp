@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "bench_inputs.hpp"
 #include "bench_registry.hpp"
 #include "counters.hpp"
 
@@ -23,20 +24,6 @@ std::string gate_suffix(kind k) {
     return k == kind::delta ? "" : k == kind::gated_scalar ? "/scalar_gate" : "/vector_gate";
 }
 
-// Pseudo-random values (splitmix64): never periodic along the sequence. A repeating
-// sequence is learned exactly by the delta rule, and its corrections then sink into
-// subnormals, which the FMA units run far slower.
-template <class View>
-void fill_view(const View& x, float lo, float hi, unsigned salt) {
-    for (index_t i = 0; i < x.size(); ++i) {
-        std::uint64_t z = std::uint64_t(i) * 0x9E3779B97F4A7C15ull + salt;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        x.data()[i] = lo + (hi - lo) * float(z >> 40) * 0x1p-24f;
-    }
-}
-
 // `offset` floats past a 64-byte boundary for every input and output: 0 or 4.
 void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, int threads, int chunk, index_t offset,
              delta_form form) {
@@ -46,11 +33,11 @@ void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, i
     tensor_view<float, 4> q(at(0), {1, n, h, d}), kk(at(1), {1, n, h, d}), v(at(2), {1, n, h, d}), out(at(3), {1, n, h, d}),
         g4(at(4), {1, n, h, d});
     tensor_view<float, 3> g3(at(4), {1, n, h}), beta(at(5), {1, n, h});
-    fill_view(q, -1, 1, 1);
-    fill_view(kk, -1, 1, 2);
-    fill_view(v, -1, 1, 3);
-    fill_view(g4, -0.1f, 0, 4);
-    fill_view(beta, 0.1f, 0.9f, 5);
+    fill_uniform(q, -1, 1, 1);
+    fill_uniform(kk, -1, 1, 2);
+    fill_uniform(v, -1, 1, 3);
+    fill_uniform(g4, -0.1f, 0, 4);
+    fill_uniform(beta, 0.1f, 0.9f, 5);
     delta_options o;
     o.num_threads = threads;
     o.chunk_size = chunk;
@@ -74,12 +61,12 @@ struct step_inputs {
     tensor<float, 2> g2, beta;
     step_inputs(index_t B, index_t H, index_t D)
         : q({B, H, D}), kk({B, H, D}), v({B, H, D}), out({B, H, D}), g3({B, H, D}), g2({B, H}), beta({B, H}) {
-        fill_view(q.view(), -1, 1, 1);
-        fill_view(kk.view(), -1, 1, 2);
-        fill_view(v.view(), -1, 1, 3);
-        fill_view(g3.view(), -0.1f, 0, 4);
-        fill_view(g2.view(), -0.1f, 0, 5);
-        fill_view(beta.view(), 0.1f, 0.9f, 6);
+        fill_uniform(q.view(), -1, 1, 1);
+        fill_uniform(kk.view(), -1, 1, 2);
+        fill_uniform(v.view(), -1, 1, 3);
+        fill_uniform(g3.view(), -0.1f, 0, 4);
+        fill_uniform(g2.view(), -0.1f, 0, 5);
+        fill_uniform(beta.view(), 0.1f, 0.9f, 6);
     }
     // Rows [r, r + rows) as a batch.
     template <class T, std::size_t R>

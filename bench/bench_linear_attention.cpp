@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "bench_inputs.hpp"
 #include "bench_registry.hpp"
 #include "counters.hpp"
 
@@ -22,12 +23,6 @@ const char* kind_name(kind k) {
     return k == kind::linear ? "linear_attention" : "gated_linear_attention";
 }
 
-template <class T, std::size_t R>
-void fill(tensor<T, R>& t, float lo, float hi, unsigned salt) {
-    for (index_t i = 0; i < t.size(); ++i)
-        t.data()[i] = lo + (hi - lo) * float((std::uint64_t(i) * 2654435761u + salt) % 1000) * 1e-3f;
-}
-
 // `offset` floats past a 64-byte boundary for every input and output (a std::vector or
 // malloc buffer is only 16-byte aligned): 0 or 4.
 void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, int threads, int chunk, index_t offset) {
@@ -36,14 +31,10 @@ void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, i
     tensor_view<float, 4> q(at(0), {1, n, h, d}), kk(at(1), {1, n, h, d}), v(at(2), {1, n, h, d}), out(at(3), {1, n, h, d}),
         g4(at(4), {1, n, h, d});
     tensor_view<float, 3> g3(at(4), {1, n, h});
-    auto fill_view = [](auto x, float lo, float hi, unsigned salt) {
-        for (index_t i = 0; i < x.size(); ++i)
-            x.data()[i] = lo + (hi - lo) * float((std::uint64_t(i) * 2654435761u + salt) % 1000) * 1e-3f;
-    };
-    fill_view(q, -1, 1, 1);
-    fill_view(kk, -1, 1, 2);
-    fill_view(v, -1, 1, 3);
-    fill_view(g4, -0.1f, 0, 4);
+    fill_uniform(q, -1, 1, 1);
+    fill_uniform(kk, -1, 1, 2);
+    fill_uniform(v, -1, 1, 3);
+    fill_uniform(g4, -0.1f, 0, 4);
     const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
         if (k == kind::linear) {
@@ -67,11 +58,11 @@ void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, i
 void stepwise(benchmark::State& state, kind k, index_t h, index_t n, index_t d) {
     tensor<float, 4> q({n, 1, h, d}), kk({n, 1, h, d}), v({n, 1, h, d}), out({n, 1, h, d}), g4({n, 1, h, d});
     tensor<float, 3> g3({n, 1, h});
-    fill(q, -1, 1, 1);
-    fill(kk, -1, 1, 2);
-    fill(v, -1, 1, 3);
-    fill(g4, -0.1f, 0, 4);
-    fill(g3, -0.1f, 0, 5);
+    fill_uniform(q, -1, 1, 1);
+    fill_uniform(kk, -1, 1, 2);
+    fill_uniform(v, -1, 1, 3);
+    fill_uniform(g4, -0.1f, 0, 4);
+    fill_uniform(g3, -0.1f, 0, 5);
     tensor<float, 4> S({1, h, d, d});
     auto tok = [](tensor<float, 4>& t, index_t i) {
         return tensor_view<float, 3>(t.view().ptr(i), {1, t.extent(2), t.extent(3)});
@@ -103,11 +94,11 @@ void stepwise(benchmark::State& state, kind k, index_t h, index_t n, index_t d) 
 void decode_step(benchmark::State& state, kind k, index_t B, index_t H, index_t D, int threads) {
     tensor<float, 3> q({B, H, D}), kk({B, H, D}), v({B, H, D}), out({B, H, D}), g3({B, H, D});
     tensor<float, 2> g2({B, H});
-    fill(q, -1, 1, 1);
-    fill(kk, -1, 1, 2);
-    fill(v, -1, 1, 3);
-    fill(g3, -0.1f, 0, 4);
-    fill(g2, -0.1f, 0, 5);
+    fill_uniform(q, -1, 1, 1);
+    fill_uniform(kk, -1, 1, 2);
+    fill_uniform(v, -1, 1, 3);
+    fill_uniform(g3, -0.1f, 0, 4);
+    fill_uniform(g2, -0.1f, 0, 5);
     tensor<float, 4> S({B, H, D, D});
     const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {

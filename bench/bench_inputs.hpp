@@ -1,0 +1,21 @@
+#pragma once
+// Benchmark inputs: pseudo-random values (splitmix64 of the element index), never periodic
+// along the sequence. A repeating sequence is learned exactly by the delta rule, and its
+// corrections then sink into subnormals, which the FMA units run far slower.
+#include <cstdint>
+
+namespace seqmix_bench {
+
+// Every element of a view or tensor (anything with data() and size()) in [lo, hi).
+template <class X>
+void fill_uniform(X&& x, float lo, float hi, unsigned salt) {
+    for (std::int64_t i = 0; i < std::int64_t(x.size()); ++i) {
+        std::uint64_t z = std::uint64_t(i) * 0x9E3779B97F4A7C15ull + salt;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        x.data()[i] = lo + (hi - lo) * float(z >> 40) * 0x1p-24f;
+    }
+}
+
+}  // namespace seqmix_bench
