@@ -75,16 +75,22 @@ void pack_block(const T* src, index_t rs, index_t cs, index_t rows, index_t cols
     for (index_t i = 0; i < rows; ++i) std::fill(dst + i * ld + cols, dst + (i + 1) * ld, T(0));
 }
 
-// One (sequence, head) state of a [seqs, H, dk, dv] view into the packed [dk][ldv] form
-// (zero padded); an empty view means the zero state.
+namespace detail {
+// One (sequence, head) state of a [seqs, H, dk, dv] view read through strides (rs, cs) into
+// a packed [rows][ld] block (zero padded); an empty view means the zero state.
+template <class T>
+void load_state_block(const tensor_view<const T, 4>& src, index_t s, index_t h, index_t rs, index_t cs, index_t rows,
+                      index_t cols, T* dst, index_t ld) {
+    if (src.empty()) std::fill(dst, dst + rows * ld, T(0));
+    else pack_block(src.ptr(s, h), rs, cs, rows, cols, dst, ld);
+}
+}  // namespace detail
+
+// The state packed as [dk][ldv]: rows are the state's rows.
 template <class T>
 void load_state_rows(const tensor_view<const T, 4>& src, index_t s, index_t h, index_t dk, index_t dv, T* S,
                      index_t ldv) {
-    if (src.empty()) {
-        std::fill(S, S + dk * ldv, T(0));
-        return;
-    }
-    for (index_t d = 0; d < dk; ++d) pack_row(src.ptr(s, h, d), src.stride(3), dv, S + d * ldv, ldv);
+    detail::load_state_block(src, s, h, src.stride(2), src.stride(3), dk, dv, S, ldv);
 }
 
 // The same state packed transposed, [dv][ldk] (policies whose products want the value axis
@@ -92,11 +98,7 @@ void load_state_rows(const tensor_view<const T, 4>& src, index_t s, index_t h, i
 template <class T>
 void load_state_columns(const tensor_view<const T, 4>& src, index_t s, index_t h, index_t dk, index_t dv, T* St,
                         index_t ldk) {
-    if (src.empty()) {
-        std::fill(St, St + dv * ldk, T(0));
-        return;
-    }
-    pack_block(src.ptr(s, h), src.stride(3), src.stride(2), dv, dk, St, ldk);
+    detail::load_state_block(src, s, h, src.stride(3), src.stride(2), dv, dk, St, ldk);
 }
 
 template <class T>
