@@ -35,17 +35,15 @@ struct delta_rows : kernels::gated_rows<T, delta_args<T>> {
     }
 };
 
-// Chunk length: 16 tokens for Dk up to 64, 32 above (swept in bench/bench_delta_rule.cpp).
-inline index_t delta_chunk_size(index_t dk) { return dk <= 64 ? 16 : 32; }
-
 // The sequence through the chunk pipeline, in the form the options ask for: the WY / UT
 // chunk products, or the recurrence token by token (the automatic choice: on the Zen 4 host
-// we measured it was 1.2-1.6x faster than the chunk products at Dk = Dv = 64 and 128 for
-// every gate, bench/bench_delta_rule.cpp, rows form:chunkwise and form:recurrent).
+// we measured it 1.15-1.35x faster than the chunk products at Dk = Dv = 64 and 128 for
+// every gate, bench/bench_delta_rule.cpp, rows form:chunkwise and form:recurrent). The
+// chunk length is the family's default (the sweep rows there: within noise for 16-64).
 template <class T>
 void delta_rule_run(const delta_args<T>& a, const delta_options& opt) {
     const auto& p = a.problem;
-    const index_t chunk = opt.chunk_size > 0 ? opt.chunk_size : delta_chunk_size(p.dk);
+    const index_t chunk = opt.chunk_size > 0 ? opt.chunk_size : kernels::default_chunk_size(p.dk);
     const auto gate = !a.gated ? kernels::gate_kind::none
                                : a.vector_gate ? kernels::gate_kind::vector : kernels::gate_kind::scalar;
     const double eps = a.l2norm ? l2norm_eps : -1.0;
