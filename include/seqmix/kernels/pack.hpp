@@ -75,6 +75,26 @@ void pack_block(const T* src, index_t rs, index_t cs, index_t rows, index_t cols
     for (index_t i = 0; i < rows; ++i) std::fill(dst + i * ld + cols, dst + (i + 1) * ld, T(0));
 }
 
+// dst[i * rs + j * cs] = src[i * ld + j] for a rows x cols block: a packed tile written
+// back to a view of any strides (the inverse of pack_block), through 16 x 16 tiles when the
+// destination's columns are its strided axis.
+template <class T>
+void unpack_block(const T* src, index_t ld, index_t rows, index_t cols, T* dst, index_t rs, index_t cs) {
+    if (cs == 1 || std::abs(rs) >= std::abs(cs)) {
+        for (index_t i = 0; i < rows; ++i) emit_row(src + i * ld, T(1), dst + i * rs, cs, cols);
+        return;
+    }
+    constexpr index_t tile = 16;
+    for (index_t j0 = 0; j0 < cols; j0 += tile)
+        for (index_t i0 = 0; i0 < rows; i0 += tile) {
+            const index_t i1 = std::min(rows, i0 + tile), j1 = std::min(cols, j0 + tile);
+            for (index_t j = j0; j < j1; ++j) {
+                T* col = dst + j * cs;
+                for (index_t i = i0; i < i1; ++i) col[i * rs] = src[i * ld + j];
+            }
+        }
+}
+
 namespace detail {
 // One (sequence, head) state of a [seqs, H, dk, dv] view read through strides (rs, cs) into
 // a packed [rows][ld] block (zero padded); an empty view means the zero state.

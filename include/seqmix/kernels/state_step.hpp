@@ -129,23 +129,35 @@ void step_decay(const tensor_view<const T, RG>& g, index_t b, index_t h, index_t
     }
 }
 
+// The state pools of every decode step: for each (batch row b, item i) whose row has a
+// slot (`indices[b]`, or b; a negative slot, pad_slot, skips the row entirely),
+// body(b, i, slot, scratch) with `scratch_elems` elements of per-thread scratch. Items of
+// one row never share state (heads, channel blocks), so rows and items run in parallel.
+template <class T, class Body>
+void for_each_slot(const std::int32_t* indices, index_t batch, index_t items, int num_threads,
+                   std::size_t scratch_elems, Body&& body) {
+    const int threads = resolve_threads(num_threads, batch * items);
+    thread_scratch<T> scratch(threads, scratch_elems);
+    parallel_for(batch * items, threads, [&](index_t x, int t) {
+        const index_t b = x / items, i = x % items;
+        const index_t slot = indices ? index_t(indices[b]) : b;
+        if (slot < 0) return;  // padding row: no state touched, output left as it was
+        body(b, i, slot, scratch.get(t));
+    });
+}
+
 // The decode-step driver shared by every matrix-state recurrence: for each (row b, head h)
-// with a slot (`indices[b]`, or b; a negative slot, pad_slot, skips the row entirely), it
-// carves per-thread scratch, calls fill(b, h, vectors), runs the fused state pass on
-// state[slot, h] (or its element-wise form when the state's columns are strided), then
-// finish(b, h, vectors) writes the output row. state: [slots, H, dk, n].
+// with a slot, it carves per-thread scratch, calls fill(b, h, vectors), runs the fused state
+// pass on state[slot, h] (or its element-wise form when the state's columns are strided),
+// then finish(b, h, vectors) writes the output row. state: [slots, H, dk, n].
 template <class T, class Fill, class Finish>
 void step_rows(const tensor_view<T, 4>& state, const std::int32_t* indices, index_t batch, int num_threads,
                Fill&& fill, Finish&& finish) {
     const index_t hv = state.extent(1), dk = state.extent(2), n = state.extent(3);
     const bool fast = state.stride(3) == 1;
-    const int threads = resolve_threads(num_threads, batch * hv);
-    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(dk, dk, dk, dk, n, n));
-    parallel_for(batch * hv, threads, [&](index_t x, int t) {
-        const index_t b = x / hv, h = x % hv;
-        const index_t slot = indices ? index_t(indices[b]) : b;
-        if (slot < 0) return;  // padding row: no state touched, output left as it was
-        scratch_carver<T> cv(scratch.get(t));
+    for_each_slot<T>(indices, batch, hv, num_threads, scratch_carver<T>::size_of(dk, dk, dk, dk, n, n),
+                     [&](index_t b, index_t h, index_t slot, T* scratch) {
+        scratch_carver<T> cv(scratch);
         step_vectors<T> r;
         r.q = cv.take(std::size_t(dk));
         r.k = cv.take(std::size_t(dk));
@@ -171,6 +183,69 @@ void step_rows(const tensor_view<T, 4>& state, const std::int32_t* indices, inde
         }
         finish(b, h, r);
     });
+}
+
+// The row form of a decode step (the state-space models, whose state rows are read against
+// C): S[d][e] = decay_e S[d][e] + k_d v_e, then o_d = sum_e S[d][e] c_e, for rows d < rows
+// and columns e < n (row stride lds, column stride lcs). Unit-stride rows are one pass of
+// vectors: v, c and the decays stay in registers for up to 8 vectors of columns.
+template <class T>
+void state_step_dot(T* S, index_t lds, index_t lcs, index_t rows, index_t n, const T* decay, const T* k, const T* v,
+                    const T* c, T* o) {
+    using V = simd::vec<T>;
+    constexpr index_t W = index_t(simd::width<T>);
+    if (lcs != 1 || n > 8 * W) {
+        for (index_t d = 0; d < rows; ++d) {
+            T* row = S + d * lds;
+            if (lcs == 1) {  // wide rows: vectors straight from memory
+                V acc(T(0));
+                index_t e = 0;
+                for (; e + W <= n; e += W) {
+                    const V s = simd::fma(simd::load(row + e), simd::load(decay + e), V(k[d]) * simd::load(v + e));
+                    simd::store(row + e, s);
+                    acc = simd::fma(s, simd::load(c + e), acc);
+                }
+                T sum = simd::hsum(acc);
+                for (; e < n; ++e) {
+                    row[e] = decay[e] * row[e] + k[d] * v[e];
+                    sum += row[e] * c[e];
+                }
+                o[d] = sum;
+                continue;
+            }
+            T sum = 0;
+            for (index_t e = 0; e < n; ++e) {
+                T& s_ = row[e * lcs];
+                s_ = decay[e] * s_ + k[d] * v[e];
+                sum += s_ * c[e];
+            }
+            o[d] = sum;
+        }
+        return;
+    }
+    constexpr index_t NB = 8;
+    const index_t nv = (n + W - 1) / W;
+    V dec[NB], vv[NB], cc[NB];
+    index_t cnt[NB];
+    for (index_t j = 0; j < nv; ++j) {
+        cnt[j] = std::min(W, n - j * W);
+        dec[j] = simd::load_partial(decay + j * W, std::size_t(cnt[j]));
+        vv[j] = simd::load_partial(v + j * W, std::size_t(cnt[j]));
+        cc[j] = simd::load_partial(c + j * W, std::size_t(cnt[j]));
+    }
+    for (index_t d = 0; d < rows; ++d) {
+        T* row = S + d * lds;
+        const V kd(k[d]);
+        V acc(T(0));
+        for (index_t j = 0; j < nv; ++j) {
+            const V old = cnt[j] == W ? simd::load(row + j * W) : simd::load_partial(row + j * W, std::size_t(cnt[j]));
+            const V s = simd::fma(old, dec[j], kd * vv[j]);
+            if (cnt[j] == W) simd::store(row + j * W, s);
+            else simd::store_partial(row + j * W, s, std::size_t(cnt[j]));
+            acc = simd::fma(s, cc[j], acc);
+        }
+        o[d] = simd::hsum(acc);
+    }
 }
 
 }  // namespace kernels

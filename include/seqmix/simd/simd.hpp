@@ -1,4 +1,5 @@
 #pragma once
+#include "activation.hpp"
 #include "blas1.hpp"
 #include "exp.hpp"
 #include "vec.hpp"

@@ -1,0 +1,177 @@
+#pragma once
+// selective_scan (Mamba-1, S6): per channel c and state j,
+//   h_t = exp(d_t A_cj) h_{t-1} + d_t u_t B_tj,  y_t = sum_j C_tj h_tj + D_c u_t,  y *= silu(z_t)
+// with d_t = softplus(delta_t + delta_bias) (or without softplus). Channels go in SIMD lanes
+// with the state of a block of them in registers (kernels/selective_scan.hpp); threads take
+// (sequence, channel block) items, which share nothing, so any thread count gives the same
+// bits. Mamba's channel-major [B, Din, L] tensors are the same operator through permuted
+// views: their tiles are packed through 16 x 16 transposes.
+#include <algorithm>
+#include <cmath>
+
+#include "../contract/state_space.hpp"
+#include "../core/abi.hpp"
+#include "../core/parallel.hpp"
+#include "../core/scratch.hpp"
+#include "../kernels/pack.hpp"
+#include "../kernels/selective_scan.hpp"
+#include "../kernels/state_step.hpp"
+#include "../simd/activation.hpp"
+#include "../simd/blas1.hpp"
+
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace detail {
+
+// Tokens per tile: the packed rows of a tile stay in L1 for S = 16 (B and C: 4 KB each).
+constexpr index_t scan_tile_tokens = 64;
+
+// opt arrays (float) as one vector of the element type over lanes [c0, c0 + lanes).
+template <class T>
+simd::vec<T> param_lanes(const float* p, index_t c0, index_t lanes, T fill) {
+    alignas(64) T v[simd::width<T>];
+    for (index_t l = 0; l < index_t(simd::width<T>); ++l) v[l] = p && l < lanes ? T(p[c0 + l]) : fill;
+    return simd::load_aligned(v);
+}
+
+// The discretization step of every lane of a tile: d = delta + bias, then softplus.
+template <class T>
+simd::vec<T> step_of(const simd::vec<T>& raw, const simd::vec<T>& bias, bool softplus) {
+    const simd::vec<T> d = raw + bias;
+    return softplus ? simd::softplus(d) : d;
+}
+
+template <class T>
+void selective_scan_run(const selective_scan_args<T>& a, int num_threads) {
+    using V = simd::vec<T>;
+    constexpr index_t W = index_t(simd::width<T>);
+    const index_t S = a.dstate, per_group = a.din / a.groups, blocks = (per_group + W - 1) / W;
+    const index_t Tb = scan_tile_tokens;
+    const index_t items = a.num_seqs * a.groups * blocks;
+    const int threads = resolve_threads(num_threads, items);
+    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(Tb * W, Tb * W, Tb * W, Tb * W, Tb * W, Tb * S,
+                                                                    Tb * S, S * W, S * W));
+    parallel_for(items, threads, [&](index_t item, int t) {
+        const index_t s = item / (a.groups * blocks), g = item / blocks % a.groups, cb = item % blocks;
+        const index_t c0 = g * per_group + cb * W, lanes = std::min(W, per_group - cb * W);
+        const auto sq = a.sequence(s);
+        scratch_carver<T> cv(scratch.get(t));
+        T* ub = cv.take(std::size_t(Tb * W));
+        T* db = cv.take(std::size_t(Tb * W));
+        T* dub = cv.take(std::size_t(Tb * W));
+        T* yb = cv.take(std::size_t(Tb * W));
+        T* zb = cv.take(std::size_t(Tb * W));
+        T* Bb = cv.take(std::size_t(Tb * S));
+        T* Cb = cv.take(std::size_t(Tb * S));
+        T* At = cv.take(std::size_t(S * W));
+        T* h = cv.take(std::size_t(S * W));
+        kernels::pack_block(a.A.ptr(c0), a.A.stride(1), a.A.stride(0), S, lanes, At, W);
+        if (a.initial_state.empty()) std::fill(h, h + S * W, T(0));
+        else kernels::pack_block(a.initial_state.ptr(s, c0), a.initial_state.stride(2), a.initial_state.stride(1), S,
+                                 lanes, h, W);
+        const V bias = param_lanes<T>(a.delta_bias, c0, lanes, T(0)), skip = param_lanes<T>(a.D, c0, lanes, T(0));
+        for (index_t t0 = 0; t0 < sq.len; t0 += Tb) {
+            const index_t len = std::min(Tb, sq.len - t0), n0 = sq.begin + t0;
+            auto tile_of = [&](const tensor_view<const T, 3>& x, T* dst) {
+                kernels::pack_block(x.ptr(sq.batch, n0, c0), x.stride(1), x.stride(2), len, lanes, dst, W);
+            };
+            tile_of(a.u, ub);
+            tile_of(a.delta, db);
+            for (index_t i = 0; i < len; ++i) {
+                const V d = step_of(simd::load_aligned(db + i * W), bias, a.softplus);
+                simd::store_aligned(db + i * W, d);
+                simd::store_aligned(dub + i * W, d * simd::load_aligned(ub + i * W));
+            }
+            kernels::scan_tile<T> x;
+            x.d = db;
+            x.du = dub;
+            x.At = At;
+            x.h = h;
+            x.y = yb;
+            x.len = len;
+            x.S = S;
+            // B and C rows read in place when unit-stride, else packed (channel-major B, C).
+            if (a.B.stride(3) == 1) x.B = a.B.ptr(sq.batch, n0, g), x.ldb = a.B.stride(1);
+            else kernels::pack_block(a.B.ptr(sq.batch, n0, g), a.B.stride(1), a.B.stride(3), len, S, Bb, S), x.B = Bb,
+                 x.ldb = S;
+            if (a.C.stride(3) == 1) x.C = a.C.ptr(sq.batch, n0, g), x.ldc = a.C.stride(1);
+            else kernels::pack_block(a.C.ptr(sq.batch, n0, g), a.C.stride(1), a.C.stride(3), len, S, Cb, S), x.C = Cb,
+                 x.ldc = S;
+            kernels::scan_tile_run(x);
+            if (!a.z.empty()) tile_of(a.z, zb);
+            for (index_t i = 0; i < len; ++i) {
+                V y = simd::load_aligned(yb + i * W);
+                if (a.D) y = simd::fma(skip, simd::load_aligned(ub + i * W), y);
+                if (!a.z.empty()) y = y * simd::silu(simd::load_aligned(zb + i * W));
+                simd::store_aligned(yb + i * W, y);
+            }
+            kernels::unpack_block(static_cast<const T*>(yb), W, len, lanes, a.out.ptr(sq.batch, n0, c0), a.out.stride(1),
+                                  a.out.stride(2));
+        }
+        if (!a.final_state.empty())
+            kernels::unpack_block(static_cast<const T*>(h), W, S, lanes, a.final_state.ptr(s, c0),
+                                  a.final_state.stride(2), a.final_state.stride(1));
+    });
+}
+
+}  // namespace detail
+
+// u, delta, out [Bt,N,Din]; A [Din,S]; B, C [Bt,N,G,S]; states [Bt,Din,S] (or [num_seqs,Din,S]
+// with cu_seqlens); final_state may be the view of initial_state (updated in place).
+template <class UV, class DV, class AV, class BV, class CV, class OV>
+void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, const CV& C, const OV& out,
+                    const selective_scan_options<typename OV::value_type>& opt = {},
+                    tensor_view<const typename OV::value_type, 3> initial_state = {},
+                    tensor_view<typename OV::value_type, 3> final_state = {}) {
+    detail::selective_scan_run(
+        detail::prepare_selective_scan(u, delta, A, B, C, out, opt, initial_state, final_state, "selective_scan"),
+        opt.num_threads);
+}
+
+// One token per batch row: u, delta, out [B,Din]; B, C [B,G,S]; state [slots,Din,S] updated
+// in place (row b uses slot state_indices[b], or b). Per channel the S states go in lanes:
+// one vector exp per channel for S = 16, then the fused decay + update + readout pass.
+template <class UV, class DV, class AV, class BV, class CV, class OV>
+void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B, const CV& C, const OV& out,
+                         tensor_view<typename OV::value_type, 3> state,
+                         const selective_scan_step_options<typename OV::value_type>& opt = {}) {
+    using T = typename OV::value_type;
+    const auto a = detail::prepare_selective_scan_step(u, delta, A, B, C, out, state, opt, "selective_scan_step");
+    const index_t S = a.dstate, per_group = a.din / a.groups;
+    constexpr index_t block = 64;  // channels per work item
+    const index_t blocks = (a.din + block - 1) / block;
+    kernels::for_each_slot<T>(
+        opt.state_indices, a.batch, blocks, opt.num_threads, scratch_carver<T>::size_of(S, S, S, S),
+        [&](index_t b, index_t cb, index_t slot, T* scratch) {
+            scratch_carver<T> cv(scratch);
+            T* decay = cv.take(std::size_t(S));
+            T* bv = cv.take(std::size_t(S));
+            T* cvec = cv.take(std::size_t(S));
+            T* arow = cv.take(std::size_t(S));
+            for (index_t c = cb * block; c < std::min(a.din, (cb + 1) * block); ++c) {
+                const index_t g = c / per_group;
+                const T raw = a.delta(b, c) + (a.delta_bias ? T(a.delta_bias[c]) : T(0));
+                const T d = a.softplus ? (raw > T(20) ? raw : std::log1p(std::exp(raw))) : raw;
+                const T x = a.u(b, c);
+                kernels::pack_row(a.A.ptr(c), a.A.stride(1), S, arow, S);
+                simd::scaled_copy(d, static_cast<const T*>(arow), decay, std::size_t(S));
+                simd::exp_inplace(decay, std::size_t(S));
+                kernels::pack_row(a.B.ptr(b, g), a.B.stride(2), S, bv, S);
+                kernels::pack_row(a.C.ptr(b, g), a.C.stride(2), S, cvec, S);
+                const T du = d * x;
+                T y;
+                kernels::state_step_dot(a.state.ptr(slot, c), index_t(0), a.state.stride(2), index_t(1), S,
+                                        static_cast<const T*>(decay), &du, static_cast<const T*>(bv),
+                                        static_cast<const T*>(cvec), &y);
+                if (a.D) y += T(a.D[c]) * x;
+                if (!a.z.empty()) {
+                    const T zc = a.z(b, c);
+                    y *= zc / (T(1) + std::exp(-zc));
+                }
+                a.out(b, c) = y;
+            }
+        });
+}
+
+SEQMIX_ABI_END
+}  // namespace seqmix
