@@ -37,7 +37,6 @@ void skip_and_gate(T* y, index_t n, const T* x, index_t xs, T D, bool has_D, con
         simd::axpy(D, static_cast<const T*>(work), y, std::size_t(n));
     }
     if (z) {
-        using V = simd::vec<T>;
         constexpr index_t W = index_t(simd::width<T>);
         kernels::pack_row(z, zs, n, work, n);
         index_t i = 0;
