@@ -24,8 +24,11 @@ enum class role {
     state_in,     // read; an initial state, random in [-0.5, 0.5]
     state_out,    // written; a final state
     state_inout,  // a decode step's state pool: read and written in place
+    param,        // read; an options array (const float*, not a view), random in [-0.5, 0.5]
 };
 
+// Options arrays are not views: the view-shape and alias classes leave them out.
+inline bool is_param(role r) { return r == role::param; }
 inline bool is_written(role r) { return r == role::output || r == role::state_out || r == role::state_inout; }
 inline bool is_read(role r) { return !is_written(r) || r == role::state_inout; }
 
@@ -42,6 +45,7 @@ struct arg {
 
 template <class T>
 struct arg_set {
+    using value_type = T;
     std::vector<arg<T>> args;
     std::vector<std::int32_t> state_indices;  // decode steps: empty = none given
     int num_threads = 1;
@@ -91,6 +95,8 @@ struct op_spec {
     std::function<void(const arg_set<double>&)> run_double;   // the fast operator in double
     std::function<void(const arg_set<double>&)> reference;    // seqmix::reference in double
     bool has_scale = true;                                     // options carry `scale`
+    std::string channel_arg = "v";                             // its last axis: the head dim or channels
+    std::string channel_message = "head dim >= 1";             // the error when that axis is 0
     bool step = false;                                         // a decode step (state pool)
     index_t seq_axis = 1;                                      // token axis of the inputs (steps: none)
 };
@@ -127,7 +133,7 @@ arg_set<T> make_args(const op_spec& op, unsigned seed, T sentinel = T(-7.25)) {
         double lo = -1, hi = 1;
         if (d.r == role::gate) lo = -0.5, hi = 0;
         if (d.r == role::rate) lo = 0.05, hi = 1;
-        if (d.r == role::state_in || d.r == role::state_inout) lo = -0.5, hi = 0.5;
+        if (d.r == role::state_in || d.r == role::state_inout || d.r == role::param) lo = -0.5, hi = 0.5;
         std::uniform_real_distribution<double> dist(lo, hi);
         for (auto& x : *a.storage) x = is_written(d.r) && d.r != role::state_inout ? sentinel : T(dist(gen));
         s.args.push_back(a);
@@ -135,7 +141,7 @@ arg_set<T> make_args(const op_spec& op, unsigned seed, T sentinel = T(-7.25)) {
     // Decode steps get a pool (B + 3 slots in the catalog) in permuted order: row 0 uses
     // slot 3, row b > 0 slot b - 1. Tests about the slots themselves overwrite this.
     if (op.step)
-        for (index_t b = 0; b < s.get("q").shape[0]; ++b) s.state_indices.push_back(std::int32_t(b == 0 ? 3 : b - 1));
+        for (index_t b = 0; b < s.args[0].shape[0]; ++b) s.state_indices.push_back(std::int32_t(b == 0 ? 3 : b - 1));
     return s;
 }
 

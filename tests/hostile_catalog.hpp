@@ -1,14 +1,18 @@
 #pragma once
 // Every operator of seqmix, described for the hostile-input tests (hostile.hpp). Shapes are
 // small and awkward (odd head dims, grouped heads, a sequence a bit longer than two chunks).
+#include <seqmix/ops/causal_conv1d.hpp>
 #include <seqmix/ops/delta_rule.hpp>
 #include <seqmix/ops/gated_linear_attention.hpp>
 #include <seqmix/ops/linear_attention.hpp>
+#include <seqmix/ops/selective_scan.hpp>
 #include <seqmix/ops/softmax_attention.hpp>
+#include <seqmix/ops/ssd_scan.hpp>
 #include <seqmix/reference/delta_rule.hpp>
 #include <seqmix/reference/gated_linear_attention.hpp>
 #include <seqmix/reference/linear_attention.hpp>
 #include <seqmix/reference/softmax_attention.hpp>
+#include <seqmix/reference/state_space.hpp>
 
 #include "hostile.hpp"
 
@@ -66,6 +70,41 @@ template <class T>
 std::vector<float> decays_of(const arg_set<T>& a) {
     const auto& d = a.get("log_decay");
     return std::vector<float>(d.storage->begin(), d.storage->end());
+}
+
+// An options array (D, a bias) as the const float* the options take; empty if not an argument.
+template <class T>
+std::vector<float> params_of(const arg_set<T>& a, const std::string& name) {
+    if (!a.has(name)) return {};
+    const auto& d = a.get(name);
+    return std::vector<float>(d.storage->begin(), d.storage->end());
+}
+
+// Row b of a step's [B, ...] view as a one-token [1, 1, ...] view of the full operator.
+template <class T, std::size_t R>
+seqmix::tensor_view<T, R + 1> one_token(const seqmix::tensor_view<T, R>& x, index_t b) {
+    std::array<index_t, R + 1> shape{}, strides{};
+    shape[0] = shape[1] = 1;
+    for (std::size_t i = 1; i < R; ++i) {
+        shape[i + 1] = x.extent(i);
+        strides[i + 1] = x.stride(i);
+    }
+    return {x.ptr(b), shape, strides};
+}
+
+// The reference of a state-space step: for each row with a slot, one token of the full
+// reference from the slot's state, written back. fn(b, init, fin) runs that token.
+template <class T, class F>
+void reference_pool_step(const arg_set<T>& a, F&& fn) {
+    const auto& st = a.get("state");
+    const index_t per_slot = count(st.shape) / st.shape[0];
+    std::vector<T> fin_buf(static_cast<std::size_t>(per_slot));
+    for (index_t b = 0; b < a.args[0].shape[0]; ++b) {
+        const index_t slot = a.indices() ? a.indices()[b] : b;
+        if (slot == seqmix::pad_slot) continue;
+        fn(b, st.data + slot * per_slot, fin_buf.data());
+        std::copy(fin_buf.begin(), fin_buf.end(), st.data + slot * per_slot);
+    }
 }
 
 inline std::vector<op_spec> catalog(index_t N = 70, index_t B = 2) {
@@ -303,6 +342,247 @@ inline std::vector<op_spec> catalog(index_t N = 70, index_t B = 2) {
         });
         op.step = true;
         op.seq_axis = -1;
+        ops.push_back(op);
+    }
+
+    // State-space scans: 6 channels in 2 groups, 5 states; 3 heads of dim 4 in 1 group.
+    const index_t Din = 6, S = 5, G = 2, H = 3, P = 4, W = 4;
+    {
+        op_spec op = make_op("selective_scan",
+                             {{"u", role::input, {B, N, Din}},
+                              {"delta", role::input, {B, N, Din}},
+                              {"A", role::gate, {Din, S}},
+                              {"B", role::input, {B, N, G, S}},
+                              {"C", role::input, {B, N, G, S}},
+                              {"z", role::input, {B, N, Din}},
+                              {"D", role::param, {Din}},
+                              {"delta_bias", role::param, {Din}},
+                              {"out", role::output, {B, N, Din}},
+                              {"initial_state", role::state_in, {B, Din, S}},
+                              {"final_state", role::state_out, {B, Din, S}}},
+                             [](const auto& a, auto reference) {
+                                 using T = typename std::decay_t<decltype(a)>::value_type;
+                                 const auto D = params_of(a, "D"), bias = params_of(a, "delta_bias");
+                                 selective_scan_options<T> o;
+                                 o.D = D.data();
+                                 o.delta_bias = bias.data();
+                                 o.delta_softplus = true;
+                                 o.z = a.template in<3>("z");
+                                 o.num_threads = a.num_threads;
+                                 auto call = [&](auto&& fn) {
+                                     fn(a.template in<3>("u"), a.template in<3>("delta"), a.template in<2>("A"),
+                                        a.template in<4>("B"), a.template in<4>("C"), a.template view<3>("out"), o,
+                                        a.template in<3>("initial_state"), a.template view<3>("final_state"));
+                                 };
+                                 if constexpr (decltype(reference)::value)
+                                     call([](auto&&... x) { seqmix::reference::selective_scan(x...); });
+                                 else
+                                     call([](auto&&... x) { selective_scan(x...); });
+                             });
+        op.has_scale = false;
+        op.channel_arg = "u";
+        op.channel_message = "channel count >= 1";
+        ops.push_back(op);
+    }
+    {
+        op_spec op = make_op("ssd_scan",
+                             {{"x", role::input, {B, N, H, P}},
+                              {"dt", role::rate, {B, N, H}},
+                              {"A", role::gate, {H}},
+                              {"B", role::input, {B, N, 1, S}},
+                              {"C", role::input, {B, N, 1, S}},
+                              {"z", role::input, {B, N, H, P}},
+                              {"D", role::param, {H}},
+                              {"dt_bias", role::param, {H}},
+                              {"out", role::output, {B, N, H, P}},
+                              {"initial_state", role::state_in, {B, H, P, S}},
+                              {"final_state", role::state_out, {B, H, P, S}}},
+                             [](const auto& a, auto reference) {
+                                 using T = typename std::decay_t<decltype(a)>::value_type;
+                                 const auto D = params_of(a, "D"), bias = params_of(a, "dt_bias");
+                                 ssd_options<T> o;
+                                 o.D = D.data();
+                                 o.dt_bias = bias.data();
+                                 o.dt_softplus = true;
+                                 o.z = a.template in<4>("z");
+                                 o.num_threads = a.num_threads;
+                                 auto call = [&](auto&& fn) {
+                                     fn(a.template in<4>("x"), a.template in<3>("dt"), a.template in<1>("A"),
+                                        a.template in<4>("B"), a.template in<4>("C"), a.template view<4>("out"), o,
+                                        a.template in<4>("initial_state"), a.template view<4>("final_state"));
+                                 };
+                                 if constexpr (decltype(reference)::value)
+                                     call([](auto&&... x) { seqmix::reference::ssd_scan(x...); });
+                                 else
+                                     call([](auto&&... x) { ssd_scan(x...); });
+                             });
+        op.has_scale = false;
+        op.channel_arg = "x";
+        ops.push_back(op);
+    }
+    {
+        op_spec op = make_op("causal_conv1d",
+                             {{"x", role::input, {B, N, Din}},
+                              {"weight", role::input, {Din, W}},
+                              {"bias", role::param, {Din}},
+                              {"out", role::output, {B, N, Din}},
+                              {"initial_state", role::state_in, {B, Din, W - 1}},
+                              {"final_state", role::state_out, {B, Din, W - 1}}},
+                             [](const auto& a, auto reference) {
+                                 const auto bias = params_of(a, "bias");
+                                 conv1d_options o;
+                                 o.bias = bias.data();
+                                 o.activation = activation::silu;
+                                 o.num_threads = a.num_threads;
+                                 auto call = [&](auto&& fn) {
+                                     fn(a.template in<3>("x"), a.template in<2>("weight"), a.template view<3>("out"), o,
+                                        a.template in<3>("initial_state"), a.template view<3>("final_state"));
+                                 };
+                                 if constexpr (decltype(reference)::value)
+                                     call([](auto&&... x) { seqmix::reference::causal_conv1d(x...); });
+                                 else
+                                     call([](auto&&... x) { causal_conv1d(x...); });
+                             });
+        op.has_scale = false;
+        op.channel_arg = "x";
+        op.channel_message = "channel count >= 1";
+        ops.push_back(op);
+    }
+
+    // Their decode steps, on pools of B + 3 slots.
+    {
+        op_spec op = make_op("selective_scan_step",
+                             {{"u", role::input, {B, Din}},
+                              {"delta", role::input, {B, Din}},
+                              {"A", role::gate, {Din, S}},
+                              {"B", role::input, {B, G, S}},
+                              {"C", role::input, {B, G, S}},
+                              {"z", role::input, {B, Din}},
+                              {"D", role::param, {Din}},
+                              {"delta_bias", role::param, {Din}},
+                              {"out", role::output, {B, Din}},
+                              {"state", role::state_inout, {slots, Din, S}}},
+                             [](const auto& a, auto reference) {
+                                 using T = typename std::decay_t<decltype(a)>::value_type;
+                                 const auto D = params_of(a, "D"), bias = params_of(a, "delta_bias");
+                                 if constexpr (decltype(reference)::value) {
+                                     selective_scan_options<T> o;
+                                     o.D = D.data();
+                                     o.delta_bias = bias.data();
+                                     o.delta_softplus = true;
+                                     reference_pool_step(a, [&](index_t b, const T* init, T* fin) {
+                                         o.z = one_token(a.template in<2>("z"), b);
+                                         seqmix::reference::selective_scan(
+                                             one_token(a.template in<2>("u"), b), one_token(a.template in<2>("delta"), b),
+                                             a.template in<2>("A"), one_token(a.template in<3>("B"), b),
+                                             one_token(a.template in<3>("C"), b), one_token(a.template view<2>("out"), b), o,
+                                             seqmix::tensor_view<const T, 3>(init, {1, Din, S}),
+                                             seqmix::tensor_view<T, 3>(fin, {1, Din, S}));
+                                     });
+                                 } else {
+                                     selective_scan_step_options<T> o;
+                                     o.D = D.data();
+                                     o.delta_bias = bias.data();
+                                     o.delta_softplus = true;
+                                     o.z = a.template in<2>("z");
+                                     o.state_indices = a.indices();
+                                     o.num_threads = a.num_threads;
+                                     selective_scan_step(a.template in<2>("u"), a.template in<2>("delta"), a.template in<2>("A"),
+                                                         a.template in<3>("B"), a.template in<3>("C"),
+                                                         a.template view<2>("out"), a.template view<3>("state"), o);
+                                 }
+                             });
+        op.step = true;
+        op.seq_axis = -1;
+        op.has_scale = false;
+        op.channel_arg = "u";
+        op.channel_message = "channel count >= 1";
+        ops.push_back(op);
+    }
+    {
+        op_spec op = make_op("ssd_step",
+                             {{"x", role::input, {B, H, P}},
+                              {"dt", role::rate, {B, H}},
+                              {"A", role::gate, {H}},
+                              {"B", role::input, {B, 1, S}},
+                              {"C", role::input, {B, 1, S}},
+                              {"z", role::input, {B, H, P}},
+                              {"D", role::param, {H}},
+                              {"dt_bias", role::param, {H}},
+                              {"out", role::output, {B, H, P}},
+                              {"state", role::state_inout, {slots, H, P, S}}},
+                             [](const auto& a, auto reference) {
+                                 using T = typename std::decay_t<decltype(a)>::value_type;
+                                 const auto D = params_of(a, "D"), bias = params_of(a, "dt_bias");
+                                 if constexpr (decltype(reference)::value) {
+                                     ssd_options<T> o;
+                                     o.D = D.data();
+                                     o.dt_bias = bias.data();
+                                     o.dt_softplus = true;
+                                     reference_pool_step(a, [&](index_t b, const T* init, T* fin) {
+                                         o.z = one_token(a.template in<3>("z"), b);
+                                         seqmix::reference::ssd_scan(
+                                             one_token(a.template in<3>("x"), b), one_token(a.template in<2>("dt"), b),
+                                             a.template in<1>("A"), one_token(a.template in<3>("B"), b),
+                                             one_token(a.template in<3>("C"), b), one_token(a.template view<3>("out"), b), o,
+                                             seqmix::tensor_view<const T, 4>(init, {1, H, P, S}),
+                                             seqmix::tensor_view<T, 4>(fin, {1, H, P, S}));
+                                     });
+                                 } else {
+                                     ssd_step_options<T> o;
+                                     o.D = D.data();
+                                     o.dt_bias = bias.data();
+                                     o.dt_softplus = true;
+                                     o.z = a.template in<3>("z");
+                                     o.state_indices = a.indices();
+                                     o.num_threads = a.num_threads;
+                                     ssd_step(a.template in<3>("x"), a.template in<2>("dt"), a.template in<1>("A"),
+                                              a.template in<3>("B"), a.template in<3>("C"), a.template view<3>("out"),
+                                              a.template view<4>("state"), o);
+                                 }
+                             });
+        op.step = true;
+        op.seq_axis = -1;
+        op.has_scale = false;
+        op.channel_arg = "x";
+        ops.push_back(op);
+    }
+    {
+        op_spec op = make_op("causal_conv1d_step",
+                             {{"x", role::input, {B, Din}},
+                              {"weight", role::input, {Din, W}},
+                              {"bias", role::param, {Din}},
+                              {"out", role::output, {B, Din}},
+                              {"state", role::state_inout, {slots, Din, W - 1}}},
+                             [](const auto& a, auto reference) {
+                                 using T = typename std::decay_t<decltype(a)>::value_type;
+                                 const auto bias = params_of(a, "bias");
+                                 if constexpr (decltype(reference)::value) {
+                                     conv1d_options o;
+                                     o.bias = bias.data();
+                                     o.activation = activation::silu;
+                                     reference_pool_step(a, [&](index_t b, const T* init, T* fin) {
+                                         seqmix::reference::causal_conv1d(
+                                             one_token(a.template in<2>("x"), b), a.template in<2>("weight"),
+                                             one_token(a.template view<2>("out"), b), o,
+                                             seqmix::tensor_view<const T, 3>(init, {1, Din, W - 1}),
+                                             seqmix::tensor_view<T, 3>(fin, {1, Din, W - 1}));
+                                     });
+                                 } else {
+                                     conv1d_step_options o;
+                                     o.bias = bias.data();
+                                     o.activation = activation::silu;
+                                     o.state_indices = a.indices();
+                                     o.num_threads = a.num_threads;
+                                     causal_conv1d_step(a.template in<2>("x"), a.template in<2>("weight"),
+                                                        a.template view<2>("out"), a.template view<3>("state"), o);
+                                 }
+                             });
+        op.step = true;
+        op.seq_axis = -1;
+        op.has_scale = false;
+        op.channel_arg = "x";
+        op.channel_message = "channel count >= 1";
         ops.push_back(op);
     }
     return ops;

@@ -140,7 +140,7 @@ TEST_CASE("class 2, aliasing: every written argument against every other argumen
         for (const auto& w : proto.args) {
             if (!is_written(w.r)) continue;
             for (const auto& other : proto.args) {
-                if (other.name == w.name || other.name == "log_decay") continue;  // log_decay: an options array
+                if (other.name == w.name || other.name == "log_decay" || is_param(other.r)) continue;  // options arrays
                 auto args = make_args<float>(op, 21);
                 overlap(args, w.name, other.name);
                 // The pair is reported by whichever of the two the rules check first.
@@ -235,6 +235,14 @@ TEST_CASE("class 5, NaN and Inf: non-finite exactly where the reference is, neve
 
 TEST_CASE("class 6, options are validated in the element type") {
     for (const auto& op : catalog()) {
+        // Options arrays (D, biases): finite, checked before anything is written.
+        for (const auto& a : make_args<float>(op, 60).args) {
+            if (!is_param(a.r)) continue;
+            auto bad = make_args<float>(op, 60);
+            (*bad.get(a.name).storage)[1] = std::nanf("");
+            expect_rejected(op, bad, {"'" + a.name + "'", "finite", a.name + "[1]"});
+        }
+        if (!op.has_scale) continue;
         auto args = make_args<float>(op, 61);
         args.scale = 1e300;  // finite as a double, infinite as a float
         expect_rejected(op, args, {"'scale'", "finite as float"});
@@ -265,15 +273,16 @@ TEST_CASE("class 7, shapes: negative extents, overflowing counts or reaches, str
     for (const auto& op : catalog()) {
         const auto proto = make_args<float>(op, 1);
         for (const auto& a : proto.args) {
-            if (a.name == "log_decay") continue;  // an options array, not a view
+            if (a.name == "log_decay" || is_param(a.r)) continue;  // an options array, not a view
             INFO(op.name << ", argument " << a.name);
             auto neg = make_args<float>(op, 71);
             neg.get(a.name).shape[0] = -1;
             expect_rejected(op, neg, {"'" + a.name + "'", "extents >= 0"});
             auto big = make_args<float>(op, 72);
-            big.get(a.name).shape[0] = index_t(1) << 62;
-            big.get(a.name).shape[1] = 64;
-            expect_rejected(op, big, {"'" + a.name + "'", "fits in 64 bits"});
+            auto& big_shape = big.get(a.name).shape;
+            big_shape[0] = index_t(1) << 62;
+            if (big_shape.size() > 1) big_shape[1] = 64;  // the count overflows; rank 1: its reach in bytes
+            expect_rejected(op, big, {"'" + a.name + "'", big_shape.size() > 1 ? "fits in 64 bits" : "fits in 63 bits"});
             auto reach = make_args<float>(op, 73);
             reach.get(a.name).strides[0] = std::numeric_limits<index_t>::max() / 2;
             expect_rejected(op, reach, {"'" + a.name + "'", "reach fits in 63 bits"});
@@ -286,10 +295,10 @@ TEST_CASE("class 7, shapes: negative extents, overflowing counts or reaches, str
                 expect_rejected(op, zero, {"'" + a.name + "'", "elements are distinct"});
             }
         }
-        // A value dim of 0 names v.
+        // A value dim (or channel count) of 0 names its argument.
         auto args = make_args<float>(op, 75);
-        args.get("v").shape.back() = 0;
-        expect_rejected(op, args, {"'v'", "head dim >= 1"});
+        args.get(op.channel_arg).shape.back() = 0;
+        expect_rejected(op, args, {"'" + op.channel_arg + "'", op.channel_message});
     }
     CHECK_THROWS_WITH((seqmix::tensor<float, 4>({-1, 2, 2, 2})), Catch::Contains("extents >= 0"));
     CHECK_THROWS_WITH((seqmix::tensor<float, 2>({index_t(1) << 40, index_t(1) << 40})),
