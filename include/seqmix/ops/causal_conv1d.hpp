@@ -1,12 +1,13 @@
 #pragma once
 // causal_conv1d: depthwise causal convolution over the sequence,
 //   y_t[c] = bias[c] + sum_w weight[c][w] x_{t-W+1+w}[c],  then silu when asked,
-// any width W >= 1. Channels go in SIMD lanes, a block of them per work item; tokens in
-// tiles whose packed rows are preceded by the W-1 inputs before them (the state, zeros,
-// or the previous tile's last rows), so every output reads its window from one buffer.
-// Memory bound: x is read once and y written once.
+// any width W >= 1. Channels go in SIMD lanes; tokens in tiles whose packed rows are
+// preceded by the W-1 inputs before them (from x, the state, or zeros), so every output
+// reads its window from one buffer. Memory bound: x is read once and y written once.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
+#include <vector>
 
 #include "../contract/state_space.hpp"
 #include "../core/abi.hpp"
@@ -21,41 +22,192 @@ namespace seqmix {
 SEQMIX_ABI_BEGIN
 namespace detail {
 
-// Channels per work item and tokens per tile: a tile's rows (64 channels x 64 tokens, plus
-// the window's history) stay in L1.
-constexpr index_t conv_block_channels = 64;
-constexpr index_t conv_tile_tokens = 64;
+// The packed path's work item: 128 channels x 32 tokens (plus the window's history) in L1.
+constexpr index_t conv_block_channels = 128;
+constexpr index_t conv_tile_tokens = 32;
 
-// Rows [0, len) of y from rows of xt: y[t] = bias + sum_w wt[w] xt[t + w] (xt holds the
-// W - 1 inputs before the tile first), then the activation; all [.][ld], ld a whole number
-// of vectors.
+// Inputs j in [j0, j0 + count) of sequence s, channels [c0, c0 + cols), into rows of dst
+// [count][ld]: from x for j >= 0, before the start from the initial state (column K + j of
+// its [C][K] rows, oldest first) or zeros.
 template <class T>
-void conv_tile(const T* xt, const T* wt, const T* bias, index_t W, index_t len, index_t ld, activation act, T* y) {
+void pack_conv_inputs(const conv1d_args<T>& a, index_t s, const recurrent_sequence& sq, index_t j0, index_t count,
+                      index_t c0, index_t cols, T* dst, index_t ld) {
+    const index_t K = a.width - 1;
+    index_t i = 0;
+    for (; i < count && j0 + i < 0; ++i) {
+        if (a.initial_state.empty()) std::fill(dst + i * ld, dst + (i + 1) * ld, T(0));
+        else kernels::pack_block(a.initial_state.ptr(s, c0, K + j0 + i), 0, a.initial_state.stride(1), 1, cols,
+                                 dst + i * ld, ld);
+    }
+    if (i < count)
+        kernels::pack_block(a.x.ptr(sq.batch, sq.begin + j0 + i, c0), a.x.stride(1), a.x.stride(2), count - i, cols,
+                            dst + i * ld, ld);
+}
+
+// The outputs at one vector of lanes: bias + sum_w weight(w) input(w) in this order, then
+// the activation. Every path below computes exactly this, so layouts never change the bits.
+template <class T, class Width, class Weight, class Input>
+inline simd::vec<T> conv_lanes(simd::vec<T> acc, Width W, Weight&& weight, Input&& input, activation act) {
+    for (index_t w = 0; w < index_t(W); ++w) acc = simd::fma(weight(w), input(w), acc);
+    return act == activation::silu ? simd::silu(acc) : acc;
+}
+
+// f(width) with the width as a compile-time constant for Mamba's widths 2 to 4 (the window
+// loop unrolled), as a plain index_t otherwise.
+template <class F>
+void with_width(index_t W, F&& f) {
+    switch (W) {
+        case 2: return f(std::integral_constant<index_t, 2>{});
+        case 3: return f(std::integral_constant<index_t, 3>{});
+        case 4: return f(std::integral_constant<index_t, 4>{});
+        default: return f(W);
+    }
+}
+
+// Widths up to this run on the streaming paths (their window's row pointers on the stack).
+constexpr index_t conv_max_streaming_width = 32;
+
+// NV vectors of channels through `rows` rows, the window's last W - 1 input vectors, the
+// weights and the bias held in registers: per row one load of the new input, W FMAs and
+// one store per vector. head: the W - 1 rows before row 0 (oldest first).
+template <class T, index_t W, index_t NV>
+void conv_window_block(const T* const* head, index_t c, const T* x, index_t xs, T* y, index_t ys, index_t rows,
+                       const T* wt, index_t ldw, const T* bias, activation act) {
     using V = simd::vec<T>;
-    constexpr index_t L = index_t(simd::width<T>);
-    for (index_t j = 0; j < ld; j += L) {
-        const V b = simd::load_aligned(bias + j);
-        for (index_t t = 0; t < len; ++t) {
-            V acc = b;
-            for (index_t w = 0; w < W; ++w)
-                acc = simd::fma(simd::load_aligned(wt + w * ld + j), simd::load_aligned(xt + (t + w) * ld + j), acc);
-            if (act == activation::silu) acc = simd::silu(acc);
-            simd::store_aligned(y + t * ld + j, acc);
+    constexpr index_t L = index_t(simd::width<T>), K = W - 1;
+    V wv[W][NV], bv[NV], win[K][NV];
+    for (index_t j = 0; j < NV; ++j) {
+        for (index_t w = 0; w < W; ++w) wv[w][j] = simd::load_aligned(wt + w * ldw + c + j * L);
+        bv[j] = simd::load_aligned(bias + c + j * L);
+        for (index_t k = 0; k < K; ++k) win[k][j] = simd::load(head[k] + c + j * L);
+    }
+    for (index_t i = 0; i < rows; ++i) {
+        for (index_t j = 0; j < NV; ++j) {
+            const V cur = simd::load(x + i * xs + c + j * L);
+            V acc = bv[j];
+            for (index_t w = 0; w < K; ++w) acc = simd::fma(wv[w][j], win[w][j], acc);
+            acc = simd::fma(wv[K][j], cur, acc);
+            simd::store(y + i * ys + c + j * L, act == activation::silu ? simd::silu(acc) : acc);
+            for (index_t k = 0; k + 1 < K; ++k) win[k][j] = win[k + 1][j];
+            win[K - 1][j] = cur;
         }
     }
 }
 
+// Token-major x and out with unit-stride channels: an item is a tile of tokens over every
+// channel; widths 2 to 4 keep the window in registers (conv_window_block), other widths
+// read it back from cache. The weights are packed once per call.
 template <class T>
-void causal_conv1d_run(const conv1d_args<T>& a, int num_threads) {
+void conv_token_major(const conv1d_args<T>& a, int num_threads) {
+    using V = simd::vec<T>;
+    constexpr index_t L = index_t(simd::width<T>);
+    constexpr index_t NV = simd::register_count >= 32 ? 2 : 1;
+    const index_t W = a.width, K = W - 1, C = a.channels, Tb = conv_tile_tokens;
+    const index_t ld = (C + L - 1) / L * L;
+    thread_scratch<T> shared(1, scratch_carver<T>::size_of(W * ld, ld));
+    scratch_carver<T> sc(shared.get(0));
+    T* wt = sc.take(std::size_t(W * ld));
+    T* bias = sc.take(std::size_t(ld));
+    kernels::pack_block(a.weight.ptr(0), a.weight.stride(1), a.weight.stride(0), W, C, wt, ld);
+    for (index_t c = 0; c < ld; ++c) bias[c] = a.bias && c < C ? T(a.bias[c]) : T(0);
+    std::vector<index_t> first_tile(std::size_t(a.num_seqs) + 1, 0);
+    for (index_t s = 0; s < a.num_seqs; ++s)
+        first_tile[std::size_t(s) + 1] = first_tile[std::size_t(s)] + (a.sequence(s).len + Tb - 1) / Tb;
+    const int threads = resolve_threads(num_threads, first_tile.back());
+    thread_scratch<T> scratch(threads, std::size_t(std::max<index_t>(K, 1) * ld));
+    parallel_for(first_tile.back(), threads, [&](index_t tile, int t) {
+        const index_t s = index_t(std::upper_bound(first_tile.begin(), first_tile.end(), tile) - first_tile.begin()) - 1;
+        const auto sq = a.sequence(s);
+        const index_t t0 = (tile - first_tile[std::size_t(s)]) * Tb, t1 = std::min(sq.len, t0 + Tb);
+        T* history = scratch.get(t);  // the inputs before the sequence, when this tile reaches back to them
+        if (t0 < K) pack_conv_inputs(a, s, sq, -K, K, 0, C, history, ld);
+        auto row = [&](index_t j) -> const T* { return j >= 0 ? a.x.ptr(sq.batch, sq.begin + j) : history + (K + j) * ld; };
+        const index_t xs = a.x.stride(1), ys = a.out.stride(1);
+        const T* x0 = a.x.ptr(sq.batch, sq.begin + t0);
+        T* y0 = a.out.ptr(sq.batch, sq.begin + t0);
+        index_t done = 0;  // channels through the register path
+        with_width(W, [&](auto width) {
+            if constexpr (!std::is_same_v<decltype(width), index_t>) {
+                constexpr index_t Wc = decltype(width)::value;
+                const T* head[Wc - 1];
+                for (index_t k = 0; k < Wc - 1; ++k) head[k] = row(t0 - K + k);
+                for (; done + NV * L <= C; done += NV * L)
+                    conv_window_block<T, Wc, NV>(head, done, x0, xs, y0, ys, t1 - t0, wt, ld, bias, a.act);
+                for (; done + L <= C; done += L)
+                    conv_window_block<T, Wc, 1>(head, done, x0, xs, y0, ys, t1 - t0, wt, ld, bias, a.act);
+            }
+        });
+        // The remaining channels (any width; the tail vector): the window read back from cache.
+        const T* rows[conv_max_streaming_width];
+        for (index_t i = t0; i < t1 && done < C; ++i) {
+            for (index_t w = 0; w < W; ++w) rows[w] = row(i - K + w);
+            T* y = a.out.ptr(sq.batch, sq.begin + i);
+            for (index_t c = done; c < C; c += L) {
+                const std::size_t r = std::size_t(std::min(L, C - c));
+                const V v = conv_lanes<T>(
+                    simd::load_aligned(bias + c), W, [&](index_t w) { return simd::load_aligned(wt + w * ld + c); },
+                    [&](index_t w) { return r == std::size_t(L) ? simd::load(rows[w] + c) : simd::load_partial(rows[w] + c, r); },
+                    a.act);
+                if (r == std::size_t(L)) simd::store(y + c, v);
+                else simd::store_partial(y + c, v, r);
+            }
+        }
+    });
+}
+
+// Channel-major x and out (causal-conv1d's [B, C, L]) with unit-stride tokens: one channel
+// at a time, tokens in lanes; the first window reads a small buffer holding the state.
+template <class T>
+void conv_channel_major(const conv1d_args<T>& a, int num_threads) {
+    using V = simd::vec<T>;
+    constexpr index_t L = index_t(simd::width<T>);
+    const index_t W = a.width, K = W - 1;
+    const index_t items = a.num_seqs * a.channels;
+    const int threads = resolve_threads(num_threads, items);
+    thread_scratch<T> scratch(threads, std::size_t(K + L));
+    parallel_for(items, threads, [&](index_t item, int t) {
+        const index_t s = item / a.channels, c = item % a.channels;
+        const auto sq = a.sequence(s);
+        const T* x = a.x.ptr(sq.batch, sq.begin, c);
+        T* y = a.out.ptr(sq.batch, sq.begin, c);
+        T wts[conv_max_streaming_width];
+        for (index_t w = 0; w < W; ++w) wts[w] = a.weight(c, w);
+        const V bias(a.bias ? T(a.bias[c]) : T(0));
+        // Inputs j in [-K, L) of the first vector of outputs, from the state (or zeros) and x.
+        T* head = scratch.get(t);
+        for (index_t j = -K; j < L; ++j)
+            head[K + j] = j < 0 ? (a.initial_state.empty() ? T(0) : a.initial_state(s, c, K + j)) : j < sq.len ? x[j] : T(0);
+        for (index_t i = 0; i < sq.len; i += L) {
+            const std::size_t r = std::size_t(std::min(L, sq.len - i));
+            const T* in = i == 0 ? head : x + i - K;  // in[w + l]: input i - K + w + l
+            const V v = conv_lanes<T>(
+                bias, W, [&](index_t w) { return V(wts[w]); },
+                [&](index_t w) { return r == std::size_t(L) ? simd::load(in + w) : simd::load_partial(in + w, r); },
+                a.act);
+            if (r == std::size_t(L)) simd::store(y + i, v);
+            else simd::store_partial(y + i, v, r);
+        }
+    });
+}
+
+// Any other strides: (sequence, token tile, channel block) items on packed tiles.
+template <class T>
+void conv_packed(const conv1d_args<T>& a, int num_threads) {
     constexpr index_t L = index_t(simd::width<T>);
     const index_t W = a.width, K = W - 1, CB = conv_block_channels, Tb = conv_tile_tokens;
     const index_t ld = (std::min(CB, a.channels) + L - 1) / L * L;
-    const index_t blocks = (a.channels + CB - 1) / CB, items = a.num_seqs * blocks;
+    const index_t cblocks = (a.channels + CB - 1) / CB;
+    std::vector<index_t> first_tile(std::size_t(a.num_seqs) + 1, 0);
+    for (index_t s = 0; s < a.num_seqs; ++s)
+        first_tile[std::size_t(s) + 1] = first_tile[std::size_t(s)] + (a.sequence(s).len + Tb - 1) / Tb;
+    const index_t items = first_tile.back() * cblocks;
     const int threads = resolve_threads(num_threads, items);
     thread_scratch<T> scratch(threads, scratch_carver<T>::size_of((K + Tb) * ld, Tb * ld, W * ld, ld));
     parallel_for(items, threads, [&](index_t item, int t) {
-        const index_t s = item / blocks, c0 = item % blocks * CB, cols = std::min(CB, a.channels - c0);
+        const index_t tile = item / cblocks, c0 = item % cblocks * CB, cols = std::min(CB, a.channels - c0);
+        const index_t s = index_t(std::upper_bound(first_tile.begin(), first_tile.end(), tile) - first_tile.begin()) - 1;
         const auto sq = a.sequence(s);
+        const index_t t0 = (tile - first_tile[std::size_t(s)]) * Tb, len = std::min(Tb, sq.len - t0);
         scratch_carver<T> cv(scratch.get(t));
         T* xt = cv.take(std::size_t((K + Tb) * ld));
         T* y = cv.take(std::size_t(Tb * ld));
@@ -63,22 +215,39 @@ void causal_conv1d_run(const conv1d_args<T>& a, int num_threads) {
         T* bias = cv.take(std::size_t(ld));
         kernels::pack_block(a.weight.ptr(c0), a.weight.stride(1), a.weight.stride(0), W, cols, wt, ld);
         for (index_t c = 0; c < ld; ++c) bias[c] = a.bias && c < cols ? T(a.bias[c0 + c]) : T(0);
-        if (a.initial_state.empty() || K == 0) std::fill(xt, xt + K * ld, T(0));
-        else kernels::pack_block(a.initial_state.ptr(s, c0), a.initial_state.stride(2), a.initial_state.stride(1), K,
-                                 cols, xt, ld);
-        for (index_t t0 = 0; t0 < sq.len; t0 += Tb) {
-            const index_t len = std::min(Tb, sq.len - t0), n0 = sq.begin + t0;
-            kernels::pack_block(a.x.ptr(sq.batch, n0, c0), a.x.stride(1), a.x.stride(2), len, cols, xt + K * ld, ld);
-            conv_tile(static_cast<const T*>(xt), static_cast<const T*>(wt), static_cast<const T*>(bias), W, len, ld,
-                      a.act, y);
-            kernels::unpack_block(static_cast<const T*>(y), ld, len, cols, a.out.ptr(sq.batch, n0, c0), a.out.stride(1),
-                                  a.out.stride(2));
-            // The window's history for the next tile (or the final state): the last K inputs.
-            std::copy(xt + len * ld, xt + (len + K) * ld, xt);
-        }
-        if (!a.final_state.empty() && K > 0)
-            kernels::unpack_block(static_cast<const T*>(xt), ld, K, cols, a.final_state.ptr(s, c0),
-                                  a.final_state.stride(2), a.final_state.stride(1));
+        pack_conv_inputs(a, s, sq, t0 - K, K + len, c0, cols, xt, ld);
+        for (index_t j = 0; j < ld; j += L)
+            for (index_t i = 0; i < len; ++i)
+                simd::store_aligned(y + i * ld + j,
+                                    conv_lanes<T>(
+                                        simd::load_aligned(bias + j), W,
+                                        [&](index_t w) { return simd::load_aligned(wt + w * ld + j); },
+                                        [&](index_t w) { return simd::load_aligned(xt + (i + w) * ld + j); }, a.act));
+        kernels::unpack_block(static_cast<const T*>(y), ld, len, cols, a.out.ptr(sq.batch, sq.begin + t0, c0),
+                              a.out.stride(1), a.out.stride(2));
+    });
+}
+
+// Outputs by the path the layout allows; then the final states, written after every output
+// has read the initial ones (they may be the same memory): the last K inputs of each sequence.
+template <class T>
+void causal_conv1d_run(const conv1d_args<T>& a, int num_threads) {
+    const bool streaming = a.width <= conv_max_streaming_width;
+    if (streaming && a.x.stride(2) == 1 && a.out.stride(2) == 1) conv_token_major(a, num_threads);
+    else if (streaming && a.x.stride(1) == 1 && a.out.stride(1) == 1) conv_channel_major(a, num_threads);
+    else conv_packed(a, num_threads);
+    const index_t K = a.width - 1, CB = conv_block_channels, cblocks = (a.channels + CB - 1) / CB;
+    if (a.final_state.empty() || K == 0) return;
+    constexpr index_t L = index_t(simd::width<T>);
+    const index_t ld = (std::min(CB, a.channels) + L - 1) / L * L;
+    const int threads = resolve_threads(num_threads, a.num_seqs * cblocks);
+    thread_scratch<T> scratch(threads, std::size_t(K * ld));
+    parallel_for(a.num_seqs * cblocks, threads, [&](index_t item, int t) {
+        const index_t s = item / cblocks, c0 = item % cblocks * CB, cols = std::min(CB, a.channels - c0);
+        T* last = scratch.get(t);
+        pack_conv_inputs(a, s, a.sequence(s), a.sequence(s).len - K, K, c0, cols, last, ld);
+        kernels::unpack_block(static_cast<const T*>(last), ld, K, cols, a.final_state.ptr(s, c0), a.final_state.stride(2),
+                              a.final_state.stride(1));
     });
 }
 
