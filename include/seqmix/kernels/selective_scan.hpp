@@ -61,6 +61,31 @@ void scan_tile_run(const scan_tile<T>& x) {
     if (x.S - s0 >= 1) scan_states<1>(x, s0);
 }
 
+// One decode step of one channel, its S states in lanes: h_j = exp(d A_j) h_j + du B_j;
+// returns the lanes of sum_j C_j h_j (reduced by the caller, W channels at a time).
+// h, A, B, C: S unit-stride values.
+template <class T>
+__attribute__((always_inline)) inline simd::vec<T> scan_step_channel(T* h, const T* A, T d, T du, const T* B, const T* C, index_t S) {
+    using V = simd::vec<T>;
+    constexpr index_t W = index_t(simd::width<T>);
+    const V dv(d), duv(du);
+    V acc(T(0));
+    index_t j = 0;
+    for (; j + W <= S; j += W) {
+        const V hv = simd::fma(simd::exp(dv * simd::load(A + j)), simd::load(h + j), duv * simd::load(B + j));
+        simd::store(h + j, hv);
+        acc = simd::fma(hv, simd::load(C + j), acc);
+    }
+    if (j < S) {
+        const std::size_t r = std::size_t(S - j);
+        const V hv = simd::fma(simd::exp(dv * simd::load_partial(A + j, r)), simd::load_partial(h + j, r),
+                               duv * simd::load_partial(B + j, r));
+        simd::store_partial(h + j, hv, r);
+        acc = simd::fma(hv, simd::load_partial(C + j, r), acc);
+    }
+    return acc;
+}
+
 }  // namespace kernels
 SEQMIX_ABI_END
 }  // namespace seqmix

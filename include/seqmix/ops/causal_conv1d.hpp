@@ -273,20 +273,30 @@ void causal_conv1d_step(const XV& x, const WV& weight, const OV& out, tensor_vie
     const auto a = detail::prepare_conv1d_step(x, weight, out, state, opt, "causal_conv1d_step");
     const index_t K = a.width - 1, CB = detail::conv_block_channels;
     const index_t blocks = (a.channels + CB - 1) / CB;
-    kernels::for_each_slot<T>(opt.state_indices, a.batch, blocks, opt.num_threads, 0,
-                              [&](index_t b, index_t cb, index_t slot, T*) {
-        for (index_t c = cb * CB; c < std::min(a.channels, (cb + 1) * CB); ++c) {
-            T* st = K > 0 ? a.state.ptr(slot, c) : nullptr;
-            const index_t ss = K > 0 ? a.state.stride(2) : 0;
-            const T xc = a.x(b, c);
-            T y = a.bias ? T(a.bias[c]) : T(0);
-            for (index_t w = 0; w < K; ++w) y += a.weight(c, w) * st[w * ss];
-            y += a.weight(c, K) * xc;
+    kernels::for_each_slot<T>(opt.state_indices, a.batch, blocks, opt.num_threads, std::size_t(CB),
+                              [&](index_t b, index_t cb, index_t slot, T* y) {
+        const index_t c0 = cb * CB, n = std::min(CB, a.channels - c0);
+        const index_t ws = a.weight.stride(0), wk = a.weight.stride(1), xs = a.x.stride(1), ys1 = K > 0 ? a.state.stride(1) : 0;
+        const index_t ss = K > 0 ? a.state.stride(2) : 0;
+        const T* wrow = a.weight.ptr(c0);
+        const T* xp = a.x.ptr(b, c0);
+        T* st = K > 0 ? a.state.ptr(slot, c0) : nullptr;
+        for (index_t i = 0; i < n; ++i, wrow += ws, xp += xs, st += ys1) {
+            const T xc = *xp;
+            T acc = a.bias ? T(a.bias[c0 + i]) : T(0);  // the full operator's order: oldest input first
+            for (index_t w = 0; w < K; ++w) acc = std::fma(wrow[w * wk], st[w * ss], acc);
+            y[i] = std::fma(wrow[K * wk], xc, acc);
             for (index_t w = 0; w + 1 < K; ++w) st[w * ss] = st[(w + 1) * ss];
             if (K > 0) st[(K - 1) * ss] = xc;
-            if (a.act == activation::silu) y = y / (T(1) + std::exp(-y));
-            a.out(b, c) = y;
         }
+        if (a.act == activation::silu) {  // in vectors: one vector exp per W channels
+            constexpr index_t L = index_t(simd::width<T>);
+            for (index_t i = 0; i < n; i += L) {
+                const std::size_t r = std::size_t(std::min(L, n - i));
+                simd::store_partial(y + i, simd::silu(simd::load_partial(y + i, r)), r);
+            }
+        }
+        kernels::emit_row(static_cast<const T*>(y), T(1), a.out.ptr(b, c0), a.out.stride(1), n);
     });
 }
 

@@ -129,47 +129,87 @@ void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, cons
 }
 
 // One token per batch row: u, delta, out [B,Din]; B, C [B,G,S]; state [slots,Din,S] updated
-// in place (row b uses slot state_indices[b], or b). Per channel the S states go in lanes:
-// one vector exp per channel for S = 16, then the fused decay + update + readout pass.
+// in place (row b uses slot state_indices[b], or b). Per channel the S states go in lanes
+// (kernels::scan_step_channel); the steps, the skip and the gate go in vectors of channels.
 template <class UV, class DV, class AV, class BV, class CV, class OV>
 void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B, const CV& C, const OV& out,
                          tensor_view<typename OV::value_type, 3> state,
                          const selective_scan_step_options<typename OV::value_type>& opt = {}) {
     using T = typename OV::value_type;
+    using V = simd::vec<T>;
+    constexpr index_t L = index_t(simd::width<T>);
     const auto a = detail::prepare_selective_scan_step(u, delta, A, B, C, out, state, opt, "selective_scan_step");
     const index_t S = a.dstate, per_group = a.din / a.groups;
-    constexpr index_t block = 64;  // channels per work item
+    constexpr index_t block = 256;  // channels per work item
     const index_t blocks = (a.din + block - 1) / block;
+    const auto st = a.state;
     kernels::for_each_slot<T>(
-        opt.state_indices, a.batch, blocks, opt.num_threads, scratch_carver<T>::size_of(S, S, S, S),
+        opt.state_indices, a.batch, blocks, opt.num_threads, scratch_carver<T>::size_of(block, block, block, S, S, S, S),
         [&](index_t b, index_t cb, index_t slot, T* scratch) {
             scratch_carver<T> cv(scratch);
-            T* decay = cv.take(std::size_t(S));
-            T* bv = cv.take(std::size_t(S));
-            T* cvec = cv.take(std::size_t(S));
+            T* d = cv.take(std::size_t(block));
+            T* x = cv.take(std::size_t(block));
+            T* y = cv.take(std::size_t(block));
+            T* Bv = cv.take(std::size_t(S));
+            T* Cv = cv.take(std::size_t(S));
             T* arow = cv.take(std::size_t(S));
-            for (index_t c = cb * block; c < std::min(a.din, (cb + 1) * block); ++c) {
-                const index_t g = c / per_group;
-                const T raw = a.delta(b, c) + (a.delta_bias ? T(a.delta_bias[c]) : T(0));
-                const T d = a.softplus ? (raw > T(20) ? raw : std::log1p(std::exp(raw))) : raw;
-                const T x = a.u(b, c);
-                kernels::pack_row(a.A.ptr(c), a.A.stride(1), S, arow, S);
-                simd::scaled_copy(d, static_cast<const T*>(arow), decay, std::size_t(S));
-                simd::exp_inplace(decay, std::size_t(S));
-                kernels::pack_row(a.B.ptr(b, g), a.B.stride(2), S, bv, S);
-                kernels::pack_row(a.C.ptr(b, g), a.C.stride(2), S, cvec, S);
-                const T du = d * x;
-                T y;
-                kernels::state_step_dot(a.state.ptr(slot, c), index_t(0), a.state.stride(2), index_t(1), S,
-                                        static_cast<const T*>(decay), &du, static_cast<const T*>(bv),
-                                        static_cast<const T*>(cvec), &y);
-                if (a.D) y += T(a.D[c]) * x;
-                if (!a.z.empty()) {
-                    const T zc = a.z(b, c);
-                    y *= zc / (T(1) + std::exp(-zc));
-                }
-                a.out(b, c) = y;
+            T* hrow = cv.take(std::size_t(S));
+            const index_t c0 = cb * block, n = std::min(block, a.din - c0);
+            kernels::pack_row(a.delta.ptr(b, c0), a.delta.stride(1), n, d, block);
+            kernels::pack_row(a.u.ptr(b, c0), a.u.stride(1), n, x, block);
+            for (index_t i = 0; i < n; i += L) {
+                const V raw = simd::load_aligned(d + i) + detail::param_lanes<T>(a.delta_bias, c0 + i, std::min(L, n - i), T(0));
+                simd::store_aligned(d + i, a.softplus ? simd::softplus(raw) : raw);
             }
+            // Per channel: its A row and state row by pointer steps, its group by boundary
+            // crossings (no divisions in the loop).
+            index_t g = c0 / per_group, group_end = (g + 1) * per_group;
+            auto load_group = [&] {
+                kernels::pack_row(a.B.ptr(b, g), a.B.stride(2), S, Bv, S);
+                kernels::pack_row(a.C.ptr(b, g), a.C.stride(2), S, Cv, S);
+            };
+            load_group();
+            const bool strided = a.A.stride(1) != 1 || st.stride(2) != 1;
+            const T* Arow = a.A.ptr(c0);
+            T* h = st.ptr(slot, c0);
+            for (index_t i0 = 0; i0 < n; i0 += L) {  // W channels, then one transposing reduction
+                V acc[simd::width<T>];
+                for (index_t l = 0; l < L; ++l) {
+                    const index_t i = i0 + l;
+                    acc[l] = V(T(0));
+                    if (i >= n) continue;
+                    if (c0 + i == group_end) {
+                        ++g;
+                        group_end += per_group;
+                        load_group();
+                    }
+                    if (!strided) {
+                        acc[l] = kernels::scan_step_channel(h, Arow, d[i], d[i] * x[i], static_cast<const T*>(Bv),
+                                                            static_cast<const T*>(Cv), S);
+                    } else {  // any strides: through packed rows
+                        kernels::pack_row(Arow, a.A.stride(1), S, arow, S);
+                        kernels::pack_row(static_cast<const T*>(h), st.stride(2), S, hrow, S);
+                        acc[l] = kernels::scan_step_channel(hrow, static_cast<const T*>(arow), d[i], d[i] * x[i],
+                                                            static_cast<const T*>(Bv), static_cast<const T*>(Cv), S);
+                        kernels::emit_row(static_cast<const T*>(hrow), T(1), h, st.stride(2), S);
+                    }
+                    Arow += a.A.stride(0);
+                    h += st.stride(1);
+                }
+                simd::store_aligned(y + i0, simd::hsum_rows(acc));
+            }
+            for (index_t i = 0; i < n; i += L) {
+                const std::size_t r = std::size_t(std::min(L, n - i));
+                V v = simd::load_aligned(y + i);
+                if (a.D) v = simd::fma(detail::param_lanes<T>(a.D, c0 + i, index_t(r), T(0)), simd::load_aligned(x + i), v);
+                if (!a.z.empty()) {
+                    alignas(64) T zl[simd::width<T>] = {};
+                    for (std::size_t l = 0; l < r; ++l) zl[l] = a.z(b, c0 + i + index_t(l));
+                    v = v * simd::silu(simd::load_aligned(zl));
+                }
+                simd::store_aligned(y + i, v);
+            }
+            kernels::emit_row(static_cast<const T*>(y), T(1), a.out.ptr(b, c0), a.out.stride(1), n);
         });
 }
 

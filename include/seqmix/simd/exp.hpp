@@ -14,7 +14,8 @@ namespace seqmix {
 SEQMIX_ABI_BEGIN
 namespace simd {
 
-inline vec<float> exp(const vec<float>& x_in) {
+// Always inlined: a call would pass the vectors through memory, in loops that do little else.
+__attribute__((always_inline)) inline vec<float> exp(const vec<float>& x_in) {
     using V = vec<float>;
     // maxps/minps return their second operand when either is NaN: with x_in second, NaN
     // passes through the clamp (and the polynomial) instead of turning into exp(-104) = 0.
