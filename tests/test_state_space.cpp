@@ -542,6 +542,15 @@ TEST_CASE("causal_conv1d: pieces == whole == steps; varlen; channel-major; threa
     causal_conv1d(px.view(), in.w.view(), pout.view(), vo, in.init.view(), pfin.view());
     CHECK(std::memcmp(pout.data(), whole.data(), sizeof(float) * std::size_t(whole.size())) == 0);
     CHECK(bitwise_equal(pfin, fin));
+    // Channels two apart (neither axis unit-stride): the packed path, the same bits.
+    tensor<float, 3> wide({Bt, N, 2 * C}), wide_out({Bt, N, 2 * C}, 0.0f);
+    for (index_t i = 0; i < in.x.size(); ++i) wide.data()[2 * i] = in.x.data()[i];
+    const tensor_view<const float, 3> xs(wide.data(), {Bt, N, C}, {N * 2 * C, 2 * C, 2});
+    const tensor_view<float, 3> ys(wide_out.data(), {Bt, N, C}, {N * 2 * C, 2 * C, 2});
+    tensor<float, 3> fin2({Bt, C, W - 1});
+    causal_conv1d(xs, in.w.view(), ys, o, in.init.view(), fin2.view());
+    for (index_t i = 0; i < whole.size(); ++i) REQUIRE(wide_out.data()[2 * i] == whole.data()[i]);
+    CHECK(bitwise_equal(fin2, fin));
     // Channel-major x and out ([B, C, L], causal-conv1d's own layout) and threads.
     relaid<float, 3> xc(in.x, {0, 2, 1}), oc(whole, {0, 2, 1});
     for (int threads : {1, 2, 3, 5}) {
