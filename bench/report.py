@@ -102,7 +102,15 @@ def main():
         ("gated_linear_attention token by token (decode step per token)", "gated_linear_attention/stepwise/", token_cols),
         ("delta_rule token by token (decode step per token)", "delta_rule/stepwise/", token_cols),
         ("gated_delta_rule token by token (decode step per token)", "gated_delta_rule/stepwise/", token_cols),
-        ("recurrent decode steps (state bytes; B16 is 16 MiB of state, inside the 32 MiB L3; B64 is 64 MiB)", "decode_step/", memory_cols),
+        ("selective_scan (Mamba-1; softplus steps, D and z on; bytes of u, delta, z, B, C read and out written)", "selective_scan/",
+         [("Mtokens/s", lambda b: fmt(b.get("tokens_per_s", 0) * 1e-6)),
+          ("ns per token x channel x state", lambda b: fmt(b.get("ns_per_elem"))),
+          ("GB/s", lambda b: fmt(b.get("GBs"))),
+          ("of triad", lambda b: f'{b["GBs"] / b["triad_GBs"]:.0%}' if b.get("triad_GBs") else "-")]),
+        ("ssd_scan (Mamba-2; recurrent-equivalent 4 N H P S FLOPs)", "ssd_scan/", token_cols),
+        ("causal_conv1d (bytes of x read and out written)", "causal_conv1d/", memory_cols),
+        ("recurrent decode steps (state bytes read and written; B16 at H16 D128 is 16 MiB of state, inside the 32 MiB L3; "
+         "the B64, selective_scan, ssd B128 and conv pools are 64-96 MiB)", "decode_step/", memory_cols),
         ("argument validation alone of one decode step (compare with decode_step/.../B1/H4/D64 above)",
          "decode_step_validation/", []),
     ]
