@@ -77,12 +77,30 @@ struct conv1d_step_options {
 SEQMIX_ABI_BEGIN
 namespace detail {
 
-// A view argument of rank R and element type T (const or not), checked (extents, reach).
+// A required input view of rank R and element type T (const or not): given, extents and
+// reach checked.
 template <class T, std::size_t R, class V>
 tensor_view<const T, R> ssm_input(const V& v, const char* op, const char* arg) {
     static_assert(view_traits<V>::is_view && std::is_same_v<typename V::value_type, T> && V::rank == R,
                   "seqmix: a state-space argument has the wrong rank or element type (see docs/api.md)");
-    return checked_view(tensor_view<const T, R>(v), op, arg);
+    const tensor_view<const T, R> r(v);
+    check_given(r, op, arg);
+    return checked_view(r, op, arg);
+}
+
+// The output view: given, checked, no element written twice.
+template <class T, std::size_t R, class V>
+tensor_view<T, R> ssm_output(const V& v, const char* op) {
+    static_assert(view_traits<V>::is_view && std::is_same_v<typename V::value_type, T> && V::rank == R,
+                  "seqmix: out has the wrong rank or element type (see docs/api.md)");
+    check_given(v, op, "out");
+    return checked_output(tensor_view<T, R>(v), op, "out");
+}
+
+// G groups share B and C among `count` channels or heads.
+inline void check_groups(index_t G, index_t count, const char* op, const char* what) {
+    if (!(G >= 1 && count % G == 0))
+        fail(op, "B", detail::concat("a group count that divides the ", count, " ", what), G);
 }
 
 // A per-channel or per-head options array (D, biases) of n values: finite, or not given.
@@ -150,29 +168,21 @@ selective_scan_args<T> prepare_selective_scan(const UV& u, const DV& delta, cons
                                               const OV& out, const selective_scan_options<T>& opt,
                                               const tensor_view<const T, 3>& initial_state,
                                               const tensor_view<T, 3>& final_state, const char* op) {
-    static_assert(view_traits<OV>::is_view && OV::rank == 3, "seqmix: out of selective_scan is [Bt,N,Din]");
     selective_scan_args<T> a;
     a.u = ssm_input<T, 3>(u, op, "u");
     a.delta = ssm_input<T, 3>(delta, op, "delta");
     a.A = ssm_input<T, 2>(A, op, "A");
     a.B = ssm_input<T, 4>(B, op, "B");
     a.C = ssm_input<T, 4>(C, op, "C");
-    a.out = checked_output(tensor_view<T, 3>(out), op, "out");
+    a.out = ssm_output<T, 3>(out, op);
     a.z = checked_view(opt.z, op, "z");
-    check_given(a.u, op, "u");
-    check_given(a.delta, op, "delta");
-    check_given(a.A, op, "A");
-    check_given(a.B, op, "B");
-    check_given(a.C, op, "C");
-    check_given(a.out, op, "out");
     const index_t Bt = a.u.extent(0), N = a.u.extent(1), Din = a.u.extent(2);
     check(Din >= 1, op, "u", "a channel count >= 1", Din);
     check_shape(a.delta, {Bt, N, Din}, op, "delta");
     check_extent(a.A, 0, Din, op, "A", "channels like u");
     const index_t S = a.A.extent(1), G = a.B.extent(2);
     check(S >= 1, op, "A", "a state size >= 1", S);
-    if (!(G >= 1 && Din % G == 0))
-        fail(op, "B", detail::concat("a group count that divides the ", Din, " channels"), G);
+    check_groups(G, Din, op, "channels");
     check_shape(a.B, {Bt, N, G, S}, op, "B");
     check_shape(a.C, {Bt, N, G, S}, op, "C");
     check_shape(a.out, {Bt, N, Din}, op, "out");
@@ -240,28 +250,21 @@ template <class XV, class TV, class AV, class BV, class CV, class OV, class T>
 ssd_args<T> prepare_ssd(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
                         const ssd_options<T>& opt, const tensor_view<const T, 4>& initial_state,
                         const tensor_view<T, 4>& final_state, const char* op) {
-    static_assert(view_traits<OV>::is_view && OV::rank == 4, "seqmix: out of ssd_scan is [Bt,N,H,P]");
     ssd_args<T> a;
     a.v = ssm_input<T, 4>(x, op, "x");
     a.dt = ssm_input<T, 3>(dt, op, "dt");
     a.A = ssm_input<T, 1>(A, op, "A");
     a.k = ssm_input<T, 4>(B, op, "B");
     a.q = ssm_input<T, 4>(C, op, "C");
-    a.out = checked_output(tensor_view<T, 4>(out), op, "out");
+    a.out = ssm_output<T, 4>(out, op);
     a.z = checked_view(opt.z, op, "z");
-    check_given(a.v, op, "x");
-    check_given(a.dt, op, "dt");
-    check_given(a.A, op, "A");
-    check_given(a.k, op, "B");
-    check_given(a.q, op, "C");
-    check_given(a.out, op, "out");
     const index_t Bt = a.v.extent(0), N = a.v.extent(1), H = a.v.extent(2), P = a.v.extent(3);
     const index_t G = a.k.extent(2), S = a.k.extent(3);
     check(P >= 1, op, "x", "a head dim >= 1", P);
     check(S >= 1, op, "B", "a state size >= 1", S);
     check_shape(a.dt, {Bt, N, H}, op, "dt");
     check_shape(a.A, {H}, op, "A");
-    if (!(G >= 1 && H % G == 0)) fail(op, "B", detail::concat("a group count that divides the ", H, " heads"), G);
+    check_groups(G, H, op, "heads");
     check_shape(a.k, {Bt, N, G, S}, op, "B");
     check_shape(a.q, {Bt, N, G, S}, op, "C");
     check_shape(a.out, {Bt, N, H, P}, op, "out");
@@ -320,14 +323,10 @@ template <class XV, class WV, class OV, class T>
 conv1d_args<T> prepare_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_options& opt,
                               const tensor_view<const T, 3>& initial_state, const tensor_view<T, 3>& final_state,
                               const char* op) {
-    static_assert(view_traits<OV>::is_view && OV::rank == 3, "seqmix: out of causal_conv1d is [Bt,N,C]");
     conv1d_args<T> a;
     a.x = ssm_input<T, 3>(x, op, "x");
     a.weight = ssm_input<T, 2>(weight, op, "weight");
-    a.out = checked_output(tensor_view<T, 3>(out), op, "out");
-    check_given(a.x, op, "x");
-    check_given(a.weight, op, "weight");
-    check_given(a.out, op, "out");
+    a.out = ssm_output<T, 3>(out, op);
     const index_t Bt = a.x.extent(0), N = a.x.extent(1), Ch = a.x.extent(2);
     check(Ch >= 1, op, "x", "a channel count >= 1", Ch);
     check_extent(a.weight, 0, Ch, op, "weight", "channels like x");
@@ -389,29 +388,21 @@ template <class UV, class DV, class AV, class BV, class CV, class OV, class T>
 selective_scan_step_args<T> prepare_selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B,
                                                         const CV& C, const OV& out, const tensor_view<T, 3>& state,
                                                         const selective_scan_step_options<T>& opt, const char* op) {
-    static_assert(view_traits<OV>::is_view && OV::rank == 2, "seqmix: out of selective_scan_step is [B,Din]");
     selective_scan_step_args<T> a;
     a.u = ssm_input<T, 2>(u, op, "u");
     a.delta = ssm_input<T, 2>(delta, op, "delta");
     a.A = ssm_input<T, 2>(A, op, "A");
     a.B = ssm_input<T, 3>(B, op, "B");
     a.C = ssm_input<T, 3>(C, op, "C");
-    a.out = checked_output(tensor_view<T, 2>(out), op, "out");
+    a.out = ssm_output<T, 2>(out, op);
     a.z = checked_view(opt.z, op, "z");
-    check_given(a.u, op, "u");
-    check_given(a.delta, op, "delta");
-    check_given(a.A, op, "A");
-    check_given(a.B, op, "B");
-    check_given(a.C, op, "C");
-    check_given(a.out, op, "out");
     const index_t Bt = a.u.extent(0), Din = a.u.extent(1);
     check(Din >= 1, op, "u", "a channel count >= 1", Din);
     check_shape(a.delta, {Bt, Din}, op, "delta");
     check_extent(a.A, 0, Din, op, "A", "channels like u");
     const index_t S = a.A.extent(1), G = a.B.extent(1);
     check(S >= 1, op, "A", "a state size >= 1", S);
-    if (!(G >= 1 && Din % G == 0))
-        fail(op, "B", detail::concat("a group count that divides the ", Din, " channels"), G);
+    check_groups(G, Din, op, "channels");
     check_shape(a.B, {Bt, G, S}, op, "B");
     check_shape(a.C, {Bt, G, S}, op, "C");
     check_shape(a.out, {Bt, Din}, op, "out");
@@ -452,28 +443,21 @@ struct ssd_step_args {
 template <class XV, class TV, class AV, class BV, class CV, class OV, class T>
 ssd_step_args<T> prepare_ssd_step(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
                                   const tensor_view<T, 4>& state, const ssd_step_options<T>& opt, const char* op) {
-    static_assert(view_traits<OV>::is_view && OV::rank == 3, "seqmix: out of ssd_step is [B,H,P]");
     ssd_step_args<T> a;
     a.x = ssm_input<T, 3>(x, op, "x");
     a.dt = ssm_input<T, 2>(dt, op, "dt");
     a.A = ssm_input<T, 1>(A, op, "A");
     a.B = ssm_input<T, 3>(B, op, "B");
     a.C = ssm_input<T, 3>(C, op, "C");
-    a.out = checked_output(tensor_view<T, 3>(out), op, "out");
+    a.out = ssm_output<T, 3>(out, op);
     a.z = checked_view(opt.z, op, "z");
-    check_given(a.x, op, "x");
-    check_given(a.dt, op, "dt");
-    check_given(a.A, op, "A");
-    check_given(a.B, op, "B");
-    check_given(a.C, op, "C");
-    check_given(a.out, op, "out");
     const index_t Bt = a.x.extent(0), H = a.x.extent(1), P = a.x.extent(2);
     const index_t G = a.B.extent(1), S = a.B.extent(2);
     check(P >= 1, op, "x", "a head dim >= 1", P);
     check(S >= 1, op, "B", "a state size >= 1", S);
     check_shape(a.dt, {Bt, H}, op, "dt");
     check_shape(a.A, {H}, op, "A");
-    if (!(G >= 1 && H % G == 0)) fail(op, "B", detail::concat("a group count that divides the ", H, " heads"), G);
+    check_groups(G, H, op, "heads");
     check_shape(a.B, {Bt, G, S}, op, "B");
     check_shape(a.C, {Bt, G, S}, op, "C");
     check_shape(a.out, {Bt, H, P}, op, "out");
@@ -513,14 +497,10 @@ struct conv1d_step_args {
 template <class XV, class WV, class OV, class T>
 conv1d_step_args<T> prepare_conv1d_step(const XV& x, const WV& weight, const OV& out, const tensor_view<T, 3>& state,
                                         const conv1d_step_options& opt, const char* op) {
-    static_assert(view_traits<OV>::is_view && OV::rank == 2, "seqmix: out of causal_conv1d_step is [B,C]");
     conv1d_step_args<T> a;
     a.x = ssm_input<T, 2>(x, op, "x");
     a.weight = ssm_input<T, 2>(weight, op, "weight");
-    a.out = checked_output(tensor_view<T, 2>(out), op, "out");
-    check_given(a.x, op, "x");
-    check_given(a.weight, op, "weight");
-    check_given(a.out, op, "out");
+    a.out = ssm_output<T, 2>(out, op);
     const index_t Bt = a.x.extent(0), Ch = a.x.extent(1);
     check(Ch >= 1, op, "x", "a channel count >= 1", Ch);
     check_extent(a.weight, 0, Ch, op, "weight", "channels like x");

@@ -53,46 +53,46 @@ inline void gather_rows(const T* src, const std::int32_t* idx, index_t n, index_
     for (index_t i = 0; i < n; ++i) pack_row(src + index_t(idx[i]) * row_stride, col_stride, cols, dst + i * ld, ld);
 }
 
+namespace detail {
+// dst[i * drs + j * dcs] = src[i * srs + j * scs] in 16 x 16 tiles, walking i innermost: for
+// blocks whose strided side has its rows as the contiguous axis (a transpose through cache
+// rather than element-by-element gathers across cache lines).
+template <class T>
+void copy_tiles(const T* src, index_t srs, index_t scs, T* dst, index_t drs, index_t dcs, index_t rows, index_t cols) {
+    constexpr index_t tile = 16;
+    for (index_t j0 = 0; j0 < cols; j0 += tile)
+        for (index_t i0 = 0; i0 < rows; i0 += tile) {
+            const index_t i1 = std::min(rows, i0 + tile), j1 = std::min(cols, j0 + tile);
+            for (index_t j = j0; j < j1; ++j)
+                for (index_t i = i0; i < i1; ++i) dst[i * drs + j * dcs] = src[i * srs + j * scs];
+        }
+}
+// Rows are the outer axis of a view with strides (rs, cs): walk it row by row.
+inline bool row_major_walk(index_t rs, index_t cs) { return cs == 1 || std::abs(rs) >= std::abs(cs); }
+}  // namespace detail
+
 // dst[i][j] = src[i * rs + j * cs] for a rows x cols block of any strides, rows padded with
-// zeros to ld. When the source's columns are the strided axis (a channel-major [B, D, L]
-// tensor read token by token), it is walked in 16 x 16 tiles so each source row is read
-// contiguously: a transpose through cache rather than a gather element by element.
+// zeros to ld. A source whose columns are its strided axis (a channel-major [B, D, L] tensor
+// read token by token) goes through detail::copy_tiles.
 template <class T>
 void pack_block(const T* src, index_t rs, index_t cs, index_t rows, index_t cols, T* dst, index_t ld) {
-    if (cs == 1 || std::abs(rs) >= std::abs(cs)) {
+    if (detail::row_major_walk(rs, cs)) {
         for (index_t i = 0; i < rows; ++i) pack_row(src + i * rs, cs, cols, dst + i * ld, ld);
         return;
     }
-    constexpr index_t tile = 16;
-    for (index_t j0 = 0; j0 < cols; j0 += tile)
-        for (index_t i0 = 0; i0 < rows; i0 += tile) {
-            const index_t i1 = std::min(rows, i0 + tile), j1 = std::min(cols, j0 + tile);
-            for (index_t j = j0; j < j1; ++j) {
-                const T* col = src + j * cs;
-                for (index_t i = i0; i < i1; ++i) dst[i * ld + j] = col[i * rs];
-            }
-        }
+    detail::copy_tiles(src, rs, cs, dst, ld, index_t(1), rows, cols);
     for (index_t i = 0; i < rows; ++i) std::fill(dst + i * ld + cols, dst + (i + 1) * ld, T(0));
 }
 
-// dst[i * rs + j * cs] = src[i * ld + j] for a rows x cols block: a packed tile written
-// back to a view of any strides (the inverse of pack_block), through 16 x 16 tiles when the
-// destination's columns are its strided axis.
+// dst[i * rs + j * cs] = src[i * ld + j]: a packed tile written back to a view of any
+// strides (the inverse of pack_block).
 template <class T>
 void unpack_block(const T* src, index_t ld, index_t rows, index_t cols, T* dst, index_t rs, index_t cs) {
-    if (cs == 1 || std::abs(rs) >= std::abs(cs)) {
+    if (detail::row_major_walk(rs, cs)) {
         for (index_t i = 0; i < rows; ++i) emit_row(src + i * ld, T(1), dst + i * rs, cs, cols);
         return;
     }
-    constexpr index_t tile = 16;
-    for (index_t j0 = 0; j0 < cols; j0 += tile)
-        for (index_t i0 = 0; i0 < rows; i0 += tile) {
-            const index_t i1 = std::min(rows, i0 + tile), j1 = std::min(cols, j0 + tile);
-            for (index_t j = j0; j < j1; ++j) {
-                T* col = dst + j * cs;
-                for (index_t i = i0; i < i1; ++i) col[i * rs] = src[i * ld + j];
-            }
-        }
+    detail::copy_tiles(src, ld, index_t(1), dst, rs, cs, rows, cols);
 }
 
 namespace detail {
