@@ -64,6 +64,20 @@ void with_width(index_t W, F&& f) {
     }
 }
 
+// One decode step of n channels with contiguous weights [n][W], states [n][W-1] and x:
+// y = bias + sum of the window (oldest first), then the window slides by one.
+template <class T, index_t W>
+void conv_step_channels(const T* w, const T* x, T* st, const float* bias, T* y, index_t n) {
+    constexpr index_t K = W - 1;
+    for (index_t i = 0; i < n; ++i, w += W, st += K) {
+        T acc = bias ? T(bias[i]) : T(0);
+        for (index_t k = 0; k < K; ++k) acc = std::fma(w[k], st[k], acc);
+        y[i] = std::fma(w[K], x[i], acc);
+        for (index_t k = 0; k + 1 < K; ++k) st[k] = st[k + 1];
+        st[K - 1] = x[i];
+    }
+}
+
 // Widths up to this run on the streaming paths (their window's row pointers on the stack).
 constexpr index_t conv_max_streaming_width = 32;
 
@@ -271,31 +285,42 @@ void causal_conv1d_step(const XV& x, const WV& weight, const OV& out, tensor_vie
                         const conv1d_step_options& opt = {}) {
     using T = typename OV::value_type;
     const auto a = detail::prepare_conv1d_step(x, weight, out, state, opt, "causal_conv1d_step");
-    const index_t K = a.width - 1, CB = detail::conv_block_channels;
-    const index_t blocks = (a.channels + CB - 1) / CB;
+    constexpr index_t L = index_t(simd::width<T>);
+    const index_t W = a.width, K = W - 1, C = a.channels, CB = detail::conv_block_channels;
+    const index_t blocks = (C + CB - 1) / CB;
     kernels::for_each_slot<T>(opt.state_indices, a.batch, blocks, opt.num_threads, std::size_t(CB),
                               [&](index_t b, index_t cb, index_t slot, T* y) {
-        const index_t c0 = cb * CB, n = std::min(CB, a.channels - c0);
-        const index_t ws = a.weight.stride(0), wk = a.weight.stride(1), xs = a.x.stride(1), ys1 = K > 0 ? a.state.stride(1) : 0;
-        const index_t ss = K > 0 ? a.state.stride(2) : 0;
+        const index_t c0 = cb * CB, n = std::min(CB, C - c0);
+        const index_t ws = a.weight.stride(0), wk = a.weight.stride(1), xs = a.x.stride(1);
+        const index_t cs = K > 0 ? a.state.stride(1) : 0, ss = K > 0 ? a.state.stride(2) : 0;
         const T* wrow = a.weight.ptr(c0);
         const T* xp = a.x.ptr(b, c0);
         T* st = K > 0 ? a.state.ptr(slot, c0) : nullptr;
-        for (index_t i = 0; i < n; ++i, wrow += ws, xp += xs, st += ys1) {
-            const T xc = *xp;
-            T acc = a.bias ? T(a.bias[c0 + i]) : T(0);  // the full operator's order: oldest input first
-            for (index_t w = 0; w < K; ++w) acc = std::fma(wrow[w * wk], st[w * ss], acc);
-            y[i] = std::fma(wrow[K * wk], xc, acc);
-            for (index_t w = 0; w + 1 < K; ++w) st[w * ss] = st[(w + 1) * ss];
-            if (K > 0) st[(K - 1) * ss] = xc;
-        }
-        if (a.act == activation::silu) {  // in vectors: one vector exp per W channels
-            constexpr index_t L = index_t(simd::width<T>);
+        // Per channel the window slides by one: the full operator's sum, oldest input first
+        // (std::fma: the same roundings as its vector lanes, so a step gives its bits).
+        const float* bias = a.bias ? a.bias + c0 : nullptr;
+        const bool packed = wk == 1 && ws == W && ss == 1 && cs == K && xs == 1;
+        detail::with_width(W, [&](auto width) {
+            if constexpr (!std::is_same_v<decltype(width), index_t>) {
+                if (packed) {  // contiguous weights, states and x: the window unrolled
+                    detail::conv_step_channels<T, decltype(width)::value>(wrow, xp, st, bias, y, n);
+                    return;
+                }
+            }
+            for (index_t i = 0; i < n; ++i, wrow += ws, xp += xs, st += cs) {
+                const T xc = *xp;
+                T acc = bias ? T(bias[i]) : T(0);
+                for (index_t w = 0; w < K; ++w) acc = std::fma(wrow[w * wk], st[w * ss], acc);
+                for (index_t w = 0; w + 1 < K; ++w) st[w * ss] = st[(w + 1) * ss];
+                y[i] = std::fma(wrow[K * wk], xc, acc);
+                if (K > 0) st[(K - 1) * ss] = xc;
+            }
+        });
+        if (a.act == activation::silu)  // in vectors: one vector exp per L channels
             for (index_t i = 0; i < n; i += L) {
                 const std::size_t r = std::size_t(std::min(L, n - i));
                 simd::store_partial(y + i, simd::silu(simd::load_partial(y + i, r)), r);
             }
-        }
         kernels::emit_row(static_cast<const T*>(y), T(1), a.out.ptr(b, c0), a.out.stride(1), n);
     });
 }

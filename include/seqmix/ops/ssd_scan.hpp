@@ -29,23 +29,33 @@ T ssd_step_size(T raw, const float* bias, index_t h, bool softplus) {
     return softplus ? (d > T(20) ? d : std::log1p(std::exp(d))) : d;
 }
 
-// y = y + D x, then y *= silu(z) over n values (x and z with strides; z may be null).
+// dst = (y + D x) * silu(z) over n values (D and z optional; z may be null). Unit-stride
+// rows take one vector pass; other strides go through `work` (n values).
 template <class T>
-void skip_and_gate(T* y, index_t n, const T* x, index_t xs, T D, bool has_D, const T* z, index_t zs, T* work) {
-    if (has_D) {
-        kernels::pack_row(x, xs, n, work, n);
-        simd::axpy(D, static_cast<const T*>(work), y, std::size_t(n));
-    }
-    if (z) {
-        constexpr index_t W = index_t(simd::width<T>);
-        kernels::pack_row(z, zs, n, work, n);
-        index_t i = 0;
-        for (; i + W <= n; i += W) simd::store(y + i, simd::load(y + i) * simd::silu(simd::load(work + i)));
-        if (i < n) {
-            const std::size_t r = std::size_t(n - i);
-            simd::store_partial(y + i, simd::load_partial(y + i, r) * simd::silu(simd::load_partial(work + i, r)), r);
+void skip_and_gate(const T* y, index_t n, const T* x, index_t xs, T D, bool has_D, const T* z, index_t zs, T* dst,
+                   index_t ds, T* work) {
+    using V = simd::vec<T>;
+    constexpr index_t W = index_t(simd::width<T>);
+    if (xs != 1 || (z && zs != 1) || ds != 1) {
+        simd::copy(y, work, std::size_t(n));
+        for (index_t i = 0; i < n; ++i) {
+            if (has_D) work[i] += D * x[i * xs];
+            if (z) work[i] *= z[i * zs] / (T(1) + std::exp(-z[i * zs]));
         }
+        kernels::emit_row(static_cast<const T*>(work), T(1), dst, ds, n);
+        return;
     }
+    auto lanes = [&](index_t i, std::size_t r) {
+        auto ld = [&](const T* p) { return r == std::size_t(W) ? simd::load(p + i) : simd::load_partial(p + i, r); };
+        V v = ld(y);
+        if (has_D) v = simd::fma(V(D), ld(x), v);
+        if (z) v = v * simd::silu(ld(z));
+        if (r == std::size_t(W)) simd::store(dst + i, v);
+        else simd::store_partial(dst + i, v, r);
+    };
+    index_t i = 0;
+    for (; i + W <= n; i += W) lanes(i, std::size_t(W));
+    if (i < n) lanes(i, std::size_t(n - i));
 }
 
 // The rows of SSD for gated_chunk_policy: C and B as q and k (in place when unit-stride),
@@ -63,6 +73,17 @@ struct ssd_rows {
         const auto sq = p.sequence(u / p.hv);
         const index_t h = u % p.hv, g = h / p.group;
         const T A = a.A(h);
+        // The chunk's steps in vectors (one softplus per token and head).
+        alignas(64) T steps[1024];
+        for (index_t t = 0; t < c.len; ++t)
+            steps[t] = a.dt(sq.batch, sq.begin + t0 + t, h) + (a.dt_bias ? T(a.dt_bias[h]) : T(0));
+        if (a.softplus) {
+            constexpr index_t W = index_t(simd::width<T>);
+            for (index_t t = 0; t < c.len; t += W) {
+                const std::size_t r = std::size_t(std::min(W, c.len - t));
+                simd::store_partial(steps + t, simd::softplus(simd::load_partial(steps + t, r)), r);
+            }
+        }
         for (index_t t = 0; t < c.len; ++t) {
             const index_t n = sq.begin + t0 + t;
             if (t0 + t + chunk < sq.len) {
@@ -73,7 +94,7 @@ struct ssd_rows {
             }
             if (with_q && q_buf) kernels::pack_row(a.q.ptr(sq.batch, n, g), a.q.stride(3), p.dk, q_buf + t * c.ldk, c.ldk);
             if (k_buf) kernels::pack_row(a.k.ptr(sq.batch, n, g), a.k.stride(3), p.dk, k_buf + t * c.ldk, c.ldk);
-            const T d = ssd_step_size(a.dt(sq.batch, n, h), a.dt_bias, h, a.softplus);
+            const T d = steps[t];
             T* vr = c.v + t * c.ldv;
             kernels::pack_row(a.v.ptr(sq.batch, n, h), a.v.stride(3), p.dv, vr, c.ldv);
             simd::scale(d, vr, std::size_t(p.dv));
@@ -86,20 +107,18 @@ struct ssd_rows {
         const index_t h = u % p.hv;
         if (c0 >= c1) return;
         const bool plain = !a.D && a.z.empty();
-        alignas(64) T y[1024], work[1024];  // c1 - c0 <= the padded head dim, at most ldv
+        alignas(64) T work[1024];  // strided rows: head dims above 1024 go in pieces
         for (index_t t = 0; t < len; ++t) {
             const index_t n = sq.begin + t0 + t;
-            T* dst = a.out.ptr(sq.batch, n, h, c0);
             if (plain) {
-                kernels::emit_row(O + t * ldv + c0, T(1), dst, a.out.stride(3), c1 - c0);
+                kernels::emit_row(O + t * ldv + c0, T(1), a.out.ptr(sq.batch, n, h, c0), a.out.stride(3), c1 - c0);
                 continue;
             }
-            for (index_t e0 = c0; e0 < c1; e0 += 1024) {  // head dims above 1024 in pieces
+            for (index_t e0 = c0; e0 < c1; e0 += 1024) {
                 const index_t m = std::min<index_t>(1024, c1 - e0);
-                simd::copy(O + t * ldv + e0, y, std::size_t(m));
-                skip_and_gate(y, m, a.v.ptr(sq.batch, n, h, e0), a.v.stride(3), a.D ? T(a.D[h]) : T(0), a.D != nullptr,
-                              a.z.empty() ? nullptr : a.z.ptr(sq.batch, n, h, e0), a.z.empty() ? 0 : a.z.stride(3), work);
-                kernels::emit_row(static_cast<const T*>(y), T(1), a.out.ptr(sq.batch, n, h, e0), a.out.stride(3), m);
+                skip_and_gate(O + t * ldv + e0, m, a.v.ptr(sq.batch, n, h, e0), a.v.stride(3), a.D ? T(a.D[h]) : T(0),
+                              a.D != nullptr, a.z.empty() ? nullptr : a.z.ptr(sq.batch, n, h, e0),
+                              a.z.empty() ? 0 : a.z.stride(3), a.out.ptr(sq.batch, n, h, e0), a.out.stride(3), work);
             }
         }
     }
@@ -161,9 +180,9 @@ void ssd_step(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, 
             const auto st = a.state;
             kernels::state_step_dot(st.ptr(slot, h), st.stride(2), st.stride(3), P, S, static_cast<const T*>(decay),
                                     static_cast<const T*>(xd), static_cast<const T*>(bv), static_cast<const T*>(cvec), y);
-            detail::skip_and_gate(y, P, a.x.ptr(b, h), a.x.stride(2), a.D ? T(a.D[h]) : T(0), a.D != nullptr,
-                                  a.z.empty() ? nullptr : a.z.ptr(b, h), a.z.empty() ? 0 : a.z.stride(2), work);
-            kernels::emit_row(static_cast<const T*>(y), T(1), a.out.ptr(b, h), a.out.stride(2), P);
+            detail::skip_and_gate(static_cast<const T*>(y), P, a.x.ptr(b, h), a.x.stride(2), a.D ? T(a.D[h]) : T(0),
+                                  a.D != nullptr, a.z.empty() ? nullptr : a.z.ptr(b, h), a.z.empty() ? 0 : a.z.stride(2),
+                                  a.out.ptr(b, h), a.out.stride(2), work);
         });
 }
 
