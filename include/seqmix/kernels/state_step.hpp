@@ -1,8 +1,9 @@
 #pragma once
-// One decode step of a matrix-state recurrence for one head, fused into a single pass over
-// the state rows: S[d][:] = decay_d S[d][:] + k_d v, then o = S^T q. Columns go in blocks of
-// four vectors held in registers across all rows, so each state element is loaded and
-// stored once and costs two FMAs.
+// Decode steps over state pools. The pool helper (for_each_slot: slots, pad_slot, per-thread
+// scratch) serves every *_step. For matrix states, one step per head fused into a single
+// pass over the state rows: S[d][:] = decay_d S[d][:] + k_d v, then o = S^T q (columns in
+// blocks of four vectors held in registers, so each state element is loaded and stored
+// once), and its row form o_d = S[d][:] . c for the state-space models.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
