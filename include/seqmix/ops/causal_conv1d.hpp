@@ -71,8 +71,8 @@ void conv_step_channels(const T* w, const T* x, T* st, const float* bias, T* y, 
     constexpr index_t K = W - 1;
     for (index_t i = 0; i < n; ++i, w += W, st += K) {
         T acc = bias ? T(bias[i]) : T(0);
-        for (index_t k = 0; k < K; ++k) acc = std::fma(w[k], st[k], acc);
-        y[i] = std::fma(w[K], x[i], acc);
+        for (index_t k = 0; k < K; ++k) acc = simd::fma(w[k], st[k], acc);
+        y[i] = simd::fma(w[K], x[i], acc);
         for (index_t k = 0; k + 1 < K; ++k) st[k] = st[k + 1];
         st[K - 1] = x[i];
     }
@@ -297,7 +297,7 @@ void causal_conv1d_step(const XV& x, const WV& weight, const OV& out, tensor_vie
         const T* xp = a.x.ptr(b, c0);
         T* st = K > 0 ? a.state.ptr(slot, c0) : nullptr;
         // Per channel the window slides by one: the full operator's sum, oldest input first
-        // (std::fma: the same roundings as its vector lanes, so a step gives its bits).
+        // (simd::fma: rounded as its vector lanes are, so a step gives its bits).
         const float* bias = a.bias ? a.bias + c0 : nullptr;
         const bool packed = wk == 1 && ws == W && ss == 1 && cs == K && xs == 1;
         detail::with_width(W, [&](auto width) {
@@ -310,9 +310,9 @@ void causal_conv1d_step(const XV& x, const WV& weight, const OV& out, tensor_vie
             for (index_t i = 0; i < n; ++i, wrow += ws, xp += xs, st += cs) {
                 const T xc = *xp;
                 T acc = bias ? T(bias[i]) : T(0);
-                for (index_t w = 0; w < K; ++w) acc = std::fma(wrow[w * wk], st[w * ss], acc);
+                for (index_t w = 0; w < K; ++w) acc = simd::fma(wrow[w * wk], st[w * ss], acc);
                 for (index_t w = 0; w + 1 < K; ++w) st[w * ss] = st[(w + 1) * ss];
-                y[i] = std::fma(wrow[K * wk], xc, acc);
+                y[i] = simd::fma(wrow[K * wk], xc, acc);
                 if (K > 0) st[(K - 1) * ss] = xc;
             }
         });

@@ -6,6 +6,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <limits>
 #include <type_traits>
@@ -50,6 +51,16 @@ template <class T> inline vec<T> fma(const vec<T>& a, const vec<T>& b, const vec
     }
 #else
     return xsimd::fma(a, b, c);
+#endif
+}
+// The same operation on one value, rounded as a lane of the vector fma above is: fused where
+// the target has FMA instructions, a multiply and an add where it has not (SSE2).
+template <class T, class = std::enable_if_t<std::is_floating_point_v<T>>>
+inline T fma(T a, T b, T c) {
+#if defined(__FMA__) || defined(__AVX512F__)
+    return std::fma(a, b, c);
+#else
+    return a * b + c;
 #endif
 }
 template <class T> inline vec<T> max(const vec<T>& a, const vec<T>& b) { return xsimd::max(a, b); }
