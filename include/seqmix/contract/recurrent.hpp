@@ -44,16 +44,34 @@ struct recurrent_sequence {
     index_t batch, begin, len;
 };
 
-struct recurrent_problem {
-    index_t num_seqs, hk, hv, group, dk, dv;  // dk: feature dim (after phi); group = hv / hk
-    index_t dk_in;                             // head dim of q and k before phi
-    index_t n_padded;
-    const std::int32_t* cu_seqlens;
-    double scale;
+// The sequences of a call: batch rows of n_padded tokens each, or packed along the seq axis
+// by cu_seqlens (batch 1).
+struct packed_sequences {
+    index_t num_seqs = 0, n_padded = 0;
+    const std::int32_t* cu_seqlens = nullptr;
     recurrent_sequence sequence(index_t s) const {
         if (cu_seqlens) return {0, cu_seqlens[s], cu_seqlens[s + 1] - cu_seqlens[s]};
         return {s, 0, n_padded};
     }
+};
+
+// The sequences of x ([B, N, ...]), cu_seqlens checked when given.
+template <class V>
+packed_sequences sequences_of(const V& x, const std::int32_t* cu_seqlens, int num_seqs, const char* op,
+                              const char* arg) {
+    packed_sequences q{x.extent(0), x.extent(1), cu_seqlens};
+    if (cu_seqlens) {
+        check(x.extent(0) == 1, op, arg, "batch 1 with cu_seqlens (packed sequences)", x.extent(0));
+        check_cu_seqlens(cu_seqlens, num_seqs, x.extent(1), op, "cu_seqlens");
+        q.num_seqs = num_seqs;
+    }
+    return q;
+}
+
+struct recurrent_problem : packed_sequences {
+    index_t hk, hv, group, dk, dv;  // dk: feature dim (after phi); group = hv / hk
+    index_t dk_in;                  // head dim of q and k before phi
+    double scale;
 };
 
 // The arguments every recurrent operator has; operators with more inputs extend it
@@ -114,53 +132,33 @@ void validate_recurrent(recurrent_args<T>& a, const char* op, const std::int32_t
         fail(op, "v", detail::concat("a head count that is a multiple of q's ", Hk, " (grouped heads)"), Hv);
     check_shape(a.out, {B, N, Hv, Dv}, op, "out");
     check_threads(num_threads, op);
-    index_t seqs = B;
-    if (cu_seqlens) {
-        check(B == 1, op, "q", "batch 1 with cu_seqlens (packed sequences)", B);
-        seqs = num_seqs;
-        check_cu_seqlens(cu_seqlens, seqs, N, op, "cu_seqlens");
-    }
-    const std::array<index_t, 4> state_shape{seqs, Hv, dk_state, Dv + dv_extra};
+    auto& p = a.problem;
+    static_cast<packed_sequences&>(p) = sequences_of(a.q, cu_seqlens, num_seqs, op, "q");
+    const std::array<index_t, 4> state_shape{p.num_seqs, Hv, dk_state, Dv + dv_extra};
     a.initial_state = checked_view(a.initial_state, op, "initial_state");
     a.final_state = checked_output(a.final_state, op, "final_state");
     if (!a.initial_state.empty()) check_shape(a.initial_state, state_shape, op, "initial_state");
     if (!a.final_state.empty()) check_shape(a.final_state, state_shape, op, "final_state");
-    auto& p = a.problem;
-    p.num_seqs = seqs;
     p.hk = Hk;
     p.hv = Hv;
     p.group = Hv / Hk;
     p.dk_in = Dk;
     p.dk = dk_state;
     p.dv = Dv;
-    p.n_padded = N;
-    p.cu_seqlens = cu_seqlens;
 }
 
 // Every value of v in [lo, hi] (NaN rejected), else an error naming the first one outside
 // and its index. Vectorized along unit-stride rows; the outer axes by an odometer.
-template <class T, std::size_t R>
-void check_values_in(const tensor_view<const T, R>& v, T lo, T hi, const char* op, const char* arg,
-                     const char* expected) {
+// fn(row, idx) for every innermost row of v, in order: row points at its first element,
+// idx holds the indices of the outer axes (an odometer over them).
+template <class T, std::size_t R, class Fn>
+void for_each_row(const tensor_view<const T, R>& v, Fn&& fn) {
     if (v.size() == 0) return;
     std::array<index_t, R> idx{};
-    const index_t inner = v.extent(R - 1), stride = v.stride(R - 1);
     while (true) {
         const T* row = v.data();
         for (std::size_t d = 0; d + 1 < R; ++d) row += idx[d] * v.stride(d);
-        index_t bad = inner;
-        if (stride == 1) {
-            bad = index_t(simd::first_outside(row, std::size_t(inner), lo, hi));
-        } else {
-            for (index_t i = 0; i < inner && bad == inner; ++i)
-                if (!(lo <= row[i * stride] && row[i * stride] <= hi)) bad = i;
-        }
-        if (bad < inner) {
-            std::string at;
-            for (std::size_t d = 0; d + 1 < R; ++d) at += std::to_string(idx[d]) + ",";
-            raise(detail::concat(op, ": argument '", arg, "': expected ", expected, ", given ", row[bad * stride],
-                                 " at [", at, bad, "]"));
-        }
+        fn(row, static_cast<const std::array<index_t, R>&>(idx));
         std::size_t d = R - 1;
         while (d-- > 0) {
             if (++idx[d] < v.extent(d)) break;
@@ -168,6 +166,41 @@ void check_values_in(const tensor_view<const T, R>& v, T lo, T hi, const char* o
         }
         if (d == std::size_t(-1)) return;
     }
+}
+
+// "[i,j,...,last]": where for_each_row's row idx found a value, for error messages.
+template <std::size_t R>
+std::string element_index(const std::array<index_t, R>& idx, index_t last) {
+    std::string at = "[";
+    for (std::size_t d = 0; d + 1 < R; ++d) at += std::to_string(idx[d]) + ",";
+    return at + std::to_string(last) + "]";
+}
+
+template <class T, std::size_t R>
+void check_values_in(const tensor_view<const T, R>& v, T lo, T hi, const char* op, const char* arg,
+                     const char* expected) {
+    const index_t inner = v.extent(R - 1), stride = v.stride(R - 1);
+    for_each_row(v, [&](const T* row, const std::array<index_t, R>& idx) {
+        index_t bad = inner;
+        if (stride == 1) {
+            bad = index_t(simd::first_outside(row, std::size_t(inner), lo, hi));
+        } else {
+            for (index_t i = 0; i < inner && bad == inner; ++i)
+                if (!(lo <= row[i * stride] && row[i * stride] <= hi)) bad = i;
+        }
+        if (bad < inner)
+            raise(detail::concat(op, ": argument '", arg, "': expected ", expected, ", given ", row[bad * stride],
+                                 " at ", element_index(idx, bad)));
+    });
+}
+
+// An options array of n floats (log_decay, D, biases) in [lo, hi] (NaN rejected), or not
+// given; the error names the first value outside as arg[i].
+inline void check_array_in(const float* p, index_t n, float lo, float hi, const char* op, const char* arg,
+                           const char* expected) {
+    if (!p) return;
+    const index_t i = index_t(simd::first_outside(p, std::size_t(n), lo, hi));
+    if (i < n) raise(detail::concat(op, ": argument '", arg, "': expected ", expected, ", given ", arg, "[", i, "] = ", p[i]));
 }
 
 // Log gates must be <= 0 (forget gates in [0, 1]; -inf forgets everything); NaN is rejected.
@@ -279,11 +312,7 @@ step_args<T> prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, 
 
 // Per-head log decays (linear attention): <= 0, -inf allowed (forget everything), no NaN.
 inline void check_log_decay(const float* log_decay, index_t hv, const char* op) {
-    if (!log_decay) return;
-    const index_t h = index_t(simd::first_outside(log_decay, std::size_t(hv), -INFINITY, 0.0f));
-    if (h < hv)
-        raise(detail::concat(op, ": argument 'log_decay': expected values <= 0, given log_decay[", h, "] = ",
-                             log_decay[h]));
+    check_array_in(log_decay, hv, -INFINITY, 0.0f, op, "log_decay", "values <= 0");
 }
 
 inline void check_chunk_size(int c, const char* op) {

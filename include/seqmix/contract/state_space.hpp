@@ -105,10 +105,8 @@ inline void check_groups(index_t G, index_t count, const char* op, const char* w
 
 // A per-channel or per-head options array (D, biases) of n values: finite, or not given.
 inline void check_param(const float* p, index_t n, const char* op, const char* arg) {
-    if (!p) return;
-    const index_t i = index_t(simd::first_outside(p, std::size_t(n), -std::numeric_limits<float>::max(),
-                                                  std::numeric_limits<float>::max()));
-    if (i < n) raise(detail::concat(op, ": argument '", arg, "': expected finite values, given ", arg, "[", i, "] = ", p[i]));
+    check_array_in(p, n, -std::numeric_limits<float>::max(), std::numeric_limits<float>::max(), op, arg,
+                   "finite values");
 }
 
 // The memory of such an array for the alias rules (n must outlive the check).
@@ -127,29 +125,10 @@ inline arg_memory param_memory(const char* arg, const float* p, const index_t& n
     return m;
 }
 
-// Sequences of a scan: batch rows, or packed with cu_seqlens (batch 1); returns their count.
-template <class V>
-index_t scan_sequences(const V& x, const std::int32_t* cu_seqlens, int num_seqs, const char* op, const char* arg) {
-    if (!cu_seqlens) return x.extent(0);
-    check(x.extent(0) == 1, op, arg, "batch 1 with cu_seqlens (packed sequences)", x.extent(0));
-    check_cu_seqlens(cu_seqlens, num_seqs, x.extent(1), op, "cu_seqlens");
-    return num_seqs;
-}
-
-// What every scan's arguments know about their sequences.
-struct scan_sequences_of {
-    index_t num_seqs = 0, n_padded = 0;
-    const std::int32_t* cu_seqlens = nullptr;
-    recurrent_sequence sequence(index_t s) const {
-        if (cu_seqlens) return {0, cu_seqlens[s], cu_seqlens[s + 1] - cu_seqlens[s]};
-        return {s, 0, n_padded};
-    }
-};
-
 // ---- selective_scan ----
 
 template <class T>
-struct selective_scan_args : scan_sequences_of {
+struct selective_scan_args : packed_sequences {
     tensor_view<const T, 3> u, delta, z;  // [Bt,N,Din]
     tensor_view<const T, 2> A;            // [Din,S]
     tensor_view<const T, 4> B, C;         // [Bt,N,G,S]
@@ -188,9 +167,7 @@ selective_scan_args<T> prepare_selective_scan(const UV& u, const DV& delta, cons
     check_shape(a.out, {Bt, N, Din}, op, "out");
     if (!a.z.empty()) check_shape(a.z, {Bt, N, Din}, op, "z");
     check_threads(opt.num_threads, op);
-    a.num_seqs = scan_sequences(a.u, opt.cu_seqlens, opt.num_seqs, op, "u");
-    a.n_padded = N;
-    a.cu_seqlens = opt.cu_seqlens;
+    static_cast<packed_sequences&>(a) = sequences_of(a.u, opt.cu_seqlens, opt.num_seqs, op, "u");
     a.initial_state = checked_view(initial_state, op, "initial_state");
     a.final_state = checked_output(final_state, op, "final_state");
     if (!a.initial_state.empty()) check_shape(a.initial_state, {a.num_seqs, Din, S}, op, "initial_state");
@@ -219,21 +196,15 @@ template <class T, std::size_t R>
 void check_ssd_steps(const tensor_view<const T, R>& dt, const float* bias, bool softplus, const char* op) {
     check_values_in(dt, -std::numeric_limits<T>::max(), std::numeric_limits<T>::max(), op, "dt", "finite values");
     if (softplus) return;
-    const index_t H = dt.extent(R - 1), rows = dt.size() / std::max<index_t>(H, 1);
-    for (index_t i = 0; i < rows; ++i) {
-        const T* row = dt.data();
-        index_t rest = i;
-        for (std::size_t d = R - 1; d-- > 0;) {
-            row += (rest % dt.extent(d)) * dt.stride(d);
-            rest /= dt.extent(d);
-        }
+    const index_t H = dt.extent(R - 1), hs = dt.stride(R - 1);
+    for_each_row(dt, [&](const T* row, const std::array<index_t, R>& idx) {
         for (index_t h = 0; h < H; ++h) {
-            const double step = double(row[h * dt.stride(R - 1)]) + (bias ? double(bias[h]) : 0.0);
+            const double step = double(row[h * hs]) + (bias ? double(bias[h]) : 0.0);
             if (!(step >= 0))
                 raise(detail::concat(op, ": argument 'dt': expected dt + dt_bias >= 0 without dt_softplus, given ",
-                                     step, " at row ", i, ", head ", h));
+                                     step, " at ", element_index(idx, h)));
         }
-    }
+    });
 }
 
 template <class T>
@@ -272,14 +243,12 @@ ssd_args<T> prepare_ssd(const XV& x, const TV& dt, const AV& A, const BV& B, con
     check_threads(opt.num_threads, op);
     check_chunk_size(opt.chunk_size, op);
     auto& p = a.problem;
-    p.num_seqs = scan_sequences(a.v, opt.cu_seqlens, opt.num_seqs, op, "x");
+    static_cast<packed_sequences&>(p) = sequences_of(a.v, opt.cu_seqlens, opt.num_seqs, op, "x");
     p.hk = G;
     p.hv = H;
     p.group = H / G;
     p.dk = p.dk_in = S;
     p.dv = P;
-    p.n_padded = N;
-    p.cu_seqlens = opt.cu_seqlens;
     p.scale = 1;
     a.initial_state = checked_view(initial_state, op, "initial_state");
     a.final_state = checked_output(final_state, op, "final_state");
@@ -303,7 +272,7 @@ ssd_args<T> prepare_ssd(const XV& x, const TV& dt, const AV& A, const BV& B, con
 // ---- causal_conv1d ----
 
 template <class T>
-struct conv1d_args : scan_sequences_of {
+struct conv1d_args : packed_sequences {
     tensor_view<const T, 3> x;       // [Bt,N,C]
     tensor_view<const T, 2> weight;  // [C,W]
     tensor_view<T, 3> out;
@@ -335,9 +304,7 @@ conv1d_args<T> prepare_conv1d(const XV& x, const WV& weight, const OV& out, cons
     check_shape(a.out, {Bt, N, Ch}, op, "out");
     check_threads(opt.num_threads, op);
     check_activation(opt.activation, op);
-    a.num_seqs = scan_sequences(a.x, opt.cu_seqlens, opt.num_seqs, op, "x");
-    a.n_padded = N;
-    a.cu_seqlens = opt.cu_seqlens;
+    static_cast<packed_sequences&>(a) = sequences_of(a.x, opt.cu_seqlens, opt.num_seqs, op, "x");
     a.initial_state = checked_view(initial_state, op, "initial_state");
     a.final_state = checked_output(final_state, op, "final_state");
     if (!a.initial_state.empty()) check_shape(a.initial_state, {a.num_seqs, Ch, W - 1}, op, "initial_state");
