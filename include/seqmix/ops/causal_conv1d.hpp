@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../contract/state_space.hpp"
@@ -46,9 +47,9 @@ void pack_conv_inputs(const conv1d_args<T>& a, index_t s, const recurrent_sequen
 
 // The outputs at one vector of lanes: bias + sum_w weight(w) input(w) in this order, then
 // the activation. Every path below computes exactly this, so layouts never change the bits.
-template <class T, class Width, class Weight, class Input>
-inline simd::vec<T> conv_lanes(simd::vec<T> acc, Width W, Weight&& weight, Input&& input, activation act) {
-    for (index_t w = 0; w < index_t(W); ++w) acc = simd::fma(weight(w), input(w), acc);
+template <class T, class Weight, class Input>
+inline simd::vec<T> conv_lanes(simd::vec<T> acc, index_t W, Weight&& weight, Input&& input, activation act) {
+    for (index_t w = 0; w < W; ++w) acc = simd::fma(weight(w), input(w), acc);
     return act == activation::silu ? simd::silu(acc) : acc;
 }
 
@@ -80,6 +81,42 @@ void conv_step_channels(const T* w, const T* x, T* st, const float* bias, T* y, 
 
 // Widths up to this run on the streaming paths (their window's row pointers on the stack).
 constexpr index_t conv_max_streaming_width = 32;
+
+// The weights as [W][ld] and the bias as [ld] (channels padded with zeros to whole
+// vectors), packed once per call into the calling thread's scratch.
+template <class T>
+struct packed_conv_weights {
+    index_t ld;
+    thread_scratch<T> storage;
+    T *w, *bias;
+    explicit packed_conv_weights(const conv1d_args<T>& a)
+        : ld((a.channels + index_t(simd::width<T>) - 1) / index_t(simd::width<T>) * index_t(simd::width<T>)),
+          storage(1, scratch_carver<T>::size_of(a.width * ld, ld)) {
+        scratch_carver<T> cv(storage.get(0));
+        w = cv.take(std::size_t(a.width * ld));
+        bias = cv.take(std::size_t(ld));
+        kernels::pack_block(a.weight.ptr(0), a.weight.stride(1), a.weight.stride(0), a.width, a.channels, w, ld);
+        for (index_t c = 0; c < ld; ++c) bias[c] = a.bias && c < a.channels ? T(a.bias[c]) : T(0);
+    }
+};
+
+// The token tiles of every sequence, numbered sequence by sequence (the work items of the
+// prefill paths: tiles need nothing from each other but the inputs before them).
+struct token_tiles {
+    index_t tile_tokens;
+    std::vector<index_t> first;  // first[s]: the number of the first tile of sequence s
+    template <class Sequences>
+    token_tiles(const Sequences& q, index_t tb) : tile_tokens(tb), first(std::size_t(q.num_seqs) + 1, 0) {
+        for (index_t s = 0; s < q.num_seqs; ++s)
+            first[std::size_t(s) + 1] = first[std::size_t(s)] + (q.sequence(s).len + tb - 1) / tb;
+    }
+    index_t count() const { return first.back(); }
+    // The sequence of tile `tile` and the tile's first token in it.
+    std::pair<index_t, index_t> locate(index_t tile) const {
+        const index_t s = index_t(std::upper_bound(first.begin(), first.end(), tile) - first.begin()) - 1;
+        return {s, (tile - first[std::size_t(s)]) * tile_tokens};
+    }
+};
 
 // NV vectors of channels through `rows` rows, the window's last W - 1 input vectors, the
 // weights and the bias held in registers: per row one load of the new input, W FMAs and
@@ -116,23 +153,18 @@ void conv_token_major(const conv1d_args<T>& a, int num_threads) {
     using V = simd::vec<T>;
     constexpr index_t L = index_t(simd::width<T>);
     constexpr index_t NV = simd::register_count >= 32 ? 2 : 1;
-    const index_t W = a.width, K = W - 1, C = a.channels, Tb = conv_tile_tokens;
-    const index_t ld = (C + L - 1) / L * L;
-    thread_scratch<T> shared(1, scratch_carver<T>::size_of(W * ld, ld));
-    scratch_carver<T> sc(shared.get(0));
-    T* wt = sc.take(std::size_t(W * ld));
-    T* bias = sc.take(std::size_t(ld));
-    kernels::pack_block(a.weight.ptr(0), a.weight.stride(1), a.weight.stride(0), W, C, wt, ld);
-    for (index_t c = 0; c < ld; ++c) bias[c] = a.bias && c < C ? T(a.bias[c]) : T(0);
-    std::vector<index_t> first_tile(std::size_t(a.num_seqs) + 1, 0);
-    for (index_t s = 0; s < a.num_seqs; ++s)
-        first_tile[std::size_t(s) + 1] = first_tile[std::size_t(s)] + (a.sequence(s).len + Tb - 1) / Tb;
-    const int threads = resolve_threads(num_threads, first_tile.back());
+    const index_t W = a.width, K = W - 1, C = a.channels;
+    const packed_conv_weights<T> pw(a);
+    const index_t ld = pw.ld;
+    const T* wt = pw.w;
+    const T* bias = pw.bias;
+    const token_tiles tiles(a, conv_tile_tokens);
+    const int threads = resolve_threads(num_threads, tiles.count());
     thread_scratch<T> scratch(threads, std::size_t(std::max<index_t>(K, 1) * ld));
-    parallel_for(first_tile.back(), threads, [&](index_t tile, int t) {
-        const index_t s = index_t(std::upper_bound(first_tile.begin(), first_tile.end(), tile) - first_tile.begin()) - 1;
+    parallel_for(tiles.count(), threads, [&](index_t tile, int t) {
+        const auto [s, t0] = tiles.locate(tile);
         const auto sq = a.sequence(s);
-        const index_t t0 = (tile - first_tile[std::size_t(s)]) * Tb, t1 = std::min(sq.len, t0 + Tb);
+        const index_t t1 = std::min(sq.len, t0 + conv_tile_tokens);
         T* history = scratch.get(t);  // the inputs before the sequence, when this tile reaches back to them
         if (t0 < K) pack_conv_inputs(a, s, sq, -K, K, 0, C, history, ld);
         auto row = [&](index_t j) -> const T* { return j >= 0 ? a.x.ptr(sq.batch, sq.begin + j) : history + (K + j) * ld; };
@@ -211,31 +243,28 @@ void conv_packed(const conv1d_args<T>& a, int num_threads) {
     const index_t W = a.width, K = W - 1, CB = conv_block_channels, Tb = conv_tile_tokens;
     const index_t ld = (std::min(CB, a.channels) + L - 1) / L * L;
     const index_t cblocks = (a.channels + CB - 1) / CB;
-    std::vector<index_t> first_tile(std::size_t(a.num_seqs) + 1, 0);
-    for (index_t s = 0; s < a.num_seqs; ++s)
-        first_tile[std::size_t(s) + 1] = first_tile[std::size_t(s)] + (a.sequence(s).len + Tb - 1) / Tb;
-    const index_t items = first_tile.back() * cblocks;
+    const packed_conv_weights<T> pw(a);
+    const token_tiles tiles(a, Tb);
+    const index_t items = tiles.count() * cblocks;
     const int threads = resolve_threads(num_threads, items);
-    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of((K + Tb) * ld, Tb * ld, W * ld, ld));
+    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of((K + Tb) * ld, Tb * ld));
     parallel_for(items, threads, [&](index_t item, int t) {
-        const index_t tile = item / cblocks, c0 = item % cblocks * CB, cols = std::min(CB, a.channels - c0);
-        const index_t s = index_t(std::upper_bound(first_tile.begin(), first_tile.end(), tile) - first_tile.begin()) - 1;
+        const index_t c0 = item % cblocks * CB, cols = std::min(CB, a.channels - c0);
+        const auto [s, t0] = tiles.locate(item / cblocks);
         const auto sq = a.sequence(s);
-        const index_t t0 = (tile - first_tile[std::size_t(s)]) * Tb, len = std::min(Tb, sq.len - t0);
+        const index_t len = std::min(Tb, sq.len - t0);
         scratch_carver<T> cv(scratch.get(t));
         T* xt = cv.take(std::size_t((K + Tb) * ld));
         T* y = cv.take(std::size_t(Tb * ld));
-        T* wt = cv.take(std::size_t(W * ld));
-        T* bias = cv.take(std::size_t(ld));
-        kernels::pack_block(a.weight.ptr(c0), a.weight.stride(1), a.weight.stride(0), W, cols, wt, ld);
-        for (index_t c = 0; c < ld; ++c) bias[c] = a.bias && c < cols ? T(a.bias[c0 + c]) : T(0);
+        const T* wt = pw.w + c0;
+        const T* bias = pw.bias + c0;
         pack_conv_inputs(a, s, sq, t0 - K, K + len, c0, cols, xt, ld);
         for (index_t j = 0; j < ld; j += L)
             for (index_t i = 0; i < len; ++i)
                 simd::store_aligned(y + i * ld + j,
                                     conv_lanes<T>(
                                         simd::load_aligned(bias + j), W,
-                                        [&](index_t w) { return simd::load_aligned(wt + w * ld + j); },
+                                        [&](index_t w) { return simd::load_aligned(wt + w * pw.ld + j); },
                                         [&](index_t w) { return simd::load_aligned(xt + (i + w) * ld + j); }, a.act));
         kernels::unpack_block(static_cast<const T*>(y), ld, len, cols, a.out.ptr(sq.batch, sq.begin + t0, c0),
                               a.out.stride(1), a.out.stride(2));
