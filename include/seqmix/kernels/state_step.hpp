@@ -186,38 +186,21 @@ void step_rows(const tensor_view<T, 4>& state, const std::int32_t* indices, inde
     });
 }
 
-// The row form of a decode step (the state-space models, whose state rows are read against
-// C): S[d][e] = decay_e S[d][e] + k_d v_e, then o_d = sum_e S[d][e] c_e, for rows d < rows
-// and columns e < n (row stride lds, column stride lcs). Unit-stride rows are one pass of
-// vectors: v, c and the decays stay in registers for up to 8 vectors of columns.
+// The row form of a decode step (Mamba-2's state [P][S], read against C):
+// S[d][e] = decay S[d][e] + k_d v_e, then o_d = sum_e S[d][e] c_e, for rows d < rows and
+// columns e < n (row stride lds, column stride lcs). Unit-stride rows of up to 8 vectors
+// keep v and c in registers; wider rows stream them from cache.
 template <class T>
-void state_step_dot(T* S, index_t lds, index_t lcs, index_t rows, index_t n, const T* decay, const T* k, const T* v,
+void state_step_dot(T* S, index_t lds, index_t lcs, index_t rows, index_t n, T decay, const T* k, const T* v,
                     const T* c, T* o) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
-    if (lcs != 1 || n > 8 * W) {
+    if (lcs != 1) {
         for (index_t d = 0; d < rows; ++d) {
-            T* row = S + d * lds;
-            if (lcs == 1) {  // wide rows: vectors straight from memory
-                V acc(T(0));
-                index_t e = 0;
-                for (; e + W <= n; e += W) {
-                    const V s = simd::fma(simd::load(row + e), simd::load(decay + e), V(k[d]) * simd::load(v + e));
-                    simd::store(row + e, s);
-                    acc = simd::fma(s, simd::load(c + e), acc);
-                }
-                T sum = simd::hsum(acc);
-                for (; e < n; ++e) {
-                    row[e] = decay[e] * row[e] + k[d] * v[e];
-                    sum += row[e] * c[e];
-                }
-                o[d] = sum;
-                continue;
-            }
             T sum = 0;
             for (index_t e = 0; e < n; ++e) {
-                T& s_ = row[e * lcs];
-                s_ = decay[e] * s_ + k[d] * v[e];
+                T& s_ = S[d * lds + e * lcs];
+                s_ = decay * s_ + k[d] * v[e];
                 sum += s_ * c[e];
             }
             o[d] = sum;
@@ -226,24 +209,27 @@ void state_step_dot(T* S, index_t lds, index_t lcs, index_t rows, index_t n, con
     }
     constexpr index_t NB = 8;
     const index_t nv = (n + W - 1) / W;
-    V dec[NB], vv[NB], cc[NB];
-    index_t cnt[NB];
-    for (index_t j = 0; j < nv; ++j) {
-        cnt[j] = std::min(W, n - j * W);
-        dec[j] = simd::load_partial(decay + j * W, std::size_t(cnt[j]));
-        vv[j] = simd::load_partial(v + j * W, std::size_t(cnt[j]));
-        cc[j] = simd::load_partial(c + j * W, std::size_t(cnt[j]));
-    }
+    const bool in_registers = nv <= NB;
+    V vv[NB], cc[NB];
+    auto lanes = [&](index_t j) { return std::size_t(std::min(W, n - j * W)); };
+    auto load_lanes = [&](const T* p, index_t j) {
+        return lanes(j) == std::size_t(W) ? simd::load(p + j * W) : simd::load_partial(p + j * W, lanes(j));
+    };
+    if (in_registers)
+        for (index_t j = 0; j < nv; ++j) {
+            vv[j] = load_lanes(v, j);
+            cc[j] = load_lanes(c, j);
+        }
+    const V dec(decay);
     for (index_t d = 0; d < rows; ++d) {
         T* row = S + d * lds;
         const V kd(k[d]);
         V acc(T(0));
         for (index_t j = 0; j < nv; ++j) {
-            const V old = cnt[j] == W ? simd::load(row + j * W) : simd::load_partial(row + j * W, std::size_t(cnt[j]));
-            const V s = simd::fma(old, dec[j], kd * vv[j]);
-            if (cnt[j] == W) simd::store(row + j * W, s);
-            else simd::store_partial(row + j * W, s, std::size_t(cnt[j]));
-            acc = simd::fma(s, cc[j], acc);
+            const V s = simd::fma(load_lanes(row, j), dec, kd * (in_registers ? vv[j] : load_lanes(v, j)));
+            if (lanes(j) == std::size_t(W)) simd::store(row + j * W, s);
+            else simd::store_partial(row + j * W, s, lanes(j));
+            acc = simd::fma(s, in_registers ? cc[j] : load_lanes(c, j), acc);
         }
         o[d] = simd::hsum(acc);
     }

@@ -161,10 +161,9 @@ void ssd_step(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, 
     const auto a = detail::prepare_ssd_step(x, dt, A, B, C, out, state, opt, "ssd_step");
     const index_t P = a.dhead, S = a.dstate;
     kernels::for_each_slot<T>(
-        opt.state_indices, a.batch, a.heads, opt.num_threads, scratch_carver<T>::size_of(S, S, S, P, P, P),
+        opt.state_indices, a.batch, a.heads, opt.num_threads, scratch_carver<T>::size_of(S, S, P, P, P),
         [&](index_t b, index_t h, index_t slot, T* scratch) {
             scratch_carver<T> cv(scratch);
-            T* decay = cv.take(std::size_t(S));
             T* bv = cv.take(std::size_t(S));
             T* cvec = cv.take(std::size_t(S));
             T* xd = cv.take(std::size_t(P));
@@ -172,13 +171,12 @@ void ssd_step(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, 
             T* work = cv.take(std::size_t(P));
             const index_t g = h / (a.heads / a.groups);
             const T d = detail::ssd_step_size(a.dt(b, h), a.dt_bias, h, a.softplus);
-            std::fill(decay, decay + S, std::exp(d * a.A(h)));
             kernels::pack_row(a.B.ptr(b, g), a.B.stride(2), S, bv, S);
             kernels::pack_row(a.C.ptr(b, g), a.C.stride(2), S, cvec, S);
             kernels::pack_row(a.x.ptr(b, h), a.x.stride(2), P, xd, P);
             simd::scale(d, xd, std::size_t(P));
             const auto st = a.state;
-            kernels::state_step_dot(st.ptr(slot, h), st.stride(2), st.stride(3), P, S, static_cast<const T*>(decay),
+            kernels::state_step_dot(st.ptr(slot, h), st.stride(2), st.stride(3), P, S, T(std::exp(d * a.A(h))),
                                     static_cast<const T*>(xd), static_cast<const T*>(bv), static_cast<const T*>(cvec), y);
             detail::skip_and_gate(static_cast<const T*>(y), P, a.x.ptr(b, h), a.x.stride(2), a.D ? T(a.D[h]) : T(0),
                                   a.D != nullptr, a.z.empty() ? nullptr : a.z.ptr(b, h), a.z.empty() ? 0 : a.z.stride(2),
