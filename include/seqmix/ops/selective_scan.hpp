@@ -144,12 +144,13 @@ void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B,
     const index_t blocks = (a.din + block - 1) / block;
     const auto st = a.state;
     kernels::for_each_slot<T>(
-        opt.state_indices, a.batch, blocks, opt.num_threads, scratch_carver<T>::size_of(block, block, block, S, S, S, S),
+        opt.state_indices, a.batch, blocks, opt.num_threads, scratch_carver<T>::size_of(block, block, block, block, S, S, S, S),
         [&](index_t b, index_t cb, index_t slot, T* scratch) {
             scratch_carver<T> cv(scratch);
             T* d = cv.take(std::size_t(block));
             T* x = cv.take(std::size_t(block));
             T* y = cv.take(std::size_t(block));
+            T* zrow = cv.take(std::size_t(block));
             T* Bv = cv.take(std::size_t(S));
             T* Cv = cv.take(std::size_t(S));
             T* arow = cv.take(std::size_t(S));
@@ -157,6 +158,7 @@ void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B,
             const index_t c0 = cb * block, n = std::min(block, a.din - c0);
             kernels::pack_row(a.delta.ptr(b, c0), a.delta.stride(1), n, d, block);
             kernels::pack_row(a.u.ptr(b, c0), a.u.stride(1), n, x, block);
+            if (!a.z.empty()) kernels::pack_row(a.z.ptr(b, c0), a.z.stride(1), n, zrow, block);
             for (index_t i = 0; i < n; i += L) {
                 const V raw = simd::load_aligned(d + i) + detail::param_lanes<T>(a.delta_bias, c0 + i, std::min(L, n - i), T(0));
                 simd::store_aligned(d + i, a.softplus ? simd::softplus(raw) : raw);
@@ -202,11 +204,7 @@ void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B,
                 const std::size_t r = std::size_t(std::min(L, n - i));
                 V v = simd::load_aligned(y + i);
                 if (a.D) v = simd::fma(detail::param_lanes<T>(a.D, c0 + i, index_t(r), T(0)), simd::load_aligned(x + i), v);
-                if (!a.z.empty()) {
-                    alignas(64) T zl[simd::width<T>] = {};
-                    for (std::size_t l = 0; l < r; ++l) zl[l] = a.z(b, c0 + i + index_t(l));
-                    v = v * simd::silu(simd::load_aligned(zl));
-                }
+                if (!a.z.empty()) v = v * simd::silu(simd::load_aligned(zrow + i));
                 simd::store_aligned(y + i, v);
             }
             kernels::emit_row(static_cast<const T*>(y), T(1), a.out.ptr(b, c0), a.out.stride(1), n);
