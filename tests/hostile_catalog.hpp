@@ -30,56 +30,6 @@ op_spec make_op(std::string name, std::vector<arg_desc> args, F f) {
     return op;
 }
 
-// A decode step's reference: for each batch row with a slot, one token of the full
-// reference operator from the slot's state, written back to the slot. fn gets the row's
-// q, k, v, g (empty if none), out, the slot's state in and out, and beta (empty if none).
-template <class T, class F>
-void reference_step(const arg_set<T>& a, F&& fn) {
-    using seqmix::tensor_view;
-    const auto q = a.template in<3>("q"), k = a.template in<3>("k"), v = a.template in<3>("v");
-    const auto out = a.template view<3>("out");
-    const auto state = a.template view<4>("state");
-    const index_t H = state.extent(1), Dk = state.extent(2), Dv = state.extent(3);
-    std::vector<T> fin_buf(std::size_t(H * Dk * Dv));
-    for (index_t b = 0; b < q.extent(0); ++b) {
-        const index_t slot = a.indices() ? a.indices()[b] : b;
-        if (slot == seqmix::pad_slot) continue;
-        auto token = [&](const auto& x) {  // row b of [B,H,D] as [1,1,H,D]
-            using E = typename std::decay_t<decltype(x)>::element_type;
-            return tensor_view<E, 4>(x.ptr(b), {1, 1, x.extent(1), x.extent(2)}, {0, 0, x.stride(1), x.stride(2)});
-        };
-        tensor_view<const T, 4> init(state.ptr(slot), {1, H, Dk, Dv});
-        tensor_view<T, 4> fin(fin_buf.data(), {1, H, Dk, Dv});
-        auto per_head = [&](const tensor_view<const T, 2>& x) {  // row b of [B,H] as [1,1,H]
-            return tensor_view<const T, 3>(x.ptr(b), {1, 1, x.extent(1)}, {0, 0, x.stride(1)});
-        };
-        const auto beta = a.has("beta") ? per_head(a.template in<2>("beta")) : tensor_view<const T, 3>();
-        if (a.has("g") && a.get("g").shape.size() == 3) {
-            fn(token(q), token(k), token(v), token(a.template in<3>("g")), token(out), init, fin, beta);
-        } else if (a.has("g")) {
-            fn(token(q), token(k), token(v), per_head(a.template in<2>("g")), token(out), init, fin, beta);
-        } else {
-            fn(token(q), token(k), token(v), tensor_view<const T, 4>(), token(out), init, fin, beta);
-        }
-        for (index_t i = 0; i < H * Dk * Dv; ++i) state.ptr(slot)[i] = fin_buf[std::size_t(i)];
-    }
-}
-
-// The per-head log decays of linear attention as the const float* its options take.
-template <class T>
-std::vector<float> decays_of(const arg_set<T>& a) {
-    const auto& d = a.get("log_decay");
-    return std::vector<float>(d.storage->begin(), d.storage->end());
-}
-
-// An options array (D, a bias) as the const float* the options take; empty if not an argument.
-template <class T>
-std::vector<float> params_of(const arg_set<T>& a, const std::string& name) {
-    if (!a.has(name)) return {};
-    const auto& d = a.get(name);
-    return std::vector<float>(d.storage->begin(), d.storage->end());
-}
-
 // Row b of a step's [B, ...] view as a one-token [1, 1, ...] view of the full operator.
 template <class T, std::size_t R>
 seqmix::tensor_view<T, R + 1> one_token(const seqmix::tensor_view<T, R>& x, index_t b) {
@@ -105,6 +55,34 @@ void reference_pool_step(const arg_set<T>& a, F&& fn) {
         fn(b, st.data + slot * per_slot, fin_buf.data());
         std::copy(fin_buf.begin(), fin_buf.end(), st.data + slot * per_slot);
     }
+}
+
+// A matrix-state step's reference (reference_pool_step): fn gets the row's q, k, v, g (empty
+// if none), out, the slot's state in and out, and beta (empty if none).
+template <class T, class F>
+void reference_step(const arg_set<T>& a, F&& fn) {
+    using seqmix::tensor_view;
+    const auto& st = a.get("state");
+    const index_t H = st.shape[1], Dk = st.shape[2], Dv = st.shape[3];
+    reference_pool_step(a, [&](index_t b, const T* init_p, T* fin_p) {
+        const tensor_view<const T, 4> init(init_p, {1, H, Dk, Dv});
+        const tensor_view<T, 4> fin(fin_p, {1, H, Dk, Dv});
+        const auto q = one_token(a.template in<3>("q"), b), k = one_token(a.template in<3>("k"), b);
+        const auto v = one_token(a.template in<3>("v"), b);
+        const auto out = one_token(a.template view<3>("out"), b);
+        const auto beta = a.has("beta") ? one_token(a.template in<2>("beta"), b) : tensor_view<const T, 3>();
+        if (a.has("g") && a.get("g").shape.size() == 3) fn(q, k, v, one_token(a.template in<3>("g"), b), out, init, fin, beta);
+        else if (a.has("g")) fn(q, k, v, one_token(a.template in<2>("g"), b), out, init, fin, beta);
+        else fn(q, k, v, tensor_view<const T, 4>(), out, init, fin, beta);
+    });
+}
+
+// An options array (log_decay, D, a bias) as the const float* the options take; empty if not an argument.
+template <class T>
+std::vector<float> params_of(const arg_set<T>& a, const std::string& name) {
+    if (!a.has(name)) return {};
+    const auto& d = a.get(name);
+    return std::vector<float>(d.storage->begin(), d.storage->end());
 }
 
 inline std::vector<op_spec> catalog(index_t N = 70, index_t B = 2) {
@@ -147,7 +125,7 @@ inline std::vector<op_spec> catalog(index_t N = 70, index_t B = 2) {
                            {"initial_state", role::state_in, {B, Hv, Dk, Dv}},
                            {"final_state", role::state_out, {B, Hv, Dk, Dv}}},
                           [](const auto& a, auto reference) {
-                              const auto dec = decays_of(a);
+                              const auto dec = params_of(a, "log_decay");
                               linear_attention_options o;
                               o.log_decay = dec.data();
                               o.num_threads = a.num_threads;
@@ -204,7 +182,7 @@ inline std::vector<op_spec> catalog(index_t N = 70, index_t B = 2) {
                               {"out", role::output, {B, Hv, Dv}},
                               {"state", role::state_inout, {slots, Hv, Dk, Dv}}},
                              [](const auto& a, auto reference) {
-                                 const auto dec = decays_of(a);
+                                 const auto dec = params_of(a, "log_decay");
                                  linear_attention_step_options o;
                                  o.log_decay = dec.data();
                                  o.num_threads = a.num_threads;

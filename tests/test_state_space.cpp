@@ -30,6 +30,25 @@ std::vector<float> random_params(index_t n, unsigned seed, double lo, double hi)
     return std::vector<float>(t.data(), t.data() + n);
 }
 
+// Token t of a [Bt, N, ...] tensor as the [Bt, ...] view a decode step takes (const inputs).
+template <class T, std::size_t R>
+tensor_view<const T, R - 1> at_token(const tensor<T, R>& x, index_t t) {
+    const auto v = x.view();
+    std::array<index_t, R - 1> shape{}, strides{};
+    for (std::size_t i = 0, j = 0; i < R; ++i) {
+        if (i == 1) continue;
+        shape[j] = v.extent(i);
+        strides[j++] = v.stride(i);
+    }
+    return {v.ptr(0, t), shape, strides};
+}
+// The same, writable (the steps' outputs).
+template <class T, std::size_t R>
+tensor_view<T, R - 1> at_token_out(tensor<T, R>& x, index_t t) {
+    const auto c = at_token(x, t);
+    return {const_cast<T*>(c.data()), c.shape(), c.strides()};
+}
+
 // A view of `t` read through a permutation: the same values stored in another axis order.
 // order[i] is the storage position of logical axis i (storage shape = logical shape permuted).
 template <class T, std::size_t R>
@@ -211,20 +230,9 @@ TEST_CASE("selective_scan: whole == pieces (in place) == decode steps in a pool;
     so.delta_softplus = true;
     so.state_indices = slots;
     for (index_t t = 0; t < s.N; ++t) {
-        auto tok = [&](const auto& v) { return slice(v, 1, t, 1); };
-        auto u = in.u.view(), d = in.delta.view(), z = in.z.view(), y = steps.view();
-        auto drop = [](auto v) {  // [Bt,1,X] -> [Bt,X]
-            using E = typename decltype(v)::element_type;
-            return tensor_view<E, 2>(v.data(), {v.extent(0), v.extent(2)}, {v.stride(0), v.stride(2)});
-        };
-        auto drop4 = [](auto v) {  // [Bt,1,G,S] -> [Bt,G,S]
-            using E = typename decltype(v)::element_type;
-            return tensor_view<E, 3>(v.data(), {v.extent(0), v.extent(2), v.extent(3)}, {v.stride(0), v.stride(2), v.stride(3)});
-        };
-        so.z = drop(tensor_view<const float, 3>(tok(z)));
-        selective_scan_step(drop(tensor_view<const float, 3>(tok(u))), drop(tensor_view<const float, 3>(tok(d))),
-                            in.A.view(), drop4(tensor_view<const float, 4>(tok(in.B.view()))),
-                            drop4(tensor_view<const float, 4>(tok(in.C.view()))), drop(tok(y)), pool.view(), so);
+        so.z = at_token(in.z, t);
+        selective_scan_step(at_token(in.u, t), at_token(in.delta, t), in.A.view(), at_token(in.B, t), at_token(in.C, t),
+                            at_token_out(steps, t), pool.view(), so);
     }
     CHECK(max_rel_error(steps, whole.out) < 1e-5);
     for (index_t b = 0; b < s.Bt; ++b)
@@ -396,17 +404,10 @@ TEST_CASE("ssd_scan: whole == pieces (in place) == decode steps; varlen == separ
     so.dt_bias = in.bias.data();
     so.dt_softplus = true;
     so.state_indices = slots;
-    auto drop = [](auto v) {  // [Bt,1,X,Y] -> [Bt,X,Y]
-        using E = typename decltype(v)::element_type;
-        return tensor_view<E, 3>(v.data(), {v.extent(0), v.extent(2), v.extent(3)}, {v.stride(0), v.stride(2), v.stride(3)});
-    };
     for (index_t t = 0; t < s.N; ++t) {
-        auto tok4 = [&](const auto& v) { return drop(tensor_view<const float, 4>(slice(v, 1, t, 1))); };
-        const auto dt1 = slice(in.dt.view(), 1, t, 1);
-        so.z = tok4(in.z.view());
-        ssd_step(tok4(in.x.view()),
-                 tensor_view<const float, 2>(dt1.data(), {s.Bt, s.H}, {dt1.stride(0), dt1.stride(2)}), in.A.view(),
-                 tok4(in.B.view()), tok4(in.C.view()), drop(slice(steps.view(), 1, t, 1)), pool.view(), so);
+        so.z = at_token(in.z, t);
+        ssd_step(at_token(in.x, t), at_token(in.dt, t), in.A.view(), at_token(in.B, t), at_token(in.C, t),
+                 at_token_out(steps, t), pool.view(), so);
     }
     CHECK(max_rel_error(steps, whole.out) < 1e-5);
     for (index_t b = 0; b < s.Bt; ++b)
@@ -524,10 +525,7 @@ TEST_CASE("causal_conv1d: pieces == whole == steps; varlen; channel-major; threa
     so.activation = activation::silu;
     so.state_indices = slots;
     for (index_t t = 0; t < N; ++t) {
-        const auto x1 = slice(in.x.view(), 1, t, 1);
-        const auto y1 = slice(steps.view(), 1, t, 1);
-        causal_conv1d_step(tensor_view<const float, 2>(x1.data(), {Bt, C}, {x1.stride(0), x1.stride(2)}), in.w.view(),
-                           tensor_view<float, 2>(y1.data(), {Bt, C}, {y1.stride(0), y1.stride(2)}), pool.view(), so);
+        causal_conv1d_step(at_token(in.x, t), in.w.view(), at_token_out(steps, t), pool.view(), so);
     }
     CHECK(bitwise_equal(steps, whole));  // the same sum in the same order, the same silu
     for (index_t b = 0; b < Bt; ++b)
