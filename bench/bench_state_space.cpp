@@ -27,6 +27,17 @@ using namespace seqmix_bench;
 
 std::string tag(const char* name, index_t v) { return "/" + std::string(name) + std::to_string(v); }
 
+// Seconds of the benchmark loop over call() (results kept from being optimized away).
+template <class F>
+double time_loop(benchmark::State& state, F&& call) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+        call();
+        benchmark::ClobberMemory();
+    }
+    return seconds_since(t0);
+}
+
 // Memory-bound counters: bytes moved once per call, against the triad of the same run.
 void report_bytes(benchmark::State& state, double bytes, double seconds, int threads) {
     report_rate(state, bytes, seconds, "GBs", measured().triad[threads], "triad_GBs", "of_triad");
@@ -80,12 +91,9 @@ void scan(benchmark::State& state, index_t n, index_t din, index_t s, bool chann
     const tensor_view<const float, 3> u = tm3(in.u), d = tm3(in.delta);
     const tensor_view<const float, 4> B = tm4(in.B), C = tm4(in.C);
     const auto out = tm3(in.out);
-    const auto t0 = std::chrono::steady_clock::now();
-    for (auto _ : state) {
+    const double sec = time_loop(state, [&] {
         selective_scan(u, d, in.A.view(), B, C, out, o);
-        benchmark::ClobberMemory();
-    }
-    const double sec = seconds_since(t0);
+    });
     report_bytes(state, in.bytes(), sec, threads);
     state.counters["tokens_per_s"] = double(n) * double(state.iterations()) / sec;
     state.counters["ns_per_elem"] = sec * 1e9 / (double(state.iterations()) * double(n * din * s));
@@ -95,8 +103,7 @@ void scan(benchmark::State& state, index_t n, index_t din, index_t s, bool chann
 void scan_scalar_loop(benchmark::State& state, index_t n, index_t din, index_t s) {
     scan_inputs in(n, din, s, false);
     std::vector<float> h(static_cast<std::size_t>(s));
-    const auto t0 = std::chrono::steady_clock::now();
-    for (auto _ : state) {
+    const double sec = time_loop(state, [&] {
         for (index_t c = 0; c < din; ++c) {
             std::fill(h.begin(), h.end(), 0.0f);
             for (index_t t = 0; t < n; ++t) {
@@ -113,9 +120,7 @@ void scan_scalar_loop(benchmark::State& state, index_t n, index_t din, index_t s
                 in.out(0, t, c) = y * zz / (1.0f + std::exp(-zz));
             }
         }
-        benchmark::ClobberMemory();
-    }
-    const double sec = seconds_since(t0);
+    });
     report_bytes(state, in.bytes(), sec, 1);
     state.counters["tokens_per_s"] = double(n) * double(state.iterations()) / sec;
     state.counters["ns_per_elem"] = sec * 1e9 / (double(state.iterations()) * double(n * din * s));
@@ -141,12 +146,9 @@ void ssd(benchmark::State& state, index_t n, index_t h, index_t p, index_t s, in
     o.z = z.view();
     o.chunk_size = chunk;
     o.num_threads = threads;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (auto _ : state) {
+    const double sec = time_loop(state, [&] {
         ssd_scan(x.view(), dt.view(), A.view(), B.view(), C.view(), out.view(), o);
-        benchmark::ClobberMemory();
-    }
-    const double sec = seconds_since(t0);
+    });
     report_rate(state, 4.0 * double(n * h * p * s), sec, "GFLOPs", measured().fma[threads], "fma_peak_GFLOPs",
                 "of_fma_peak");
     state.counters["tokens_per_s"] = double(n) * double(state.iterations()) / sec;
@@ -171,12 +173,9 @@ void conv(benchmark::State& state, index_t n, index_t c, index_t w, bool channel
     };
     const tensor_view<const float, 3> xv = tm(x);
     const auto ov = tm(out);
-    const auto t0 = std::chrono::steady_clock::now();
-    for (auto _ : state) {
+    const double sec = time_loop(state, [&] {
         causal_conv1d(xv, weight.view(), ov, o);
-        benchmark::ClobberMemory();
-    }
-    const double sec = seconds_since(t0);
+    });
     report_bytes(state, 2.0 * sizeof(float) * double(n * c), sec, threads);
     state.counters["tokens_per_s"] = double(n) * double(state.iterations()) / sec;
 }
@@ -201,12 +200,10 @@ void scan_step(benchmark::State& state, index_t b, index_t din, index_t s, int t
     o.delta_softplus = true;
     o.z = z.view();
     o.num_threads = threads;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (auto _ : state) {
+    const double sec = time_loop(state, [&] {
         selective_scan_step(u.view(), d.view(), A.view(), B.view(), C.view(), out.view(), pool.view(), o);
-        benchmark::ClobberMemory();
-    }
-    report_bytes(state, 2.0 * sizeof(float) * double(pool.size()), seconds_since(t0), threads);
+    });
+    report_bytes(state, 2.0 * sizeof(float) * double(pool.size()), sec, threads);
 }
 
 void ssd_step_bench(benchmark::State& state, index_t b, index_t h, index_t p, index_t s, int threads) {
@@ -228,12 +225,10 @@ void ssd_step_bench(benchmark::State& state, index_t b, index_t h, index_t p, in
     o.dt_softplus = true;
     o.z = z.view();
     o.num_threads = threads;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (auto _ : state) {
+    const double sec = time_loop(state, [&] {
         ssd_step(x.view(), dt.view(), A.view(), B.view(), C.view(), out.view(), pool.view(), o);
-        benchmark::ClobberMemory();
-    }
-    report_bytes(state, 2.0 * sizeof(float) * double(pool.size()), seconds_since(t0), threads);
+    });
+    report_bytes(state, 2.0 * sizeof(float) * double(pool.size()), sec, threads);
 }
 
 void conv_step(benchmark::State& state, index_t b, index_t c, index_t w, int threads) {
@@ -245,12 +240,10 @@ void conv_step(benchmark::State& state, index_t b, index_t c, index_t w, int thr
     conv1d_step_options o;
     o.activation = activation::silu;
     o.num_threads = threads;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (auto _ : state) {
+    const double sec = time_loop(state, [&] {
         causal_conv1d_step(x.view(), weight.view(), out.view(), pool.view(), o);
-        benchmark::ClobberMemory();
-    }
-    report_bytes(state, 2.0 * sizeof(float) * double(pool.size()), seconds_since(t0), threads);
+    });
+    report_bytes(state, 2.0 * sizeof(float) * double(pool.size()), sec, threads);
 }
 
 void register_state_space_benchmarks() {
