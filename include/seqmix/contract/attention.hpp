@@ -21,6 +21,11 @@ struct attention_options {
     const std::int32_t* cu_seqlens_q = nullptr;  // [num_seqs + 1], packed varlen queries
     const std::int32_t* cu_seqlens_k = nullptr;  // [num_seqs + 1], packed varlen keys
     const std::int32_t* seqlens_k = nullptr;     // [B or num_seqs]: valid KV length (KV cache)
+    // Paged KV cache (vLLM / flash_attn_with_kvcache): k and v are [num_blocks, block_size,
+    // Hkv, D]; key j of sequence b is row j % block_size of block
+    // block_table[b * max_blocks_per_seq + j / block_size]. Needs seqlens_k.
+    const std::int32_t* block_table = nullptr;   // [B, max_blocks_per_seq], row-major
+    int max_blocks_per_seq = 0;
     int num_seqs = 0;          // seqmix extension: entries in cu_seqlens minus one (varlen)
     int num_threads = 0;       // 0 = OpenMP default
 };
@@ -30,11 +35,17 @@ namespace detail {
 
 // One sequence of the problem: where its queries and keys are.
 struct attention_sequence {
-    index_t batch;    // batch index into the views
+    index_t batch;    // batch index into q and out (and k, v unless paged)
     index_t q_begin;  // first query row on the seq axis
     index_t q_len;
-    index_t k_begin;  // first key row on the seq axis
+    index_t k_begin;  // first key row on the seq axis (0 when paged)
     index_t k_len;    // valid keys (seqlens_k applied)
+    const std::int32_t* pages = nullptr;  // paged cache: this sequence's row of block_table
+};
+
+// Where key j of a sequence lives in k and v: indices on their axes 0 and 1.
+struct key_location {
+    index_t block, row;
 };
 
 struct attention_problem {
@@ -50,10 +61,40 @@ struct attention_problem {
             if (opt->seqlens_k) kl = std::min<index_t>(kl, opt->seqlens_k[s]);
             return {0, cq[s], cq[s + 1] - cq[s], ck[s], kl};
         }
-        return {s, 0, nq_padded, 0, opt->seqlens_k ? opt->seqlens_k[s] : nk_padded};
+        const std::int32_t* pages = opt->block_table ? opt->block_table + s * opt->max_blocks_per_seq : nullptr;
+        return {s, 0, nq_padded, 0, opt->seqlens_k ? opt->seqlens_k[s] : nk_padded, pages};
+    }
+    key_location key_at(const attention_sequence& sq, index_t j) const {
+        if (sq.pages) return {sq.pages[j / page_size], j % page_size};
+        return {sq.batch, sq.k_begin + j};
     }
     index_t nq_padded, nk_padded;  // seq extents of the views
+    index_t page_size = 0;         // keys per block of a paged cache (0: not paged)
 };
+
+// A paged cache: k and v are [num_blocks, block_size, Hkv, D]; every sequence needs
+// enough blocks for its seqlens_k, and the blocks it uses must exist.
+inline void check_block_table(const attention_options& opt, index_t batch, index_t num_blocks, index_t block_size,
+                              const char* op) {
+    check(opt.seqlens_k != nullptr, op, "seqlens_k", "the valid length of each cached sequence with block_table",
+          "nullptr");
+    check(!opt.cu_seqlens_q && !opt.cu_seqlens_k, op, "block_table", "no cu_seqlens (paged caches take [B, Nq] queries)",
+          "cu_seqlens");
+    check(opt.max_blocks_per_seq >= 1, op, "max_blocks_per_seq", ">= 1 with block_table", opt.max_blocks_per_seq);
+    check(block_size >= 1, op, "k", "a block size (extent 1) >= 1 for a paged cache", block_size);
+    for (index_t b = 0; b < batch; ++b) {
+        const index_t len = opt.seqlens_k[b], cap = index_t(opt.max_blocks_per_seq) * block_size;
+        if (len < 0 || len > cap)
+            raise(detail::concat(op, ": argument 'seqlens_k': expected 0 <= seqlens_k[", b, "] <= ", cap,
+                                 " (max_blocks_per_seq * block_size), given ", len));
+        for (index_t j = 0; j < (len + block_size - 1) / block_size; ++j) {
+            const index_t id = opt.block_table[b * opt.max_blocks_per_seq + j];
+            if (id < 0 || id >= num_blocks)
+                raise(detail::concat(op, ": argument 'block_table': expected block ids in [0, ", num_blocks,
+                                     ") (k's extent 0), given block_table[", b, ", ", j, "] = ", id));
+        }
+    }
+}
 
 template <class T, class U>
 attention_problem validate_attention(const tensor_view<const T, 4>& q, const tensor_view<const T, 4>& k,
@@ -68,8 +109,13 @@ attention_problem validate_attention(const tensor_view<const T, 4>& q, const ten
     check_output_layout(lse, op, "lse");
     const index_t B = q.extent(0), Nq = q.extent(1), Hq = q.extent(2), Dk = q.extent(3);
     const index_t Nk = k.extent(1), Hkv = k.extent(2), Dv = v.extent(3);
-    check_extent(k, 0, B, op, "k", "batch like q");
-    check_extent(v, 0, B, op, "v", "batch like q");
+    const bool paged = opt.block_table != nullptr;
+    if (paged) {
+        check_extent(v, 0, k.extent(0), op, "v", "blocks like k (paged cache)");
+    } else {
+        check_extent(k, 0, B, op, "k", "batch like q");
+        check_extent(v, 0, B, op, "v", "batch like q");
+    }
     check_extent(k, 3, Dk, op, "k", "head dim like q");
     check_extent(v, 1, Nk, op, "v", "sequence length like k");
     check_extent(v, 2, Hkv, op, "v", "heads like k");
@@ -109,7 +155,9 @@ attention_problem validate_attention(const tensor_view<const T, 4>& q, const ten
         check_cu_seqlens(opt.cu_seqlens_q, num_seqs, Nq, op, "cu_seqlens_q");
         check_cu_seqlens(opt.cu_seqlens_k, num_seqs, Nk, op, "cu_seqlens_k");
     }
-    if (opt.seqlens_k) {
+    if (paged) {
+        check_block_table(opt, B, k.extent(0), Nk, op);
+    } else if (opt.seqlens_k) {
         for (index_t s = 0; s < num_seqs; ++s) {
             const index_t cap = opt.cu_seqlens_k ? opt.cu_seqlens_k[s + 1] - opt.cu_seqlens_k[s] : Nk;
             if (opt.seqlens_k[s] < 0 || opt.seqlens_k[s] > cap)
@@ -128,6 +176,7 @@ attention_problem validate_attention(const tensor_view<const T, 4>& q, const ten
     p.opt = &opt;
     p.nq_padded = Nq;
     p.nk_padded = Nk;
+    p.page_size = paged ? Nk : 0;
     return p;
 }
 

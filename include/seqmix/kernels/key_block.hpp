@@ -1,6 +1,7 @@
 #pragma once
 // Row-oriented pieces for few query rows against a long run of keys (decode): a block of
-// W keys (one vector width) at a time, keys and values read in their natural layout.
+// W keys (one vector width) at a time, keys and values read in place through one row
+// pointer per key (contiguous, strided or paged alike).
 #include <algorithm>
 #include <cmath>
 
@@ -14,20 +15,18 @@ SEQMIX_ABI_BEGIN
 namespace kernels {
 
 // scores[r * lds + j] = q_r . k_j for RB query rows q_r = q + r * ldq and the W keys
-// k_j = k + j * k_stride, j < nkeys (lanes past nkeys repeat the last key; callers mask
-// them). Every key row is loaded once for all RB query rows: rows of one head of a
-// [B,N,H,D] tensor are 4 KB apart and share one L1 set, so re-reading them per query row
-// would go to L2. q rows must be readable (zero padded) up to d rounded up to W.
+// keys[j] (keys[j] for j >= nkeys repeat the last key; callers mask those lanes). Every key
+// row is loaded once for all RB query rows: rows of one head of a [B,N,H,D] tensor are
+// 4 KB apart and share one L1 set, so re-reading them per query row would go to L2.
+// q rows must be readable (zero padded) up to d rounded up to W.
 template <class T, int RB>
-inline void dot_key_block(const T* q, index_t ldq, const T* k, index_t k_stride, index_t nkeys, index_t d,
-                          T* scores, index_t lds) {
+inline void dot_key_block(const T* q, index_t ldq, const T* const* keys, index_t d, T* scores, index_t lds) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     constexpr index_t G = W < 4 ? W : 4;  // keys per pass: RB x G accumulators stay in registers
     V part[RB][W];
     for (index_t g = 0; g < W; g += G) {
-        const T* kp[G];
-        for (index_t j = 0; j < G; ++j) kp[j] = k + std::min(g + j, nkeys - 1) * k_stride;
+        const T* const* kp = keys + g;
         V acc[RB][G];
         for (int r = 0; r < RB; ++r)
             for (index_t j = 0; j < G; ++j) acc[r][j] = V(T(0));
@@ -56,19 +55,27 @@ inline void dot_key_block(const T* q, index_t ldq, const T* k, index_t k_stride,
 
 // The same for any number of query rows, in blocks the register file holds.
 template <class T>
-inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const T* k, index_t k_stride, index_t nkeys,
-                         index_t d, T* scores, index_t lds) {
+inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const T* const* keys, index_t d, T* scores,
+                         index_t lds) {
     constexpr int RB = simd::register_count >= 32 ? 4 : 2;
     index_t r = 0;
-    for (; r + RB <= rows; r += RB) dot_key_block<T, RB>(q + r * ldq, ldq, k, k_stride, nkeys, d, scores + r * lds, lds);
-    for (; r < rows; ++r) dot_key_block<T, 1>(q + r * ldq, ldq, k, k_stride, nkeys, d, scores + r * lds, lds);
+    for (; r + RB <= rows; r += RB) dot_key_block<T, RB>(q + r * ldq, ldq, keys, d, scores + r * lds, lds);
+    for (; r < rows; ++r) dot_key_block<T, 1>(q + r * ldq, ldq, keys, d, scores + r * lds, lds);
 }
 
-// o_r[0..dv) += sum_{j < nkeys} p[r * W + j] * v_j for RB rows, v_j = v + j * v_stride.
-// o rows have stride ldo and are padded to a multiple of W; v rows are read exactly dv.
+// The same with the keys k + j * k_stride, j < nkeys.
+template <class T>
+inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const T* k, index_t k_stride, index_t nkeys,
+                         index_t d, T* scores, index_t lds) {
+    const T* keys[simd::width<T>];
+    for (index_t j = 0; j < index_t(simd::width<T>); ++j) keys[j] = k + std::min(j, nkeys - 1) * k_stride;
+    dot_key_rows(q, ldq, rows, keys, d, scores, lds);
+}
+
+// o_r[0..dv) += sum_{j < nkeys} p[r * W + j] * values[j] for RB rows. o rows have stride
+// ldo and are padded to a multiple of W; value rows are read exactly dv.
 template <class T, int RB>
-inline void accumulate_value_block(const T* p, const T* v, index_t v_stride, index_t nkeys, T* o, index_t ldo,
-                                   index_t dv) {
+inline void accumulate_value_block(const T* p, const T* const* values, index_t nkeys, T* o, index_t ldo, index_t dv) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     for (index_t e0 = 0; e0 < dv; e0 += W) {
@@ -76,12 +83,12 @@ inline void accumulate_value_block(const T* p, const T* v, index_t v_stride, ind
         for (int r = 0; r < RB; ++r) acc[r] = simd::load_aligned(o + r * ldo + e0);
         if (e0 + W <= dv) {
             for (index_t j = 0; j < nkeys; ++j) {
-                const V vj = simd::load(v + j * v_stride + e0);
+                const V vj = simd::load(values[j] + e0);
                 for (int r = 0; r < RB; ++r) acc[r] = simd::fma(V(p[r * W + j]), vj, acc[r]);
             }
         } else {
             for (index_t j = 0; j < nkeys; ++j) {
-                const V vj = simd::load_partial(v + j * v_stride + e0, std::size_t(dv - e0));
+                const V vj = simd::load_partial(values[j] + e0, std::size_t(dv - e0));
                 for (int r = 0; r < RB; ++r) acc[r] = simd::fma(V(p[r * W + j]), vj, acc[r]);
             }
         }
@@ -91,12 +98,12 @@ inline void accumulate_value_block(const T* p, const T* v, index_t v_stride, ind
 
 // The same for any number of rows, four at a time.
 template <class T>
-inline void accumulate_value_rows(const T* p, index_t rows, const T* v, index_t v_stride, index_t nkeys, T* o,
+inline void accumulate_value_rows(const T* p, index_t rows, const T* const* values, index_t nkeys, T* o,
                                   index_t ldo, index_t dv) {
     constexpr index_t W = index_t(simd::width<T>);
     index_t r = 0;
-    for (; r + 4 <= rows; r += 4) accumulate_value_block<T, 4>(p + r * W, v, v_stride, nkeys, o + r * ldo, ldo, dv);
-    for (; r < rows; ++r) accumulate_value_block<T, 1>(p + r * W, v, v_stride, nkeys, o + r * ldo, ldo, dv);
+    for (; r + 4 <= rows; r += 4) accumulate_value_block<T, 4>(p + r * W, values, nkeys, o + r * ldo, ldo, dv);
+    for (; r < rows; ++r) accumulate_value_block<T, 1>(p + r * W, values, nkeys, o + r * ldo, ldo, dv);
 }
 
 // false if any of `rows` rows of n values (row stride rs, element stride es) is Inf or NaN.

@@ -1,7 +1,8 @@
 #pragma once
 // seqmix::reference::softmax_attention: the obviously-correct loop version, in double.
 // It evaluates the mask predicate of the contract for every (query, key) pair directly
-// and shares nothing with the fast kernel but the argument validation.
+// and shares nothing with the fast kernel but the argument validation and the contract's
+// key addressing (paged caches).
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -40,10 +41,10 @@ void softmax_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV&
                     if (opt.window_right >= 0 && j > diag + opt.window_right) visible = false;
                     if (!visible) continue;
                     visible_key[std::size_t(j)] = true;
+                    const auto key = p.key_at(sq, j);
                     double dot = 0;
                     for (index_t d = 0; d < p.dk; ++d)
-                        dot += double(a.q(sq.batch, sq.q_begin + i, h, d)) *
-                               double(a.k(sq.batch, sq.k_begin + j, hk, d));
+                        dot += double(a.q(sq.batch, sq.q_begin + i, h, d)) * double(a.k(key.block, key.row, hk, d));
                     double score = p.scale * dot;
                     if (opt.softcap > 0) score = opt.softcap * std::tanh(score / opt.softcap);
                     if (opt.alibi_slopes)
@@ -58,8 +59,11 @@ void softmax_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV&
                 }
                 for (index_t e = 0; e < p.dv; ++e) {
                     double acc = 0;
-                    for (index_t j = 0; j < sq.k_len; ++j)  // masked keys never contribute (not even 0 * Inf)
-                        if (visible_key[std::size_t(j)]) acc += s[std::size_t(j)] * double(a.v(sq.batch, sq.k_begin + j, hk, e));
+                    for (index_t j = 0; j < sq.k_len; ++j) {  // masked keys never contribute (not even 0 * Inf)
+                        if (!visible_key[std::size_t(j)]) continue;
+                        const auto key = p.key_at(sq, j);
+                        acc += s[std::size_t(j)] * double(a.v(key.block, key.row, hk, e));
+                    }
                     a.out(sq.batch, sq.q_begin + i, h, e) = sum == 0 ? T(0) : T(acc / sum);
                 }
                 if (!a.lse.empty())

@@ -1,0 +1,28 @@
+#pragma once
+// The attention main loop: for every key tile of a schedule, scores, then the logits
+// transform, mask and online-softmax update, then P V into the unit's softmax state.
+// Every softmax_attention path runs it: whole key ranges (prefill) and split-KV chunks
+// (decode, or too few units for the threads), rows in lanes or keys in lanes, contiguous
+// or paged keys. Variants are policies (kernels/attention_policies.hpp), tile layouts are
+// engines (kernels/attention_tiles.hpp), key storage is a kv_rows (kernels/kv_rows.hpp).
+#include "../core/abi.hpp"
+#include "attention_policies.hpp"
+#include "kv_rows.hpp"
+
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace kernels {
+
+template <class Engine, class Schedule, class T>
+inline void attention_main_loop(Engine& engine, const Schedule& keys, const kv_rows<T>& kv,
+                                const logits_transform<T>& logits) {
+    keys.for_each_tile(Engine::key_tile, [&](index_t j0, index_t n, bool masked) {
+        engine.scores(kv, j0, n);
+        engine.softmax(j0, n, masked, logits);
+        engine.accumulate(kv, j0, n, masked);
+    });
+}
+
+}  // namespace kernels
+SEQMIX_ABI_END
+}  // namespace seqmix

@@ -1,0 +1,78 @@
+#pragma once
+// The policies of the attention main loop (kernels/attention_main_loop.hpp):
+//   - a mask: which keys a query row sees (band_mask: causal and sliding window, measured
+//     from the bottom-right aligned diagonal);
+//   - a logits transform applied to every visible score (logits_transform: softcap, ALiBi);
+//   - a key schedule: the key tiles a work unit visits, and for each tile whether a mask
+//     edge crosses it (interval_schedule). Tiles that no edge crosses run unmasked.
+// A new variant is a new policy here, not a new loop (docs/design.md shows sliding window
+// with dilation, a 2-D neighborhood and a block list as schedules).
+#include <algorithm>
+#include <limits>
+
+#include "../core/abi.hpp"
+#include "../core/tensor_view.hpp"
+#include "../simd/vec.hpp"
+
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace kernels {
+
+// Keys [lo, hi] of one row (lo > hi: none).
+struct key_range {
+    index_t lo, hi;
+    bool empty() const { return lo > hi; }
+};
+
+// Query i of a sequence with q_len queries and k_len keys sees key j iff, with the
+// diagonal d = i + k_len - q_len: j <= d (causal), d - window_left <= j (window_left >= 0),
+// j <= d + window_right (window_right >= 0), 0 <= j < k_len.
+struct band_mask {
+    bool causal = false;
+    index_t window_left = -1, window_right = -1;  // -1: unbounded
+
+    key_range keys_of(index_t diag, index_t k_len) const {
+        index_t lo = 0, hi = k_len - 1;
+        if (window_left >= 0) lo = std::max(lo, diag - window_left);
+        if (causal) hi = std::min(hi, diag);
+        if (window_right >= 0) hi = std::min(hi, diag + window_right);
+        return {lo, hi};
+    }
+    bool any() const { return causal || window_left >= 0 || window_right >= 0; }
+};
+
+// s -> softcap * tanh(s / softcap) (Gemma 2, Grok), then s -> s - slope * |d - j| (ALiBi,
+// d the row's diagonal). Applied to one vector of scores: rel = d - j per lane, slope per
+// lane (rows in lanes) or broadcast (keys in lanes).
+template <class T>
+struct logits_transform {
+    T softcap = T(0);  // 0: off
+    bool alibi = false;
+
+    bool any() const { return softcap > T(0) || alibi; }
+    simd::vec<T> operator()(simd::vec<T> s, const simd::vec<T>& rel, const simd::vec<T>& slope) const {
+        if (softcap > T(0)) s = simd::vec<T>(softcap) * simd::tanh(s * simd::vec<T>(T(1) / softcap));
+        if (alibi) s = simd::fma(-slope, simd::abs(rel), s);
+        return s;
+    }
+};
+
+// The contiguous keys [begin, end) of a work unit, in tiles; a tile needs masking unless
+// every row of the unit sees all of it (all rows' ranges contain [max_lo, min_hi]).
+struct interval_schedule {
+    index_t begin, end;      // keys this unit visits (a split-KV chunk of the rows' span)
+    index_t max_lo, min_hi;  // keys every row of the unit sees
+
+    // fn(j0, count, masked) for tiles of at most `tile` keys.
+    template <class Fn>
+    void for_each_tile(index_t tile, Fn&& fn) const {
+        for (index_t j0 = begin; j0 < end; j0 += tile) {
+            const index_t n = std::min(tile, end - j0);
+            fn(j0, n, !(j0 >= max_lo && j0 + n - 1 <= min_hi));
+        }
+    }
+};
+
+}  // namespace kernels
+SEQMIX_ABI_END
+}  // namespace seqmix

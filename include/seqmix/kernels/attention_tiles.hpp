@@ -1,0 +1,335 @@
+#pragma once
+// The two tile engines of the attention main loop. Both hold the query rows of one work
+// unit and its softmax_state, and run a key tile in three steps: scores (S = Q K^T),
+// softmax (logits transform, mask, online-softmax update) and accumulate (O += P V).
+//
+// rows_in_lanes (prefill, many rows): query rows run along the vector lanes. Q^T is packed
+//   once (scale folded in); S^T = K Q^T and O^T += V^T P^T are lane-panel GEMMs reading K
+//   and V in place, and the per-row reductions of the online softmax are vertical.
+// keys_in_lanes (decode, fewer rows than a vector holds): the W keys of a tile run along
+//   the lanes; each key row is loaded once for all rows, per-row reductions are horizontal.
+//   Rows in lanes would leave most lanes idle here and do W / rows times the arithmetic.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+
+#include "../core/abi.hpp"
+#include "../core/scratch.hpp"
+#include "../core/tensor_view.hpp"
+#include "../simd/blas1.hpp"
+#include "../simd/exp.hpp"
+#include "attention_policies.hpp"
+#include "gemm_tile.hpp"
+#include "key_block.hpp"
+#include "kv_rows.hpp"
+#include "online_softmax.hpp"
+#include "softmax_state.hpp"
+
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace kernels {
+
+// Shape of a unit: query rows, head dims, and the KV heads the rows belong to (rows / heads
+// consecutive rows per head; only keys_in_lanes takes more than one).
+struct attention_dims {
+    index_t rows, dk, dv;
+    index_t heads = 1;
+};
+
+template <class T>
+class rows_in_lanes {
+public:
+    static constexpr index_t key_tile = 64;  // 128 and 256 were slower on Zen 4 (D 64/128)
+
+    static index_t lanes_for(index_t rows) {
+        constexpr index_t W = index_t(simd::width<T>);
+        return (rows + W - 1) / W * W;
+    }
+    static std::size_t scratch_size(const attention_dims& d) {
+        const index_t L = lanes_for(d.rows);
+        return scratch_carver<T>::size_of(d.dk * L, key_tile * L, d.dv * L, L, L, L, L, L, L, L);
+    }
+    // `o` (dv x lanes, transposed) may live outside the scratch (a split-KV partial).
+    rows_in_lanes(const attention_dims& d, T* scratch, index_t* bounds) : dk_(d.dk), dv_(d.dv) {
+        L_ = lanes_for(d.rows);
+        scratch_carver<T> c(scratch);
+        qt_ = c.take(std::size_t(dk_ * L_));
+        st_ = c.take(std::size_t(key_tile * L_));
+        ot_ = c.take(std::size_t(dv_ * L_));
+        m_ = c.take(L_);
+        l_ = c.take(L_);
+        alpha_ = c.take(L_);
+        slope_ = c.take(L_);
+        rel_ = c.take(L_);
+        lo_rel_ = c.take(L_);
+        hi_rel_ = c.take(L_);
+        lo_ = bounds;
+        hi_ = bounds + L_;
+        diag_ = bounds + 2 * L_;
+    }
+    static std::size_t bounds_size(const attention_dims& d) { return std::size_t(3 * lanes_for(d.rows)); }
+    static std::size_t state_size(const attention_dims& d) {  // whole cache lines: partials stay aligned
+        return std::size_t((d.dv + 2) * lanes_for(d.rows) + 15) / 16 * 16;
+    }
+
+    // The state kept in `mem` (state_size elements): o transposed (dv x lanes), m, l.
+    static softmax_state<T> state_in(T* mem, const attention_dims& d) {
+        const index_t L = lanes_for(d.rows);
+        return {mem + d.dv * L, mem + (d.dv + 1) * L, mem, 1, L, d.dv};
+    }
+    // Puts the state in `mem` (a split-KV partial) instead of the scratch.
+    void place_state(T* mem) {
+        const softmax_state<T> st = state_in(mem, {L_, dk_, dv_});
+        ot_ = st.o;
+        m_ = st.m;
+        l_ = st.l;
+    }
+    softmax_state<T> state() const { return {m_, l_, ot_, 1, L_, dv_}; }
+    index_t rows() const { return L_; }  // every lane is a row: set_row or clear_row each
+
+    void set_row(index_t r, const T* q, index_t q_elem, T scale, key_range keys, index_t diag, T slope) {
+        for (index_t d = 0; d < dk_; ++d) qt_[d * L_ + r] = q[d * q_elem] * scale;
+        lo_[r] = keys.lo;
+        hi_[r] = keys.hi;
+        diag_[r] = diag;
+        slope_[r] = slope;
+    }
+    void clear_row(index_t r) {  // a lane with no query: zero scores, never written out
+        for (index_t d = 0; d < dk_; ++d) qt_[d * L_ + r] = T(0);
+        lo_[r] = 1;
+        hi_[r] = 0;
+        diag_[r] = 0;
+        slope_[r] = T(0);
+    }
+
+    void scores(const kv_rows<T>& kv, index_t j0, index_t n) {
+        kv.runs(j0, n, [&](index_t j, index_t c, const T* k, const T*) {
+            panel_gemm<tile_update::overwrite>(c, dk_, L_, k, kv.k_row, kv.k_elem, qt_, L_, st_ + (j - j0) * L_, L_);
+        });
+    }
+
+    // Logits transform and mask in one pass over the tile, then the online-softmax update.
+    void softmax(index_t j0, index_t n, bool masked, const logits_transform<T>& lg) {
+        using V = simd::vec<T>;
+        constexpr index_t W = index_t(simd::width<T>);
+        if (lg.any() || masked) {
+            for (index_t r = 0; r < L_; ++r) {
+                rel_[r] = T(diag_[r] - j0);
+                lo_rel_[r] = T(std::clamp<index_t>(lo_[r] - j0, -1, key_tile + 1));
+                hi_rel_[r] = T(std::clamp<index_t>(hi_[r] - j0, -2, key_tile));
+            }
+            const V ninf(-std::numeric_limits<T>::infinity());
+            for (index_t r = 0; r < L_; r += W) {
+                const V rel = simd::load_aligned(rel_ + r), slope = simd::load_aligned(slope_ + r);
+                const V lo = simd::load_aligned(lo_rel_ + r), hi = simd::load_aligned(hi_rel_ + r);
+                for (index_t j = 0; j < n; ++j) {
+                    T* p = st_ + j * L_ + r;
+                    V s = simd::load_aligned(p);
+                    const V jj = simd::broadcast(T(j));
+                    if (lg.any()) s = lg(s, rel - jj, slope);
+                    if (masked) s = simd::select((jj >= lo) && (jj <= hi), s, ninf);
+                    simd::store_aligned(p, s);
+                }
+            }
+        }
+        online_softmax_update(st_, n, L_, L_, m_, l_, alpha_);
+    }
+
+    void accumulate(const kv_rows<T>& kv, index_t j0, index_t n, bool masked) {
+        bool exact = false;  // masked keys must not reach a row even as 0 * Inf: only visible ones then
+        if (masked)
+            kv.runs(j0, n, [&](index_t, index_t c, const T*, const T* v) {
+                exact = exact || !rows_finite(v, c, kv.v_row, dv_, kv.v_elem);
+            });
+        if (exact) {
+            for (index_t e = 0; e < dv_; ++e)
+                for (index_t r = 0; r < L_; ++r) ot_[e * L_ + r] *= alpha_[r];
+            for (index_t r = 0; r < L_; ++r)
+                for (index_t j = std::max(lo_[r], j0); j <= std::min(hi_[r], j0 + n - 1); ++j) {
+                    const T* v = kv.value(j);
+                    for (index_t e = 0; e < dv_; ++e) ot_[e * L_ + r] += st_[(j - j0) * L_ + r] * v[e * kv.v_elem];
+                }
+            return;
+        }
+        kv.runs(j0, n, [&](index_t j, index_t c, const T*, const T* v) {
+            // The first run rescales by alpha; later runs continue the same sums.
+            if (j == j0)
+                panel_gemm<tile_update::scale_accumulate>(dv_, c, L_, v, kv.v_elem, kv.v_row, st_, L_, ot_, L_, alpha_);
+            else
+                panel_gemm<tile_update::accumulate>(dv_, c, L_, v, kv.v_elem, kv.v_row, st_ + (j - j0) * L_, L_, ot_,
+                                                    L_);
+        });
+    }
+
+private:
+    index_t dk_, dv_, L_;
+    T *qt_, *st_, *ot_, *m_, *l_, *alpha_, *slope_, *rel_, *lo_rel_, *hi_rel_;
+    index_t *lo_, *hi_, *diag_;
+};
+
+template <class T>
+class keys_in_lanes {
+public:
+    static constexpr index_t key_tile = index_t(simd::width<T>);
+
+    static index_t pad(index_t d) { return (d + key_tile - 1) / key_tile * key_tile; }
+    static std::size_t scratch_size(const attention_dims& d) {
+        const index_t W = key_tile;
+        return scratch_carver<T>::size_of(d.rows * pad(d.dk), d.rows * W, W * d.dk, d.heads * W * d.dv, W, d.rows,
+                                          state_size(d));
+    }
+    static std::size_t bounds_size(const attention_dims& d) { return std::size_t(5 * d.rows); }
+    static std::size_t state_size(const attention_dims& d) {  // whole cache lines: partials stay aligned
+        return std::size_t(d.rows * (pad(d.dv) + 2) + 15) / 16 * 16;
+    }
+
+    keys_in_lanes(const attention_dims& d, T* scratch, index_t* bounds)
+        : rows_(d.rows), dk_(d.dk), dv_(d.dv), dk_pad_(pad(d.dk)), dv_pad_(pad(d.dv)), heads_(d.heads),
+          head_rows_(d.rows / d.heads) {
+        scratch_carver<T> c(scratch);
+        qs_ = c.take(std::size_t(rows_ * dk_pad_));
+        prob_ = c.take(std::size_t(rows_ * key_tile));
+        k_pack_ = c.take(std::size_t(key_tile * dk_));
+        v_pack_ = c.take(std::size_t(heads_ * key_tile * dv_));
+        T* iota = c.take(std::size_t(key_tile));
+        slope_ = c.take(std::size_t(rows_));
+        place_state(c.take(state_size(d)));
+        for (index_t j = 0; j < key_tile; ++j) iota[j] = T(j);
+        lane_ = simd::load_aligned(iota);
+        lo_ = bounds;
+        hi_ = lo_ + rows_;
+        diag_ = hi_ + rows_;
+        vis_lo_ = diag_ + rows_;
+        vis_hi_ = vis_lo_ + rows_;
+    }
+
+    // The state kept in `mem` (state_size elements): o row-major (rows x padded dv), m, l.
+    static softmax_state<T> state_in(T* mem, const attention_dims& d) {
+        const index_t dv_pad = pad(d.dv);
+        return {mem + d.rows * dv_pad, mem + d.rows * (dv_pad + 1), mem, dv_pad, 1, d.dv};
+    }
+    void place_state(T* mem) {
+        const softmax_state<T> st = state_in(mem, {rows_, dk_, dv_, heads_});
+        o_ = st.o;
+        m_ = st.m;
+        l_ = st.l;
+    }
+    softmax_state<T> state() const { return {m_, l_, o_, dv_pad_, 1, dv_}; }
+    index_t rows() const { return rows_; }
+
+    void set_row(index_t r, const T* q, index_t q_elem, T scale, key_range keys, index_t diag, T slope) {
+        T* qd = qs_ + r * dk_pad_;
+        for (index_t d = 0; d < dk_pad_; ++d) qd[d] = d < dk_ ? q[d * q_elem] * scale : T(0);
+        lo_[r] = keys.lo;
+        hi_[r] = keys.hi;
+        diag_[r] = diag;
+        slope_[r] = slope;
+    }
+    void clear_row(index_t r) { set_row(r, qs_, 0, T(0), key_range{1, 0}, 0, T(0)); }  // no query: sees nothing
+
+    // Scores of every head's rows; with several heads the tile's rows of all heads are read
+    // together, in address order for token-major [B,N,H,D] caches.
+    void scores(const kv_rows<T>& kv, index_t j0, index_t n) {
+        kv.runs(j0, n, [&](index_t j, index_t c, const T* k, const T* v) {
+            for (index_t t = 0; t < c; ++t) {
+                keys_[std::size_t(j - j0 + t)] = k + t * kv.k_row;
+                values_[std::size_t(j - j0 + t)] = v + t * kv.v_row;
+            }
+        });
+        for (index_t j = n; j < key_tile; ++j) {  // lanes past the keys repeat the last one (masked below)
+            keys_[std::size_t(j)] = keys_[std::size_t(n - 1)];
+            values_[std::size_t(j)] = values_[std::size_t(n - 1)];
+        }
+        // The next tile's lines are requested now, a tile's compute ahead of their use.
+        for (index_t j = j0 + n; j < std::min(j0 + n + key_tile, kv.count); ++j) {
+            const T* k = kv.key(j);
+            const T* v = kv.value(j);
+            for (index_t hh = 0; hh < heads_; ++hh) {
+                simd::prefetch(k + hh * kv.k_head, std::size_t(dk_ * kv.k_elem));
+                simd::prefetch(v + hh * kv.v_head, std::size_t(dv_ * kv.v_elem));
+            }
+        }
+        for (index_t hh = 0; hh < heads_; ++hh) {
+            std::array<const T*, simd::width<T>> keys;
+            for (index_t j = 0; j < key_tile; ++j) keys[std::size_t(j)] = keys_[std::size_t(j)] + hh * kv.k_head;
+            if (kv.k_elem != 1) pack(keys, kv.k_elem, dk_, k_pack_);
+            dot_key_rows(qs_ + hh * head_rows_ * dk_pad_, dk_pad_, head_rows_, keys.data(), dk_,
+                         prob_ + hh * head_rows_ * key_tile, key_tile);
+        }
+    }
+
+    // Per row: logits transform, mask, and the online-softmax update of the tile.
+    void softmax(index_t j0, index_t n, bool, const logits_transform<T>& lg) {
+        using V = simd::vec<T>;
+        constexpr T ninf = -std::numeric_limits<T>::infinity();
+        partial_ = false;
+        for (index_t r = 0; r < rows_; ++r) {
+            T* pr = prob_ + r * key_tile;
+            const index_t lo = std::max(lo_[r], j0), hi = std::min(hi_[r], j0 + n - 1);
+            vis_lo_[r] = lo;
+            vis_hi_[r] = hi;
+            if (lo > hi) {  // nothing visible in this tile
+                simd::store_aligned(pr, V(T(0)));
+                partial_ = true;
+                continue;
+            }
+            partial_ = partial_ || lo > j0 || hi < j0 + n - 1;
+            V s = simd::load_aligned(pr);
+            if (lg.any()) s = lg(s, V(T(diag_[r] - j0)) - lane_, V(slope_[r]));
+            if (lo > j0 || hi < j0 + key_tile - 1)
+                s = simd::select((lane_ >= V(T(lo - j0))) && (lane_ <= V(T(hi - j0))), s, V(ninf));
+            T& m = m_[r];
+            T& l = l_[r];
+            const T m_new = std::max(m, simd::hmax(s));
+            const T m_use = m_new == ninf ? T(0) : m_new;  // avoids -inf - -inf
+            const V p = simd::exp(s - V(m_use));
+            simd::store_aligned(pr, p);
+            const T alpha = std::exp(m - m_use);  // 0 on the first visible tile
+            if (alpha != T(1)) simd::scale(alpha, o_ + r * dv_pad_, std::size_t(dv_pad_));
+            l = l * alpha + simd::hsum(p);
+            m = m_new;
+        }
+    }
+
+    void accumulate(const kv_rows<T>& kv, index_t j0, index_t n, bool) {
+        for (index_t hh = 0; hh < heads_; ++hh) {
+            std::array<const T*, simd::width<T>> values;
+            for (index_t j = 0; j < key_tile; ++j) values[std::size_t(j)] = values_[std::size_t(j)] + hh * kv.v_head;
+            if (kv.v_elem != 1) pack(values, kv.v_elem, dv_, v_pack_ + hh * key_tile * dv_);
+            const index_t r0 = hh * head_rows_;
+            bool exact = false;  // masked keys must not reach a row even as 0 * Inf: only visible ones then
+            for (index_t j = 0; partial_ && j < n && !exact; ++j)
+                exact = !rows_finite(values[std::size_t(j)], 1, 0, dv_, index_t(1));
+            if (!exact) {
+                accumulate_value_rows(prob_ + r0 * key_tile, head_rows_, values.data(), n, o_ + r0 * dv_pad_, dv_pad_,
+                                      dv_);
+                continue;
+            }
+            for (index_t r = r0; r < r0 + head_rows_; ++r)
+                for (index_t j = vis_lo_[r]; j <= vis_hi_[r]; ++j)
+                    simd::axpy(prob_[r * key_tile + j - j0], values[std::size_t(j - j0)], o_ + r * dv_pad_,
+                               std::size_t(dv_));
+        }
+    }
+
+private:
+    // Strided head dims: the tile's rows are copied contiguous and the row pointers moved there.
+    void pack(std::array<const T*, simd::width<T>>& rows, index_t elem, index_t d, T* to) {
+        for (index_t j = 0; j < key_tile; ++j) {
+            for (index_t e = 0; e < d; ++e) to[j * d + e] = rows[std::size_t(j)][e * elem];
+            rows[std::size_t(j)] = to + j * d;
+        }
+    }
+
+    index_t rows_, dk_, dv_, dk_pad_, dv_pad_, heads_, head_rows_;
+    T *qs_, *prob_, *k_pack_, *v_pack_, *slope_, *o_, *m_, *l_;
+    index_t *lo_, *hi_, *diag_, *vis_lo_, *vis_hi_;
+    simd::vec<T> lane_;
+    bool partial_ = false;
+    std::array<const T*, simd::width<T>> keys_{}, values_{};
+};
+
+}  // namespace kernels
+SEQMIX_ABI_END
+}  // namespace seqmix

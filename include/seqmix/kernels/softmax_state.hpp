@@ -1,0 +1,73 @@
+#pragma once
+// The online-softmax state of a set of rows: running max m, running sum l and the
+// unnormalized output o (sum_j exp(s_j - m) v_j). Any two states over disjoint key sets
+// merge into the state over their union (log-sum-exp), and a state normalizes into the
+// attention output and its log-sum-exp. The same state serves one tile loop over all keys
+// and the split-KV partials; o is addressed through strides so that each tile engine keeps
+// its own layout (rows in lanes: o transposed; keys in lanes: o row-major).
+//
+// Conventions: a row that has seen no visible key has m = -inf, l = 0, o = 0 (empty);
+// a row whose sum turned NaN (a NaN or Inf input reached a visible score) stays NaN.
+#include <cmath>
+#include <limits>
+
+#include "../core/abi.hpp"
+#include "../core/tensor_view.hpp"
+
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace kernels {
+
+template <class T>
+struct softmax_state {
+    T* m;
+    T* l;
+    T* o;
+    index_t o_row, o_elem;  // o of row r, element e: o[r * o_row + e * o_elem]
+    index_t dv;
+
+    T& out(index_t r, index_t e) const { return o[r * o_row + e * o_elem]; }
+
+    void reset(index_t rows) const {
+        for (index_t r = 0; r < rows; ++r) {
+            m[r] = -std::numeric_limits<T>::infinity();
+            l[r] = T(0);
+            for (index_t e = 0; e < dv; ++e) out(r, e) = T(0);
+        }
+    }
+};
+
+// Row r of `into` becomes the state over the keys of both (into's keys first).
+template <class T>
+inline void merge_row(const softmax_state<T>& into, const softmax_state<T>& from, index_t r) {
+    T& m = into.m[r];
+    T& l = into.l[r];
+    const T m2 = from.m[r], l2 = from.l[r];
+    if (std::isnan(l)) return;  // NaN is final
+    if (std::isnan(l2) || l == T(0)) {  // NaN wins; an empty row takes the other as is
+        m = m2;
+        l = l2;
+        for (index_t e = 0; e < into.dv; ++e) into.out(r, e) = from.out(r, e);
+        return;
+    }
+    if (l2 == T(0)) return;  // nothing visible on the other side
+    const T mx = std::max(m, m2);
+    const T a = std::exp(m - mx), b = std::exp(m2 - mx);
+    for (index_t e = 0; e < into.dv; ++e) into.out(r, e) = a * into.out(r, e) + b * from.out(r, e);
+    l = a * l + b * l2;
+    m = mx;
+}
+
+// out[e * out_stride] = o / l for row r (0 for an empty row; NaN stays NaN), and the row's
+// log-sum-exp m + log(l) (-inf for an empty row) into *lse when given.
+template <class T>
+inline void normalize_row(const softmax_state<T>& st, index_t r, T* out, index_t out_stride, T* lse) {
+    const T l = st.l[r];
+    const T inv = l == T(0) ? T(0) : T(1) / l;
+    for (index_t e = 0; e < st.dv; ++e) out[e * out_stride] = st.out(r, e) * inv;
+    if (lse) *lse = l == T(0) ? -std::numeric_limits<T>::infinity() : st.m[r] + std::log(l);
+}
+
+}  // namespace kernels
+SEQMIX_ABI_END
+}  // namespace seqmix
