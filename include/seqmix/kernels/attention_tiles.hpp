@@ -241,15 +241,15 @@ public:
             keys_[std::size_t(j)] = keys_[std::size_t(n - 1)];
             values_[std::size_t(j)] = values_[std::size_t(n - 1)];
         }
-        // The next tile's lines are requested now, a tile's compute ahead of their use.
-        for (index_t j = j0 + n; j < std::min(j0 + n + key_tile, kv.count); ++j) {
-            const T* k = kv.key(j);
-            const T* v = kv.value(j);
-            for (index_t hh = 0; hh < heads_; ++hh) {
-                simd::prefetch(k + hh * kv.k_head, std::size_t(dk_ * kv.k_elem));
-                simd::prefetch(v + hh * kv.v_head, std::size_t(dv_ * kv.v_elem));
+        // One head per tile (a head-major cache): its next tile is requested now, a tile's
+        // compute ahead of its use (measured +30% at Nk = 32768 on Zen 4). With several heads
+        // the tile already reads a whole span of the cache in order, and the prefetches
+        // (one per line) cost more than they gained.
+        if (heads_ == 1)
+            for (index_t j = j0 + key_tile; j < std::min(j0 + 2 * key_tile, kv.count); ++j) {
+                simd::prefetch(kv.key(j), std::size_t(dk_ * kv.k_elem));
+                simd::prefetch(kv.value(j), std::size_t(dv_ * kv.v_elem));
             }
-        }
         for (index_t hh = 0; hh < heads_; ++hh) {
             std::array<const T*, simd::width<T>> keys;
             for (index_t j = 0; j < key_tile; ++j) keys[std::size_t(j)] = keys_[std::size_t(j)] + hh * kv.k_head;
@@ -302,8 +302,8 @@ public:
             for (index_t j = 0; partial_ && j < n && !exact; ++j)
                 exact = !rows_finite(values[std::size_t(j)], 1, 0, dv_, index_t(1));
             if (!exact) {
-                accumulate_value_rows(prob_ + r0 * key_tile, head_rows_, values.data(), n, o_ + r0 * dv_pad_, dv_pad_,
-                                      dv_);
+                accumulate_value_rows(prob_ + r0 * key_tile, key_tile, head_rows_, values.data(), n, o_ + r0 * dv_pad_,
+                                      dv_pad_, dv_);
                 continue;
             }
             for (index_t r = r0; r < r0 + head_rows_; ++r)

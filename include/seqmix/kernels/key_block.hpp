@@ -72,38 +72,59 @@ inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const T* k, inde
     dot_key_rows(q, ldq, rows, keys, d, scores, lds);
 }
 
-// o_r[0..dv) += sum_{j < nkeys} p[r * W + j] * values[j] for RB rows. o rows have stride
-// ldo and are padded to a multiple of W; value rows are read exactly dv.
-template <class T, int RB>
-inline void accumulate_value_block(const T* p, const T* const* values, index_t nkeys, T* o, index_t ldo, index_t dv) {
+// o_r[0..dv) += sum_{j < nkeys} p[r * ldp + j] * values[j] for RB rows. o rows have stride
+// ldo and are padded to a multiple of W; value rows are read exactly dv. RB rows by NV
+// vectors of o stay in registers while the keys stream, so each probability is broadcast
+// once per NV vectors of o.
+template <class T, int RB, int NV>
+inline void accumulate_value_block(const T* p, index_t ldp, const T* const* values, index_t nkeys, T* o,
+                                   index_t ldo, index_t dv) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
-    for (index_t e0 = 0; e0 < dv; e0 += W) {
-        V acc[RB];
-        for (int r = 0; r < RB; ++r) acc[r] = simd::load_aligned(o + r * ldo + e0);
-        if (e0 + W <= dv) {
+    for (index_t e0 = 0; e0 < dv; e0 += NV * W) {
+        V acc[RB][NV];
+        for (int r = 0; r < RB; ++r)
+            for (int v = 0; v < NV; ++v)
+                acc[r][v] = e0 + v * W < dv ? simd::load_aligned(o + r * ldo + e0 + v * W) : V(T(0));
+        if (e0 + NV * W <= dv) {
             for (index_t j = 0; j < nkeys; ++j) {
-                const V vj = simd::load(values[j] + e0);
-                for (int r = 0; r < RB; ++r) acc[r] = simd::fma(V(p[r * W + j]), vj, acc[r]);
+                V x[NV];
+                for (int v = 0; v < NV; ++v) x[v] = simd::load(values[j] + e0 + v * W);
+                for (int r = 0; r < RB; ++r) {
+                    const V b(p[r * ldp + j]);
+                    for (int v = 0; v < NV; ++v) acc[r][v] = simd::fma(b, x[v], acc[r][v]);
+                }
             }
-        } else {
+        } else {  // the last block: whole vectors, a partial one, then nothing past dv
             for (index_t j = 0; j < nkeys; ++j) {
-                const V vj = simd::load_partial(values[j] + e0, std::size_t(dv - e0));
-                for (int r = 0; r < RB; ++r) acc[r] = simd::fma(V(p[r * W + j]), vj, acc[r]);
+                V x[NV];
+                for (int v = 0; v < NV; ++v) {
+                    const index_t e = e0 + v * W;
+                    x[v] = e + W <= dv ? simd::load(values[j] + e)
+                           : e < dv    ? simd::load_partial(values[j] + e, std::size_t(dv - e))
+                                       : V(T(0));
+                }
+                for (int r = 0; r < RB; ++r) {
+                    const V b(p[r * ldp + j]);
+                    for (int v = 0; v < NV; ++v) acc[r][v] = simd::fma(b, x[v], acc[r][v]);
+                }
             }
         }
-        for (int r = 0; r < RB; ++r) simd::store_aligned(o + r * ldo + e0, acc[r]);
+        for (int r = 0; r < RB; ++r)
+            for (int v = 0; v < NV; ++v)
+                if (e0 + v * W < dv) simd::store_aligned(o + r * ldo + e0 + v * W, acc[r][v]);
     }
 }
 
-// The same for any number of rows, four at a time.
+// The same for any number of rows.
 template <class T>
-inline void accumulate_value_rows(const T* p, index_t rows, const T* const* values, index_t nkeys, T* o,
-                                  index_t ldo, index_t dv) {
-    constexpr index_t W = index_t(simd::width<T>);
+inline void accumulate_value_rows(const T* p, index_t ldp, index_t rows, const T* const* values, index_t nkeys,
+                                  T* o, index_t ldo, index_t dv) {
+    constexpr int RB = simd::register_count >= 32 ? 4 : 2, NV = 4;
     index_t r = 0;
-    for (; r + 4 <= rows; r += 4) accumulate_value_block<T, 4>(p + r * W, values, nkeys, o + r * ldo, ldo, dv);
-    for (; r < rows; ++r) accumulate_value_block<T, 1>(p + r * W, values, nkeys, o + r * ldo, ldo, dv);
+    for (; r + RB <= rows; r += RB)
+        accumulate_value_block<T, RB, NV>(p + r * ldp, ldp, values, nkeys, o + r * ldo, ldo, dv);
+    for (; r < rows; ++r) accumulate_value_block<T, 1, NV>(p + r * ldp, ldp, values, nkeys, o + r * ldo, ldo, dv);
 }
 
 // false if any of `rows` rows of n values (row stride rs, element stride es) is Inf or NaN.

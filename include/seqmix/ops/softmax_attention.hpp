@@ -69,7 +69,7 @@ attention_plan plan_attention(const attention_args<T>& a, const attention_option
         // and 4 vectors were 12-15% faster at N = 512 (slower from N = 1024 on at D = 128).
         const bool masked = opt.causal || opt.window_left >= 0 || opt.window_right >= 0;
         const index_t vectors = masked && max_q <= 4 * 8 * W ? 4 : 8;
-        plan.q_per_head = std::max<index_t>(1, std::max<index_t>(vectors * W, 32) / p.group);
+        plan.q_per_head = std::clamp<index_t>(std::max<index_t>(vectors * W, 32) / p.group, 1, max_q);
     }
     // Decode on a token-major cache ([B,N,H,D]: the heads of a token side by side) takes all
     // KV heads in one unit, so a key tile reads every head's rows in address order; one head
