@@ -1,7 +1,9 @@
 #include <seqmix/ops/softmax_attention.hpp>
 #include <seqmix/reference/softmax_attention.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <random>
 #include <limits>
 #include <string>
 #include <vector>
@@ -56,6 +58,10 @@ TEST_CASE("softmax_attention matches the double reference over awkward shapes an
         {1, 64, 65, 8, 1, 80, 80},    {1, 65, 63, 4, 2, 128, 128},   {2, 7, 200, 8, 8, 17, 5},
         {1, 1, 1000, 8, 1, 64, 64},   {1, 1000, 1000, 1, 1, 64, 64}, {1, 3, 130, 2, 1, 256, 256},
         {1, 100, 37, 8, 2, 16, 24},   {3, 1, 300, 16, 2, 128, 128},  {1, 129, 129, 3, 1, 7, 9},
+        // Split-KV (fewer units than the occupancy target): rows in lanes with several query
+        // blocks, multi-query decode (32 heads over one), GQA decode and Nq = 2 with keys in lanes.
+        {1, 150, 2100, 2, 1, 16, 24}, {1, 1, 2000, 32, 1, 24, 40},   {2, 1, 1500, 8, 2, 17, 5},
+        {1, 2, 1100, 8, 4, 64, 64},
     };
     std::vector<float> sl = slopes(16);
     std::vector<named_options> options(7);
@@ -129,22 +135,131 @@ TEST_CASE("fully masked rows give zeros and lse = -inf, never NaN") {
         for (index_t e = 0; e < 8; ++e) REQUIRE(out(0, i, 1, e) == 0.0f);
 }
 
-TEST_CASE("results are bitwise identical for 1 and 2 threads (tiled and split-KV paths)") {
-    for (const shape s : {shape{2, 130, 150, 8, 2, 64, 48}, shape{1, 1, 3000, 8, 2, 128, 128}}) {
+TEST_CASE("results are bitwise identical for 1, 2, 3 and 5 threads (every engine, split or not)") {
+    // Prefill; GQA decode (keys in lanes, split); multi-query decode (rows in lanes, split);
+    // a few long rows-in-lanes units (split); Nq = 3 decode-like.
+    const shape shapes[] = {{2, 130, 150, 8, 2, 64, 48}, {1, 1, 3000, 8, 2, 128, 128}, {1, 1, 4000, 32, 1, 64, 64},
+                            {1, 70, 2600, 2, 1, 32, 32}, {2, 3, 1200, 4, 4, 20, 36}};
+    for (const shape s : shapes) {
         auto q = random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 7);
         auto k = random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 8);
         auto v = random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 9);
-        tensor<float, 4> o1({s.B, s.Nq, s.Hq, s.Dv}), o2({s.B, s.Nq, s.Hq, s.Dv});
-        tensor<float, 3> l1({s.B, s.Hq, s.Nq}), l2({s.B, s.Hq, s.Nq});
         for (bool causal : {false, true}) {
+            INFO("Nq " << s.Nq << " Nk " << s.Nk << " Hq " << s.Hq << " Hkv " << s.Hkv << " causal " << causal);
             attention_options opt;
             opt.causal = causal;
             opt.num_threads = 1;
+            tensor<float, 4> o1({s.B, s.Nq, s.Hq, s.Dv});
+            tensor<float, 3> l1({s.B, s.Hq, s.Nq});
             softmax_attention(q.view(), k.view(), v.view(), o1.view(), opt, l1.view());
-            opt.num_threads = 2;
-            softmax_attention(q.view(), k.view(), v.view(), o2.view(), opt, l2.view());
+            for (int threads : {2, 3, 5}) {
+                opt.num_threads = threads;
+                tensor<float, 4> o2({s.B, s.Nq, s.Hq, s.Dv});
+                tensor<float, 3> l2({s.B, s.Hq, s.Nq});
+                softmax_attention(q.view(), k.view(), v.view(), o2.view(), opt, l2.view());
+                CHECK(bitwise_equal(o1, o2));
+                CHECK(bitwise_equal(l1, l2));
+            }
+        }
+    }
+}
+
+namespace {
+// A [B, Nk, Hkv, D] cache copied into a paged cache [num_blocks, block_size, Hkv, D]: the
+// blocks of all sequences shuffled together, plus unused blocks, with the block table.
+struct paged_copy {
+    tensor<float, 4> k, v;
+    std::vector<std::int32_t> table;
+    int max_blocks;
+};
+
+paged_copy page(const tensor<float, 4>& k, const tensor<float, 4>& v, index_t block_size, unsigned seed) {
+    const index_t B = k.shape()[0], Nk = k.shape()[1], H = k.shape()[2], Dk = k.shape()[3], Dv = v.shape()[3];
+    const index_t per_seq = (Nk + block_size - 1) / block_size, blocks = B * per_seq + 3;
+    std::vector<std::int32_t> ids(static_cast<std::size_t>(blocks));
+    for (index_t i = 0; i < blocks; ++i) ids[std::size_t(i)] = std::int32_t(i);
+    std::shuffle(ids.begin(), ids.end(), std::mt19937(seed));
+    paged_copy p{random_tensor<float, 4>({blocks, block_size, H, Dk}, seed + 1),
+                 random_tensor<float, 4>({blocks, block_size, H, Dv}, seed + 2), {}, int(per_seq + 1)};
+    p.table.assign(std::size_t(B * p.max_blocks), -7);  // entries past a sequence's blocks are never read
+    for (index_t b = 0; b < B; ++b)
+        for (index_t j = 0; j < Nk; ++j) {
+            const std::int32_t id = ids[std::size_t(b * per_seq + j / block_size)];
+            p.table[std::size_t(b * p.max_blocks + j / block_size)] = id;
+            for (index_t h = 0; h < H; ++h) {
+                for (index_t d = 0; d < Dk; ++d) p.k(id, j % block_size, h, d) = k(b, j, h, d);
+                for (index_t d = 0; d < Dv; ++d) p.v(id, j % block_size, h, d) = v(b, j, h, d);
+            }
+        }
+    return p;
+}
+}  // namespace
+
+TEST_CASE("paged KV cache: the same bits as the contiguous cache, pages in any order") {
+    const index_t B = 3, Nk = 700, Hkv = 2;
+    const std::int32_t lens[] = {700, 0, 333};
+    std::vector<float> sl = slopes(8);
+    for (const index_t hq : {index_t(2), index_t(8)})
+        for (const index_t nq : {index_t(1), index_t(3), index_t(40)})
+            for (const index_t block_size : {index_t(1), index_t(5), index_t(16), index_t(64)}) {
+                const index_t D = nq == 40 ? 24 : 64;
+                auto q = random_tensor<float, 4>({B, nq, hq, D}, unsigned(40 + nq));
+                auto k = random_tensor<float, 4>({B, Nk, Hkv, D}, 41);
+                auto v = random_tensor<float, 4>({B, Nk, Hkv, D}, 42);
+                const paged_copy pc = page(k, v, block_size, unsigned(block_size));
+                for (int variant = 0; variant < 3; ++variant) {
+                    INFO("Hq " << hq << " Nq " << nq << " block_size " << block_size << " variant " << variant);
+                    attention_options opt;
+                    opt.seqlens_k = lens;
+                    opt.causal = variant >= 1;
+                    if (variant == 2) {
+                        opt.window_left = 50;
+                        opt.softcap = 3.0;
+                        opt.alibi_slopes = sl.data();
+                    }
+                    tensor<float, 4> o1({B, nq, hq, D}, 9.0f), o2({B, nq, hq, D}, 7.0f);
+                    tensor<float, 3> l1({B, hq, nq}), l2({B, hq, nq});
+                    softmax_attention(q.view(), k.view(), v.view(), o1.view(), opt, l1.view());
+                    attention_options paged = opt;
+                    paged.block_table = pc.table.data();
+                    paged.max_blocks_per_seq = pc.max_blocks;
+                    paged.num_threads = variant + 1;
+                    softmax_attention(q.view(), pc.k.view(), pc.v.view(), o2.view(), paged, l2.view());
+                    CHECK(bitwise_equal(o1, o2));
+                    CHECK(bitwise_equal(l1, l2));
+                    if (block_size == 5) {  // and the reference reads pages the same way
+                        auto qd = convert<double>(q);
+                        auto kd = convert<double>(pc.k), vd = convert<double>(pc.v);
+                        tensor<double, 4> ref({B, nq, hq, D});
+                        reference::softmax_attention(qd.view(), kd.view(), vd.view(), ref.view(), paged);
+                        CHECK(max_rel_error(o2, ref) < 2e-6);
+                    }
+                }
+            }
+}
+
+TEST_CASE("head-major caches ([B,H,N,D] as a permuted view) give the token-major bits") {
+    for (const shape s : {shape{2, 1, 1300, 16, 4, 64, 64}, shape{1, 2, 900, 8, 8, 32, 48},
+                          shape{1, 1, 3000, 32, 1, 64, 64}, shape{1, 100, 300, 4, 2, 32, 32}}) {
+        auto q = random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 51);
+        auto kt = random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 52);
+        auto vt = random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 53);
+        tensor<float, 4> kh({s.B, s.Hkv, s.Nk, s.Dk}), vh({s.B, s.Hkv, s.Nk, s.Dv});
+        for (index_t b = 0; b < s.B; ++b)
+            for (index_t j = 0; j < s.Nk; ++j)
+                for (index_t h = 0; h < s.Hkv; ++h) {
+                    for (index_t d = 0; d < s.Dk; ++d) kh(b, h, j, d) = kt(b, j, h, d);
+                    for (index_t d = 0; d < s.Dv; ++d) vh(b, h, j, d) = vt(b, j, h, d);
+                }
+        for (bool causal : {false, true}) {
+            INFO("Nq " << s.Nq << " Nk " << s.Nk << " Hq " << s.Hq << " Hkv " << s.Hkv << " causal " << causal);
+            attention_options opt;
+            opt.causal = causal;
+            tensor<float, 4> o1({s.B, s.Nq, s.Hq, s.Dv}), o2({s.B, s.Nq, s.Hq, s.Dv});
+            softmax_attention(q.view(), kt.view(), vt.view(), o1.view(), opt);
+            softmax_attention(q.view(), permute(kh.view(), {0, 2, 1, 3}), permute(vh.view(), {0, 2, 1, 3}), o2.view(),
+                              opt);
             CHECK(bitwise_equal(o1, o2));
-            CHECK(bitwise_equal(l1, l2));
         }
     }
 }
@@ -353,6 +468,37 @@ TEST_CASE("bad inputs give seqmix::error naming the argument and leave out untou
     tensor<float, 3> lse_bad({2, 8, 4});
     expect_error([&] { softmax_attention(qv, kv, vv, ov, {}, lse_bad.view()); }, "'lse': expected shape [2,4,8]", out);
     expect_error([&] { softmax_attention(tensor_view<const float, 4>(), kv, vv, ov); }, "'q': expected a non-empty view", out);
+    // 21-26. paged caches: no seqlens_k, no max_blocks_per_seq, a block id out of range,
+    // too few blocks for a length, cu_seqlens with a block table, v with other blocks than k.
+    auto kp = random_tensor<float, 4>({5, 4, 2, 16}, 13);  // 5 blocks of 4 keys
+    auto vp = random_tensor<float, 4>({5, 4, 2, 12}, 14);
+    const std::int32_t table[] = {4, 0, 2, 1, 3, -1}, bad_table[] = {4, 5, 2, 1, 3, 0}, plens[] = {9, 5};
+    attention_options pg;
+    pg.block_table = table;
+    pg.max_blocks_per_seq = 3;
+    expect_error([&] { softmax_attention(qv, kp.view(), vp.view(), ov, pg); }, "'seqlens_k': expected the valid length", out);
+    pg.seqlens_k = plens;
+    pg.max_blocks_per_seq = 0;
+    expect_error([&] { softmax_attention(qv, kp.view(), vp.view(), ov, pg); }, "'max_blocks_per_seq'", out);
+    pg.max_blocks_per_seq = 3;
+    pg.block_table = bad_table;
+    expect_error([&] { softmax_attention(qv, kp.view(), vp.view(), ov, pg); }, "'block_table': expected block ids in [0, 5)", out);
+    pg.block_table = table;
+    const std::int32_t long_lens[] = {13, 5};
+    pg.seqlens_k = long_lens;
+    expect_error([&] { softmax_attention(qv, kp.view(), vp.view(), ov, pg); }, "seqlens_k[0] <= 12", out);
+    pg.seqlens_k = plens;
+    attention_options pg_var = pg;
+    pg_var.cu_seqlens_q = cq;
+    pg_var.cu_seqlens_k = ck;
+    pg_var.num_seqs = 3;
+    expect_error([&] { softmax_attention(q1.view(), kp.view(), vp.view(), out1.view(), pg_var); }, "'block_table'", out1);
+    auto vp_short = random_tensor<float, 4>({4, 4, 2, 12}, 15);
+    expect_error([&] { softmax_attention(qv, kp.view(), vp_short.view(), ov, pg); }, "'v': expected blocks like k", out);
+    CHECK_THROWS_AS(reference::softmax_attention(qv, kp.view(), vp.view(), ov, pg_var), seqmix::error);
+    // The same paged call is valid once the block table is right.
+    tensor<float, 4> out_ok({2, 8, 4, 12});
+    softmax_attention(qv, kp.view(), vp.view(), out_ok.view(), pg);
     // The reference rejects the same inputs.
     CHECK_THROWS_AS(reference::softmax_attention(qv, k3.view(), v3.view(), ov), seqmix::error);
 }

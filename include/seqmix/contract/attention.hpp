@@ -78,8 +78,6 @@ inline void check_block_table(const attention_options& opt, index_t batch, index
                               const char* op) {
     check(opt.seqlens_k != nullptr, op, "seqlens_k", "the valid length of each cached sequence with block_table",
           "nullptr");
-    check(!opt.cu_seqlens_q && !opt.cu_seqlens_k, op, "block_table", "no cu_seqlens (paged caches take [B, Nq] queries)",
-          "cu_seqlens");
     check(opt.max_blocks_per_seq >= 1, op, "max_blocks_per_seq", ">= 1 with block_table", opt.max_blocks_per_seq);
     check(block_size >= 1, op, "k", "a block size (extent 1) >= 1 for a paged cache", block_size);
     for (index_t b = 0; b < batch; ++b) {
@@ -146,6 +144,9 @@ attention_problem validate_attention(const tensor_view<const T, 4>& q, const ten
     }
     check_threads(opt.num_threads, op);
     index_t num_seqs = B;
+    if (paged)
+        check(!opt.cu_seqlens_q && !opt.cu_seqlens_k, op, "block_table",
+              "no cu_seqlens (a paged cache takes [B, Nq, Hq, D] queries)", "cu_seqlens as well");
     if (opt.cu_seqlens_q || opt.cu_seqlens_k) {
         check(opt.cu_seqlens_q && opt.cu_seqlens_k, op,
               opt.cu_seqlens_q ? "cu_seqlens_k" : "cu_seqlens_q",

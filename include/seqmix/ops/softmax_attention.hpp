@@ -86,9 +86,12 @@ attention_plan plan_attention(const attention_args<T>& a, const attention_option
     plan.units = plan.seq_first.back();
     plan.splits = 1;
     plan.split_keys = std::max<index_t>(max_k, 1);
-    if (plan.units > 0 && plan.units < occupancy_target) {
+    // Occupancy is counted per KV head, so that a cache's layout (which decides the heads
+    // per unit) never changes the chunks, nor the bits.
+    const index_t head_units = plan.units * heads;
+    if (head_units > 0 && head_units < occupancy_target) {
         const index_t tile = plan.keys_in_lanes ? W : kernels::rows_in_lanes<T>::key_tile;
-        const index_t wanted = std::min((occupancy_target + plan.units - 1) / plan.units,
+        const index_t wanted = std::min((occupancy_target + head_units - 1) / head_units,
                                         std::max<index_t>(1, max_k / min_split_keys));
         const index_t chunk = ((max_k + wanted - 1) / wanted + tile - 1) / tile * tile;
         plan.splits = std::max<index_t>(1, (max_k + chunk - 1) / chunk);
