@@ -1,11 +1,15 @@
 // softmax_attention at the BENCH.md shapes: prefill (B=1, H=8, D 64/128, N 512/2048/8192,
-// causal or not, plus GQA 32/8) and decode (Nq=1, Nk 4096/32768, Hq=32, Hkv=8, D=128).
+// causal or not, plus GQA 32/8) and decode (Nq=1, Nk 4096/32768, Hq=32, Hkv=8, D=128) over
+// token-major, head-major and paged caches, plus multi-query decode (Hkv=1).
 #include <seqmix/core/tensor.hpp>
 #include <seqmix/ops/softmax_attention.hpp>
 
 #include <benchmark/benchmark.h>
 
+#include <array>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bench_registry.hpp"
 #include "counters.hpp"
@@ -35,18 +39,44 @@ void prefill(benchmark::State& state, index_t hq, index_t hkv, index_t n, index_
     state.counters["threads"] = threads;
 }
 
-void decode(benchmark::State& state, index_t nk, int threads) {
-    const index_t hq = 32, hkv = 8, d = 128;
-    tensor<float, 4> q({1, 1, hq, d}, 0.01f), k({1, nk, hkv, d}, 0.02f), v({1, nk, hkv, d}, 0.5f), out({1, 1, hq, d});
+enum class kv_layout { token_major, head_major, paged };
+const char* name_of(kv_layout l) {
+    return l == kv_layout::token_major ? "token_major" : l == kv_layout::head_major ? "head_major" : "paged16";
+}
+
+// One query per head against an Nk-key cache, in the layouts engines keep: token-major
+// [B,N,Hkv,D]; head-major [B,Hkv,N,D] passed permuted; paged, blocks of 16 keys in shuffled
+// order (vLLM's default block size). Rate: bytes of K and V read per second.
+void decode(benchmark::State& state, index_t hq, index_t hkv, index_t nk, kv_layout layout, int threads) {
+    const index_t d = 128, block = 16, blocks = (nk + block - 1) / block;
+    tensor<float, 4> q({1, 1, hq, d}), out({1, 1, hq, d});
+    for (index_t i = 0; i < q.size(); ++i) q.data()[i] = float((i * 7919) % 1000) * 1e-3f - 0.5f;
+    // Storage: [B,N,H,D], [B,H,N,D] or [blocks,16,H,D]; the same element count each.
+    const index_t rows = layout == kv_layout::paged ? blocks * block : nk;
+    tensor<float, 4> ks({1, rows, hkv, d}), vs({1, rows, hkv, d}, 0.5f);
+    for (index_t i = 0; i < ks.size(); ++i) ks.data()[i] = float((i * 104729) % 1000) * 1e-3f - 0.5f;
+    tensor_view<const float, 4> k = ks.view(), v = vs.view();
+    std::vector<std::int32_t> table(static_cast<std::size_t>(blocks));
+    const std::int32_t seqlen = std::int32_t(nk);
     attention_options opt;
     opt.num_threads = threads;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (auto _ : state) {
-        softmax_attention(q.view(), k.view(), v.view(), out.view(), opt);
-        benchmark::ClobberMemory();
+    if (layout == kv_layout::head_major) {
+        const std::array<index_t, 4> shape{1, nk, hkv, d}, strides{hkv * nk * d, d, nk * d, 1};
+        k = tensor_view<const float, 4>(ks.data(), shape, strides);
+        v = tensor_view<const float, 4>(vs.data(), shape, strides);
+    } else if (layout == kv_layout::paged) {
+        for (index_t b = 0; b < blocks; ++b) table[std::size_t(b)] = std::int32_t((b * 7919) % blocks);  // a permutation
+        k = tensor_view<const float, 4>(ks.data(), {blocks, block, hkv, d});
+        v = tensor_view<const float, 4>(vs.data(), {blocks, block, hkv, d});
+        opt.block_table = table.data();
+        opt.max_blocks_per_seq = int(blocks);
+        opt.seqlens_k = &seqlen;
     }
+    const double sec = time_loop(state, [&] { softmax_attention(q.view(), k, v, out.view(), opt); });
     const double bytes = 2.0 * double(nk) * double(hkv) * double(d) * sizeof(float);
-    report_rate(state, bytes, seconds_since(t0), "GBs", measured().triad[threads], "triad_GBs", "of_triad");
+    report_rate(state, bytes, sec, "GBs", measured().triad[threads], "triad_GBs", "of_triad");
+    report_rate(state, 4.0 * double(hq) * double(nk) * double(d), sec, "GFLOPs", measured().fma[threads],
+                "fma_peak_GFLOPs", "of_fma_peak");
     state.counters["threads"] = threads;
 }
 
@@ -70,12 +100,19 @@ void register_softmax_attention_benchmarks() {
             benchmark::RegisterBenchmark(name.c_str(), prefill, 32, 8, 2048, 128, causal, threads)
                 ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
         }
-        for (index_t nk : {4096, 32768}) {
-            const std::string name = "softmax_attention/decode/Hq32/Hkv8/D128/Nk" + std::to_string(nk) +
-                                     "/threads:" + std::to_string(threads);
-            benchmark::RegisterBenchmark(name.c_str(), decode, nk, threads)
-                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
-        }
+        for (index_t nk : {4096, 32768})
+            for (kv_layout layout : {kv_layout::token_major, kv_layout::head_major, kv_layout::paged}) {
+                if (nk == 4096 && layout != kv_layout::token_major) continue;
+                const std::string name = "softmax_attention/decode/Hq32/Hkv8/D128/Nk" + std::to_string(nk) + "/" +
+                                         name_of(layout) + "/threads:" + std::to_string(threads);
+                benchmark::RegisterBenchmark(name.c_str(), decode, 32, 8, nk, layout, threads)
+                    ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+            }
+        // Multi-query decode (one KV head for 32 query heads) at batch 1: split-KV occupies the threads.
+        const std::string mqa = "softmax_attention/decode/Hq32/Hkv1/D128/Nk32768/token_major/threads:" +
+                                std::to_string(threads);
+        benchmark::RegisterBenchmark(mqa.c_str(), decode, 32, 1, 32768, kv_layout::token_major, threads)
+            ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
     }
 }
 const seqmix_bench::registration registered(10, register_softmax_attention_benchmarks);

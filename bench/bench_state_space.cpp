@@ -27,16 +27,6 @@ using namespace seqmix_bench;
 
 std::string tag(const char* name, index_t v) { return "/" + std::string(name) + std::to_string(v); }
 
-// Seconds of the benchmark loop over call() (results kept from being optimized away).
-template <class F>
-double time_loop(benchmark::State& state, F&& call) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (auto _ : state) {
-        call();
-        benchmark::ClobberMemory();
-    }
-    return seconds_since(t0);
-}
 
 // Memory-bound counters: bytes moved once per call, against the triad of the same run.
 void report_bytes(benchmark::State& state, double bytes, double seconds, int threads) {

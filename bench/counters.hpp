@@ -9,6 +9,17 @@
 
 namespace seqmix_bench {
 
+// Seconds of the benchmark loop over call() (results kept from being optimized away).
+template <class F>
+double time_loop(benchmark::State& state, F&& call) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+        call();
+        benchmark::ClobberMemory();
+    }
+    return seconds_since(t0);
+}
+
 // work: FLOP or bytes per iteration; seconds: wall time of the whole benchmark loop.
 inline void report_rate(benchmark::State& state, double work, double seconds, const char* rate_name,
                         double ceiling, const char* ceiling_name, const char* fraction_name) {
