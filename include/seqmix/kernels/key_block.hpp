@@ -33,9 +33,13 @@ inline void dot_key_block(const T* q, index_t ldq, const T* const* keys, index_t
         index_t d0 = 0;
         for (; d0 + W <= d; d0 += W) {
             V kv[G];
-            for (index_t j = 0; j < G; ++j) kv[j] = simd::load(kp[j] + d0);
+            for (index_t j = 0; j < G; ++j) {
+                kv[j] = simd::load(kp[j] + d0);
+                simd::keep_in_register(kv[j]);  // one load per key and per row, not per FMA
+            }
             for (int r = 0; r < RB; ++r) {
-                const V qv = simd::load(q + r * ldq + d0);
+                V qv = simd::load(q + r * ldq + d0);
+                simd::keep_in_register(qv);
                 for (index_t j = 0; j < G; ++j) acc[r][j] = simd::fma(qv, kv[j], acc[r][j]);
             }
         }

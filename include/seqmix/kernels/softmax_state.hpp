@@ -8,6 +8,7 @@
 //
 // Conventions: a row that has seen no visible key has m = -inf, l = 0, o = 0 (empty);
 // a row whose sum turned NaN (a NaN or Inf input reached a visible score) stays NaN.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -32,8 +33,11 @@ struct softmax_state {
         for (index_t r = 0; r < rows; ++r) {
             m[r] = -std::numeric_limits<T>::infinity();
             l[r] = T(0);
-            for (index_t e = 0; e < dv; ++e) out(r, e) = T(0);
         }
+        if (o_row == 1)  // rows in lanes: each element's rows are contiguous
+            for (index_t e = 0; e < dv; ++e) std::fill_n(o + e * o_elem, rows, T(0));
+        else
+            for (index_t r = 0; r < rows; ++r) std::fill_n(o + r * o_row, dv, T(0));
     }
 };
 
@@ -58,14 +62,33 @@ inline void merge_row(const softmax_state<T>& into, const softmax_state<T>& from
     m = mx;
 }
 
-// out[e * out_stride] = o / l for row r (0 for an empty row; NaN stays NaN), and the row's
-// log-sum-exp m + log(l) (-inf for an empty row) into *lse when given.
-template <class T>
-inline void normalize_row(const softmax_state<T>& st, index_t r, T* out, index_t out_stride, T* lse) {
-    const T l = st.l[r];
-    const T inv = l == T(0) ? T(0) : T(1) / l;
-    for (index_t e = 0; e < st.dv; ++e) out[e * out_stride] = st.out(r, e) * inv;
-    if (lse) *lse = l == T(0) ? -std::numeric_limits<T>::infinity() : st.m[r] + std::log(l);
+// For each row r < rows with destination(r, out, lse) true: out[e * out_stride] = o / l
+// (0 for an empty row; NaN stays NaN) and, when lse is set, the row's log-sum-exp
+// m + log(l) (-inf for an empty row). Rows and elements go in 16 x 16 tiles, so neither a
+// transposed state nor output rows a page apart are walked one line per element.
+template <class T, class Destination>
+inline void normalize_rows(const softmax_state<T>& st, index_t rows, index_t out_stride, Destination&& destination) {
+    constexpr index_t block = 16;
+    for (index_t r0 = 0; r0 < rows; r0 += block) {
+        const index_t n = std::min(block, rows - r0);
+        T* out[block];
+        T inv[block];
+        for (index_t i = 0; i < n; ++i) {
+            const index_t r = r0 + i;
+            T* lse = nullptr;
+            out[i] = nullptr;
+            if (!destination(r, out[i], lse)) continue;
+            const T l = st.l[r];
+            inv[i] = l == T(0) ? T(0) : T(1) / l;
+            if (lse) *lse = l == T(0) ? -std::numeric_limits<T>::infinity() : st.m[r] + std::log(l);
+        }
+        for (index_t e0 = 0; e0 < st.dv; e0 += block) {  // a 16 x 16 tile: its lines stay in L1
+            const index_t e1 = std::min(e0 + block, st.dv);
+            for (index_t i = 0; i < n; ++i)
+                if (out[i])
+                    for (index_t e = e0; e < e1; ++e) out[i][e * out_stride] = st.out(r0 + i, e) * inv[i];
+        }
+    }
 }
 
 }  // namespace kernels

@@ -161,6 +161,17 @@ void attention_run(const attention_args<T>& a, const attention_options& opt, con
         return r < plan.dims.rows && i < un.sq.q_len;
     };
 
+    // Where row r of a unit goes: its output row and lse entry (false past the queries).
+    auto destination_of = [&](const unit_rows& un) {
+        return [&, un](index_t r, T*& out, T*& lse) {
+            index_t h, i;
+            if (!row_of(un, r, h, i)) return false;
+            out = a.out.ptr(un.sq.batch, un.sq.q_begin + i, h);
+            lse = a.lse.empty() ? nullptr : a.lse.ptr(un.sq.batch, h, un.sq.q_begin + i);
+            return true;
+        };
+    };
+
     parallel_for(items, threads, [&](index_t item, int t) {
         const index_t u = item / plan.splits, chunk = item % plan.splits;
         const unit_rows un = unit_of(u);
@@ -187,25 +198,19 @@ void attention_run(const attention_args<T>& a, const attention_options& opt, con
             const T slope = opt.alibi_slopes ? T(opt.alibi_slopes[h]) : T(0);
             engine.set_row(r, a.q.ptr(sq.batch, sq.q_begin + i, h), a.q.stride(3), scale, keys, diag, slope);
         }
+        engine.start();  // queries packed, state empty
         const kernels::softmax_state<T> state = engine.state();
-        state.reset(engine.rows());
         const index_t begin = kmax < 0 ? 0 : kmin + chunk * plan.split_keys;  // kmax < 0: no row sees a key
         const kernels::interval_schedule keys{begin, std::min(kmax + 1, begin + plan.split_keys), max_lo, min_hi};
         kernels::attention_main_loop(engine, keys, kv_of(a, sq, un.hk), logits);
         if (plan.splits > 1) return;  // merged below
-        for (index_t r = 0; r < engine.rows(); ++r) {
-            index_t h, i;
-            if (!row_of(un, r, h, i)) continue;
-            T* lse = a.lse.empty() ? nullptr : a.lse.ptr(sq.batch, h, sq.q_begin + i);
-            kernels::normalize_row(state, r, a.out.ptr(sq.batch, sq.q_begin + i, h), a.out.stride(3), lse);
-        }
+        kernels::normalize_rows(state, engine.rows(), a.out.stride(3), destination_of(un));
     });
     if (plan.splits == 1) return;
 
     // Merge each unit's chunks in chunk order, then normalize.
     parallel_for(plan.units, resolve_threads(opt.num_threads, plan.units), [&](index_t u, int) {
         const unit_rows un = unit_of(u);
-        const attention_sequence& sq = un.sq;
         auto state_of = [&](index_t chunk) {
             return Engine::state_in(partials.data() + std::size_t(u * plan.splits + chunk) * state_size, plan.dims);
         };
@@ -214,9 +219,8 @@ void attention_run(const attention_args<T>& a, const attention_options& opt, con
             index_t h, i;
             if (!row_of(un, r, h, i)) continue;
             for (index_t chunk = 1; chunk < plan.splits; ++chunk) kernels::merge_row(total, state_of(chunk), r);
-            T* lse = a.lse.empty() ? nullptr : a.lse.ptr(sq.batch, h, sq.q_begin + i);
-            kernels::normalize_row(total, r, a.out.ptr(sq.batch, sq.q_begin + i, h), a.out.stride(3), lse);
         }
+        kernels::normalize_rows(total, plan.dims.rows, a.out.stride(3), destination_of(un));
     });
 }
 

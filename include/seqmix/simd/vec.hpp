@@ -33,6 +33,20 @@ constexpr int register_count = 16;
 #endif
 
 template <class T> inline vec<T> broadcast(T x) { return vec<T>(x); }
+
+// Keeps a loaded vector in a register: without it GCC folds the load into every FMA that
+// uses it (a memory operand per use), which turns a kernel that reuses a vector across
+// rows into one bound by loads.
+template <class T>
+inline void keep_in_register(vec<T>& v) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    typename vec<T>::register_type r = v;
+    __asm__("" : "+v"(r));
+    v = vec<T>(r);
+#else
+    (void)v;
+#endif
+}
 template <class T> inline vec<T> load(const T* p) { return vec<T>::load_unaligned(p); }
 template <class T> inline vec<T> load_aligned(const T* p) { return vec<T>::load_aligned(p); }
 template <class T> inline void store(T* p, const vec<T>& v) { v.store_unaligned(p); }
