@@ -5,6 +5,8 @@
 // (decode, or too few units for the threads), rows in lanes or keys in lanes, contiguous
 // or paged keys. Variants are policies (kernels/attention_policies.hpp), tile layouts are
 // engines (kernels/attention_tiles.hpp), key storage is a kv_rows (kernels/kv_rows.hpp).
+#include <algorithm>
+
 #include "../core/abi.hpp"
 #include "attention_policies.hpp"
 #include "kv_rows.hpp"
@@ -13,13 +15,20 @@ namespace seqmix {
 SEQMIX_ABI_BEGIN
 namespace kernels {
 
+// An engine scores Engine::score_tiles tiles at once (keys read in one pass), then runs the
+// softmax update and P V tile by tile; the tiles, and so the bits, do not depend on it.
 template <class Engine, class Schedule, class T>
 inline void attention_main_loop(Engine& engine, const Schedule& keys, const kv_rows<T>& kv,
                                 const logits_transform<T>& logits) {
-    keys.for_each_tile(Engine::key_tile, [&](index_t j0, index_t n, bool masked) {
-        engine.scores(kv, j0, n);
-        engine.softmax(j0, n, masked, logits);
-        engine.accumulate(kv, j0, n, masked);
+    constexpr index_t tile = Engine::key_tile;
+    keys.for_each_tile(tile * Engine::score_tiles, [&](index_t b0, index_t bn) {
+        engine.scores(kv, b0, bn);
+        for (index_t j0 = b0; j0 < b0 + bn; j0 += tile) {
+            const index_t n = std::min(tile, b0 + bn - j0);
+            const bool masked = keys.masked(j0, n);
+            engine.softmax(j0, n, masked, logits);
+            engine.accumulate(kv, j0, n, masked);
+        }
     });
 }
 

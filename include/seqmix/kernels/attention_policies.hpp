@@ -63,14 +63,13 @@ struct interval_schedule {
     index_t begin, end;      // keys this unit visits (a split-KV chunk of the rows' span)
     index_t max_lo, min_hi;  // keys every row of the unit sees
 
-    // fn(j0, count, masked) for tiles of at most `tile` keys.
+    // fn(j0, count) for tiles of at most `tile` keys.
     template <class Fn>
     void for_each_tile(index_t tile, Fn&& fn) const {
-        for (index_t j0 = begin; j0 < end; j0 += tile) {
-            const index_t n = std::min(tile, end - j0);
-            fn(j0, n, !(j0 >= max_lo && j0 + n - 1 <= min_hi));
-        }
+        for (index_t j0 = begin; j0 < end; j0 += tile) fn(j0, std::min(tile, end - j0));
     }
+    // Whether some row of the unit does not see all of keys [j0, j0 + n).
+    bool masked(index_t j0, index_t n) const { return !(j0 >= max_lo && j0 + n - 1 <= min_hi); }
 };
 
 }  // namespace kernels

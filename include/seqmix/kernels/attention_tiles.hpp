@@ -41,6 +41,7 @@ template <class T>
 class rows_in_lanes {
 public:
     static constexpr index_t key_tile = 64;  // 128 and 256 were slower on Zen 4 (D 64/128)
+    static constexpr index_t score_tiles = 1;
 
     static index_t lanes_for(index_t rows) {
         constexpr index_t W = index_t(simd::width<T>);
@@ -190,13 +191,20 @@ private:
 
 template <class T>
 class keys_in_lanes {
-public:
-    static constexpr index_t key_tile = index_t(simd::width<T>);
+    static constexpr index_t W = index_t(simd::width<T>);
 
-    static index_t pad(index_t d) { return (d + key_tile - 1) / key_tile * key_tile; }
+public:
+    static constexpr index_t key_tile = W;  // keys per softmax update
+    // Tiles per scores() call: the scores of 8 tiles are computed at once, so the keys of
+    // 8 tiles are read in one pass and then their values in another. A plain two-stream
+    // read on Zen 4 ran 14.5 GB/s switching streams every 8 KB (one head-major tile at
+    // D = 128) and 20.6 GB/s every 64 KB. The softmax updates stay per tile.
+    static constexpr index_t score_tiles = 8;
+    static constexpr index_t block = score_tiles * key_tile;
+
+    static index_t pad(index_t d) { return (d + W - 1) / W * W; }
     static std::size_t scratch_size(const attention_dims& d) {
-        const index_t W = key_tile;
-        return scratch_carver<T>::size_of(d.rows * pad(d.dk), d.rows * W, W * d.dk, d.heads * W * d.dv, W, d.rows,
+        return scratch_carver<T>::size_of(d.rows * pad(d.dk), d.rows * block, W * d.dk, d.heads * W * d.dv, W, d.rows,
                                           state_size(d));
     }
     static std::size_t bounds_size(const attention_dims& d) { return std::size_t(5 * d.rows); }
@@ -209,13 +217,13 @@ public:
           head_rows_(d.rows / d.heads) {
         scratch_carver<T> c(scratch);
         qs_ = c.take(std::size_t(rows_ * dk_pad_));
-        prob_ = c.take(std::size_t(rows_ * key_tile));
-        k_pack_ = c.take(std::size_t(key_tile * dk_));
-        v_pack_ = c.take(std::size_t(heads_ * key_tile * dv_));
-        T* iota = c.take(std::size_t(key_tile));
+        prob_ = c.take(std::size_t(rows_ * block));
+        k_pack_ = c.take(std::size_t(W * dk_));
+        v_pack_ = c.take(std::size_t(heads_ * W * dv_));
+        T* iota = c.take(std::size_t(W));
         slope_ = c.take(std::size_t(rows_));
         place_state(c.take(state_size(d)));
-        for (index_t j = 0; j < key_tile; ++j) iota[j] = T(j);
+        for (index_t j = 0; j < W; ++j) iota[j] = T(j);
         lane_ = simd::load_aligned(iota);
         lo_ = bounds;
         hi_ = lo_ + rows_;
@@ -249,63 +257,68 @@ public:
     void clear_row(index_t r) { set_row(r, qs_, 0, T(0), key_range{1, 0}, 0, T(0)); }  // no query: sees nothing
     void start() { state().reset(rows_); }  // queries were packed by set_row
 
-    // Scores of every head's rows; with several heads the tile's rows of all heads are read
-    // together, in address order for token-major [B,N,H,D] caches.
+    // Scores of every head's rows for up to `block` keys, W keys at a time; with several
+    // heads the W keys of every head are taken together, in address order for token-major
+    // [B,N,H,D] caches (head by head would stride a page per key).
     void scores(const kv_rows<T>& kv, index_t j0, index_t n) {
+        block_start_ = j0;
         kv.runs(j0, n, [&](index_t j, index_t c, const T* k, const T* v) {
             for (index_t t = 0; t < c; ++t) {
                 keys_[std::size_t(j - j0 + t)] = k + t * kv.k_row;
                 values_[std::size_t(j - j0 + t)] = v + t * kv.v_row;
             }
         });
-        for (index_t j = n; j < key_tile; ++j) {  // lanes past the keys repeat the last one (masked below)
+        const index_t n_pad = (n + W - 1) / W * W;
+        for (index_t j = n; j < n_pad; ++j) {  // lanes past the keys repeat the last one (masked later)
             keys_[std::size_t(j)] = keys_[std::size_t(n - 1)];
             values_[std::size_t(j)] = values_[std::size_t(n - 1)];
         }
-        // One head per tile (a head-major cache): its next tile is requested now, a tile's
-        // compute ahead of its use (measured +30% at Nk = 32768 on Zen 4). With several heads
-        // the tile already reads a whole span of the cache in order, and the prefetches
+        // One head (a head-major cache): the next block is requested now, a block's compute
+        // ahead of its use (Nk = 32768 on Zen 4: 10.6 GB/s against 8.1 without). With several
+        // heads a block already reads a whole span of the cache in order, and the prefetches
         // (one per line) cost more than they gained.
         if (heads_ == 1)
-            for (index_t j = j0 + key_tile; j < std::min(j0 + 2 * key_tile, kv.count); ++j) {
+            for (index_t j = j0 + n; j < std::min(j0 + n + block, kv.count); ++j) {
                 simd::prefetch(kv.key(j), std::size_t(dk_ * kv.k_elem));
                 simd::prefetch(kv.value(j), std::size_t(dv_ * kv.v_elem));
             }
-        for (index_t hh = 0; hh < heads_; ++hh) {
-            std::array<const T*, simd::width<T>> keys;
-            for (index_t j = 0; j < key_tile; ++j) keys[std::size_t(j)] = keys_[std::size_t(j)] + hh * kv.k_head;
-            if (kv.k_elem != 1) pack(keys, kv.k_elem, dk_, k_pack_);
-            dot_key_rows(qs_ + hh * head_rows_ * dk_pad_, dk_pad_, head_rows_, keys.data(), dk_,
-                         prob_ + hh * head_rows_ * key_tile, key_tile);
-        }
+        for (index_t c = 0; c < n_pad; c += W)
+            for (index_t hh = 0; hh < heads_; ++hh) {
+                const T* keys[simd::width<T>];
+                for (index_t j = 0; j < W; ++j) keys[j] = keys_[std::size_t(c + j)] + hh * kv.k_head;
+                if (kv.k_elem != 1) pack(keys, W, kv.k_elem, dk_, k_pack_);
+                dot_key_rows(qs_ + hh * head_rows_ * dk_pad_, dk_pad_, head_rows_, keys, dk_,
+                             prob_ + hh * head_rows_ * block + c, block);
+            }
     }
 
-    // Per row: logits transform, mask, and the online-softmax update of the tile.
+    // Per row, for the tile [j0, j0 + n) of the scored block: logits transform, mask, and
+    // the online-softmax update.
     void softmax(index_t j0, index_t n, bool, const logits_transform<T>& lg) {
         using V = simd::vec<T>;
         constexpr T ninf = -std::numeric_limits<T>::infinity();
         partial_ = false;
         for (index_t r = 0; r < rows_; ++r) {
-            T* pr = prob_ + r * key_tile;
+            T* pr = prob_ + r * block + (j0 - block_start_);
             const index_t lo = std::max(lo_[r], j0), hi = std::min(hi_[r], j0 + n - 1);
             vis_lo_[r] = lo;
             vis_hi_[r] = hi;
             if (lo > hi) {  // nothing visible in this tile
-                simd::store_aligned(pr, V(T(0)));
+                simd::store(pr, V(T(0)));
                 partial_ = true;
                 continue;
             }
             partial_ = partial_ || lo > j0 || hi < j0 + n - 1;
-            V s = simd::load_aligned(pr);
+            V s = simd::load(pr);
             if (lg.any()) s = lg(s, V(T(diag_[r] - j0)) - lane_, V(slope_[r]));
-            if (lo > j0 || hi < j0 + key_tile - 1)
+            if (lo > j0 || hi < j0 + W - 1)
                 s = simd::select((lane_ >= V(T(lo - j0))) && (lane_ <= V(T(hi - j0))), s, V(ninf));
             T& m = m_[r];
             T& l = l_[r];
             const T m_new = std::max(m, simd::hmax(s));
             const T m_use = m_new == ninf ? T(0) : m_new;  // avoids -inf - -inf
             const V p = simd::exp(s - V(m_use));
-            simd::store_aligned(pr, p);
+            simd::store(pr, p);
             const T alpha = std::exp(m - m_use);  // 0 on the first visible tile
             if (alpha != T(1)) simd::scale(alpha, o_ + r * dv_pad_, std::size_t(dv_pad_));
             l = l * alpha + simd::hsum(p);
@@ -314,32 +327,31 @@ public:
     }
 
     void accumulate(const kv_rows<T>& kv, index_t j0, index_t n, bool) {
+        const index_t off = j0 - block_start_;
         for (index_t hh = 0; hh < heads_; ++hh) {
-            std::array<const T*, simd::width<T>> values;
-            for (index_t j = 0; j < key_tile; ++j) values[std::size_t(j)] = values_[std::size_t(j)] + hh * kv.v_head;
-            if (kv.v_elem != 1) pack(values, kv.v_elem, dv_, v_pack_ + hh * key_tile * dv_);
+            const T* values[simd::width<T>];
+            for (index_t j = 0; j < n; ++j) values[j] = values_[std::size_t(off + j)] + hh * kv.v_head;
+            if (kv.v_elem != 1) pack(values, n, kv.v_elem, dv_, v_pack_ + hh * W * dv_);
             const index_t r0 = hh * head_rows_;
+            const T* p = prob_ + r0 * block + off;
             bool exact = false;  // masked keys must not reach a row even as 0 * Inf: only visible ones then
-            for (index_t j = 0; partial_ && j < n && !exact; ++j)
-                exact = !rows_finite(values[std::size_t(j)], 1, 0, dv_, index_t(1));
+            for (index_t j = 0; partial_ && j < n && !exact; ++j) exact = !rows_finite(values[j], 1, 0, dv_, index_t(1));
             if (!exact) {
-                accumulate_value_rows(prob_ + r0 * key_tile, key_tile, head_rows_, values.data(), n, o_ + r0 * dv_pad_,
-                                      dv_pad_, dv_);
+                accumulate_value_rows(p, block, head_rows_, values, n, o_ + r0 * dv_pad_, dv_pad_, dv_);
                 continue;
             }
             for (index_t r = r0; r < r0 + head_rows_; ++r)
                 for (index_t j = vis_lo_[r]; j <= vis_hi_[r]; ++j)
-                    simd::axpy(prob_[r * key_tile + j - j0], values[std::size_t(j - j0)], o_ + r * dv_pad_,
-                               std::size_t(dv_));
+                    simd::axpy(prob_[r * block + off + j - j0], values[j - j0], o_ + r * dv_pad_, std::size_t(dv_));
         }
     }
 
 private:
-    // Strided head dims: the tile's rows are copied contiguous and the row pointers moved there.
-    void pack(std::array<const T*, simd::width<T>>& rows, index_t elem, index_t d, T* to) {
-        for (index_t j = 0; j < key_tile; ++j) {
-            for (index_t e = 0; e < d; ++e) to[j * d + e] = rows[std::size_t(j)][e * elem];
-            rows[std::size_t(j)] = to + j * d;
+    // Strided head dims: `count` rows are copied contiguous and their pointers moved there.
+    static void pack(const T** rows, index_t count, index_t elem, index_t d, T* to) {
+        for (index_t j = 0; j < count; ++j) {
+            for (index_t e = 0; e < d; ++e) to[j * d + e] = rows[j][e * elem];
+            rows[j] = to + j * d;
         }
     }
 
@@ -348,7 +360,8 @@ private:
     index_t *lo_, *hi_, *diag_, *vis_lo_, *vis_hi_;
     simd::vec<T> lane_;
     bool partial_ = false;
-    std::array<const T*, simd::width<T>> keys_{}, values_{};
+    index_t block_start_ = 0;  // first key of the scored block
+    std::array<const T*, block> keys_{}, values_{};
 };
 
 }  // namespace kernels
