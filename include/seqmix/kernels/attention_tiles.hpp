@@ -167,20 +167,23 @@ public:
         }
         kv.runs(j0, n, [&](index_t j, index_t c, const T*, const T* v) {
             // The first run rescales by alpha; later runs continue the same sums.
-            if (j == j0)
-                panel_gemm<tile_update::scale_accumulate>(dv_, c, L_, v, kv.v_elem, kv.v_row, st_, L_, ot_, L_, alpha_);
-            else
-                panel_gemm<tile_update::accumulate>(dv_, c, L_, v, kv.v_elem, kv.v_row, st_ + (j - j0) * L_, L_, ot_,
-                                                    L_);
+            value_panel(j == j0, dv_, c, L_, v, kv.v_elem, kv.v_row, st_ + (j - j0) * L_, ot_, alpha_);
         });
     }
 
 private:
-    // S^T = K Q^T out of line: inlined into the tile loop, GCC 12 compiled its micro-kernel
-    // with 4% more instructions (callgrind, N = 512) than this call does.
+    // The two GEMMs out of line: inlined into the unit loop, GCC 12 compiled their
+    // micro-kernels with more loads (callgrind: 4-7% more instructions at N = 512).
     [[gnu::noinline]] static void score_panel(index_t keys, index_t dk, index_t L, const T* k, index_t k_row,
                                               index_t k_elem, const T* qt, T* st) {
         panel_gemm<tile_update::overwrite>(keys, dk, L, k, k_row, k_elem, qt, L, st, L);
+    }
+    [[gnu::noinline]] static void value_panel(bool rescale, index_t dv, index_t keys, index_t L, const T* v,
+                                              index_t v_elem, index_t v_row, const T* p, T* ot, const T* alpha) {
+        if (rescale)
+            panel_gemm<tile_update::scale_accumulate>(dv, keys, L, v, v_elem, v_row, p, L, ot, L, alpha);
+        else
+            panel_gemm<tile_update::accumulate>(dv, keys, L, v, v_elem, v_row, p, L, ot, L);
     }
 
     index_t dk_, dv_, L_;
