@@ -14,47 +14,6 @@ namespace seqmix {
 SEQMIX_ABI_BEGIN
 namespace kernels {
 
-// s = cap * tanh(s / cap) (Gemma 2 / Grok logit soft-capping).
-template <class T>
-inline void softcap_tile(T* st, index_t keys, index_t ld, index_t lanes, T cap) {
-    constexpr index_t W = index_t(simd::width<T>);
-    const simd::vec<T> c(cap), inv(T(1) / cap);
-    for (index_t j = 0; j < keys; ++j)
-        for (index_t r = 0; r < lanes; r += W) {
-            T* p = st + j * ld + r;
-            simd::store_aligned(p, c * simd::tanh(simd::load_aligned(p) * inv));
-        }
-}
-
-// s -= slope_r * |diag_r - j|: ALiBi with the diagonal given relative to the tile's first key.
-template <class T>
-inline void alibi_tile(T* st, index_t keys, index_t ld, index_t lanes, const T* slope, const T* diag) {
-    constexpr index_t W = index_t(simd::width<T>);
-    for (index_t r = 0; r < lanes; r += W) {
-        const auto sl = simd::load_aligned(slope + r), dg = simd::load_aligned(diag + r);
-        for (index_t j = 0; j < keys; ++j) {
-            T* p = st + j * ld + r;
-            const auto dist = simd::abs(dg - simd::vec<T>(T(j)));
-            simd::store_aligned(p, simd::fma(-sl, dist, simd::load_aligned(p)));
-        }
-    }
-}
-
-// Keys outside [lo_r, hi_r] (relative to the tile's first key) become -inf.
-template <class T>
-inline void mask_tile(T* st, index_t keys, index_t ld, index_t lanes, const T* lo, const T* hi) {
-    constexpr index_t W = index_t(simd::width<T>);
-    const simd::vec<T> ninf(-std::numeric_limits<T>::infinity());
-    for (index_t r = 0; r < lanes; r += W) {
-        const auto l = simd::load_aligned(lo + r), h = simd::load_aligned(hi + r);
-        for (index_t j = 0; j < keys; ++j) {
-            T* p = st + j * ld + r;
-            const auto jj = simd::broadcast(T(j));
-            simd::store_aligned(p, simd::select((jj >= l) && (jj <= h), simd::load_aligned(p), ninf));
-        }
-    }
-}
-
 // One FlashAttention-2 step: the running max m and sum l absorb the tile, the tile turns
 // into probabilities exp(s - m_new), and alpha = exp(m_old - m_new) is what the output
 // accumulator must be scaled by. Rows with nothing visible yet keep m = -inf, l = 0.
