@@ -24,6 +24,7 @@
 #include "key_block.hpp"
 #include "kv_rows.hpp"
 #include "online_softmax.hpp"
+#include "pack.hpp"
 #include "softmax_state.hpp"
 
 namespace seqmix {
@@ -93,8 +94,8 @@ public:
     // Row r's query (scaled when packed), visible keys, diagonal and ALiBi slope.
     void set_row(index_t r, const T* q, index_t q_elem, T scale, key_range keys, index_t diag, T slope) {
         T* staged = q_rows_ + r * dk_;
-        if (q_elem == 1) simd::scaled_copy(scale, q, staged, std::size_t(dk_));
-        else for (index_t d = 0; d < dk_; ++d) staged[d] = q[d * q_elem] * scale;
+        pack_row(q, q_elem, dk_, staged, dk_);
+        simd::scale(scale, staged, std::size_t(dk_));
         lo_[r] = keys.lo;
         hi_[r] = keys.hi;
         diag_[r] = diag;
@@ -251,7 +252,8 @@ public:
 
     void set_row(index_t r, const T* q, index_t q_elem, T scale, key_range keys, index_t diag, T slope) {
         T* qd = qs_ + r * dk_pad_;
-        for (index_t d = 0; d < dk_pad_; ++d) qd[d] = d < dk_ ? q[d * q_elem] * scale : T(0);
+        pack_row(q, q_elem, dk_, qd, dk_pad_);
+        simd::scale(scale, qd, std::size_t(dk_));
         lo_[r] = keys.lo;
         hi_[r] = keys.hi;
         diag_[r] = diag;
@@ -353,7 +355,7 @@ private:
     // Strided head dims: `count` rows are copied contiguous and their pointers moved there.
     static void pack(const T** rows, index_t count, index_t elem, index_t d, T* to) {
         for (index_t j = 0; j < count; ++j) {
-            for (index_t e = 0; e < d; ++e) to[j * d + e] = rows[j][e * elem];
+            pack_row(rows[j], elem, d, to + j * d, d);
             rows[j] = to + j * d;
         }
     }

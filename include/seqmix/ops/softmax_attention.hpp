@@ -19,7 +19,6 @@
 
 #include "../contract/attention.hpp"
 #include "../core/abi.hpp"
-#include "../core/aligned_buffer.hpp"
 #include "../core/parallel.hpp"
 #include "../core/scratch.hpp"
 #include "../kernels/attention_main_loop.hpp"
@@ -119,8 +118,8 @@ kernels::kv_rows<T> kv_of(const attention_args<T>& a, const attention_sequence& 
         kv.k_page = a.k.stride(0);
         kv.v_page = a.v.stride(0);
     } else {
-        kv.k = a.k.data() + sq.batch * a.k.stride(0) + sq.k_begin * kv.k_row + hk * a.k.stride(2);
-        kv.v = a.v.data() + sq.batch * a.v.stride(0) + sq.k_begin * kv.v_row + hk * a.v.stride(2);
+        kv.k = a.k.ptr(sq.batch, sq.k_begin, hk);
+        kv.v = a.v.ptr(sq.batch, sq.k_begin, hk);
     }
     return kv;
 }
@@ -135,7 +134,10 @@ void attention_run(const attention_args<T>& a, const attention_options& opt, con
     const T scale = T(p.scale);
     const index_t items = plan.units * plan.splits;
     const std::size_t state_size = Engine::state_size(plan.dims);
-    aligned_buffer<T> partials{plan.splits > 1 ? std::size_t(items) * state_size : 0};
+    // Split-KV partial states live in the calling thread's reusable scratch: a decode step
+    // per token would otherwise map and fault in fresh pages on every call.
+    thread_scratch<T> partial_states(1, plan.splits > 1 ? std::size_t(items) * state_size : 0);
+    T* const partials = partial_states.get(0);
     const int threads = resolve_threads(opt.num_threads, items);
     thread_scratch<T> scratch(threads, Engine::scratch_size(plan.dims));
     thread_scratch<index_t> bounds(threads, Engine::bounds_size(plan.dims));
@@ -177,7 +179,7 @@ void attention_run(const attention_args<T>& a, const attention_options& opt, con
         const unit_rows un = unit_of(u);
         const attention_sequence& sq = un.sq;
         Engine engine(plan.dims, scratch.get(t), bounds.get(t));
-        if (plan.splits > 1) engine.place_state(partials.data() + std::size_t(item) * state_size);
+        if (plan.splits > 1) engine.place_state(partials + std::size_t(item) * state_size);
         // The rows' visible keys; their union is the unit's span, their intersection runs unmasked.
         index_t kmin = std::numeric_limits<index_t>::max(), kmax = -1;
         index_t max_lo = 0, min_hi = std::numeric_limits<index_t>::max();
@@ -212,7 +214,7 @@ void attention_run(const attention_args<T>& a, const attention_options& opt, con
     parallel_for(plan.units, resolve_threads(opt.num_threads, plan.units), [&](index_t u, int) {
         const unit_rows un = unit_of(u);
         auto state_of = [&](index_t chunk) {
-            return Engine::state_in(partials.data() + std::size_t(u * plan.splits + chunk) * state_size, plan.dims);
+            return Engine::state_in(partials + std::size_t(u * plan.splits + chunk) * state_size, plan.dims);
         };
         const kernels::softmax_state<T> total = state_of(0);
         for (index_t r = 0; r < plan.dims.rows; ++r) {
