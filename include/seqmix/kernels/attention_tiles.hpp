@@ -38,6 +38,20 @@ struct attention_dims {
     index_t heads = 1;
 };
 
+// What the mask and the logits transform need of each row: visible keys, diagonal, ALiBi
+// slope. Both engines keep it the same way.
+template <class T>
+struct row_masks {
+    index_t *lo, *hi, *diag;
+    T* slope;
+    void set(index_t r, key_range keys, index_t d, T s) const {
+        lo[r] = keys.lo;
+        hi[r] = keys.hi;
+        diag[r] = d;
+        slope[r] = s;
+    }
+};
+
 template <class T>
 class rows_in_lanes {
 public:
@@ -96,17 +110,11 @@ public:
         T* staged = q_rows_ + r * dk_;
         pack_row(q, q_elem, dk_, staged, dk_);
         simd::scale(scale, staged, std::size_t(dk_));
-        lo_[r] = keys.lo;
-        hi_[r] = keys.hi;
-        diag_[r] = diag;
-        slope_[r] = slope;
+        row_masks<T>{lo_, hi_, diag_, slope_}.set(r, keys, diag, slope);
     }
     void clear_row(index_t r) {  // a lane with no query: zero scores, never written out
         std::fill_n(q_rows_ + r * dk_, dk_, T(0));
-        lo_[r] = 1;
-        hi_[r] = 0;
-        diag_[r] = 0;
-        slope_[r] = T(0);
+        row_masks<T>{lo_, hi_, diag_, slope_}.set(r, key_range{1, 0}, 0, T(0));
     }
     // The staged query rows transposed into Q^T 16 rows at a time (a contiguous store of
     // their lanes per d, never one line per element), and the state emptied.
@@ -254,10 +262,7 @@ public:
         T* qd = qs_ + r * dk_pad_;
         pack_row(q, q_elem, dk_, qd, dk_pad_);
         simd::scale(scale, qd, std::size_t(dk_));
-        lo_[r] = keys.lo;
-        hi_[r] = keys.hi;
-        diag_[r] = diag;
-        slope_[r] = slope;
+        row_masks<T>{lo_, hi_, diag_, slope_}.set(r, keys, diag, slope);
     }
     void clear_row(index_t r) { set_row(r, qs_, 0, T(0), key_range{1, 0}, 0, T(0)); }  // no query: sees nothing
     void start() { state().reset(rows_); }  // queries were packed by set_row
