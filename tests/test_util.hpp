@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <array>
 #include <cstring>
+#include <tuple>
 #include <random>
 #include <string>
 
@@ -32,10 +34,11 @@ seqmix::tensor<U, R> convert(const seqmix::tensor<T, R>& t) {
     return out;
 }
 
-// max |a - b| over max |b| (relative to the reference's largest magnitude); inf vs inf matches.
+// max |a - b| over max |b| (relative to the reference's largest magnitude, at least `floor`:
+// log-sum-exps near 0 are compared on the scale of 1); inf vs inf matches.
 template <class A, class B, std::size_t R>
-double max_rel_error(const seqmix::tensor<A, R>& a, const seqmix::tensor<B, R>& b) {
-    double err = 0, mag = 0;
+double max_rel_error(const seqmix::tensor<A, R>& a, const seqmix::tensor<B, R>& b, double floor = 0) {
+    double err = 0, mag = floor;
     for (index_t i = 0; i < b.size(); ++i) {
         const double x = double(a.data()[i]), y = double(b.data()[i]);
         if (std::isinf(y) || std::isinf(x)) {
@@ -52,6 +55,28 @@ double max_rel_error(const seqmix::tensor<A, R>& a, const seqmix::tensor<B, R>& 
 template <class T, std::size_t R>
 bool bitwise_equal(const seqmix::tensor<T, R>& a, const seqmix::tensor<T, R>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(T) * std::size_t(a.size())) == 0;
+}
+
+inline bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+inline bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+// Element by element, any strides: the same bits (NaN payloads included).
+template <class T, class U, std::size_t R>
+bool bitwise_equal(const seqmix::tensor_view<T, R>& a, const seqmix::tensor_view<U, R>& b) {
+    if (a.shape() != b.shape()) return false;
+    bool same = true;
+    std::array<seqmix::index_t, R> at{};
+    for (seqmix::index_t n = 0; n < a.size() && same; ++n) {
+        seqmix::index_t rest = n;
+        for (std::size_t d = R; d-- > 0;) {
+            at[d] = rest % a.extent(d);
+            rest /= a.extent(d);
+        }
+        const auto x = std::apply([&](auto... i) { return a(i...); }, at);
+        const auto y = std::apply([&](auto... i) { return b(i...); }, at);
+        same = same_bits(x, y);
+    }
+    return same;
 }
 
 // Runs f and expects a seqmix::error whose message contains `needle`.

@@ -18,6 +18,7 @@ struct attention_options {
     int window_right = -1;     // -1 = unbounded
     double softcap = 0;        // 0 = off; s = softcap * tanh(s / softcap)
     const float* alibi_slopes = nullptr;      // [Hq]; bias -slope * |i + Nk - Nq - j|
+    const float* sinks = nullptr;             // [Hq]; a logit joining every row's denominator
     const std::int32_t* cu_seqlens_q = nullptr;  // [num_seqs + 1], packed varlen queries
     const std::int32_t* cu_seqlens_k = nullptr;  // [num_seqs + 1], packed varlen keys
     const std::int32_t* seqlens_k = nullptr;     // [B or num_seqs]: valid KV length (KV cache)
@@ -142,6 +143,11 @@ attention_problem validate_attention(const tensor_view<const T, 4>& q, const ten
                                      "distance ", max_distance, "), given alibi_slopes[", h, "] = ", slope));
         }
     }
+    if (opt.sinks)
+        for (index_t h = 0; h < Hq; ++h)
+            if (!fits_finite<E>(opt.sinks[h]))
+                raise(detail::concat(op, ": argument 'sinks': expected finite logits, given sinks[", h,
+                                     "] = ", opt.sinks[h]));
     check_threads(opt.num_threads, op);
     index_t num_seqs = B;
     if (paged)

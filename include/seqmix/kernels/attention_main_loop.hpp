@@ -2,9 +2,11 @@
 // The attention main loop: for every key tile of a schedule, scores, then the logits
 // transform, mask and online-softmax update, then P V into the unit's softmax state.
 // Every softmax_attention path runs it: whole key ranges (prefill) and split-KV chunks
-// (decode, or too few units for the threads), rows in lanes or keys in lanes, contiguous
-// or paged keys. Variants are policies (kernels/attention_policies.hpp), tile layouts are
-// engines (kernels/attention_tiles.hpp), key storage is a kv_rows (kernels/kv_rows.hpp).
+// (decode, or too few units for the threads), rows in lanes or keys in lanes, contiguous,
+// paged or gathered keys. What a variant changes is its schedule (which keys, which rows see
+// them) and its logits transform (kernels/attention_policies.hpp); tile layouts are engines
+// (kernels/attention_tiles.hpp), key storage is a kv_rows (kernels/kv_rows.hpp), and the
+// planning, split-KV and merge around it are the attention run (kernels/attention_run.hpp).
 #include <algorithm>
 
 #include "../core/abi.hpp"
@@ -17,16 +19,17 @@ namespace kernels {
 
 // An engine scores Engine::score_tiles tiles at once (keys read in one pass), then runs the
 // softmax update and P V tile by tile; the tiles, and so the bits, do not depend on it.
-template <class Engine, class Schedule, class T>
-inline void attention_main_loop(Engine& engine, const Schedule& keys, const kv_rows<T>& kv,
-                                const logits_transform<T>& logits) {
+// The schedule's blocks [b0, b0 + bn) are cut into tiles from b0; a masked tile asks the
+// schedule, row by row, which of its keys each row sees.
+template <class Engine, class Schedule, class T, class Logits>
+inline void attention_main_loop(Engine& engine, const Schedule& keys, const kv_rows<T>& kv, const Logits& logits) {
     constexpr index_t tile = Engine::key_tile;
-    keys.for_each_tile(tile * Engine::score_tiles, [&](index_t b0, index_t bn) {
+    keys.for_each_block(tile * Engine::score_tiles, [&](index_t b0, index_t bn) {
         engine.scores(kv, b0, bn);
         for (index_t j0 = b0; j0 < b0 + bn; j0 += tile) {
             const index_t n = std::min(tile, b0 + bn - j0);
             const bool masked = keys.masked(j0, n);
-            engine.softmax(j0, n, masked, logits);
+            engine.softmax(j0, n, masked, keys, logits);
             engine.accumulate(kv, j0, n, masked);
         }
     });

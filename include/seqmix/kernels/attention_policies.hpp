@@ -57,19 +57,35 @@ struct logits_transform {
     }
 };
 
-// The contiguous keys [begin, end) of a work unit, in tiles; a tile needs masking unless
-// every row of the unit sees all of it (all rows' ranges contain [max_lo, min_hi]).
+// The keys a work unit visits and which of them each row sees. A schedule gives:
+//   for_each_block(block, fn): fn(j0, n) for its keys in blocks of at most `block`, each a
+//     run of consecutive keys (the engine scores a block at once, then cuts it into tiles);
+//   masked(j0, n): whether some row of the unit does not see every key of a tile;
+//   visible(r, j0): the keys row r sees, asked only for masked tiles (an interval; keys
+//     outside the tile are ignored);
+//   size() and slice(first, count): the split-KV chunks, in the schedule's key order.
+
+// Each row sees the keys [lo[r], hi[r]]; the unit visits the union [begin, end), and keys
+// [max_lo, min_hi] that every row sees run unmasked (causal, window, whole rows).
 struct interval_schedule {
     index_t begin, end;      // keys this unit visits (a split-KV chunk of the rows' span)
     index_t max_lo, min_hi;  // keys every row of the unit sees
+    const index_t* lo;       // per row: first and last key it sees
+    const index_t* hi;
 
-    // fn(j0, count) for tiles of at most `tile` keys.
     template <class Fn>
-    void for_each_tile(index_t tile, Fn&& fn) const {
-        for (index_t j0 = begin; j0 < end; j0 += tile) fn(j0, std::min(tile, end - j0));
+    void for_each_block(index_t block, Fn&& fn) const {
+        for (index_t j0 = begin; j0 < end; j0 += block) fn(j0, std::min(block, end - j0));
     }
-    // Whether some row of the unit does not see all of keys [j0, j0 + n).
     bool masked(index_t j0, index_t n) const { return !(j0 >= max_lo && j0 + n - 1 <= min_hi); }
+    key_range visible(index_t r, index_t) const { return {lo[r], hi[r]}; }
+    index_t size() const { return std::max<index_t>(0, end - begin); }
+    interval_schedule slice(index_t first, index_t count) const {
+        interval_schedule s = *this;
+        s.begin = begin + first;
+        s.end = std::min(end, s.begin + count);
+        return s;
+    }
 };
 
 }  // namespace kernels

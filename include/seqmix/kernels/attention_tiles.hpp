@@ -38,20 +38,6 @@ struct attention_dims {
     index_t heads = 1;
 };
 
-// What the mask and the logits transform need of each row: visible keys, diagonal, ALiBi
-// slope. Both engines keep it the same way.
-template <class T>
-struct row_masks {
-    index_t *lo, *hi, *diag;
-    T* slope;
-    void set(index_t r, key_range keys, index_t d, T s) const {
-        lo[r] = keys.lo;
-        hi[r] = keys.hi;
-        diag[r] = d;
-        slope[r] = s;
-    }
-};
-
 template <class T>
 class rows_in_lanes {
 public:
@@ -105,16 +91,19 @@ public:
     softmax_state<T> state() const { return {m_, l_, ot_, 1, L_, dv_}; }
     index_t rows() const { return L_; }  // every lane is a row: set_row or clear_row each
 
-    // Row r's query (scaled when packed), visible keys, diagonal and ALiBi slope.
-    void set_row(index_t r, const T* q, index_t q_elem, T scale, key_range keys, index_t diag, T slope) {
+    // Row r's query (scaled when packed), diagonal and ALiBi slope. Which keys it sees comes
+    // from the schedule, tile by tile.
+    void set_row(index_t r, const T* q, index_t q_elem, T scale, index_t diag, T slope) {
         T* staged = q_rows_ + r * dk_;
         pack_row(q, q_elem, dk_, staged, dk_);
         simd::scale(scale, staged, std::size_t(dk_));
-        row_masks<T>{lo_, hi_, diag_, slope_}.set(r, keys, diag, slope);
+        diag_[r] = diag;
+        slope_[r] = slope;
     }
     void clear_row(index_t r) {  // a lane with no query: zero scores, never written out
         std::fill_n(q_rows_ + r * dk_, dk_, T(0));
-        row_masks<T>{lo_, hi_, diag_, slope_}.set(r, key_range{1, 0}, 0, T(0));
+        diag_[r] = 0;
+        slope_[r] = T(0);
     }
     // The staged query rows transposed into Q^T 16 rows at a time (a contiguous store of
     // their lanes per d, never one line per element), and the state emptied.
@@ -132,12 +121,18 @@ public:
     }
 
     // Logits transform and mask in one pass over the tile, then the online-softmax update.
-    void softmax(index_t j0, index_t n, bool masked, const logits_transform<T>& lg) {
+    // A masked tile asks the schedule which of its keys each row sees.
+    template <class Schedule, class Logits>
+    void softmax(index_t j0, index_t n, bool masked, const Schedule& keys, const Logits& lg) {
         using V = simd::vec<T>;
         constexpr index_t W = index_t(simd::width<T>);
         if (lg.any() || masked) {
             for (index_t r = 0; r < L_; ++r) {
                 rel_[r] = T(diag_[r] - j0);
+                if (!masked) continue;
+                const key_range seen = keys.visible(r, j0);
+                lo_[r] = seen.lo;
+                hi_[r] = seen.hi;
                 lo_rel_[r] = T(std::clamp<index_t>(lo_[r] - j0, -1, key_tile + 1));
                 hi_rel_[r] = T(std::clamp<index_t>(hi_[r] - j0, -2, key_tile));
             }
@@ -197,7 +192,7 @@ private:
 
     index_t dk_, dv_, L_;
     T *qt_, *st_, *ot_, *m_, *l_, *alpha_, *slope_, *rel_, *lo_rel_, *hi_rel_;
-    index_t *lo_, *hi_, *diag_;
+    index_t *lo_, *hi_, *diag_;  // lo_, hi_: the keys each row sees in the current masked tile
     T* q_rows_;  // query rows as set, row-major, before start() transposes them
 };
 
@@ -219,7 +214,7 @@ public:
         return scratch_carver<T>::size_of(d.rows * pad(d.dk), d.rows * block, W * d.dk, d.heads * W * d.dv, W, d.rows,
                                           state_size(d));
     }
-    static std::size_t bounds_size(const attention_dims& d) { return std::size_t(5 * d.rows); }
+    static std::size_t bounds_size(const attention_dims& d) { return std::size_t(3 * d.rows); }
     static std::size_t state_size(const attention_dims& d) {  // whole cache lines: partials stay aligned
         return std::size_t(d.rows * (pad(d.dv) + 2) + 15) / 16 * 16;
     }
@@ -237,9 +232,7 @@ public:
         place_state(c.take(state_size(d)));
         for (index_t j = 0; j < W; ++j) iota[j] = T(j);
         lane_ = simd::load_aligned(iota);
-        lo_ = bounds;
-        hi_ = lo_ + rows_;
-        diag_ = hi_ + rows_;
+        diag_ = bounds;
         vis_lo_ = diag_ + rows_;
         vis_hi_ = vis_lo_ + rows_;
     }
@@ -258,13 +251,18 @@ public:
     softmax_state<T> state() const { return {m_, l_, o_, dv_pad_, 1, dv_}; }
     index_t rows() const { return rows_; }
 
-    void set_row(index_t r, const T* q, index_t q_elem, T scale, key_range keys, index_t diag, T slope) {
+    void set_row(index_t r, const T* q, index_t q_elem, T scale, index_t diag, T slope) {
         T* qd = qs_ + r * dk_pad_;
         pack_row(q, q_elem, dk_, qd, dk_pad_);
         simd::scale(scale, qd, std::size_t(dk_));
-        row_masks<T>{lo_, hi_, diag_, slope_}.set(r, keys, diag, slope);
+        diag_[r] = diag;
+        slope_[r] = slope;
     }
-    void clear_row(index_t r) { set_row(r, qs_, 0, T(0), key_range{1, 0}, 0, T(0)); }  // no query: sees nothing
+    void clear_row(index_t r) {  // no query: zero scores, never written out
+        std::fill_n(qs_ + r * dk_pad_, dk_pad_, T(0));
+        diag_[r] = 0;
+        slope_[r] = T(0);
+    }
     void start() { state().reset(rows_); }  // queries were packed by set_row
 
     // Scores of every head's rows for up to `block` keys, W keys at a time; with several
@@ -302,15 +300,21 @@ public:
             }
     }
 
-    // Per row, for the tile [j0, j0 + n) of the scored block: logits transform, mask, and
-    // the online-softmax update.
-    void softmax(index_t j0, index_t n, bool, const logits_transform<T>& lg) {
+    // Per row, for the tile [j0, j0 + n) of the scored block: logits transform, mask (the keys
+    // the schedule says each row sees, in a masked tile), and the online-softmax update.
+    template <class Schedule, class Logits>
+    void softmax(index_t j0, index_t n, bool masked, const Schedule& keys, const Logits& lg) {
         using V = simd::vec<T>;
         constexpr T ninf = -std::numeric_limits<T>::infinity();
         partial_ = false;
         for (index_t r = 0; r < rows_; ++r) {
             T* pr = prob_ + r * block + (j0 - block_start_);
-            const index_t lo = std::max(lo_[r], j0), hi = std::min(hi_[r], j0 + n - 1);
+            index_t lo = j0, hi = j0 + n - 1;
+            if (masked) {
+                const key_range seen = keys.visible(r, j0);
+                lo = std::max(seen.lo, lo);
+                hi = std::min(seen.hi, hi);
+            }
             vis_lo_[r] = lo;
             vis_hi_[r] = hi;
             if (lo > hi) {  // nothing visible in this tile
@@ -367,7 +371,7 @@ private:
 
     index_t rows_, dk_, dv_, dk_pad_, dv_pad_, heads_, head_rows_;
     T *qs_, *prob_, *k_pack_, *v_pack_, *slope_, *o_, *m_, *l_;
-    index_t *lo_, *hi_, *diag_, *vis_lo_, *vis_hi_;
+    index_t *diag_, *vis_lo_, *vis_hi_;  // vis: the keys each row sees in the current tile
     simd::vec<T> lane_;
     bool partial_ = false;
     index_t block_start_ = 0;  // first key of the scored block

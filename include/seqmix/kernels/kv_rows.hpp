@@ -1,10 +1,13 @@
 #pragma once
-// Where the keys and values of one KV head of one sequence are: rows at a fixed stride
-// (token-major [B,N,H,D], head-major [B,H,N,D] as a permuted view, packed varlen), or
-// spread over the blocks of a paged cache ([num_blocks, block_size, H, D] with a block
-// table, vLLM's and flash_attn_with_kvcache's layout). Tile engines ask for runs of keys
-// stored at one stride; a tile is cut into runs only at block edges, and its arithmetic is
-// the same for any cut, so a paged cache gives the bits of the same keys stored in one piece.
+// Where the keys and values of one KV head of one attention problem are. A problem's key j
+// (its logical index) is a physical key of the cache: first + j * step (step > 1: the keys of
+// one residue of a dilated window), or gather[j] (a list of chosen keys: top-k, given
+// indices). A physical key is a row at a fixed stride (token-major [B,N,H,D], head-major
+// [B,H,N,D] as a permuted view, packed varlen) or a row of a block of a paged cache
+// ([num_blocks, block_size, H, D] with a block table, vLLM's and flash_attn_with_kvcache's
+// layout). Tile engines ask for runs of keys stored at one stride (k_row, v_row); a tile is
+// cut into runs only at block edges (and at every key of a gather list), and its arithmetic
+// is the same for any cut, so a paged cache gives the bits of the same keys in one piece.
 #include <algorithm>
 #include <cstdint>
 
@@ -17,14 +20,16 @@ namespace kernels {
 
 template <class T>
 struct kv_rows {
-    const T* k;  // key 0 of the head (paged: row 0 of block 0)
+    const T* k;  // contiguous: logical key 0; paged or gathered: physical key 0 (row 0 of block 0)
     const T* v;
-    index_t k_row, v_row;    // from one key to the next (within a block)
+    index_t k_row, v_row;    // from one logical key to the next within a run
     index_t k_elem, v_elem;  // along the head dim
-    const std::int32_t* pages = nullptr;  // block ids of the sequence; nullptr: one run
+    const std::int32_t* pages = nullptr;  // block ids of the sequence; nullptr: not paged
     index_t page_size = 0, k_page = 0, v_page = 0;  // keys per block, block strides
     index_t k_head = 0, v_head = 0;  // to the next KV head (engines that take several heads)
-    index_t count = 0;               // valid keys: j < count may be read (or prefetched)
+    index_t count = 0;               // logical keys: j < count may be read (or prefetched)
+    index_t first = 0, step = 1;     // paged: logical j is physical first + j * step
+    const std::int32_t* gather = nullptr;  // logical j is physical gather[j] (runs of one key)
 
     const T* key(index_t j) const { return k + offset(j, k_row, k_page); }
     const T* value(index_t j) const { return v + offset(j, v_row, v_page); }
@@ -33,15 +38,24 @@ struct kv_rows {
     template <class Fn>
     void runs(index_t j0, index_t count, Fn&& fn) const {
         for (index_t j = j0, end = j0 + count; j < end;) {
-            const index_t n = pages ? std::min(end - j, page_size - j % page_size) : end - j;
+            index_t n = end - j;
+            if (gather) {
+                n = 1;
+            } else if (pages) {
+                const index_t p = first + j * step;
+                n = std::min(n, (page_size - p % page_size + step - 1) / step);
+            }
             fn(j, n, key(j), value(j));
             j += n;
         }
     }
 
 private:
+    // row: the stride of one logical step (step physical rows when paged).
     index_t offset(index_t j, index_t row, index_t page) const {
-        return pages ? index_t(pages[j / page_size]) * page + (j % page_size) * row : j * row;
+        if (!pages) return gather ? index_t(gather[j]) * row : j * row;
+        const index_t p = gather ? index_t(gather[j]) : first + j * step;
+        return index_t(pages[p / page_size]) * page + (p % page_size) * (row / step);
     }
 };
 

@@ -62,13 +62,17 @@ inline void merge_row(const softmax_state<T>& into, const softmax_state<T>& from
     m = mx;
 }
 
-// For each row r < rows with destination(r, out, lse) true: out[e * out_stride] = o / l
-// (0 for an empty row; NaN stays NaN) and, when lse is set, the row's log-sum-exp
-// m + log(l) (-inf for an empty row). Rows and elements go in 16 x 16 tiles, so neither a
-// transposed state nor output rows a page apart are walked one line per element.
+// For each row r < rows with destination(r, out, lse, sink) true: out[e * out_stride] =
+// o / l (0 for an empty row; NaN stays NaN) and, when lse is set, the row's log-sum-exp
+// m + log(l) (-inf for an empty row). A finite sink logit joins the denominator as a key
+// with that score and a zero value (gpt-oss, vLLM's s_aux): l' = l + exp(sink - m), taken
+// from the larger of m and sink so neither overflows; lse includes it. Rows and elements go
+// in 16 x 16 tiles, so neither a transposed state nor output rows a page apart are walked
+// one line per element.
 template <class T, class Destination>
 inline void normalize_rows(const softmax_state<T>& st, index_t rows, index_t out_stride, Destination&& destination) {
     constexpr index_t block = 16;
+    constexpr T ninf = -std::numeric_limits<T>::infinity();
     for (index_t r0 = 0; r0 < rows; r0 += block) {
         const index_t n = std::min(block, rows - r0);
         T* out[block];
@@ -76,11 +80,18 @@ inline void normalize_rows(const softmax_state<T>& st, index_t rows, index_t out
         for (index_t i = 0; i < n; ++i) {
             const index_t r = r0 + i;
             T* lse = nullptr;
+            T sink = ninf;
             out[i] = nullptr;
-            if (!destination(r, out[i], lse)) continue;
-            const T l = st.l[r];
-            inv[i] = l == T(0) ? T(0) : T(1) / l;
-            if (lse) *lse = l == T(0) ? -std::numeric_limits<T>::infinity() : st.m[r] + std::log(l);
+            if (!destination(r, out[i], lse, sink)) continue;
+            T l = st.l[r], m = st.m[r], o_scale = T(1);
+            if (sink != ninf && !std::isnan(l)) {
+                const T mx = l == T(0) ? sink : std::max(m, sink);
+                o_scale = l == T(0) ? T(0) : std::exp(m - mx);
+                l = l * o_scale + std::exp(sink - mx);
+                m = mx;
+            }
+            inv[i] = l == T(0) ? T(0) : o_scale / l;
+            if (lse) *lse = l == T(0) ? ninf : m + std::log(l);
         }
         for (index_t e0 = 0; e0 < st.dv; e0 += block) {  // a 16 x 16 tile: its lines stay in L1
             const index_t e1 = std::min(e0 + block, st.dv);

@@ -52,7 +52,10 @@ void softmax_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV&
                     s[std::size_t(j)] = score;
                     m = std::max(m, score);
                 }
-                double sum = 0;
+                // A sink is one more score, with a zero value.
+                const double sink = opt.sinks ? double(opt.sinks[h]) : neg_inf;
+                m = std::max(m, sink);
+                double sum = sink == neg_inf ? 0.0 : std::exp(sink - m);
                 for (auto& x : s) {
                     x = (x == neg_inf) ? 0.0 : std::exp(x - m);
                     sum += x;

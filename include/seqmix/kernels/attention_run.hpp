@@ -1,0 +1,372 @@
+#pragma once
+// The attention run: planning, work units, split-KV and the merge, once for every attention
+// operator. An operator is a Variant (flashinfer's variant structs, CUTLASS's mask policies):
+// it says what its problems, rows, keys and schedule are; the run deals the work to threads,
+// runs the one main loop (kernels/attention_main_loop.hpp) on every unit with the engine the
+// unit's shape calls for (kernels/attention_tiles.hpp), merges the split-KV partial states and
+// writes the rows. Engines know no variant; the run knows no mask.
+//
+// A Variant (see docs/design.md, "Attention variants"), over element type T:
+//   using value_type = T;
+//   attention_heads heads() const;               KV heads, GQA group, head dims
+//   index_t problems() const;                    independent sub-problems (sequences, the
+//                                                residues of a dilated window, queries of a
+//                                                gather list, ...)
+//   problem_extent extent(index_t p) const;      queries per head and keys of problem p
+//   attention_row<T> row(index_t p, index_t h, index_t i) const;   query i of head h
+//   kv_rows<T> keys(index_t p, index_t hk) const;                  keys of KV head hk
+//   Schedule schedule(index_t p, const unit_span& span) const;     keys a unit visits
+//   const Logits& logits() const;                logits transform (softcap, ALiBi, ...)
+//   double scale() const;                        score scale (folded into the packed queries)
+//   index_t q_elem() const, out_elem() const;    head-dim strides of queries and outputs
+// and, from attention_variant_base unless it says otherwise: banded() (rows see bands of
+// keys: picks smaller query blocks), gathers() (keys are a gather list: keys in lanes always),
+// query_block(p, suggested) (queries per head in a unit), kv_heads_interleaved() (a token's
+// KV heads side by side: decode units may take several heads).
+//
+// Work units are (problem, KV heads, query block). The query rows of all heads sharing a KV
+// head ride in one unit, so every K/V tile read serves the whole group. Units whose rows fill
+// a vector keep them in the lanes (rows_in_lanes); fewer rows put the keys in the lanes.
+//
+// Determinism and batch invariance: everything that decides a row's arithmetic (the engine,
+// the query block, the split-KV cut) is chosen per problem from that problem's own lengths,
+// never from the other problems of the call or the thread count, so a sequence gives the same
+// bits alone or in any batch, on any number of threads. Split-KV: a problem with fewer than
+// occupancy_target units (counted per KV head) has each unit's keys cut into equal chunks;
+// each chunk leaves its softmax state in a buffer and the states merge in chunk order. How
+// many KV heads a decode unit takes never changes a row's arithmetic, so that alone follows
+// the thread count: enough items for every thread.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "../core/abi.hpp"
+#include "../core/parallel.hpp"
+#include "../core/scratch.hpp"
+#include "../core/tensor_view.hpp"
+#include "attention_main_loop.hpp"
+#include "attention_policies.hpp"
+#include "attention_tiles.hpp"
+#include "kv_rows.hpp"
+#include "softmax_state.hpp"
+
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace kernels {
+
+// Problems with fewer units than this (counted per KV head) get their keys split. A
+// constant, so the bits never depend on the machine; 64 units fill 64 cores at batch 1.
+constexpr index_t occupancy_target = 64;
+// Chunks shorter than this would spend more on their merge than they save.
+constexpr index_t min_split_keys = 512;
+
+struct attention_heads {
+    index_t hkv, group, dk, dv;
+};
+
+struct problem_extent {
+    index_t q_len;  // queries per head
+    index_t k_len;  // keys (kv_rows indices)
+};
+
+// Query i of head h of a problem, as a variant describes it.
+template <class T>
+struct attention_row {
+    const T* q;      // the query (q_elem apart)
+    T* out;          // its output row (out_elem apart)
+    T* lse;          // its log-sum-exp, or nullptr
+    key_range keys;  // the keys it may see; a schedule may narrow them tile by tile
+    index_t diag;    // its position on the key axis (ALiBi's |diag - j|)
+    T slope;         // ALiBi slope (0: none)
+    T sink;          // sink logit joining its softmax denominator (-inf: none)
+};
+
+// What a schedule learns of the unit it serves: its rows' keys (per row, and their union
+// and intersection) and its query block.
+struct unit_span {
+    index_t kmin, kmax;      // union of the rows' keys (kmax < kmin: no row sees a key)
+    index_t max_lo, min_hi;  // keys every row sees
+    const index_t* lo;       // per row of the engine (rows without a query: empty)
+    const index_t* hi;
+    index_t i0;              // the unit's first query (per head)
+    index_t q_count;         // its queries per head
+};
+
+// Defaults of the optional Variant members.
+struct attention_variant_base {
+    bool banded() const { return false; }
+    bool gathers() const { return false; }
+    index_t query_block(index_t, index_t suggested) const { return suggested; }
+    bool kv_heads_interleaved() const { return false; }
+    index_t visited_keys(index_t, index_t k_len) const { return k_len; }  // keys a unit visits at most
+};
+
+// How one problem runs.
+struct problem_plan {
+    bool keys_in_lanes;         // engine: keys along the lanes (few rows) or rows along them
+    index_t q_len, q_per_head;  // queries per head: all, and per unit
+    index_t query_blocks;
+    index_t heads;              // KV heads per unit
+    index_t splits;             // key chunks per unit (1: no split)
+    index_t split_keys;         // keys per chunk
+    attention_dims dims;        // rows = heads * group * q_per_head
+    index_t first_item;         // items before this problem's
+    index_t first_merge;        // split units before this problem's (the merge's items)
+    std::size_t partials;       // offset of its partial states
+    std::size_t state_size;     // elements per partial state
+
+    index_t head_blocks(index_t hkv) const { return hkv / heads; }
+    index_t units(index_t hkv) const { return query_blocks * head_blocks(hkv); }
+};
+
+struct attention_plan {
+    std::vector<problem_plan> problems;
+    index_t items = 0;          // units x splits, all problems
+    index_t merges = 0;         // units with splits > 1
+    std::vector<index_t> split_problems;  // problems with splits > 1, in order
+    std::size_t partials = 0;   // elements of all partial states
+    std::size_t scratch = 0;    // per thread, elements of T
+    std::size_t bounds = 0;     // per thread, indices
+    int threads = 1;
+
+    // The problem of item n: the last one whose first item is <= n.
+    index_t problem_of_item(index_t n) const {
+        auto it = std::upper_bound(problems.begin(), problems.end(), n,
+                                   [](index_t x, const problem_plan& pp) { return x < pp.first_item; });
+        return index_t(it - problems.begin()) - 1;
+    }
+    // The problem of merge item n (a split unit).
+    index_t problem_of_merge(index_t n) const {
+        auto it = std::upper_bound(split_problems.begin(), split_problems.end(), n, [&](index_t x, index_t p) {
+            return x < problems[std::size_t(p)].first_merge;
+        });
+        return *(it - 1);
+    }
+};
+
+namespace detail {
+// Unit `u` of a problem: its KV heads from hk0 and its query block from i0.
+struct unit_place {
+    index_t hk0, i0;
+};
+inline unit_place place_of(const problem_plan& pp, index_t hkv, index_t u) {
+    const index_t hb = pp.head_blocks(hkv);
+    return {u % hb * pp.heads, u / hb * pp.q_per_head};
+}
+// Row r of a unit: query head h and query i, false past the unit's queries. Each KV head has
+// group * q_per_head consecutive rows, head by head, query by query.
+inline bool row_of(const problem_plan& pp, index_t group, const unit_place& un, index_t r, index_t& h, index_t& i) {
+    const index_t head_rows = group * pp.q_per_head;
+    h = (un.hk0 + r / head_rows) * group + r % head_rows / pp.q_per_head;
+    i = un.i0 + r % pp.q_per_head;
+    return r < pp.dims.rows && i < pp.q_len;
+}
+}  // namespace detail
+
+// The plan of a run on `threads` threads (as available_threads gives them). Only the heads
+// per decode unit depend on the thread count.
+template <class Variant>
+attention_plan plan_attention(const Variant& var, int threads) {
+    using T = typename Variant::value_type;
+    constexpr index_t W = index_t(simd::width<T>);
+    const attention_heads hd = var.heads();
+    const index_t n = var.problems();
+    attention_plan plan;
+    plan.problems.resize(std::size_t(n));
+    bool any_decode = false;
+    for (index_t p = 0; p < n; ++p) {
+        problem_plan& pp = plan.problems[std::size_t(p)];
+        const problem_extent ex = var.extent(p);
+        pp.q_len = ex.q_len;
+        pp.keys_in_lanes = var.gathers() || hd.group * ex.q_len < W;
+        if (pp.keys_in_lanes) {
+            pp.q_per_head = std::max<index_t>(ex.q_len, 1);
+        } else {
+            // Measured on Zen 4 (D 64/128, 1 thread): 8 vectors of query rows beat 2 or 4 (K
+            // tiles re-read from L2 more often) and 16. With a mask and at most 4 such blocks,
+            // the masked halves of the diagonal tiles dominate and 4 vectors were 12-15% faster
+            // at N = 512 (slower from N = 1024 on at D = 128).
+            const index_t vectors = var.banded() && ex.q_len <= 4 * 8 * W ? 4 : 8;
+            pp.q_per_head = std::clamp<index_t>(std::max<index_t>(vectors * W, 32) / hd.group, 1, ex.q_len);
+        }
+        pp.q_per_head = std::max<index_t>(1, var.query_block(p, pp.q_per_head));
+        pp.query_blocks = (ex.q_len + pp.q_per_head - 1) / pp.q_per_head;
+        pp.heads = 1;
+        any_decode = any_decode || pp.keys_in_lanes;
+        // Split-KV from this problem alone, counted per KV head (so that the heads per unit,
+        // which follow the cache layout and the threads, never change the chunks).
+        pp.splits = 1;
+        const index_t visited = var.visited_keys(p, ex.k_len);
+        pp.split_keys = std::max<index_t>(visited, 1);
+        const index_t head_units = pp.query_blocks * hd.hkv;
+        const index_t wanted = head_units > 0 ? std::min((occupancy_target + head_units - 1) / head_units,
+                                                         visited / min_split_keys)
+                                              : 1;
+        if (wanted > 1) {
+            const index_t tile = pp.keys_in_lanes ? W : rows_in_lanes<T>::key_tile;
+            const index_t chunk = ((visited + wanted - 1) / wanted + tile - 1) / tile * tile;
+            pp.splits = std::max<index_t>(1, (visited + chunk - 1) / chunk);
+            pp.split_keys = chunk;
+        }
+    }
+    // Decode on a cache whose heads sit side by side (token-major [B,N,H,D], paged) takes
+    // several KV heads per unit, so a key tile reads every head's rows in address order (one
+    // head per unit strides a whole token per key): as many as leave an item per thread.
+    auto count_items = [&](index_t heads) {
+        index_t items = 0;
+        for (const problem_plan& pp : plan.problems)
+            items += pp.query_blocks * (pp.keys_in_lanes ? hd.hkv / heads : hd.hkv) * pp.splits;
+        return items;
+    };
+    index_t heads = 1;
+    if (any_decode && var.kv_heads_interleaved())
+        for (index_t h = hd.hkv; h >= 1; --h)
+            if (hd.hkv % h == 0 && (count_items(h) >= threads || h == 1)) {
+                heads = h;
+                break;
+            }
+    for (problem_plan& pp : plan.problems) {
+        if (pp.keys_in_lanes) pp.heads = heads;
+        pp.dims = {pp.heads * hd.group * pp.q_per_head, hd.dk, hd.dv, pp.heads};
+        pp.first_item = plan.items;
+        plan.items += pp.units(hd.hkv) * pp.splits;
+        pp.first_merge = plan.merges;
+        pp.state_size = pp.keys_in_lanes ? keys_in_lanes<T>::state_size(pp.dims) : rows_in_lanes<T>::state_size(pp.dims);
+        pp.partials = plan.partials;
+        if (pp.splits > 1 && pp.query_blocks > 0) {
+            plan.split_problems.push_back(index_t(&pp - plan.problems.data()));
+            plan.merges += pp.units(hd.hkv);
+            plan.partials += std::size_t(pp.units(hd.hkv) * pp.splits) * pp.state_size;
+        }
+        if (pp.query_blocks == 0) continue;
+        const std::size_t lanes = std::size_t(pp.keys_in_lanes ? pp.dims.rows : rows_in_lanes<T>::lanes_for(pp.dims.rows));
+        plan.scratch = std::max(plan.scratch, pp.keys_in_lanes ? keys_in_lanes<T>::scratch_size(pp.dims)
+                                                               : rows_in_lanes<T>::scratch_size(pp.dims));
+        plan.bounds = std::max(plan.bounds, 2 * lanes + (pp.keys_in_lanes ? keys_in_lanes<T>::bounds_size(pp.dims)
+                                                                          : rows_in_lanes<T>::bounds_size(pp.dims)));
+    }
+    plan.threads = resolve_threads(threads, plan.items);
+    return plan;
+}
+
+namespace detail {
+
+// Where row r of a unit goes: output row, lse entry and sink (false past the queries).
+template <class Variant>
+auto destination_of(const Variant& var, const problem_plan& pp, index_t p, const unit_place& un) {
+    using T = typename Variant::value_type;
+    return [&var, &pp, p, un](index_t r, T*& out, T*& lse, T& sink) {
+        index_t h, i;
+        if (!row_of(pp, var.heads().group, un, r, h, i)) return false;
+        const attention_row<T> row = var.row(p, h, i);
+        out = row.out;
+        lse = row.lse;
+        sink = row.sink;
+        return true;
+    };
+}
+
+// One item: a unit's chunk of keys through the main loop, into its own state (split) or
+// normalized into the outputs.
+template <class Engine, class Variant, class T = typename Variant::value_type>
+void run_item(const Variant& var, const problem_plan& pp, index_t p, index_t local, T* scratch, index_t* bounds,
+              T* partials) {
+    const index_t u = local / pp.splits, chunk = local % pp.splits;
+    const attention_heads hd = var.heads();
+    const unit_place un = place_of(pp, hd.hkv, u);
+    Engine engine(pp.dims, scratch, bounds);
+    if (pp.splits > 1) engine.place_state(partials + pp.partials + std::size_t(local) * pp.state_size);
+    index_t* lo = bounds + Engine::bounds_size(pp.dims);
+    index_t* hi = lo + engine.rows();
+    // The rows' keys: their union is the unit's span, their intersection runs unmasked.
+    unit_span span{std::numeric_limits<index_t>::max(), -1, 0, std::numeric_limits<index_t>::max(), lo, hi,
+                   un.i0, std::min(pp.q_per_head, pp.q_len - un.i0)};
+    for (index_t r = 0; r < engine.rows(); ++r) {
+        index_t h, i;
+        if (!row_of(pp, hd.group, un, r, h, i)) {
+            engine.clear_row(r);
+            lo[r] = 1;
+            hi[r] = 0;
+            continue;
+        }
+        const attention_row<T> row = var.row(p, h, i);
+        lo[r] = row.keys.lo;
+        hi[r] = row.keys.hi;
+        span.max_lo = std::max(span.max_lo, row.keys.lo);
+        span.min_hi = std::min(span.min_hi, row.keys.hi);
+        if (!row.keys.empty()) {
+            span.kmin = std::min(span.kmin, row.keys.lo);
+            span.kmax = std::max(span.kmax, row.keys.hi);
+        }
+        engine.set_row(r, row.q, var.q_elem(), T(var.scale()), row.diag, row.slope);
+    }
+    if (span.kmax < span.kmin) span.kmin = 0, span.kmax = -1;
+    engine.start();  // queries packed, state empty
+    const auto keys = var.schedule(p, span).slice(chunk * pp.split_keys, pp.split_keys);
+    attention_main_loop(engine, keys, var.keys(p, un.hk0), var.logits());
+    if (pp.splits > 1) return;  // merged later
+    normalize_rows(engine.state(), engine.rows(), var.out_elem(), destination_of(var, pp, p, un));
+}
+
+// A split unit: its chunks' states merged in chunk order, then normalized.
+template <class Engine, class Variant, class T = typename Variant::value_type>
+void merge_unit(const Variant& var, const problem_plan& pp, index_t p, index_t u, T* partials) {
+    const attention_heads hd = var.heads();
+    const unit_place un = place_of(pp, hd.hkv, u);
+    auto state_of = [&](index_t chunk) {
+        return Engine::state_in(partials + pp.partials + std::size_t(u * pp.splits + chunk) * pp.state_size, pp.dims);
+    };
+    const softmax_state<T> total = state_of(0);
+    for (index_t r = 0; r < pp.dims.rows; ++r) {
+        index_t h, i;
+        if (!row_of(pp, hd.group, un, r, h, i)) continue;
+        for (index_t chunk = 1; chunk < pp.splits; ++chunk) merge_row(total, state_of(chunk), r);
+    }
+    normalize_rows(total, pp.dims.rows, var.out_elem(), destination_of(var, pp, p, un));
+}
+
+}  // namespace detail
+
+// Runs a variant on `num_threads` threads (0: the OpenMP default) under `plan`.
+template <class Variant>
+void attention_run(const Variant& var, const attention_plan& plan) {
+    using T = typename Variant::value_type;
+    if (plan.items == 0) return;
+    // Split-KV partial states live in the calling thread's reusable scratch: a decode step
+    // per token would otherwise map and fault in fresh pages on every call.
+    thread_scratch<T> partial_states(1, plan.partials);
+    T* const partials = partial_states.get(0);
+    thread_scratch<T> scratch(plan.threads, plan.scratch);
+    thread_scratch<index_t> bounds(plan.threads, plan.bounds);
+    parallel_for(plan.items, plan.threads, [&](index_t item, int t) {
+        const index_t p = plan.problem_of_item(item);
+        const problem_plan& pp = plan.problems[std::size_t(p)];
+        const index_t local = item - pp.first_item;
+        if (pp.keys_in_lanes)
+            detail::run_item<keys_in_lanes<T>>(var, pp, p, local, scratch.get(t), bounds.get(t), partials);
+        else
+            detail::run_item<rows_in_lanes<T>>(var, pp, p, local, scratch.get(t), bounds.get(t), partials);
+    });
+    if (plan.merges == 0) return;
+    parallel_for(plan.merges, resolve_threads(plan.threads, plan.merges), [&](index_t m, int) {
+        const index_t p = plan.problem_of_merge(m);
+        const problem_plan& pp = plan.problems[std::size_t(p)];
+        const index_t u = m - pp.first_merge;
+        if (pp.keys_in_lanes)
+            detail::merge_unit<keys_in_lanes<T>>(var, pp, p, u, partials);
+        else
+            detail::merge_unit<rows_in_lanes<T>>(var, pp, p, u, partials);
+    });
+}
+
+// Plans and runs a variant.
+template <class Variant>
+void attention_run(const Variant& var, int num_threads) {
+    attention_run(var, plan_attention(var, available_threads(num_threads)));
+}
+
+}  // namespace kernels
+SEQMIX_ABI_END
+}  // namespace seqmix
