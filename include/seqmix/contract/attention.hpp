@@ -11,14 +11,9 @@
 
 namespace seqmix {
 
-struct attention_options {
-    double scale = 0;          // 0 = 1/sqrt(Dk)
-    bool causal = false;       // bottom-right aligned when Nq != Nk (FlashAttention >= 2.1)
-    int window_left = -1;      // -1 = unbounded
-    int window_right = -1;     // -1 = unbounded
-    double softcap = 0;        // 0 = off; s = softcap * tanh(s / softcap)
-    const float* alibi_slopes = nullptr;      // [Hq]; bias -slope * |i + Nk - Nq - j|
-    const float* sinks = nullptr;             // [Hq]; a logit joining every row's denominator
+// Where the rows of an attention call are, and how many threads run it: shared by every
+// attention operator's options.
+struct attention_inputs {
     const std::int32_t* cu_seqlens_q = nullptr;  // [num_seqs + 1], packed varlen queries
     const std::int32_t* cu_seqlens_k = nullptr;  // [num_seqs + 1], packed varlen keys
     const std::int32_t* seqlens_k = nullptr;     // [B or num_seqs]: valid KV length (KV cache)
@@ -29,6 +24,16 @@ struct attention_options {
     int max_blocks_per_seq = 0;
     int num_seqs = 0;          // seqmix extension: entries in cu_seqlens minus one (varlen)
     int num_threads = 0;       // 0 = OpenMP default
+};
+
+struct attention_options : attention_inputs {
+    double scale = 0;          // 0 = 1/sqrt(Dk)
+    bool causal = false;       // bottom-right aligned when Nq != Nk (FlashAttention >= 2.1)
+    int window_left = -1;      // -1 = unbounded
+    int window_right = -1;     // -1 = unbounded
+    double softcap = 0;        // 0 = off; s = softcap * tanh(s / softcap)
+    const float* alibi_slopes = nullptr;      // [Hq]; bias -slope * |i + Nk - Nq - j|
+    const float* sinks = nullptr;             // [Hq]; a logit joining every row's denominator
 };
 
 SEQMIX_ABI_BEGIN

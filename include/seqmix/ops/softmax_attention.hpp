@@ -59,12 +59,18 @@ struct softmax_variant : kernels::attention_variant_base {
     using value_type = T;
     const attention_args<T>& a;
     kernels::band_mask mask;
+    index_t band = -1;  // keys a row sees at most (-1: unbounded)
     kernels::logits_transform<T> transform;
 
-    softmax_variant(const attention_args<T>& args, const attention_options& opt)
-        : a(args), mask{opt.causal, opt.window_left, opt.window_right} {
+    softmax_variant(const attention_args<T>& args, const attention_options& opt) : a(args) {
+        set_mask({opt.causal, opt.window_left, opt.window_right});
         transform.softcap = T(opt.softcap);
         transform.alibi = opt.alibi_slopes != nullptr;
+    }
+    void set_mask(const kernels::band_mask& m) {
+        mask = m;
+        const index_t right = m.causal ? 0 : m.window_right;  // keys after the diagonal
+        band = m.window_left >= 0 && right >= 0 ? m.window_left + right + 1 : -1;
     }
     const attention_options& opt() const { return *a.problem.opt; }
     kernels::attention_heads heads() const { return {a.problem.hkv, a.problem.group, a.problem.dk, a.problem.dv}; }
@@ -74,6 +80,13 @@ struct softmax_variant : kernels::attention_variant_base {
         return {sq.q_len, sq.k_len};
     }
     bool banded() const { return mask.any(); }
+    // A unit of q queries per head spans about q + band keys: with a band shorter than 8 key
+    // tiles per 16 rows, blocks of 4 vectors of rows keep the span near the band.
+    index_t query_block(index_t, index_t suggested) const {
+        constexpr index_t W = index_t(simd::width<T>);
+        if (band < 0 || band >= 8 * 8 * W) return suggested;
+        return std::min(suggested, std::max<index_t>(4 * W / a.problem.group, 1));
+    }
     bool kv_heads_interleaved() const { return detail::kv_heads_interleaved(a); }
     double scale() const { return a.problem.scale; }
     index_t q_elem() const { return a.q.stride(3); }
