@@ -30,48 +30,16 @@ struct window_variant : softmax_variant<T> {
         this->set_mask({m.causal, m.window_left >= 0 ? m.window_left / dil : -1,
                         m.window_right >= 0 ? m.window_right / dil : -1});
     }
-    // Problem p: sequence p / dilation, residue p % dilation of the diagonal.
-    struct residue {
-        attention_sequence sq;
-        index_t r, i_first, q_len, k_len;  // queries i = i_first + i' * dilation, keys j = r + t * dilation
-    };
-    residue residue_of(index_t p) const {
-        residue x{this->a.problem.sequence(p / dilation), p % dilation, 0, 0, 0};
-        const index_t offset = x.sq.k_len - x.sq.q_len;  // diagonal of query i: i + offset
-        x.i_first = ((x.r - offset) % dilation + dilation) % dilation;
-        x.q_len = x.i_first < x.sq.q_len ? (x.sq.q_len - 1 - x.i_first) / dilation + 1 : 0;
-        x.k_len = x.r < x.sq.k_len ? (x.sq.k_len - 1 - x.r) / dilation + 1 : 0;
-        return x;
-    }
     index_t problems() const { return this->a.problem.num_seqs * dilation; }
-    kernels::problem_extent extent(index_t p) const {
-        const residue x = residue_of(p);
-        return {x.q_len, x.k_len};
-    }
-    kernels::attention_row<T> row(index_t p, index_t h, index_t i) const {
-        const residue x = residue_of(p);
-        const index_t at = x.i_first + i * dilation;  // the query's index in its sequence
-        const index_t diag = (at + x.sq.k_len - x.sq.q_len - x.r) / dilation;
-        const auto& a = this->a;
-        return {a.q.ptr(x.sq.batch, x.sq.q_begin + at, h), a.out.ptr(x.sq.batch, x.sq.q_begin + at, h),
-                a.lse.empty() ? nullptr : a.lse.ptr(x.sq.batch, h, x.sq.q_begin + at),
-                this->mask.keys_of(diag, x.k_len), diag, T(0),
-                this->opt().sinks ? T(this->opt().sinks[h]) : -std::numeric_limits<T>::infinity()};
-    }
-    kernels::kv_rows<T> keys(index_t p, index_t hk) const {
-        const residue x = residue_of(p);
-        kernels::kv_rows<T> kv = kv_of(this->a, x.sq, hk);
-        kv.count = x.k_len;
-        if (kv.pages) {
-            kv.first = x.r;
-        } else {
-            kv.k += x.r * kv.k_row;
-            kv.v += x.r * kv.v_row;
-        }
-        kv.step = dilation;
-        kv.k_row *= dilation;
-        kv.v_row *= dilation;
-        return kv;
+    // Problem p: residue r = p % dilation of sequence p / dilation: its keys r + t * dilation
+    // and the queries whose diagonal i + Nk - Nq has residue r.
+    band_problem<T> problem(index_t p) const {
+        const attention_sequence sq = this->a.problem.sequence(p / dilation);
+        const index_t r = p % dilation;
+        const index_t i_first = ((r - (sq.k_len - sq.q_len)) % dilation + dilation) % dilation;
+        const index_t q_len = i_first < sq.q_len ? (sq.q_len - 1 - i_first) / dilation + 1 : 0;
+        const index_t k_len = r < sq.k_len ? (sq.k_len - 1 - r) / dilation + 1 : 0;
+        return {*this, sq, dilation, r, i_first, q_len, k_len};
     }
 };
 
