@@ -6,11 +6,13 @@
 #include <seqmix/ops/gated_linear_attention.hpp>
 #include <seqmix/ops/linear_attention.hpp>
 #include <seqmix/ops/selective_scan.hpp>
+#include <seqmix/ops/sliding_window_attention.hpp>
 #include <seqmix/ops/softmax_attention.hpp>
 #include <seqmix/ops/ssd_scan.hpp>
 #include <seqmix/reference/delta_rule.hpp>
 #include <seqmix/reference/gated_linear_attention.hpp>
 #include <seqmix/reference/linear_attention.hpp>
+#include <seqmix/reference/local_attention.hpp>
 #include <seqmix/reference/softmax_attention.hpp>
 #include <seqmix/reference/state_space.hpp>
 
@@ -115,6 +117,32 @@ inline std::vector<op_spec> catalog(index_t N = 70, index_t B = 2) {
                                                         a.template view<4>("out"), o, a.template view<3>("lse"));
                               }));
     }
+
+    // sliding_window_attention: dilation 3 (strided residue problems), two-sided window, sinks.
+    ops.push_back(make_op("sliding_window_attention dilated",
+                          {{"q", role::input, {B, N, 4, Dk}},
+                           {"k", role::input, {B, N, 2, Dk}},
+                           {"v", role::input, {B, N, 2, Dv}},
+                           {"out", role::output, {B, N, 4, Dv}},
+                           {"lse", role::output, {B, 4, N}}},
+                          [](const auto& a, auto reference) {
+                              static const float sinks[] = {0.5f, -1.0f, 2.0f, 0.0f};
+                              window_options o;
+                              o.num_threads = a.num_threads;
+                              o.scale = a.scale;
+                              o.window_left = 12;
+                              o.window_right = 4;
+                              o.dilation = 3;
+                              o.sinks = sinks;
+                              if constexpr (decltype(reference)::value)
+                                  seqmix::reference::sliding_window_attention(
+                                      a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
+                                      a.template view<4>("out"), o, a.template view<3>("lse"));
+                              else
+                                  sliding_window_attention(a.template in<4>("q"), a.template in<4>("k"),
+                                                           a.template in<4>("v"), a.template view<4>("out"), o,
+                                                           a.template view<3>("lse"));
+                          }));
 
     ops.push_back(make_op("linear_attention (decay)",
                           {{"q", role::input, {B, N, Hk, Dk}},

@@ -234,3 +234,190 @@ TEST_CASE("sliding_window_attention: bad inputs give seqmix::error and leave out
     w.dilation = 0;
     CHECK_THROWS_AS(reference::sliding_window_attention(q.view(), k.view(), k.view(), out.view(), w), seqmix::error);
 }
+
+// ---- neighborhood attention (1-D, 2-D, 3-D) ----
+
+#include <seqmix/ops/neighborhood_attention.hpp>
+
+namespace {
+
+struct image_case {
+    std::vector<index_t> extent;  // spatial axes
+    index_t B, Hq, Hkv, Dk, Dv;
+    neighborhood_options opt;
+    const char* name;
+};
+
+template <class T, std::size_t R>
+seqmix::tensor<T, R> image(std::vector<index_t> spatial, index_t B, index_t H, index_t D, unsigned seed) {
+    std::array<index_t, R> shape{};
+    shape[0] = B;
+    for (std::size_t a = 0; a < spatial.size(); ++a) shape[1 + a] = spatial[a];
+    shape[R - 2] = H;
+    shape[R - 1] = D;
+    return random_tensor<T, R>(shape, seed);
+}
+
+// Fast kernel in T against the double reference; max relative errors of out and lse.
+template <class T, std::size_t Rank>
+std::pair<double, double> na_vs_reference(const image_case& c, unsigned seed) {
+    constexpr std::size_t R = Rank + 3;
+    auto q = image<T, R>(c.extent, c.B, c.Hq, c.Dk, seed);
+    auto k = image<T, R>(c.extent, c.B, c.Hkv, c.Dk, seed + 1);
+    auto v = image<T, R>(c.extent, c.B, c.Hkv, c.Dv, seed + 2);
+    auto out = image<T, R>(c.extent, c.B, c.Hq, c.Dv, seed + 3);
+    std::array<index_t, R - 1> ls{};
+    for (std::size_t a = 0; a + 1 < R - 1; ++a) ls[a] = out.shape()[a];
+    ls[R - 2] = c.Hq;
+    tensor<T, R - 1> lse(ls);
+    auto qd = convert<double>(q), kd = convert<double>(k), vd = convert<double>(v);
+    tensor<double, R> ref(out.shape());
+    tensor<double, R - 1> ref_lse(ls);
+    if constexpr (Rank == 1) {
+        neighborhood_attention_1d(q.view(), k.view(), v.view(), out.view(), c.opt, lse.view());
+        reference::neighborhood_attention_1d(qd.view(), kd.view(), vd.view(), ref.view(), c.opt, ref_lse.view());
+    } else if constexpr (Rank == 2) {
+        neighborhood_attention_2d(q.view(), k.view(), v.view(), out.view(), c.opt, lse.view());
+        reference::neighborhood_attention_2d(qd.view(), kd.view(), vd.view(), ref.view(), c.opt, ref_lse.view());
+    } else {
+        neighborhood_attention_3d(q.view(), k.view(), v.view(), out.view(), c.opt, lse.view());
+        reference::neighborhood_attention_3d(qd.view(), kd.view(), vd.view(), ref.view(), c.opt, ref_lse.view());
+    }
+    return {max_rel_error(out, ref), max_rel_error(lse, ref_lse, 1.0)};
+}
+
+neighborhood_options na(per_axis<int> kernel, per_axis<int> dilation, per_axis<bool> causal) {
+    neighborhood_options o;
+    o.kernel_size = kernel;
+    o.dilation = dilation;
+    o.causal = causal;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("neighborhood_attention 1-D, 2-D, 3-D match the double reference: kernels, dilation, causal axes, GQA, sinks") {
+    std::vector<float> sinks(8);
+    for (std::size_t h = 0; h < sinks.size(); ++h) sinks[h] = float(h) * 0.6f - 2.0f;
+    std::vector<image_case> cases = {
+        {{1}, 1, 1, 1, 1, 1, na(1, 1, false), "1-D one pixel"},
+        {{37}, 2, 4, 2, 17, 9, na(7, 1, false), "1-D"},
+        {{37}, 1, 2, 2, 16, 16, na(5, 3, false), "1-D dilated"},
+        {{40}, 1, 3, 1, 8, 24, na(9, 2, true), "1-D causal dilated"},
+        {{1, 1}, 1, 2, 1, 3, 3, na(1, 1, false), "2-D one pixel"},
+        {{13, 11}, 2, 4, 2, 33, 16, na(7, 1, false), "2-D"},
+        {{13, 11}, 1, 2, 1, 16, 16, na({5, 3}, {2, 3}, {false, false}), "2-D per-axis kernel and dilation"},
+        {{12, 17}, 1, 8, 2, 32, 32, na(3, 1, {true, false}), "2-D causal rows"},
+        {{9, 9}, 1, 4, 4, 5, 7, na(9, 1, {true, true}), "2-D causal, kernel = image"},
+        {{7, 9}, 1, 1, 1, 64, 64, na(7, 1, false), "2-D kernel = height"},
+        {{5, 6, 7}, 1, 2, 1, 16, 8, na(3, 1, false), "3-D"},
+        {{6, 7, 9}, 2, 4, 2, 12, 12, na({3, 3, 5}, {2, 1, 1}, {true, false, false}), "3-D video: causal time, dilated"},
+    };
+    cases[5].opt.sinks = sinks.data();
+    cases.push_back(cases[10]);
+    cases.back().opt.sinks = sinks.data();
+    cases.back().opt.scale = 0.7;
+    cases.back().name = "3-D sinks and scale";
+    unsigned seed = 500;
+    for (const auto& c : cases) {
+        INFO(c.name);
+        std::pair<double, double> f, d;
+        if (c.extent.size() == 1) {
+            f = na_vs_reference<float, 1>(c, seed);
+            d = na_vs_reference<double, 1>(c, seed);
+        } else if (c.extent.size() == 2) {
+            f = na_vs_reference<float, 2>(c, seed);
+            d = na_vs_reference<double, 2>(c, seed);
+        } else {
+            f = na_vs_reference<float, 3>(c, seed);
+            d = na_vs_reference<double, 3>(c, seed);
+        }
+        CHECK(f.first < 2e-6);
+        CHECK(f.second < 2e-6);
+        CHECK(d.first < 1e-13);
+        CHECK(d.second < 1e-13);
+        seed += 4;
+    }
+}
+
+TEST_CASE("neighborhood_attention: a kernel over the whole image is dense attention; causal 1-D is a causal window") {
+    const index_t Hh = 6, Ww = 5, H = 4, D = 16;
+    auto q = random_tensor<float, 5>({2, Hh, Ww, H, D}, 1);
+    auto k = random_tensor<float, 5>({2, Hh, Ww, 2, D}, 2);
+    auto v = random_tensor<float, 5>({2, Hh, Ww, 2, D}, 3);
+    // Kernel 5 over a 5 x 5 crop: every query sees every pixel.
+    auto crop = [](const tensor<float, 5>& t) { return slice(t.view(), 1, 0, 5); };
+    tensor<float, 5> o2({2, 5, Ww, H, D});
+    neighborhood_attention_2d(crop(q), crop(k), crop(v), o2.view(), na(5, 1, false));
+    tensor<float, 4> o3({2, 5 * Ww, H, D});
+    auto flat = [](const tensor_view<float, 5>& t) {
+        return tensor_view<const float, 4>(t.data(), {t.extent(0), t.extent(1) * t.extent(2), t.extent(3), t.extent(4)},
+                                           {t.stride(0), t.stride(2), t.stride(3), t.stride(4)});
+    };
+    softmax_attention(flat(crop(q)), flat(crop(k)), flat(crop(v)), o3.view());
+    for (index_t b = 0; b < 2; ++b)
+        for (index_t p = 0; p < 5 * Ww; ++p)
+            for (index_t h = 0; h < H; ++h)
+                for (index_t e = 0; e < D; ++e)
+                    REQUIRE(std::abs(o2(b, p / Ww, p % Ww, h, e) - o3(b, p, h, e)) < 2e-6);
+    // 1-D causal kernel K is the causal window of K - 1 keys back.
+    auto q1 = random_tensor<float, 4>({1, 300, 4, 32}, 4);
+    auto k1 = random_tensor<float, 4>({1, 300, 2, 32}, 5);
+    tensor<float, 4> n1({1, 300, 4, 32}), w1({1, 300, 4, 32});
+    neighborhood_attention_1d(q1.view(), k1.view(), k1.view(), n1.view(), na(33, 1, true));
+    window_options w;
+    w.window_left = 32;
+    w.causal = true;
+    sliding_window_attention(q1.view(), k1.view(), k1.view(), w1.view(), w);
+    CHECK(max_rel_error(n1, w1) < 1e-6);
+}
+
+TEST_CASE("neighborhood_attention: bitwise for 1, 2, 3, 5 threads and an image alone or in a batch") {
+    auto q = random_tensor<float, 5>({3, 20, 18, 4, 32}, 7);
+    auto k = random_tensor<float, 5>({3, 20, 18, 2, 32}, 8);
+    auto v = random_tensor<float, 5>({3, 20, 18, 2, 32}, 9);
+    for (const neighborhood_options o0 : {na(7, 1, false), na(5, 2, {true, false})}) {
+        tensor<float, 5> o1({3, 20, 18, 4, 32});
+        tensor<float, 4> l1({3, 20, 18, 4});
+        neighborhood_options o = o0;
+        o.num_threads = 1;
+        neighborhood_attention_2d(q.view(), k.view(), v.view(), o1.view(), o, l1.view());
+        for (int t : {2, 3, 5}) {
+            o.num_threads = t;
+            tensor<float, 5> o2({3, 20, 18, 4, 32});
+            tensor<float, 4> l2({3, 20, 18, 4});
+            neighborhood_attention_2d(q.view(), k.view(), v.view(), o2.view(), o, l2.view());
+            CHECK(bitwise_equal(o1, o2));
+            CHECK(bitwise_equal(l1, l2));
+        }
+        tensor<float, 5> solo({1, 20, 18, 4, 32});
+        neighborhood_attention_2d(slice(q.view(), 0, 2, 1), slice(k.view(), 0, 2, 1), slice(v.view(), 0, 2, 1),
+                                  solo.view(), o0);
+        CHECK(bitwise_equal(slice(o1.view(), 0, 2, 1), solo.view()));
+    }
+}
+
+TEST_CASE("neighborhood_attention: bad inputs give seqmix::error and leave out untouched") {
+    auto q = random_tensor<float, 5>({1, 6, 8, 2, 16}, 1);
+    tensor<float, 5> out({1, 6, 8, 2, 16}, 42.0f);
+    auto untouched = [&] {
+        for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 42.0f);
+    };
+    auto call = [&](const neighborhood_options& o) { neighborhood_attention_2d(q.view(), q.view(), q.view(), out.view(), o); };
+    expect_error([&] { call(na(7, 1, false)); }, "expected kernel_size * dilation <= the image extent on axis 0 (6)");
+    untouched();
+    expect_error([&] { call(na({3, 3}, {1, 3}, false)); }, "on axis 1 (8), given 3 * 3");
+    untouched();
+    expect_error([&] { call(na(4, 1, false)); }, "'kernel_size': expected an odd size");
+    untouched();
+    expect_error([&] { call(na({3, 3, 3}, 1, false)); }, "expected 1 or 2 values");
+    untouched();
+    expect_error([&] { call(na(3, 0, false)); }, "'dilation'");
+    untouched();
+    auto k3 = random_tensor<float, 5>({1, 6, 7, 2, 16}, 2);
+    expect_error([&] { neighborhood_attention_2d(q.view(), k3.view(), k3.view(), out.view(), na(3, 1, false)); },
+                 "neighborhood_attention_2d: argument 'k'");
+    untouched();
+    CHECK_THROWS_AS(reference::neighborhood_attention_2d(q.view(), q.view(), q.view(), out.view(), na(7, 1, false)),
+                    seqmix::error);
+}

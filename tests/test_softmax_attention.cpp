@@ -103,7 +103,11 @@ TEST_CASE("softmax_attention matches the double reference over awkward shapes an
                            << s.Dk << " Dv" << s.Dv << " options: " << o.name);
             double lse_err = 0;
             const double err = compare_with_reference<float>(s, o.opt, seed, &lse_err);
-            CHECK(err < 2e-6);
+            // ALiBi logits reach slope x distance: a logit of magnitude M carries an absolute
+            // rounding error of about M 2^-24, which exp turns into a relative error of the
+            // probabilities (distances near 100 at slope 0.7 gave 2.02e-6 on SSE2).
+            const double max_bias = o.opt.alibi_slopes ? double(sl[0]) * double(s.Nq + s.Nk) : 0.0;
+            CHECK(err < 2e-6 * std::max(1.0, max_bias / 32));
             CHECK(lse_err < 2e-6);
             const double err_d = compare_with_reference<double>(s, o.opt, seed, &lse_err);
             CHECK(err_d < 1e-13);

@@ -3,7 +3,11 @@
 // around each query's diagonal, with dilation) and neighborhood_attention_1d/2d/3d (NATTEN's
 // neighborhoods). Their options, and how they are validated: as the softmax_attention call
 // they are a restriction of (contract/attention.hpp), plus their own options.
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstdint>
+#include <initializer_list>
 
 #include "../core/abi.hpp"
 #include "../core/validate.hpp"
@@ -19,6 +23,33 @@ struct window_options : attention_inputs {
     double scale = 0;       // 0 = 1/sqrt(Dk)
     double softcap = 0;     // 0 = off
     const float* sinks = nullptr;  // [Hq]; a logit joining every row's denominator
+};
+
+// One value per spatial axis (depth, height, width; 1-D and 2-D use the last ones): set from
+// one value for every axis (`opt.kernel_size = 7`) or from one per axis (`{7, 5}` in 2-D).
+template <class E>
+struct per_axis {
+    std::array<E, 3> v;  // v[0] the outermost axis given, ...
+    int given = 1;       // values given (1: every axis the same)
+    per_axis(E x) : v{x, x, x} {}  // NOLINT: implicit on purpose
+    per_axis(std::initializer_list<E> xs) : v{}, given(int(xs.size())) {
+        std::size_t i = 0;
+        for (E x : xs)
+            if (i < 3) v[i++] = x;
+    }
+    E of(int axis) const { return given == 1 ? v[0] : v[std::size_t(axis)]; }  // axis 0 = outermost
+};
+
+// NATTEN's neighborhood attention: each query attends to the kernel_size^rank keys around it
+// (per axis: the window centred on it, shifted, not shrunk, at the borders; causal: the
+// kernel_size keys ending at it), on the grid of its residue mod dilation.
+struct neighborhood_options {
+    per_axis<int> kernel_size = 7;   // odd, per axis
+    per_axis<int> dilation = 1;      // per axis; kernel_size * dilation <= extent
+    per_axis<bool> causal = false;   // per axis
+    double scale = 0;                // 0 = 1/sqrt(Dk)
+    const float* sinks = nullptr;    // [Hq]; a logit joining every row's denominator
+    int num_threads = 0;             // 0 = OpenMP default
 };
 
 SEQMIX_ABI_BEGIN
@@ -40,6 +71,150 @@ inline attention_options band_options(const window_options& w) {
 
 inline void check_window(const window_options& w, const char* op) {
     check(w.dilation >= 1, op, "dilation", ">= 1", w.dilation);
+}
+
+// A neighborhood's options against the image: per axis an odd kernel, dilation >= 1 and
+// kernel_size * dilation <= extent (NATTEN's rule: every residue grid holds a whole window).
+template <std::size_t Rank>
+void check_neighborhood(const neighborhood_options& o, const std::array<index_t, Rank>& extents, const char* op) {
+    const auto per_axis_count = [&](int given, const char* arg) {
+        if (given != 1 && given != int(Rank))
+            raise(concat(op, ": argument '", arg, "': expected 1 or ", Rank, " values (one per axis), given ", given));
+    };
+    per_axis_count(o.kernel_size.given, "kernel_size");
+    per_axis_count(o.dilation.given, "dilation");
+    per_axis_count(o.causal.given, "causal");
+    for (int a = 0; a < int(Rank); ++a) {
+        const index_t ks = o.kernel_size.of(a), dil = o.dilation.of(a), n = extents[std::size_t(a)];
+        if (ks < 1 || ks % 2 == 0)
+            raise(concat(op, ": argument 'kernel_size': expected an odd size >= 1 on axis ", a, ", given ", ks));
+        if (dil < 1) raise(concat(op, ": argument 'dilation': expected >= 1 on axis ", a, ", given ", dil));
+        if (ks * dil > n)
+            raise(concat(op, ": argument 'kernel_size': expected kernel_size * dilation <= the image extent on axis ",
+                         a, " (", n, "), given ", ks, " * ", dil));
+    }
+    check_threads(o.num_threads, op);
+}
+
+// One axis of a residue grid: the window of query position i (first and last key).
+struct neighborhood_axis {
+    index_t kernel;
+    bool causal;
+    index_t first(index_t i, index_t n) const {
+        return causal ? std::max<index_t>(0, i - kernel + 1) : std::clamp<index_t>(i - kernel / 2, 0, n - kernel);
+    }
+    index_t last(index_t i, index_t n) const { return causal ? i : first(i, n) + kernel - 1; }
+};
+
+// An image normalized to three spatial axes (depth, height, width; missing ones of extent 1).
+struct neighborhood_geometry {
+    index_t batch, hq, hkv, group, dk, dv;
+    std::array<index_t, 3> extent, dilation;
+    std::array<index_t, 3> tile{1, 1, 1};  // query tile of the fast kernel (the reference ignores it)
+    std::array<neighborhood_axis, 3> axis;
+    index_t tile_volume() const { return tile[0] * tile[1] * tile[2]; }
+};
+
+// A rank 3 + Rank view as [B, depth, height, width, heads, dim] (missing axes of extent 1).
+template <std::size_t Rank, class T, std::size_t R>
+tensor_view<T, 6> image_of(const tensor_view<T, R>& v) {
+    static_assert(R == Rank + 3, "an image view is [B, spatial..., heads, dim]");
+    std::array<index_t, 6> shape{}, strides{};
+    shape[0] = v.extent(0);
+    strides[0] = v.stride(0);
+    for (std::size_t a = 0; a < 3; ++a) {
+        const bool given = a >= 3 - Rank;
+        shape[1 + a] = given ? v.extent(1 + a - (3 - Rank)) : 1;
+        strides[1 + a] = given ? v.stride(1 + a - (3 - Rank)) : 0;
+    }
+    for (std::size_t a = 0; a < 2; ++a) {
+        shape[4 + a] = v.extent(Rank + 1 + a);
+        strides[4 + a] = v.stride(Rank + 1 + a);
+    }
+    return {v.data(), shape, strides};
+}
+template <std::size_t Rank, class T, std::size_t R>
+tensor_view<T, 5> lse_image_of(const tensor_view<T, R>& v) {
+    static_assert(R == Rank + 2, "an image's lse is [B, spatial..., heads]");
+    if (v.empty()) return {};
+    std::array<index_t, 5> shape{}, strides{};
+    shape[0] = v.extent(0);
+    strides[0] = v.stride(0);
+    for (std::size_t a = 0; a < 3; ++a) {
+        const bool given = a >= 3 - Rank;
+        shape[1 + a] = given ? v.extent(1 + a - (3 - Rank)) : 1;
+        strides[1 + a] = given ? v.stride(1 + a - (3 - Rank)) : 0;
+    }
+    shape[4] = v.extent(Rank + 1);
+    strides[4] = v.stride(Rank + 1);
+    return {v.data(), shape, strides};
+}
+
+// Validation shared by the fast kernel and the reference: shapes, options, aliasing. Returns
+// the geometry over rank-6 views.
+template <std::size_t Rank, class T>
+neighborhood_geometry validate_neighborhood(const tensor_view<const T, Rank + 3>& q,
+                                            const tensor_view<const T, Rank + 3>& k,
+                                            const tensor_view<const T, Rank + 3>& v, const tensor_view<T, Rank + 3>& out,
+                                            const tensor_view<T, Rank + 2>& lse, const neighborhood_options& opt,
+                                            const char* op) {
+    check_given(q, op, "q");
+    check_given(k, op, "k");
+    check_given(v, op, "v");
+    check_given(out, op, "out");
+    check_view(q, op, "q");
+    check_view(k, op, "k");
+    check_view(v, op, "v");
+    check_view(out, op, "out");
+    check_output_layout(out, op, "out");
+    check_view(lse, op, "lse");
+    check_output_layout(lse, op, "lse");
+    constexpr std::size_t H = Rank + 1, D = Rank + 2;  // axes of heads and dim
+    const index_t hq = q.extent(H), hkv = k.extent(H), dk = q.extent(D), dv = v.extent(D);
+    std::array<index_t, Rank> image{};
+    for (std::size_t a = 0; a < Rank; ++a) image[a] = q.extent(1 + a);
+    check(dk >= 1, op, "q", "a head dim >= 1", dk);
+    check(dv >= 1, op, "v", "a head dim >= 1", dv);
+    if (!(hkv >= 1 && hq % hkv == 0))
+        fail(op, "k", concat("a head count dividing q's ", hq, " (grouped-query attention)"), hkv);
+    std::array<index_t, Rank + 3> ks = q.shape(), vs, os;
+    ks[H] = hkv;
+    vs = ks;
+    vs[D] = dv;
+    os = q.shape();
+    os[D] = dv;
+    check_shape(k, ks, op, "k");
+    check_shape(v, vs, op, "v");
+    check_shape(out, os, op, "out");
+    if (!lse.empty()) {
+        std::array<index_t, Rank + 2> ls{};
+        for (std::size_t a = 0; a <= Rank; ++a) ls[a] = q.extent(a);
+        ls[Rank + 1] = hq;
+        check_shape(lse, ls, op, "lse");
+    }
+    check_disjoint(op, {memory_of("out", out), memory_of("lse", lse)},
+                   {memory_of("q", q), memory_of("k", k), memory_of("v", v)});
+    check_finite_as<T>(opt.scale, op, "scale");
+    if (opt.sinks)
+        for (index_t h = 0; h < hq; ++h)
+            if (!fits_finite<T>(opt.sinks[h]))
+                raise(concat(op, ": argument 'sinks': expected finite logits, given sinks[", h, "] = ", opt.sinks[h]));
+    check_neighborhood(opt, image, op);
+    neighborhood_geometry g{};
+    g.batch = q.extent(0);
+    g.hq = hq;
+    g.hkv = hkv;
+    g.group = hq / hkv;
+    g.dk = dk;
+    g.dv = dv;
+    for (std::size_t a = 0; a < 3; ++a) {
+        const bool given = a >= 3 - Rank;
+        const int axis = int(a) - int(3 - Rank);
+        g.extent[a] = given ? image[std::size_t(axis)] : 1;
+        g.dilation[a] = given ? opt.dilation.of(axis) : 1;
+        g.axis[a] = {given ? index_t(opt.kernel_size.of(axis)) : 1, given && opt.causal.of(axis)};
+    }
+    return g;
 }
 
 }  // namespace detail

@@ -287,6 +287,7 @@ public:
         // (one per line) cost more than they gained.
         if (heads_ == 1)
             for (index_t j = j0 + n; j < std::min(j0 + n + block, kv.count); ++j) {
+                if (kv.gather && kv.gather[j] < 0) continue;  // a list's empty entry
                 simd::prefetch(kv.key(j), std::size_t(dk_ * kv.k_elem));
                 simd::prefetch(kv.value(j), std::size_t(dv_ * kv.v_elem));
             }
