@@ -350,7 +350,7 @@ TEST_CASE("neighborhood_attention: a kernel over the whole image is dense attent
     tensor<float, 5> o2({2, 5, Ww, H, D});
     neighborhood_attention_2d(crop(q), crop(k), crop(v), o2.view(), na(5, 1, false));
     tensor<float, 4> o3({2, 5 * Ww, H, D});
-    auto flat = [](const tensor_view<float, 5>& t) {
+    auto flat = [](const auto& t) {
         return tensor_view<const float, 4>(t.data(), {t.extent(0), t.extent(1) * t.extent(2), t.extent(3), t.extent(4)},
                                            {t.stride(0), t.stride(2), t.stride(3), t.stride(4)});
     };
@@ -376,7 +376,7 @@ TEST_CASE("neighborhood_attention: bitwise for 1, 2, 3, 5 threads and an image a
     auto q = random_tensor<float, 5>({3, 20, 18, 4, 32}, 7);
     auto k = random_tensor<float, 5>({3, 20, 18, 2, 32}, 8);
     auto v = random_tensor<float, 5>({3, 20, 18, 2, 32}, 9);
-    for (const neighborhood_options o0 : {na(7, 1, false), na(5, 2, {true, false})}) {
+    for (const neighborhood_options& o0 : {na(7, 1, false), na(5, 2, {true, false})}) {
         tensor<float, 5> o1({3, 20, 18, 4, 32});
         tensor<float, 4> l1({3, 20, 18, 4});
         neighborhood_options o = o0;
