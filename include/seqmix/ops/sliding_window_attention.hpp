@@ -13,6 +13,7 @@
 #include "../contract/local_attention.hpp"
 #include "../core/abi.hpp"
 #include "../kernels/attention_run.hpp"
+#include "neighborhood_attention.hpp"  // the contract names both local operators here
 #include "softmax_attention.hpp"
 
 namespace seqmix {

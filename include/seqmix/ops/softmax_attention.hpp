@@ -56,8 +56,8 @@ template <class T>
 struct softmax_variant;
 
 // A band problem: the queries i_first + i * step of a sequence and its keys r + t * step
-// (step > 1: one residue of a dilated window), each query seeing the band of the variant's
-// mask around its diagonal, counted in steps.
+// (step > 1: one residue of a dilated window; i_first > 0 with step 1: a block of queries),
+// each query seeing the band of the variant's mask around its diagonal, counted in steps.
 template <class T>
 struct band_problem {
     const softmax_variant<T>& var;
@@ -69,8 +69,8 @@ struct band_problem {
     kernels::attention_row<T> row(index_t h, index_t i) const {
         const auto& a = var.a;
         const attention_options& o = var.opt();
-        const index_t at = step == 1 ? i : i_first + i * step;  // the query in its sequence
-        const index_t diag = step == 1 ? i + k_len - q_len : (at + sq.k_len - sq.q_len - r) / step;
+        const index_t at = i_first + i * step;  // the query in its sequence
+        const index_t diag = (at + sq.k_len - sq.q_len - r) / step;
         return {a.q.ptr(sq.batch, sq.q_begin + at, h), a.out.ptr(sq.batch, sq.q_begin + at, h),
                 a.lse.empty() ? nullptr : a.lse.ptr(sq.batch, h, sq.q_begin + at), var.mask.keys_of(diag, k_len), diag,
                 o.alibi_slopes ? T(o.alibi_slopes[h]) : T(0),

@@ -84,6 +84,20 @@ template <class T, class B> inline vec<T> select(const B& mask, const vec<T>& a,
     return xsimd::select(mask, a, b);
 }
 
+template <class B> inline bool any(const B& mask) { return xsimd::any(mask); }
+// The lanes of a comparison as bits (lane i: bit i); AVX-512 keeps them in a mask register.
+template <class T>
+inline unsigned mask_bits(const xsimd::batch_bool<T, xsimd::default_arch>& m) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(vec<T>) == 64) return unsigned(typename xsimd::batch_bool<T, xsimd::default_arch>::register_type(m));
+#endif
+    alignas(64) T lanes[width<T>];
+    xsimd::select(m, vec<T>(T(1)), vec<T>(T(0))).store_aligned(lanes);
+    unsigned bits = 0;
+    for (std::size_t i = 0; i < width<T>; ++i) bits |= unsigned(lanes[i] != T(0)) << i;
+    return bits;
+}
+
 // Horizontal reductions (xsimd 8.1 has hadd only; later releases call it reduce_add).
 template <class T> inline T hsum(const vec<T>& v) { return xsimd::hadd(v); }
 // Lane i of the result is the sum of rows[i] (rows holds width<T> vectors).

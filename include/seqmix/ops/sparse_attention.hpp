@@ -1,0 +1,395 @@
+#pragma once
+// Sparse attention, as variants of the attention run (kernels/attention_run.hpp):
+//   - topk_attention: each query attends to its top_k best-scoring keys (exact; ties: lower
+//     index). A selection pass (kernels/sparse_select.hpp) scores every visible key once and
+//     keeps each row's list; the run then attends over each row's list of keys (a gather list:
+//     keys in lanes, any cache layout). Given `indices` (DeepSeek sparse attention, sglang),
+//     the caller's lists are attended to directly.
+//   - block_sparse_attention (MoBA): key blocks chosen per query block by mean query . mean
+//     key, plus the local blocks (and block 0); or the caller's key-block lists (NSA's
+//     block_indices, flex attention's block mask). A problem per query block; its schedule
+//     visits the listed blocks only, the causal diagonal masked inside.
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "../contract/sparse_attention.hpp"
+#include "../core/abi.hpp"
+#include "../core/parallel.hpp"
+#include "../core/scratch.hpp"
+#include "../kernels/attention_run.hpp"
+#include "../kernels/sparse_select.hpp"
+#include "softmax_attention.hpp"
+
+namespace seqmix {
+SEQMIX_ABI_BEGIN
+namespace detail {
+
+// The positions [first, first + count) of a key list, skipping -1 entries: runs of listed
+// keys, every row of the unit seeing all of them.
+struct list_schedule {
+    const std::int32_t* list;
+    index_t first, count;
+
+    template <class Fn>
+    void for_each_block(index_t block, Fn&& fn) const {
+        for (index_t j = first, end = first + count; j < end;) {
+            if (list[j] < 0) {
+                ++j;
+                continue;
+            }
+            const index_t s = j;
+            while (j < end && j - s < block && list[j] >= 0) ++j;
+            fn(s, j - s);
+        }
+    }
+    bool masked(index_t, index_t) const { return false; }
+    kernels::key_range visible(index_t, index_t) const { return {first, first + count - 1}; }
+    index_t size() const { return count; }
+    list_schedule slice(index_t f, index_t c) const { return {list, first + f, std::min(c, count - f)}; }
+};
+
+// Rows of [B, Nq, H, ...] problems numbered query by query (packed varlen included).
+struct query_numbering {
+    std::vector<index_t> first;  // first problem of each sequence, and the total
+    template <class T>
+    explicit query_numbering(const attention_args<T>& a) {
+        first.push_back(0);
+        for (index_t s = 0; s < a.problem.num_seqs; ++s) first.push_back(first.back() + a.problem.sequence(s).q_len);
+    }
+    index_t total() const { return first.back(); }
+    void locate(index_t p, index_t& s, index_t& i) const {
+        s = index_t(std::upper_bound(first.begin(), first.end(), p) - first.begin()) - 1;
+        i = p - first[std::size_t(s)];
+    }
+};
+
+// A problem per query: its row attends to the keys of its list (per query head, or per KV
+// head shared by the group), gathered from the cache.
+template <class T>
+struct gather_variant : kernels::attention_variant_base {
+    using value_type = T;
+    const attention_args<T>& a;
+    tensor_view<const std::int32_t, 4> lists;  // [B, Nq, heads of the lists, K], K contiguous
+    bool per_query_head;
+    query_numbering queries;
+    kernels::logits_transform<T> none;
+
+    gather_variant(const attention_args<T>& args, tensor_view<const std::int32_t, 4> l, bool per_head)
+        : a(args), lists(l), per_query_head(per_head), queries(args) {}
+
+    struct problem_type {
+        const gather_variant& var;
+        attention_sequence sq;
+        index_t i;
+        kernels::problem_extent extent() const { return {1, var.lists.extent(3)}; }
+        kernels::attention_row<T> row(index_t h, index_t) const {
+            const auto& a = var.a;
+            const auto* opt = a.problem.opt;
+            return {a.q.ptr(sq.batch, sq.q_begin + i, h), a.out.ptr(sq.batch, sq.q_begin + i, h),
+                    a.lse.empty() ? nullptr : a.lse.ptr(sq.batch, h, sq.q_begin + i),
+                    {0, var.lists.extent(3) - 1}, 0, T(0),
+                    opt->sinks ? T(opt->sinks[h]) : -std::numeric_limits<T>::infinity()};
+        }
+        kernels::kv_rows<T> keys(index_t hl) const {  // hl: a head of the lists
+            kernels::kv_rows<T> kv = kv_of(var.a, sq, var.per_query_head ? hl / var.a.problem.group : hl);
+            kv.gather = var.lists.ptr(sq.batch, sq.q_begin + i, hl);
+            kv.count = var.lists.extent(3);
+            return kv;
+        }
+        list_schedule schedule(const kernels::unit_span& u) const {
+            return {var.lists.ptr(sq.batch, sq.q_begin + i, u.hk0), 0, var.lists.extent(3)};
+        }
+    };
+
+    kernels::attention_heads heads() const {
+        const auto& p = a.problem;
+        return per_query_head ? kernels::attention_heads{p.hq, 1, p.dk, p.dv}
+                              : kernels::attention_heads{p.hkv, p.group, p.dk, p.dv};
+    }
+    index_t problems() const { return queries.total(); }
+    problem_type problem(index_t p) const {
+        index_t s, i;
+        queries.locate(p, s, i);
+        return {*this, a.problem.sequence(s), i};
+    }
+    bool gathers() const { return true; }
+    double scale() const { return a.problem.scale; }
+    index_t q_elem() const { return a.q.stride(3); }
+    index_t out_elem() const { return a.out.stride(3); }
+    const kernels::logits_transform<T>& logits() const { return none; }
+};
+
+// Each row's top_k keys into lists [B, Nq, Hq, top_k] (ascending, -1 padded): units of the
+// query rows of one KV head (rows in lanes), every visible key scored once.
+template <class T>
+void select_topk(const attention_args<T>& a, const topk_options& o, const tensor_view<std::int32_t, 4>& lists) {
+    const auto& p = a.problem;
+    const index_t k = o.top_k, rows_wanted = 64;
+    const index_t q_block = std::max<index_t>(1, rows_wanted / p.group), rows = p.group * q_block;
+    struct unit {
+        index_t s, hk, i0;
+    };
+    std::vector<unit> units;
+    for (index_t s = 0; s < p.num_seqs; ++s)
+        for (index_t i0 = 0, n = p.sequence(s).q_len; i0 < n; i0 += q_block)
+            for (index_t hk = 0; hk < p.hkv; ++hk) units.push_back({s, hk, i0});
+    using select = kernels::topk_select<T>;
+    const int threads = resolve_threads(o.num_threads, index_t(units.size()));
+    thread_scratch<T> scratch(threads, select::scratch_size(rows, p.dk, k));
+    thread_scratch<std::int32_t> indices(threads, select::index_size(rows, k));
+    parallel_for(index_t(units.size()), threads, [&](index_t u, int t) {
+        const unit un = units[std::size_t(u)];
+        const attention_sequence sq = p.sequence(un.s);
+        select sel(rows, p.dk, k, scratch.get(t), indices.get(t));
+        index_t end = 0, unmasked_end = sq.k_len;
+        for (index_t r = 0; r < select::lanes_for(rows); ++r) {
+            const index_t g = r / q_block, i = un.i0 + r % q_block;
+            if (r >= rows || i >= sq.q_len) {
+                sel.clear_row(r);
+                continue;
+            }
+            const index_t last = o.causal ? std::min(i + sq.k_len - sq.q_len, sq.k_len - 1) : sq.k_len - 1;
+            sel.set_row(r, a.q.ptr(sq.batch, sq.q_begin + i, un.hk * p.group + g), a.q.stride(3), T(p.scale), last);
+            end = std::max(end, last + 1);
+            unmasked_end = std::min(unmasked_end, last + 1);
+        }
+        sel.run(kv_of(a, sq, un.hk), end, unmasked_end);
+        for (index_t r = 0; r < rows; ++r) {
+            const index_t g = r / q_block, i = un.i0 + r % q_block;
+            if (i < sq.q_len) sel.write(r, lists.ptr(sq.batch, sq.q_begin + i, un.hk * p.group + g), lists.stride(3));
+        }
+    });
+}
+
+// block_sparse_attention as a variant: a problem per (sequence, query block), its schedule the
+// key blocks of its list, each clipped to the rows' keys (the causal diagonal masked inside).
+template <class T>
+struct block_variant : softmax_variant<T> {
+    index_t bs;
+    bool per_query_head;             // lists per query head (selected) or per KV head (given)
+    const std::int32_t* lists;       // [problem][list heads][max_blocks], -1 ends a list
+    index_t max_blocks;
+    std::vector<index_t> first;      // first problem of each sequence (query blocks), and the total
+
+    struct block_schedule {
+        const std::int32_t* list;
+        index_t max_blocks, bs, kmin, kmax, max_lo, min_hi;
+        const index_t *lo, *hi;
+        index_t first = 0, count = std::numeric_limits<index_t>::max();
+
+        template <class Fn>
+        void each_run(Fn&& fn) const {  // fn(first key, keys) for the listed blocks' visible keys
+            for (index_t t = 0; t < max_blocks && list[t] >= 0; ++t) {
+                const index_t j0 = std::max(kmin, list[t] * bs), j1 = std::min(kmax, list[t] * bs + bs - 1);
+                if (j0 <= j1) fn(j0, j1 - j0 + 1);
+            }
+        }
+        template <class Fn>
+        void for_each_block(index_t block, Fn&& fn) const {
+            index_t pos = 0;
+            const index_t end = count == std::numeric_limits<index_t>::max() ? count : first + count;
+            each_run([&](index_t j0, index_t n) {
+                const index_t s = std::max(pos, first), e = std::min(pos + n, end);
+                for (index_t x = s; x < e; x += block) fn(j0 + x - pos, std::min(block, e - x));
+                pos += n;
+            });
+        }
+        bool masked(index_t j0, index_t n) const { return !(j0 >= max_lo && j0 + n - 1 <= min_hi); }
+        kernels::key_range visible(index_t r, index_t) const { return {lo[r], hi[r]}; }
+        index_t size() const {
+            index_t n = 0;
+            each_run([&](index_t, index_t c) { n += c; });
+            return std::max<index_t>(0, std::min(count, n - first));
+        }
+        block_schedule slice(index_t f, index_t c) const {
+            block_schedule s = *this;
+            s.first = first + f;
+            s.count = std::min(c, size() - f);
+            return s;
+        }
+    };
+
+    // A band problem (the sequence's causal band) whose schedule is its list of key blocks.
+    struct problem_type : band_problem<T> {
+        const block_variant* bv;
+        index_t p;
+        block_schedule schedule(const kernels::unit_span& u) const {
+            const std::int32_t* list = bv->lists + (p * bv->list_heads() + u.hk0) * bv->max_blocks;
+            return {list, bv->max_blocks, bv->bs, u.kmin, u.kmax, u.max_lo, u.min_hi, u.lo, u.hi};
+        }
+        kernels::kv_rows<T> keys(index_t hl) const {  // hl: a head of the lists
+            return band_problem<T>::keys(bv->per_query_head ? hl / bv->a.problem.group : hl);
+        }
+    };
+
+    block_variant(const attention_args<T>& args, const attention_options& band, index_t block_size)
+        : softmax_variant<T>(args, band), bs(block_size) {
+        first.push_back(0);
+        for (index_t s = 0; s < args.problem.num_seqs; ++s) first.push_back(first.back() + query_blocks(s));
+    }
+    index_t query_blocks(index_t s) const {
+        const auto sq = this->a.problem.sequence(s);
+        return sq.q_len == 0 ? 0 : std::max<index_t>(1, (sq.k_len + bs - 1) / bs);
+    }
+    index_t list_heads() const { return per_query_head ? this->a.problem.hq : this->a.problem.hkv; }
+    kernels::attention_heads heads() const {
+        const auto& p = this->a.problem;
+        return per_query_head ? kernels::attention_heads{p.hq, 1, p.dk, p.dv}
+                              : kernels::attention_heads{p.hkv, p.group, p.dk, p.dv};
+    }
+    index_t problems() const { return first.back(); }
+    // Problem p: query block qb of sequence s, its queries those whose diagonal falls in key
+    // block qb (the first and last blocks also take the diagonals before and after the keys).
+    problem_type problem(index_t p) const {
+        const index_t s = index_t(std::upper_bound(first.begin(), first.end(), p) - first.begin()) - 1;
+        const index_t qb = p - first[std::size_t(s)], nqb = query_blocks(s);
+        const attention_sequence sq = this->a.problem.sequence(s);
+        const index_t shift = sq.k_len - sq.q_len;  // diagonal = i + shift
+        const index_t lo = qb == 0 ? 0 : std::clamp<index_t>(qb * bs - shift, 0, sq.q_len);
+        const index_t hi = qb == nqb - 1 ? sq.q_len : std::clamp<index_t>((qb + 1) * bs - shift, 0, sq.q_len);
+        return {{*this, sq, 1, 0, lo, std::max<index_t>(0, hi - lo), sq.k_len}, this, p};
+    }
+    index_t query_block(index_t, index_t suggested) const { return suggested; }
+    index_t visited_keys(index_t, index_t k_len) const { return std::min(k_len, max_blocks * bs); }
+    bool kv_heads_interleaved() const { return false; }
+};
+
+// MoBA's selection: lists[p][h][t] for every problem (sequence, query block) and query head:
+// the forced blocks (local, first) and the top_blocks best of the rest, ascending, -1 after.
+template <class T>
+void select_blocks(const attention_args<T>& a, const block_sparse_options& o, const block_variant<T>& var,
+                   std::vector<std::int32_t>& lists) {
+    const auto& p = a.problem;
+    const index_t bs = o.block_size, width = var.max_blocks;
+    lists.assign(std::size_t(var.problems() * p.hq * width), -1);
+    parallel_for(p.num_seqs * p.hkv, available_threads(o.num_threads), [&](index_t item, int) {
+        const index_t s = item / p.hkv, hk = item % p.hkv;
+        const attention_sequence sq = p.sequence(s);
+        const index_t blocks = var.query_blocks(s), kblocks = (sq.k_len + bs - 1) / bs;
+        if (blocks == 0) return;
+        std::vector<double> ksum(std::size_t(kblocks * p.dk), 0.0), qsum(std::size_t(blocks * p.dk), 0.0), score;
+        std::vector<index_t> kn(std::size_t(kblocks), 0), qn(std::size_t(blocks), 0), cand;
+        const kernels::kv_rows<T> kv = kv_of(a, sq, hk);
+        for (index_t j = 0; j < sq.k_len; ++j) {
+            const T* key = kv.key(j);
+            ++kn[std::size_t(j / bs)];
+            for (index_t d = 0; d < p.dk; ++d) ksum[std::size_t(j / bs * p.dk + d)] += double(key[d * kv.k_elem]);
+        }
+        for (index_t g = 0; g < p.group; ++g) {
+            const index_t h = hk * p.group + g;
+            std::fill(qsum.begin(), qsum.end(), 0.0);
+            std::fill(qn.begin(), qn.end(), 0);
+            for (index_t i = 0; i < sq.q_len; ++i) {
+                const index_t qb = query_block_of(i, sq.q_len, sq.k_len, bs);
+                ++qn[std::size_t(qb)];
+                const T* q = a.q.ptr(sq.batch, sq.q_begin + i, h);
+                for (index_t d = 0; d < p.dk; ++d) qsum[std::size_t(qb * p.dk + d)] += double(q[d * a.q.stride(3)]);
+            }
+            for (index_t qb = 0; qb < blocks; ++qb) {
+                if (qn[std::size_t(qb)] == 0) continue;
+                std::int32_t* out = lists.data() + ((var.first[std::size_t(s)] + qb) * p.hq + h) * width;
+                index_t n = 0;
+                cand.clear();
+                score.assign(std::size_t(kblocks), 0.0);
+                for (index_t kb = 0; kb < kblocks; ++kb) {
+                    const bool local = (kb <= qb && qb - kb < o.local_blocks) || (!o.causal && kb > qb && kb - qb < o.local_blocks);
+                    if (local || (o.keep_first && kb == 0)) {
+                        out[n++] = std::int32_t(kb);
+                        continue;
+                    }
+                    if (o.causal && kb > qb) continue;
+                    double dot = 0;
+                    for (index_t d = 0; d < p.dk; ++d) dot += qsum[std::size_t(qb * p.dk + d)] * ksum[std::size_t(kb * p.dk + d)];
+                    score[std::size_t(kb)] = dot / (double(qn[std::size_t(qb)]) * double(kn[std::size_t(kb)]));
+                    cand.push_back(kb);
+                }
+                const index_t top = std::min<index_t>(o.top_blocks, index_t(cand.size()));
+                std::partial_sort(cand.begin(), cand.begin() + top, cand.end(), [&](index_t x, index_t y) {
+                    return kernels::ranks_before(score[std::size_t(x)], std::int32_t(x), score[std::size_t(y)], std::int32_t(y));
+                });
+                for (index_t t = 0; t < top; ++t) out[n++] = std::int32_t(cand[std::size_t(t)]);
+                std::sort(out, out + n);
+            }
+        }
+    });
+}
+
+}  // namespace detail
+
+// out[b,i,h,:] = softmax over query i's top_k keys (or its listed keys) of scale * q.k, times
+// V; lse (optional) [B,Hq,Nq]. Every cache layout softmax_attention takes.
+template <class QV, class KV, class VV, class OV>
+void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const topk_options& opt = {},
+                    tensor_view<typename OV::value_type, 3> lse = {}) {
+    using T = typename OV::value_type;
+    const char* op = "topk_attention";
+    const attention_options band = detail::sparse_band_options(opt);
+    const auto a = detail::prepare_attention(q, k, v, out, lse, band, op);
+    detail::validate_topk(a, opt, op);
+    std::vector<std::int32_t> own;  // lists when the caller's are not contiguous or not kept
+    if (!opt.indices.empty()) {
+        tensor_view<const std::int32_t, 4> lists = opt.indices;
+        if (opt.indices.stride(3) != 1 && opt.indices.extent(3) > 1) {
+            own.resize(std::size_t(opt.indices.size()));
+            tensor_view<std::int32_t, 4> c(own.data(), opt.indices.shape());
+            for (index_t b = 0; b < c.extent(0); ++b)
+                for (index_t i = 0; i < c.extent(1); ++i)
+                    for (index_t h = 0; h < c.extent(2); ++h)
+                        for (index_t t = 0; t < c.extent(3); ++t) c(b, i, h, t) = opt.indices(b, i, h, t);
+            lists = c;
+        }
+        kernels::attention_run(detail::gather_variant<T>(a, lists, false), opt.num_threads);
+        return;
+    }
+    tensor_view<std::int32_t, 4> lists = opt.indices_out;
+    if (lists.empty() || lists.stride(3) != 1) {
+        own.resize(std::size_t(a.q.extent(0) * a.q.extent(1) * a.problem.hq * opt.top_k));
+        lists = tensor_view<std::int32_t, 4>(own.data(), {a.q.extent(0), a.q.extent(1), a.problem.hq, index_t(opt.top_k)});
+    }
+    detail::select_topk(a, opt, lists);
+    kernels::attention_run(detail::gather_variant<T>(a, lists, true), opt.num_threads);
+    if (!opt.indices_out.empty() && lists.data() != opt.indices_out.data())
+        for (index_t b = 0; b < lists.extent(0); ++b)
+            for (index_t i = 0; i < lists.extent(1); ++i)
+                for (index_t h = 0; h < lists.extent(2); ++h)
+                    for (index_t t = 0; t < lists.extent(3); ++t) opt.indices_out(b, i, h, t) = lists(b, i, h, t);
+}
+
+// out[b,i,h,:] = softmax over the keys of query i's key blocks (MoBA's selection, or the
+// listed blocks) of scale * q.k, times V; lse (optional) [B,Hq,Nq].
+template <class QV, class KV, class VV, class OV>
+void block_sparse_attention(const QV& q, const KV& k, const VV& v, const OV& out, const block_sparse_options& opt = {},
+                            tensor_view<typename OV::value_type, 3> lse = {}) {
+    using T = typename OV::value_type;
+    const char* op = "block_sparse_attention";
+    const attention_options band = detail::sparse_band_options(opt);
+    const auto a = detail::prepare_attention(q, k, v, out, lse, band, op);
+    detail::validate_block_sparse(a, opt, op);
+    detail::block_variant<T> var(a, band, opt.block_size);
+    std::vector<std::int32_t> lists;
+    const auto& bi = opt.block_indices;
+    if (bi.empty()) {
+        var.per_query_head = true;
+        var.max_blocks = std::max<index_t>(1, index_t(opt.top_blocks) + 2 * opt.local_blocks + 1);
+        detail::select_blocks(a, opt, var, lists);
+    } else {  // the caller's lists, one row per problem and KV head
+        var.per_query_head = false;
+        var.max_blocks = std::max<index_t>(1, bi.extent(3));
+        lists.assign(std::size_t(var.problems() * a.problem.hkv * var.max_blocks), -1);
+        for (index_t s = 0; s < a.problem.num_seqs; ++s)
+            for (index_t qb = 0; qb < var.query_blocks(s); ++qb)
+                for (index_t h = 0; h < a.problem.hkv; ++h)
+                    for (index_t t = 0; t < bi.extent(3) && a.problem.sequence(s).k_len > 0; ++t) {
+                        const std::int32_t x = bi(s, h, qb, t);
+                        lists[std::size_t(((var.first[std::size_t(s)] + qb) * a.problem.hkv + h) * var.max_blocks + t)] = x;
+                        if (x < 0) break;
+                    }
+    }
+    var.lists = lists.data();
+    kernels::attention_run(var, opt.num_threads);
+}
+
+SEQMIX_ABI_END
+}  // namespace seqmix
