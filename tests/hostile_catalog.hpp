@@ -8,12 +8,14 @@
 #include <seqmix/ops/selective_scan.hpp>
 #include <seqmix/ops/sliding_window_attention.hpp>
 #include <seqmix/ops/softmax_attention.hpp>
+#include <seqmix/ops/sparse_attention.hpp>
 #include <seqmix/ops/ssd_scan.hpp>
 #include <seqmix/reference/delta_rule.hpp>
 #include <seqmix/reference/gated_linear_attention.hpp>
 #include <seqmix/reference/linear_attention.hpp>
 #include <seqmix/reference/local_attention.hpp>
 #include <seqmix/reference/softmax_attention.hpp>
+#include <seqmix/reference/sparse_attention.hpp>
 #include <seqmix/reference/state_space.hpp>
 
 #include "hostile.hpp"
@@ -142,6 +144,78 @@ inline std::vector<op_spec> catalog(index_t N = 70, index_t B = 2) {
                                   sliding_window_attention(a.template in<4>("q"), a.template in<4>("k"),
                                                            a.template in<4>("v"), a.template view<4>("out"), o,
                                                            a.template view<3>("lse"));
+                          }));
+
+    // neighborhood_attention_2d: a 5 x 14 image (N = 70), kernel 3, width dilated by 2, sinks.
+    ops.push_back(make_op("neighborhood_attention_2d dilated",
+                          {{"q", role::input, {B, 5, N / 5, 4, Dk}},
+                           {"k", role::input, {B, 5, N / 5, 2, Dk}},
+                           {"v", role::input, {B, 5, N / 5, 2, Dv}},
+                           {"out", role::output, {B, 5, N / 5, 4, Dv}},
+                           {"lse", role::output, {B, 5, N / 5, 4}}},
+                          [](const auto& a, auto reference) {
+                              static const float sinks[] = {0.5f, -1.0f, 2.0f, 0.0f};
+                              neighborhood_options o;
+                              o.num_threads = a.num_threads;
+                              o.scale = a.scale;
+                              o.kernel_size = 3;
+                              o.dilation = {1, 2};
+                              o.causal = {true, false};
+                              o.sinks = sinks;
+                              if constexpr (decltype(reference)::value)
+                                  seqmix::reference::neighborhood_attention_2d(
+                                      a.template in<5>("q"), a.template in<5>("k"), a.template in<5>("v"),
+                                      a.template view<5>("out"), o, a.template view<4>("lse"));
+                              else
+                                  neighborhood_attention_2d(a.template in<5>("q"), a.template in<5>("k"),
+                                                            a.template in<5>("v"), a.template view<5>("out"), o,
+                                                            a.template view<4>("lse"));
+                          }));
+
+    // topk_attention (top_k above the keys: a selection without near ties on float data) and
+    // block_sparse_attention (MoBA: blocks of 8, 2 best + the local one, block 0).
+    ops.push_back(make_op("topk_attention causal",
+                          {{"q", role::input, {B, N, 4, Dk}},
+                           {"k", role::input, {B, N, 2, Dk}},
+                           {"v", role::input, {B, N, 2, Dv}},
+                           {"out", role::output, {B, N, 4, Dv}},
+                           {"lse", role::output, {B, 4, N}}},
+                          [N](const auto& a, auto reference) {
+                              topk_options o;
+                              o.num_threads = a.num_threads;
+                              o.scale = a.scale;
+                              o.causal = true;
+                              o.top_k = int(N) + 3;
+                              if constexpr (decltype(reference)::value)
+                                  seqmix::reference::topk_attention(a.template in<4>("q"), a.template in<4>("k"),
+                                                                    a.template in<4>("v"), a.template view<4>("out"), o,
+                                                                    a.template view<3>("lse"));
+                              else
+                                  topk_attention(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
+                                                 a.template view<4>("out"), o, a.template view<3>("lse"));
+                          }));
+    ops.push_back(make_op("block_sparse_attention causal",
+                          {{"q", role::input, {B, N, 4, Dk}},
+                           {"k", role::input, {B, N, 2, Dk}},
+                           {"v", role::input, {B, N, 2, Dv}},
+                           {"out", role::output, {B, N, 4, Dv}},
+                           {"lse", role::output, {B, 4, N}}},
+                          [](const auto& a, auto reference) {
+                              block_sparse_options o;
+                              o.num_threads = a.num_threads;
+                              o.scale = a.scale;
+                              o.causal = true;
+                              o.block_size = 8;
+                              o.top_blocks = 2;
+                              o.keep_first = true;
+                              if constexpr (decltype(reference)::value)
+                                  seqmix::reference::block_sparse_attention(
+                                      a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
+                                      a.template view<4>("out"), o, a.template view<3>("lse"));
+                              else
+                                  block_sparse_attention(a.template in<4>("q"), a.template in<4>("k"),
+                                                         a.template in<4>("v"), a.template view<4>("out"), o,
+                                                         a.template view<3>("lse"));
                           }));
 
     ops.push_back(make_op("linear_attention (decay)",

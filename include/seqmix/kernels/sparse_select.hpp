@@ -100,7 +100,7 @@ public:
                 const V thr = simd::load_aligned(thr_ + r0), last = simd::load_aligned(last_ + r0);
                 for (index_t t = 0; t < n; ++t) {
                     const V s = simd::load_aligned(st_ + t * L_ + r0);
-                    auto pass = (s >= thr) || (s != s);
+                    auto pass = (s >= thr) || simd::isnan(s);
                     if (masked) pass = pass && (V(T(j0 + t)) <= last);
                     if (!simd::any(pass)) continue;
                     for (unsigned bits = simd::mask_bits<T>(pass); bits; bits &= bits - 1)
@@ -112,13 +112,11 @@ public:
 
     // Row r's selection, ascending, into list[0, top_k) (stride apart), -1 past its keys.
     void write(index_t r, std::int32_t* list, index_t stride) {
-        T* s = score_ + r * cap_;
         std::int32_t* ix = index_ + r * cap_;
         index_t n = count_[r];
         if (n > k_) n = cut(r);
         std::sort(ix, ix + n);
         for (index_t t = 0; t < k_; ++t) list[t * stride] = t < n ? ix[t] : -1;
-        (void)s;
     }
 
 private:

@@ -85,6 +85,7 @@ template <class T, class B> inline vec<T> select(const B& mask, const vec<T>& a,
 }
 
 template <class B> inline bool any(const B& mask) { return xsimd::any(mask); }
+template <class T> inline auto isnan(const vec<T>& a) { return xsimd::isnan(a); }
 // The lanes of a comparison as bits (lane i: bit i); AVX-512 keeps them in a mask register.
 template <class T>
 inline unsigned mask_bits(const xsimd::batch_bool<T, xsimd::default_arch>& m) {
