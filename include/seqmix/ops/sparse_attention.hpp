@@ -136,13 +136,15 @@ void select_topk(const attention_args<T>& a, const topk_options& o, const tensor
         for (index_t i0 = 0, n = p.sequence(s).q_len; i0 < n; i0 += q_block)
             for (index_t hk = 0; hk < p.hkv; ++hk) units.push_back({s, hk, i0});
     using select = kernels::topk_select<T>;
+    using cand = typename kernels::candidate<T>::type;
     const int threads = resolve_threads(o.num_threads, index_t(units.size()));
-    thread_scratch<T> scratch(threads, select::scratch_size(rows, p.dk, k));
-    thread_scratch<std::int32_t> indices(threads, select::index_size(rows, k));
+    thread_scratch<T> scratch(threads, select::scratch_size(rows, p.dk));
+    thread_scratch<cand> candidates(threads, select::candidate_size(rows, k));
+    thread_scratch<std::int32_t> counts(threads, std::size_t(select::lanes_for(rows)));
     parallel_for(index_t(units.size()), threads, [&](index_t u, int t) {
         const unit un = units[std::size_t(u)];
         const attention_sequence sq = p.sequence(un.s);
-        select sel(rows, p.dk, k, scratch.get(t), indices.get(t));
+        select sel(rows, p.dk, k, scratch.get(t), candidates.get(t), counts.get(t));
         index_t end = 0, unmasked_end = sq.k_len;
         for (index_t r = 0; r < select::lanes_for(rows); ++r) {
             const index_t g = r / q_block, i = un.i0 + r % q_block;
