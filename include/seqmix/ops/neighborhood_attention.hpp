@@ -39,14 +39,21 @@ struct grid_index {
 
 // The keys a tile of queries visits, line by line: the union of its rows' windows, a box
 // [lo, hi] per axis. Each key line is a run; a row sees an interval of it (its window's
-// columns) or nothing. Lines inside every row's window, columns too, run unmasked.
+// columns) or nothing. Lines inside every row's window, columns too, run unmasked. A row's
+// window follows from its place in the tile (rows are the tile's queries, head by head, and
+// tiles are powers of two per axis): the per-axis windows of the tile's positions are kept
+// here, so `visible` costs a few compares per row, not a decode of flat indices.
 struct neighborhood_schedule {
+    static constexpr int max_tile = 16;  // per axis (tiles hold about 16 queries)
     grid_index grid;
     std::array<index_t, 3> lo, hi;          // the union of the windows
     std::array<index_t, 3> all_lo, all_hi;  // the windows' intersection (empty: all_lo > all_hi)
-    const index_t* row_lo;                  // per row: the flat first and last key of its window
+    std::array<index_t, 3> tile;            // the tile's extent per axis (powers of two)
+    const index_t* row_lo;                  // per row: lo > hi for a row without a query
     const index_t* row_hi;
+    std::array<std::array<index_t, max_tile>, 3> first_at, last_at;  // window of each tile position
     index_t first = 0, count = std::numeric_limits<index_t>::max();  // a split-KV slice
+    mutable index_t at_j0 = -1, at_z = 0, at_y = 0, at_x = 0;        // the last tile asked about
 
     index_t line() const { return hi[2] - lo[2] + 1; }
     index_t size() const {
@@ -62,27 +69,33 @@ struct neighborhood_schedule {
     template <class Fn>
     void for_each_block(index_t block, Fn&& fn) const {
         index_t pos = 0;  // keys of the schedule before this line
-        const index_t len = line(), end = first + count;
+        const index_t len = line(), end = count == std::numeric_limits<index_t>::max() ? count : first + count;
         for (index_t z = lo[0]; z <= hi[0]; ++z)
             for (index_t y = lo[1]; y <= hi[1]; ++y, pos += len) {
                 const index_t s = std::max(pos, first), e = std::min(pos + len, end);
                 for (index_t t = s; t < e; t += block) fn(grid.flat(z, y, lo[2]) + t - pos, std::min(block, e - t));
             }
     }
+    void locate(index_t j0) const {
+        if (j0 != at_j0) {
+            grid.split(j0, at_z, at_y, at_x);
+            at_j0 = j0;
+        }
+    }
     bool masked(index_t j0, index_t n) const {
-        index_t z, y, x;
-        grid.split(j0, z, y, x);
-        return !(z >= all_lo[0] && z <= all_hi[0] && y >= all_lo[1] && y <= all_hi[1] && x >= all_lo[2] &&
-                 x + n - 1 <= all_hi[2]);
+        locate(j0);
+        return !(at_z >= all_lo[0] && at_z <= all_hi[0] && at_y >= all_lo[1] && at_y <= all_hi[1] &&
+                 at_x >= all_lo[2] && at_x + n - 1 <= all_hi[2]);
     }
     kernels::key_range visible(index_t r, index_t j0) const {
         if (row_lo[r] > row_hi[r]) return {1, 0};  // no query
-        index_t z, y, x, z0, y0, x0, z1, y1, x1;
-        grid.split(j0, z, y, x);
-        grid.split(row_lo[r], z0, y0, x0);
-        grid.split(row_hi[r], z1, y1, x1);
-        if (z < z0 || z > z1 || y < y0 || y > y1) return {1, 0};
-        return {grid.flat(z, y, x0), grid.flat(z, y, x1)};
+        locate(j0);
+        const index_t t = r & (tile[0] * tile[1] * tile[2] - 1);  // the row's place in the tile
+        const index_t wx = t & (tile[2] - 1), wy = (t / tile[2]) & (tile[1] - 1), wz = t / (tile[2] * tile[1]);
+        if (at_z < first_at[0][std::size_t(wz)] || at_z > last_at[0][std::size_t(wz)] ||
+            at_y < first_at[1][std::size_t(wy)] || at_y > last_at[1][std::size_t(wy)])
+            return {1, 0};
+        return {grid.flat(at_z, at_y, first_at[2][std::size_t(wx)]), grid.flat(at_z, at_y, last_at[2][std::size_t(wx)])};
     }
 };
 
@@ -152,7 +165,7 @@ struct neighborhood_problem {
     neighborhood_schedule schedule(const kernels::unit_span& u) const {
         std::array<index_t, 3> origin, at;
         tile_of(u.i0, origin, at);
-        neighborhood_schedule s{grid(), {}, {}, {}, {}, u.lo, u.hi};
+        neighborhood_schedule s{grid(), {}, {}, {}, {}, var.g.tile, u.lo, u.hi, {}, {}};
         for (std::size_t a = 0; a < 3; ++a) {
             const auto& ax = var.g.axis[a];
             const index_t q0 = origin[a], q1 = std::min(origin[a] + var.g.tile[a], n[a]) - 1;
@@ -160,6 +173,10 @@ struct neighborhood_problem {
             s.hi[a] = ax.last(q1, n[a]);
             s.all_lo[a] = ax.first(q1, n[a]);
             s.all_hi[a] = ax.last(q0, n[a]);
+            for (index_t w = 0; w < var.g.tile[a]; ++w) {  // positions past the grid: padding rows
+                s.first_at[a][std::size_t(w)] = ax.first(std::min(q0 + w, q1), n[a]);
+                s.last_at[a][std::size_t(w)] = ax.last(std::min(q0 + w, q1), n[a]);
+            }
         }
         return s;
     }
@@ -212,7 +229,7 @@ inline std::array<index_t, 3> neighborhood_tile(const std::array<index_t, 3>& ex
     for (bool grew = true; grew && t[0] * t[1] * t[2] * group < 16;) {
         grew = false;
         for (int a = 2; a >= 3 - rank && t[0] * t[1] * t[2] * group < 16; --a)
-            if (t[std::size_t(a)] < extent[std::size_t(a)]) {
+            if (t[std::size_t(a)] < extent[std::size_t(a)] && t[std::size_t(a)] < neighborhood_schedule::max_tile) {
                 t[std::size_t(a)] *= 2;
                 grew = true;
             }
