@@ -221,14 +221,16 @@ struct neighborhood_variant : kernels::attention_variant_base {
     const kernels::logits_transform<T>& logits() const { return none; }
 };
 
-// Query tiles: about 16 rows per unit (a vector of rows on AVX-512, two on AVX2), grown axis
-// by axis from the innermost, never past the image. Tiles of neighbouring pixels share most
-// of their windows: at kernel 7 a 4 x 4 tile visits 10 x 10 keys for its 16 x 49.
+// Query tiles: about 32 rows per unit, grown axis by axis from the innermost, never past the
+// image. Tiles of neighbouring pixels share most of their windows (at kernel 7 a 4 x 8 tile
+// visits 10 x 14 keys for its 32 x 49), and two vectors of rows let each key element loaded
+// feed two FMAs in the lane-panel GEMMs (one vector of rows: one FMA per broadcast load).
 inline std::array<index_t, 3> neighborhood_tile(const std::array<index_t, 3>& extent, index_t group, int rank) {
+    constexpr index_t rows = 32;
     std::array<index_t, 3> t{1, 1, 1};
-    for (bool grew = true; grew && t[0] * t[1] * t[2] * group < 16;) {
+    for (bool grew = true; grew && t[0] * t[1] * t[2] * group < rows;) {
         grew = false;
-        for (int a = 2; a >= 3 - rank && t[0] * t[1] * t[2] * group < 16; --a)
+        for (int a = 2; a >= 3 - rank && t[0] * t[1] * t[2] * group < rows; --a)
             if (t[std::size_t(a)] < extent[std::size_t(a)] && t[std::size_t(a)] < neighborhood_schedule::max_tile) {
                 t[std::size_t(a)] *= 2;
                 grew = true;

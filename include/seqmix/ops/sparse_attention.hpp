@@ -121,13 +121,24 @@ struct gather_variant : kernels::attention_variant_base {
     const kernels::logits_transform<T>& logits() const { return none; }
 };
 
-// Each row's top_k keys into lists [B, Nq, Hq, top_k] (ascending, -1 padded): units of the
-// query rows of one KV head (rows in lanes), every visible key scored once.
+// Each row's top_k keys into lists [B, Nq, Hq, top_k] (ascending, -1 padded): every KV head's
+// keys packed once as key panels, then units of the query rows of one KV head, every visible
+// key scored once.
 template <class T>
 void select_topk(const attention_args<T>& a, const topk_options& o, const tensor_view<std::int32_t, 4>& lists) {
     const auto& p = a.problem;
-    const index_t k = o.top_k, rows_wanted = 64;
+    const index_t k = o.top_k, rows_wanted = 32;
     const index_t q_block = std::max<index_t>(1, rows_wanted / p.group), rows = p.group * q_block;
+    using panels = kernels::key_panels<T>;
+    std::vector<std::size_t> at{0};  // panels of (sequence, KV head)
+    for (index_t s = 0; s < p.num_seqs; ++s)
+        for (index_t hk = 0; hk < p.hkv; ++hk) at.push_back(at.back() + panels::size(p.sequence(s).k_len, p.dk));
+    thread_scratch<T> panel_buffer(1, at.back());  // reused across calls: no fresh pages per call
+    T* const packed = panel_buffer.get(0);
+    parallel_for(p.num_seqs * p.hkv, available_threads(o.num_threads), [&](index_t item, int) {
+        const attention_sequence sq = p.sequence(item / p.hkv);
+        panels::pack(kv_of(a, sq, item % p.hkv), sq.k_len, p.dk, packed + at[std::size_t(item)]);
+    });
     struct unit {
         index_t s, hk, i0;
     };
@@ -140,24 +151,22 @@ void select_topk(const attention_args<T>& a, const topk_options& o, const tensor
     const int threads = resolve_threads(o.num_threads, index_t(units.size()));
     thread_scratch<T> scratch(threads, select::scratch_size(rows, p.dk));
     thread_scratch<cand> candidates(threads, select::candidate_size(rows, k));
-    thread_scratch<std::int32_t> counts(threads, std::size_t(select::lanes_for(rows)));
     parallel_for(index_t(units.size()), threads, [&](index_t u, int t) {
         const unit un = units[std::size_t(u)];
         const attention_sequence sq = p.sequence(un.s);
-        select sel(rows, p.dk, k, scratch.get(t), candidates.get(t), counts.get(t));
-        index_t end = 0, unmasked_end = sq.k_len;
-        for (index_t r = 0; r < select::lanes_for(rows); ++r) {
+        select sel(rows, p.dk, k, scratch.get(t), candidates.get(t));
+        index_t end = 0;
+        for (index_t r = 0; r < rows; ++r) {
             const index_t g = r / q_block, i = un.i0 + r % q_block;
-            if (r >= rows || i >= sq.q_len) {
+            if (i >= sq.q_len) {
                 sel.clear_row(r);
                 continue;
             }
             const index_t last = o.causal ? std::min(i + sq.k_len - sq.q_len, sq.k_len - 1) : sq.k_len - 1;
             sel.set_row(r, a.q.ptr(sq.batch, sq.q_begin + i, un.hk * p.group + g), a.q.stride(3), T(p.scale), last);
             end = std::max(end, last + 1);
-            unmasked_end = std::min(unmasked_end, last + 1);
         }
-        sel.run(kv_of(a, sq, un.hk), end, unmasked_end);
+        sel.run(packed + at[std::size_t(un.s * p.hkv + un.hk)], end);
         for (index_t r = 0; r < rows; ++r) {
             const index_t g = r / q_block, i = un.i0 + r % q_block;
             if (i < sq.q_len) sel.write(r, lists.ptr(sq.batch, sq.q_begin + i, un.hk * p.group + g), lists.stride(3));
