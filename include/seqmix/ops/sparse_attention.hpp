@@ -127,8 +127,11 @@ struct gather_variant : kernels::attention_variant_base {
 template <class T>
 void select_topk(const attention_args<T>& a, const topk_options& o, const tensor_view<std::int32_t, 4>& lists) {
     const auto& p = a.problem;
-    const index_t k = o.top_k, rows_wanted = 32;
-    const index_t q_block = std::max<index_t>(1, rows_wanted / p.group), rows = p.group * q_block;
+    using select = kernels::topk_select<T>;
+    index_t max_keys = 0;
+    for (index_t s = 0; s < p.num_seqs; ++s) max_keys = std::max(max_keys, p.sequence(s).k_len);
+    const index_t k = o.top_k;
+    const index_t q_block = std::max<index_t>(1, select::rows_for(max_keys) / p.group), rows = p.group * q_block;
     using panels = kernels::key_panels<T>;
     std::vector<std::size_t> at{0};  // panels of (sequence, KV head)
     for (index_t s = 0; s < p.num_seqs; ++s)
@@ -146,15 +149,12 @@ void select_topk(const attention_args<T>& a, const topk_options& o, const tensor
     for (index_t s = 0; s < p.num_seqs; ++s)
         for (index_t i0 = 0, n = p.sequence(s).q_len; i0 < n; i0 += q_block)
             for (index_t hk = 0; hk < p.hkv; ++hk) units.push_back({s, hk, i0});
-    using select = kernels::topk_select<T>;
-    using cand = typename kernels::candidate<T>::type;
     const int threads = resolve_threads(o.num_threads, index_t(units.size()));
-    thread_scratch<T> scratch(threads, select::scratch_size(rows, p.dk));
-    thread_scratch<cand> candidates(threads, select::candidate_size(rows, k));
+    thread_scratch<T> scratch(threads, select::scratch_size(rows, p.dk, max_keys));
     parallel_for(index_t(units.size()), threads, [&](index_t u, int t) {
         const unit un = units[std::size_t(u)];
         const attention_sequence sq = p.sequence(un.s);
-        select sel(rows, p.dk, k, scratch.get(t), candidates.get(t));
+        select sel(rows, p.dk, k, max_keys, scratch.get(t));
         index_t end = 0;
         for (index_t r = 0; r < rows; ++r) {
             const index_t g = r / q_block, i = un.i0 + r % q_block;
@@ -166,7 +166,7 @@ void select_topk(const attention_args<T>& a, const topk_options& o, const tensor
             sel.set_row(r, a.q.ptr(sq.batch, sq.q_begin + i, un.hk * p.group + g), a.q.stride(3), T(p.scale), last);
             end = std::max(end, last + 1);
         }
-        sel.run(packed + at[std::size_t(un.s * p.hkv + un.hk)], end);
+        sel.score(packed + at[std::size_t(un.s * p.hkv + un.hk)], end);
         for (index_t r = 0; r < rows; ++r) {
             const index_t g = r / q_block, i = un.i0 + r % q_block;
             if (i < sq.q_len) sel.write(r, lists.ptr(sq.batch, sq.q_begin + i, un.hk * p.group + g), lists.stride(3));
