@@ -174,15 +174,28 @@ private:
         using V = simd::vec<T>;
         constexpr index_t W = index_t(simd::width<T>);
         if (n <= k_) return -std::numeric_limits<T>::infinity();
-        auto at_least = [&](T f) {  // scores >= f, NaN counted as above every f
-            index_t c = 0;
-            for (index_t x = 0; x < n; x += W) {
-                const V s = simd::load_aligned(sr + x);
-                unsigned bits = simd::mask_bits<T>((s >= V(f)) || simd::isnan(s));
-                if (x + W > n) bits &= (1u << (n - x)) - 1u;
-                c += __builtin_popcount(bits);
+        // NaN ranks above every trial: counted once. Each trial then counts s >= f with two
+        // independent vector accumulators (a compare and a masked add per vector); the tail
+        // reads NaN, which no compare passes.
+        const index_t full = n / W * W;
+        index_t nans = 0;
+        for (index_t x = 0; x < n; x += W) {
+            unsigned bits = simd::mask_bits<T>(simd::isnan(simd::load_aligned(sr + x)));
+            if (x + W > n) bits &= (1u << (n - x)) - 1u;
+            nans += __builtin_popcount(bits);
+        }
+        const V tail = full < n ? simd::load_partial(sr + full, std::size_t(n - full), std::numeric_limits<T>::quiet_NaN())
+                                : V(std::numeric_limits<T>::quiet_NaN());
+        auto at_least = [&](T f) {
+            const V fv(f), one(T(1)), zero(T(0));
+            V c0 = simd::select(tail >= fv, one, zero), c1 = zero;
+            index_t x = 0;
+            for (; x + 2 * W <= full; x += 2 * W) {
+                c0 = c0 + simd::select(simd::load_aligned(sr + x) >= fv, one, zero);
+                c1 = c1 + simd::select(simd::load_aligned(sr + x + W) >= fv, one, zero);
             }
-            return c;
+            if (x < full) c0 = c0 + simd::select(simd::load_aligned(sr + x) >= fv, one, zero);
+            return nans + index_t(simd::hsum(c0 + c1));
         };
         U t = 0;
         for (int b = int(sizeof(U) * 8) - 1; b >= 0; --b) {
