@@ -12,6 +12,7 @@
 //   - a row sees, in a key line, one interval (its window's columns), or nothing.
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <limits>
 
 #include "../contract/attention.hpp"
@@ -49,6 +50,8 @@ struct neighborhood_schedule {
     std::array<index_t, 3> lo, hi;          // the union of the windows
     std::array<index_t, 3> all_lo, all_hi;  // the windows' intersection (empty: all_lo > all_hi)
     std::array<index_t, 3> tile;            // the tile's extent per axis (powers of two)
+    index_t volume;                         // tile[0] * tile[1] * tile[2]
+    int shift_x, shift_xy;                  // log2 tile[2], log2 (tile[2] * tile[1])
     const index_t* row_lo;                  // per row: lo > hi for a row without a query
     const index_t* row_hi;
     std::array<std::array<index_t, max_tile>, 3> first_at, last_at;  // window of each tile position
@@ -88,14 +91,16 @@ struct neighborhood_schedule {
                  at_x >= all_lo[2] && at_x + n - 1 <= all_hi[2]);
     }
     kernels::key_range visible(index_t r, index_t j0) const {
-        if (row_lo[r] > row_hi[r]) return {1, 0};  // no query
         locate(j0);
-        const index_t t = r & (tile[0] * tile[1] * tile[2] - 1);  // the row's place in the tile
-        const index_t wx = t & (tile[2] - 1), wy = (t / tile[2]) & (tile[1] - 1), wz = t / (tile[2] * tile[1]);
-        if (at_z < first_at[0][std::size_t(wz)] || at_z > last_at[0][std::size_t(wz)] ||
-            at_y < first_at[1][std::size_t(wy)] || at_y > last_at[1][std::size_t(wy)])
-            return {1, 0};
-        return {grid.flat(at_z, at_y, first_at[2][std::size_t(wx)]), grid.flat(at_z, at_y, last_at[2][std::size_t(wx)])};
+        // The row's place in the tile (tiles are powers of two: shifts and masks, no division).
+        const index_t t = r & (volume - 1), wx = t & (tile[2] - 1), wy = (t >> shift_x) & (tile[1] - 1),
+                      wz = t >> shift_xy;
+        // Branch-free: whether a line is in a row's window alternates row by row.
+        const bool in = (row_lo[r] <= row_hi[r]) & (at_z >= first_at[0][std::size_t(wz)]) &
+                        (at_z <= last_at[0][std::size_t(wz)]) & (at_y >= first_at[1][std::size_t(wy)]) &
+                        (at_y <= last_at[1][std::size_t(wy)]);
+        const index_t line = grid.flat(at_z, at_y, 0);
+        return {in ? line + first_at[2][std::size_t(wx)] : 1, in ? line + last_at[2][std::size_t(wx)] : 0};
     }
 };
 
@@ -114,12 +119,18 @@ struct neighborhood_problem {
     kernels::problem_extent extent() const {
         return {tiles[0] * tiles[1] * tiles[2] * var.g.tile_volume(), n[0] * n[1] * n[2]};
     }
-    // The first grid position of query i's tile and its place in the tile.
+    // The first grid position of query i's tile and its place in the tile. Tiles are powers
+    // of two per axis (shifts and masks); the tile index takes two 32-bit divisions. Called
+    // for every row of every unit: 64-bit divisions here cost as much as the unit's FMAs.
     void tile_of(index_t i, std::array<index_t, 3>& origin, std::array<index_t, 3>& at) const {
         const auto& tl = var.g.tile;
-        const index_t t = i / var.g.tile_volume(), w = i % var.g.tile_volume();
-        origin = {t / (tiles[1] * tiles[2]) * tl[0], t / tiles[2] % tiles[1] * tl[1], t % tiles[2] * tl[2]};
-        at = {origin[0] + w / (tl[1] * tl[2]), origin[1] + w / tl[2] % tl[1], origin[2] + w % tl[2]};
+        const int sx = __builtin_ctzll(std::uint64_t(tl[2])), sy = __builtin_ctzll(std::uint64_t(tl[1]));
+        const int sv = sx + sy + __builtin_ctzll(std::uint64_t(tl[0]));
+        const std::uint32_t t = std::uint32_t(i >> sv), w = std::uint32_t(i & ((index_t(1) << sv) - 1));
+        const std::uint32_t plane = std::uint32_t(tiles[1] * tiles[2]), tz = t / plane, rest = t - tz * plane;
+        const std::uint32_t ty = rest / std::uint32_t(tiles[2]), tx = rest - ty * std::uint32_t(tiles[2]);
+        origin = {index_t(tz) * tl[0], index_t(ty) * tl[1], index_t(tx) * tl[2]};
+        at = {origin[0] + (w >> (sx + sy)), origin[1] + ((w >> sx) & (tl[1] - 1)), origin[2] + (w & (tl[2] - 1))};
     }
     kernels::attention_row<T> row(index_t h, index_t i) const {
         std::array<index_t, 3> origin, c, p;
@@ -165,7 +176,10 @@ struct neighborhood_problem {
     neighborhood_schedule schedule(const kernels::unit_span& u) const {
         std::array<index_t, 3> origin, at;
         tile_of(u.i0, origin, at);
-        neighborhood_schedule s{grid(), {}, {}, {}, {}, var.g.tile, u.lo, u.hi, {}, {}};
+        const auto& tl = var.g.tile;
+        neighborhood_schedule s{grid(), {}, {}, {}, {}, tl, tl[0] * tl[1] * tl[2],
+                                __builtin_ctzll(std::uint64_t(tl[2])), __builtin_ctzll(std::uint64_t(tl[2] * tl[1])),
+                                u.lo, u.hi, {}, {}};
         for (std::size_t a = 0; a < 3; ++a) {
             const auto& ax = var.g.axis[a];
             const index_t q0 = origin[a], q1 = std::min(origin[a] + var.g.tile[a], n[a]) - 1;
