@@ -358,3 +358,64 @@ TEST_CASE("sparse attention: bad inputs give seqmix::error and leave out untouch
     untouched();
     CHECK_THROWS_AS(reference::block_sparse_attention(q.view(), k.view(), k.view(), out.view(), b), seqmix::error);
 }
+
+TEST_CASE("block_sparse_attention: the caller's lists equal to MoBA's choice give its bits; threads do not matter") {
+    // Hq == Hkv: one list per head. The lists are chosen here as the contract says (sums of
+    // the blocks, scores (sum q . sum k) / (|qb| |kb|), local and first blocks forced, the
+    // best top_blocks of the rest, ties to the lower block), then passed as block_indices.
+    const index_t B = 2, N = 300, H = 3, D = 16, bs = 32, blocks = (N + bs - 1) / bs;
+    const shape s{B, N, N, H, H, D, D};
+    const qkv in = make(s, 77);
+    const int top = 3;
+    tensor<std::int32_t, 4> lists({B, H, blocks, top + 2}, -1);
+    for (index_t b = 0; b < B; ++b)
+        for (index_t h = 0; h < H; ++h) {
+            std::vector<double> qs(std::size_t(blocks * D), 0.0), ks(std::size_t(blocks * D), 0.0);
+            std::vector<double> qn(std::size_t(blocks), 0.0), kn(std::size_t(blocks), 0.0);
+            for (index_t i = 0; i < N; ++i) {
+                qn[std::size_t(i / bs)] += 1;
+                kn[std::size_t(i / bs)] += 1;
+                for (index_t d = 0; d < D; ++d) {
+                    qs[std::size_t(i / bs * D + d)] += in.q(b, i, h, d);
+                    ks[std::size_t(i / bs * D + d)] += in.k(b, i, h, d);
+                }
+            }
+            for (index_t qb = 0; qb < blocks; ++qb) {
+                std::vector<std::pair<double, index_t>> cand;
+                for (index_t kb = 1; kb < qb; ++kb) {  // 0 (first) and qb (local) are forced
+                    double dot = 0;
+                    for (index_t d = 0; d < D; ++d) dot += qs[std::size_t(qb * D + d)] * ks[std::size_t(kb * D + d)];
+                    cand.push_back({-dot / (qn[std::size_t(qb)] * kn[std::size_t(kb)]), kb});
+                }
+                std::sort(cand.begin(), cand.end());
+                std::vector<std::int32_t> l = {0};
+                if (qb > 0) l.push_back(std::int32_t(qb));
+                for (std::size_t t = 0; t < cand.size() && t < std::size_t(top); ++t) l.push_back(std::int32_t(cand[t].second));
+                std::sort(l.begin(), l.end());
+                for (std::size_t t = 0; t < l.size(); ++t) lists(b, h, qb, index_t(t)) = l[t];
+            }
+        }
+    block_sparse_options moba;
+    moba.block_size = int(bs);
+    moba.top_blocks = top;
+    moba.local_blocks = 1;
+    moba.keep_first = true;
+    moba.causal = true;
+    moba.num_threads = 1;
+    tensor<float, 4> o1({B, N, H, D}), o2({B, N, H, D});
+    tensor<float, 3> l1({B, H, N}), l2({B, H, N});
+    block_sparse_attention(in.q.view(), in.k.view(), in.v.view(), o1.view(), moba, l1.view());
+    block_sparse_options given;
+    given.block_size = int(bs);
+    given.causal = true;
+    given.block_indices = lists.view();
+    block_sparse_attention(in.q.view(), in.k.view(), in.v.view(), o2.view(), given, l2.view());
+    CHECK(bitwise_equal(o1, o2));
+    CHECK(bitwise_equal(l1, l2));
+    for (int threads : {2, 3, 5}) {
+        moba.num_threads = threads;
+        tensor<float, 4> o3({B, N, H, D});
+        block_sparse_attention(in.q.view(), in.k.view(), in.v.view(), o3.view(), moba);
+        CHECK(bitwise_equal(o1, o3));
+    }
+}
