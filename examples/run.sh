@@ -16,7 +16,7 @@ for ex in build/release/examples/*; do
 done
 echo "=== benchmark summary (short; bash bench/run.sh for the full run and docs/performance.md)"
 build/release/bench/seqmix_bench --benchmark_min_time=0.1 \
-  --benchmark_filter='ceiling|prefill/H8/D(64|128)/N2048/(full|causal)|decode/.*Nk4096|chunk/.*N2048/|decode_step|(token_major|ssd_scan).*N2048/' \
+  --benchmark_filter='ceiling|prefill/H8/D(64|128)/N2048/(full|causal)|decode/.*Nk4096|chunk/.*N2048/|decode_step|(token_major|ssd_scan).*N2048/|window512|neighborhood_attention_2d|block_sparse|topk|dense_for/sparse' \
   --benchmark_out=build/release/summary.json --benchmark_out_format=json
 "$(test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)" bench/report.py build/release/summary.json --out build/release/report >/dev/null
 echo "report: build/release/report/performance.md"

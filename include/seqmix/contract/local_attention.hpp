@@ -115,40 +115,26 @@ struct neighborhood_geometry {
     index_t tile_volume() const { return tile[0] * tile[1] * tile[2]; }
 };
 
-// A rank 3 + Rank view as [B, depth, height, width, heads, dim] (missing axes of extent 1).
-template <std::size_t Rank, class T, std::size_t R>
-tensor_view<T, 6> image_of(const tensor_view<T, R>& v) {
-    static_assert(R == Rank + 3, "an image view is [B, spatial..., heads, dim]");
-    std::array<index_t, 6> shape{}, strides{};
-    shape[0] = v.extent(0);
-    strides[0] = v.stride(0);
-    for (std::size_t a = 0; a < 3; ++a) {
-        const bool given = a >= 3 - Rank;
-        shape[1 + a] = given ? v.extent(1 + a - (3 - Rank)) : 1;
-        strides[1 + a] = given ? v.stride(1 + a - (3 - Rank)) : 0;
-    }
-    for (std::size_t a = 0; a < 2; ++a) {
-        shape[4 + a] = v.extent(Rank + 1 + a);
-        strides[4 + a] = v.stride(Rank + 1 + a);
-    }
-    return {v.data(), shape, strides};
-}
-template <std::size_t Rank, class T, std::size_t R>
-tensor_view<T, 5> lse_image_of(const tensor_view<T, R>& v) {
-    static_assert(R == Rank + 2, "an image's lse is [B, spatial..., heads]");
+// An image view [B, spatial (Rank axes)..., trailing axes] as [B, depth, height, width,
+// trailing axes]: the missing outer spatial axes get extent 1.
+template <std::size_t Rank, std::size_t Trailing, class T, std::size_t R>
+tensor_view<T, 4 + Trailing> as_volume(const tensor_view<T, R>& v) {
+    static_assert(R == 1 + Rank + Trailing, "an image view is [B, spatial..., trailing axes]");
     if (v.empty()) return {};
-    std::array<index_t, 5> shape{}, strides{};
-    shape[0] = v.extent(0);
-    strides[0] = v.stride(0);
-    for (std::size_t a = 0; a < 3; ++a) {
-        const bool given = a >= 3 - Rank;
-        shape[1 + a] = given ? v.extent(1 + a - (3 - Rank)) : 1;
-        strides[1 + a] = given ? v.stride(1 + a - (3 - Rank)) : 0;
+    std::array<index_t, 4 + Trailing> shape{}, strides{};
+    for (std::size_t a = 0; a < 4 + Trailing; ++a) {  // axes 1 .. 3 - Rank are the missing ones
+        const bool missing = a >= 1 && a <= 3 - Rank;
+        const std::size_t from = a == 0 ? 0 : a - (3 - Rank);
+        shape[a] = missing ? 1 : v.extent(from);
+        strides[a] = missing ? 0 : v.stride(from);
     }
-    shape[4] = v.extent(Rank + 1);
-    strides[4] = v.stride(Rank + 1);
     return {v.data(), shape, strides};
 }
+// q, k, v, out: [B, depth, height, width, heads, dim]; lse: [B, depth, height, width, heads].
+template <std::size_t Rank, class T, std::size_t R>
+tensor_view<T, 6> image_of(const tensor_view<T, R>& v) { return as_volume<Rank, 2>(v); }
+template <std::size_t Rank, class T, std::size_t R>
+tensor_view<T, 5> lse_image_of(const tensor_view<T, R>& v) { return as_volume<Rank, 1>(v); }
 
 // Validation shared by the fast kernel and the reference: shapes, options, aliasing. Returns
 // the geometry over rank-6 views.

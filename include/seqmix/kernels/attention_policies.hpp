@@ -65,6 +65,27 @@ struct logits_transform {
 //     outside the tile are ignored);
 //   size() and slice(first, count): the split-KV chunks, in the schedule's key order.
 
+// The split-KV slice of a schedule that visits its keys as runs (ranges of consecutive keys,
+// in the schedule's order: a neighbourhood's lines, a list's blocks): the keys at positions
+// [first, first + count) of that order, cut into blocks of at most `block` keys.
+struct run_slice {
+    index_t first = 0, count = std::numeric_limits<index_t>::max();
+
+    // runs(visit) calls visit(j0, n) for each run; fn(j0, n) gets the sliced blocks.
+    template <class Runs, class Fn>
+    void blocks(index_t block, Runs&& runs, Fn&& fn) const {
+        index_t pos = 0;  // keys of the schedule before this run
+        const index_t end = count == std::numeric_limits<index_t>::max() ? count : first + count;
+        runs([&](index_t j0, index_t n) {
+            const index_t s = std::max(pos, first), e = std::min(pos + n, end);
+            for (index_t x = s; x < e; x += block) fn(j0 + x - pos, std::min(block, e - x));
+            pos += n;
+        });
+    }
+    index_t size(index_t total) const { return std::max<index_t>(0, std::min(count, total - first)); }
+    run_slice sub(index_t f, index_t c, index_t total) const { return {first + f, std::min(c, size(total) - f)}; }
+};
+
 // Each row sees the keys [lo[r], hi[r]]; the unit visits the union [begin, end), and keys
 // [max_lo, min_hi] that every row sees run unmasked (causal, window, whole rows).
 struct interval_schedule {

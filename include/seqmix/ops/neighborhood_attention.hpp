@@ -55,29 +55,23 @@ struct neighborhood_schedule {
     const index_t* row_lo;                  // per row: lo > hi for a row without a query
     const index_t* row_hi;
     std::array<std::array<index_t, max_tile>, 3> first_at, last_at;  // window of each tile position
-    index_t first = 0, count = std::numeric_limits<index_t>::max();  // a split-KV slice
+    kernels::run_slice part;                                      // a split-KV slice
     mutable index_t at_j0 = -1, at_z = 0, at_y = 0, at_x = 0;        // the last tile asked about
 
     index_t line() const { return hi[2] - lo[2] + 1; }
-    index_t size() const {
-        const index_t n = (hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * line();
-        return std::max<index_t>(0, std::min(count, n - first));
-    }
+    index_t total() const { return (hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * line(); }
+    index_t size() const { return part.size(total()); }
     neighborhood_schedule slice(index_t f, index_t c) const {
         neighborhood_schedule s = *this;
-        s.first = first + f;
-        s.count = std::min(c, size() - f);
+        s.part = part.sub(f, c, total());
         return s;
     }
     template <class Fn>
     void for_each_block(index_t block, Fn&& fn) const {
-        index_t pos = 0;  // keys of the schedule before this line
-        const index_t len = line(), end = count == std::numeric_limits<index_t>::max() ? count : first + count;
-        for (index_t z = lo[0]; z <= hi[0]; ++z)
-            for (index_t y = lo[1]; y <= hi[1]; ++y, pos += len) {
-                const index_t s = std::max(pos, first), e = std::min(pos + len, end);
-                for (index_t t = s; t < e; t += block) fn(grid.flat(z, y, lo[2]) + t - pos, std::min(block, e - t));
-            }
+        part.blocks(block, [&](auto&& visit) {  // the lines of the box, one run each
+            for (index_t z = lo[0]; z <= hi[0]; ++z)
+                for (index_t y = lo[1]; y <= hi[1]; ++y) visit(grid.flat(z, y, lo[2]), line());
+        }, fn);
     }
     void locate(index_t j0) const {
         if (j0 != at_j0) {
@@ -179,7 +173,7 @@ struct neighborhood_problem {
         const auto& tl = var.g.tile;
         neighborhood_schedule s{grid(), {}, {}, {}, {}, tl, tl[0] * tl[1] * tl[2],
                                 __builtin_ctzll(std::uint64_t(tl[2])), __builtin_ctzll(std::uint64_t(tl[2] * tl[1])),
-                                u.lo, u.hi, {}, {}};
+                                u.lo, u.hi, {}, {}, {}};
         for (std::size_t a = 0; a < 3; ++a) {
             const auto& ax = var.g.axis[a];
             const index_t q0 = origin[a], q1 = std::min(origin[a] + var.g.tile[a], n[a]) - 1;

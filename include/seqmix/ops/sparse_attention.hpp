@@ -26,6 +26,16 @@ namespace seqmix {
 SEQMIX_ABI_BEGIN
 namespace detail {
 
+// Index lists [B, Nq, H, k] copied element by element (to or from a caller's strided view).
+template <class From>
+tensor_view<std::int32_t, 4> copy_lists(const From& from, const tensor_view<std::int32_t, 4>& to) {
+    for (index_t b = 0; b < to.extent(0); ++b)
+        for (index_t i = 0; i < to.extent(1); ++i)
+            for (index_t h = 0; h < to.extent(2); ++h)
+                for (index_t t = 0; t < to.extent(3); ++t) to(b, i, h, t) = from(b, i, h, t);
+    return to;
+}
+
 // The positions [first, first + count) of a key list, skipping -1 entries: runs of listed
 // keys, every row of the unit seeing all of them.
 struct list_schedule {
@@ -188,7 +198,7 @@ struct block_variant : softmax_variant<T> {
         const std::int32_t* list;
         index_t max_blocks, bs, kmin, kmax, max_lo, min_hi;
         const index_t *lo, *hi;
-        index_t first = 0, count = std::numeric_limits<index_t>::max();
+        kernels::run_slice part;  // a split-KV slice
 
         template <class Fn>
         void each_run(Fn&& fn) const {  // fn(first key, keys) for the listed blocks' visible keys
@@ -199,25 +209,19 @@ struct block_variant : softmax_variant<T> {
         }
         template <class Fn>
         void for_each_block(index_t block, Fn&& fn) const {
-            index_t pos = 0;
-            const index_t end = count == std::numeric_limits<index_t>::max() ? count : first + count;
-            each_run([&](index_t j0, index_t n) {
-                const index_t s = std::max(pos, first), e = std::min(pos + n, end);
-                for (index_t x = s; x < e; x += block) fn(j0 + x - pos, std::min(block, e - x));
-                pos += n;
-            });
+            part.blocks(block, [&](auto&& visit) { each_run(visit); }, fn);
         }
         bool masked(index_t j0, index_t n) const { return !(j0 >= max_lo && j0 + n - 1 <= min_hi); }
         kernels::key_range visible(index_t r, index_t) const { return {lo[r], hi[r]}; }
-        index_t size() const {
+        index_t total() const {
             index_t n = 0;
             each_run([&](index_t, index_t c) { n += c; });
-            return std::max<index_t>(0, std::min(count, n - first));
+            return n;
         }
+        index_t size() const { return part.size(total()); }
         block_schedule slice(index_t f, index_t c) const {
             block_schedule s = *this;
-            s.first = first + f;
-            s.count = std::min(c, size() - f);
+            s.part = part.sub(f, c, total());
             return s;
         }
     };
@@ -344,12 +348,7 @@ void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const 
         tensor_view<const std::int32_t, 4> lists = opt.indices;
         if (opt.indices.stride(3) != 1 && opt.indices.extent(3) > 1) {
             own.resize(std::size_t(opt.indices.size()));
-            tensor_view<std::int32_t, 4> c(own.data(), opt.indices.shape());
-            for (index_t b = 0; b < c.extent(0); ++b)
-                for (index_t i = 0; i < c.extent(1); ++i)
-                    for (index_t h = 0; h < c.extent(2); ++h)
-                        for (index_t t = 0; t < c.extent(3); ++t) c(b, i, h, t) = opt.indices(b, i, h, t);
-            lists = c;
+            lists = detail::copy_lists(opt.indices, tensor_view<std::int32_t, 4>(own.data(), opt.indices.shape()));
         }
         kernels::attention_run(detail::gather_variant<T>(a, lists, false), opt.num_threads);
         return;
@@ -361,11 +360,7 @@ void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const 
     }
     detail::select_topk(a, opt, lists);
     kernels::attention_run(detail::gather_variant<T>(a, lists, true), opt.num_threads);
-    if (!opt.indices_out.empty() && lists.data() != opt.indices_out.data())
-        for (index_t b = 0; b < lists.extent(0); ++b)
-            for (index_t i = 0; i < lists.extent(1); ++i)
-                for (index_t h = 0; h < lists.extent(2); ++h)
-                    for (index_t t = 0; t < lists.extent(3); ++t) opt.indices_out(b, i, h, t) = lists(b, i, h, t);
+    if (!opt.indices_out.empty() && lists.data() != opt.indices_out.data()) detail::copy_lists(lists, opt.indices_out);
 }
 
 // out[b,i,h,:] = softmax over the keys of query i's key blocks (MoBA's selection, or the
