@@ -24,8 +24,10 @@ namespace kernels {
 template <class Engine, class Schedule, class T, class Logits>
 inline void attention_main_loop(Engine& engine, const Schedule& keys, const kv_rows<T>& kv, const Logits& logits) {
     constexpr index_t tile = Engine::key_tile;
+    index_t ahead = keys.size();  // keys of the schedule after the current block (prefetching)
     keys.for_each_block(tile * Engine::score_tiles, [&](index_t b0, index_t bn) {
-        engine.scores(kv, b0, bn);
+        ahead -= bn;
+        engine.scores(kv, b0, bn, ahead);
         for (index_t j0 = b0; j0 < b0 + bn; j0 += tile) {
             const index_t n = std::min(tile, b0 + bn - j0);
             const bool masked = keys.masked(j0, n);

@@ -114,7 +114,7 @@ public:
         state().reset(L_);
     }
 
-    void scores(const kv_rows<T>& kv, index_t j0, index_t n) {
+    void scores(const kv_rows<T>& kv, index_t j0, index_t n, index_t) {
         kv.runs(j0, n, [&](index_t j, index_t c, const T* k, const T*) {
             score_panel(c, dk_, L_, k, kv.k_row, kv.k_elem, qt_, st_ + (j - j0) * L_);
         });
@@ -268,7 +268,8 @@ public:
     // Scores of every head's rows for up to `block` keys, W keys at a time; with several
     // heads the W keys of every head are taken together, in address order for token-major
     // [B,N,H,D] caches (head by head would stride a page per key).
-    void scores(const kv_rows<T>& kv, index_t j0, index_t n) {
+    // `ahead`: keys the schedule visits after these (the prefetch never reaches past them).
+    void scores(const kv_rows<T>& kv, index_t j0, index_t n, index_t ahead) {
         block_start_ = j0;
         kv.runs(j0, n, [&](index_t j, index_t c, const T* k, const T* v) {
             for (index_t t = 0; t < c; ++t) {
@@ -286,7 +287,7 @@ public:
         // heads a block already reads a whole span of the cache in order, and the prefetches
         // (one per line) cost more than they gained.
         if (heads_ == 1)
-            for (index_t j = j0 + n; j < std::min(j0 + n + block, kv.count); ++j) {
+            for (index_t j = j0 + n; j < std::min(j0 + n + std::min(block, ahead), kv.count); ++j) {
                 if (kv.gather && kv.gather[j] < 0) continue;  // a list's empty entry
                 simd::prefetch(kv.key(j), std::size_t(dk_ * kv.k_elem));
                 simd::prefetch(kv.value(j), std::size_t(dv_ * kv.v_elem));
