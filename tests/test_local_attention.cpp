@@ -83,7 +83,7 @@ TEST_CASE("sliding_window_attention matches the double reference: windows, dilat
 
 TEST_CASE("sliding_window_attention at dilation 1 gives softmax_attention's bits; a window over everything equals dense") {
     for (const shape s : {shape{1, 500, 500, 8, 2, 64, 64}, shape{2, 1, 3000, 8, 2, 64, 64}, shape{1, 40, 900, 4, 1, 32, 32}})
-        for (const window_options w : {window(128, -1, true, 1), window(31, 12, false, 1), window(600, 600, false, 1)}) {
+        for (const window_options& w : {window(128, -1, true, 1), window(31, 12, false, 1), window(600, 600, false, 1)}) {
             INFO("Nq " << s.Nq << " Nk " << s.Nk << " window " << w.window_left << "/" << w.window_right);
             auto q = random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 1);
             auto k = random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 2);
@@ -119,7 +119,7 @@ TEST_CASE("sliding_window_attention: paged and head-major caches give the token-
     const index_t B = 3, Nk = 700, Hkv = 2, Hq = 8, D = 48;
     const std::int32_t lens[] = {700, 0, 333};
     for (const index_t nq : {index_t(1), index_t(5), index_t(64)})
-        for (const window_options w0 : {window(100, -1, true, 1), window(90, 10, false, 3), window(-1, -1, true, 2)}) {
+        for (const window_options& w0 : {window(100, -1, true, 1), window(90, 10, false, 3), window(-1, -1, true, 2)}) {
             INFO("Nq " << nq << " window " << w0.window_left << "/" << w0.window_right << " dilation " << w0.dilation);
             auto q = random_tensor<float, 4>({B, nq, Hq, D}, 11);
             auto k = random_tensor<float, 4>({B, Nk, Hkv, D}, 12);
@@ -173,7 +173,7 @@ TEST_CASE("sliding_window_attention varlen equals separate calls, bitwise") {
     auto q = random_tensor<float, 4>({1, cq.back(), H, D}, 21);
     auto k = random_tensor<float, 4>({1, ck.back(), Hkv, D}, 22);
     auto v = random_tensor<float, 4>({1, ck.back(), Hkv, D}, 23);
-    for (const window_options w0 : {window(20, -1, true, 1), window(33, 9, false, 2)}) {
+    for (const window_options& w0 : {window(20, -1, true, 1), window(33, 9, false, 2)}) {
         window_options w = w0;
         w.cu_seqlens_q = cq.data();
         w.cu_seqlens_k = ck.data();

@@ -110,9 +110,7 @@ struct neighborhood_axis {
 struct neighborhood_geometry {
     index_t batch, hq, hkv, group, dk, dv;
     std::array<index_t, 3> extent, dilation;
-    std::array<index_t, 3> tile{1, 1, 1};  // query tile of the fast kernel (the reference ignores it)
     std::array<neighborhood_axis, 3> axis;
-    index_t tile_volume() const { return tile[0] * tile[1] * tile[2]; }
 };
 
 // An image view [B, spatial (Rank axes)..., trailing axes] as [B, depth, height, width,

@@ -5,7 +5,8 @@
 // (decode, or too few units for the threads), rows in lanes or keys in lanes, contiguous,
 // paged or gathered keys. What a variant changes is its schedule (which keys, which rows see
 // them) and its logits transform (kernels/attention_policies.hpp); tile layouts are engines
-// (kernels/attention_tiles.hpp), key storage is a kv_rows (kernels/kv_rows.hpp), and the
+// (kernels/attention_tiles.hpp), key storage is the engine's keys_type (a kv_rows,
+// kernels/kv_rows.hpp, or a neighbourhood's packed windows), and the
 // planning, split-KV and merge around it are the attention run (kernels/attention_run.hpp).
 #include <algorithm>
 
@@ -21,8 +22,9 @@ namespace kernels {
 // softmax update and P V tile by tile; the tiles, and so the bits, do not depend on it.
 // The schedule's blocks [b0, b0 + bn) are cut into tiles from b0; a masked tile asks the
 // schedule, row by row, which of its keys each row sees.
-template <class Engine, class Schedule, class T, class Logits>
-inline void attention_main_loop(Engine& engine, const Schedule& keys, const kv_rows<T>& kv, const Logits& logits) {
+template <class Engine, class Schedule, class Logits>
+inline void attention_main_loop(Engine& engine, const Schedule& keys, const typename Engine::keys_type& kv,
+                                const Logits& logits) {
     constexpr index_t tile = Engine::key_tile;
     index_t ahead = keys.size();  // keys of the schedule after the current block (prefetching)
     keys.for_each_block(tile * Engine::score_tiles, [&](index_t b0, index_t bn) {

@@ -41,6 +41,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "../core/abi.hpp"
@@ -105,6 +106,20 @@ struct attention_variant_base {
     index_t query_block(index_t, index_t suggested) const { return suggested; }
     bool kv_heads_interleaved() const { return false; }
     index_t visited_keys(index_t, index_t k_len) const { return k_len; }  // keys a unit visits at most
+};
+
+// The engine of units whose rows fill the lanes: rows_in_lanes over kv_rows, or the variant's
+// own (`using engine = ...`: an engine over another key storage, e.g. neighbourhood windows),
+// which then runs every unit.
+template <class Variant, class = void>
+struct wide_engine_of {
+    using type = rows_in_lanes<typename Variant::value_type>;
+    static constexpr bool own = false;
+};
+template <class Variant>
+struct wide_engine_of<Variant, std::void_t<typename Variant::engine>> {
+    using type = typename Variant::engine;
+    static constexpr bool own = true;
 };
 
 // How one problem runs.
@@ -175,6 +190,7 @@ inline bool row_of(const problem_plan& pp, index_t group, const unit_place& un, 
 template <class Variant>
 attention_plan plan_attention(const Variant& var, int threads) {
     using T = typename Variant::value_type;
+    using Wide = typename wide_engine_of<Variant>::type;
     constexpr index_t W = index_t(simd::width<T>);
     const attention_heads hd = var.heads();
     const index_t n = var.problems();
@@ -185,7 +201,7 @@ attention_plan plan_attention(const Variant& var, int threads) {
         problem_plan& pp = plan.problems[std::size_t(p)];
         const problem_extent ex = var.problem(p).extent();
         pp.q_len = ex.q_len;
-        pp.keys_in_lanes = var.gathers() || hd.group * ex.q_len < W;
+        pp.keys_in_lanes = !wide_engine_of<Variant>::own && (var.gathers() || hd.group * ex.q_len < W);
         if (pp.keys_in_lanes) {
             pp.q_per_head = std::max<index_t>(ex.q_len, 1);
         } else {
@@ -210,7 +226,7 @@ attention_plan plan_attention(const Variant& var, int threads) {
                                                          visited / min_split_keys)
                                               : 1;
         if (wanted > 1) {
-            const index_t tile = pp.keys_in_lanes ? W : rows_in_lanes<T>::key_tile;
+            const index_t tile = pp.keys_in_lanes ? W : Wide::key_tile;
             const index_t chunk = ((visited + wanted - 1) / wanted + tile - 1) / tile * tile;
             pp.splits = std::max<index_t>(1, (visited + chunk - 1) / chunk);
             pp.split_keys = chunk;
@@ -238,7 +254,7 @@ attention_plan plan_attention(const Variant& var, int threads) {
         pp.first_item = plan.items;
         plan.items += pp.units(hd.hkv) * pp.splits;
         pp.first_merge = plan.merges;
-        pp.state_size = pp.keys_in_lanes ? keys_in_lanes<T>::state_size(pp.dims) : rows_in_lanes<T>::state_size(pp.dims);
+        pp.state_size = pp.keys_in_lanes ? keys_in_lanes<T>::state_size(pp.dims) : Wide::state_size(pp.dims);
         pp.partials = plan.partials;
         if (pp.splits > 1 && pp.query_blocks > 0) {
             plan.split_problems.push_back(index_t(&pp - plan.problems.data()));
@@ -246,12 +262,12 @@ attention_plan plan_attention(const Variant& var, int threads) {
             plan.partials += std::size_t(pp.units(hd.hkv) * pp.splits) * pp.state_size;
         }
         if (pp.query_blocks == 0) continue;
-        const std::size_t lanes = std::size_t(pp.keys_in_lanes ? pp.dims.rows : rows_in_lanes<T>::lanes_for(pp.dims.rows));
+        const std::size_t lanes = std::size_t(pp.keys_in_lanes ? pp.dims.rows : Wide::lanes_for(pp.dims.rows));
         plan.rows = std::max(plan.rows, lanes);
         plan.scratch = std::max(plan.scratch, pp.keys_in_lanes ? keys_in_lanes<T>::scratch_size(pp.dims)
-                                                               : rows_in_lanes<T>::scratch_size(pp.dims));
+                                                               : Wide::scratch_size(pp.dims));
         plan.bounds = std::max(plan.bounds, 2 * lanes + (pp.keys_in_lanes ? keys_in_lanes<T>::bounds_size(pp.dims)
-                                                                          : rows_in_lanes<T>::bounds_size(pp.dims)));
+                                                                          : Wide::bounds_size(pp.dims)));
     }
     plan.threads = resolve_threads(threads, plan.items);
     return plan;
@@ -368,6 +384,7 @@ void merge_unit(const Variant& var, const problem_plan& pp, index_t p, index_t u
 template <class Variant>
 void attention_run(const Variant& var, const attention_plan& plan) {
     using T = typename Variant::value_type;
+    using Wide = typename wide_engine_of<Variant>::type;
     if (plan.items == 0) return;
     // Split-KV partial states live in the calling thread's reusable scratch: a decode step
     // per token would otherwise map and fault in fresh pages on every call.
@@ -381,20 +398,20 @@ void attention_run(const Variant& var, const attention_plan& plan) {
         const problem_plan& pp = plan.problems[std::size_t(p)];
         const index_t local = item - pp.first_item;
         detail::prefetch_queries(var, plan, item + plan.threads);  // this thread's next item
-        if (pp.keys_in_lanes)
-            detail::run_item<keys_in_lanes<T>>(var, pp, p, local, scratch.get(t), bounds.get(t), rows.get(t), partials);
-        else
-            detail::run_item<rows_in_lanes<T>>(var, pp, p, local, scratch.get(t), bounds.get(t), rows.get(t), partials);
+        if constexpr (!wide_engine_of<Variant>::own)
+            if (pp.keys_in_lanes)
+                return detail::run_item<keys_in_lanes<T>>(var, pp, p, local, scratch.get(t), bounds.get(t), rows.get(t),
+                                                          partials);
+        detail::run_item<Wide>(var, pp, p, local, scratch.get(t), bounds.get(t), rows.get(t), partials);
     });
     if (plan.merges == 0) return;
     parallel_for(plan.merges, resolve_threads(plan.threads, plan.merges), [&](index_t m, int) {
         const index_t p = plan.problem_of_merge(m);
         const problem_plan& pp = plan.problems[std::size_t(p)];
         const index_t u = m - pp.first_merge;
-        if (pp.keys_in_lanes)
-            detail::merge_unit<keys_in_lanes<T>>(var, pp, p, u, partials);
-        else
-            detail::merge_unit<rows_in_lanes<T>>(var, pp, p, u, partials);
+        if constexpr (!wide_engine_of<Variant>::own)
+            if (pp.keys_in_lanes) return detail::merge_unit<keys_in_lanes<T>>(var, pp, p, u, partials);
+        detail::merge_unit<Wide>(var, pp, p, u, partials);
     });
 }
 

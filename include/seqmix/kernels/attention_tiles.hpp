@@ -38,9 +38,61 @@ struct attention_dims {
     index_t heads = 1;
 };
 
+// The products of the rows-in-lanes engine, over keys stored as kv_rows: lane-panel GEMMs
+// reading K and V in place (S^T = K Q^T, O^T += V^T P^T). Another key storage brings its own
+// products (kernels/window_products.hpp: neighbourhood windows, each lane its own keys).
 template <class T>
+struct lane_panel_products {
+    using keys = kv_rows<T>;
+
+    // st[(j - j0) * L + lane] = the score of key j for each lane (row).
+    static void scores(const keys& kv, index_t j0, index_t n, index_t dk, index_t L, const T* qt, T* st) {
+        kv.runs(j0, n, [&](index_t j, index_t c, const T* k, const T*) {
+            score_panel(c, dk, L, k, kv.k_row, kv.k_elem, qt, st + (j - j0) * L);
+        });
+    }
+    // Whether the values of keys [j0, j0 + n) are all finite (else masked keys take the exact path).
+    static bool values_finite(const keys& kv, index_t j0, index_t n, index_t dv) {
+        bool finite = true;
+        kv.runs(j0, n, [&](index_t, index_t c, const T*, const T* v) {
+            finite = finite && rows_finite(v, c, kv.v_row, dv, kv.v_elem);
+        });
+        return finite;
+    }
+    // O^T = O^T diag(alpha) + V^T P^T over keys [j0, j0 + n).
+    static void values(const keys& kv, index_t j0, index_t n, index_t dv, index_t L, const T* p, T* ot,
+                       const T* alpha) {
+        kv.runs(j0, n, [&](index_t j, index_t c, const T*, const T* v) {
+            // The first run rescales by alpha; later runs continue the same sums.
+            value_panel(j == j0, dv, c, L, v, kv.v_elem, kv.v_row, p + (j - j0) * L, ot, alpha);
+        });
+    }
+    // The value row of key j as lane `lane` sees it, and its element stride.
+    static const T* value_of(const keys& kv, index_t j, index_t, index_t& elem) {
+        elem = kv.v_elem;
+        return kv.value(j);
+    }
+
+private:
+    // The two GEMMs out of line: inlined into the unit loop, GCC 12 compiled their
+    // micro-kernels with more loads (callgrind: 4-7% more instructions at N = 512).
+    [[gnu::noinline]] static void score_panel(index_t keys, index_t dk, index_t L, const T* k, index_t k_row,
+                                              index_t k_elem, const T* qt, T* st) {
+        panel_gemm<tile_update::overwrite>(keys, dk, L, k, k_row, k_elem, qt, L, st, L);
+    }
+    [[gnu::noinline]] static void value_panel(bool rescale, index_t dv, index_t keys, index_t L, const T* v,
+                                              index_t v_elem, index_t v_row, const T* p, T* ot, const T* alpha) {
+        if (rescale)
+            panel_gemm<tile_update::scale_accumulate>(dv, keys, L, v, v_elem, v_row, p, L, ot, L, alpha);
+        else
+            panel_gemm<tile_update::accumulate>(dv, keys, L, v, v_elem, v_row, p, L, ot, L);
+    }
+};
+
+template <class T, class Products = lane_panel_products<T>>
 class rows_in_lanes {
 public:
+    using keys_type = typename Products::keys;
     static constexpr index_t key_tile = 64;  // 128 and 256 were slower on Zen 4 (D 64/128)
     static constexpr index_t score_tiles = 1;
 
@@ -114,11 +166,7 @@ public:
         state().reset(L_);
     }
 
-    void scores(const kv_rows<T>& kv, index_t j0, index_t n, index_t) {
-        kv.runs(j0, n, [&](index_t j, index_t c, const T* k, const T*) {
-            score_panel(c, dk_, L_, k, kv.k_row, kv.k_elem, qt_, st_ + (j - j0) * L_);
-        });
-    }
+    void scores(const keys_type& kv, index_t j0, index_t n, index_t) { Products::scores(kv, j0, n, dk_, L_, qt_, st_); }
 
     // Logits transform and mask in one pass over the tile, then the online-softmax update.
     // A masked tile asks the schedule which of its keys each row sees.
@@ -153,43 +201,24 @@ public:
         online_softmax_update(st_, n, L_, L_, m_, l_, alpha_);
     }
 
-    void accumulate(const kv_rows<T>& kv, index_t j0, index_t n, bool masked) {
-        bool exact = false;  // masked keys must not reach a row even as 0 * Inf: only visible ones then
-        if (masked)
-            kv.runs(j0, n, [&](index_t, index_t c, const T*, const T* v) {
-                exact = exact || !rows_finite(v, c, kv.v_row, dv_, kv.v_elem);
-            });
-        if (exact) {
+    void accumulate(const keys_type& kv, index_t j0, index_t n, bool masked) {
+        // Masked keys must not reach a row even as 0 * Inf: with a non-finite value, only the
+        // visible keys are added, one by one.
+        if (masked && !Products::values_finite(kv, j0, n, dv_)) {
             for (index_t e = 0; e < dv_; ++e)
                 for (index_t r = 0; r < L_; ++r) ot_[e * L_ + r] *= alpha_[r];
             for (index_t r = 0; r < L_; ++r)
                 for (index_t j = std::max(lo_[r], j0); j <= std::min(hi_[r], j0 + n - 1); ++j) {
-                    const T* v = kv.value(j);
-                    for (index_t e = 0; e < dv_; ++e) ot_[e * L_ + r] += st_[(j - j0) * L_ + r] * v[e * kv.v_elem];
+                    index_t elem = 0;
+                    const T* v = Products::value_of(kv, j, r, elem);
+                    for (index_t e = 0; e < dv_; ++e) ot_[e * L_ + r] += st_[(j - j0) * L_ + r] * v[e * elem];
                 }
             return;
         }
-        kv.runs(j0, n, [&](index_t j, index_t c, const T*, const T* v) {
-            // The first run rescales by alpha; later runs continue the same sums.
-            value_panel(j == j0, dv_, c, L_, v, kv.v_elem, kv.v_row, st_ + (j - j0) * L_, ot_, alpha_);
-        });
+        Products::values(kv, j0, n, dv_, L_, st_, ot_, alpha_);
     }
 
 private:
-    // The two GEMMs out of line: inlined into the unit loop, GCC 12 compiled their
-    // micro-kernels with more loads (callgrind: 4-7% more instructions at N = 512).
-    [[gnu::noinline]] static void score_panel(index_t keys, index_t dk, index_t L, const T* k, index_t k_row,
-                                              index_t k_elem, const T* qt, T* st) {
-        panel_gemm<tile_update::overwrite>(keys, dk, L, k, k_row, k_elem, qt, L, st, L);
-    }
-    [[gnu::noinline]] static void value_panel(bool rescale, index_t dv, index_t keys, index_t L, const T* v,
-                                              index_t v_elem, index_t v_row, const T* p, T* ot, const T* alpha) {
-        if (rescale)
-            panel_gemm<tile_update::scale_accumulate>(dv, keys, L, v, v_elem, v_row, p, L, ot, L, alpha);
-        else
-            panel_gemm<tile_update::accumulate>(dv, keys, L, v, v_elem, v_row, p, L, ot, L);
-    }
-
     index_t dk_, dv_, L_;
     T *qt_, *st_, *ot_, *m_, *l_, *alpha_, *slope_, *rel_, *lo_rel_, *hi_rel_;
     index_t *lo_, *hi_, *diag_;  // lo_, hi_: the keys each row sees in the current masked tile
@@ -201,6 +230,7 @@ class keys_in_lanes {
     static constexpr index_t W = index_t(simd::width<T>);
 
 public:
+    using keys_type = kv_rows<T>;
     static constexpr index_t key_tile = W;  // keys per softmax update
     // Tiles per scores() call: the scores of 8 tiles are computed at once, so the keys of
     // 8 tiles are read in one pass and then their values in another. A plain two-stream

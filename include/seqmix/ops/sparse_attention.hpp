@@ -232,7 +232,7 @@ struct block_variant : softmax_variant<T> {
         index_t p;
         block_schedule schedule(const kernels::unit_span& u) const {
             const std::int32_t* list = bv->lists + (p * bv->list_heads() + u.hk0) * bv->max_blocks;
-            return {list, bv->max_blocks, bv->bs, u.kmin, u.kmax, u.max_lo, u.min_hi, u.lo, u.hi};
+            return {list, bv->max_blocks, bv->bs, u.kmin, u.kmax, u.max_lo, u.min_hi, u.lo, u.hi, {}};
         }
         kernels::kv_rows<T> keys(index_t hl) const {  // hl: a head of the lists
             return band_problem<T>::keys(bv->per_query_head ? hl / bv->a.problem.group : hl);
