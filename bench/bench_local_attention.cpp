@@ -13,6 +13,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -51,6 +52,17 @@ void fill(tensor<float, R>& t, index_t seed) {
     }
 }
 
+// q, k, v (hashed values) and out of one shape: every attention benchmark's inputs.
+template <std::size_t R>
+struct qkvo {
+    tensor<float, R> q, k, v, out;
+    explicit qkvo(const std::array<index_t, R>& shape) : q(shape), k(shape), v(shape), out(shape) {
+        fill(q, 7919);
+        fill(k, 104729);
+        fill(v, 31);
+    }
+};
+
 void report(benchmark::State& state, double flops, double sec, int threads) {
     report_rate(state, flops, sec, "GFLOPs", measured().fma[threads], "fma_peak_GFLOPs", "of_fma_peak");
     state.counters["threads"] = threads;
@@ -58,69 +70,56 @@ void report(benchmark::State& state, double flops, double sec, int threads) {
 
 // Dense attention over [1, n, h, d] (causal or not): the FLOP rate the sparse rows compare to.
 void dense(benchmark::State& state, index_t h, index_t n, index_t d, bool causal, int threads) {
-    tensor<float, 4> q({1, n, h, d}), k({1, n, h, d}), v({1, n, h, d}), out({1, n, h, d});
-    fill(q, 7919);
-    fill(k, 104729);
-    fill(v, 31);
+    qkvo<4> a({1, n, h, d});
     attention_options opt;
     opt.causal = causal;
     opt.num_threads = threads;
-    const double sec = time_loop(state, [&] { softmax_attention(q.view(), k.view(), v.view(), out.view(), opt); });
+    const double sec = time_loop(state, [&] { softmax_attention(a.q.view(), a.k.view(), a.v.view(), a.out.view(), opt); });
     report(state, 4.0 * double(h) * double(n) * double(n) * double(d) * (causal ? 0.5 : 1.0), sec, threads);
 }
 
 void neighborhood_2d(benchmark::State& state, index_t side, int kernel, index_t h, index_t d, int threads) {
-    tensor<float, 5> q({1, side, side, h, d}), k({1, side, side, h, d}), v({1, side, side, h, d}), out({1, side, side, h, d});
-    fill(q, 7919);
-    fill(k, 104729);
-    fill(v, 31);
+    qkvo<5> a({1, side, side, h, d});
     neighborhood_options opt;
     opt.kernel_size = kernel;
     opt.num_threads = threads;
-    const double sec = time_loop(state, [&] { neighborhood_attention_2d(q.view(), k.view(), v.view(), out.view(), opt); });
+    const double sec =
+        time_loop(state, [&] { neighborhood_attention_2d(a.q.view(), a.k.view(), a.v.view(), a.out.view(), opt); });
     report(state, 4.0 * double(h) * double(side * side) * double(kernel * kernel) * double(d), sec, threads);
 }
 
 void neighborhood_3d(benchmark::State& state, index_t depth, index_t side, int kernel, index_t h, index_t d, int threads) {
-    tensor<float, 6> q({1, depth, side, side, h, d}), k({1, depth, side, side, h, d}), v({1, depth, side, side, h, d}),
-        out({1, depth, side, side, h, d});
-    fill(q, 7919);
-    fill(k, 104729);
-    fill(v, 31);
+    qkvo<6> a({1, depth, side, side, h, d});
     neighborhood_options opt;
     opt.kernel_size = kernel;
     opt.num_threads = threads;
-    const double sec = time_loop(state, [&] { neighborhood_attention_3d(q.view(), k.view(), v.view(), out.view(), opt); });
+    const double sec =
+        time_loop(state, [&] { neighborhood_attention_3d(a.q.view(), a.k.view(), a.v.view(), a.out.view(), opt); });
     report(state, 4.0 * double(h) * double(depth * side * side) * double(kernel * kernel * kernel) * double(d), sec, threads);
 }
 
 void block_sparse(benchmark::State& state, index_t h, index_t n, index_t d, int block, int top, int threads) {
-    tensor<float, 4> q({1, n, h, d}), k({1, n, h, d}), v({1, n, h, d}), out({1, n, h, d});
-    fill(q, 7919);
-    fill(k, 104729);
-    fill(v, 31);
+    qkvo<4> a({1, n, h, d});
     block_sparse_options opt;
     opt.causal = true;
     opt.block_size = block;
     opt.top_blocks = top;
     opt.local_blocks = 1;
     opt.num_threads = threads;
-    const double sec = time_loop(state, [&] { block_sparse_attention(q.view(), k.view(), v.view(), out.view(), opt); });
+    const double sec =
+        time_loop(state, [&] { block_sparse_attention(a.q.view(), a.k.view(), a.v.view(), a.out.view(), opt); });
     double keys = 0;  // visited: min(qb, top) whole blocks before the query's, and its diagonal part
     for (index_t i = 0; i < n; ++i) keys += double(std::min<index_t>(i / block, top) * block + i % block + 1);
     report(state, 4.0 * double(h) * double(d) * keys, sec, threads);
 }
 
 void topk(benchmark::State& state, index_t h, index_t n, index_t d, int top_k, int threads) {
-    tensor<float, 4> q({1, n, h, d}), k({1, n, h, d}), v({1, n, h, d}), out({1, n, h, d});
-    fill(q, 7919);
-    fill(k, 104729);
-    fill(v, 31);
+    qkvo<4> a({1, n, h, d});
     topk_options opt;
     opt.causal = true;
     opt.top_k = top_k;
     opt.num_threads = threads;
-    const double sec = time_loop(state, [&] { topk_attention(q.view(), k.view(), v.view(), out.view(), opt); });
+    const double sec = time_loop(state, [&] { topk_attention(a.q.view(), a.k.view(), a.v.view(), a.out.view(), opt); });
     // Counted as the dense causal attention it replaces, so its rate compares as time.
     report(state, 4.0 * double(h) * double(n) * double(n) * double(d) * 0.5, sec, threads);
 }
