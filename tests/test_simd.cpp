@@ -117,3 +117,34 @@ TEST_CASE("hsum_rows puts the sum of row i in lane i (xsimd 8.1 AVX-512 haddp do
     check_hsum_rows<float>();
     check_hsum_rows<double>();
 }
+
+template <class T, int S>
+void check_shift() {
+    constexpr std::size_t W = simd::width<T>;
+    alignas(64) T both[2 * W], out[W];
+    for (std::size_t i = 0; i < 2 * W; ++i) both[i] = T(i) + T(0.5);
+    simd::store_aligned(out, simd::shift_lanes<S>(simd::load_aligned(both), simd::load_aligned(both + W)));
+    for (std::size_t i = 0; i < W; ++i) REQUIRE(out[i] == both[i + std::size_t(S)]);
+}
+
+template <class T>
+void check_lane_moves() {
+    constexpr int W = int(simd::width<T>);
+    check_shift<T, 0>();
+    check_shift<T, 1>();
+    check_shift<T, W / 2>();
+    check_shift<T, W - 1>();
+    alignas(64) T x[W], out[W];
+    std::int32_t idx[16] = {};
+    for (int i = 0; i < W; ++i) {
+        x[i] = T(i * 10);
+        idx[i] = std::int32_t(i < 3 ? 0 : i - 3);  // a window shifted at a border: lanes repeat
+    }
+    simd::store_aligned(out, simd::permute(simd::load_aligned(x), idx));
+    for (int i = 0; i < W; ++i) REQUIRE(out[i] == x[idx[i]]);
+}
+
+TEST_CASE("shift_lanes takes consecutive lanes across two vectors; permute moves lanes by index") {
+    check_lane_moves<float>();
+    check_lane_moves<double>();
+}

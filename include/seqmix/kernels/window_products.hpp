@@ -37,6 +37,7 @@ struct window_keys {
     index_t per_plane = 1;                   // window lines per plane
     index_t kx = 1;                          // offsets per window line
     bool shifted = false;                    // some lane's window does not start at its own column
+    bool aligned = false;                    // not shifted, lane 0's first column on a vector boundary
     std::array<std::int32_t, max_lanes> lane{};  // per lane: its first column minus lane 0's
 
     index_t line_offset(index_t t, index_t line, index_t plane) const {
@@ -73,6 +74,13 @@ struct window_products {
     static void scores(const keys& kv, index_t j0, index_t n, index_t dk, index_t L, const T* qt, T* st) {
         by_line(kv, j0, n, [&](index_t t, index_t dx0, index_t dx1, index_t j) {
             const T* line = kv.key_line(t);
+            if (kv.aligned && dx0 == 0 && dx1 == kv.kx && kv.kx <= W) {  // a whole line from aligned loads
+                with_offsets(kv.kx, [&](auto k) {
+                    for (index_t r0 = 0; r0 < L; r0 += W)
+                        score_line<decltype(k)::value>(kv, line, dk, qt + r0, L, st + (j - j0) * L + r0);
+                });
+                return;
+            }
             for (index_t r0 = 0; r0 < L; r0 += W)
                 for (index_t c0 = dx0; c0 < dx1; c0 += block)
                     with_count(dx1 - c0, [&](auto cn) {
@@ -91,6 +99,17 @@ struct window_products {
 
     static void values(const keys& kv, index_t j0, index_t n, index_t dv, index_t L, const T* p, T* ot,
                        const T* alpha) {
+        if (kv.aligned && j0 % kv.kx == 0 && n % kv.kx == 0 && kv.kx <= W) {  // whole lines from aligned loads
+            with_offsets(kv.kx, [&](auto k) {
+                for (index_t r0 = 0; r0 < L; r0 += W)
+                    for (index_t e0 = 0; e0 < dv; e0 += block)
+                        with_count(dv - e0, [&](auto en) {
+                            value_lines<decltype(k)::value, decltype(en)::value>(kv, j0, n, e0, p + r0, L,
+                                                                                 ot + e0 * L + r0, alpha + r0);
+                        });
+            });
+            return;
+        }
         for (index_t r0 = 0; r0 < L; r0 += W)
             for (index_t e0 = 0; e0 < dv; e0 += block)
                 with_count(dv - e0, [&](auto en) {
@@ -119,6 +138,54 @@ private:
             case 7: return fn(std::integral_constant<int, 7>{});
             default: return fn(std::integral_constant<int, block>{});
         }
+    }
+    // fn(std::integral_constant<int, k>) for k = kx <= W (the shifts unrolled at compile time).
+    template <int K = 1, class Fn>
+    static void with_offsets(index_t kx, Fn&& fn) {
+        if constexpr (K <= int(W)) {
+            if (kx == K) return fn(std::integral_constant<int, K>{});
+            with_offsets<K + 1>(kx, fn);
+        }
+    }
+    template <int First, int Count, class F>
+    static void unrolled(F&& f) {
+        if constexpr (Count > 0) {
+            f(std::integral_constant<int, First>{});
+            unrolled<First + 1, Count - 1>(f);
+        }
+    }
+    // All K offsets of one window line for one vector of lanes: per dim two aligned loads, the
+    // offsets' vectors shifted out of them (the unaligned loads split cache lines).
+    template <int K>
+    static void score_line(const keys& kv, const T* line, index_t dk, const T* qt, index_t L, T* st) {
+        V acc[K];
+        for (int c = 0; c < K; ++c) acc[c] = V(T(0));
+        for (index_t d = 0; d < dk; ++d) {
+            const V q = simd::load_aligned(qt + d * L);
+            const T* row = line + d * kv.ld;
+            const V a = simd::load_aligned(row), b = simd::load_aligned(row + W);
+            unrolled<0, K>([&](auto c) { acc[c] = simd::fma(q, simd::shift_lanes<decltype(c)::value>(a, b), acc[c]); });
+        }
+        for (int c = 0; c < K; ++c) simd::store_aligned(st + c * L, acc[c]);
+    }
+    // C value dims from e0 over whole window lines [j0, j0 + n): the line's K probabilities
+    // kept in registers, each value row read by two aligned loads and shifted K times.
+    template <int K, int C>
+    static void value_lines(const keys& kv, index_t j0, index_t n, index_t e0, const T* p, index_t L, T* ot,
+                            const T* alpha) {
+        V acc[C];
+        const V a0 = simd::load_aligned(alpha);
+        for (int e = 0; e < C; ++e) acc[e] = simd::load_aligned(ot + e * L) * a0;
+        for (index_t j = j0; j < j0 + n; j += K) {
+            const T* line = kv.value_line(j / K) + e0 * kv.ld;
+            V pj[K];
+            for (int c = 0; c < K; ++c) pj[c] = simd::load_aligned(p + (j + c - j0) * L);
+            for (int e = 0; e < C; ++e) {
+                const V a = simd::load_aligned(line + e * kv.ld), b = simd::load_aligned(line + e * kv.ld + W);
+                unrolled<0, K>([&](auto c) { acc[e] = simd::fma(pj[c], simd::shift_lanes<decltype(c)::value>(a, b), acc[e]); });
+            }
+        }
+        for (int e = 0; e < C; ++e) simd::store_aligned(ot + e * L, acc[e]);
     }
     // C offsets from c0 of one window line, for one vector of lanes.
     template <int C>

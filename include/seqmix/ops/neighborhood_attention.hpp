@@ -56,12 +56,12 @@ struct window_schedule {
         s.part = part.sub(f, c, total());
         return s;
     }
+    // Blocks of whole window lines (the products shift a whole line out of aligned loads); a
+    // line per block when some row's window is short (its mask is per line).
     template <class Fn>
     void for_each_block(index_t block, Fn&& fn) const {
-        part.blocks(block, [&](auto&& visit) {
-            if (!partial) return visit(index_t(0), total());
-            for (index_t t = 0; t < lines; ++t) visit(t * kx, kx);  // a mask per line
-        }, fn);
+        const index_t per_block = partial ? kx : std::max<index_t>(1, block / kx) * kx;
+        part.blocks(per_block, [&](auto&& visit) { visit(index_t(0), total()); }, fn);
     }
     bool masked(index_t, index_t) const { return partial; }
     kernels::key_range visible(index_t r, index_t j0) const {
@@ -114,13 +114,14 @@ struct neighborhood_problem {
         kv.v_plane = n[1] * kv.v_line;
         kv.per_plane = lines[1];
         kv.kx = kx();
-        kv.k = var.k_panels(b, r, hk) + line0 * kv.k_line + base;
-        kv.v = var.v_panels(b, r, hk) + line0 * kv.v_line + base;
+        kv.k = var.k_panels(b, r, hk) + line0 * kv.k_line + var.pad + base;
+        kv.v = var.v_panels(b, r, hk) + line0 * kv.v_line + var.pad + base;
         for (index_t l = 0; l < var.W; ++l) {
             const index_t x = std::min(x0 + l, n[2] - 1);  // lanes past the line: any column (never written)
             kv.lane[std::size_t(l)] = std::int32_t(ax.first(x, n[2]) - base);
             kv.shifted = kv.shifted || kv.lane[std::size_t(l)] != l;
         }
+        kv.aligned = !kv.shifted && (var.pad + base) % var.W == 0;
         return kv;
     }
     window_schedule schedule(const kernels::unit_span& u) const {
@@ -142,6 +143,8 @@ struct neighborhood_variant : kernels::attention_variant_base {
     const float* sinks = nullptr;
     kernels::logits_transform<T> none;
     index_t ld = 0;                      // columns of a packed line
+    index_t pad = 0;                     // columns before a packed line's first: an interior unit's
+                                         // first window column lands on a vector boundary
     std::vector<index_t> first_problem;  // per (image, residue): its first problem; then the total
     std::vector<std::size_t> panel_at;   // per (image, residue, KV head): its packed keys; values after all keys
     T* panels = nullptr;
@@ -160,7 +163,9 @@ struct neighborhood_variant : kernels::attention_variant_base {
 
     // Numbers the problems and sizes the packed lines: call before packing.
     std::size_t layout() {
-        ld = ((g.extent[2] + W) + 15) / 16 * 16;
+        const auto& ax = g.axis[2];
+        pad = (ax.causal ? ax.kernel - 1 : ax.kernel / 2) % W;  // x - first(x) of an interior query
+        ld = (pad + g.extent[2] + W + 15) / 16 * 16;
         first_problem.assign(1, 0);
         panel_at.assign(1, 0);
         for (index_t b = 0; b < g.batch; ++b)
@@ -170,7 +175,7 @@ struct neighborhood_variant : kernels::attention_variant_base {
                 for (index_t hk = 0; hk < g.hkv; ++hk)
                     panel_at.push_back(panel_at.back() + std::size_t(n[0] * n[1] * (g.dk + g.dv) * ld));
             }
-        return panel_at.back();
+        return panel_at.back() + std::size_t(ld);  // slack: a line's padding may run past the last
     }
     const T* k_panels(index_t b, index_t r, index_t hk) const {
         return panels + panel_at[std::size_t((b * residues() + r) * g.hkv + hk)];
@@ -192,9 +197,9 @@ struct neighborhood_variant : kernels::attention_variant_base {
                     const index_t pz = res[0] + z * g.dilation[0], py = res[1] + y * g.dilation[1];
                     const index_t line = z * n[1] + y;
                     kernels::pack_block(k.ptr(b, pz, py, res[2], hk), k.stride(5), g.dilation[2] * k.stride(3), g.dk,
-                                        n[2], kp + line * g.dk * ld, ld);
+                                        n[2], kp + line * g.dk * ld + pad, ld);
                     kernels::pack_block(v.ptr(b, pz, py, res[2], hk), v.stride(5), g.dilation[2] * v.stride(3), g.dv,
-                                        n[2], vp + line * g.dv * ld, ld);
+                                        n[2], vp + line * g.dv * ld + pad, ld);
                 }
         });
     }

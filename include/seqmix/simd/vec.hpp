@@ -86,6 +86,30 @@ template <class T, class B> inline vec<T> select(const B& mask, const vec<T>& a,
 }
 
 template <class B> inline bool any(const B& mask) { return xsimd::any(mask); }
+// Lanes S .. S + width - 1 of the concatenation (a, b): a vector of consecutive elements
+// starting S past an aligned one, made from two aligned loads (an unaligned 64-byte load
+// crosses a cache line and takes two load slots).
+template <int S, class T>
+inline vec<T> shift_lanes(const vec<T>& a, const vec<T>& b) {
+    static_assert(S >= 0 && S < int(width<T>), "shift_lanes: 0 <= S < width");
+    if constexpr (S == 0) {
+        return a;
+    } else {
+#if defined(__AVX512F__)
+        if constexpr (sizeof(vec<T>) == 64) {
+            if constexpr (std::is_same_v<T, float>)
+                return vec<T>(_mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(b), _mm512_castps_si512(a), S)));
+            else
+                return vec<T>(_mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(b), _mm512_castpd_si512(a), S)));
+        }
+#endif
+        alignas(64) T both[2 * width<T>];
+        a.store_aligned(both);
+        b.store_aligned(both + width<T>);
+        return vec<T>::load_unaligned(both + S);
+    }
+}
+
 // Lane i of the result is lane idx[i] of v (idx[i] < width<T>).
 template <class T>
 inline vec<T> permute(const vec<T>& v, const std::int32_t* idx) {
