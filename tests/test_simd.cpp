@@ -148,3 +148,19 @@ TEST_CASE("shift_lanes takes consecutive lanes across two vectors; permute moves
     check_lane_moves<float>();
     check_lane_moves<double>();
 }
+
+template <class T>
+void check_permute2() {
+    constexpr int W = int(simd::width<T>);
+    alignas(64) T both[2 * W], out[W];
+    for (int i = 0; i < 2 * W; ++i) both[i] = T(i * 3 + 1);
+    std::int32_t idx[16] = {};
+    for (int i = 0; i < W; ++i) idx[i] = std::int32_t(i < 2 ? 2 : i + W / 2);  // repeats, then across both vectors
+    simd::store_aligned(out, simd::permute2(simd::load_aligned(both), simd::load_aligned(both + W), idx));
+    for (int i = 0; i < W; ++i) REQUIRE(out[i] == both[idx[i]]);
+}
+
+TEST_CASE("permute2 takes lanes by index from two vectors") {
+    check_permute2<float>();
+    check_permute2<double>();
+}

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <type_traits>
 
 #include "../core/abi.hpp"
@@ -38,6 +39,10 @@ struct window_keys {
     index_t kx = 1;                          // offsets per window line
     bool shifted = false;                    // some lane's window does not start at its own column
     bool aligned = false;                    // not shifted, lane 0's first column on a vector boundary
+    // Shifted windows whose columns all lie in two aligned vectors from `k - from`: lane l's
+    // offset dx is lane from + lane[l] + dx of them (a two-vector permutation per offset).
+    bool two_vectors = false;
+    index_t from = 0;
     std::array<std::int32_t, max_lanes> lane{};  // per lane: its first column minus lane 0's
 
     index_t line_offset(index_t t, index_t line, index_t plane) const {
@@ -74,10 +79,13 @@ struct window_products {
     static void scores(const keys& kv, index_t j0, index_t n, index_t dk, index_t L, const T* qt, T* st) {
         by_line(kv, j0, n, [&](index_t t, index_t dx0, index_t dx1, index_t j) {
             const T* line = kv.key_line(t);
-            if (kv.aligned && dx0 == 0 && dx1 == kv.kx && kv.kx <= W) {  // a whole line from aligned loads
+            if ((kv.aligned || kv.two_vectors) && dx0 == 0 && dx1 == kv.kx && kv.kx <= W) {  // from aligned loads
                 with_offsets(kv.kx, [&](auto k) {
                     for (index_t r0 = 0; r0 < L; r0 += W)
-                        score_line<decltype(k)::value>(kv, line, dk, qt + r0, L, st + (j - j0) * L + r0);
+                        if (kv.aligned)
+                            score_line<decltype(k)::value, false>(kv, line, dk, qt + r0, L, st + (j - j0) * L + r0);
+                        else
+                            score_line<decltype(k)::value, true>(kv, line, dk, qt + r0, L, st + (j - j0) * L + r0);
                 });
                 return;
             }
@@ -99,13 +107,16 @@ struct window_products {
 
     static void values(const keys& kv, index_t j0, index_t n, index_t dv, index_t L, const T* p, T* ot,
                        const T* alpha) {
-        if (kv.aligned && j0 % kv.kx == 0 && n % kv.kx == 0 && kv.kx <= W) {  // whole lines from aligned loads
+        if ((kv.aligned || kv.two_vectors) && j0 % kv.kx == 0 && n % kv.kx == 0 && kv.kx <= W) {  // whole lines
             with_offsets(kv.kx, [&](auto k) {
                 for (index_t r0 = 0; r0 < L; r0 += W)
                     for (index_t e0 = 0; e0 < dv; e0 += block)
                         with_count(dv - e0, [&](auto en) {
-                            value_lines<decltype(k)::value, decltype(en)::value>(kv, j0, n, e0, p + r0, L,
-                                                                                 ot + e0 * L + r0, alpha + r0);
+                            constexpr int K = decltype(k)::value, C = decltype(en)::value;
+                            if (kv.aligned)
+                                value_lines<K, C, false>(kv, j0, n, e0, p + r0, L, ot + e0 * L + r0, alpha + r0);
+                            else
+                                value_lines<K, C, true>(kv, j0, n, e0, p + r0, L, ot + e0 * L + r0, alpha + r0);
                         });
             });
             return;
@@ -154,35 +165,61 @@ private:
             unrolled<First + 1, Count - 1>(f);
         }
     }
-    // All K offsets of one window line for one vector of lanes: per dim two aligned loads, the
-    // offsets' vectors shifted out of them (the unaligned loads split cache lines).
+    // Lane indices into two vectors for each offset of a shifted unit: from + lane[l] + c.
     template <int K>
+    struct offset_lanes {
+        std::int32_t idx[K][window_keys<T>::max_lanes];
+        explicit offset_lanes(const keys& kv) {
+            for (int c = 0; c < K; ++c)
+                for (int l = 0; l < int(W); ++l) idx[c][l] = std::int32_t(kv.from + kv.lane[std::size_t(l)] + c);
+        }
+    };
+    // Offset c's vector of lanes from the two aligned vectors (a, b) of a packed row.
+    template <int C, bool Shuffled, int K>
+    static V offset_of(const V& a, const V& b, const offset_lanes<K>* lanes) {
+        if constexpr (Shuffled) return simd::permute2(a, b, lanes->idx[C]);
+        else return simd::shift_lanes<C>(a, b);
+    }
+    // All K offsets of one window line for one vector of lanes: per dim two aligned loads, the
+    // offsets' vectors shifted (or, for a window shifted at the border, permuted) out of them;
+    // unaligned loads would split cache lines.
+    template <int K, bool Shuffled>
     static void score_line(const keys& kv, const T* line, index_t dk, const T* qt, index_t L, T* st) {
+        std::optional<offset_lanes<K>> lanes;
+        if constexpr (Shuffled) lanes.emplace(kv);
+        const T* base = line - kv.from;
         V acc[K];
         for (int c = 0; c < K; ++c) acc[c] = V(T(0));
         for (index_t d = 0; d < dk; ++d) {
             const V q = simd::load_aligned(qt + d * L);
-            const T* row = line + d * kv.ld;
+            const T* row = base + d * kv.ld;
             const V a = simd::load_aligned(row), b = simd::load_aligned(row + W);
-            unrolled<0, K>([&](auto c) { acc[c] = simd::fma(q, simd::shift_lanes<decltype(c)::value>(a, b), acc[c]); });
+            unrolled<0, K>([&](auto c) {
+                acc[c] = simd::fma(q, offset_of<decltype(c)::value, Shuffled>(a, b, lanes ? &*lanes : nullptr), acc[c]);
+            });
         }
         for (int c = 0; c < K; ++c) simd::store_aligned(st + c * L, acc[c]);
     }
     // C value dims from e0 over whole window lines [j0, j0 + n): the line's K probabilities
     // kept in registers, each value row read by two aligned loads and shifted K times.
-    template <int K, int C>
+    template <int K, int C, bool Shuffled>
     static void value_lines(const keys& kv, index_t j0, index_t n, index_t e0, const T* p, index_t L, T* ot,
                             const T* alpha) {
+        std::optional<offset_lanes<K>> lanes;
+        if constexpr (Shuffled) lanes.emplace(kv);
         V acc[C];
         const V a0 = simd::load_aligned(alpha);
         for (int e = 0; e < C; ++e) acc[e] = simd::load_aligned(ot + e * L) * a0;
         for (index_t j = j0; j < j0 + n; j += K) {
-            const T* line = kv.value_line(j / K) + e0 * kv.ld;
+            const T* line = kv.value_line(j / K) - kv.from + e0 * kv.ld;
             V pj[K];
             for (int c = 0; c < K; ++c) pj[c] = simd::load_aligned(p + (j + c - j0) * L);
             for (int e = 0; e < C; ++e) {
                 const V a = simd::load_aligned(line + e * kv.ld), b = simd::load_aligned(line + e * kv.ld + W);
-                unrolled<0, K>([&](auto c) { acc[e] = simd::fma(pj[c], simd::shift_lanes<decltype(c)::value>(a, b), acc[e]); });
+                unrolled<0, K>([&](auto c) {
+                    acc[e] = simd::fma(pj[c], offset_of<decltype(c)::value, Shuffled>(a, b, lanes ? &*lanes : nullptr),
+                                       acc[e]);
+                });
             }
         }
         for (int e = 0; e < C; ++e) simd::store_aligned(ot + e * L, acc[e]);

@@ -122,6 +122,10 @@ struct neighborhood_problem {
             kv.shifted = kv.shifted || kv.lane[std::size_t(l)] != l;
         }
         kv.aligned = !kv.shifted && (var.pad + base) % var.W == 0;
+        kv.from = (var.pad + base) % var.W;  // lane 0's column past the aligned vector before it
+        std::int32_t widest = 0;
+        for (index_t l = 0; l < var.W; ++l) widest = std::max(widest, kv.lane[std::size_t(l)]);
+        kv.two_vectors = !kv.aligned && kv.from + widest + kx() - 1 < 2 * var.W;
         return kv;
     }
     window_schedule schedule(const kernels::unit_span& u) const {

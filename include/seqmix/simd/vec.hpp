@@ -110,6 +110,25 @@ inline vec<T> shift_lanes(const vec<T>& a, const vec<T>& b) {
     }
 }
 
+// Lane i of the result is lane idx[i] of the concatenation (a, b) (idx[i] < 2 width<T>).
+template <class T>
+inline vec<T> permute2(const vec<T>& a, const vec<T>& b, const std::int32_t* idx) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(vec<T>) == 64) {
+        if constexpr (std::is_same_v<T, float>)
+            return vec<T>(_mm512_permutex2var_ps(a, _mm512_loadu_si512(static_cast<const void*>(idx)), b));
+        else
+            return vec<T>(_mm512_permutex2var_pd(
+                a, _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx))), b));
+    }
+#endif
+    alignas(64) T both[2 * width<T>], out[width<T>];
+    a.store_aligned(both);
+    b.store_aligned(both + width<T>);
+    for (std::size_t i = 0; i < width<T>; ++i) out[i] = both[idx[i]];
+    return vec<T>::load_aligned(out);
+}
+
 // Lane i of the result is lane idx[i] of v (idx[i] < width<T>).
 template <class T>
 inline vec<T> permute(const vec<T>& v, const std::int32_t* idx) {
