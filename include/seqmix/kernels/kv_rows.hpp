@@ -8,9 +8,6 @@
 // layout). Tile engines ask for runs of keys stored at one stride (k_row, v_row); a tile is
 // cut into runs only at block edges (and at every key of a gather list), and its arithmetic
 // is the same for any cut, so a paged cache gives the bits of the same keys in one piece.
-// A grid (neighborhood attention) numbers the keys of an image (cols per line, lines per
-// plane): logical j = (z * lines + y) * cols + x is at x * k_row + y * k_line + z * k_plane,
-// and runs end at line ends.
 #include <algorithm>
 #include <cstdint>
 
@@ -33,11 +30,9 @@ struct kv_rows {
     index_t count = 0;               // logical keys: j < count may be read (or prefetched)
     index_t first = 0, step = 1;     // paged: logical j is physical first + j * step
     const std::int32_t* gather = nullptr;  // logical j is physical gather[j] (runs of one key)
-    index_t cols = 0, lines = 1;           // a grid of keys (cols = 0: not a grid)
-    index_t k_line = 0, v_line = 0, k_plane = 0, v_plane = 0;
 
-    const T* key(index_t j) const { return k + (cols ? on_grid(j, k_row, k_line, k_plane) : offset(j, k_row, k_page)); }
-    const T* value(index_t j) const { return v + (cols ? on_grid(j, v_row, v_line, v_plane) : offset(j, v_row, v_page)); }
+    const T* key(index_t j) const { return k + offset(j, k_row, k_page); }
+    const T* value(index_t j) const { return v + offset(j, v_row, v_page); }
 
     // fn(j, n, first key, first value) for the runs that make up keys [j0, j0 + count).
     template <class Fn>
@@ -46,8 +41,6 @@ struct kv_rows {
             index_t n = end - j;
             if (gather) {
                 n = 1;
-            } else if (cols) {
-                n = std::min(n, cols - j % cols);
             } else if (pages) {
                 const index_t p = first + j * step;
                 n = std::min(n, (page_size - p % page_size + step - 1) / step);
@@ -58,10 +51,6 @@ struct kv_rows {
     }
 
 private:
-    index_t on_grid(index_t j, index_t row, index_t line, index_t plane) const {
-        const index_t y = j / cols;
-        return (j % cols) * row + (y % lines) * line + (y / lines) * plane;
-    }
     // row: the stride of one logical step (step physical rows when paged).
     index_t offset(index_t j, index_t row, index_t page) const {
         if (!pages) return gather ? index_t(gather[j]) * row : j * row;
