@@ -1,0 +1,138 @@
+// The hostile catalog's attention operators (hostile_catalog.hpp).
+#include "hostile_catalog.hpp"
+
+namespace hostile {
+
+std::vector<op_spec> attention_ops(index_t N, index_t B) {
+    using namespace seqmix;
+    [[maybe_unused]] const index_t Hk = 1, Hv = 2, Dk = 5, Dv = 7;
+    std::vector<op_spec> ops;
+
+    for (int variant = 0; variant < 3; ++variant) {
+        // 0: plain GQA; 1: causal with a window (masked tiles); 2: decode (split KV) with a window.
+        const index_t nq = variant == 2 ? 1 : N, hq = 4, hkv = 2;
+        const char* names[] = {"softmax_attention", "softmax_attention causal window", "softmax_attention decode"};
+        ops.push_back(make_op(names[variant],
+                              {{"q", role::input, {B, nq, hq, Dk}},
+                               {"k", role::input, {B, N, hkv, Dk}},
+                               {"v", role::input, {B, N, hkv, Dv}},
+                               {"out", role::output, {B, nq, hq, Dv}},
+                               {"lse", role::output, {B, hq, nq}}},
+                              [variant](const auto& a, auto reference) {
+                                  attention_options o;
+                                  o.num_threads = a.num_threads;
+                                  o.scale = a.scale;
+                                  if (variant >= 1) o.window_left = 9;
+                                  if (variant == 1) o.causal = true;
+                                  if constexpr (decltype(reference)::value)
+                                      seqmix::reference::softmax_attention(a.template in<4>("q"), a.template in<4>("k"),
+                                                                           a.template in<4>("v"), a.template view<4>("out"),
+                                                                           o, a.template view<3>("lse"));
+                                  else
+                                      softmax_attention(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
+                                                        a.template view<4>("out"), o, a.template view<3>("lse"));
+                              }));
+    }
+
+    // sliding_window_attention: dilation 3 (strided residue problems), two-sided window, sinks.
+    ops.push_back(make_op("sliding_window_attention dilated",
+                          {{"q", role::input, {B, N, 4, Dk}},
+                           {"k", role::input, {B, N, 2, Dk}},
+                           {"v", role::input, {B, N, 2, Dv}},
+                           {"out", role::output, {B, N, 4, Dv}},
+                           {"lse", role::output, {B, 4, N}}},
+                          [](const auto& a, auto reference) {
+                              static const float sinks[] = {0.5f, -1.0f, 2.0f, 0.0f};
+                              window_options o;
+                              o.num_threads = a.num_threads;
+                              o.scale = a.scale;
+                              o.window_left = 12;
+                              o.window_right = 4;
+                              o.dilation = 3;
+                              o.sinks = sinks;
+                              if constexpr (decltype(reference)::value)
+                                  seqmix::reference::sliding_window_attention(
+                                      a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
+                                      a.template view<4>("out"), o, a.template view<3>("lse"));
+                              else
+                                  sliding_window_attention(a.template in<4>("q"), a.template in<4>("k"),
+                                                           a.template in<4>("v"), a.template view<4>("out"), o,
+                                                           a.template view<3>("lse"));
+                          }));
+
+    // neighborhood_attention_2d: a 5 x 14 image (N = 70), kernel 3, width dilated by 2, both axes causal, sinks.
+    ops.push_back(make_op("neighborhood_attention_2d dilated",
+                          {{"q", role::input, {B, 5, N / 5, 4, Dk}},
+                           {"k", role::input, {B, 5, N / 5, 2, Dk}},
+                           {"v", role::input, {B, 5, N / 5, 2, Dv}},
+                           {"out", role::output, {B, 5, N / 5, 4, Dv}},
+                           {"lse", role::output, {B, 5, N / 5, 4}}},
+                          [](const auto& a, auto reference) {
+                              static const float sinks[] = {0.5f, -1.0f, 2.0f, 0.0f};
+                              neighborhood_options o;
+                              o.num_threads = a.num_threads;
+                              o.scale = a.scale;
+                              o.kernel_size = 3;
+                              o.dilation = {1, 2};
+                              o.causal = {true, true};  // a causal width masks short windows per line
+                              o.sinks = sinks;
+                              if constexpr (decltype(reference)::value)
+                                  seqmix::reference::neighborhood_attention_2d(
+                                      a.template in<5>("q"), a.template in<5>("k"), a.template in<5>("v"),
+                                      a.template view<5>("out"), o, a.template view<4>("lse"));
+                              else
+                                  neighborhood_attention_2d(a.template in<5>("q"), a.template in<5>("k"),
+                                                            a.template in<5>("v"), a.template view<5>("out"), o,
+                                                            a.template view<4>("lse"));
+                          }));
+
+    // topk_attention (top_k above the keys: a selection without near ties on float data) and
+    // block_sparse_attention (MoBA: blocks of 8, 2 best + the local one, block 0).
+    ops.push_back(make_op("topk_attention causal",
+                          {{"q", role::input, {B, N, 4, Dk}},
+                           {"k", role::input, {B, N, 2, Dk}},
+                           {"v", role::input, {B, N, 2, Dv}},
+                           {"out", role::output, {B, N, 4, Dv}},
+                           {"lse", role::output, {B, 4, N}}},
+                          [N](const auto& a, auto reference) {
+                              topk_options o;
+                              o.num_threads = a.num_threads;
+                              o.scale = a.scale;
+                              o.causal = true;
+                              o.top_k = int(N) + 3;
+                              if constexpr (decltype(reference)::value)
+                                  seqmix::reference::topk_attention(a.template in<4>("q"), a.template in<4>("k"),
+                                                                    a.template in<4>("v"), a.template view<4>("out"), o,
+                                                                    a.template view<3>("lse"));
+                              else
+                                  topk_attention(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
+                                                 a.template view<4>("out"), o, a.template view<3>("lse"));
+                          }));
+    ops.push_back(make_op("block_sparse_attention causal",
+                          {{"q", role::input, {B, N, 4, Dk}},
+                           {"k", role::input, {B, N, 2, Dk}},
+                           {"v", role::input, {B, N, 2, Dv}},
+                           {"out", role::output, {B, N, 4, Dv}},
+                           {"lse", role::output, {B, 4, N}}},
+                          [](const auto& a, auto reference) {
+                              block_sparse_options o;
+                              o.num_threads = a.num_threads;
+                              o.scale = a.scale;
+                              o.causal = true;
+                              o.block_size = 8;
+                              o.top_blocks = 2;
+                              o.keep_first = true;
+                              if constexpr (decltype(reference)::value)
+                                  seqmix::reference::block_sparse_attention(
+                                      a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
+                                      a.template view<4>("out"), o, a.template view<3>("lse"));
+                              else
+                                  block_sparse_attention(a.template in<4>("q"), a.template in<4>("k"),
+                                                         a.template in<4>("v"), a.template view<4>("out"), o,
+                                                         a.template view<3>("lse"));
+                          }));
+
+    return ops;
+}
+
+}  // namespace hostile
