@@ -100,6 +100,23 @@ inline void check_block_table(const attention_options& opt, index_t batch, index
     }
 }
 
+// Head dims >= 1 and Hq a multiple of Hkv (grouped-query attention): every attention operator.
+inline void check_heads(index_t dk, index_t dv, index_t hq, index_t hkv, const char* op) {
+    check(dk >= 1, op, "q", "a head dim >= 1", dk);
+    check(dv >= 1, op, "v", "a head dim >= 1", dv);
+    if (!(hkv >= 1 && hq % hkv == 0))
+        fail(op, "k", detail::concat("a head count dividing q's ", hq, " (grouped-query attention)"), hkv);
+}
+
+// One finite sink logit per query head, in the element type E (nullptr: no sinks).
+template <class E>
+void check_sinks(const float* sinks, index_t hq, const char* op) {
+    if (!sinks) return;
+    for (index_t h = 0; h < hq; ++h)
+        if (!fits_finite<E>(sinks[h]))
+            raise(detail::concat(op, ": argument 'sinks': expected finite logits, given sinks[", h, "] = ", sinks[h]));
+}
+
 template <class T, class U>
 attention_problem validate_attention(const tensor_view<const T, 4>& q, const tensor_view<const T, 4>& k,
                                      const tensor_view<const T, 4>& v, const tensor_view<U, 4>& out,
@@ -123,10 +140,7 @@ attention_problem validate_attention(const tensor_view<const T, 4>& q, const ten
     check_extent(k, 3, Dk, op, "k", "head dim like q");
     check_extent(v, 1, Nk, op, "v", "sequence length like k");
     check_extent(v, 2, Hkv, op, "v", "heads like k");
-    check(Dk >= 1, op, "q", "a head dim >= 1", Dk);
-    check(Dv >= 1, op, "v", "a head dim >= 1", Dv);
-    if (!(Hkv >= 1 && Hq % Hkv == 0))
-        fail(op, "k", detail::concat("a head count dividing q's ", Hq, " (grouped-query attention)"), Hkv);
+    check_heads(Dk, Dv, Hq, Hkv, op);
     check_shape(out, {B, Nq, Hq, Dv}, op, "out");
     if (!lse.empty()) check_shape(lse, {B, Hq, Nq}, op, "lse");
     check_disjoint(op, {memory_of("out", out), memory_of("lse", lse)},
@@ -148,11 +162,7 @@ attention_problem validate_attention(const tensor_view<const T, 4>& q, const ten
                                      "distance ", max_distance, "), given alibi_slopes[", h, "] = ", slope));
         }
     }
-    if (opt.sinks)
-        for (index_t h = 0; h < Hq; ++h)
-            if (!fits_finite<E>(opt.sinks[h]))
-                raise(detail::concat(op, ": argument 'sinks': expected finite logits, given sinks[", h,
-                                     "] = ", opt.sinks[h]));
+    check_sinks<E>(opt.sinks, Hq, op);
     check_threads(opt.num_threads, op);
     index_t num_seqs = B;
     if (paged)

@@ -157,10 +157,7 @@ neighborhood_geometry validate_neighborhood(const tensor_view<const T, Rank + 3>
     const index_t hq = q.extent(H), hkv = k.extent(H), dk = q.extent(D), dv = v.extent(D);
     std::array<index_t, Rank> image{};
     for (std::size_t a = 0; a < Rank; ++a) image[a] = q.extent(1 + a);
-    check(dk >= 1, op, "q", "a head dim >= 1", dk);
-    check(dv >= 1, op, "v", "a head dim >= 1", dv);
-    if (!(hkv >= 1 && hq % hkv == 0))
-        fail(op, "k", concat("a head count dividing q's ", hq, " (grouped-query attention)"), hkv);
+    check_heads(dk, dv, hq, hkv, op);
     std::array<index_t, Rank + 3> ks = q.shape(), vs, os;
     ks[H] = hkv;
     vs = ks;
@@ -179,10 +176,7 @@ neighborhood_geometry validate_neighborhood(const tensor_view<const T, Rank + 3>
     check_disjoint(op, {memory_of("out", out), memory_of("lse", lse)},
                    {memory_of("q", q), memory_of("k", k), memory_of("v", v)});
     check_finite_as<T>(opt.scale, op, "scale");
-    if (opt.sinks)
-        for (index_t h = 0; h < hq; ++h)
-            if (!fits_finite<T>(opt.sinks[h]))
-                raise(concat(op, ": argument 'sinks': expected finite logits, given sinks[", h, "] = ", opt.sinks[h]));
+    check_sinks<T>(opt.sinks, hq, op);
     check_neighborhood(opt, image, op);
     neighborhood_geometry g{};
     g.batch = q.extent(0);

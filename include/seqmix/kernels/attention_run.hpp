@@ -73,12 +73,10 @@ struct problem_extent {
     index_t k_len;  // keys (kv_rows indices)
 };
 
-// Query i of head h of a problem, as a variant describes it. A variant may number its
-// queries with gaps (q == nullptr: no query there), e.g. the padding of an image's edge
-// tiles, so that every unit holds one tile.
+// Query i of head h of a problem, as a variant describes it.
 template <class T>
 struct attention_row {
-    const T* q;      // the query (q_elem apart), or nullptr: no query
+    const T* q;      // the query (q_elem apart)
     T* out;          // its output row (out_elem apart)
     T* lse;          // its log-sum-exp, or nullptr
     key_range keys;  // the keys it may see; a schedule may narrow them tile by tile
@@ -282,7 +280,6 @@ auto destination_of(const Problem& prob, index_t group, const problem_plan& pp, 
         index_t h, i;
         if (!row_of(pp, group, un, r, h, i)) return false;
         const auto row = prob.row(h, i);
-        if (row.q == nullptr) return false;
         out = row.out;
         lse = row.lse;
         sink = row.sink;
@@ -308,16 +305,14 @@ void run_item(const Variant& var, const problem_plan& pp, index_t p, index_t loc
                    un.i0, std::min(pp.q_per_head, pp.q_len - un.i0), un.hk0};
     for (index_t r = 0; r < engine.rows(); ++r) {
         index_t h, i;
-        if (row_of(pp, hd.group, un, r, h, i)) rows[r] = prob.row(h, i);
-        else rows[r].q = nullptr;
-        if (rows[r].q == nullptr) {
+        if (!row_of(pp, hd.group, un, r, h, i)) {
             engine.clear_row(r);
             lo[r] = 1;
             hi[r] = 0;
             rows[r].out = nullptr;
             continue;
         }
-        const attention_row<T>& row = rows[r];
+        const attention_row<T>& row = rows[r] = prob.row(h, i);
         lo[r] = row.keys.lo;
         hi[r] = row.keys.hi;
         span.max_lo = std::max(span.max_lo, row.keys.lo);
@@ -355,8 +350,7 @@ void prefetch_queries(const Variant& var, const attention_plan& plan, index_t it
     const auto prob = var.problem(p);
     for (index_t r = 0; r < pp.dims.rows; ++r) {
         index_t h, i;
-        if (!row_of(pp, hd.group, un, r, h, i)) continue;
-        if (const auto* q = prob.row(h, i).q) simd::prefetch(q, std::size_t(hd.dk * var.q_elem()));
+        if (row_of(pp, hd.group, un, r, h, i)) simd::prefetch(prob.row(h, i).q, std::size_t(hd.dk * var.q_elem()));
     }
 }
 

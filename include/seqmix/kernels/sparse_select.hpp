@@ -1,25 +1,20 @@
 #pragma once
-// The selections of the sparse attention operators, made before the attention run:
-//   - topk_select: each row's top_k keys by score (ties: lower index; NaN above everything).
-//     Scores come in tiles of keys x rows-in-lanes (the prefill engine's S^T = K Q^T lane
-//     panels); each row keeps a threshold, and one vector compare per key and vector of rows
-//     passes on only the scores that can still enter the row's top_k. A row's candidates are
-//     cut back to top_k (a partial selection, never a sort of all keys) when they fill their
-//     buffer, raising its threshold: about top_k log(N / top_k) scores ever pass.
-//   - block_select (MoBA): a query block's key blocks by mean query . mean key, computed as
-//     (sum q . sum k) / (queries x keys) in double, so integer data gives exact ties.
+// The top-k selection of topk_attention, made before the attention run: every visible score
+// of a unit of query rows is computed row-major (S = Q K^T over keys packed as [dim][key]
+// panels, with the lane-panel GEMM), then each row's k-th largest score is found by a bitwise
+// search over the scores' order-preserving integer image, each trial one vector count, and
+// one pass writes the keys above it and the lowest-indexed ties, ascending (no sort, no
+// heap). Ties rank the lower key first and NaN above every number (ranks_before), as the
+// MoBA block selection of block_sparse_attention also ranks.
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <cstdint>
-#include <type_traits>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
-#include "../simd/blas1.hpp"
 #include "../simd/vec.hpp"
 #include "gemm_tile.hpp"
 #include "kv_rows.hpp"
@@ -38,18 +33,12 @@ inline bool ranks_before(T sa, std::int32_t a, T sb, std::int32_t b) {
     return a < b;
 }
 
-// Scores as unsigned integers that order as ranks_before orders scores (NaN above +inf, -0
-// below +0): candidates compare, count and select as plain integers, branch-free.
+// The order-preserving integer image of scores (NaN above +inf, -0 below +0), back to a
+// score: the bitwise search walks these integers.
 template <class T>
 struct ordered {
     using type = std::conditional_t<std::is_same_v<T, float>, std::uint32_t, std::uint64_t>;
     static constexpr type top = type(1) << (sizeof(type) * 8 - 1);
-    static type of(T s) {
-        type u;
-        std::memcpy(&u, &s, sizeof u);
-        u ^= type(std::make_signed_t<type>(u) >> (sizeof(type) * 8 - 1)) | top;  // negatives flipped
-        return s != s ? ~type(0) : u;
-    }
     static T value(type u) {
         if (u == type(~type(0))) return std::numeric_limits<T>::quiet_NaN();
         u = (u & top) ? u & ~top : ~u;
@@ -67,13 +56,16 @@ struct key_panels {
     static constexpr index_t chunk = 256;
     static index_t chunks(index_t keys) { return (keys + chunk - 1) / chunk; }
     static std::size_t size(index_t keys, index_t dk) { return std::size_t(chunks(keys) * dk * chunk); }
+    // Each run of keys transposed into its panels (pack.hpp's tiled transpose), zeros past
+    // the last key.
     static void pack(const kv_rows<T>& kv, index_t keys, index_t dk, T* to) {
         std::fill(to, to + size(keys, dk), T(0));
         kv.runs(0, keys, [&](index_t j0, index_t n, const T* k, const T*) {
-            for (index_t j = j0; j < j0 + n; ++j) {
-                const T* key = k + (j - j0) * kv.k_row;
-                T* col = to + (j / chunk) * dk * chunk + j % chunk;
-                for (index_t d = 0; d < dk; ++d) col[d * chunk] = key[d * kv.k_elem];
+            for (index_t j = j0; j < j0 + n;) {  // the part of the run in one panel
+                const index_t c = std::min(j0 + n, (j / chunk + 1) * chunk) - j;
+                detail::copy_tiles(k + (j - j0) * kv.k_row, kv.k_elem, kv.k_row, to + j / chunk * dk * chunk + j % chunk,
+                                   chunk, index_t(1), dk, c);
+                j += c;
             }
         });
     }

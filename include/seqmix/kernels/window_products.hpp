@@ -54,7 +54,7 @@ struct window_keys {
     // permuted for shifted windows).
     simd::vec<T> lanes_at(const T* row, index_t dx) const {
         const simd::vec<T> x = simd::load(row + dx);
-        return shifted ? simd::permute(x, lane.data()) : x;
+        return shifted ? simd::permute2(x, x, lane.data()) : x;
     }
 };
 

@@ -129,23 +129,6 @@ inline vec<T> permute2(const vec<T>& a, const vec<T>& b, const std::int32_t* idx
     return vec<T>::load_aligned(out);
 }
 
-// Lane i of the result is lane idx[i] of v (idx[i] < width<T>).
-template <class T>
-inline vec<T> permute(const vec<T>& v, const std::int32_t* idx) {
-#if defined(__AVX512F__)
-    if constexpr (sizeof(vec<T>) == 64) {
-        if constexpr (std::is_same_v<T, float>)
-            return vec<T>(_mm512_permutexvar_ps(_mm512_loadu_si512(static_cast<const void*>(idx)), v));
-        else
-            return vec<T>(_mm512_permutexvar_pd(
-                _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx))), v));
-    }
-#endif
-    alignas(64) T in[width<T>], out[width<T>];
-    v.store_aligned(in);
-    for (std::size_t i = 0; i < width<T>; ++i) out[i] = in[idx[i]];
-    return vec<T>::load_aligned(out);
-}
 template <class T> inline auto isnan(const vec<T>& a) { return xsimd::isnan(a); }
 // The lanes of a comparison as bits (lane i: bit i); AVX-512 keeps them in a mask register.
 template <class T>
