@@ -10,6 +10,7 @@
 //     block_indices, flex attention's block mask). A problem per query block; its schedule
 //     visits the listed blocks only, the causal diagonal masked inside.
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -189,21 +190,23 @@ void select_topk(const attention_args<T>& a, const topk_options& o, const tensor
 template <class T>
 struct block_variant : softmax_variant<T> {
     index_t bs;
-    bool per_query_head;             // lists per query head (selected) or per KV head (given)
-    const std::int32_t* lists;       // [problem][list heads][max_blocks], -1 ends a list
-    index_t max_blocks;
-    std::vector<index_t> first;      // first problem of each sequence (query blocks), and the total
+    bool per_query_head;  // lists per query head (selected) or per KV head (given)
+    // [sequence, list head, query block, t], -1 ending a list: the caller's block_indices as
+    // given, or MoBA's selection.
+    tensor_view<const std::int32_t, 4> lists;
+    std::vector<index_t> first;  // first problem of each sequence (query blocks), and the total
 
     struct block_schedule {
         const std::int32_t* list;
-        index_t max_blocks, bs, kmin, kmax, max_lo, min_hi;
+        index_t stride, max_blocks, bs, kmin, kmax, max_lo, min_hi;
         const index_t *lo, *hi;
         kernels::run_slice part;  // a split-KV slice
 
         template <class Fn>
         void each_run(Fn&& fn) const {  // fn(first key, keys) for the listed blocks' visible keys
-            for (index_t t = 0; t < max_blocks && list[t] >= 0; ++t) {
-                const index_t j0 = std::max(kmin, list[t] * bs), j1 = std::min(kmax, list[t] * bs + bs - 1);
+            for (index_t t = 0; t < max_blocks && list[t * stride] >= 0; ++t) {
+                const index_t kb = list[t * stride];
+                const index_t j0 = std::max(kmin, kb * bs), j1 = std::min(kmax, kb * bs + bs - 1);
                 if (j0 <= j1) fn(j0, j1 - j0 + 1);
             }
         }
@@ -229,10 +232,11 @@ struct block_variant : softmax_variant<T> {
     // A band problem (the sequence's causal band) whose schedule is its list of key blocks.
     struct problem_type : band_problem<T> {
         const block_variant* bv;
-        index_t p;
+        index_t s, qb;
         block_schedule schedule(const kernels::unit_span& u) const {
-            const std::int32_t* list = bv->lists + (p * bv->list_heads() + u.hk0) * bv->max_blocks;
-            return {list, bv->max_blocks, bv->bs, u.kmin, u.kmax, u.max_lo, u.min_hi, u.lo, u.hi, {}};
+            const auto& l = bv->lists;
+            const index_t blocks = this->k_len > 0 ? l.extent(3) : 0;  // no keys: a list never read
+            return {l.ptr(s, u.hk0, qb), l.stride(3), blocks, bv->bs, u.kmin, u.kmax, u.max_lo, u.min_hi, u.lo, u.hi, {}};
         }
         kernels::kv_rows<T> keys(index_t hl) const {  // hl: a head of the lists
             return band_problem<T>::keys(bv->per_query_head ? hl / bv->a.problem.group : hl);
@@ -248,7 +252,11 @@ struct block_variant : softmax_variant<T> {
         const auto sq = this->a.problem.sequence(s);
         return sq.q_len == 0 ? 0 : std::max<index_t>(1, (sq.k_len + bs - 1) / bs);
     }
-    index_t list_heads() const { return per_query_head ? this->a.problem.hq : this->a.problem.hkv; }
+    index_t max_query_blocks() const {
+        index_t n = 0;
+        for (std::size_t s = 1; s < first.size(); ++s) n = std::max(n, first[s] - first[s - 1]);
+        return n;
+    }
     kernels::attention_heads heads() const {
         const auto& p = this->a.problem;
         return per_query_head ? kernels::attention_heads{p.hq, 1, p.dk, p.dv}
@@ -264,21 +272,21 @@ struct block_variant : softmax_variant<T> {
         const index_t shift = sq.k_len - sq.q_len;  // diagonal = i + shift
         const index_t lo = qb == 0 ? 0 : std::clamp<index_t>(qb * bs - shift, 0, sq.q_len);
         const index_t hi = qb == nqb - 1 ? sq.q_len : std::clamp<index_t>((qb + 1) * bs - shift, 0, sq.q_len);
-        return {{*this, sq, 1, 0, lo, std::max<index_t>(0, hi - lo), sq.k_len}, this, p};
+        return {{*this, sq, 1, 0, lo, std::max<index_t>(0, hi - lo), sq.k_len}, this, s, qb};
     }
     index_t query_block(index_t, index_t suggested) const { return suggested; }
-    index_t visited_keys(index_t, index_t k_len) const { return std::min(k_len, max_blocks * bs); }
+    index_t visited_keys(index_t, index_t k_len) const { return std::min(k_len, lists.extent(3) * bs); }
     bool kv_heads_interleaved() const { return false; }
 };
 
-// MoBA's selection: lists[p][h][t] for every problem (sequence, query block) and query head:
-// the forced blocks (local, first) and the top_blocks best of the rest, ascending, -1 after.
+// MoBA's selection into lists [sequence, query head, query block, t]: the forced blocks
+// (local, first) and the top_blocks best of the rest, ascending, -1 after.
 template <class T>
 void select_blocks(const attention_args<T>& a, const block_sparse_options& o, const block_variant<T>& var,
-                   std::vector<std::int32_t>& lists) {
+                   const tensor_view<std::int32_t, 4>& lists) {
     const auto& p = a.problem;
-    const index_t bs = o.block_size, width = var.max_blocks;
-    lists.assign(std::size_t(var.problems() * p.hq * width), -1);
+    const index_t bs = o.block_size;
+    std::fill(lists.data(), lists.data() + lists.size(), -1);
     parallel_for(p.num_seqs * p.hkv, available_threads(o.num_threads), [&](index_t item, int) {
         const index_t s = item / p.hkv, hk = item % p.hkv;
         const attention_sequence sq = p.sequence(s);
@@ -304,7 +312,7 @@ void select_blocks(const attention_args<T>& a, const block_sparse_options& o, co
             }
             for (index_t qb = 0; qb < blocks; ++qb) {
                 if (qn[std::size_t(qb)] == 0) continue;
-                std::int32_t* out = lists.data() + ((var.first[std::size_t(s)] + qb) * p.hq + h) * width;
+                std::int32_t* out = lists.ptr(s, h, qb);
                 index_t n = 0;
                 cand.clear();
                 score.assign(std::size_t(kblocks), 0.0);
@@ -374,26 +382,18 @@ void block_sparse_attention(const QV& q, const KV& k, const VV& v, const OV& out
     const auto a = detail::prepare_attention(q, k, v, out, lse, band, op);
     detail::validate_block_sparse(a, opt, op);
     detail::block_variant<T> var(a, band, opt.block_size);
-    std::vector<std::int32_t> lists;
-    const auto& bi = opt.block_indices;
-    if (bi.empty()) {
-        var.per_query_head = true;
-        var.max_blocks = std::max<index_t>(1, index_t(opt.top_blocks) + 2 * opt.local_blocks + 1);
+    std::vector<std::int32_t> selected;
+    var.per_query_head = opt.block_indices.empty();
+    if (var.per_query_head) {  // MoBA's choice, per query head
+        const index_t width = std::max<index_t>(1, index_t(opt.top_blocks) + 2 * opt.local_blocks + 1);
+        const std::array<index_t, 4> shape{a.problem.num_seqs, a.problem.hq, var.max_query_blocks(), width};
+        selected.resize(std::size_t(shape[0] * shape[1] * shape[2] * shape[3]));
+        const tensor_view<std::int32_t, 4> lists(selected.data(), shape);
         detail::select_blocks(a, opt, var, lists);
-    } else {  // the caller's lists, one row per problem and KV head
-        var.per_query_head = false;
-        var.max_blocks = std::max<index_t>(1, bi.extent(3));
-        lists.assign(std::size_t(var.problems() * a.problem.hkv * var.max_blocks), -1);
-        for (index_t s = 0; s < a.problem.num_seqs; ++s)
-            for (index_t qb = 0; qb < var.query_blocks(s); ++qb)
-                for (index_t h = 0; h < a.problem.hkv; ++h)
-                    for (index_t t = 0; t < bi.extent(3) && a.problem.sequence(s).k_len > 0; ++t) {
-                        const std::int32_t x = bi(s, h, qb, t);
-                        lists[std::size_t(((var.first[std::size_t(s)] + qb) * a.problem.hkv + h) * var.max_blocks + t)] = x;
-                        if (x < 0) break;
-                    }
+        var.lists = lists;
+    } else {
+        var.lists = opt.block_indices;  // read where the caller keeps them
     }
-    var.lists = lists.data();
     kernels::attention_run(var, opt.num_threads);
 }
 
