@@ -37,6 +37,37 @@ void attend_row(const std::vector<index_t>& keys, Score&& score, Value&& value, 
     lse(sum == 0 ? neg_inf : m + std::log(sum));
 }
 
+// scale * q_i . k_j of query i of head h and key j of a sequence, in double.
+template <class T>
+double dot_qk(const seqmix::detail::attention_args<T>& a, const seqmix::detail::attention_sequence& sq, index_t h,
+              index_t i, index_t j) {
+    const auto& p = a.problem;
+    const auto key = p.key_at(sq, j);
+    double dot = 0;
+    for (index_t d = 0; d < p.dk; ++d)
+        dot += double(a.q(sq.batch, sq.q_begin + i, h, d)) * double(a.k(key.block, key.row, h / p.group, d));
+    return p.scale * dot;
+}
+
+// Query i of head h of a [B, N, H, D] problem over the keys of `keys`, through attend_row:
+// logit(j, s) is the score after the operator's logits transform.
+template <class T, class Logit>
+void attend_keys(const seqmix::detail::attention_args<T>& a, const seqmix::detail::attention_sequence& sq, index_t h,
+                 index_t i, const std::vector<index_t>& keys, const float* sinks, Logit&& logit) {
+    const auto& p = a.problem;
+    attend_row(
+        keys, [&](index_t j) { return logit(j, dot_qk(a, sq, h, i, j)); },
+        [&](index_t j, index_t e) {
+            const auto key = p.key_at(sq, j);
+            return double(a.v(key.block, key.row, h / p.group, e));
+        },
+        p.dv, sinks ? double(sinks[h]) : -std::numeric_limits<double>::infinity(),
+        [&](index_t e, double x) { a.out(sq.batch, sq.q_begin + i, h, e) = T(x); },
+        [&](double x) {
+            if (!a.lse.empty()) a.lse(sq.batch, h, sq.q_begin + i) = T(x);
+        });
+}
+
 // visible(sq, h, i, j): query i of head h sees key j of sequence sq.
 // logit(sq, h, i, j, s): the score after the logits transform of the operator.
 // sinks: one logit per query head, or nullptr.
@@ -47,32 +78,13 @@ void attention_rows(const seqmix::detail::attention_args<T>& a, Visible&& visibl
     std::vector<index_t> keys;
     for (index_t seq = 0; seq < p.num_seqs; ++seq) {
         const auto sq = p.sequence(seq);
-        for (index_t h = 0; h < p.hq; ++h) {
-            const index_t hk = h / p.group;
+        for (index_t h = 0; h < p.hq; ++h)
             for (index_t i = 0; i < sq.q_len; ++i) {
                 keys.clear();
                 for (index_t j = 0; j < sq.k_len; ++j)
                     if (visible(sq, h, i, j)) keys.push_back(j);
-                attend_row(
-                    keys,
-                    [&](index_t j) {
-                        const auto key = p.key_at(sq, j);
-                        double dot = 0;
-                        for (index_t d = 0; d < p.dk; ++d)
-                            dot += double(a.q(sq.batch, sq.q_begin + i, h, d)) * double(a.k(key.block, key.row, hk, d));
-                        return logit(sq, h, i, j, p.scale * dot);
-                    },
-                    [&](index_t j, index_t e) {
-                        const auto key = p.key_at(sq, j);
-                        return double(a.v(key.block, key.row, hk, e));
-                    },
-                    p.dv, sinks ? double(sinks[h]) : -std::numeric_limits<double>::infinity(),
-                    [&](index_t e, double x) { a.out(sq.batch, sq.q_begin + i, h, e) = T(x); },
-                    [&](double x) {
-                        if (!a.lse.empty()) a.lse(sq.batch, h, sq.q_begin + i) = T(x);
-                    });
+                attend_keys(a, sq, h, i, keys, sinks, [&](index_t j, double s) { return logit(sq, h, i, j, s); });
             }
-        }
     }
 }
 

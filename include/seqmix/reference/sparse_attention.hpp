@@ -25,34 +25,6 @@ inline bool ranks_before(double sa, index_t a, double sb, index_t b) {
     return a < b;
 }
 
-template <class T>
-double dot_qk(const seqmix::detail::attention_args<T>& a, const seqmix::detail::attention_sequence& sq, index_t h,
-              index_t i, index_t j) {
-    const auto& p = a.problem;
-    const auto key = p.key_at(sq, j);
-    double dot = 0;
-    for (index_t d = 0; d < p.dk; ++d)
-        dot += double(a.q(sq.batch, sq.q_begin + i, h, d)) * double(a.k(key.block, key.row, h / p.group, d));
-    return p.scale * dot;
-}
-
-template <class T>
-void attend_keys(const seqmix::detail::attention_args<T>& a, const seqmix::detail::attention_sequence& sq, index_t h,
-                 index_t i, const std::vector<index_t>& keys, const float* sinks) {
-    const auto& p = a.problem;
-    attend_row(
-        keys, [&](index_t j) { return dot_qk(a, sq, h, i, j); },
-        [&](index_t j, index_t e) {
-            const auto key = p.key_at(sq, j);
-            return double(a.v(key.block, key.row, h / p.group, e));
-        },
-        p.dv, sinks ? double(sinks[h]) : -std::numeric_limits<double>::infinity(),
-        [&](index_t e, double x) { a.out(sq.batch, sq.q_begin + i, h, e) = T(x); },
-        [&](double x) {
-            if (!a.lse.empty()) a.lse(sq.batch, h, sq.q_begin + i) = T(x);
-        });
-}
-
 }  // namespace detail
 
 template <class QV, class KV, class VV, class OV>
@@ -92,7 +64,7 @@ void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const 
                             opt.indices_out(sq.batch, sq.q_begin + i, h, t) =
                                 t < index_t(keys.size()) ? std::int32_t(keys[std::size_t(t)]) : -1;
                 }
-                detail::attend_keys(a, sq, h, i, keys, opt.sinks);
+                detail::attend_keys(a, sq, h, i, keys, opt.sinks, [](index_t, double s) { return s; });
             }
     }
 }
@@ -163,7 +135,7 @@ void block_sparse_attention(const QV& q, const KV& k, const VV& v, const OV& out
                 for (index_t kb : chosen)
                     for (index_t j = kb * bs; j < std::min(kb * bs + bs, sq.k_len); ++j)
                         if (!opt.causal || j <= diag) keys.push_back(j);
-                detail::attend_keys(a, sq, h, i, keys, opt.sinks);
+                detail::attend_keys(a, sq, h, i, keys, opt.sinks, [](index_t, double s) { return s; });
             }
         }
     }
