@@ -148,17 +148,20 @@ public:
     }
 
 private:
-    index_t count_above(const T* sr, index_t n, T t) const {  // scores > t, NaN included
-        using V = simd::vec<T>;
+    // Scores of sr[0, n) (aligned) for which pred(vector) holds, lane by lane.
+    template <class Pred>
+    static index_t count(const T* sr, index_t n, Pred&& pred) {
         constexpr index_t W = index_t(simd::width<T>);
         index_t c = 0;
         for (index_t x = 0; x < n; x += W) {
-            const V s = simd::load_aligned(sr + x);
-            unsigned bits = simd::mask_bits<T>((s > V(t)) || simd::isnan(s));
+            unsigned bits = simd::mask_bits<T>(pred(simd::load_aligned(sr + x)));
             if (x + W > n) bits &= (1u << (n - x)) - 1u;
             c += __builtin_popcount(bits);
         }
         return c;
+    }
+    static index_t count_above(const T* sr, index_t n, T t) {  // scores > t, NaN included
+        return count(sr, n, [&](const simd::vec<T>& s) { return (s > simd::vec<T>(t)) || simd::isnan(s); });
     }
     // The k-th largest of n scores (NaN above everything; -inf when n <= top_k), searched bit by
     // bit in the ordered image of the scores, each trial one vector compare and count per W scores.
@@ -170,12 +173,7 @@ private:
         // independent vector accumulators (a compare and a masked add per vector); the tail
         // reads NaN, which no compare passes.
         const index_t full = n / W * W;
-        index_t nans = 0;
-        for (index_t x = 0; x < n; x += W) {
-            unsigned bits = simd::mask_bits<T>(simd::isnan(simd::load_aligned(sr + x)));
-            if (x + W > n) bits &= (1u << (n - x)) - 1u;
-            nans += __builtin_popcount(bits);
-        }
+        const index_t nans = count(sr, n, [](const V& s) { return simd::isnan(s); });
         const V tail = full < n ? simd::load_partial(sr + full, std::size_t(n - full), std::numeric_limits<T>::quiet_NaN())
                                 : V(std::numeric_limits<T>::quiet_NaN());
         auto at_least = [&](T f) {
