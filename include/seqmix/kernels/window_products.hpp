@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <optional>
 #include <type_traits>
 
 #include "../core/abi.hpp"
@@ -40,10 +39,12 @@ struct window_keys {
     bool shifted = false;                    // some lane's window does not start at its own column
     bool aligned = false;                    // not shifted, lane 0's first column on a vector boundary
     // Shifted windows whose columns all lie in two aligned vectors from `k - from`: lane l's
-    // offset dx is lane from + lane[l] + dx of them (a two-vector permutation per offset).
+    // offset dx is lane offset_lanes[dx][l] = from + lane[l] + dx of them (a two-vector
+    // permutation per offset, its indices made once per unit).
     bool two_vectors = false;
     index_t from = 0;
     std::array<std::int32_t, max_lanes> lane{};  // per lane: its first column minus lane 0's
+    std::array<std::array<std::int32_t, max_lanes>, max_lanes> offset_lanes{};
 
     index_t line_offset(index_t t, index_t line, index_t plane) const {
         return per_plane == 1 ? t * plane : t / per_plane * plane + t % per_plane * line;
@@ -165,19 +166,10 @@ private:
             unrolled<First + 1, Count - 1>(f);
         }
     }
-    // Lane indices into two vectors for each offset of a shifted unit: from + lane[l] + c.
-    template <int K>
-    struct offset_lanes {
-        std::int32_t idx[K][window_keys<T>::max_lanes];
-        explicit offset_lanes(const keys& kv) {
-            for (int c = 0; c < K; ++c)
-                for (int l = 0; l < int(W); ++l) idx[c][l] = std::int32_t(kv.from + kv.lane[std::size_t(l)] + c);
-        }
-    };
     // Offset c's vector of lanes from the two aligned vectors (a, b) of a packed row.
-    template <int C, bool Shuffled, int K>
-    static V offset_of(const V& a, const V& b, const offset_lanes<K>* lanes) {
-        if constexpr (Shuffled) return simd::permute2(a, b, lanes->idx[C]);
+    template <int C, bool Shuffled>
+    static V offset_of(const keys& kv, const V& a, const V& b) {
+        if constexpr (Shuffled) return simd::permute2(a, b, kv.offset_lanes[std::size_t(C)].data());
         else return simd::shift_lanes<C>(a, b);
     }
     // All K offsets of one window line for one vector of lanes: per dim two aligned loads, the
@@ -185,8 +177,6 @@ private:
     // unaligned loads would split cache lines.
     template <int K, bool Shuffled>
     static void score_line(const keys& kv, const T* line, index_t dk, const T* qt, index_t L, T* st) {
-        std::optional<offset_lanes<K>> lanes;
-        if constexpr (Shuffled) lanes.emplace(kv);
         const T* base = line - kv.from;
         V acc[K];
         for (int c = 0; c < K; ++c) acc[c] = V(T(0));
@@ -195,7 +185,7 @@ private:
             const T* row = base + d * kv.ld;
             const V a = simd::load_aligned(row), b = simd::load_aligned(row + W);
             unrolled<0, K>([&](auto c) {
-                acc[c] = simd::fma(q, offset_of<decltype(c)::value, Shuffled>(a, b, lanes ? &*lanes : nullptr), acc[c]);
+                acc[c] = simd::fma(q, offset_of<decltype(c)::value, Shuffled>(kv, a, b), acc[c]);
             });
         }
         for (int c = 0; c < K; ++c) simd::store_aligned(st + c * L, acc[c]);
@@ -205,8 +195,6 @@ private:
     template <int K, int C, bool Shuffled>
     static void value_lines(const keys& kv, index_t j0, index_t n, index_t e0, const T* p, index_t L, T* ot,
                             const T* alpha) {
-        std::optional<offset_lanes<K>> lanes;
-        if constexpr (Shuffled) lanes.emplace(kv);
         V acc[C];
         const V a0 = simd::load_aligned(alpha);
         for (int e = 0; e < C; ++e) acc[e] = simd::load_aligned(ot + e * L) * a0;
@@ -217,8 +205,7 @@ private:
             for (int e = 0; e < C; ++e) {
                 const V a = simd::load_aligned(line + e * kv.ld), b = simd::load_aligned(line + e * kv.ld + W);
                 unrolled<0, K>([&](auto c) {
-                    acc[e] = simd::fma(pj[c], offset_of<decltype(c)::value, Shuffled>(a, b, lanes ? &*lanes : nullptr),
-                                       acc[e]);
+                    acc[e] = simd::fma(pj[c], offset_of<decltype(c)::value, Shuffled>(kv, a, b), acc[e]);
                 });
             }
         }

@@ -126,6 +126,10 @@ struct neighborhood_problem {
         std::int32_t widest = 0;
         for (index_t l = 0; l < var.W; ++l) widest = std::max(widest, kv.lane[std::size_t(l)]);
         kv.two_vectors = !kv.aligned && kv.from + widest + kx() - 1 < 2 * var.W;
+        if (kv.two_vectors)
+            for (index_t c = 0; c < kx(); ++c)
+                for (index_t l = 0; l < var.W; ++l)
+                    kv.offset_lanes[std::size_t(c)][std::size_t(l)] = std::int32_t(kv.from + kv.lane[std::size_t(l)] + c);
         return kv;
     }
     window_schedule schedule(const kernels::unit_span& u) const {
