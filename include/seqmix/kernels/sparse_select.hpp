@@ -11,7 +11,6 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
-#include <vector>
 
 #include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
@@ -91,20 +90,21 @@ public:
         return std::size_t(rows * (dk + stride_for(keys)) + 32);
     }
 
-    topk_select(index_t rows, index_t dk, index_t top_k, index_t keys, T* scratch)
-        : rows_(rows), dk_(dk), k_(top_k), ld_(stride_for(keys)), qs_(scratch), s_(scratch + rows * dk) {
+    // scratch: scratch_size elements; last: `rows` indices (the rows' last visible keys).
+    topk_select(index_t rows, index_t dk, index_t top_k, index_t keys, T* scratch, index_t* last)
+        : rows_(rows), dk_(dk), k_(top_k), ld_(stride_for(keys)), qs_(scratch), s_(scratch + rows * dk), last_(last) {
         s_ += (16 - reinterpret_cast<std::uintptr_t>(s_) / sizeof(T) % 16) % 16;  // aligned rows of scores
-        last_.assign(std::size_t(rows), -1);
+        std::fill_n(last_, rows, index_t(-1));
     }
 
     // Row r: its query (scaled as the attention engines scale it) and its last visible key.
     void set_row(index_t r, const T* q, index_t q_elem, T scale, index_t last) {
         for (index_t d = 0; d < dk_; ++d) qs_[r * dk_ + d] = q[d * q_elem] * scale;
-        last_[std::size_t(r)] = last;
+        last_[r] = last;
     }
     void clear_row(index_t r) {
         std::fill_n(qs_ + r * dk_, dk_, T(0));
-        last_[std::size_t(r)] = -1;
+        last_[r] = -1;
     }
 
     // The scores of keys [0, end) for every row.
@@ -121,7 +121,7 @@ public:
     void write(index_t r, std::int32_t* list, index_t stride) const {
         using V = simd::vec<T>;
         constexpr index_t W = index_t(simd::width<T>);
-        const index_t n = last_[std::size_t(r)] + 1;
+        const index_t n = last_[r] + 1;
         const T* sr = s_ + r * ld_;
         index_t out = 0;
         if (n > 0) {
@@ -199,8 +199,8 @@ private:
     }
 
     index_t rows_, dk_, k_, ld_;
-    T *qs_, *s_;  // queries [rows][dk]; scores [rows][ld]
-    std::vector<index_t> last_;
+    T *qs_, *s_;      // queries [rows][dk]; scores [rows][ld]
+    index_t* last_;   // per row: its last visible key
 };
 
 }  // namespace kernels

@@ -162,10 +162,11 @@ void select_topk(const attention_args<T>& a, const topk_options& o, const tensor
             for (index_t hk = 0; hk < p.hkv; ++hk) units.push_back({s, hk, i0});
     const int threads = resolve_threads(o.num_threads, index_t(units.size()));
     thread_scratch<T> scratch(threads, select::scratch_size(rows, p.dk, max_keys));
+    thread_scratch<index_t> last(threads, std::size_t(rows));
     parallel_for(index_t(units.size()), threads, [&](index_t u, int t) {
         const unit un = units[std::size_t(u)];
         const attention_sequence sq = p.sequence(un.s);
-        select sel(rows, p.dk, k, max_keys, scratch.get(t));
+        select sel(rows, p.dk, k, max_keys, scratch.get(t), last.get(t));
         index_t end = 0;
         for (index_t r = 0; r < rows; ++r) {
             const index_t g = r / q_block, i = un.i0 + r % q_block;
