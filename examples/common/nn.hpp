@@ -1,0 +1,113 @@
+#pragma once
+// The dense pieces the model blocks share: row-major Eigen matrices of tokens x features,
+// Hugging Face linear layers (weights [out, in]), LayerNorm, RMSNorm, the gated RMSNorms,
+// and the pointwise activations. Everything here is plain float, the way the models' own
+// PyTorch code computes it; seqmix provides only the token mixers.
+#include <Eigen/Dense>
+
+#include <cmath>
+
+#include <seqmix/seqmix.hpp>
+
+namespace seqmix_examples {
+
+// tokens x features, row-major: a row is one token, as the operators' [.., N, H, D] views expect.
+using matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using row_vector = Eigen::RowVectorXf;
+
+// nn.Linear: y = x W^T + b with W as stored by transformers, [out, in].
+struct linear {
+    matrix weight;     // [out, in]
+    row_vector bias;   // [out] or empty
+
+    matrix operator()(const matrix& x) const {
+        matrix y = x * weight.transpose();
+        if (bias.size() != 0) y.rowwise() += bias;
+        return y;
+    }
+    Eigen::Index outputs() const { return weight.rows(); }
+};
+
+inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+inline float gelu_erf(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
+// torch.nn.functional.softplus (beta 1, threshold 20).
+inline float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
+inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+inline float log_sigmoid(float x) { return x < 0 ? x - std::log1p(std::exp(x)) : -std::log1p(std::exp(-x)); }
+
+template <class F>
+void apply(matrix& x, F f) {
+    x = x.unaryExpr(f);
+}
+
+// nn.LayerNorm over each row.
+inline void layer_norm(matrix& x, const row_vector& weight, const row_vector& bias, float eps) {
+    for (Eigen::Index t = 0; t < x.rows(); ++t) {
+        auto r = x.row(t);
+        const float mean = r.mean();
+        const float var = (r.array() - mean).square().mean();
+        r = ((r.array() - mean) / std::sqrt(var + eps)).matrix().cwiseProduct(weight) + bias;
+    }
+}
+
+// RMSNorm as Mamba, Llama and Qwen write it: x / sqrt(mean(x^2) + eps) * weight, over
+// segments of `group` features (group = row length for a plain RMSNorm).
+inline void rms_norm(matrix& x, const row_vector& weight, float eps, Eigen::Index group = 0) {
+    if (group == 0) group = x.cols();
+    for (Eigen::Index t = 0; t < x.rows(); ++t)
+        for (Eigen::Index c = 0; c < x.cols(); c += group) {
+            auto seg = x.row(t).segment(c, group);
+            seg *= 1.0f / std::sqrt(seg.squaredNorm() / float(group) + eps);
+            seg = seg.cwiseProduct(weight.segment(c % weight.size(), group));
+        }
+}
+
+// The gated RMSNorms of the linear-attention and SSM layers, over segments of `group`
+// features of x with the same-shaped gate z:
+//   gate_after  (Qwen3-Next, GLA's FusedRMSNormSwishGate): rmsnorm(x) * weight * silu(z)
+//   gate_before (Mamba-2's MambaRMSNormGated):           rmsnorm(x * silu(z)) * weight
+// `weight` has `group` entries (one per head dim) or x.cols() entries.
+enum class gate_order { after_norm, before_norm };
+
+inline void gated_rms_norm(matrix& x, const matrix& z, const row_vector& weight, float eps, Eigen::Index group,
+                           gate_order order) {
+    if (order == gate_order::before_norm) x = x.cwiseProduct(z.unaryExpr(&silu));
+    rms_norm(x, weight, eps, group);
+    if (order == gate_order::after_norm) x = x.cwiseProduct(z.unaryExpr(&silu));
+}
+
+// Views of a token-major matrix [batch * n, width] as seqmix's [batch, n, heads, dim] (or
+// [batch, n, width]), starting at column `col`: projections are consumed in place.
+template <class T>
+seqmix::tensor_view<T, 4> heads_view(T* data, Eigen::Index row_stride, Eigen::Index batch, Eigen::Index n,
+                                     Eigen::Index col, Eigen::Index heads, Eigen::Index dim) {
+    return {data + col, {batch, n, heads, dim}, {n * row_stride, row_stride, dim, 1}};
+}
+inline seqmix::tensor_view<const float, 4> heads_of(const matrix& m, Eigen::Index batch, Eigen::Index col,
+                                                    Eigen::Index heads, Eigen::Index dim) {
+    return heads_view(m.data(), m.cols(), batch, m.rows() / batch, col, heads, dim);
+}
+inline seqmix::tensor_view<float, 4> heads_of(matrix& m, Eigen::Index batch, Eigen::Index col, Eigen::Index heads,
+                                              Eigen::Index dim) {
+    return heads_view(m.data(), m.cols(), batch, m.rows() / batch, col, heads, dim);
+}
+inline seqmix::tensor_view<const float, 3> channels_of(const matrix& m, Eigen::Index batch, Eigen::Index col,
+                                                       Eigen::Index width) {
+    const Eigen::Index n = m.rows() / batch;
+    return {m.data() + col, {batch, n, width}, {n * m.cols(), m.cols(), 1}};
+}
+inline seqmix::tensor_view<float, 3> channels_of(matrix& m, Eigen::Index batch, Eigen::Index col,
+                                                 Eigen::Index width) {
+    const Eigen::Index n = m.rows() / batch;
+    return {m.data() + col, {batch, n, width}, {n * m.cols(), m.cols(), 1}};
+}
+
+// Columns [col, col + width) of a [B, cols] matrix holding one token per sequence (decode).
+inline seqmix::tensor_view<const float, 2> columns_of(const matrix& m, Eigen::Index col, Eigen::Index width) {
+    return {m.data() + col, {m.rows(), width}, {m.cols(), 1}};
+}
+inline seqmix::tensor_view<float, 2> columns_of(matrix& m, Eigen::Index col, Eigen::Index width) {
+    return {m.data() + col, {m.rows(), width}, {m.cols(), 1}};
+}
+
+}  // namespace seqmix_examples
