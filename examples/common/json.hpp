@@ -4,6 +4,7 @@
 // load_error naming the file and the byte where it happened.
 #include <cctype>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -121,6 +122,14 @@ private:
                 at += v.b ? 4 : 5;
             } else if (s.compare(at, 4, "null") == 0) {
                 at += 4;
+            } else if (s.compare(at, 8, "Infinity") == 0 || s.compare(at, 9, "-Infinity") == 0 ||
+                       s.compare(at, 3, "NaN") == 0) {
+                // Python's json writes these (Mamba-2's time_step_limit is [0.0, Infinity]).
+                v.type = kind::number;
+                const bool negative = s[at] == '-', nan = s[at] == 'N';
+                v.num = nan ? std::numeric_limits<double>::quiet_NaN()
+                            : (negative ? -1 : 1) * std::numeric_limits<double>::infinity();
+                at += nan ? 3 : negative ? 9 : 8;
             } else {
                 v.type = kind::number;
                 const std::size_t start = at;

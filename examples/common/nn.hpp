@@ -6,6 +6,8 @@
 #include <Eigen/Dense>
 
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 #include <seqmix/seqmix.hpp>
 
@@ -76,6 +78,17 @@ inline void gated_rms_norm(matrix& x, const matrix& z, const row_vector& weight,
     if (order == gate_order::after_norm) x = x.cwiseProduct(z.unaryExpr(&silu));
 }
 
+// nn.Embedding: the rows of `table` named by `ids`.
+inline matrix embedding_rows(const matrix& table, const std::vector<std::int64_t>& ids) {
+    matrix x(Eigen::Index(ids.size()), table.cols());
+    for (std::size_t i = 0; i < ids.size(); ++i) x.row(Eigen::Index(i)) = table.row(Eigen::Index(ids[i]));
+    return x;
+}
+
+// A parameter matrix ([C, W] conv weights, [Din, S] A) as the operators take it.
+inline seqmix::tensor_view<const float, 2> view_of(const matrix& m) { return {m.data(), {m.rows(), m.cols()}}; }
+inline seqmix::tensor_view<const float, 1> view_of(const row_vector& v) { return {v.data(), {v.size()}}; }
+
 // Views of a token-major matrix [batch * n, width] as seqmix's [batch, n, heads, dim] (or
 // [batch, n, width]), starting at column `col`: projections are consumed in place.
 template <class T>
@@ -102,11 +115,19 @@ inline seqmix::tensor_view<float, 3> channels_of(matrix& m, Eigen::Index batch, 
     return {m.data() + col, {batch, n, width}, {n * m.cols(), m.cols(), 1}};
 }
 
-// Columns [col, col + width) of a [B, cols] matrix holding one token per sequence (decode).
-inline seqmix::tensor_view<const float, 2> columns_of(const matrix& m, Eigen::Index col, Eigen::Index width) {
+// The decode forms: a [B, cols] matrix holding one token per sequence, as [B, heads, dim] or
+// [B, width] from column `col`.
+inline seqmix::tensor_view<const float, 3> step_heads_of(const matrix& m, Eigen::Index col, Eigen::Index heads,
+                                                         Eigen::Index dim) {
+    return {m.data() + col, {m.rows(), heads, dim}, {m.cols(), dim, 1}};
+}
+inline seqmix::tensor_view<float, 3> step_heads_of(matrix& m, Eigen::Index col, Eigen::Index heads, Eigen::Index dim) {
+    return {m.data() + col, {m.rows(), heads, dim}, {m.cols(), dim, 1}};
+}
+inline seqmix::tensor_view<const float, 2> step_channels_of(const matrix& m, Eigen::Index col, Eigen::Index width) {
     return {m.data() + col, {m.rows(), width}, {m.cols(), 1}};
 }
-inline seqmix::tensor_view<float, 2> columns_of(matrix& m, Eigen::Index col, Eigen::Index width) {
+inline seqmix::tensor_view<float, 2> step_channels_of(matrix& m, Eigen::Index col, Eigen::Index width) {
     return {m.data() + col, {m.rows(), width}, {m.cols(), 1}};
 }
 

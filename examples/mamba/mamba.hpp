@@ -91,7 +91,7 @@ public:
 
     matrix prefill(const sequence_batch& in, state* pool, const std::int32_t* slots, timing& t) const {
         const std::int64_t B = in.batch, N = in.tokens, Din = cfg_.inner, S = cfg_.state, R = cfg_.dt_rank;
-        matrix x = embed(in.ids);
+        matrix x = embedding_rows(embeddings_, in.ids);
         for (std::size_t li = 0; li < layers_.size(); ++li) {
             const layer& y = layers_[li];
             matrix h = x;
@@ -104,7 +104,7 @@ public:
             co.activation = seqmix::activation::silu;
             co.num_threads = threads_;
             timed(t, [&] {
-                Operators::causal_conv1d(channels_of(xz, B, 0, Din), conv_weight(y), channels_of(u, B, 0, Din), co,
+                Operators::causal_conv1d(channels_of(xz, B, 0, Din), view_of(y.conv), channels_of(u, B, 0, Din), co,
                                          seqmix::tensor_view<const float, 3>{},
                                          pool ? conv_state.view() : seqmix::tensor_view<float, 3>{});
             });
@@ -118,7 +118,7 @@ public:
             so.delta_softplus = true;
             so.num_threads = threads_;
             timed(t, [&] {
-                Operators::selective_scan(channels_of(u, B, 0, Din), channels_of(dt, B, 0, Din), a_matrix(y),
+                Operators::selective_scan(channels_of(u, B, 0, Din), channels_of(dt, B, 0, Din), view_of(y.A),
                                           heads_of(dbc, B, R, 1, S), heads_of(dbc, B, R + S, 1, S),
                                           channels_of(scan, B, 0, Din), so, seqmix::tensor_view<const float, 3>{},
                                           pool ? ssm_state.view() : seqmix::tensor_view<float, 3>{});
@@ -135,7 +135,7 @@ public:
 
     matrix decode(const sequence_batch& in, state& pool, const std::int32_t* slots, timing& t) const {
         const std::int64_t B = in.batch, Din = cfg_.inner, S = cfg_.state, R = cfg_.dt_rank;
-        matrix x = embed(in.ids);  // [B, hidden]: one token per sequence
+        matrix x = embedding_rows(embeddings_, in.ids);  // [B, hidden]: one token per sequence
         for (std::size_t li = 0; li < layers_.size(); ++li) {
             const layer& y = layers_[li];
             matrix h = x;
@@ -148,23 +148,21 @@ public:
             co.state_indices = slots;
             co.num_threads = threads_;
             timed(t, [&] {
-                seqmix::causal_conv1d_step(columns_of(xz, 0, Din), conv_weight(y), columns_of(u, 0, Din), pool.conv[li].view(), co);
+                seqmix::causal_conv1d_step(step_channels_of(xz, 0, Din), view_of(y.conv), step_channels_of(u, 0, Din), pool.conv[li].view(), co);
             });
             const matrix dbc = y.x_proj(u);
             const matrix dt = dbc.leftCols(R) * y.dt_proj.weight.transpose();
             matrix scan(B, Din);
             seqmix::selective_scan_step_options<float> so;
             so.D = y.D.data();
-            so.z = columns_of(xz, Din, Din);
+            so.z = step_channels_of(xz, Din, Din);
             so.delta_bias = y.dt_bias.data();
             so.delta_softplus = true;
             so.state_indices = slots;
             so.num_threads = threads_;
-            const seqmix::tensor_view<const float, 3> Bv(dbc.data() + R, {B, 1, S}, {dbc.cols(), S, 1}),
-                Cv(dbc.data() + R + S, {B, 1, S}, {dbc.cols(), S, 1});
             timed(t, [&] {
-                seqmix::selective_scan_step(columns_of(u, 0, Din), columns_of(dt, 0, Din), a_matrix(y), Bv, Cv,
-                                            columns_of(scan, 0, Din), pool.ssm[li].view(), so);
+                seqmix::selective_scan_step(step_channels_of(u, 0, Din), step_channels_of(dt, 0, Din), view_of(y.A), step_heads_of(dbc, R, 1, S), step_heads_of(dbc, R + S, 1, S),
+                                            step_channels_of(scan, 0, Din), pool.ssm[li].view(), so);
             });
             x += y.out_proj(scan);
         }
@@ -179,15 +177,6 @@ private:
         matrix conv, A;                             // [inner, W], [inner, S]
     };
 
-    matrix embed(const std::vector<std::int64_t>& ids) const {
-        matrix x(std::int64_t(ids.size()), cfg_.hidden);
-        for (std::size_t i = 0; i < ids.size(); ++i) x.row(std::int64_t(i)) = embeddings_.row(ids[i]);
-        return x;
-    }
-    static seqmix::tensor_view<const float, 2> conv_weight(const layer& y) {
-        return {y.conv.data(), {y.conv.rows(), y.conv.cols()}};
-    }
-    static seqmix::tensor_view<const float, 2> a_matrix(const layer& y) { return {y.A.data(), {y.A.rows(), y.A.cols()}}; }
 
     mamba_config cfg_;
     int threads_;

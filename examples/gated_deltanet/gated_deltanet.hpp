@@ -1,0 +1,180 @@
+#pragma once
+// A Gated DeltaNet layer (Yang, Kautz & Hatamizadeh, "Gated Delta Networks"), as Qwen3-Next's
+// Qwen3NextGatedDeltaNet in transformers:
+//   q | k | v | z = in_proj_qkvz(x),  b | a = in_proj_ba(x)   (both grouped per key head)
+//   q | k | v     = silu(conv1d(q | k | v))                    (depthwise, width 4, no bias)
+//   beta = sigmoid(b),  g = -exp(A_log) * softplus(a + dt_bias)  (per value head)
+//   o    = gated_delta_rule(l2norm(q), l2norm(k), v, g, beta)    (Hv = r Hk value heads, Dk != Dv)
+//   out  = out_proj(rmsnorm(o) * norm.weight * silu(z))          (per value head)
+// Tensor names are the module's own (in_proj_qkvz.weight, ...), at the top level or under
+// --prefix, e.g. model.layers.0.linear_attn. for a whole Qwen3-Next checkpoint.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "../common/demo.hpp"
+#include "../common/operators.hpp"
+
+namespace seqmix_examples {
+
+struct gated_deltanet_config {
+    std::int64_t hidden = 256, key_heads = 2, value_heads = 4, key_dim = 64, value_dim = 96, conv_width = 4;
+    float eps = 1e-6f;
+
+    std::int64_t keys() const { return key_heads * key_dim; }          // q and k width
+    std::int64_t values() const { return value_heads * value_dim; }    // v, z and o width
+    std::int64_t conv_channels() const { return 2 * keys() + values(); }
+    std::int64_t ratio() const { return value_heads / key_heads; }
+
+    static gated_deltanet_config from(const json& c) {
+        gated_deltanet_config m;
+        m.hidden = c.integer_or("hidden_size", m.hidden);
+        m.key_heads = c.integer_or("linear_num_key_heads", m.key_heads);
+        m.value_heads = c.integer_or("linear_num_value_heads", m.value_heads);
+        m.key_dim = c.integer_or("linear_key_head_dim", m.key_dim);
+        m.value_dim = c.integer_or("linear_value_head_dim", m.value_dim);
+        m.conv_width = c.integer_or("linear_conv_kernel_dim", m.conv_width);
+        m.eps = float(c.number_or("rms_norm_eps", m.eps));
+        if (m.key_heads < 1 || m.value_heads % m.key_heads != 0)
+            throw load_error("config.json: linear_num_value_heads must be a multiple of linear_num_key_heads");
+        return m;
+    }
+};
+
+template <class Operators = fast_operators>
+class gated_deltanet_layer {
+public:
+    struct state {  // conv window [slots, conv channels, W-1], delta-rule state [slots, Hv, Dk, Dv]
+        seqmix::tensor<float, 3> conv;
+        seqmix::tensor<float, 4> recurrent;
+    };
+
+    gated_deltanet_layer(weights& w, const demo_options& o)
+        : cfg_(gated_deltanet_config::from(w.config())), threads_(o.threads) {
+        const auto& c = cfg_;
+        const std::string p = o.prefix;
+        const std::int64_t r = c.ratio(), per_key_head = 2 * c.key_dim + 2 * r * c.value_dim;
+        // The checkpoint groups the projections per key head, [q k v z] and [b a] for each; the
+        // rows are reordered once here into [q of all heads | k | v | z] and [b | a], so q|k|v
+        // are the conv's channels in order and every part is a block of columns.
+        const matrix qkvz = w.matrix_of(p + "in_proj_qkvz.weight", c.key_heads * per_key_head, c.hidden, normal(0.06f));
+        const matrix ba = w.matrix_of(p + "in_proj_ba.weight", 2 * c.value_heads, c.hidden, normal(0.06f));
+        in_proj_.weight.resize(2 * c.keys() + 2 * c.values() + 2 * c.value_heads, c.hidden);
+        for (std::int64_t i = 0; i < c.key_heads; ++i) {
+            const std::int64_t src = i * per_key_head, vz = r * c.value_dim;
+            in_proj_.weight.middleRows(i * c.key_dim, c.key_dim) = qkvz.middleRows(src, c.key_dim);
+            in_proj_.weight.middleRows(c.keys() + i * c.key_dim, c.key_dim) = qkvz.middleRows(src + c.key_dim, c.key_dim);
+            in_proj_.weight.middleRows(2 * c.keys() + i * vz, vz) = qkvz.middleRows(src + 2 * c.key_dim, vz);
+            in_proj_.weight.middleRows(2 * c.keys() + c.values() + i * vz, vz) = qkvz.middleRows(src + 2 * c.key_dim + vz, vz);
+            const std::int64_t ba_at = 2 * c.keys() + 2 * c.values();
+            in_proj_.weight.middleRows(ba_at + i * r, r) = ba.middleRows(i * 2 * r, r);
+            in_proj_.weight.middleRows(ba_at + c.value_heads + i * r, r) = ba.middleRows(i * 2 * r + r, r);
+        }
+        conv_ = w.matrix_of(p + "conv1d.weight", c.conv_channels(), c.conv_width, normal(0.3f),
+                            {c.conv_channels(), 1, c.conv_width});
+        dt_bias_ = w.vector_of(p + "dt_bias", c.value_heads, around(1.0f, 0.5f));
+        minus_a_ = w.vector_of(p + "A_log", c.value_heads, uniform(-1.0f, 2.7f)).array().exp().matrix();
+        norm_ = w.vector_of(p + "norm.weight", c.value_dim, around(1.0f, 0.2f));
+        out_proj_ = w.linear_of(p + "out_proj", c.hidden, c.values(), false, 0.04f);
+    }
+
+    std::string describe() const {
+        const auto& c = cfg_;
+        return "Gated DeltaNet layer: hidden " + std::to_string(c.hidden) + ", " + std::to_string(c.key_heads) +
+               " key heads x " + std::to_string(c.key_dim) + ", " + std::to_string(c.value_heads) + " value heads x " +
+               std::to_string(c.value_dim) + ", conv " + std::to_string(c.conv_width);
+    }
+    std::int64_t input_width() const { return cfg_.hidden; }
+    std::int64_t hidden_size() const { return cfg_.hidden; }
+
+    state make_state(std::int64_t slots) const {
+        const auto& c = cfg_;
+        return {seqmix::tensor<float, 3>({slots, c.conv_channels(), c.conv_width - 1}),
+                seqmix::tensor<float, 4>({slots, c.value_heads, c.key_dim, c.value_dim})};
+    }
+
+    matrix prefill(const sequence_batch& in, state* pool, const std::int32_t* slots, timing& t) const {
+        const auto& c = cfg_;
+        const std::int64_t B = in.batch, N = in.tokens, C = c.conv_channels(), Hv = c.value_heads;
+        matrix projected = in_proj_(in.hidden);  // [B*N, q k v | z | b | a]
+        const matrix gates = beta_and_g(projected);
+        matrix qkv(B * N, C), o(B * N, c.values());
+        seqmix::tensor<float, 3> conv_state({B, C, c.conv_width - 1});
+        seqmix::tensor<float, 4> recurrent({B, Hv, c.key_dim, c.value_dim});
+        seqmix::conv1d_options co;
+        co.activation = seqmix::activation::silu;
+        co.num_threads = threads_;
+        seqmix::delta_options d;
+        d.qk_l2norm = true;
+        d.num_threads = threads_;
+        timed(t, [&] {
+            Operators::causal_conv1d(channels_of(projected, B, 0, C), view_of(conv_), channels_of(qkv, B, 0, C), co,
+                                     seqmix::tensor_view<const float, 3>{},
+                                     pool ? conv_state.view() : seqmix::tensor_view<float, 3>{});
+            Operators::gated_delta_rule(heads_of(qkv, B, 0, c.key_heads, c.key_dim),
+                                        heads_of(qkv, B, c.keys(), c.key_heads, c.key_dim),
+                                        heads_of(qkv, B, 2 * c.keys(), Hv, c.value_dim), channels_of(gates, B, Hv, Hv),
+                                        channels_of(gates, B, 0, Hv), heads_of(o, B, 0, Hv, c.value_dim), d,
+                                        seqmix::tensor_view<const float, 4>{},
+                                        pool ? recurrent.view() : seqmix::tensor_view<float, 4>{});
+        });
+        if (pool) {
+            store_in_slots(conv_state, pool->conv, slots);
+            store_in_slots(recurrent, pool->recurrent, slots);
+        }
+        return finish(o, projected);
+    }
+
+    matrix decode(const sequence_batch& in, state& pool, const std::int32_t* slots, timing& t) const {
+        const auto& c = cfg_;
+        const std::int64_t B = in.batch, C = c.conv_channels(), Hv = c.value_heads;
+        matrix projected = in_proj_(in.hidden);  // [B, ...]: one token per sequence
+        const matrix gates = beta_and_g(projected);
+        matrix qkv(B, C), o(B, c.values());
+        seqmix::conv1d_step_options co;
+        co.activation = seqmix::activation::silu;
+        co.state_indices = slots;
+        co.num_threads = threads_;
+        seqmix::delta_step_options d;
+        d.qk_l2norm = true;
+        d.state_indices = slots;
+        d.num_threads = threads_;
+        timed(t, [&] {
+            seqmix::causal_conv1d_step(step_channels_of(projected, 0, C), view_of(conv_), step_channels_of(qkv, 0, C),
+                                       pool.conv.view(), co);
+            seqmix::gated_delta_rule_step(step_heads_of(qkv, 0, c.key_heads, c.key_dim),
+                                          step_heads_of(qkv, c.keys(), c.key_heads, c.key_dim),
+                                          step_heads_of(qkv, 2 * c.keys(), Hv, c.value_dim),
+                                          step_channels_of(gates, Hv, Hv), step_channels_of(gates, 0, Hv),
+                                          step_heads_of(o, 0, Hv, c.value_dim), pool.recurrent.view(), d);
+        });
+        return finish(o, projected);
+    }
+
+private:
+    // [tokens, beta | g] from the projection's b | a columns.
+    matrix beta_and_g(const matrix& projected) const {
+        const std::int64_t Hv = cfg_.value_heads, at = 2 * cfg_.keys() + 2 * cfg_.values();
+        matrix gates(projected.rows(), 2 * Hv);
+        for (std::int64_t t = 0; t < projected.rows(); ++t)
+            for (std::int64_t h = 0; h < Hv; ++h) {
+                gates(t, h) = sigmoid(projected(t, at + h));
+                gates(t, Hv + h) = -minus_a_(h) * softplus(projected(t, at + Hv + h) + dt_bias_(h));
+            }
+        return gates;
+    }
+    // out_proj(rmsnorm(o) * weight * silu(z)), per value head; z follows q k v in the projection.
+    matrix finish(matrix& o, const matrix& projected) const {
+        gated_rms_norm(o, projected.middleCols(cfg_.conv_channels(), cfg_.values()), norm_, cfg_.eps, cfg_.value_dim,
+                       gate_order::after_norm);
+        return out_proj_(o);
+    }
+
+    gated_deltanet_config cfg_;
+    int threads_;
+    linear in_proj_, out_proj_;
+    matrix conv_;  // [conv channels, W]
+    row_vector dt_bias_, minus_a_, norm_;  // minus_a_ = exp(A_log) = -A
+};
+
+}  // namespace seqmix_examples

@@ -1,0 +1,434 @@
+#!/usr/bin/env python3
+"""Cross-check the seqmix demos against Hugging Face transformers (optional; not part of the tests).
+
+    pip install torch transformers safetensors numpy
+    python3 examples/tools/check_transformers.py [--build build/release] [--threads 2]
+                                                 [--out /tmp/seqmix_check] [--list]
+
+1. Builds small seeded random checkpoints with transformers from configs in this file (no
+   download): BERT (+ vocab.txt), Mamba, Mamba-2, and one Qwen3-Next Gated DeltaNet layer, each
+   a directory with config.json + model.safetensors (fp32). Norm weights / biases, D, A_log and
+   dt_bias are perturbed away from their trivial initial values, so a missing bias or a wrong
+   norm shows.
+2. Writes the inputs as .npy (token ids int64 [2, 100]; BERT also an attention mask with 61 real
+   tokens in row 1 and token type ids; Gated DeltaNet float32 hidden states [2, 100, 64]).
+3. Runs <build>/examples/{bert,mamba,mamba2,gated_deltanet} on them (recurrent ones also with
+   --decode 20) and compares the last hidden state on every real token: PASS if
+   max|a-b| / max|b| <= 1e-4. A missing demo is reported and skipped.
+4. Prints transformers prefill / decode timings at the test shapes and at B=1, N=2048 with
+   hidden 256 configs (BERT: 8 x 128), next to the demo's own prefill / decode lines.
+--list prints the tensor names and shapes of every checkpoint and exits.
+Exit code 1 if any comparison fails.
+"""
+import argparse
+import importlib.util
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("USE_HUB_KERNELS", "NO")  # no kernelize(): the PyTorch paths below are what runs
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import transformers
+from safetensors import safe_open
+from safetensors.torch import save_file
+from transformers import (BertConfig, BertModel, BertTokenizer, DynamicCache, Mamba2Config,
+                          Mamba2ForCausalLM, MambaConfig, MambaForCausalLM)
+from transformers.models.qwen3_next.configuration_qwen3_next import Qwen3NextConfig
+from transformers.models.qwen3_next.modeling_qwen3_next import Qwen3NextGatedDeltaNet
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+B, N, DECODE, BERT_REAL = 2, 100, 20, 61
+TOLERANCE = 1e-4
+GDN_PREFIX = "model.layers.0.linear_attn."
+
+# transformers warns once per kernel that falls back to its PyTorch reference; keep those lines.
+FALLBACKS = []
+
+
+class _Fallbacks(logging.Handler):
+    def emit(self, record):
+        if "falling back" in record.getMessage():
+            FALLBACKS.append(record.getMessage().split(" is falling back")[0])
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def perturb(module, seed, scale=0.1):
+    """Adds N(0, scale) noise to every 1-D parameter (norm weights / biases, D, dt_bias, ...) and
+    to A_log, so that defaults such as weight 1, bias 0 and D 1 are not what the demo sees."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.dim() == 1 or name.endswith("A_log"):
+                p.add_(scale * torch.randn(p.shape, generator=gen))
+
+
+def save_hf(model, path):
+    model.save_pretrained(path, safe_serialization=True)
+
+
+def bert_vocab():
+    """~1000 WordPiece tokens: specials, punctuation, digits and letters (plain and '##'), words,
+    '##' pieces and filler syllable words; no duplicates."""
+    words = ("the of and to a in is it that for on with as was he by at from his an were are which this be "
+             "or had not but what all when there can we one your has more their if will been would who so "
+             "hello world test token quick brown fox jumps over lazy dog cat seq mix kernel state space model "
+             "attention un").split()
+    pieces = "##s ##ed ##ing ##ly ##er ##aff ##able ##ization ##ize ##tion ##ness ##ful ##est ##al ##ic".split()
+    chars = list("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~0123456789abcdefghijklmnopqrstuvwxyz")
+    syllables = ["ba", "ko", "ri", "me", "tu", "sa", "ne", "lo", "pi", "da", "ve", "zu", "ga", "fo"]
+    fill = [a + b + c for a in syllables for b in syllables for c in ("", "n", "r", "st")]
+    candidates = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + ["##" + c for c in chars if c.isalnum()]
+                  + words + pieces + [t for w in fill for t in (w, "##" + w)])
+    return list(dict.fromkeys(candidates))[:1000]
+
+
+def make_bert(path, hidden=128, layers=2, heads=2, inter=512):
+    os.makedirs(path, exist_ok=True)
+    vocab = bert_vocab()
+    with open(os.path.join(path, "vocab.txt"), "w") as f:
+        f.write("\n".join(vocab) + "\n")
+    torch.manual_seed(1)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=heads, intermediate_size=inter, initializer_range=0.1,
+                     attn_implementation="eager")
+    model = BertModel(cfg).eval()
+    perturb(model, 11)
+    save_hf(model, path)
+    return model
+
+
+def make_mamba(path, hidden=64, state=16, layers=2):
+    torch.manual_seed(2)
+    cfg = MambaConfig(hidden_size=hidden, state_size=state, num_hidden_layers=layers, vocab_size=500,
+                      expand=2, conv_kernel=4)
+    model = MambaForCausalLM(cfg).eval()
+    perturb(model, 12)
+    save_hf(model, path)
+    return model
+
+
+def make_mamba2(path, hidden=64, heads=8, head_dim=16, groups=2, state=16, chunk=16, layers=2):
+    assert heads * head_dim == 2 * hidden, "Mamba-2 needs num_heads * head_dim == expand * hidden_size"
+    torch.manual_seed(3)
+    cfg = Mamba2Config(hidden_size=hidden, num_heads=heads, head_dim=head_dim, expand=2, n_groups=groups,
+                       state_size=state, chunk_size=chunk, num_hidden_layers=layers, vocab_size=500)
+    model = Mamba2ForCausalLM(cfg).eval()
+    perturb(model, 13)
+    save_hf(model, path)
+    return model
+
+
+def make_gdn(path, hidden=64, hk=2, hv=4, dk=16, dv=24):
+    os.makedirs(path, exist_ok=True)
+    torch.manual_seed(4)
+    cfg = Qwen3NextConfig(hidden_size=hidden, num_hidden_layers=1, layer_types=["linear_attention"],
+                          linear_num_key_heads=hk, linear_num_value_heads=hv, linear_key_head_dim=dk,
+                          linear_value_head_dim=dv, linear_conv_kernel_dim=4, vocab_size=500,
+                          num_attention_heads=2, num_key_value_heads=1, head_dim=32,
+                          intermediate_size=128, moe_intermediate_size=64, num_experts=4,
+                          num_experts_per_tok=2, shared_expert_intermediate_size=64)
+    layer = Qwen3NextGatedDeltaNet(cfg, layer_idx=0).eval()
+    with torch.no_grad():  # decays from slow (A = 0.01) to fast (A = 1), dt_bias and norm not defaults
+        layer.A_log.copy_(torch.empty(hv).uniform_(np.log(0.01), 0.0))
+        layer.dt_bias.copy_(0.5 * torch.randn(hv))
+        layer.norm.weight.add_(0.1 * torch.randn(dv))
+    save_file({GDN_PREFIX + k: v.contiguous() for k, v in layer.state_dict().items()},
+              os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+    cfg.to_json_file(os.path.join(path, "config.json"))
+    layer.config = cfg
+    return layer
+
+
+def list_checkpoint(path):
+    print(f"== {path}")
+    with safe_open(os.path.join(path, "model.safetensors"), "pt") as f:
+        for k in f.keys():
+            t = f.get_slice(k)
+            print(f"   {k:60s} {str(t.get_dtype()):4s} {list(t.get_shape())}")
+
+
+# ---------------------------------------------------------------- models under test
+
+class Recurrent:
+    """A model with a full forward and a prefill + one-token decode through transformers' cache."""
+
+    def __init__(self, name, module, is_ids):
+        self.name, self.module, self.is_ids = name, module, is_ids
+
+    def full(self, x):
+        if self.is_ids:
+            return self.module.backbone(input_ids=x, use_cache=False).last_hidden_state
+        return self.module(x)
+
+    def prefill(self, x):
+        if self.is_ids:
+            out = self.module.backbone(input_ids=x, use_cache=True)
+            return out.last_hidden_state, out.cache
+        cache = DynamicCache(config=self.module.config)
+        return self.module(x, cache=cache), cache
+
+    def step(self, x, cache):
+        if self.is_ids:
+            return self.module.backbone(input_ids=x, cache=cache, use_cache=True).last_hidden_state
+        return self.module(x, cache=cache)
+
+    def decode(self, x, m):
+        """Prefills the first N-m tokens, then decodes m tokens one at a time."""
+        n = x.shape[1]
+        out, cache = self.prefill(x[:, :n - m])
+        outs = [out] + [self.step(x[:, t:t + 1], cache) for t in range(n - m, n)]
+        return torch.cat(outs, dim=1)
+
+
+def recurrent_models(out, speed=False):
+    p = (lambda name: os.path.join(out, ("speed_" if speed else "") + name))
+    if speed:
+        return [Recurrent("mamba", make_mamba(p("mamba"), hidden=256), True),
+                Recurrent("mamba2", make_mamba2(p("mamba2"), hidden=256, heads=8, head_dim=64, groups=2,
+                                                state=64, chunk=64), True),
+                Recurrent("gated_deltanet", make_gdn(p("gated_deltanet"), hidden=256, hk=2, hv=4, dk=64, dv=64),
+                          False)]
+    return [Recurrent("mamba", make_mamba(p("mamba")), True),
+            Recurrent("mamba2", make_mamba2(p("mamba2")), True),
+            Recurrent("gated_deltanet", make_gdn(p("gated_deltanet")), False)]
+
+
+def make_input(model, b, n, seed):
+    gen = torch.Generator().manual_seed(seed)
+    if model.is_ids:
+        return torch.randint(0, 500, (b, n), generator=gen, dtype=torch.int64)
+    return torch.randn(b, n, model.module.hidden_size, generator=gen)
+
+
+def bert_inputs(vocab_size):
+    gen = torch.Generator().manual_seed(5)
+    ids = torch.randint(5, vocab_size, (B, N), generator=gen, dtype=torch.int64)
+    mask = torch.ones(B, N, dtype=torch.int64)
+    mask[1, BERT_REAL:] = 0
+    types = torch.zeros(B, N, dtype=torch.int64)
+    types[0, 40:] = 1
+    types[1, 30:BERT_REAL] = 1
+    ids[:, 0] = 2  # [CLS]
+    ids[0, N - 1] = ids[1, BERT_REAL - 1] = 3  # [SEP]
+    ids[1, BERT_REAL:] = 0  # [PAD]
+    return ids, mask, types
+
+
+# ---------------------------------------------------------------- demo runs and comparison
+
+def save_npy(path, t):
+    np.save(path, t.detach().numpy())
+    return path
+
+
+def run_demo(exe, args):
+    """Runs a demo; returns its stdout, or None if it is missing or fails."""
+    if not os.path.isfile(exe):
+        print(f"   demo missing: {exe}")
+        return None
+    cmd = [exe] + [str(a) for a in args]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"   demo failed (exit {r.returncode}): {' '.join(cmd)}\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+        return "FAILED"
+    return r.stdout
+
+
+def compare(results, label, got_path, want, mask=None):
+    got = torch.from_numpy(np.load(got_path)).double()
+    want = want.detach().double()
+    if got.shape != want.shape:
+        print(f"   {label:34s} FAIL: shape {list(got.shape)}, expected {list(want.shape)}")
+        results.append(False)
+        return
+    if mask is not None:
+        got, want = got[mask.bool()], want[mask.bool()]
+    diff = (got - want).abs().max().item()
+    rel = diff / want.abs().max().item()
+    ok = rel <= TOLERANCE
+    print(f"   {label:34s} max abs {diff:.3e}  max rel {rel:.3e}  {'PASS' if ok else 'FAIL'}")
+    results.append(ok)
+
+
+def demo_speed_lines(stdout):
+    if stdout in (None, "FAILED"):
+        return
+    lines = [l for l in stdout.splitlines() if "prefill" in l.lower() or "decode" in l.lower()]
+    for l in lines or stdout.splitlines()[-10:]:
+        print(f"   demo | {l}")
+
+
+def check_bert(args, model, results):
+    print("== bert")
+    d = args.out
+    ids, mask, types = bert_inputs(model.config.vocab_size)
+    with torch.no_grad():
+        ref = model(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    h = ref.last_hidden_state
+    m = mask[..., None].to(h.dtype)
+    mean = F.normalize((h * m).sum(1) / m.sum(1), p=2, dim=1)
+    exe = os.path.join(args.build, "examples", "bert")
+    common = ["--checkpoint", os.path.join(d, "bert"), "--input", save_npy(f"{d}/bert_ids.npy", ids),
+              "--attention-mask", save_npy(f"{d}/bert_mask.npy", mask),
+              "--token-type-ids", save_npy(f"{d}/bert_types.npy", types), "--threads", args.threads]
+    out = run_demo(exe, common + ["--output", f"{d}/bert_out.npy", "--pooled", f"{d}/bert_pooled.npy"])
+    if out == "FAILED":
+        results.append(False)
+    elif out is not None:
+        compare(results, "last_hidden_state (mask == 1)", f"{d}/bert_out.npy", h, mask)
+        compare(results, "pooler_output", f"{d}/bert_pooled.npy", ref.pooler_output)
+        demo_speed_lines(out)
+        out = run_demo(exe, common + ["--output", f"{d}/bert_out2.npy", "--pooling", "mean",
+                                     "--pooled", f"{d}/bert_mean.npy"])
+        if out == "FAILED":
+            results.append(False)
+        elif out is not None:
+            compare(results, "mean pooling, L2-normalized", f"{d}/bert_mean.npy", mean)
+    # Expected tokenizer ids, compared by hand with the demo's --text output.
+    # (transformers 5's BertTokenizer ignores a vocab_file argument: load the directory's vocab.txt.)
+    tok = BertTokenizer.from_pretrained(os.path.join(d, "bert"), do_lower_case=True)
+    assert len(tok) == model.config.vocab_size, "tokenizer vocabulary != vocab.txt"
+    texts = ["Hello, world! It's a test.", "unaffable tokenization", "The quick brown fox jumps over the lazy dog.",
+             "State-space models (SSM) & attention: 42 kernels?", "qwxyzzy [MASK] mixing"]
+    with open(os.path.join(d, "tokenizer_expected.txt"), "w") as f:
+        for t in texts:
+            f.write(t + "\t" + " ".join(map(str, tok.encode(t))) + "\n")
+    print(f"   tokenizer: expected ids ([CLS] ... [SEP]) in {d}/tokenizer_expected.txt")
+
+
+def check_recurrent(args, model, results):
+    print(f"== {model.name}")
+    d = args.out
+    x = make_input(model, B, N, seed=6)
+    with torch.no_grad():
+        ref = model.full(x)
+        dec = model.decode(x, DECODE)
+    rel = ((dec - ref).abs().max() / ref.abs().max()).item()
+    print(f"   transformers decode {DECODE} vs full forward: max rel {rel:.3e} (self-check of the cache path)")
+    exe = os.path.join(args.build, "examples", model.name)
+    common = ["--checkpoint", os.path.join(d, model.name), "--input", save_npy(f"{d}/{model.name}_in.npy", x),
+              "--threads", args.threads]
+    if not model.is_ids:
+        common += ["--prefix", GDN_PREFIX]
+    for extra, tag in (([], "prefill"), (["--decode", DECODE], f"decode {DECODE}")):
+        path = f"{d}/{model.name}_out_{tag.replace(' ', '')}.npy"
+        out = run_demo(exe, common + ["--output", path] + extra)
+        if out == "FAILED":
+            results.append(False)
+        elif out is None:
+            break
+        else:
+            compare(results, f"last hidden state, {tag}", path, ref)
+            demo_speed_lines(out)
+
+
+# ---------------------------------------------------------------- timing
+
+def median_time(fn, warmup=2, reps=5):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def decode_ms_per_token(model, x, steps, warmup=2, reps=5):
+    times = []
+    for rep in range(warmup + reps):
+        _, cache = model.prefill(x[:, :-steps])
+        t0 = time.perf_counter()
+        for t in range(x.shape[1] - steps, x.shape[1]):
+            model.step(x[:, t:t + 1], cache)
+        if rep >= warmup:
+            times.append((time.perf_counter() - t0) / steps)
+    return 1e3 * statistics.median(times)
+
+
+def speed_line(name, b, n, prefill_s, decode_ms=None):
+    s = f"   transformers {name} B={b} N={n}: prefill {1e3 * prefill_s:.2f} ms ({b * n / prefill_s:,.0f} tokens/s)"
+    if decode_ms is not None:
+        s += f", decode {decode_ms:.3f} ms/token step (B={b}, {b / decode_ms * 1e3:,.0f} tokens/s)"
+    print(s)
+
+
+def speed(args, bert, small):
+    print(f"== speed (torch.set_num_threads({args.threads}); median of 5 after 2 warmups)")
+    with torch.no_grad():
+        ids, mask, types = bert_inputs(bert.config.vocab_size)
+        speed_line("bert", B, N, median_time(lambda: bert(input_ids=ids, attention_mask=mask, token_type_ids=types)))
+        ids8 = torch.randint(5, bert.config.vocab_size, (8, 128))
+        speed_line("bert", 8, 128, median_time(lambda: bert(input_ids=ids8)))
+        out = run_demo(os.path.join(args.build, "examples", "bert"),
+                       ["--checkpoint", os.path.join(args.out, "bert"), "--input", save_npy(f"{args.out}/speed_bert_ids.npy", ids8),
+                        "--output", f"{args.out}/speed_bert_out.npy", "--threads", args.threads])
+        demo_speed_lines(out)
+        for model in small:
+            x = make_input(model, B, N, seed=6)
+            speed_line(model.name, B, N, median_time(lambda: model.full(x)), decode_ms_per_token(model, x, DECODE))
+        for model in recurrent_models(args.out, speed=True):
+            x = make_input(model, 1, 2048, seed=7)
+            speed_line(model.name + " (hidden 256)", 1, 2048, median_time(lambda: model.full(x)),
+                       decode_ms_per_token(model, x, 32))
+            extra = ["--prefix", GDN_PREFIX] if not model.is_ids else []
+            out = run_demo(os.path.join(args.build, "examples", model.name),
+                           ["--checkpoint", os.path.join(args.out, "speed_" + model.name),
+                            "--input", save_npy(f"{args.out}/speed_{model.name}_in.npy", x),
+                            "--output", f"{args.out}/speed_{model.name}_out.npy", "--decode", 32,
+                            "--threads", args.threads] + extra)
+            demo_speed_lines(out)
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build", "release"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="/tmp/seqmix_check")
+    ap.add_argument("--list", action="store_true", help="print the checkpoints' tensors and exit")
+    ap.add_argument("--no-speed", action="store_true", help="skip the timings")
+    args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
+    os.makedirs(args.out, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    transformers.utils.logging.disable_progress_bar()
+    logging.getLogger("transformers").addHandler(_Fallbacks())
+
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, numpy {np.__version__}")
+    present = [p for p in ("fla", "causal_conv1d", "mamba_ssm") if importlib.util.find_spec(p)]
+    print("fla / causal_conv1d / mamba_ssm installed: " + (", ".join(present) + " (CUDA only; CPU inputs use "
+          "the PyTorch paths)" if present else "none, so transformers runs its pure-PyTorch paths"))
+
+    bert = make_bert(os.path.join(args.out, "bert"))
+    small = recurrent_models(args.out)
+    if args.list:
+        for name in ("bert", "mamba", "mamba2", "gated_deltanet"):
+            list_checkpoint(os.path.join(args.out, name))
+        return 0
+
+    results = []
+    check_bert(args, bert, results)
+    for model in small:
+        check_recurrent(args, model, results)
+    print("transformers PyTorch fallbacks that ran: " + (", ".join(sorted(set(FALLBACKS))) or "none reported"))
+    if not args.no_speed:
+        speed(args, bert, small)
+    failed = results.count(False)
+    print(f"{len(results) - failed} passed, {failed} failed (tolerance: max rel <= {TOLERANCE:g})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
