@@ -2,6 +2,7 @@
 // The command line every demo shares, and its inputs: a batch of B sequences of N tokens,
 // given as token ids ([B, N] int32 / int64 .npy) or hidden states ([B, N, hidden] float32
 // .npy), or drawn at random (seeded) when no --input is given.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +20,7 @@ struct demo_options {
     int decode = 0;    // the last M tokens are decoded one at a time
     int threads = 0;   // 0: every core
     int batch = 2, tokens = 256;  // the random input's shape
+    int repeat = 1;               // runs; the fastest is reported
     std::uint32_t seed = 1;
     // BERT only
     std::string attention_mask, token_type_ids, pooled, pooling = "cls";
@@ -33,6 +35,7 @@ struct demo_description {
     bool bert_flags = false;
     bool prefix_flag = false;
     bool decodes = true;
+    int batch = 2, tokens = 256;  // the random input's default shape
 };
 
 inline void print_help(const demo_description& d) {
@@ -56,13 +59,16 @@ inline void print_help(const demo_description& d) {
         std::printf("  --decode M           prefill N - M tokens, then decode M tokens one at a time with carried\n"
                     "                       states in a state pool; the output covers all N tokens\n");
     std::printf("  --threads T          threads of the seqmix operators and Eigen (default: all cores)\n");
-    std::printf("  --batch B --tokens N --seed S   the random input (default 2 x 256, seed 1)\n");
+    std::printf("  --batch B --tokens N --seed S   the random input (default %d x %d, seed 1)\n", d.batch, d.tokens);
+    std::printf("  --repeat R           run R times and report the fastest run\n");
     std::printf("  --help\n");
 }
 
 // Throws load_error on an unknown flag or a missing value; exits on --help.
 inline demo_options parse_command_line(int argc, char** argv, const demo_description& d) {
     demo_options o;
+    o.batch = d.batch;
+    o.tokens = d.tokens;
     for (int i = 1; i < argc; ++i) {
         const std::string flag = argv[i];
         auto value = [&]() -> std::string {
@@ -86,6 +92,7 @@ inline demo_options parse_command_line(int argc, char** argv, const demo_descrip
         else if (flag == "--batch") o.batch = number();
         else if (flag == "--tokens") o.tokens = number();
         else if (flag == "--seed") o.seed = std::uint32_t(number());
+        else if (flag == "--repeat") o.repeat = std::max(1, number());
         else if (flag == "--decode" && d.decodes) o.decode = number();
         else if (flag == "--prefix" && d.prefix_flag) o.prefix = value();
         else if (flag == "--attention-mask" && d.bert_flags) o.attention_mask = value();

@@ -4,6 +4,7 @@
 // and the pointwise activations. Everything here is plain float, the way the models' own
 // PyTorch code computes it; seqmix provides only the token mixers.
 #include <Eigen/Dense>
+#include <unsupported/Eigen/SpecialFunctions>
 
 #include <cmath>
 #include <cstdint>
@@ -30,16 +31,18 @@ struct linear {
     Eigen::Index outputs() const { return weight.rows(); }
 };
 
-inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
-inline float gelu_erf(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
 // torch.nn.functional.softplus (beta 1, threshold 20).
 inline float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 inline float log_sigmoid(float x) { return x < 0 ? x - std::log1p(std::exp(x)) : -std::log1p(std::exp(-x)); }
 
-template <class F>
-void apply(matrix& x, F f) {
-    x = x.unaryExpr(f);
+// The activations over whole matrices, in Eigen's vectorized exp / erf / tanh (a scalar
+// erf per element was a third of BERT's time).
+inline matrix silu_of(const matrix& x) { return (x.array() / (1.0f + (-x.array()).exp())).matrix(); }
+inline void gelu_erf_in_place(matrix& x) { x = (0.5f * x.array() * (1.0f + (x.array() * 0.70710678118654752f).erf())).matrix(); }
+inline void gelu_tanh_in_place(matrix& x) {
+    const auto a = x.array();
+    x = (0.5f * a * (1.0f + (0.7978845608028654f * (a + 0.044715f * a.cube())).tanh())).matrix();
 }
 
 // nn.LayerNorm over each row.
@@ -73,9 +76,9 @@ enum class gate_order { after_norm, before_norm };
 
 inline void gated_rms_norm(matrix& x, const matrix& z, const row_vector& weight, float eps, Eigen::Index group,
                            gate_order order) {
-    if (order == gate_order::before_norm) x = x.cwiseProduct(z.unaryExpr(&silu));
+    if (order == gate_order::before_norm) x = x.cwiseProduct(silu_of(z));
     rms_norm(x, weight, eps, group);
-    if (order == gate_order::after_norm) x = x.cwiseProduct(z.unaryExpr(&silu));
+    if (order == gate_order::after_norm) x = x.cwiseProduct(silu_of(z));
 }
 
 // nn.Embedding: the rows of `table` named by `ids`.

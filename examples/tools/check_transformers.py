@@ -53,10 +53,16 @@ GDN_PREFIX = "model.layers.0.linear_attn."
 FALLBACKS = []
 
 
-class _Fallbacks(logging.Handler):
-    def emit(self, record):
+def record_fallbacks():
+    """Collects transformers' "falling back to its reference PyTorch implementation" warnings (one per
+    kernel) for the summary line instead of printing each."""
+    def keep(record):
         if "falling back" in record.getMessage():
             FALLBACKS.append(record.getMessage().split(" is falling back")[0])
+            return False
+        return True
+    for h in logging.getLogger("transformers").handlers:
+        h.addFilter(keep)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -368,11 +374,14 @@ def speed(args, bert, small):
     with torch.no_grad():
         ids, mask, types = bert_inputs(bert.config.vocab_size)
         speed_line("bert", B, N, median_time(lambda: bert(input_ids=ids, attention_mask=mask, token_type_ids=types)))
-        ids8 = torch.randint(5, bert.config.vocab_size, (8, 128))
-        speed_line("bert", 8, 128, median_time(lambda: bert(input_ids=ids8)))
+        ids8, mask8 = torch.randint(5, bert.config.vocab_size, (8, 128)), torch.ones(8, 128, dtype=torch.int64)
+        speed_line("bert", 8, 128, median_time(lambda: bert(input_ids=ids8, attention_mask=mask8)))
+        d = args.out
         out = run_demo(os.path.join(args.build, "examples", "bert"),
-                       ["--checkpoint", os.path.join(args.out, "bert"), "--input", save_npy(f"{args.out}/speed_bert_ids.npy", ids8),
-                        "--output", f"{args.out}/speed_bert_out.npy", "--threads", args.threads])
+                       ["--checkpoint", f"{d}/bert", "--input", save_npy(f"{d}/speed_bert_ids.npy", ids8),
+                        "--attention-mask", save_npy(f"{d}/speed_bert_mask.npy", mask8),
+                        "--token-type-ids", save_npy(f"{d}/speed_bert_types.npy", 0 * mask8),
+                        "--output", f"{d}/speed_bert_out.npy", "--threads", args.threads])
         demo_speed_lines(out)
         for model in small:
             x = make_input(model, B, N, seed=6)
@@ -404,7 +413,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(args.threads)
     transformers.utils.logging.disable_progress_bar()
-    logging.getLogger("transformers").addHandler(_Fallbacks())
+    record_fallbacks()
 
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, numpy {np.__version__}")
     present = [p for p in ("fla", "causal_conv1d", "mamba_ssm") if importlib.util.find_spec(p)]
