@@ -52,8 +52,10 @@ inline bool file_exists(const std::string& path) { return std::ifstream(path).go
 
 class weights {
 public:
-    // Seeded random weights; config() is an empty object, so every config field takes its default.
-    explicit weights(std::uint32_t seed) : gen_(seed), config_(json::parse("{}", "config")) {}
+    // Seeded random weights of a model configured by `config` (config.json's text; "{}":
+    // every field takes the block's default).
+    explicit weights(std::uint32_t seed, const std::string& config = "{}")
+        : gen_(seed), config_(json::parse(config, "config")) {}
 
     // A Hugging Face checkpoint directory.
     static weights from_directory(const std::string& dir) {
@@ -95,6 +97,7 @@ public:
         for (auto x : shape) n *= x;
         std::vector<float> v(static_cast<std::size_t>(n));
         for (std::int64_t i = 0; i < n; ++i) v[std::size_t(i)] = fill(gen_, i);
+        generated_[name] = {shape, v};
         return v;
     }
     // A [rows, cols] tensor (nn.Linear weights are [out, in]); Conv1d weights [C, 1, W] are
@@ -116,7 +119,16 @@ public:
         return l;
     }
 
+    // The random tensors drawn so far by name (shape, values): a random model can be written
+    // out as a checkpoint.
+    struct drawn {
+        std::vector<std::int64_t> shape;
+        std::vector<float> values;
+    };
+    const std::map<std::string, drawn>& generated() const { return generated_; }
+
 private:
+    std::map<std::string, drawn> generated_;
     std::mt19937 gen_;
     json config_;
     std::string dir_;

@@ -78,6 +78,7 @@ def perturb(module, seed, scale=0.1):
 
 
 def save_hf(model, path):
+    # transformers 5 always writes safetensors (the flag is accepted and ignored); 4.x needs it.
     model.save_pretrained(path, safe_serialization=True)
 
 
@@ -237,7 +238,7 @@ def save_npy(path, t):
 
 
 def run_demo(exe, args):
-    """Runs a demo; returns its stdout, or None if it is missing or fails."""
+    """Runs a demo; returns its stdout, None if it is missing, "FAILED" if it exits non-zero."""
     if not os.path.isfile(exe):
         print(f"   demo missing: {exe}")
         return None
@@ -370,7 +371,8 @@ def speed_line(name, b, n, prefill_s, decode_ms=None):
 
 
 def speed(args, bert, small):
-    print(f"== speed (torch.set_num_threads({args.threads}); median of 5 after 2 warmups)")
+    print(f"== speed (torch.set_num_threads({args.threads}); median of 5 after 2 warmups; load average "
+          f"{os.getloadavg()[0]:.2f}: other jobs on the cores skew these)")
     with torch.no_grad():
         ids, mask, types = bert_inputs(bert.config.vocab_size)
         speed_line("bert", B, N, median_time(lambda: bert(input_ids=ids, attention_mask=mask, token_type_ids=types)))
