@@ -9,11 +9,15 @@ seqmix_install_deps python3-matplotlib
 launcher=$(seqmix_cmake_launcher || true)
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSEQMIX_BUILD_TESTS=OFF $launcher >/dev/null
 cmake --build build/release -j "$(nproc)"
-for ex in build/release/examples/*; do
-  [ -x "$ex" ] && [ -f "$ex" ] || continue
-  echo "=== $(basename "$ex")"
-  "$ex"
+# Every model-block demo on a seeded random model (--checkpoint DIR runs a Hugging Face one;
+# docs/examples.md): BERT over a padded batch, the recurrent blocks with their last 32 tokens
+# decoded one at a time over state pools.
+build/release/examples/bert
+for demo in gated_deltanet gla mamba mamba2; do
+  echo
+  "build/release/examples/$demo" --batch 2 --tokens 1024 --decode 32
 done
+echo
 echo "=== benchmark summary (short; bash bench/run.sh for the full run and docs/performance.md)"
 build/release/bench/seqmix_bench --benchmark_min_time=0.1 \
   --benchmark_filter='ceiling|prefill/H8/D(64|128)/N2048/(full|causal)|decode/.*Nk4096|chunk/.*N2048/|decode_step|(token_major|ssd_scan).*N2048/|window512|neighborhood_attention_2d|block_sparse|topk|dense_for/sparse' \

@@ -142,6 +142,14 @@ TEST_CASE("json: config.json values, escapes, defaults, and syntax errors with t
     expect_load_error([] { json::parse("[1, 2", "cfg.json"); }, "expected ']'");
     expect_load_error([] { json::parse("{\"a\": 1} x", "cfg.json"); }, "trailing characters");
     expect_load_error([] { json::parse("\"\\uZZZZ\"", "cfg.json"); }, "bad \\u escape");
+    // Non-finite numbers as Python's json (Infinity, NaN) and transformers 5 ({"__float__": ...}) write them.
+    const json f = json::parse(R"({"limit": [0.0, Infinity, -Infinity, NaN, {"__float__": "Infinity"}]})", "config.json");
+    const auto& lim = f.at("limit").items;
+    CHECK(lim[1].real() == std::numeric_limits<double>::infinity());
+    CHECK(lim[2].real() == -std::numeric_limits<double>::infinity());
+    CHECK(std::isnan(lim[3].real()));
+    CHECK(lim[4].real() == std::numeric_limits<double>::infinity());
+    expect_load_error([] { json::parse(R"({"__float__": "big"})", "cfg.json").real(); }, "bad __float__ value 'big'");
 }
 
 TEST_CASE("npy: float32 round trip; int32 and int64 ids; bad files") {

@@ -28,7 +28,7 @@ const char* const mamba_config_text = R"({"vocab_size": 97, "hidden_size": 40, "
     "num_hidden_layers": 2, "expand": 2, "conv_kernel": 4, "time_step_rank": 5, "use_conv_bias": true})";
 const char* const mamba2_config_text = R"({"vocab_size": 97, "hidden_size": 48, "num_heads": 6, "head_dim": 16,
     "expand": 2, "n_groups": 2, "state_size": 24, "num_hidden_layers": 2, "conv_kernel": 4,
-    "time_step_limit": [0.0, Infinity]})";
+    "time_step_limit": [0.0, {"__float__": "Infinity"}]})";
 const char* const gated_deltanet_config_text = R"({"hidden_size": 40, "linear_num_key_heads": 2,
     "linear_num_value_heads": 4, "linear_key_head_dim": 20, "linear_value_head_dim": 12, "linear_conv_kernel_dim": 4})";
 const char* const gla_config_text = R"({"hidden_size": 48, "num_heads": 3, "expand_k": 0.5, "expand_v": 1,
@@ -295,6 +295,7 @@ TEST_CASE("examples: WordPiece ids of fixed strings") {
     CHECK(lower.encode("unaffable tokenization tests") == ids{2, 13, 14, 15, 16, 17, 12, 20, 3});
     CHECK(lower.encode("unaffablex xyz") == ids{2, 1, 1, 3});  // no piece for "x": the whole word is [UNK]
     CHECK(lower.encode(" \t\n ") == ids{2, 3});
+    CHECK(lower.encode("a [MASK] test[SEP]") == ids{2, 19, 4, 12, 3, 3});  // special tokens stay whole
     CHECK(cased.encode("HELLO hello") == ids{2, 1, 5, 3});
     CHECK(lower.encode("a\x01" "a") == ids{2, 1, 3});  // control characters are dropped: "aa" is one unknown word
     CHECK(lower.encode("hello\xe4\xb8\xadworld") == ids{2, 5, 21, 6, 3});  // CJK characters are words of their own

@@ -3,9 +3,10 @@
 // control characters, split on whitespace, lower-case, split off punctuation, space out CJK
 // characters), then greedy longest-match-first word pieces from vocab.txt ("##" marks a
 // piece inside a word; a word with no split, or over 100 characters, becomes [UNK]), framed
-// by [CLS] ... [SEP]. Lower-casing and accent stripping touch ASCII only: on ASCII text the
+// by [CLS] ... [SEP]; special tokens in the text ([MASK]) stay whole. Lower-casing and accent stripping touch ASCII only: on ASCII text the
 // ids equal BertTokenizer's.
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <unordered_map>
@@ -32,10 +33,23 @@ public:
     std::int64_t id_of(const std::string& token) const { return ids_.at(token); }
     std::int64_t pad_id() const { return id_of("[PAD]"); }
 
-    // [CLS] pieces of `text` [SEP].
+    // [CLS] pieces of `text` [SEP]. The special tokens written in the text ("[MASK]") are
+    // kept whole, as BertTokenizer keeps them.
     std::vector<std::int64_t> encode(const std::string& text) const {
         std::vector<std::int64_t> out{id_of("[CLS]")};
-        for (const auto& word : basic_tokens(text)) word_pieces(word, out);
+        std::size_t from = 0;
+        while (from <= text.size()) {
+            std::size_t at = std::string::npos, length = 0;
+            for (const char* special : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}) {
+                const std::size_t found = text.find(special, from);
+                if (found < at && ids_.count(special)) at = found, length = std::strlen(special);
+            }
+            for (const auto& word : basic_tokens(text.substr(from, at == std::string::npos ? std::string::npos : at - from)))
+                word_pieces(word, out);
+            if (at == std::string::npos) break;
+            out.push_back(id_of(text.substr(at, length)));
+            from = at + length;
+        }
         out.push_back(id_of("[SEP]"));
         return out;
     }

@@ -37,6 +37,17 @@ struct json {
         if (type != kind::number) throw load_error("json: expected a number");
         return num;
     }
+    // A number, or transformers 5's {"__float__": "Infinity"} form of a non-finite one.
+    double real() const {
+        if (type == kind::object && has("__float__")) {
+            const std::string& t = at("__float__").text();
+            if (t == "Infinity") return std::numeric_limits<double>::infinity();
+            if (t == "-Infinity") return -std::numeric_limits<double>::infinity();
+            if (t == "NaN") return std::numeric_limits<double>::quiet_NaN();
+            throw load_error("json: bad __float__ value '" + t + "'");
+        }
+        return number();
+    }
     std::int64_t integer() const {
         const double x = number();
         if (x != double(std::int64_t(x))) throw load_error("json: expected an integer, given " + std::to_string(x));

@@ -42,7 +42,7 @@ struct mamba2_config {
             throw load_error("config.json: num_heads * head_dim must equal expand * hidden_size");
         if (c.has("time_step_limit")) {  // dt is clamped to it; only the no-op (0, inf) is supported here
             const auto& lim = c.at("time_step_limit").items;
-            if (lim.size() == 2 && (lim[0].number() > 0 || std::isfinite(lim[1].number())))
+            if (lim.size() == 2 && (lim[0].real() > 0 || std::isfinite(lim[1].real())))
                 throw load_error("config.json: a time_step_limit other than (0, inf) is not supported by this demo");
         }
         if (m.groups < 1 || m.heads % m.groups != 0) throw load_error("config.json: num_heads must be a multiple of n_groups");
