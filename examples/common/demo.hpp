@@ -18,6 +18,13 @@
 #include <string>
 #include <vector>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include "cli.hpp"
 
 namespace seqmix_examples {
@@ -110,8 +117,20 @@ inline void write_output(const std::string& path, const matrix& y, std::int64_t 
     write_npy(path, std::vector<float>(y.data(), y.data() + y.size()), {batch, y.rows() / batch, y.cols()});
 }
 
+// --threads for Eigen, the operators and the norms (their num_threads 0 is OpenMP's default).
+// Freed blocks stay with the allocator: each call allocates its activations afresh, and
+// returning them to the kernel made page faults a tenth of a prefill.
 inline void use_threads(int threads) {
-    if (threads > 0) Eigen::setNbThreads(threads);
+    if (threads > 0) {
+        Eigen::setNbThreads(threads);
+#if defined(_OPENMP)
+        omp_set_num_threads(threads);
+#endif
+    }
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
 }
 
 // main() of a demo: errors are printed, not thrown.

@@ -196,8 +196,14 @@ class Recurrent:
         return torch.cat(outs, dim=1)
 
 
-def recurrent_models(out, speed=False):
-    p = (lambda name: os.path.join(out, ("speed_" if speed else "") + name))
+def recurrent_models(out, speed=False, real=False):
+    p = (lambda name: os.path.join(out, ("real_" if real else "speed_" if speed else "") + name))
+    if real:  # the models' own layer shapes, 2 layers: mamba-130m, mamba2-130m, Qwen3-Next's Gated DeltaNet
+        return [Recurrent("mamba", make_mamba(p("mamba"), hidden=768), True),
+                Recurrent("mamba2", make_mamba2(p("mamba2"), hidden=768, heads=24, head_dim=64, groups=1,
+                                                state=128, chunk=256), True),
+                Recurrent("gated_deltanet", make_gdn(p("gated_deltanet"), hidden=2048, hk=16, hv=32, dk=128,
+                                                     dv=128), False)]
     if speed:
         return [Recurrent("mamba", make_mamba(p("mamba"), hidden=256), True),
                 Recurrent("mamba2", make_mamba2(p("mamba2"), hidden=256, heads=8, head_dim=64, groups=2,
@@ -379,26 +385,33 @@ def speed(args, bert, small):
         ids8, mask8 = torch.randint(5, bert.config.vocab_size, (8, 128)), torch.ones(8, 128, dtype=torch.int64)
         speed_line("bert", 8, 128, median_time(lambda: bert(input_ids=ids8, attention_mask=mask8)))
         d = args.out
+        minilm = make_bert(f"{d}/speed_bert_minilm", hidden=384, layers=6, heads=12, inter=1536)
+        speed_line("bert (all-MiniLM-L6-v2 shape)", 8, 128, median_time(lambda: minilm(input_ids=ids8, attention_mask=mask8)))
+        out = run_demo(os.path.join(args.build, "examples", "bert"),
+                       ["--checkpoint", f"{d}/speed_bert_minilm", "--input", save_npy(f"{d}/speed_bert_ids.npy", ids8),
+                        "--threads", args.threads, "--repeat", 5])
+        demo_speed_lines(out)
         out = run_demo(os.path.join(args.build, "examples", "bert"),
                        ["--checkpoint", f"{d}/bert", "--input", save_npy(f"{d}/speed_bert_ids.npy", ids8),
                         "--attention-mask", save_npy(f"{d}/speed_bert_mask.npy", mask8),
                         "--token-type-ids", save_npy(f"{d}/speed_bert_types.npy", 0 * mask8),
-                        "--output", f"{d}/speed_bert_out.npy", "--threads", args.threads])
+                        "--output", f"{d}/speed_bert_out.npy", "--threads", args.threads, "--repeat", 5])
         demo_speed_lines(out)
         for model in small:
             x = make_input(model, B, N, seed=6)
             speed_line(model.name, B, N, median_time(lambda: model.full(x)), decode_ms_per_token(model, x, DECODE))
-        for model in recurrent_models(args.out, speed=True):
-            x = make_input(model, 1, 2048, seed=7)
-            speed_line(model.name + " (hidden 256)", 1, 2048, median_time(lambda: model.full(x)),
-                       decode_ms_per_token(model, x, 32))
-            extra = ["--prefix", GDN_PREFIX] if not model.is_ids else []
-            out = run_demo(os.path.join(args.build, "examples", model.name),
-                           ["--checkpoint", os.path.join(args.out, "speed_" + model.name),
-                            "--input", save_npy(f"{args.out}/speed_{model.name}_in.npy", x),
-                            "--output", f"{args.out}/speed_{model.name}_out.npy", "--decode", 32,
-                            "--threads", args.threads] + extra)
-            demo_speed_lines(out)
+        for real in (False, True):
+            for model in recurrent_models(args.out, speed=True, real=real):
+                x = make_input(model, 1, 2048, seed=7)
+                speed_line(model.name + (" (the model's shapes)" if real else " (hidden 256)"), 1, 2048,
+                           median_time(lambda: model.full(x)), decode_ms_per_token(model, x, 32))
+                extra = ["--prefix", GDN_PREFIX] if not model.is_ids else []
+                out = run_demo(os.path.join(args.build, "examples", model.name),
+                               ["--checkpoint", os.path.join(args.out, ("real_" if real else "speed_") + model.name),
+                                "--input", save_npy(f"{args.out}/speed_{model.name}_in.npy", x),
+                                "--output", f"{args.out}/speed_{model.name}_out.npy", "--decode", 32,
+                                "--threads", args.threads, "--repeat", 5] + extra)
+                demo_speed_lines(out)
 
 
 # ---------------------------------------------------------------- main
