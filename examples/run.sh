@@ -12,10 +12,10 @@ cmake --build build/release -j "$(nproc)"
 # Every model-block demo on a seeded random model (--checkpoint DIR runs a Hugging Face one;
 # docs/examples.md): BERT over a padded batch, the recurrent blocks with their last 32 tokens
 # decoded one at a time over state pools.
-build/release/examples/bert
+build/release/examples/bert --repeat 3
 for demo in gated_deltanet gla mamba mamba2; do
   echo
-  "build/release/examples/$demo" --batch 2 --tokens 1024 --decode 32
+  "build/release/examples/$demo" --batch 2 --tokens 1024 --decode 32 --repeat 3
 done
 echo
 echo "=== benchmark summary (short; bash bench/run.sh for the full run and docs/performance.md)"

@@ -18,6 +18,9 @@
 4. Prints transformers prefill / decode timings at the test shapes and at B=1, N=2048 with
    hidden 256 configs (BERT: 8 x 128), next to the demo's own prefill / decode lines.
 --list prints the tensor names and shapes of every checkpoint and exits.
+--mixers times only transformers' token mixers (conv + scan, the part the seqmix operators replace) of
+   the speed-set models at B=1, N=--mixers-n (2048), prefill and decode, and exits: compare with the
+   demos' "seqmix operators" share of prefill / decode.
 Exit code 1 if any comparison fails.
 """
 import argparse
@@ -414,6 +417,87 @@ def speed(args, bert, small):
                 demo_speed_lines(out)
 
 
+# ---------------------------------------------------------------- token mixers only (--mixers)
+
+def mixer_parts(model):
+    """(shapes, layers, prefill inputs(t), run(cache, *inputs)) for the part of one layer that the seqmix operators
+    replace: the conv and scan functions of transformers, called as the layer's forward calls them (same wrappers,
+    cache and layouts), on seeded random inputs instead of the projections' outputs. Projections, norms, the
+    Mamba-2 / Gated DeltaNet output gate and Gated DeltaNet's beta and g (sigmoid, softplus) are not in run(), as
+    they are outside the demos' timed operator calls."""
+    gen = torch.Generator().manual_seed(8)
+    rand = lambda *shape: torch.randn(*shape, generator=gen)
+    if model.name == "mamba":
+        from transformers.models.mamba import modeling_mamba as m
+        mixer, layers = model.module.backbone.layers[0].mixer, len(model.module.backbone.layers)
+        D, S = mixer.intermediate_size, mixer.ssm_state_size
+        shapes = f"inner {D}, state {S}, conv {mixer.conv_kernel_size}"
+
+        def inputs(t):  # x | z as in_proj leaves them ([1, 2 inner, t] view), dt after dt_proj's weight, B | C of x_proj
+            xz, bc = rand(1, t, 2 * D).transpose(1, 2), rand(1, t, 2 * S)
+            return (*xz.chunk(2, dim=1), rand(1, D, t), bc[..., :S], bc[..., S:])
+
+        def run(cache, x, z, dt, B, C):  # MambaMixer.forward steps 2 and 3
+            u = m.causal_conv1d_forward(mixer.conv1d, x, cache, 0, activation=mixer.activation)
+            return m.mamba_scan_forward(mixer, u, dt, B, C, z, cache)
+    elif model.name == "mamba2":
+        from transformers.models.mamba2 import modeling_mamba2 as m
+        mixer, layers = model.module.backbone.layers[0].mixer, len(model.module.backbone.layers)
+        I, G, S, H, conv = mixer.intermediate_size, mixer.n_groups, mixer.ssm_state_size, mixer.num_heads, mixer.conv_dim
+        shapes = f"heads {H} x {mixer.head_dim}, groups {G}, state {S}, chunk {mixer.chunk_size}, conv {mixer.conv_kernel_size}"
+
+        def inputs(t):  # xBC and dt as slices of in_proj's output z | xBC | dt
+            _, xbc, dt = rand(1, t, I + conv + H).split([I, conv, H], dim=-1)
+            return xbc.transpose(1, 2), dt
+
+        def run(cache, xbc, dt):  # Mamba2Mixer.forward steps 2 and 3
+            xbc = m.causal_conv1d_forward(mixer.conv1d, xbc, cache, 0, activation=mixer.activation).transpose(1, 2)
+            x, B, C = torch.split(xbc, [I, G * S, G * S], dim=-1)
+            return m.mamba2_scan_forward(mixer, x, B, C, dt, cache)
+    else:
+        from transformers.models.qwen3_next import modeling_qwen3_next as m
+        layer, layers = model.module, 1
+        Hk, Hv, Dk, Dv = layer.num_k_heads, layer.num_v_heads, layer.head_k_dim, layer.head_v_dim
+        shapes = f"Hk {Hk}, Hv {Hv}, dk {Dk}, dv {Dv}, conv {layer.conv_kernel_size}"
+
+        def inputs(t):  # q | k | v as [1, C, t] (cat + transpose in forward); beta and g computed as the layer does
+            a, b = rand(1, t, Hv), rand(1, t, Hv)
+            g = -layer.A_log.float().exp() * F.softplus(a + layer.dt_bias)
+            return rand(1, t, layer.conv_dim).transpose(1, 2), b.sigmoid(), g
+
+        def run(cache, qkv, beta, g):  # Qwen3NextGatedDeltaNet.forward from the conv to the cache update
+            t, state = qkv.shape[-1], cache.get_recurrent_state(0)
+            qkv = m.causal_conv1d_forward(layer.conv1d, qkv, cache, 0, activation=layer.activation).transpose(1, 2)
+            q, k, v = torch.split(qkv, [layer.key_dim, layer.key_dim, layer.value_dim], dim=-1)
+            q, k, v = q.reshape(1, t, Hk, Dk), k.reshape(1, t, Hk, Dk), v.reshape(1, t, Hv, Dv)
+            rule = m.torch_recurrent_gated_delta_rule if state is not None and t == 1 else m.torch_chunk_gated_delta_rule
+            out, state = rule(q, k, v, g=g, beta=beta, initial_state=state, output_final_state=True,
+                              use_qk_l2norm_in_kernel=True)
+            cache.update_recurrent_state(state, 0)
+            return out
+    return shapes, layers, inputs, run
+
+
+def time_mixers(args, steps=32):
+    n = args.mixers_n
+    print(f"== transformers token mixers only, B=1 N={n} (one layer timed, times the layers; decode: {steps} steps "
+          f"after a prefill; torch.set_num_threads({args.threads}); median of 5 after 2 warmups; load average "
+          f"{os.getloadavg()[0]:.2f})")
+    with torch.no_grad():
+        for real in (False, True):
+            for model in recurrent_models(args.out, speed=True, real=real):
+                shapes, layers, inputs, run = mixer_parts(model)
+                fresh = (lambda: DynamicCache(config=model.module.config))
+                prompt, token = inputs(n), inputs(1)
+                prefill_s = median_time(lambda: run(fresh(), *prompt))
+                cache = fresh()
+                run(cache, *prompt)
+                step_s = median_time(lambda: [run(cache, *token) for _ in range(steps)]) / steps
+                print(f"   transformers mixers {model.name} ({shapes}; x {layers} layer{'s' * (layers > 1)}) B=1 N={n}: "
+                      f"prefill {1e3 * layers * prefill_s:.2f} ms, decode {1e3 * layers * step_s:.3f} ms/step")
+    print("transformers PyTorch fallbacks that ran: " + (", ".join(sorted(set(FALLBACKS))) or "none reported"))
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -423,6 +507,8 @@ def main():
     ap.add_argument("--out", default="/tmp/seqmix_check")
     ap.add_argument("--list", action="store_true", help="print the checkpoints' tensors and exit")
     ap.add_argument("--no-speed", action="store_true", help="skip the timings")
+    ap.add_argument("--mixers", action="store_true", help="time only transformers' conv + scan of the speed models and exit")
+    ap.add_argument("--mixers-n", type=int, default=2048, help="sequence length of --mixers (default 2048)")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     os.makedirs(args.out, exist_ok=True)
@@ -435,6 +521,9 @@ def main():
     print("fla / causal_conv1d / mamba_ssm installed: " + (", ".join(present) + " (CUDA only; CPU inputs use "
           "the PyTorch paths)" if present else "none, so transformers runs its pure-PyTorch paths"))
 
+    if args.mixers:
+        time_mixers(args)
+        return 0
     bert = make_bert(os.path.join(args.out, "bert"))
     small = recurrent_models(args.out)
     if args.list:
