@@ -1,6 +1,7 @@
 // softmax_attention at the BENCH.md shapes: prefill (B=1, H=8, D 64/128, N 512/2048/8192,
 // causal or not, plus GQA 32/8) and decode (Nq=1, Nk 4096/32768, Hq=32, Hkv=8, D=128) over
-// token-major, head-major and paged caches, plus multi-query decode (Hkv=1).
+// token-major, head-major and paged caches, plus multi-query decode (Hkv=1), a group of 8 at
+// D=64, and MLA-shaped decode (one KV head, Dk=576, Dv=512).
 #include <seqmix/core/tensor.hpp>
 #include <seqmix/ops/softmax_attention.hpp>
 
@@ -47,13 +48,15 @@ const char* name_of(kv_layout l) {
 // One query per head against an Nk-key cache, in the layouts engines keep: token-major
 // [B,N,Hkv,D]; head-major [B,Hkv,N,D] passed permuted; paged, blocks of 16 keys in shuffled
 // order (vLLM's default block size). Rate: bytes of K and V read per second.
-void decode(benchmark::State& state, index_t hq, index_t hkv, index_t nk, kv_layout layout, int threads) {
-    const index_t d = 128, block = 16, blocks = (nk + block - 1) / block;
-    tensor<float, 4> q({1, 1, hq, d}), out({1, 1, hq, d});
+// latent: V is the first dv columns of K's rows (MLA's absorbed form reads one latent cache).
+void decode(benchmark::State& state, index_t hq, index_t hkv, index_t nk, kv_layout layout, int threads, index_t d,
+            index_t dv, bool latent) {
+    const index_t block = 16, blocks = (nk + block - 1) / block;
+    tensor<float, 4> q({1, 1, hq, d}), out({1, 1, hq, dv});
     for (index_t i = 0; i < q.size(); ++i) q.data()[i] = float((i * 7919) % 1000) * 1e-3f - 0.5f;
     // Storage: [B,N,H,D], [B,H,N,D] or [blocks,16,H,D]; the same element count each.
     const index_t rows = layout == kv_layout::paged ? blocks * block : nk;
-    tensor<float, 4> ks({1, rows, hkv, d}), vs({1, rows, hkv, d}, 0.5f);
+    tensor<float, 4> ks({1, rows, hkv, d}), vs({1, rows, hkv, dv}, 0.5f);
     for (index_t i = 0; i < ks.size(); ++i) ks.data()[i] = float((i * 104729) % 1000) * 1e-3f - 0.5f;
     tensor_view<const float, 4> k = ks.view(), v = vs.view();
     std::vector<std::int32_t> table(static_cast<std::size_t>(blocks));
@@ -61,21 +64,22 @@ void decode(benchmark::State& state, index_t hq, index_t hkv, index_t nk, kv_lay
     attention_options opt;
     opt.num_threads = threads;
     if (layout == kv_layout::head_major) {
-        const std::array<index_t, 4> shape{1, nk, hkv, d}, strides{hkv * nk * d, d, nk * d, 1};
-        k = tensor_view<const float, 4>(ks.data(), shape, strides);
-        v = tensor_view<const float, 4>(vs.data(), shape, strides);
+        k = tensor_view<const float, 4>(ks.data(), {1, nk, hkv, d}, {hkv * nk * d, d, nk * d, 1});
+        v = tensor_view<const float, 4>(vs.data(), {1, nk, hkv, dv}, {hkv * nk * dv, dv, nk * dv, 1});
     } else if (layout == kv_layout::paged) {
         for (index_t b = 0; b < blocks; ++b) table[std::size_t(b)] = std::int32_t((b * 7919) % blocks);  // a permutation
         k = tensor_view<const float, 4>(ks.data(), {blocks, block, hkv, d});
-        v = tensor_view<const float, 4>(vs.data(), {blocks, block, hkv, d});
+        v = tensor_view<const float, 4>(vs.data(), {blocks, block, hkv, dv});
         opt.block_table = table.data();
         opt.max_blocks_per_seq = int(blocks);
         opt.seqlens_k = &seqlen;
     }
+    if (latent) v = tensor_view<const float, 4>(k.data(), {k.extent(0), k.extent(1), hkv, dv},
+                                               {k.stride(0), k.stride(1), k.stride(2), 1});
     const double sec = time_loop(state, [&] { softmax_attention(q.view(), k, v, out.view(), opt); });
-    const double bytes = 2.0 * double(nk) * double(hkv) * double(d) * sizeof(float);
+    const double bytes = double(nk) * double(hkv) * double(latent ? d : d + dv) * sizeof(float);
     report_rate(state, bytes, sec, "GBs", measured().triad[threads], "triad_GBs", "of_triad");
-    report_rate(state, 4.0 * double(hq) * double(nk) * double(d), sec, "GFLOPs", measured().fma[threads],
+    report_rate(state, 2.0 * double(hq) * double(nk) * double(d + dv), sec, "GFLOPs", measured().fma[threads],
                 "fma_peak_GFLOPs", "of_fma_peak");
     state.counters["threads"] = threads;
 }
@@ -105,13 +109,27 @@ void register_softmax_attention_benchmarks() {
                 if (nk == 4096 && layout != kv_layout::token_major) continue;
                 const std::string name = "softmax_attention/decode/Hq32/Hkv8/D128/Nk" + std::to_string(nk) + "/" +
                                          name_of(layout) + "/threads:" + std::to_string(threads);
-                benchmark::RegisterBenchmark(name.c_str(), decode, 32, 8, nk, layout, threads)
+                benchmark::RegisterBenchmark(name.c_str(), decode, 32, 8, nk, layout, threads, 128, 128, false)
                     ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
             }
+        // GQA 8 at D = 64 (a group of 8 per KV head), and MLA's absorbed decode: one latent KV
+        // head of Dk = 576 (512 + 64 rope) read as keys, its first 512 as values, for 16 heads.
+        for (kv_layout layout : {kv_layout::token_major, kv_layout::head_major, kv_layout::paged}) {
+            const std::string name = std::string("softmax_attention/decode/Hq32/Hkv4/D64/Nk32768/") + name_of(layout) +
+                                     "/threads:" + std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), decode, 32, 4, 32768, layout, threads, 64, 64, false)
+                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+        }
+        for (kv_layout layout : {kv_layout::token_major, kv_layout::paged}) {
+            const std::string name = std::string("softmax_attention/decode/mla/Hq16/Hkv1/Dk576/Dv512/Nk32768/") +
+                                     name_of(layout) + "/threads:" + std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), decode, 16, 1, 32768, layout, threads, 576, 512, true)
+                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+        }
         // Multi-query decode (one KV head for 32 query heads) at batch 1: split-KV occupies the threads.
         const std::string mqa = "softmax_attention/decode/Hq32/Hkv1/D128/Nk32768/token_major/threads:" +
                                 std::to_string(threads);
-        benchmark::RegisterBenchmark(mqa.c_str(), decode, 32, 1, 32768, kv_layout::token_major, threads)
+        benchmark::RegisterBenchmark(mqa.c_str(), decode, 32, 1, 32768, kv_layout::token_major, threads, 128, 128, false)
             ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
     }
 }

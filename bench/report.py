@@ -64,6 +64,12 @@ def main():
     args = ap.parse_args()
     ctx, rows = load(args.json)
     ceil = ceilings(rows)
+    by_name = {base_name(b): b for b in rows}
+    for b in rows:  # gates/...: the row's time over its /ftz twin's
+        n = base_name(b)
+        twin = by_name.get(n.replace("/threads:", "/ftz/threads:"))
+        if n.startswith("gates/") and "/ftz/" not in n and twin:
+            b["ftz_ratio"] = b["real_time"] / twin["real_time"]
     os.makedirs(os.path.join(args.out, "perf"), exist_ok=True)
 
     md = ["# seqmix performance", "",
@@ -119,6 +125,10 @@ def main():
         ("causal_conv1d (bytes of x read and out written)", "causal_conv1d/", memory_cols),
         ("recurrent decode steps (state bytes read and written; B16 at H16 D128 is 16 MiB of state, inside the 32 MiB L3; "
          "the B64, selective_scan, ssd B128 and conv pools are 64-96 MiB)", "decode_step/", memory_cols),
+        ("the recurrent operators at real models' gates, and the same with flush-to-zero set by the process (/ftz): "
+         "the library flushes subnormals itself, so each pair should match", "gates/",
+         [("GFLOP/s", lambda b: fmt(b.get("GFLOPs"))),
+          ("time / time with /ftz", lambda b: f'{b["ftz_ratio"]:.2f}' if b.get("ftz_ratio") else "-")]),
         ("argument validation alone of one decode step (compare with decode_step/.../B1/H4/D64 above)",
          "decode_step_validation/", []),
     ]

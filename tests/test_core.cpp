@@ -6,6 +6,7 @@
 #include <seqmix/kernels/pack.hpp>
 
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "catch.hpp"
@@ -71,6 +72,42 @@ TEST_CASE("parallel_for visits every item once, for any thread count") {
     }
     CHECK(resolve_threads(8, 3) <= 3);
     CHECK(resolve_threads(0, 0) == 1);
+}
+
+TEST_CASE("parallel work runs with subnormals flushed; the caller's float mode is restored, also after a throw") {
+#if SEQMIX_HAS_MXCSR
+    const unsigned flags = seqmix::subnormals_flushed::flags, caller = _mm_getcsr();
+    for (unsigned start : {caller & ~flags, caller | flags}) {
+        _mm_setcsr(start);
+        for (int threads : {1, 2, 3}) {
+            std::vector<unsigned> seen(7, 0);
+            volatile float tiny = 1e-38f;
+            std::vector<float> product(7, -1.0f);
+            seqmix::parallel_for(7, threads, [&](std::int64_t i, int) {
+                seen[std::size_t(i)] = _mm_getcsr() & flags;
+                product[std::size_t(i)] = tiny * 0.25f;  // 2.5e-39: subnormal, flushed to 0
+            });
+            for (int i = 0; i < 7; ++i) {
+                CHECK(seen[std::size_t(i)] == flags);
+                CHECK(product[std::size_t(i)] == 0.0f);
+            }
+            seqmix::parallel_team(threads, [&](int t, int, const seqmix::team_sync&) {
+                if (t == 0) seen[0] = _mm_getcsr() & flags;
+            });
+            CHECK(seen[0] == flags);
+            CHECK(_mm_getcsr() == start);
+            CHECK_THROWS(seqmix::parallel_for(5, threads, [](std::int64_t i, int) {
+                if (i == 3) throw std::runtime_error("item 3");
+            }));
+            CHECK(_mm_getcsr() == start);
+        }
+    }
+    _mm_setcsr(caller);
+    volatile float tiny = 1e-38f;
+    CHECK(tiny * 0.25f > 0.0f);  // the caller's own arithmetic keeps its subnormals
+#else
+    SUCCEED("no MXCSR on this target: nothing to flush");
+#endif
 }
 
 TEST_CASE("scratch slices are aligned and disjoint") {

@@ -325,7 +325,7 @@ TEST_CASE("strided inputs: reversed head dim, [B,H,N,D] buffers, broadcast gates
     CHECK(max_rel_error(o1, o2) < 1e-13);
 }
 
-TEST_CASE("bitwise identical for 1, 2, 3, 5 and 8 threads (head groups, value split, segments, bidirectional)") {
+TEST_CASE("bitwise identical for 1 to 64 threads (head groups, value split, segments, bidirectional)") {
     // B*H = 1 with D = 64 and 96 runs the value split (2-6 column blocks); Dv = 8 has one
     // column block and runs the segments; B*H = 8 the head groups.
     for (const shape s : {shape{1, 700, 1, 1, 64, 64}, shape{1, 333, 1, 1, 40, 96}, shape{1, 500, 1, 1, 16, 8},
@@ -334,7 +334,7 @@ TEST_CASE("bitwise identical for 1, 2, 3, 5 and 8 threads (head groups, value sp
         for (int op = 0; op < 5; ++op) {
             tensor<float, 4> o1({s.B, s.N, s.Hv, s.Dv}), f1({s.B, s.Hv, s.Dk, s.Dv + (op == 4 ? 1 : 0)});
             auto init = random_tensor<float, 4>({s.B, s.Hv, s.Dk, s.Dv + (op == 4 ? 1 : 0)}, 43, 0, 0.5);
-            for (int threads : {1, 2, 3, 5, 8}) {
+            for (int threads : {1, 2, 3, 5, 8, 16, 64}) {
                 tensor<float, 4> o({s.B, s.N, s.Hv, s.Dv}), f({s.B, s.Hv, s.Dk, s.Dv + (op == 4 ? 1 : 0)});
                 if (op == 0 || op == 3 || op == 4) {
                     linear_attention_options lo;
@@ -360,6 +360,49 @@ TEST_CASE("bitwise identical for 1, 2, 3, 5 and 8 threads (head groups, value sp
             }
         }
     }
+}
+
+TEST_CASE("plans for 1 to 128 threads: each schedule deals at least as many items as threads where the shapes allow") {
+    using kernels::chunk_schedule;
+    struct problem {
+        index_t seqs, heads, chunks, vectors;  // vectors: SIMD vectors per state row
+        bool causal, column_split;
+    };
+    // Many heads; a few heads of a wide state; one long sequence with and without the value
+    // split; ragged varlen; bidirectional.
+    for (const problem pr : {problem{8, 16, 64, 4, true, true}, problem{1, 4, 512, 8, true, true},
+                             problem{1, 1, 2048, 4, true, true}, problem{1, 1, 2048, 1, true, false},
+                             problem{3, 5, 100, 2, true, true}, problem{2, 8, 300, 8, false, true}}) {
+        const index_t units = pr.seqs * pr.heads;
+        const std::vector<index_t> chunks(static_cast<std::size_t>(units), pr.chunks);
+        for (int team = 1; team <= 128; ++team) {
+            INFO("seqs " << pr.seqs << " heads " << pr.heads << " vectors " << pr.vectors << ", " << team << " threads");
+            const auto p = kernels::plan_chunk_schedule(units, pr.heads, chunks, pr.vectors, pr.causal, pr.column_split,
+                                                        team, 128);
+            switch (p.schedule) {
+                case chunk_schedule::bidirectional:
+                    CHECK(p.items == units * ((pr.chunks + kernels::chunks_per_pass - 1) / kernels::chunks_per_pass));
+                    break;
+                case chunk_schedule::head_groups:  // every head in exactly one group, no empty group
+                    CHECK(p.items >= team);
+                    CHECK(p.groups_per_seq * p.group_size >= pr.heads);
+                    CHECK((p.groups_per_seq - 1) * p.group_size < pr.heads);
+                    break;
+                case chunk_schedule::value_split:  // whole vectors, as many blocks as the state has
+                    CHECK(p.items >= std::min<index_t>(team, units * pr.vectors));
+                    CHECK(p.col_blocks <= pr.vectors);
+                    break;
+                case chunk_schedule::segments:
+                    CHECK(p.items >= team);
+                    break;
+            }
+            CHECK((p.schedule == chunk_schedule::bidirectional) == !pr.causal);
+        }
+    }
+    // Segments never outnumber the processors (each repeats a prefix pass).
+    const std::vector<index_t> one{2048};
+    CHECK(kernels::plan_chunk_schedule(1, 1, one, 1, true, false, 64, 2).items == 2);
+    CHECK(kernels::plan_chunk_schedule(1, 1, one, 1, true, false, 64, 64).items == 64);
 }
 
 TEST_CASE("bad inputs give seqmix::error naming the argument") {

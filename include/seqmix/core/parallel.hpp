@@ -1,7 +1,9 @@
 #pragma once
 // The one threading helper. Work items are dealt to threads round-robin
 // (a static partition: item i always goes to thread i % T), so each item is computed
-// by the same code whatever the thread count and results never depend on it.
+// by the same code whatever the thread count and results never depend on it. Every thread
+// runs its items with subnormals flushed to zero (core/float_mode.hpp), the caller's
+// own mode restored after.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -12,6 +14,7 @@
 #endif
 
 #include "abi.hpp"
+#include "float_mode.hpp"
 
 namespace seqmix {
 SEQMIX_ABI_BEGIN
@@ -52,6 +55,7 @@ template <class Fn>
 void parallel_for(std::int64_t n, int num_threads, Fn&& fn) {
     const int threads = resolve_threads(num_threads, n);
     if (threads <= 1) {
+        const subnormals_flushed flushed;
         for (std::int64_t i = 0; i < n; ++i) fn(i, 0);
         return;
     }
@@ -61,6 +65,7 @@ void parallel_for(std::int64_t n, int num_threads, Fn&& fn) {
     std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(threads)
     {
+        const subnormals_flushed flushed;
         const int t = omp_get_thread_num();
         const int nt = omp_get_num_threads();
         try {
@@ -75,6 +80,7 @@ void parallel_for(std::int64_t n, int num_threads, Fn&& fn) {
 #else
 #pragma omp parallel num_threads(threads)
     {
+        const subnormals_flushed flushed;
         const int t = omp_get_thread_num();
         const int nt = omp_get_num_threads();
         for (std::int64_t i = t; i < n; i += nt) fn(i, t);
@@ -105,12 +111,16 @@ struct team_sync {
 template <class Fn>
 void parallel_team(int threads, Fn&& fn) {
     if (threads <= 1) {
+        const subnormals_flushed flushed;
         fn(0, 1, team_sync{false});
         return;
     }
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(threads)
-    fn(omp_get_thread_num(), omp_get_num_threads(), team_sync{true});
+    {
+        const subnormals_flushed flushed;
+        fn(omp_get_thread_num(), omp_get_num_threads(), team_sync{true});
+    }
 #endif
 }
 

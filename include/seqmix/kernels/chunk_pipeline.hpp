@@ -92,6 +92,55 @@ struct has_fused_pass : std::false_type {};
 template <class Policy>
 struct has_fused_pass<Policy, std::void_t<decltype(&Policy::fused_pass)>> : std::true_type {};
 
+// How a pipeline run deals its work to a team: the schedule and the size of each split. A
+// pure function of the shapes, the team and the processor count, so that tests can plan for
+// 1 to 128 threads on any machine (tests/test_linear_attention.cpp, "plans").
+enum class chunk_schedule { bidirectional, head_groups, value_split, segments };
+
+struct chunk_plan {
+    chunk_schedule schedule = chunk_schedule::segments;
+    index_t groups_per_seq = 1, group_size = 1;  // head groups: a thread walks group_size heads of one sequence
+    index_t col_blocks = 1;                      // value split: column blocks of each state
+    index_t segments = 1;                        // segments: items per unit, each after a state-only prefix
+    index_t items = 0;                           // items the schedule's main phase deals
+};
+
+// units, heads: (sequence, head) units and heads per sequence; chunks: chunk count of each
+// unit; vectors: SIMD vectors per state row (the value split's finest cut).
+inline chunk_plan plan_chunk_schedule(index_t units, index_t heads, const std::vector<index_t>& chunks, index_t vectors,
+                                      bool causal, bool column_split, int team, int processors) {
+    chunk_plan p;
+    const index_t per = std::max<index_t>(units, 1);
+    if (!causal) {  // partial sums over runs of chunks_per_pass chunks
+        p.schedule = chunk_schedule::bidirectional;
+        for (index_t c : chunks) p.items += (c + chunks_per_pass - 1) / chunks_per_pass;
+        return p;
+    }
+    heads = std::max<index_t>(heads, 1);
+    const index_t seqs = std::max<index_t>(units / heads, 1);
+    p.groups_per_seq = std::clamp<index_t>((team + seqs - 1) / seqs, 1, heads);
+    p.group_size = (heads + p.groups_per_seq - 1) / p.groups_per_seq;
+    p.groups_per_seq = (heads + p.group_size - 1) / p.group_size;  // no empty group (5 heads in 4 groups of 2: 3)
+    if (units / heads * p.groups_per_seq >= team) {
+        p.schedule = chunk_schedule::head_groups;
+        p.items = units / heads * p.groups_per_seq;
+        return p;
+    }
+    // Column blocks: whole vectors, at most one per thread of the team.
+    p.col_blocks = std::min<index_t>(vectors, (team + per - 1) / per);
+    if (column_split && p.col_blocks >= 2) {
+        p.schedule = chunk_schedule::value_split;
+        p.items = units * p.col_blocks;
+        return p;
+    }
+    // Never more segments than processors: each repeats a prefix pass, so a segment beyond
+    // the processors only adds work.
+    p.col_blocks = 1;
+    p.segments = std::max<index_t>(1, (std::min(team, processors) + per - 1) / per);
+    p.items = units * p.segments;
+    return p;
+}
+
 // Columns [c0, c1) of one prepared chunk through the state: outputs from S, emitted, then S
 // advanced past the chunk (or the policy's own fused pass).
 template <class Policy, class T>
@@ -117,15 +166,12 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
         return chunk_ref<T>{u, c * C, std::min(C, cu.len[std::size_t(u)] - c * C), buf};
     };
 
-    // The team that would really run (one thread inside a user's parallel region).
-    const int team = available_threads(num_threads);
-    const index_t heads = std::max<index_t>(cu.heads, 1), seqs = cu.units / heads;
-    const index_t groups_per_seq =
-        std::clamp<index_t>((team + std::max<index_t>(seqs, 1) - 1) / std::max<index_t>(seqs, 1), 1, heads);
-    const index_t group_size = (heads + groups_per_seq - 1) / groups_per_seq;
-    const index_t groups = seqs * groups_per_seq;
-    // Column blocks of the value split: whole vectors, at most one per thread of the team.
-    const index_t col_blocks = std::min<index_t>(ldv / W, (team + cu.units - 1) / std::max<index_t>(cu.units, 1));
+    // The plan for the team that would really run (one thread inside a user's parallel region).
+    std::vector<index_t> chunk_counts(static_cast<std::size_t>(cu.units));
+    for (index_t u = 0; u < cu.units; ++u) chunk_counts[std::size_t(u)] = chunks_of(u);
+    const chunk_plan plan = plan_chunk_schedule(cu.units, cu.heads, chunk_counts, ldv / W, pol.causal, pol.column_split,
+                                                available_threads(num_threads), processor_count());
+    const index_t heads = std::max<index_t>(cu.heads, 1);
 
     // Full pass over chunks [c0, c1) of unit u from state S (outputs emitted), or the
     // state-only pass.
@@ -140,7 +186,7 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
 
     // Bidirectional: partial sums, totals, outputs (policies with a fused pass are causal).
     if constexpr (!has_fused_pass<Policy>::value) {
-        if (!pol.causal) {
+        if (plan.schedule == chunk_schedule::bidirectional) {
             std::vector<index_t> first(std::size_t(cu.units) + 1, 0);
             for (index_t u = 0; u < cu.units; ++u)
                 first[std::size_t(u) + 1] =
@@ -193,7 +239,8 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
         }
     }
 
-    if (groups >= team) {  // head groups
+    if (plan.schedule == chunk_schedule::head_groups) {
+        const index_t groups = plan.items, groups_per_seq = plan.groups_per_seq, group_size = plan.group_size;
         const int threads = resolve_threads(num_threads, groups);
         thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(prepared, C * ldv, group_size * state));
         // Longest sequences first (varlen batches): the round-robin deal then ends with the
@@ -230,7 +277,8 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
     T* const states = shared_states.get(0);
     for (index_t u = 0; u < cu.units; ++u) pol.load_state(u, states + u * state);
 
-    if (pol.column_split && col_blocks >= 2) {  // value split
+    if (plan.schedule == chunk_schedule::value_split) {
+        const index_t col_blocks = plan.col_blocks;
         // Stages of chunks_per_stage chunks, double buffered: in phase s every thread
         // prepares its share of stage s + 1 and runs its column blocks of stage s through
         // the chain, then the team meets at one barrier.
@@ -281,10 +329,9 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
         return;
     }
 
-    // Segments: never more of them than processors (each repeats a prefix pass). Segment ends
-    // m_i balance r m_i + (m_{i+1} - m_i) across items (r: the policy's prefix cost).
-    const index_t seg_plan = std::min(team, processor_count());
-    const index_t segs = std::max<index_t>(1, (seg_plan + cu.units - 1) / std::max<index_t>(cu.units, 1));
+    // Segments. Segment ends m_i balance r m_i + (m_{i+1} - m_i) across items (r: the
+    // policy's prefix cost).
+    const index_t segs = plan.segments;
     const double r = pol.prefix_cost;
     auto segment_end = [&](index_t n, index_t i) {
         double sum = 0, part = 0, wgt = 1;
