@@ -160,6 +160,27 @@ TEST_CASE("extreme gates: cumulative log gates of -1e4 in a chunk, g = 0, mixed:
     }
 }
 
+TEST_CASE("strong random vector gates: the diagonal blocks halved and factored, or pair by pair, stay exact") {
+    // Per-channel gates uniform in [-scale, 0]: sub-chunk decay ranges from about 4 scale
+    // (fits the factored form) to 8 scale (halved once or more), with spikes of -1e4 that
+    // leave single pairs in log space.
+    for (const shape s : {shape{1, 150, 1, 1, 32, 32}, shape{1, 77, 2, 2, 40, 24}, shape{2, 64, 1, 1, 64, 64}})
+        for (double scale : {4.0, 8.0, 20.0, 60.0, 150.0})
+            for (bool spikes : {false, true}) {
+                INFO("Dk " << s.Dk << ", gates in [-" << scale << ", 0]" << (spikes ? " with spikes" : ""));
+                inputs<double> in(s, 17, scale);
+                if (spikes)
+                    for (index_t i = 0; i < in.gv.size(); i += 97) in.gv.data()[i] = -1e4;
+                auto qf = convert<float>(in.q), kf = convert<float>(in.k), vf = convert<float>(in.v), gf = convert<float>(in.gv);
+                tensor<float, 4> out({s.B, s.N, s.Hv, s.Dv});
+                tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv});
+                gated_linear_attention(qf.view(), kf.view(), vf.view(), gf.view(), out.view());
+                reference::gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), ref.view());
+                for (index_t i = 0; i < out.size(); ++i) REQUIRE(std::isfinite(out.data()[i]));
+                CHECK(max_rel_error(out, ref) < 2e-5);
+            }
+}
+
 TEST_CASE("long sequences: fp32 within 1e-5 of the double reference at N = 32768") {
     const shape s{1, 32768, 1, 1, 32, 32};
     linear_attention_options decay;
