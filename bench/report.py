@@ -172,7 +172,9 @@ FAMILIES = [
 ]
 
 
-def fraction(b):
+def fraction(b, memory_first=False):
+    if memory_first and b.get("GBs") and b.get("triad_GBs"):
+        return b["GBs"] / b["triad_GBs"], "triad"
     if b.get("GFLOPs") and b.get("fma_peak_GFLOPs"):
         return b["GFLOPs"] / b["fma_peak_GFLOPs"], "FMA peak"
     if b.get("GBs") and b.get("triad_GBs"):
@@ -196,7 +198,7 @@ def plot(rows, out, host):
             m = re.search(r"/threads:(\d+)", n)
             if not m or not re.search(pattern, n) or "/offset" in n or "/form:" in n:
                 continue
-            f, kind = fraction(b)
+            f, kind = fraction(b, memory_first="bytes" in title)
             if f is None:
                 continue
             kinds.add(kind)
