@@ -106,6 +106,9 @@ inline matrix embedding_rows(const matrix& table, const std::vector<std::int64_t
     return x;
 }
 
+// An optional bias as the operators' options take it: nullptr when the model has none.
+inline const float* bias_of(const row_vector& b) { return b.size() != 0 ? b.data() : nullptr; }
+
 // A parameter matrix ([C, W] conv weights, [Din, S] A) as the operators take it.
 inline seqmix::tensor_view<const float, 2> view_of(const matrix& m) { return {m.data(), {m.rows(), m.cols()}}; }
 inline seqmix::tensor_view<const float, 1> view_of(const row_vector& v) { return {v.data(), {v.size()}}; }

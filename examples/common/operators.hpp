@@ -3,6 +3,7 @@
 // seqmix::reference (plain loops in double). The tests build every block both ways and
 // compare; the demos use `fast`. Decode steps exist only as kernels (the tests check them
 // against prefill instead).
+#include <cstdint>
 #include <utility>
 
 #include <seqmix/seqmix.hpp>
@@ -34,5 +35,23 @@ struct reference_operators {
 };
 
 #undef SEQMIX_EXAMPLES_OPERATOR
+
+// The short convolution of the Mamba and DeltaNet blocks: depthwise, SiLU, an optional bias
+// (empty: none); the decode form reads and updates the pool slots `slots`.
+inline seqmix::conv1d_options silu_conv(const float* bias, int threads) {
+    seqmix::conv1d_options o;
+    o.bias = bias;
+    o.activation = seqmix::activation::silu;
+    o.num_threads = threads;
+    return o;
+}
+inline seqmix::conv1d_step_options silu_conv_step(const float* bias, const std::int32_t* slots, int threads) {
+    seqmix::conv1d_step_options o;
+    o.bias = bias;
+    o.activation = seqmix::activation::silu;
+    o.state_indices = slots;
+    o.num_threads = threads;
+    return o;
+}
 
 }  // namespace seqmix_examples

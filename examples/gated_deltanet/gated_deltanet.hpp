@@ -101,9 +101,7 @@ public:
         matrix qkv(B * N, C), o(B * N, c.values());
         seqmix::tensor<float, 3> conv_state({B, C, c.conv_width - 1});
         seqmix::tensor<float, 4> recurrent({B, Hv, c.key_dim, c.value_dim});
-        seqmix::conv1d_options co;
-        co.activation = seqmix::activation::silu;
-        co.num_threads = threads_;
+        const seqmix::conv1d_options co = silu_conv(nullptr, threads_);
         seqmix::delta_options d;
         d.qk_l2norm = true;
         d.num_threads = threads_;
@@ -131,10 +129,7 @@ public:
         matrix projected = in_proj_(in.hidden);  // [B, ...]: one token per sequence
         const matrix gates = beta_and_g(projected);
         matrix qkv(B, C), o(B, c.values());
-        seqmix::conv1d_step_options co;
-        co.activation = seqmix::activation::silu;
-        co.state_indices = slots;
-        co.num_threads = threads_;
+        const seqmix::conv1d_step_options co = silu_conv_step(nullptr, slots, threads_);
         seqmix::delta_step_options d;
         d.qk_l2norm = true;
         d.state_indices = slots;

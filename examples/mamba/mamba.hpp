@@ -99,10 +99,7 @@ public:
             const matrix xz = y.in_proj(h);  // [B*N, 2 inner]: x | z
             matrix u(B * N, Din);
             seqmix::tensor<float, 3> conv_state({B, Din, cfg_.conv_width - 1}), ssm_state({B, Din, S});
-            seqmix::conv1d_options co;
-            co.bias = y.conv_bias.size() ? y.conv_bias.data() : nullptr;
-            co.activation = seqmix::activation::silu;
-            co.num_threads = threads_;
+            const seqmix::conv1d_options co = silu_conv(bias_of(y.conv_bias), threads_);
             timed(t, [&] {
                 Operators::causal_conv1d(channels_of(xz, B, 0, Din), view_of(y.conv), channels_of(u, B, 0, Din), co,
                                          seqmix::tensor_view<const float, 3>{},
@@ -142,11 +139,7 @@ public:
             rms_norm(h, y.norm, cfg_.eps);
             const matrix xz = y.in_proj(h);
             matrix u(B, Din);
-            seqmix::conv1d_step_options co;
-            co.bias = y.conv_bias.size() ? y.conv_bias.data() : nullptr;
-            co.activation = seqmix::activation::silu;
-            co.state_indices = slots;
-            co.num_threads = threads_;
+            const seqmix::conv1d_step_options co = silu_conv_step(bias_of(y.conv_bias), slots, threads_);
             timed(t, [&] {
                 seqmix::causal_conv1d_step(step_channels_of(xz, 0, Din), view_of(y.conv), step_channels_of(u, 0, Din), pool.conv[li].view(), co);
             });

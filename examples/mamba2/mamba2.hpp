@@ -114,7 +114,7 @@ public:
             seqmix::tensor<float, 4> ssm_state({B, c.heads, c.head_dim, c.state});
             timed(t, [&] {
                 Operators::causal_conv1d(channels_of(zxbcdt, B, I, C), view_of(y.conv), channels_of(xbc, B, 0, C),
-                                         conv_options(y), seqmix::tensor_view<const float, 3>{},
+                                         silu_conv(bias_of(y.conv_bias), threads_), seqmix::tensor_view<const float, 3>{},
                                          pool ? conv_state.view() : seqmix::tensor_view<float, 3>{});
             });
             matrix scan(B * N, I);
@@ -150,11 +150,7 @@ public:
             rms_norm(h, y.norm, c.eps);
             const matrix zxbcdt = y.in_proj(h);
             matrix xbc(B, C);
-            seqmix::conv1d_step_options co;
-            co.bias = y.conv_bias.size() ? y.conv_bias.data() : nullptr;
-            co.activation = seqmix::activation::silu;
-            co.state_indices = slots;
-            co.num_threads = threads_;
+            const seqmix::conv1d_step_options co = silu_conv_step(bias_of(y.conv_bias), slots, threads_);
             timed(t, [&] {
                 seqmix::causal_conv1d_step(step_channels_of(zxbcdt, I, C), view_of(y.conv), step_channels_of(xbc, 0, C),
                                            pool.conv[li].view(), co);
@@ -190,13 +186,6 @@ private:
         gated_rms_norm(scan, zxbcdt.leftCols(cfg_.inner()), y.gate_norm, cfg_.eps, cfg_.inner() / cfg_.groups,
                        gate_order::before_norm);
         return y.out_proj(scan);
-    }
-    seqmix::conv1d_options conv_options(const layer& y) const {
-        seqmix::conv1d_options co;
-        co.bias = y.conv_bias.size() ? y.conv_bias.data() : nullptr;
-        co.activation = seqmix::activation::silu;
-        co.num_threads = threads_;
-        return co;
     }
 
     mamba2_config cfg_;
