@@ -61,7 +61,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("json")
     ap.add_argument("--out", default="docs")
+    ap.add_argument("--peers", help="bench/peers.py JSON (default: peers.json next to RUN.json, if there)")
     args = ap.parse_args()
+    if args.peers and not os.path.exists(args.peers):
+        ap.error(f"--peers {args.peers}: no such file")
     ctx, rows = load(args.json)
     ceil = ceilings(rows)
     by_name = {base_name(b): b for b in rows}
@@ -135,6 +138,9 @@ def main():
     for title, prefix, cols in sections:
         if any(base_name(b).startswith(prefix) for b in rows):
             md += ["", f"## {title}", "", table(rows, prefix, cols)]
+    peers = args.peers or os.path.join(os.path.dirname(os.path.abspath(args.json)), "peers.json")
+    if os.path.exists(peers):
+        md += peers_section(peers, rows, ctx)
 
     host = ctx.get("cpu") or f"{ctx.get('num_cpus', '?')} CPUs at {ctx.get('mhz_per_cpu', '?')} MHz"
     for stale in os.listdir(os.path.join(args.out, "perf")):  # figures of an earlier layout
@@ -149,6 +155,56 @@ def main():
     with open(os.path.join(args.out, "performance.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print(f"wrote {os.path.join(args.out, 'performance.md')} and {len(plots)} plots")
+
+
+MS_PER = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def calls(n, what):
+    return f"{n if n is not None else '?'} {what}{'' if n == 1 else 's'}"
+
+
+def peers_section(path, rows, ctx):
+    """bench/peers.py's timings beside the rows of the same names (base_name, threads included)."""
+    with open(path) as f:
+        peers = json.load(f)
+    pctx = peers.get("context", {})
+    by_name = {base_name(b): b for b in rows}
+    when = "after"
+    try:  # both ISO 8601 with a UTC offset
+        from datetime import datetime
+        if datetime.fromisoformat(pctx["date"]) < datetime.fromisoformat(ctx["date"]):
+            when = "before"
+    except (KeyError, ValueError, TypeError):
+        pass
+    out = ["", "## Beside the peers (same machine)", "",
+           f"What a user would otherwise run, timed by `bench/peers.py` in a separate process {when} the benchmark "
+           f"(run {pctx.get('date', '?')}) on {pctx.get('cpu', '?')}, with torch {pctx.get('torch', '?')} and "
+           f"transformers {pctx.get('transformers', '?')}: torch's `scaled_dot_product_attention` in fp32 and bf16 "
+           "(prefill on token-major tensors passed transposed, as transformers passes them; decode against a "
+           "head-major cache, its `DynamicCache` layout), and transformers' PyTorch paths: "
+           "`torch_chunk_gated_delta_rule` (Qwen3-Next; g = 0 for the delta rule), `mamba_selective_scan` (Mamba, "
+           "channel-major) and `mamba2_chunk_scan` followed by the silu(z) gate (Mamba-2). Each peer time is the "
+           f"median of {calls(pctx.get('reps'), 'call')} after {calls(pctx.get('warmup'), 'warm-up call')}"
+           + (" (a `--quick` run)" if pctx.get("quick") else "")
+           + "; the speedup is the peer's time over seqmix's.", "",
+           "| benchmark | seqmix time | peer | peer time | seqmix speedup |", "|---|---|---|---|---|"]
+    missing = 0
+    for p in peers.get("rows", []):
+        b = by_name.get(p.get("name"))
+        if b is None:
+            missing += 1
+            continue
+        seq_ms = b["real_time"] * MS_PER.get(b.get("time_unit", "ns"), 1e-6)
+        if p.get("ms"):
+            peer_t, speedup = f'{p["ms"]:.3g} ms', f'{p["ms"] / seq_ms:.2f}x'
+        else:
+            peer_t, speedup = "error: " + str(p.get("error", "?")).replace("|", "/"), "-"
+        out.append(f'| {p["name"]} | {b["real_time"]:.3g} {b["time_unit"]} | {p.get("peer", "?")} | {peer_t} | '
+                   f"{speedup} |")
+    if missing:
+        out += ["", f"({calls(missing, 'peer row')} naming no row of this run left out.)"]
+    return out
 
 
 # One small figure per operator family: the fraction of the bounding ceiling (FMA peak for
