@@ -383,7 +383,7 @@ TEST_CASE("bitwise identical for 1 to 64 threads (head groups, value split, segm
     }
 }
 
-TEST_CASE("plans for 1 to 128 threads: each schedule deals at least as many items as threads where the shapes allow") {
+TEST_CASE("plans for 1 to 128 threads: work for every thread where the shapes allow, the busiest thread as light as can be") {
     using kernels::chunk_schedule;
     struct problem {
         index_t seqs, heads, chunks, vectors;  // vectors: SIMD vectors per state row
@@ -393,7 +393,9 @@ TEST_CASE("plans for 1 to 128 threads: each schedule deals at least as many item
     // split; ragged varlen; bidirectional.
     for (const problem pr : {problem{8, 16, 64, 4, true, true}, problem{1, 4, 512, 8, true, true},
                              problem{1, 1, 2048, 4, true, true}, problem{1, 1, 2048, 1, true, false},
-                             problem{3, 5, 100, 2, true, true}, problem{2, 8, 300, 8, false, true}}) {
+                             problem{3, 5, 100, 2, true, true}, problem{2, 8, 300, 8, false, true},
+                             problem{1, 24, 64, 4, true, true}, problem{1, 2, 300, 6, true, true},
+                             problem{1, 1, 300, 3, true, true}}) {
         const index_t units = pr.seqs * pr.heads;
         const std::vector<index_t> chunks(static_cast<std::size_t>(units), pr.chunks);
         for (int team = 1; team <= 128; ++team) {
@@ -409,10 +411,12 @@ TEST_CASE("plans for 1 to 128 threads: each schedule deals at least as many item
                     CHECK(p.groups_per_seq * p.group_size >= pr.heads);
                     CHECK((p.groups_per_seq - 1) * p.group_size < pr.heads);
                     break;
-                case chunk_schedule::value_split:  // whole vectors, as many blocks as the state has
-                    CHECK(p.items >= std::min<index_t>(team, units * pr.vectors));
-                    CHECK(p.col_blocks <= pr.vectors);
+                case chunk_schedule::value_split: {  // equal blocks; the busiest thread as light as can be
+                    CHECK(pr.vectors % p.col_blocks == 0);
+                    const index_t busiest = (p.items + team - 1) / team * (pr.vectors / p.col_blocks);
+                    CHECK(busiest == (units * pr.vectors + team - 1) / team);
                     break;
+                }
                 case chunk_schedule::segments:
                     CHECK(p.items >= team);
                     break;

@@ -126,8 +126,16 @@ inline chunk_plan plan_chunk_schedule(index_t units, index_t heads, const std::v
         p.items = units / heads * p.groups_per_seq;
         return p;
     }
-    // Column blocks: whole vectors, at most one per thread of the team.
-    p.col_blocks = std::min<index_t>(vectors, (team + per - 1) / per);
+    // Column blocks: equal runs of whole vectors (a divisor of the row's vectors: 3 blocks of
+    // 4 vectors would be 1, 1 and 2, and the 2 would set the pace). The count takes the
+    // least chain work on the busiest thread, ceil(units b / team) x vectors / b, ties to
+    // fewer blocks (less of each prepared chunk read by other threads).
+    p.col_blocks = 1;
+    if (team > units && vectors >= 2) {
+        auto busiest = [&](index_t b) { return (units * b + team - 1) / team * (vectors / b); };
+        for (index_t b = 2; b <= vectors; ++b)
+            if (vectors % b == 0 && (p.col_blocks == 1 || busiest(b) < busiest(p.col_blocks))) p.col_blocks = b;
+    }
     if (column_split && p.col_blocks >= 2) {
         p.schedule = chunk_schedule::value_split;
         p.items = units * p.col_blocks;
