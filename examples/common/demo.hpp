@@ -11,6 +11,8 @@
 //   matrix decode(const sequence_batch& one_token, state& pool, const std::int32_t* slots, timing&) const
 // prefill leaves each sequence's final states in pool slot slots[b] (when pool is given);
 // decode reads and updates them in place.
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -49,13 +51,25 @@ void timed(timing& t, F&& f) {
     t.mixer_ms += s.ms();
 }
 
-// Copies rows [b] of a per-sequence state [B, ...] into pool slot slots[b] of [slots, ...].
+// The final state a prefill writes for the state pool, [B, ...], when there is a pool to
+// keep it (nothing is allocated otherwise); store() copies row b into pool slot slots[b]
+// (prefill takes no pools yet).
 template <std::size_t R>
-void store_in_slots(const seqmix::tensor<float, R>& rows, seqmix::tensor<float, R>& pool, const std::int32_t* slots) {
-    const std::int64_t row = rows.size() / rows.extent(0);
-    for (std::int64_t b = 0; b < rows.extent(0); ++b)
-        std::copy(rows.data() + b * row, rows.data() + (b + 1) * row, pool.data() + std::int64_t(slots[b]) * row);
-}
+class final_state {
+public:
+    final_state(bool kept, std::array<seqmix::index_t, R> shape) : kept_(kept), rows_(kept ? shape : decltype(shape){}) {}
+    seqmix::tensor_view<float, R> view() { return kept_ ? rows_.view() : seqmix::tensor_view<float, R>{}; }
+    void store(seqmix::tensor<float, R>& pool, const std::int32_t* slots) const {
+        if (!kept_) return;
+        const std::int64_t row = rows_.size() / rows_.extent(0);
+        for (std::int64_t b = 0; b < rows_.extent(0); ++b)
+            std::copy(rows_.data() + b * row, rows_.data() + (b + 1) * row, pool.data() + std::int64_t(slots[b]) * row);
+    }
+
+private:
+    bool kept_;
+    seqmix::tensor<float, R> rows_;
+};
 
 struct run_result {
     matrix output;  // [B * N, hidden]

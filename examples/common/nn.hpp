@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include <seqmix/seqmix.hpp>
@@ -29,7 +30,6 @@ struct linear {
         if (bias.size() != 0) y.rowwise() += bias;
         return y;
     }
-    Eigen::Index outputs() const { return weight.rows(); }
 };
 
 // torch.nn.functional.softplus (beta 1, threshold 20).
@@ -39,7 +39,6 @@ inline float log_sigmoid(float x) { return x < 0 ? x - std::log1p(std::exp(x)) :
 
 // The activations over whole matrices, in Eigen's vectorized exp / erf / tanh (a scalar
 // erf per element was a third of BERT's time).
-inline matrix silu_of(const matrix& x) { return (x.array() / (1.0f + (-x.array()).exp())).matrix(); }
 inline void gelu_erf_in_place(matrix& x) { x = (0.5f * x.array() * (1.0f + (x.array() * 0.70710678118654752f).erf())).matrix(); }
 inline void gelu_tanh_in_place(matrix& x) {
     const auto a = x.array();
@@ -99,6 +98,19 @@ inline void rms_norm(matrix& x, const row_vector& weight, float eps) {
     gated_rms_norm(x, static_cast<const matrix*>(nullptr), weight, eps, x.cols(), gate_order::none);
 }
 
+// The pre-norm residual stack of transformers' Mamba and Mamba-2 models around a mixer:
+// per layer x += mixer(layer index, layer, rmsnorm(x) with the layer's norm), then norm_f.
+template <class Layer, class Mixer>
+matrix pre_norm_backbone(matrix x, const std::vector<Layer>& layers, const row_vector& norm_f, float eps, Mixer&& mixer) {
+    for (std::size_t li = 0; li < layers.size(); ++li) {
+        matrix h = x;
+        rms_norm(h, layers[li].norm, eps);
+        x += mixer(li, layers[li], static_cast<const matrix&>(h));
+    }
+    rms_norm(x, norm_f, eps);
+    return x;
+}
+
 // nn.Embedding: the rows of `table` named by `ids`.
 inline matrix embedding_rows(const matrix& table, const std::vector<std::int64_t>& ids) {
     matrix x(Eigen::Index(ids.size()), table.cols());
@@ -113,45 +125,30 @@ inline const float* bias_of(const row_vector& b) { return b.size() != 0 ? b.data
 inline seqmix::tensor_view<const float, 2> view_of(const matrix& m) { return {m.data(), {m.rows(), m.cols()}}; }
 inline seqmix::tensor_view<const float, 1> view_of(const row_vector& v) { return {v.data(), {v.size()}}; }
 
-// Views of a token-major matrix [batch * n, width] as seqmix's [batch, n, heads, dim] (or
-// [batch, n, width]), starting at column `col`: projections are consumed in place.
-template <class T>
-seqmix::tensor_view<T, 4> heads_view(T* data, Eigen::Index row_stride, Eigen::Index batch, Eigen::Index n,
-                                     Eigen::Index col, Eigen::Index heads, Eigen::Index dim) {
-    return {data + col, {batch, n, heads, dim}, {n * row_stride, row_stride, dim, 1}};
-}
-inline seqmix::tensor_view<const float, 4> heads_of(const matrix& m, Eigen::Index batch, Eigen::Index col,
-                                                    Eigen::Index heads, Eigen::Index dim) {
-    return heads_view(m.data(), m.cols(), batch, m.rows() / batch, col, heads, dim);
-}
-inline seqmix::tensor_view<float, 4> heads_of(matrix& m, Eigen::Index batch, Eigen::Index col, Eigen::Index heads,
-                                              Eigen::Index dim) {
-    return heads_view(m.data(), m.cols(), batch, m.rows() / batch, col, heads, dim);
-}
-inline seqmix::tensor_view<const float, 3> channels_of(const matrix& m, Eigen::Index batch, Eigen::Index col,
-                                                       Eigen::Index width) {
-    const Eigen::Index n = m.rows() / batch;
-    return {m.data() + col, {batch, n, width}, {n * m.cols(), m.cols(), 1}};
-}
-inline seqmix::tensor_view<float, 3> channels_of(matrix& m, Eigen::Index batch, Eigen::Index col,
-                                                 Eigen::Index width) {
-    const Eigen::Index n = m.rows() / batch;
-    return {m.data() + col, {batch, n, width}, {n * m.cols(), m.cols(), 1}};
-}
+// Views of matrix columns as the operators' inputs and outputs, read in place: a const
+// matrix gives const views. Token-major [batch * n, cols] as [batch, n, heads, dim] or
+// [batch, n, width] from column `col`; the decode forms take [B, cols], one token per
+// sequence, as [B, heads, dim] or [B, width].
+template <class M>
+using element_of = std::conditional_t<std::is_const_v<M>, const float, float>;
 
-// The decode forms: a [B, cols] matrix holding one token per sequence, as [B, heads, dim] or
-// [B, width] from column `col`.
-inline seqmix::tensor_view<const float, 3> step_heads_of(const matrix& m, Eigen::Index col, Eigen::Index heads,
-                                                         Eigen::Index dim) {
+template <class M>
+seqmix::tensor_view<element_of<M>, 4> heads_of(M& m, Eigen::Index batch, Eigen::Index col, Eigen::Index heads,
+                                               Eigen::Index dim) {
+    const Eigen::Index n = m.rows() / batch;
+    return {m.data() + col, {batch, n, heads, dim}, {n * m.cols(), m.cols(), dim, 1}};
+}
+template <class M>
+seqmix::tensor_view<element_of<M>, 3> channels_of(M& m, Eigen::Index batch, Eigen::Index col, Eigen::Index width) {
+    const Eigen::Index n = m.rows() / batch;
+    return {m.data() + col, {batch, n, width}, {n * m.cols(), m.cols(), 1}};
+}
+template <class M>
+seqmix::tensor_view<element_of<M>, 3> step_heads_of(M& m, Eigen::Index col, Eigen::Index heads, Eigen::Index dim) {
     return {m.data() + col, {m.rows(), heads, dim}, {m.cols(), dim, 1}};
 }
-inline seqmix::tensor_view<float, 3> step_heads_of(matrix& m, Eigen::Index col, Eigen::Index heads, Eigen::Index dim) {
-    return {m.data() + col, {m.rows(), heads, dim}, {m.cols(), dim, 1}};
-}
-inline seqmix::tensor_view<const float, 2> step_channels_of(const matrix& m, Eigen::Index col, Eigen::Index width) {
-    return {m.data() + col, {m.rows(), width}, {m.cols(), 1}};
-}
-inline seqmix::tensor_view<float, 2> step_channels_of(matrix& m, Eigen::Index col, Eigen::Index width) {
+template <class M>
+seqmix::tensor_view<element_of<M>, 2> step_channels_of(M& m, Eigen::Index col, Eigen::Index width) {
     return {m.data() + col, {m.rows(), width}, {m.cols(), 1}};
 }
 

@@ -99,26 +99,24 @@ public:
         matrix projected = in_proj_(in.hidden);  // [B*N, q k v | z | b | a]
         const matrix gates = beta_and_g(projected);
         matrix qkv(B * N, C), o(B * N, c.values());
-        seqmix::tensor<float, 3> conv_state({B, C, c.conv_width - 1});
-        seqmix::tensor<float, 4> recurrent({B, Hv, c.key_dim, c.value_dim});
+        final_state<3> conv_state(pool, {B, C, c.conv_width - 1});
+        final_state<4> recurrent(pool, {B, Hv, c.key_dim, c.value_dim});
         const seqmix::conv1d_options co = silu_conv(nullptr, threads_);
         seqmix::delta_options d;
         d.qk_l2norm = true;
         d.num_threads = threads_;
         timed(t, [&] {
             Operators::causal_conv1d(channels_of(projected, B, 0, C), view_of(conv_), channels_of(qkv, B, 0, C), co,
-                                     seqmix::tensor_view<const float, 3>{},
-                                     pool ? conv_state.view() : seqmix::tensor_view<float, 3>{});
+                                     seqmix::tensor_view<const float, 3>{}, conv_state.view());
             Operators::gated_delta_rule(heads_of(qkv, B, 0, c.key_heads, c.key_dim),
                                         heads_of(qkv, B, c.keys(), c.key_heads, c.key_dim),
                                         heads_of(qkv, B, 2 * c.keys(), Hv, c.value_dim), channels_of(gates, B, Hv, Hv),
                                         channels_of(gates, B, 0, Hv), heads_of(o, B, 0, Hv, c.value_dim), d,
-                                        seqmix::tensor_view<const float, 4>{},
-                                        pool ? recurrent.view() : seqmix::tensor_view<float, 4>{});
+                                        seqmix::tensor_view<const float, 4>{}, recurrent.view());
         });
         if (pool) {
-            store_in_slots(conv_state, pool->conv, slots);
-            store_in_slots(recurrent, pool->recurrent, slots);
+            conv_state.store(pool->conv, slots);
+            recurrent.store(pool->recurrent, slots);
         }
         return finish(o, projected);
     }

@@ -82,16 +82,15 @@ public:
         const std::int64_t B = in.batch, N = in.tokens, H = c.heads;
         const matrix q = q_proj_(in.hidden), k = k_proj_(in.hidden), v = v_proj_(in.hidden), gk = forget_gate(in.hidden);
         matrix o(B * N, c.value_dim);
-        seqmix::tensor<float, 4> recurrent({B, H, c.head_k(), c.head_v()});
+        final_state<4> recurrent(pool, {B, H, c.head_k(), c.head_v()});
         seqmix::gla_options go;
         go.num_threads = threads_;
         timed(t, [&] {
             Operators::gated_linear_attention(heads_of(q, B, 0, H, c.head_k()), heads_of(k, B, 0, H, c.head_k()),
                                               heads_of(v, B, 0, H, c.head_v()), heads_of(gk, B, 0, H, c.head_k()),
-                                              heads_of(o, B, 0, H, c.head_v()), go, seqmix::tensor_view<const float, 4>{},
-                                              pool ? recurrent.view() : seqmix::tensor_view<float, 4>{});
+                                              heads_of(o, B, 0, H, c.head_v()), go, seqmix::tensor_view<const float, 4>{}, recurrent.view());
         });
-        if (pool) store_in_slots(recurrent, pool->recurrent, slots);
+        if (pool) recurrent.store(pool->recurrent, slots);
         return finish(o, in.hidden);
     }
 

@@ -91,19 +91,15 @@ public:
 
     matrix prefill(const sequence_batch& in, state* pool, const std::int32_t* slots, timing& t) const {
         const std::int64_t B = in.batch, N = in.tokens, Din = cfg_.inner, S = cfg_.state, R = cfg_.dt_rank;
-        matrix x = embedding_rows(embeddings_, in.ids);
-        for (std::size_t li = 0; li < layers_.size(); ++li) {
-            const layer& y = layers_[li];
-            matrix h = x;
-            rms_norm(h, y.norm, cfg_.eps);
+        return pre_norm_backbone(embedding_rows(embeddings_, in.ids), layers_, norm_f_, cfg_.eps,
+                                 [&](std::size_t li, const layer& y, const matrix& h) {
             const matrix xz = y.in_proj(h);  // [B*N, 2 inner]: x | z
             matrix u(B * N, Din);
-            seqmix::tensor<float, 3> conv_state({B, Din, cfg_.conv_width - 1}), ssm_state({B, Din, S});
+            final_state<3> conv_state(pool, {B, Din, cfg_.conv_width - 1}), ssm_state(pool, {B, Din, S});
             const seqmix::conv1d_options co = silu_conv(bias_of(y.conv_bias), threads_);
             timed(t, [&] {
                 Operators::causal_conv1d(channels_of(xz, B, 0, Din), view_of(y.conv), channels_of(u, B, 0, Din), co,
-                                         seqmix::tensor_view<const float, 3>{},
-                                         pool ? conv_state.view() : seqmix::tensor_view<float, 3>{});
+                                         seqmix::tensor_view<const float, 3>{}, conv_state.view());
             });
             const matrix dbc = y.x_proj(u);  // [B*N, R + 2S]: dt | B | C
             const matrix dt = dbc.leftCols(R) * y.dt_proj.weight.transpose();
@@ -117,26 +113,20 @@ public:
             timed(t, [&] {
                 Operators::selective_scan(channels_of(u, B, 0, Din), channels_of(dt, B, 0, Din), view_of(y.A),
                                           heads_of(dbc, B, R, 1, S), heads_of(dbc, B, R + S, 1, S),
-                                          channels_of(scan, B, 0, Din), so, seqmix::tensor_view<const float, 3>{},
-                                          pool ? ssm_state.view() : seqmix::tensor_view<float, 3>{});
+                                          channels_of(scan, B, 0, Din), so, seqmix::tensor_view<const float, 3>{}, ssm_state.view());
             });
-            x += y.out_proj(scan);
             if (pool) {
-                store_in_slots(conv_state, pool->conv[li], slots);
-                store_in_slots(ssm_state, pool->ssm[li], slots);
+                conv_state.store(pool->conv[li], slots);
+                ssm_state.store(pool->ssm[li], slots);
             }
-        }
-        rms_norm(x, norm_f_, cfg_.eps);
-        return x;
+            return y.out_proj(scan);
+        });
     }
 
     matrix decode(const sequence_batch& in, state& pool, const std::int32_t* slots, timing& t) const {
         const std::int64_t B = in.batch, Din = cfg_.inner, S = cfg_.state, R = cfg_.dt_rank;
-        matrix x = embedding_rows(embeddings_, in.ids);  // [B, hidden]: one token per sequence
-        for (std::size_t li = 0; li < layers_.size(); ++li) {
-            const layer& y = layers_[li];
-            matrix h = x;
-            rms_norm(h, y.norm, cfg_.eps);
+        return pre_norm_backbone(embedding_rows(embeddings_, in.ids), layers_, norm_f_, cfg_.eps,
+                                 [&](std::size_t li, const layer& y, const matrix& h) {
             const matrix xz = y.in_proj(h);
             matrix u(B, Din);
             const seqmix::conv1d_step_options co = silu_conv_step(bias_of(y.conv_bias), slots, threads_);
@@ -157,10 +147,8 @@ public:
                 seqmix::selective_scan_step(step_channels_of(u, 0, Din), step_channels_of(dt, 0, Din), view_of(y.A), step_heads_of(dbc, R, 1, S), step_heads_of(dbc, R + S, 1, S),
                                             step_channels_of(scan, 0, Din), pool.ssm[li].view(), so);
             });
-            x += y.out_proj(scan);
-        }
-        rms_norm(x, norm_f_, cfg_.eps);
-        return x;
+            return y.out_proj(scan);
+        });
     }
 
 private:

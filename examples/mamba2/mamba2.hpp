@@ -103,19 +103,15 @@ public:
     matrix prefill(const sequence_batch& in, state* pool, const std::int32_t* slots, timing& t) const {
         const auto& c = cfg_;
         const std::int64_t B = in.batch, N = in.tokens, I = c.inner(), GS = c.groups * c.state, C = c.conv_channels();
-        matrix x = embedding_rows(embeddings_, in.ids);
-        for (std::size_t li = 0; li < layers_.size(); ++li) {
-            const layer& y = layers_[li];
-            matrix h = x;
-            rms_norm(h, y.norm, c.eps);
+        return pre_norm_backbone(embedding_rows(embeddings_, in.ids), layers_, norm_f_, c.eps,
+                                 [&](std::size_t li, const layer& y, const matrix& h) {
             const matrix zxbcdt = y.in_proj(h);  // [B*N, z | xBC | dt]
             matrix xbc(B * N, C);
-            seqmix::tensor<float, 3> conv_state({B, C, c.conv_width - 1});
-            seqmix::tensor<float, 4> ssm_state({B, c.heads, c.head_dim, c.state});
+            final_state<3> conv_state(pool, {B, C, c.conv_width - 1});
+            final_state<4> ssm_state(pool, {B, c.heads, c.head_dim, c.state});
             timed(t, [&] {
                 Operators::causal_conv1d(channels_of(zxbcdt, B, I, C), view_of(y.conv), channels_of(xbc, B, 0, C),
-                                         silu_conv(bias_of(y.conv_bias), threads_), seqmix::tensor_view<const float, 3>{},
-                                         pool ? conv_state.view() : seqmix::tensor_view<float, 3>{});
+                                         silu_conv(bias_of(y.conv_bias), threads_), seqmix::tensor_view<const float, 3>{}, conv_state.view());
             });
             matrix scan(B * N, I);
             seqmix::ssd_options<float> so;
@@ -127,27 +123,21 @@ public:
                 Operators::ssd_scan(heads_of(xbc, B, 0, c.heads, c.head_dim), channels_of(zxbcdt, B, I + C, c.heads),
                                     view_of(y.A), heads_of(xbc, B, I, c.groups, c.state),
                                     heads_of(xbc, B, I + GS, c.groups, c.state), heads_of(scan, B, 0, c.heads, c.head_dim),
-                                    so, seqmix::tensor_view<const float, 4>{},
-                                    pool ? ssm_state.view() : seqmix::tensor_view<float, 4>{});
+                                    so, seqmix::tensor_view<const float, 4>{}, ssm_state.view());
             });
-            x += finish(y, scan, zxbcdt);
             if (pool) {
-                store_in_slots(conv_state, pool->conv[li], slots);
-                store_in_slots(ssm_state, pool->ssm[li], slots);
+                conv_state.store(pool->conv[li], slots);
+                ssm_state.store(pool->ssm[li], slots);
             }
-        }
-        rms_norm(x, norm_f_, c.eps);
-        return x;
+            return finish(y, scan, zxbcdt);
+        });
     }
 
     matrix decode(const sequence_batch& in, state& pool, const std::int32_t* slots, timing& t) const {
         const auto& c = cfg_;
         const std::int64_t B = in.batch, I = c.inner(), GS = c.groups * c.state, C = c.conv_channels();
-        matrix x = embedding_rows(embeddings_, in.ids);
-        for (std::size_t li = 0; li < layers_.size(); ++li) {
-            const layer& y = layers_[li];
-            matrix h = x;
-            rms_norm(h, y.norm, c.eps);
+        return pre_norm_backbone(embedding_rows(embeddings_, in.ids), layers_, norm_f_, c.eps,
+                                 [&](std::size_t li, const layer& y, const matrix& h) {
             const matrix zxbcdt = y.in_proj(h);
             matrix xbc(B, C);
             const seqmix::conv1d_step_options co = silu_conv_step(bias_of(y.conv_bias), slots, threads_);
@@ -168,10 +158,8 @@ public:
                                  step_heads_of(xbc, I + GS, c.groups, c.state), step_heads_of(scan, 0, c.heads, c.head_dim),
                                  pool.ssm[li].view(), so);
             });
-            x += finish(y, scan, zxbcdt);
-        }
-        rms_norm(x, norm_f_, c.eps);
-        return x;
+            return finish(y, scan, zxbcdt);
+        });
     }
 
 private:
