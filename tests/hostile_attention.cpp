@@ -3,6 +3,15 @@
 
 namespace hostile {
 
+namespace {
+// op(q, k, v, out, options, lse) on the catalog's tensors of rank R (lse: rank R - 1).
+template <std::size_t R, class A, class O, class F>
+void attend(const A& a, const O& o, F&& op) {
+    op(a.template in<R>("q"), a.template in<R>("k"), a.template in<R>("v"), a.template view<R>("out"), o,
+       a.template view<R - 1>("lse"));
+}
+}  // namespace
+
 std::vector<op_spec> attention_ops(index_t N, index_t B) {
     using namespace seqmix;
     [[maybe_unused]] const index_t Hk = 1, Hv = 2, Dk = 5, Dv = 7;
@@ -25,12 +34,9 @@ std::vector<op_spec> attention_ops(index_t N, index_t B) {
                                   if (variant >= 1) o.window_left = 9;
                                   if (variant == 1) o.causal = true;
                                   if constexpr (decltype(reference)::value)
-                                      seqmix::reference::softmax_attention(a.template in<4>("q"), a.template in<4>("k"),
-                                                                           a.template in<4>("v"), a.template view<4>("out"),
-                                                                           o, a.template view<3>("lse"));
+                                      attend<4>(a, o, [](auto&&... x) { seqmix::reference::softmax_attention(x...); });
                                   else
-                                      softmax_attention(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
-                                                        a.template view<4>("out"), o, a.template view<3>("lse"));
+                                      attend<4>(a, o, [](auto&&... x) { softmax_attention(x...); });
                               }));
     }
 
@@ -51,13 +57,9 @@ std::vector<op_spec> attention_ops(index_t N, index_t B) {
                               o.dilation = 3;
                               o.sinks = sinks;
                               if constexpr (decltype(reference)::value)
-                                  seqmix::reference::sliding_window_attention(
-                                      a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
-                                      a.template view<4>("out"), o, a.template view<3>("lse"));
+                                  attend<4>(a, o, [](auto&&... x) { seqmix::reference::sliding_window_attention(x...); });
                               else
-                                  sliding_window_attention(a.template in<4>("q"), a.template in<4>("k"),
-                                                           a.template in<4>("v"), a.template view<4>("out"), o,
-                                                           a.template view<3>("lse"));
+                                  attend<4>(a, o, [](auto&&... x) { sliding_window_attention(x...); });
                           }));
 
     // neighborhood_attention_2d: a 5 x 14 image (N = 70), kernel 3, width dilated by 2, both axes causal, sinks.
@@ -77,13 +79,9 @@ std::vector<op_spec> attention_ops(index_t N, index_t B) {
                               o.causal = {true, true};  // a causal width masks short windows per line
                               o.sinks = sinks;
                               if constexpr (decltype(reference)::value)
-                                  seqmix::reference::neighborhood_attention_2d(
-                                      a.template in<5>("q"), a.template in<5>("k"), a.template in<5>("v"),
-                                      a.template view<5>("out"), o, a.template view<4>("lse"));
+                                  attend<5>(a, o, [](auto&&... x) { seqmix::reference::neighborhood_attention_2d(x...); });
                               else
-                                  neighborhood_attention_2d(a.template in<5>("q"), a.template in<5>("k"),
-                                                            a.template in<5>("v"), a.template view<5>("out"), o,
-                                                            a.template view<4>("lse"));
+                                  attend<5>(a, o, [](auto&&... x) { neighborhood_attention_2d(x...); });
                           }));
 
     // topk_attention (top_k above the keys: a selection without near ties on float data) and
@@ -101,12 +99,9 @@ std::vector<op_spec> attention_ops(index_t N, index_t B) {
                               o.causal = true;
                               o.top_k = int(N) + 3;
                               if constexpr (decltype(reference)::value)
-                                  seqmix::reference::topk_attention(a.template in<4>("q"), a.template in<4>("k"),
-                                                                    a.template in<4>("v"), a.template view<4>("out"), o,
-                                                                    a.template view<3>("lse"));
+                                  attend<4>(a, o, [](auto&&... x) { seqmix::reference::topk_attention(x...); });
                               else
-                                  topk_attention(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
-                                                 a.template view<4>("out"), o, a.template view<3>("lse"));
+                                  attend<4>(a, o, [](auto&&... x) { topk_attention(x...); });
                           }));
     ops.push_back(make_op("block_sparse_attention causal",
                           {{"q", role::input, {B, N, 4, Dk}},
@@ -123,13 +118,9 @@ std::vector<op_spec> attention_ops(index_t N, index_t B) {
                               o.top_blocks = 2;
                               o.keep_first = true;
                               if constexpr (decltype(reference)::value)
-                                  seqmix::reference::block_sparse_attention(
-                                      a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
-                                      a.template view<4>("out"), o, a.template view<3>("lse"));
+                                  attend<4>(a, o, [](auto&&... x) { seqmix::reference::block_sparse_attention(x...); });
                               else
-                                  block_sparse_attention(a.template in<4>("q"), a.template in<4>("k"),
-                                                         a.template in<4>("v"), a.template view<4>("out"), o,
-                                                         a.template view<3>("lse"));
+                                  attend<4>(a, o, [](auto&&... x) { block_sparse_attention(x...); });
                           }));
 
     return ops;
