@@ -295,6 +295,20 @@ def compare(results, label, got_path, want, mask=None, abs_tolerance=None):
     results.append(ok)
 
 
+def compare_prefill_and_decode(results, exe, common, out_prefix, label, ref):
+    """Runs a demo without and with --decode DECODE and compares both outputs with ref."""
+    for extra, tag in (([], "prefill"), (["--decode", DECODE], f"decode {DECODE}")):
+        path = f"{out_prefix}_out_{tag.replace(' ', '')}.npy"
+        out = run_demo(exe, common + ["--output", path] + extra)
+        if out == "FAILED":
+            results.append(False)
+        elif out is None:
+            break
+        else:
+            compare(results, f"{label}, {tag}", path, ref)
+            demo_speed_lines(out)
+
+
 def demo_speed_lines(stdout):
     if stdout in (None, "FAILED"):
         return
@@ -355,16 +369,7 @@ def check_recurrent(args, model, results):
               "--threads", args.threads]
     if not model.is_ids:
         common += ["--prefix", GDN_PREFIX]
-    for extra, tag in (([], "prefill"), (["--decode", DECODE], f"decode {DECODE}")):
-        path = f"{d}/{model.name}_out_{tag.replace(' ', '')}.npy"
-        out = run_demo(exe, common + ["--output", path] + extra)
-        if out == "FAILED":
-            results.append(False)
-        elif out is None:
-            break
-        else:
-            compare(results, f"last hidden state, {tag}", path, ref)
-            demo_speed_lines(out)
+    compare_prefill_and_decode(results, exe, common, f"{d}/{model.name}", "last hidden state", ref)
 
 
 # ---------------------------------------------------------------- optional: fla's GLA layer, all-MiniLM-L6-v2
@@ -477,16 +482,7 @@ def check_gla(args, results):
     exe = os.path.join(args.build, "examples", "gla")
     common = ["--checkpoint", os.path.join(d, "gla"), "--input", save_npy(f"{d}/gla_in.npy", x),
               "--prefix", GLA_PREFIX, "--threads", args.threads]
-    for extra, tag in (([], "prefill"), (["--decode", DECODE], f"decode {DECODE}")):
-        path = f"{d}/gla_out_{tag.replace(' ', '')}.npy"
-        out = run_demo(exe, common + ["--output", path] + extra)
-        if out == "FAILED":
-            results.append(False)
-        elif out is None:
-            break
-        else:
-            compare(results, f"layer output, {tag}", path, ref)
-            demo_speed_lines(out)
+    compare_prefill_and_decode(results, exe, common, f"{d}/gla", "layer output", ref)
 
 
 MINILM_TEXTS = ["Hello, world!",
