@@ -9,6 +9,7 @@
 //   gated_linear_attention (vector gate) D64: gk = logsigmoid(raw) / 16 (GLA), and strong
 //     gates in [-8, 0]
 //   gated_delta_rule (scalar gate) D128: strong gates in [-8, 0] with beta in [0, 0.05]
+#include <seqmix/core/float_mode.hpp>
 #include <seqmix/core/tensor.hpp>
 #include <seqmix/ops/delta_rule.hpp>
 #include <seqmix/ops/gated_linear_attention.hpp>
@@ -21,9 +22,6 @@
 #include <string>
 #include <vector>
 
-#if defined(__SSE__)
-#include <xmmintrin.h>
-#endif
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -50,8 +48,9 @@ public:
 
 private:
     static void set(bool flush) {
-#if defined(__SSE__)
-        auto apply = [flush] { _mm_setcsr(flush ? _mm_getcsr() | 0x8040u : _mm_getcsr() & ~0x8040u); };
+#if SEQMIX_HAS_MXCSR
+        constexpr unsigned bits = subnormals_flushed::flags;  // the library's own FTZ | DAZ
+        auto apply = [flush] { _mm_setcsr(flush ? _mm_getcsr() | bits : _mm_getcsr() & ~bits); };
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(omp_get_max_threads())
         apply();
