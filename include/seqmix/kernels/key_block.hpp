@@ -19,8 +19,11 @@ namespace kernels {
 // row is loaded once for all RB query rows: rows of one head of a [B,N,H,D] tensor are
 // 4 KB apart and share one L1 set, so re-reading them per query row would go to L2.
 // q rows must be readable (zero padded) up to d rounded up to W.
+// `ahead` (or nullptr): W key rows read later (the next tile of the same stream), requested
+// line by line as the keys stream, so the memory requests stay spread over the compute.
 template <class T, int RB>
-inline void dot_key_block(const T* q, index_t ldq, const T* const* keys, index_t d, T* scores, index_t lds) {
+inline void dot_key_block(const T* q, index_t ldq, const T* const* keys, index_t d, T* scores, index_t lds,
+                          const T* const* ahead) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     constexpr index_t G = W < 4 ? W : 4;  // keys per pass: RB x G accumulators stay in registers
@@ -34,6 +37,7 @@ inline void dot_key_block(const T* q, index_t ldq, const T* const* keys, index_t
         for (; d0 + W <= d; d0 += W) {
             V kv[G];
             for (index_t j = 0; j < G; ++j) {
+                if (ahead) simd::prefetch_line(ahead[g + j] + d0);
                 kv[j] = simd::load(kp[j] + d0);
                 simd::keep_in_register(kv[j]);  // one load per key and per row, not per FMA
             }
@@ -58,13 +62,15 @@ inline void dot_key_block(const T* q, index_t ldq, const T* const* keys, index_t
 }
 
 // The same for any number of query rows, in blocks the register file holds.
+// Only the first block of rows requests `ahead`: the later ones read the same keys.
 template <class T>
 inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const T* const* keys, index_t d, T* scores,
-                         index_t lds) {
+                         index_t lds, const T* const* ahead = nullptr) {
     constexpr int RB = simd::register_count >= 32 ? 4 : 2;
     index_t r = 0;
-    for (; r + RB <= rows; r += RB) dot_key_block<T, RB>(q + r * ldq, ldq, keys, d, scores + r * lds, lds);
-    for (; r < rows; ++r) dot_key_block<T, 1>(q + r * ldq, ldq, keys, d, scores + r * lds, lds);
+    for (; r + RB <= rows; r += RB, ahead = nullptr)
+        dot_key_block<T, RB>(q + r * ldq, ldq, keys, d, scores + r * lds, lds, ahead);
+    for (; r < rows; ++r, ahead = nullptr) dot_key_block<T, 1>(q + r * ldq, ldq, keys, d, scores + r * lds, lds, ahead);
 }
 
 // The same with the keys k + j * k_stride, j < nkeys.
@@ -79,10 +85,10 @@ inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const T* k, inde
 // o_r[0..dv) += sum_{j < nkeys} p[r * ldp + j] * values[j] for RB rows. o rows have stride
 // ldo and are padded to a multiple of W; value rows are read exactly dv. RB rows by NV
 // vectors of o stay in registers while the keys stream, so each probability is broadcast
-// once per NV vectors of o.
+// once per NV vectors of o. `ahead`: as for dot_key_block, nkeys value rows read later.
 template <class T, int RB, int NV>
 inline void accumulate_value_block(const T* p, index_t ldp, const T* const* values, index_t nkeys, T* o,
-                                   index_t ldo, index_t dv) {
+                                   index_t ldo, index_t dv, const T* const* ahead) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     for (index_t e0 = 0; e0 < dv; e0 += NV * W) {
@@ -93,7 +99,10 @@ inline void accumulate_value_block(const T* p, index_t ldp, const T* const* valu
         if (e0 + NV * W <= dv) {
             for (index_t j = 0; j < nkeys; ++j) {
                 V x[NV];
-                for (int v = 0; v < NV; ++v) x[v] = simd::load(values[j] + e0 + v * W);
+                for (int v = 0; v < NV; ++v) {
+                    if (ahead) simd::prefetch_line(ahead[j] + e0 + v * W);
+                    x[v] = simd::load(values[j] + e0 + v * W);
+                }
                 for (int r = 0; r < RB; ++r) {
                     const V b(p[r * ldp + j]);
                     for (int v = 0; v < NV; ++v) acc[r][v] = simd::fma(b, x[v], acc[r][v]);
@@ -123,12 +132,13 @@ inline void accumulate_value_block(const T* p, index_t ldp, const T* const* valu
 // The same for any number of rows.
 template <class T>
 inline void accumulate_value_rows(const T* p, index_t ldp, index_t rows, const T* const* values, index_t nkeys,
-                                  T* o, index_t ldo, index_t dv) {
+                                  T* o, index_t ldo, index_t dv, const T* const* ahead = nullptr) {
     constexpr int RB = simd::register_count >= 32 ? 4 : 2, NV = 4;
     index_t r = 0;
-    for (; r + RB <= rows; r += RB)
-        accumulate_value_block<T, RB, NV>(p + r * ldp, ldp, values, nkeys, o + r * ldo, ldo, dv);
-    for (; r < rows; ++r) accumulate_value_block<T, 1, NV>(p + r * ldp, ldp, values, nkeys, o + r * ldo, ldo, dv);
+    for (; r + RB <= rows; r += RB, ahead = nullptr)
+        accumulate_value_block<T, RB, NV>(p + r * ldp, ldp, values, nkeys, o + r * ldo, ldo, dv, ahead);
+    for (; r < rows; ++r, ahead = nullptr)
+        accumulate_value_block<T, 1, NV>(p + r * ldp, ldp, values, nkeys, o + r * ldo, ldo, dv, ahead);
 }
 
 // false if any of `rows` rows of n values (row stride rs, element stride es) is Inf or NaN.

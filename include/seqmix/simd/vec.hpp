@@ -215,6 +215,11 @@ SEQMIX_ABI_END
 namespace seqmix {
 SEQMIX_ABI_BEGIN
 namespace simd {
+// Prefetch the cache line holding p (to L1: it is read soon).
+template <class T>
+inline void prefetch_line(const T* p) {
+    __builtin_prefetch(p, 0, 3);
+}
 // Prefetch (to L2) the cache lines holding n elements from p.
 template <class T>
 inline void prefetch(const T* p, std::size_t n) {
