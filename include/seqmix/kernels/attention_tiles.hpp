@@ -231,13 +231,14 @@ class keys_in_lanes {
 
 public:
     using keys_type = kv_rows<T>;
-    static constexpr index_t key_tile = W;  // keys per softmax update
-    // Tiles per scores() call: the scores of 8 tiles are computed at once, so the keys of
-    // 8 tiles are read in one pass and then their values in another. A plain two-stream
-    // read on Zen 4 ran 14.5 GB/s switching streams every 8 KB (one head-major tile at
-    // D = 128) and 20.6 GB/s every 64 KB. The softmax updates stay per tile.
-    static constexpr index_t score_tiles = 8;
-    static constexpr index_t block = score_tiles * key_tile;
+    // Keys per tile: the scores of 8 vectors of keys are computed at once, so the keys of a
+    // tile are read in one pass and then their values in another (a plain two-stream read on
+    // Zen 4 ran 14.5 GB/s switching streams every 8 KB, one head-major vector of keys at
+    // D = 128, and 20.6 GB/s every 64 KB), and one softmax update serves them all (per
+    // vector of keys, its serial chain of horizontal max, exp and sum took 19% of a decode).
+    static constexpr index_t key_tile = 8 * W;
+    static constexpr index_t score_tiles = 1;
+    static constexpr index_t block = key_tile;
 
     static index_t pad(index_t d) { return (d + W - 1) / W * W; }
     static std::size_t scratch_size(const attention_dims& d) {
@@ -300,7 +301,6 @@ public:
     // [B,N,H,D] caches (head by head would stride a page per key).
     // `ahead`: keys the schedule visits after these (the prefetch never reaches past them).
     void scores(const kv_rows<T>& kv, index_t j0, index_t n, index_t ahead) {
-        block_start_ = j0;
         kv.runs(j0, n, [&](index_t j, index_t c, const T* k, const T* v) {
             for (index_t t = 0; t < c; ++t) {
                 keys_[std::size_t(j - j0 + t)] = k + t * kv.k_row;
@@ -312,19 +312,25 @@ public:
             keys_[std::size_t(j)] = keys_[std::size_t(n - 1)];
             values_[std::size_t(j)] = values_[std::size_t(n - 1)];
         }
-        // The keys and values of the next tile are requested line by line while this one
-        // streams (rows_ahead): on Zen 5, head-major Nk = 32768 ran 26 GB/s on 1 thread against
-        // 14 with the whole next block requested at once.
+        // Then the rows of the next W keys the schedule visits (or the last one again): each
+        // vector of keys requests the lines of the next one as it streams, so the memory
+        // requests stay spread over the compute (on Zen 5, head-major Nk = 32768 ran 27 GB/s
+        // on 1 thread against 14 with the whole next tile requested at once, and 22-25 with
+        // 4 or 8 keys ahead).
         end_ = std::min(j0 + n + ahead, kv.count);
+        for (index_t t = 0; t < W; ++t) {
+            const index_t j = std::min(j0 + n + t, end_ - 1);
+            const bool next = j0 + n < end_ && !(kv.gather && kv.gather[j] < 0);
+            keys_[std::size_t(n_pad + t)] = next ? kv.key(j) : keys_[std::size_t(n_pad - 1)];
+            values_[std::size_t(n_pad + t)] = next ? kv.value(j) : values_[std::size_t(n_pad - 1)];
+        }
         for (index_t c = 0; c < n_pad; c += W)
             for (index_t hh = 0; hh < heads_; ++hh) {
-                const T* keys[simd::width<T>];
-                const T* later[simd::width<T>];
-                for (index_t j = 0; j < W; ++j) keys[j] = keys_[std::size_t(c + j)] + hh * kv.k_head;
-                const bool pf = kv.k_elem == 1 && rows_ahead(kv, j0 + c + W, hh, false, later);
+                const T* keys[2 * simd::width<T>];  // this vector of keys, then the next W
+                for (index_t j = 0; j < 2 * W; ++j) keys[j] = keys_[std::size_t(c + j)] + hh * kv.k_head;
                 if (kv.k_elem != 1) pack(keys, W, kv.k_elem, dk_, k_pack_);
                 dot_key_rows(qs_ + hh * head_rows_ * dk_pad_, dk_pad_, head_rows_, keys, dk_,
-                             prob_ + hh * head_rows_ * block + c, block, pf ? later : nullptr);
+                             prob_ + hh * head_rows_ * block + c, block, kv.k_elem == 1 ? keys + W : nullptr);
             }
     }
 
@@ -334,9 +340,10 @@ public:
     void softmax(index_t j0, index_t n, bool masked, const Schedule& keys, const Logits& lg) {
         using V = simd::vec<T>;
         constexpr T ninf = -std::numeric_limits<T>::infinity();
+        const index_t n_pad = (n + W - 1) / W * W;
         partial_ = false;
         for (index_t r = 0; r < rows_; ++r) {
-            T* pr = prob_ + r * block + (j0 - block_start_);
+            T* pr = prob_ + r * block;
             index_t lo = j0, hi = j0 + n - 1;
             if (masked) {
                 const key_range seen = keys.visible(r, j0);
@@ -346,63 +353,71 @@ public:
             vis_lo_[r] = lo;
             vis_hi_[r] = hi;
             if (lo > hi) {  // nothing visible in this tile
-                simd::store(pr, V(T(0)));
+                std::fill_n(pr, n_pad, T(0));
                 partial_ = true;
                 continue;
             }
             partial_ = partial_ || lo > j0 || hi < j0 + n - 1;
-            V s = simd::load(pr);
-            if (lg.any()) s = lg(s, V(T(diag_[r] - j0)) - lane_, V(slope_[r]));
-            if (lo > j0 || hi < j0 + W - 1)
-                s = simd::select((lane_ >= V(T(lo - j0))) && (lane_ <= V(T(hi - j0))), s, V(ninf));
+            // The transformed, masked scores and their max; then probabilities and their sum.
+            V mx0(ninf), mx1(ninf);
+            for (index_t c = 0; c < n_pad; c += W) {
+                V s = simd::load(pr + c);
+                const index_t k0 = j0 + c;
+                if (lg.any()) s = lg(s, V(T(diag_[r] - k0)) - lane_, V(slope_[r]));
+                if (lo > k0 || hi < k0 + W - 1)
+                    s = simd::select((lane_ >= V(T(lo - k0))) && (lane_ <= V(T(hi - k0))), s, V(ninf));
+                simd::store(pr + c, s);
+                if (c / W % 2 == 0)
+                    mx0 = simd::max(mx0, s);
+                else
+                    mx1 = simd::max(mx1, s);
+            }
             T& m = m_[r];
             T& l = l_[r];
-            const T m_new = std::max(m, simd::hmax(s));
+            const T m_new = std::max(m, simd::hmax(simd::max(mx0, mx1)));
             const T m_use = m_new == ninf ? T(0) : m_new;  // avoids -inf - -inf
-            const V p = simd::exp(s - V(m_use));
-            simd::store(pr, p);
+            V sum0(T(0)), sum1(T(0));
+            for (index_t c = 0; c < n_pad; c += W) {
+                const V p = simd::exp(simd::load(pr + c) - V(m_use));
+                simd::store(pr + c, p);
+                if (c / W % 2 == 0)
+                    sum0 = sum0 + p;
+                else
+                    sum1 = sum1 + p;
+            }
             const T alpha = std::exp(m - m_use);  // 0 on the first visible tile
             if (alpha != T(1)) simd::scale(alpha, o_ + r * dv_pad_, std::size_t(dv_pad_));
-            l = l * alpha + simd::hsum(p);
+            l = l * alpha + simd::hsum(sum0 + sum1);
             m = m_new;
         }
     }
 
+    // P V for the tile, a vector of keys at a time (the values of the next one requested).
     void accumulate(const kv_rows<T>& kv, index_t j0, index_t n, bool) {
-        const index_t off = j0 - block_start_;
-        for (index_t hh = 0; hh < heads_; ++hh) {
-            const T* values[simd::width<T>];
-            for (index_t j = 0; j < n; ++j) values[j] = values_[std::size_t(off + j)] + hh * kv.v_head;
-            if (kv.v_elem != 1) pack(values, n, kv.v_elem, dv_, v_pack_ + hh * W * dv_);
-            const index_t r0 = hh * head_rows_;
-            const T* p = prob_ + r0 * block + off;
-            bool exact = false;  // masked keys must not reach a row even as 0 * Inf: only visible ones then
-            for (index_t j = 0; partial_ && j < n && !exact; ++j) exact = !rows_finite(values[j], 1, 0, dv_, index_t(1));
-            if (!exact) {
-                const T* later[simd::width<T>];
-                const bool pf = kv.v_elem == 1 && rows_ahead(kv, j0 + W, hh, true, later);
-                accumulate_value_rows(p, block, head_rows_, values, n, o_ + r0 * dv_pad_, dv_pad_, dv_,
-                                      pf ? later : nullptr);
-                continue;
+        for (index_t hh = 0; hh < heads_; ++hh)
+            for (index_t c = 0; c < n; c += W) {
+                const index_t count = std::min(W, n - c);
+                const T* values[2 * simd::width<T>];  // these keys' values, then the next W keys'
+                for (index_t j = 0; j < 2 * W; ++j) values[j] = values_[std::size_t(c + j)] + hh * kv.v_head;
+                if (kv.v_elem != 1) pack(values, count, kv.v_elem, dv_, v_pack_ + hh * W * dv_);
+                const index_t r0 = hh * head_rows_;
+                const T* p = prob_ + r0 * block + c;
+                bool exact = false;  // masked keys must not reach a row even as 0 * Inf: only visible ones then
+                for (index_t j = 0; partial_ && j < count && !exact; ++j)
+                    exact = !rows_finite(values[j], 1, 0, dv_, index_t(1));
+                if (!exact) {
+                    accumulate_value_rows(p, block, head_rows_, values, count, o_ + r0 * dv_pad_, dv_pad_, dv_,
+                                          kv.v_elem == 1 ? values + W : nullptr);
+                    continue;
+                }
+                const index_t k0 = j0 + c;
+                for (index_t r = r0; r < r0 + head_rows_; ++r)
+                    for (index_t j = std::max(vis_lo_[r], k0); j <= std::min(vis_hi_[r], k0 + count - 1); ++j)
+                        simd::axpy(prob_[r * block + j - j0], values[j - k0], o_ + r * dv_pad_, std::size_t(dv_));
             }
-            for (index_t r = r0; r < r0 + head_rows_; ++r)
-                for (index_t j = vis_lo_[r]; j <= vis_hi_[r]; ++j)
-                    simd::axpy(prob_[r * block + off + j - j0], values[j - j0], o_ + r * dv_pad_, std::size_t(dv_));
-        }
     }
 
 private:
-    // The rows (keys or values) of head hh of keys [j, j + W), repeating the last key the
-    // schedule visits; false past it or at a gather list's empty entry.
-    bool rows_ahead(const kv_rows<T>& kv, index_t j, index_t hh, bool values, const T** to) const {
-        if (j >= end_) return false;
-        for (index_t t = 0; t < W; ++t) {
-            const index_t jj = std::min(j + t, end_ - 1);
-            if (kv.gather && kv.gather[jj] < 0) return false;
-            to[t] = values ? kv.value(jj) + hh * kv.v_head : kv.key(jj) + hh * kv.k_head;
-        }
-        return true;
-    }
     // Strided head dims: `count` rows are copied contiguous and their pointers moved there.
     static void pack(const T** rows, index_t count, index_t elem, index_t d, T* to) {
         for (index_t j = 0; j < count; ++j) {
@@ -416,9 +431,8 @@ private:
     index_t *diag_, *vis_lo_, *vis_hi_;  // vis: the keys each row sees in the current tile
     simd::vec<T> lane_;
     bool partial_ = false;
-    index_t block_start_ = 0;  // first key of the scored block
     index_t end_ = 0;          // the schedule's keys end before this one (or the cache's)
-    std::array<const T*, block> keys_{}, values_{};
+    std::array<const T*, block + W> keys_{}, values_{};  // the tile's rows, then the next W
 };
 
 }  // namespace kernels

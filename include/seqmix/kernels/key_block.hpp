@@ -4,6 +4,7 @@
 // pointer per key (contiguous, strided or paged alike).
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
@@ -19,8 +20,8 @@ namespace kernels {
 // row is loaded once for all RB query rows: rows of one head of a [B,N,H,D] tensor are
 // 4 KB apart and share one L1 set, so re-reading them per query row would go to L2.
 // q rows must be readable (zero padded) up to d rounded up to W.
-// `ahead` (or nullptr): W key rows read later (the next tile of the same stream), requested
-// line by line as the keys stream, so the memory requests stay spread over the compute.
+// `ahead` (or nullptr): the W rows read next in the same stream, requested line by line as
+// these keys stream, so the memory requests stay spread over the compute.
 template <class T, int RB>
 inline void dot_key_block(const T* q, index_t ldq, const T* const* keys, index_t d, T* scores, index_t lds,
                           const T* const* ahead) {
@@ -29,24 +30,31 @@ inline void dot_key_block(const T* q, index_t ldq, const T* const* keys, index_t
     constexpr index_t G = W < 4 ? W : 4;  // keys per pass: RB x G accumulators stay in registers
     V part[RB][W];
     for (index_t g = 0; g < W; g += G) {
-        const T* const* kp = keys + g;
+        const T* kp[G];
+        const T* later[G];
+        for (index_t j = 0; j < G; ++j) kp[j] = keys[g + j], later[j] = ahead ? ahead[g + j] : nullptr;
         V acc[RB][G];
         for (int r = 0; r < RB; ++r)
             for (index_t j = 0; j < G; ++j) acc[r][j] = V(T(0));
-        index_t d0 = 0;
-        for (; d0 + W <= d; d0 += W) {
-            V kv[G];
-            for (index_t j = 0; j < G; ++j) {
-                if (ahead) simd::prefetch_line(ahead[g + j] + d0);
-                kv[j] = simd::load(kp[j] + d0);
-                simd::keep_in_register(kv[j]);  // one load per key and per row, not per FMA
+        // The whole vectors of d, with or without the requests (a branch per pass, not per load).
+        auto pass = [&](auto request) {
+            index_t d0 = 0;
+            for (; d0 + W <= d; d0 += W) {
+                V kv[G];
+                for (index_t j = 0; j < G; ++j) {
+                    if constexpr (decltype(request)::value) simd::prefetch_line(later[j] + d0);
+                    kv[j] = simd::load(kp[j] + d0);
+                    simd::keep_in_register(kv[j]);  // one load per key and per row, not per FMA
+                }
+                for (int r = 0; r < RB; ++r) {
+                    V qv = simd::load(q + r * ldq + d0);
+                    simd::keep_in_register(qv);
+                    for (index_t j = 0; j < G; ++j) acc[r][j] = simd::fma(qv, kv[j], acc[r][j]);
+                }
             }
-            for (int r = 0; r < RB; ++r) {
-                V qv = simd::load(q + r * ldq + d0);
-                simd::keep_in_register(qv);
-                for (index_t j = 0; j < G; ++j) acc[r][j] = simd::fma(qv, kv[j], acc[r][j]);
-            }
-        }
+            return d0;
+        };
+        const index_t d0 = ahead ? pass(std::true_type{}) : pass(std::false_type{});
         if (d0 < d) {
             V kv[G];
             for (index_t j = 0; j < G; ++j) kv[j] = simd::load_partial(kp[j] + d0, std::size_t(d - d0));
@@ -85,7 +93,7 @@ inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const T* k, inde
 // o_r[0..dv) += sum_{j < nkeys} p[r * ldp + j] * values[j] for RB rows. o rows have stride
 // ldo and are padded to a multiple of W; value rows are read exactly dv. RB rows by NV
 // vectors of o stay in registers while the keys stream, so each probability is broadcast
-// once per NV vectors of o. `ahead`: as for dot_key_block, nkeys value rows read later.
+// once per NV vectors of o. `ahead`: as for dot_key_block, value rows read later.
 template <class T, int RB, int NV>
 inline void accumulate_value_block(const T* p, index_t ldp, const T* const* values, index_t nkeys, T* o,
                                    index_t ldo, index_t dv, const T* const* ahead) {
