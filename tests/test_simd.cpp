@@ -1,7 +1,9 @@
+#include <seqmix/core/float_mode.hpp>
 #include <seqmix/simd/simd.hpp>
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -164,4 +166,173 @@ void check_permute2() {
 TEST_CASE("permute2 takes lanes by index from two vectors") {
     check_permute2<float>();
     check_permute2<double>();
+}
+
+// ---- Reduced-precision storage types: every pattern, every rounding boundary ----
+
+namespace {
+std::uint32_t bits_of(float f) {
+    std::uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+// The value of a binary floating-point pattern with `ebits` exponent and `mbits` mantissa bits,
+// computed in double from the definition (independent of the conversions under test).
+// fn: e4m3fn's rule (no Inf; only all-ones is NaN).
+double decode_reference(std::uint32_t bits, int ebits, int mbits, bool fn) {
+    const std::uint32_t m = bits & ((1u << mbits) - 1), e = (bits >> mbits) & ((1u << ebits) - 1);
+    const double sign = (bits >> (ebits + mbits)) & 1 ? -1.0 : 1.0;
+    const int bias = (1 << (ebits - 1)) - 1;
+    const std::uint32_t emax = (1u << ebits) - 1;
+    if (fn && e == emax && m == (1u << mbits) - 1) return std::numeric_limits<double>::quiet_NaN();
+    if (!fn && e == emax) return m ? std::numeric_limits<double>::quiet_NaN() : sign * HUGE_VAL;
+    if (e == 0) return sign * std::ldexp(double(m), 1 - bias - mbits);
+    return sign * std::ldexp(double(m + (1u << mbits)), int(e) - bias - mbits);
+}
+
+template <class S>
+struct format;
+template <>
+struct format<bf16> {
+    static constexpr int ebits = 8, mbits = 7, patterns = 1 << 16;
+    static constexpr bool fn = false;
+};
+template <>
+struct format<fp16> {
+    static constexpr int ebits = 5, mbits = 10, patterns = 1 << 16;
+    static constexpr bool fn = false;
+};
+template <>
+struct format<fp8_e4m3> {
+    static constexpr int ebits = 4, mbits = 3, patterns = 1 << 8;
+    static constexpr bool fn = true;
+};
+
+template <class S>
+S of_bits(std::uint32_t b) {
+    return S::from_bits(decltype(S::bits)(b));
+}
+
+// The vector conversions, width<float> values at a time, tail included.
+template <class S>
+std::vector<float> widen_vector(const std::vector<S>& in) {
+    constexpr std::size_t W = simd::width<float>;
+    std::vector<float> out(in.size());
+    std::size_t i = 0;
+    for (; i + W <= in.size(); i += W) simd::store(out.data() + i, simd::load_float(in.data() + i));
+    if (i < in.size()) simd::store_partial(out.data() + i, simd::load_float_partial(in.data() + i, in.size() - i), in.size() - i);
+    return out;
+}
+template <class S>
+std::vector<S> narrow_vector(const std::vector<float>& in) {
+    constexpr std::size_t W = simd::width<float>;
+    std::vector<S> out(in.size());
+    std::size_t i = 0;
+    for (; i + W <= in.size(); i += W) simd::store_float(out.data() + i, simd::load(in.data() + i));
+    if (i < in.size()) simd::store_float_partial(out.data() + i, simd::load_partial(in.data() + i, in.size() - i), in.size() - i);
+    return out;
+}
+
+template <class S>
+void check_storage_type(const char* name) {
+    using F = format<S>;
+    INFO(name);
+    static_assert(std::is_trivially_copyable_v<S> && sizeof(S) == (F::ebits + F::mbits + 1) / 8);
+    // Every pattern to float: exact, scalar and vector (also with FTZ | DAZ set: the library's mode).
+    std::vector<S> all(F::patterns);
+    for (int b = 0; b < F::patterns; ++b) all[std::size_t(b)] = of_bits<S>(std::uint32_t(b));
+    const std::vector<float> wide = widen_vector(all);
+    std::vector<float> wide_flushed;
+    {
+        subnormals_flushed guard;
+        wide_flushed = widen_vector(all);
+    }
+    for (int b = 0; b < F::patterns; ++b) {
+        const double ref = decode_reference(std::uint32_t(b), F::ebits, F::mbits, F::fn);
+        const float scalar = float(all[std::size_t(b)]);
+        INFO("pattern " << b);
+        if (std::isnan(ref)) {
+            REQUIRE(std::isnan(scalar));
+            REQUIRE(std::isnan(wide[std::size_t(b)]));
+            REQUIRE(std::isnan(wide_flushed[std::size_t(b)]));
+            REQUIRE(std::isnan(float(S(scalar))));  // NaN stays NaN
+            REQUIRE(std::signbit(float(S(scalar))) == std::signbit(scalar));
+            continue;
+        }
+        REQUIRE(double(scalar) == ref);
+        REQUIRE(std::signbit(scalar) == std::signbit(ref));
+        REQUIRE(bits_of(wide[std::size_t(b)]) == bits_of(scalar));
+        REQUIRE(bits_of(wide_flushed[std::size_t(b)]) == bits_of(scalar));
+        REQUIRE(std::uint32_t(S(scalar).bits) == std::uint32_t(b));  // round trip
+    }
+    // From float: at every boundary between two neighbouring finite values of the same sign,
+    // the exact midpoint goes to the even one, and the floats just beside it to the nearer.
+    std::vector<float> probes;
+    std::vector<std::uint32_t> expected;
+    const std::uint32_t sign_bit = 1u << (F::ebits + F::mbits);
+    for (std::uint32_t b = 0; b + 1 < sign_bit; ++b) {
+        const double lo = decode_reference(b, F::ebits, F::mbits, F::fn);
+        const double hi = decode_reference(b + 1, F::ebits, F::mbits, F::fn);
+        if (std::isnan(hi) || std::isinf(hi) || std::isnan(lo)) continue;
+        const float mid = float((lo + hi) / 2);
+        REQUIRE(double(mid) == (lo + hi) / 2);  // exact in float for these formats
+        for (std::uint32_t s : {0u, sign_bit}) {
+            const float sg = s ? -1.0f : 1.0f;
+            probes.push_back(sg * mid);
+            expected.push_back(s | ((b & 1) ? b + 1 : b));
+            probes.push_back(sg * std::nextafter(mid, 0.0f));
+            expected.push_back(s | b);
+            probes.push_back(sg * std::nextafter(mid, HUGE_VALF));
+            expected.push_back(s | (b + 1));
+        }
+    }
+    const std::vector<S> narrow = narrow_vector<S>(probes);
+    std::vector<S> narrow_flushed;
+    {
+        subnormals_flushed guard;
+        narrow_flushed = narrow_vector<S>(probes);
+    }
+    for (std::size_t i = 0; i < probes.size(); ++i) {
+        INFO("float " << probes[i] << " (bits " << bits_of(probes[i]) << ")");
+        REQUIRE(std::uint32_t(S(probes[i]).bits) == expected[i]);
+        REQUIRE(std::uint32_t(narrow[i].bits) == expected[i]);
+        REQUIRE(std::uint32_t(narrow_flushed[i].bits) == expected[i]);
+    }
+}
+}  // namespace
+
+TEST_CASE("storage types: every pattern converts to float exactly, and float rounds to nearest even") {
+    check_storage_type<bf16>("bf16");
+    check_storage_type<fp16>("fp16");
+    check_storage_type<fp8_e4m3>("fp8_e4m3");
+}
+
+TEST_CASE("storage types: overflow, Inf, NaN and zero") {
+    const float inf = HUGE_VALF, nan = std::numeric_limits<float>::quiet_NaN(), big = 3.0e38f;
+    // bf16 and fp16 overflow to Inf and keep Inf; fp8_e4m3 has no Inf and saturates at 448.
+    CHECK(bf16(big * 10).bits == 0x7F80);
+    CHECK(bf16(-inf).bits == 0xFF80);
+    CHECK(bf16(3.3961775e38f).bits == 0x7F80);  // above the midpoint of the largest finite and 2^128
+    CHECK(fp16(65504.0f).bits == 0x7BFF);
+    CHECK(fp16(65519.99f).bits == 0x7BFF);
+    CHECK(fp16(65520.0f).bits == 0x7C00);  // the midpoint to 2^16 rounds to even: Inf
+    CHECK(fp16(-inf).bits == 0xFC00);
+    for (float x : {448.0f, 449.0f, 464.0f, 1.0e6f, inf}) {
+        CHECK(fp8_e4m3(x).bits == 0x7E);
+        CHECK(fp8_e4m3(-x).bits == 0xFE);
+    }
+    CHECK(fp8_e4m3(nan).bits == 0x7F);
+    CHECK(fp8_e4m3(-nan).bits == 0xFF);
+    CHECK(std::isnan(float(bf16(nan))));
+    CHECK(std::isnan(float(fp16(-nan))));
+    CHECK(std::signbit(float(fp16(-nan))));
+    // Signed zeros and values far below the smallest subnormal.
+    CHECK(bf16(-0.0f).bits == 0x8000);
+    CHECK(fp16(-1e-30f).bits == 0x8000);
+    CHECK(fp8_e4m3(1e-30f).bits == 0x00);
+    CHECK(fp8_e4m3(std::ldexp(1.0f, -10)).bits == 0x00);                // 2^-10: half the smallest, ties to 0
+    CHECK(fp8_e4m3(std::nextafter(std::ldexp(1.0f, -10), 1.0f)).bits == 0x01);
+    // A float subnormal is a bf16 subnormal: rounded, not flushed, by the scalar and vector forms.
+    const float tiny = std::ldexp(1.0f, -130);
+    CHECK(float(bf16(tiny)) == tiny);
 }

@@ -2,6 +2,7 @@
 // seqmix: efficient attention and sequence-mixing kernels for CPUs (header-only, C++17).
 #include "core/error.hpp"
 #include "core/parallel.hpp"
+#include "core/storage_types.hpp"
 #include "core/tensor.hpp"
 #include "core/tensor_view.hpp"
 #include "ops/causal_conv1d.hpp"
