@@ -2,6 +2,8 @@
 #include <seqmix/reference/softmax_attention.hpp>
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 #include <cstdio>
 #include <random>
 #include <limits>
@@ -595,4 +597,161 @@ TEST_CASE("bad inputs give seqmix::error naming the argument and leave out untou
     softmax_attention(qv, kp.view(), vp.view(), out_ok.view(), pg);
     // The reference rejects the same inputs.
     CHECK_THROWS_AS(reference::softmax_attention(qv, k3.view(), v3.view(), ov), seqmix::error);
+}
+
+// ---- Reduced-precision storage: q, k, v, out as bf16 / fp16, k, v as fp8_e4m3 ----
+
+namespace {
+
+template <class O>
+std::uint32_t bits_of(O x) {
+    if constexpr (std::is_same_v<O, float>) {
+        std::uint32_t u;
+        std::memcpy(&u, &x, 4);
+        return u;
+    } else {
+        return x.bits;
+    }
+}
+
+// Stored as S, and those values back in float: the float operator's inputs.
+template <class S>
+tensor<S, 4> stored(const tensor<float, 4>& t) {
+    return convert<S>(t);
+}
+
+// The operator on q, k, v, out stored as Q, K, V, O gives the bits of the float operator on
+// the same values, rounded once into O at the end: for every engine (prefill, decode, split),
+// a paged cache, and 3 threads against 1.
+template <class Q, class K, class V, class O>
+void check_stored_bits(const char* name) {
+    INFO(name);
+    const shape shapes[] = {{2, 1, 1100, 8, 2, 64, 64},   // GQA decode, keys split
+                            {1, 70, 90, 4, 2, 40, 24},    // prefill, D not a multiple of the vector width
+                            {2, 3, 200, 4, 4, 20, 36},    // a few queries per head
+                            {1, 1, 3000, 32, 1, 64, 64}}; // multi-query decode: rows in lanes, split
+    for (const shape s : shapes)
+        for (bool causal : {false, true}) {
+            INFO("Nq " << s.Nq << " Nk " << s.Nk << " Hq " << s.Hq << " Hkv " << s.Hkv << " Dk " << s.Dk << " causal "
+                       << causal);
+            const auto q = stored<Q>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 11, -2, 2));
+            const auto k = stored<K>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 12, -2, 2));
+            const auto v = stored<V>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 13, -2, 2));
+            const auto qf = convert<float>(q), kf = convert<float>(k), vf = convert<float>(v);
+            attention_options opt;
+            opt.causal = causal;
+            opt.num_threads = 1;
+            tensor<float, 4> of({s.B, s.Nq, s.Hq, s.Dv});
+            tensor<float, 3> lf({s.B, s.Hq, s.Nq});
+            softmax_attention(qf.view(), kf.view(), vf.view(), of.view(), opt, lf.view());
+            opt.num_threads = 3;
+            tensor<O, 4> os({s.B, s.Nq, s.Hq, s.Dv});
+            tensor<float, 3> ls({s.B, s.Hq, s.Nq});
+            softmax_attention(q.view(), k.view(), v.view(), os.view(), opt, ls.view());
+            bool same = bitwise_equal(lf, ls);
+            for (index_t i = 0; i < of.size(); ++i) same = same && bits_of(storage_cast<O>(of.data()[i])) == bits_of(os.data()[i]);
+            CHECK(same);
+            // A paged cache of the same stored values.
+            const paged_copy pc = page(kf, vf, 16, 5);
+            const auto pk = stored<K>(pc.k), pv = stored<V>(pc.v);
+            std::vector<std::int32_t> lens(std::size_t(s.B), std::int32_t(s.Nk));
+            attention_options paged = opt;
+            paged.seqlens_k = lens.data();
+            paged.block_table = pc.table.data();
+            paged.max_blocks_per_seq = pc.max_blocks;
+            tensor<O, 4> op({s.B, s.Nq, s.Hq, s.Dv});
+            softmax_attention(q.view(), pk.view(), pv.view(), op.view(), paged);
+            same = true;
+            for (index_t i = 0; i < op.size(); ++i) same = same && bits_of(op.data()[i]) == bits_of(os.data()[i]);
+            CHECK(same);
+        }
+}
+
+}  // namespace
+
+TEST_CASE("16- and 8-bit storage: the bits of the float operator on the same values, every engine and cache") {
+    check_stored_bits<bf16, bf16, bf16, bf16>("bf16");
+    check_stored_bits<fp16, fp16, fp16, fp16>("fp16");
+    check_stored_bits<float, bf16, bf16, float>("float q and out, bf16 cache");
+    check_stored_bits<float, fp8_e4m3, fp8_e4m3, float>("float q and out, fp8 cache");
+    check_stored_bits<fp16, bf16, fp8_e4m3, bf16>("fp16 q, bf16 k, fp8 v, bf16 out");
+}
+
+TEST_CASE("fp8 caches with per-head scales match the double reference on the dequantized values") {
+    const shape shapes[] = {{2, 1, 1100, 8, 2, 64, 64}, {1, 37, 60, 4, 2, 40, 24}};
+    const std::vector<float> k_scale = {0.05f, 0.5f}, v_scale = {0.25f, 7.5f};
+    for (const shape s : shapes) {
+        INFO("Nq " << s.Nq << " Nk " << s.Nk);
+        const auto q = stored<bf16>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 21, -2, 2));
+        const auto k = stored<fp8_e4m3>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 22, -8, 8));
+        const auto v = stored<fp8_e4m3>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 23, -8, 8));
+        attention_options opt;
+        opt.causal = true;
+        opt.k_scale = k_scale.data();
+        opt.v_scale = v_scale.data();
+        tensor<float, 4> out({s.B, s.Nq, s.Hq, s.Dv});
+        tensor<float, 3> lse({s.B, s.Hq, s.Nq});
+        softmax_attention(q.view(), k.view(), v.view(), out.view(), opt, lse.view());
+        tensor<double, 4> ref({s.B, s.Nq, s.Hq, s.Dv});
+        tensor<double, 3> ref_lse({s.B, s.Hq, s.Nq});
+        const auto qd = convert<double>(q);
+        tensor<double, 4> kd({s.B, s.Nk, s.Hkv, s.Dk}), vd({s.B, s.Nk, s.Hkv, s.Dv});
+        for (index_t i = 0; i < kd.size(); ++i) kd.data()[i] = double(k.data()[i]) * k_scale[std::size_t(i / s.Dk % s.Hkv)];
+        for (index_t i = 0; i < vd.size(); ++i) vd.data()[i] = double(v.data()[i]) * v_scale[std::size_t(i / s.Dv % s.Hkv)];
+        attention_options plain = opt;
+        plain.k_scale = plain.v_scale = nullptr;
+        reference::softmax_attention(qd.view(), kd.view(), vd.view(), ref.view(), plain, ref_lse.view());
+        CHECK(max_rel_error(out, ref) < 1e-5);
+        CHECK(max_rel_error(lse, ref_lse, 1.0) < 1e-5);
+        // The reference reads the stored values and scales the same way.
+        tensor<float, 4> ref2({s.B, s.Nq, s.Hq, s.Dv});
+        reference::softmax_attention(q.view(), k.view(), v.view(), ref2.view(), opt);
+        CHECK(max_rel_error(ref2, ref) < 1e-7);
+    }
+}
+
+TEST_CASE("16-bit outputs: within one rounding of the double reference") {
+    const shape s{1, 20, 300, 4, 1, 64, 64};
+    const auto q = stored<fp16>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 31));
+    const auto k = stored<fp16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 32));
+    const auto v = stored<fp16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 33));
+    tensor<fp16, 4> out({s.B, s.Nq, s.Hq, s.Dv});
+    softmax_attention(q.view(), k.view(), v.view(), out.view());
+    tensor<double, 4> ref({s.B, s.Nq, s.Hq, s.Dv});
+    reference::softmax_attention(convert<double>(q).view(), convert<double>(k).view(), convert<double>(v).view(),
+                                 ref.view());
+    for (index_t i = 0; i < out.size(); ++i) {
+        const double r = ref.data()[i], x = double(out.data()[i]);
+        REQUIRE(std::abs(x - r) <= std::abs(r) * 0x1p-11 + 1e-7);  // half an fp16 ulp, and the float error
+    }
+}
+
+TEST_CASE("cache scales: only for fp8 caches, finite and positive; nothing written otherwise") {
+    const auto q = stored<bf16>(random_tensor<float, 4>({1, 1, 4, 16}, 1));
+    const auto k8 = stored<fp8_e4m3>(random_tensor<float, 4>({1, 8, 2, 16}, 2));
+    const auto k16 = stored<bf16>(random_tensor<float, 4>({1, 8, 2, 16}, 2));
+    tensor<bf16, 4> out({1, 1, 4, 16}, bf16(5.0f));
+    const std::vector<float> good = {1.0f, 2.0f}, negative = {1.0f, -2.0f}, nan = {NAN, 1.0f};
+    auto untouched = [&] {
+        for (index_t i = 0; i < out.size(); ++i)
+            if (out.data()[i].bits != bf16(5.0f).bits) return false;
+        return true;
+    };
+    attention_options opt;
+    opt.k_scale = good.data();
+    expect_error([&] { softmax_attention(q.view(), k16.view(), k16.view(), out.view(), opt); }, "k_scale");
+    CHECK(untouched());
+    opt.k_scale = nullptr;
+    opt.v_scale = good.data();
+    expect_error([&] { softmax_attention(q.view(), k8.view(), k16.view(), out.view(), opt); }, "v_scale");
+    CHECK(untouched());
+    opt.v_scale = nullptr;
+    opt.k_scale = negative.data();
+    expect_error([&] { softmax_attention(q.view(), k8.view(), k8.view(), out.view(), opt); }, "k_scale[1] = -2");
+    opt.k_scale = nan.data();
+    expect_error([&] { softmax_attention(q.view(), k8.view(), k8.view(), out.view(), opt); }, "k_scale[0]");
+    CHECK(untouched());
+    opt.k_scale = good.data();
+    softmax_attention(q.view(), k8.view(), k8.view(), out.view(), opt);
+    CHECK(!untouched());
 }

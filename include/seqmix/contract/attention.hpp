@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../core/storage_types.hpp"
 #include "../core/tensor_view.hpp"
 #include "../core/validate.hpp"
 
@@ -22,6 +23,10 @@ struct attention_inputs {
     // block_table[b * max_blocks_per_seq + j / block_size]. Needs seqlens_k.
     const std::int32_t* block_table = nullptr;   // [B, max_blocks_per_seq], row-major
     int max_blocks_per_seq = 0;
+    // fp8_e4m3 caches (vLLM's scheme): key = stored key * k_scale[kv head], value = stored
+    // value * v_scale[kv head]; nullptr = 1. Only with keys (values) stored as fp8_e4m3.
+    const float* k_scale = nullptr;              // [Hkv]
+    const float* v_scale = nullptr;              // [Hkv]
     int num_seqs = 0;          // seqmix extension: entries in cu_seqlens minus one (varlen)
     int num_threads = 0;       // 0 = OpenMP default
 };
@@ -117,10 +122,23 @@ void check_sinks(const float* sinks, index_t hq, const char* op) {
             raise(detail::concat(op, ": argument 'sinks': expected finite logits, given sinks[", h, "] = ", sinks[h]));
 }
 
-template <class T, class U>
-attention_problem validate_attention(const tensor_view<const T, 4>& q, const tensor_view<const T, 4>& k,
-                                     const tensor_view<const T, 4>& v, const tensor_view<U, 4>& out,
-                                     const tensor_view<U, 3>& lse, const attention_options& opt,
+// The scales of an fp8 cache: one finite positive value per KV head, and only for fp8.
+template <class S>
+void check_cache_scales(const float* scale, index_t hkv, const char* op, const char* arg) {
+    if (!scale) return;
+    check(std::is_same_v<S, fp8_e4m3>, op, arg, "nullptr unless the cache is stored as fp8_e4m3",
+          "a scale for a cache stored in another type");
+    for (index_t h = 0; h < hkv; ++h)
+        if (!(std::isfinite(scale[h]) && scale[h] > 0))
+            raise(detail::concat(op, ": argument '", arg, "': expected finite scales > 0, given ", arg, "[", h,
+                                 "] = ", scale[h]));
+}
+
+// E: the compute type (float for 16- and 8-bit storage).
+template <class E, class Q, class K, class V, class O>
+attention_problem validate_attention(const tensor_view<const Q, 4>& q, const tensor_view<const K, 4>& k,
+                                     const tensor_view<const V, 4>& v, const tensor_view<O, 4>& out,
+                                     const tensor_view<E, 3>& lse, const attention_options& opt,
                                      const char* op) {
     check_given(q, op, "q");
     check_given(k, op, "k");
@@ -145,7 +163,8 @@ attention_problem validate_attention(const tensor_view<const T, 4>& q, const ten
     if (!lse.empty()) check_shape(lse, {B, Hq, Nq}, op, "lse");
     check_disjoint(op, {memory_of("out", out), memory_of("lse", lse)},
                    {memory_of("q", q), memory_of("k", k), memory_of("v", v)});
-    using E = std::remove_cv_t<U>;
+    check_cache_scales<K>(opt.k_scale, Hkv, op, "k_scale");
+    check_cache_scales<V>(opt.v_scale, Hkv, op, "v_scale");
     check_finite_as<E>(opt.scale, op, "scale");
     check_finite_as<E>(opt.softcap, op, "softcap");
     check(opt.softcap >= 0, op, "softcap", ">= 0 (0 = off)", opt.softcap);
@@ -202,25 +221,55 @@ attention_problem validate_attention(const tensor_view<const T, 4>& q, const ten
     return p;
 }
 
-// Arguments after rank normalization and validation: what both implementations run on.
-template <class T>
+// Arguments after rank normalization and validation: what both implementations run on. T is
+// the compute type; q, k, v and out may be stored as other types (bf16, fp16, fp8_e4m3).
+template <class T, class Q = T, class K = T, class V = T, class O = T>
 struct attention_args {
-    tensor_view<const T, 4> q, k, v;
-    tensor_view<T, 4> out;
+    using compute_type = T;
+    using query_type = Q;
+    using key_type = K;
+    using value_type = V;
+    using output_type = O;
+    tensor_view<const Q, 4> q;
+    tensor_view<const K, 4> k;
+    tensor_view<const V, 4> v;
+    tensor_view<O, 4> out;
     tensor_view<T, 3> lse;
     attention_problem problem;
 };
 
+// The element types attention takes: q, k, v and out in one type (float, double), or, with
+// float arithmetic, q and out in float, bf16 or fp16 and k and v also in fp8_e4m3.
+template <class T, class Q, class K, class V, class O>
+constexpr void check_attention_types() {
+    static_assert(std::is_same_v<T, compute_type_of<O>>, "seqmix: attention computes in the output's type (float for bf16 / fp16)");
+    constexpr bool uniform = std::is_same_v<Q, T> && std::is_same_v<K, T> && std::is_same_v<V, T> && std::is_same_v<O, T>;
+    constexpr bool reduced = std::is_same_v<T, float> && !std::is_same_v<Q, fp8_e4m3> && !std::is_same_v<O, fp8_e4m3> &&
+                             std::is_same_v<compute_type_of<Q>, float> && std::is_same_v<compute_type_of<K>, float> &&
+                             std::is_same_v<compute_type_of<V>, float>;
+    static_assert(uniform || reduced,
+                  "seqmix: attention takes q, k, v, out of one type (float or double), or float arithmetic with q and "
+                  "out in float, bf16 or fp16 and k, v in float, bf16, fp16 or fp8_e4m3");
+}
+
 template <class QV, class KV, class VV, class OV, class T>
-attention_args<T> prepare_attention(const QV& q, const KV& k, const VV& v, const OV& out,
-                                    const tensor_view<T, 3>& lse, const attention_options& opt,
-                                    const char* op) {
-    const auto views = as_batched_qkvo<4>(q, k, v, out, op, "[B,N,H,D]");
-    attention_args<T> a;
-    a.q = views.q;
-    a.k = views.k;
-    a.v = views.v;
-    a.out = views.out;
+auto prepare_attention(const QV& q, const KV& k, const VV& v, const OV& out, const tensor_view<T, 3>& lse,
+                       const attention_options& opt, const char* op) {
+    static_assert(view_traits<QV>::is_view && view_traits<KV>::is_view && view_traits<VV>::is_view &&
+                      view_traits<OV>::is_view,
+                  "seqmix: q, k, v and out must be seqmix::tensor_view");
+    using Q = typename QV::value_type;
+    using K = typename KV::value_type;
+    using V = typename VV::value_type;
+    using O = typename OV::value_type;
+    static_assert(std::is_same_v<typename OV::element_type, O>, "seqmix: out must be a mutable view");
+    check_attention_types<T, Q, K, V, O>();
+    attention_args<T, Q, K, V, O> a;
+    const char* layout = "[B,N,H,D]";
+    a.q = as_batched<4>(q, op, "q", layout);
+    a.k = as_batched<4>(k, op, "k", layout);
+    a.v = as_batched<4>(v, op, "v", layout);
+    a.out = as_batched_out<4>(out, op, "out", layout);
     a.lse = lse;
     a.problem = validate_attention(a.q, a.k, a.v, a.out, a.lse, opt, op);
     return a;

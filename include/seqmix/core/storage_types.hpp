@@ -13,7 +13,7 @@
 
 namespace seqmix {
 
-namespace detail {
+namespace storage_detail {
 inline std::uint32_t float_bits(float f) {
     std::uint32_t u;
     std::memcpy(&u, &f, sizeof u);
@@ -92,14 +92,14 @@ inline float fp8_e4m3_to_float(std::uint8_t b) {
     while (!(mm & 0x8u)) mm <<= 1, ++shift;  // m 2^-9 = 1.f 2^(-6 - shift)
     return bits_float(sign | ((121u - shift) << 23) | ((mm & 0x7u) << 20));
 }
-}  // namespace detail
+}  // namespace storage_detail
 
 // bfloat16: float's sign and exponent, 7 mantissa bits.
 struct bf16 {
     std::uint16_t bits;
     bf16() = default;
-    explicit bf16(float f) : bits(detail::bf16_from_float(f)) {}
-    operator float() const { return detail::bf16_to_float(bits); }
+    explicit bf16(float f) : bits(storage_detail::bf16_from_float(f)) {}
+    operator float() const { return storage_detail::bf16_to_float(bits); }
     static bf16 from_bits(std::uint16_t b) {
         bf16 h;
         h.bits = b;
@@ -111,8 +111,8 @@ struct bf16 {
 struct fp16 {
     std::uint16_t bits;
     fp16() = default;
-    explicit fp16(float f) : bits(detail::fp16_from_float(f)) {}
-    operator float() const { return detail::fp16_to_float(bits); }
+    explicit fp16(float f) : bits(storage_detail::fp16_from_float(f)) {}
+    operator float() const { return storage_detail::fp16_to_float(bits); }
     static fp16 from_bits(std::uint16_t b) {
         fp16 h;
         h.bits = b;
@@ -124,8 +124,8 @@ struct fp16 {
 struct fp8_e4m3 {
     std::uint8_t bits;
     fp8_e4m3() = default;
-    explicit fp8_e4m3(float f) : bits(detail::fp8_e4m3_from_float(f)) {}
-    operator float() const { return detail::fp8_e4m3_to_float(bits); }
+    explicit fp8_e4m3(float f) : bits(storage_detail::fp8_e4m3_from_float(f)) {}
+    operator float() const { return storage_detail::fp8_e4m3_to_float(bits); }
     static fp8_e4m3 from_bits(std::uint8_t b) {
         fp8_e4m3 h;
         h.bits = b;
@@ -136,5 +136,20 @@ struct fp8_e4m3 {
 // Whether T is one of the storage types above (arithmetic happens in float).
 template <class T>
 constexpr bool is_storage_type = std::is_same_v<T, bf16> || std::is_same_v<T, fp16> || std::is_same_v<T, fp8_e4m3>;
+
+// The type arithmetic on values stored as S happens in: float for the storage types, else S.
+template <class S>
+using compute_type_of = std::conditional_t<is_storage_type<S>, float, S>;
+
+// x stored as S: rounded into a storage type, or x itself.
+template <class S, class T>
+inline S storage_cast(T x) {
+    if constexpr (std::is_same_v<S, T>)
+        return x;
+    else if constexpr (is_storage_type<S>)
+        return S(float(x));
+    else
+        return S(x);
+}
 
 }  // namespace seqmix

@@ -14,8 +14,8 @@
 //                                                gather list, ...)
 //   Problem problem(index_t p) const;            problem p, with
 //     problem_extent extent() const;               its queries per head and keys,
-//     attention_row<T> row(index_t h, index_t i) const;   query i of head h,
-//     kv_rows<T> keys(index_t hk) const;                  the keys of KV head hk,
+//     attention_row<T, Q, O> row(index_t h, index_t i) const;   query i of head h,
+//     kv_rows<K, V> keys(index_t hk) const;               the keys of KV head hk,
 //     Schedule schedule(const unit_span& span) const;     the keys a unit visits;
 //   const Logits& logits() const;                logits transform (softcap, ALiBi, ...)
 //   double scale() const;                        score scale (folded into the packed queries)
@@ -42,6 +42,7 @@
 #include <cstddef>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../core/abi.hpp"
@@ -73,16 +74,22 @@ struct problem_extent {
     index_t k_len;  // keys (kv_rows indices)
 };
 
-// Query i of head h of a problem, as a variant describes it.
-template <class T>
+// Query i of head h of a problem, as a variant describes it. Queries and outputs may be
+// stored as Q and O (bf16, ...); the arithmetic is in T.
+template <class T, class Q = T, class O = T>
 struct attention_row {
-    const T* q;      // the query (q_elem apart)
-    T* out;          // its output row (out_elem apart)
+    using compute_type = T;
+    using query_type = Q;
+    using output_type = O;
+    const Q* q;      // the query (q_elem apart)
+    O* out;          // its output row (out_elem apart)
     T* lse;          // its log-sum-exp, or nullptr
     key_range keys;  // the keys it may see; a schedule may narrow them tile by tile
     index_t diag;    // its position on the key axis (ALiBi's |diag - j|)
     T slope;         // ALiBi slope (0: none)
     T sink;          // sink logit joining its softmax denominator (-inf: none)
+    T k_scale = T(1);  // what the stored keys of its KV head are multiplied by (fp8 caches)
+    T v_scale = T(1);  // ... and the stored values
 };
 
 // What a schedule learns of the unit it serves: its rows' keys (per row, and their union
@@ -106,17 +113,24 @@ struct attention_variant_base {
     index_t visited_keys(index_t, index_t k_len) const { return k_len; }  // keys a unit visits at most
 };
 
-// The engine of units whose rows fill the lanes: rows_in_lanes over kv_rows, or the variant's
-// own (`using engine = ...`: an engine over another key storage, e.g. neighbourhood windows),
-// which then runs every unit.
+// The key storage of a variant's problems (kv_rows<K, V>: keys and values stored as K, V).
+template <class Variant>
+using keys_of = decltype(std::declval<const Variant&>().problem(0).keys(0));
+
+// The engines of a variant. Units whose rows fill the lanes run rows_in_lanes over kv_rows, or
+// the variant's own (`using engine = ...`: an engine over another key storage, e.g.
+// neighbourhood windows), which then runs every unit; the others run keys_in_lanes.
 template <class Variant, class = void>
-struct wide_engine_of {
-    using type = rows_in_lanes<typename Variant::value_type>;
+struct engines_of {
+    using wide = rows_in_lanes<typename Variant::value_type, lane_panel_products<typename Variant::value_type>,
+                               keys_of<Variant>>;
+    using narrow = keys_in_lanes<typename Variant::value_type, keys_of<Variant>>;
     static constexpr bool own = false;
 };
 template <class Variant>
-struct wide_engine_of<Variant, std::void_t<typename Variant::engine>> {
-    using type = typename Variant::engine;
+struct engines_of<Variant, std::void_t<typename Variant::engine>> {
+    using wide = typename Variant::engine;
+    using narrow = keys_in_lanes<typename Variant::value_type>;  // sizes only: never runs
     static constexpr bool own = true;
 };
 
@@ -188,7 +202,8 @@ inline bool row_of(const problem_plan& pp, index_t group, const unit_place& un, 
 template <class Variant>
 attention_plan plan_attention(const Variant& var, int threads) {
     using T = typename Variant::value_type;
-    using Wide = typename wide_engine_of<Variant>::type;
+    using Wide = typename engines_of<Variant>::wide;
+    using Narrow = typename engines_of<Variant>::narrow;
     constexpr index_t W = index_t(simd::width<T>);
     const attention_heads hd = var.heads();
     const index_t n = var.problems();
@@ -199,7 +214,7 @@ attention_plan plan_attention(const Variant& var, int threads) {
         problem_plan& pp = plan.problems[std::size_t(p)];
         const problem_extent ex = var.problem(p).extent();
         pp.q_len = ex.q_len;
-        pp.keys_in_lanes = !wide_engine_of<Variant>::own && (var.gathers() || hd.group * ex.q_len < W);
+        pp.keys_in_lanes = !engines_of<Variant>::own && (var.gathers() || hd.group * ex.q_len < W);
         if (pp.keys_in_lanes) {
             pp.q_per_head = std::max<index_t>(ex.q_len, 1);
         } else {
@@ -252,7 +267,7 @@ attention_plan plan_attention(const Variant& var, int threads) {
         pp.first_item = plan.items;
         plan.items += pp.units(hd.hkv) * pp.splits;
         pp.first_merge = plan.merges;
-        pp.state_size = pp.keys_in_lanes ? keys_in_lanes<T>::state_size(pp.dims) : Wide::state_size(pp.dims);
+        pp.state_size = pp.keys_in_lanes ? Narrow::state_size(pp.dims) : Wide::state_size(pp.dims);
         pp.partials = plan.partials;
         if (pp.splits > 1 && pp.query_blocks > 0) {
             plan.split_problems.push_back(index_t(&pp - plan.problems.data()));
@@ -262,9 +277,9 @@ attention_plan plan_attention(const Variant& var, int threads) {
         if (pp.query_blocks == 0) continue;
         const std::size_t lanes = std::size_t(pp.keys_in_lanes ? pp.dims.rows : Wide::lanes_for(pp.dims.rows));
         plan.rows = std::max(plan.rows, lanes);
-        plan.scratch = std::max(plan.scratch, pp.keys_in_lanes ? keys_in_lanes<T>::scratch_size(pp.dims)
+        plan.scratch = std::max(plan.scratch, pp.keys_in_lanes ? Narrow::scratch_size(pp.dims)
                                                                : Wide::scratch_size(pp.dims));
-        plan.bounds = std::max(plan.bounds, 2 * lanes + (pp.keys_in_lanes ? keys_in_lanes<T>::bounds_size(pp.dims)
+        plan.bounds = std::max(plan.bounds, 2 * lanes + (pp.keys_in_lanes ? Narrow::bounds_size(pp.dims)
                                                                           : Wide::bounds_size(pp.dims)));
     }
     plan.threads = resolve_threads(threads, plan.items);
@@ -273,25 +288,31 @@ attention_plan plan_attention(const Variant& var, int threads) {
 
 namespace detail {
 
-// Where row r of a unit goes: output row, lse entry and sink (false past the queries).
+// The row type of a variant's problems (its query and output storage types).
+template <class Variant>
+using row_type_of = decltype(std::declval<const Variant&>().problem(0).row(0, 0));
+
+template <class Row>
+row_destination<typename Row::output_type, typename Row::compute_type> destination_of_row(const Row& row) {
+    return {row.out, row.lse, row.sink, row.v_scale};
+}
+
+// Where row r of a unit goes (no output past the queries).
 template <class Problem>
 auto destination_of(const Problem& prob, index_t group, const problem_plan& pp, const unit_place& un) {
-    return [&prob, group, &pp, un](index_t r, auto*& out, auto*& lse, auto& sink) {
+    return [&prob, group, &pp, un](index_t r) {
         index_t h, i;
-        if (!row_of(pp, group, un, r, h, i)) return false;
-        const auto row = prob.row(h, i);
-        out = row.out;
-        lse = row.lse;
-        sink = row.sink;
-        return true;
+        using Row = decltype(prob.row(0, 0));
+        if (!row_of(pp, group, un, r, h, i)) return decltype(destination_of_row(std::declval<Row>())){};  // none
+        return destination_of_row(prob.row(h, i));
     };
 }
 
 // One item: a unit's chunk of keys through the main loop, into its own state (split) or
 // normalized into the outputs.
-template <class Engine, class Variant, class T = typename Variant::value_type>
+template <class Engine, class Variant, class T = typename Variant::value_type, class Row = row_type_of<Variant>>
 void run_item(const Variant& var, const problem_plan& pp, index_t p, index_t local, T* scratch, index_t* bounds,
-              attention_row<T>* rows, T* partials) {
+              Row* rows, T* partials) {
     const index_t u = local / pp.splits, chunk = local % pp.splits;
     const attention_heads hd = var.heads();
     const unit_place un = place_of(pp, hd.hkv, u);
@@ -312,7 +333,7 @@ void run_item(const Variant& var, const problem_plan& pp, index_t p, index_t loc
             rows[r].out = nullptr;
             continue;
         }
-        const attention_row<T>& row = rows[r] = prob.row(h, i);
+        const Row& row = rows[r] = prob.row(h, i);
         lo[r] = row.keys.lo;
         hi[r] = row.keys.hi;
         span.max_lo = std::max(span.max_lo, row.keys.lo);
@@ -321,19 +342,15 @@ void run_item(const Variant& var, const problem_plan& pp, index_t p, index_t loc
             span.kmin = std::min(span.kmin, row.keys.lo);
             span.kmax = std::max(span.kmax, row.keys.hi);
         }
-        engine.set_row(r, row.q, var.q_elem(), T(var.scale()), row.diag, row.slope);
+        engine.set_row(r, row.q, var.q_elem(), T(var.scale()) * row.k_scale, row.diag, row.slope);
     }
     if (span.kmax < span.kmin) span.kmin = 0, span.kmax = -1;
     engine.start();  // queries packed, state empty
     const auto keys = prob.schedule(span).slice(chunk * pp.split_keys, pp.split_keys);
     attention_main_loop(engine, keys, prob.keys(un.hk0), var.logits());
     if (pp.splits > 1) return;  // merged later
-    normalize_rows(engine.state(), engine.rows(), var.out_elem(), [&](index_t r, T*& out, T*& lse, T& sink) {
-        if (rows[r].out == nullptr) return false;  // no query
-        out = rows[r].out;
-        lse = rows[r].lse;
-        sink = rows[r].sink;
-        return true;
+    normalize_rows<typename Row::output_type>(engine.state(), engine.rows(), var.out_elem(), [&](index_t r) {
+        return destination_of_row(rows[r]);  // out == nullptr: no query
     });
 }
 
@@ -369,7 +386,8 @@ void merge_unit(const Variant& var, const problem_plan& pp, index_t p, index_t u
         for (index_t chunk = 1; chunk < pp.splits; ++chunk) merge_row(total, state_of(chunk), r);
     }
     const auto prob = var.problem(p);
-    normalize_rows(total, pp.dims.rows, var.out_elem(), destination_of(prob, hd.group, pp, un));
+    normalize_rows<typename row_type_of<Variant>::output_type>(total, pp.dims.rows, var.out_elem(),
+                                                               destination_of(prob, hd.group, pp, un));
 }
 
 }  // namespace detail
@@ -378,7 +396,7 @@ void merge_unit(const Variant& var, const problem_plan& pp, index_t p, index_t u
 template <class Variant>
 void attention_run(const Variant& var, const attention_plan& plan) {
     using T = typename Variant::value_type;
-    using Wide = typename wide_engine_of<Variant>::type;
+    using Wide = typename engines_of<Variant>::wide;
     if (plan.items == 0) return;
     // Split-KV partial states live in the calling thread's reusable scratch: a decode step
     // per token would otherwise map and fault in fresh pages on every call.
@@ -386,16 +404,16 @@ void attention_run(const Variant& var, const attention_plan& plan) {
     T* const partials = partial_states.get(0);
     thread_scratch<T> scratch(plan.threads, plan.scratch);
     thread_scratch<index_t> bounds(plan.threads, plan.bounds);
-    thread_scratch<attention_row<T>> rows(plan.threads, plan.rows);  // each unit's rows, as set
+    thread_scratch<detail::row_type_of<Variant>> rows(plan.threads, plan.rows);  // each unit's rows, as set
     parallel_for(plan.items, plan.threads, [&](index_t item, int t) {
         const index_t p = plan.problem_of_item(item);
         const problem_plan& pp = plan.problems[std::size_t(p)];
         const index_t local = item - pp.first_item;
         detail::prefetch_queries(var, plan, item + plan.threads);  // this thread's next item
-        if constexpr (!wide_engine_of<Variant>::own)
+        if constexpr (!engines_of<Variant>::own)
             if (pp.keys_in_lanes)
-                return detail::run_item<keys_in_lanes<T>>(var, pp, p, local, scratch.get(t), bounds.get(t), rows.get(t),
-                                                          partials);
+                return detail::run_item<typename engines_of<Variant>::narrow>(var, pp, p, local, scratch.get(t),
+                                                                              bounds.get(t), rows.get(t), partials);
         detail::run_item<Wide>(var, pp, p, local, scratch.get(t), bounds.get(t), rows.get(t), partials);
     });
     if (plan.merges == 0) return;
@@ -403,8 +421,9 @@ void attention_run(const Variant& var, const attention_plan& plan) {
         const index_t p = plan.problem_of_merge(m);
         const problem_plan& pp = plan.problems[std::size_t(p)];
         const index_t u = m - pp.first_merge;
-        if constexpr (!wide_engine_of<Variant>::own)
-            if (pp.keys_in_lanes) return detail::merge_unit<keys_in_lanes<T>>(var, pp, p, u, partials);
+        if constexpr (!engines_of<Variant>::own)
+            if (pp.keys_in_lanes)
+                return detail::merge_unit<typename engines_of<Variant>::narrow>(var, pp, p, u, partials);
         detail::merge_unit<Wide>(var, pp, p, u, partials);
     });
 }

@@ -89,10 +89,15 @@ private:
     }
 };
 
-template <class T, class Products = lane_panel_products<T>>
+// KV: the key storage the engine is given. When it is not the products' own (keys and values
+// stored as bf16, ...), each tile's keys and values are converted into float rows in the
+// scratch first, once for all the rows of the unit, and the products read those.
+template <class T, class Products = lane_panel_products<T>, class KV = typename Products::keys>
 class rows_in_lanes {
+    static constexpr bool converts = !std::is_same_v<KV, typename Products::keys>;
+
 public:
-    using keys_type = typename Products::keys;
+    using keys_type = KV;
     static constexpr index_t key_tile = 64;  // 128 and 256 were slower on Zen 4 (D 64/128)
     static constexpr index_t score_tiles = 1;
 
@@ -102,7 +107,8 @@ public:
     }
     static std::size_t scratch_size(const attention_dims& d) {
         const index_t L = lanes_for(d.rows);
-        return scratch_carver<T>::size_of(d.dk * L, key_tile * L, d.dv * L, L, L, L, L, L, L, L, d.dk * L);
+        return scratch_carver<T>::size_of(d.dk * L, key_tile * L, d.dv * L, L, L, L, L, L, L, L, d.dk * L,
+                                          converts ? key_tile * d.dk : 0, converts ? key_tile * d.dv : 0);
     }
     // `o` (dv x lanes, transposed) may live outside the scratch (a split-KV partial).
     rows_in_lanes(const attention_dims& d, T* scratch, index_t* bounds) : dk_(d.dk), dv_(d.dv) {
@@ -118,7 +124,11 @@ public:
         rel_ = c.take(L_);
         lo_rel_ = c.take(L_);
         hi_rel_ = c.take(L_);
-        q_rows_ = c.take(std::size_t(dk_ * L_));  // last: keeps the hot tiles where they were
+        q_rows_ = c.take(std::size_t(dk_ * L_));  // after the hot tiles: keeps them where they were
+        if constexpr (converts) {
+            k_tile_ = c.take(std::size_t(key_tile * dk_));
+            v_tile_ = c.take(std::size_t(key_tile * dv_));
+        }
         lo_ = bounds;
         hi_ = bounds + L_;
         diag_ = bounds + 2 * L_;
@@ -145,7 +155,8 @@ public:
 
     // Row r's query (scaled when packed), diagonal and ALiBi slope. Which keys it sees comes
     // from the schedule, tile by tile.
-    void set_row(index_t r, const T* q, index_t q_elem, T scale, index_t diag, T slope) {
+    template <class Q>
+    void set_row(index_t r, const Q* q, index_t q_elem, T scale, index_t diag, T slope) {
         T* staged = q_rows_ + r * dk_;
         pack_row(q, q_elem, dk_, staged, dk_);
         simd::scale(scale, staged, std::size_t(dk_));
@@ -166,7 +177,12 @@ public:
         state().reset(L_);
     }
 
-    void scores(const keys_type& kv, index_t j0, index_t n, index_t) { Products::scores(kv, j0, n, dk_, L_, qt_, st_); }
+    void scores(const keys_type& kv, index_t j0, index_t n, index_t) {
+        if constexpr (converts)
+            Products::scores(converted(kv, j0, n, true), 0, n, dk_, L_, qt_, st_);
+        else
+            Products::scores(kv, j0, n, dk_, L_, qt_, st_);
+    }
 
     // Logits transform and mask in one pass over the tile, then the online-softmax update.
     // A masked tile asks the schedule which of its keys each row sees.
@@ -202,35 +218,70 @@ public:
     }
 
     void accumulate(const keys_type& kv, index_t j0, index_t n, bool masked) {
+        if constexpr (converts)
+            accumulate_from(converted(kv, j0, n, false), j0, 0, n, masked);
+        else
+            accumulate_from(kv, j0, j0, n, masked);
+    }
+
+private:
+    // The tile's keys [j0, j0 + n) (or their values) as float rows in the scratch: key j is
+    // row j - j0 of the result.
+    typename Products::keys converted(const keys_type& kv, index_t j0, index_t n, bool keys) const {
+        T* to = keys ? k_tile_ : v_tile_;
+        const index_t d = keys ? dk_ : dv_;
+        kv.runs(j0, n, [&](index_t j, index_t c, const auto* k, const auto* v) {
+            for (index_t t = 0; t < c; ++t) {
+                T* row = to + (j - j0 + t) * d;
+                if (keys) pack_row(k + t * kv.k_row, kv.k_elem, d, row, d);
+                else pack_row(v + t * kv.v_row, kv.v_elem, d, row, d);
+            }
+        });
+        typename Products::keys tile{};
+        tile.k = k_tile_;
+        tile.v = v_tile_;
+        tile.k_row = dk_;
+        tile.v_row = dv_;
+        tile.k_elem = tile.v_elem = 1;
+        tile.count = n;
+        return tile;
+    }
+
+    // P V for the tile's keys [j0, j0 + n), which are keys [first, first + n) of kv.
+    void accumulate_from(const typename Products::keys& kv, index_t j0, index_t first, index_t n, bool masked) {
         // Masked keys must not reach a row even as 0 * Inf: with a non-finite value, only the
         // visible keys are added, one by one.
-        if (masked && !Products::values_finite(kv, j0, n, dv_)) {
+        if (masked && !Products::values_finite(kv, first, n, dv_)) {
             for (index_t e = 0; e < dv_; ++e)
                 for (index_t r = 0; r < L_; ++r) ot_[e * L_ + r] *= alpha_[r];
             for (index_t r = 0; r < L_; ++r)
                 for (index_t j = std::max(lo_[r], j0); j <= std::min(hi_[r], j0 + n - 1); ++j) {
                     index_t elem = 0;
-                    const T* v = Products::value_of(kv, j, r, elem);
+                    const T* v = Products::value_of(kv, j - j0 + first, r, elem);
                     for (index_t e = 0; e < dv_; ++e) ot_[e * L_ + r] += st_[(j - j0) * L_ + r] * v[e * elem];
                 }
             return;
         }
-        Products::values(kv, j0, n, dv_, L_, st_, ot_, alpha_);
+        Products::values(kv, first, n, dv_, L_, st_, ot_, alpha_);
     }
 
-private:
     index_t dk_, dv_, L_;
     T *qt_, *st_, *ot_, *m_, *l_, *alpha_, *slope_, *rel_, *lo_rel_, *hi_rel_;
     index_t *lo_, *hi_, *diag_;  // lo_, hi_: the keys each row sees in the current masked tile
     T* q_rows_;  // query rows as set, row-major, before start() transposes them
+    T *k_tile_ = nullptr, *v_tile_ = nullptr;  // a tile's keys and values converted (converts)
 };
 
-template <class T>
+// KV: the key storage (keys and values stored as KV::key_type, KV::value_type; they widen to
+// T in registers as they stream).
+template <class T, class KV = kv_rows<T>>
 class keys_in_lanes {
     static constexpr index_t W = index_t(simd::width<T>);
+    using K = typename KV::key_type;
+    using V = typename KV::value_type;
 
 public:
-    using keys_type = kv_rows<T>;
+    using keys_type = KV;
     // Keys per tile: the scores of 8 vectors of keys are computed at once, so the keys of a
     // tile are read in one pass and then their values in another (a plain two-stream read on
     // Zen 4 ran 14.5 GB/s switching streams every 8 KB, one head-major vector of keys at
@@ -282,7 +333,8 @@ public:
     softmax_state<T> state() const { return {m_, l_, o_, dv_pad_, 1, dv_}; }
     index_t rows() const { return rows_; }
 
-    void set_row(index_t r, const T* q, index_t q_elem, T scale, index_t diag, T slope) {
+    template <class Q>
+    void set_row(index_t r, const Q* q, index_t q_elem, T scale, index_t diag, T slope) {
         T* qd = qs_ + r * dk_pad_;
         pack_row(q, q_elem, dk_, qd, dk_pad_);
         simd::scale(scale, qd, std::size_t(dk_));
@@ -300,8 +352,8 @@ public:
     // heads the W keys of every head are taken together, in address order for token-major
     // [B,N,H,D] caches (head by head would stride a page per key).
     // `ahead`: keys the schedule visits after these (the prefetch never reaches past them).
-    void scores(const kv_rows<T>& kv, index_t j0, index_t n, index_t ahead) {
-        kv.runs(j0, n, [&](index_t j, index_t c, const T* k, const T* v) {
+    void scores(const KV& kv, index_t j0, index_t n, index_t ahead) {
+        kv.runs(j0, n, [&](index_t j, index_t c, const K* k, const V* v) {
             for (index_t t = 0; t < c; ++t) {
                 keys_[std::size_t(j - j0 + t)] = k + t * kv.k_row;
                 values_[std::size_t(j - j0 + t)] = v + t * kv.v_row;
@@ -326,11 +378,17 @@ public:
         }
         for (index_t c = 0; c < n_pad; c += W)
             for (index_t hh = 0; hh < heads_; ++hh) {
-                const T* keys[2 * simd::width<T>];  // this vector of keys, then the next W
+                const K* keys[2 * simd::width<T>];  // this vector of keys, then the next W
                 for (index_t j = 0; j < 2 * W; ++j) keys[j] = keys_[std::size_t(c + j)] + hh * kv.k_head;
-                if (kv.k_elem != 1) pack(keys, W, kv.k_elem, dk_, k_pack_);
-                dot_key_rows(qs_ + hh * head_rows_ * dk_pad_, dk_pad_, head_rows_, keys, dk_,
-                             prob_ + hh * head_rows_ * block + c, block, kv.k_elem == 1 ? keys + W : nullptr);
+                const T* q = qs_ + hh * head_rows_ * dk_pad_;
+                T* scores = prob_ + hh * head_rows_ * block + c;
+                if (kv.k_elem == 1) {
+                    dot_key_rows(q, dk_pad_, head_rows_, keys, dk_, scores, block, keys + W);
+                } else {
+                    const T* packed[simd::width<T>];
+                    pack(keys, W, kv.k_elem, dk_, k_pack_, packed);
+                    dot_key_rows(q, dk_pad_, head_rows_, packed, dk_, scores, block);
+                }
             }
     }
 
@@ -393,36 +451,52 @@ public:
     }
 
     // P V for the tile, a vector of keys at a time (the values of the next one requested).
-    void accumulate(const kv_rows<T>& kv, index_t j0, index_t n, bool) {
+    void accumulate(const KV& kv, index_t j0, index_t n, bool) {
         for (index_t hh = 0; hh < heads_; ++hh)
             for (index_t c = 0; c < n; c += W) {
                 const index_t count = std::min(W, n - c);
-                const T* values[2 * simd::width<T>];  // these keys' values, then the next W keys'
+                const V* values[2 * simd::width<T>];  // these keys' values, then the next W keys'
                 for (index_t j = 0; j < 2 * W; ++j) values[j] = values_[std::size_t(c + j)] + hh * kv.v_head;
-                if (kv.v_elem != 1) pack(values, count, kv.v_elem, dv_, v_pack_ + hh * W * dv_);
-                const index_t r0 = hh * head_rows_;
-                const T* p = prob_ + r0 * block + c;
-                bool exact = false;  // masked keys must not reach a row even as 0 * Inf: only visible ones then
-                for (index_t j = 0; partial_ && j < count && !exact; ++j)
-                    exact = !rows_finite(values[j], 1, 0, dv_, index_t(1));
-                if (!exact) {
-                    accumulate_value_rows(p, block, head_rows_, values, count, o_ + r0 * dv_pad_, dv_pad_, dv_,
-                                          kv.v_elem == 1 ? values + W : nullptr);
-                    continue;
+                if (kv.v_elem == 1) {
+                    accumulate_tile(values, count, c, j0 + c, hh, values + W);
+                } else {
+                    const T* packed[simd::width<T>];
+                    pack(values, count, kv.v_elem, dv_, v_pack_ + hh * W * dv_, packed);
+                    accumulate_tile(packed, count, c, j0 + c, hh, static_cast<const T* const*>(nullptr));
                 }
-                const index_t k0 = j0 + c;
-                for (index_t r = r0; r < r0 + head_rows_; ++r)
-                    for (index_t j = std::max(vis_lo_[r], k0); j <= std::min(vis_hi_[r], k0 + count - 1); ++j)
-                        simd::axpy(prob_[r * block + j - j0], values[j - k0], o_ + r * dv_pad_, std::size_t(dv_));
             }
     }
 
 private:
-    // Strided head dims: `count` rows are copied contiguous and their pointers moved there.
-    static void pack(const T** rows, index_t count, index_t elem, index_t d, T* to) {
+    // P V of head hh's rows for `count` keys from k0 (scores at column c of the tile), values
+    // stored as S.
+    template <class S>
+    void accumulate_tile(const S* const* values, index_t count, index_t c, index_t k0, index_t hh,
+                         const S* const* ahead) {
+        const index_t r0 = hh * head_rows_;
+        bool exact = false;  // masked keys must not reach a row even as 0 * Inf: only visible ones then
+        for (index_t j = 0; partial_ && j < count && !exact; ++j) exact = !rows_finite(values[j], 1, 0, dv_, index_t(1));
+        if (!exact) {
+            accumulate_value_rows(prob_ + r0 * block + c, block, head_rows_, values, count, o_ + r0 * dv_pad_, dv_pad_,
+                                  dv_, ahead);
+            return;
+        }
+        for (index_t r = r0; r < r0 + head_rows_; ++r)
+            for (index_t j = std::max(vis_lo_[r], k0); j <= std::min(vis_hi_[r], k0 + count - 1); ++j) {
+                const T p = prob_[r * block + c + j - k0];
+                T* o = o_ + r * dv_pad_;
+                if constexpr (std::is_same_v<S, T>)
+                    simd::axpy(p, values[j - k0], o, std::size_t(dv_));
+                else
+                    for (index_t e = 0; e < dv_; ++e) o[e] = simd::fma(p, T(values[j - k0][e]), o[e]);
+            }
+    }
+    // Strided head dims: `count` rows copied contiguous (as T), their pointers in `packed`.
+    template <class S>
+    static void pack(const S* const* rows, index_t count, index_t elem, index_t d, T* to, const T** packed) {
         for (index_t j = 0; j < count; ++j) {
             pack_row(rows[j], elem, d, to + j * d, d);
-            rows[j] = to + j * d;
+            packed[j] = to + j * d;
         }
     }
 
@@ -432,7 +506,8 @@ private:
     simd::vec<T> lane_;
     bool partial_ = false;
     index_t end_ = 0;          // the schedule's keys end before this one (or the cache's)
-    std::array<const T*, block + W> keys_{}, values_{};  // the tile's rows, then the next W
+    std::array<const K*, block + W> keys_{};  // the tile's rows, then the next W
+    std::array<const V*, block + W> values_{};
 };
 
 }  // namespace kernels

@@ -9,6 +9,7 @@
 #include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
 #include "../simd/blas1.hpp"
+#include "../simd/convert.hpp"
 #include "../simd/vec.hpp"
 
 namespace seqmix {
@@ -21,17 +22,18 @@ namespace kernels {
 // 4 KB apart and share one L1 set, so re-reading them per query row would go to L2.
 // q rows must be readable (zero padded) up to d rounded up to W.
 // `ahead` (or nullptr): the W rows read next in the same stream, requested line by line as
-// these keys stream, so the memory requests stay spread over the compute.
-template <class T, int RB>
-inline void dot_key_block(const T* q, index_t ldq, const T* const* keys, index_t d, T* scores, index_t lds,
-                          const T* const* ahead) {
+// these keys stream, so the memory requests stay spread over the compute. Keys may be stored
+// as K (bf16, ...): they widen to T in registers.
+template <class T, int RB, class K>
+inline void dot_key_block(const T* q, index_t ldq, const K* const* keys, index_t d, T* scores, index_t lds,
+                          const K* const* ahead) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     constexpr index_t G = W < 4 ? W : 4;  // keys per pass: RB x G accumulators stay in registers
     V part[RB][W];
     for (index_t g = 0; g < W; g += G) {
-        const T* kp[G];
-        const T* later[G];
+        const K* kp[G];
+        const K* later[G];
         for (index_t j = 0; j < G; ++j) kp[j] = keys[g + j], later[j] = ahead ? ahead[g + j] : nullptr;
         V acc[RB][G];
         for (int r = 0; r < RB; ++r)
@@ -42,8 +44,9 @@ inline void dot_key_block(const T* q, index_t ldq, const T* const* keys, index_t
             for (; d0 + W <= d; d0 += W) {
                 V kv[G];
                 for (index_t j = 0; j < G; ++j) {
-                    if constexpr (decltype(request)::value) simd::prefetch_line(later[j] + d0);
-                    kv[j] = simd::load(kp[j] + d0);
+                    if constexpr (decltype(request)::value)
+                        if (d0 * index_t(sizeof(K)) % 64 == 0) simd::prefetch_line(later[j] + d0);
+                    kv[j] = simd::load_as<T>(kp[j] + d0);
                     simd::keep_in_register(kv[j]);  // one load per key and per row, not per FMA
                 }
                 for (int r = 0; r < RB; ++r) {
@@ -57,7 +60,7 @@ inline void dot_key_block(const T* q, index_t ldq, const T* const* keys, index_t
         const index_t d0 = ahead ? pass(std::true_type{}) : pass(std::false_type{});
         if (d0 < d) {
             V kv[G];
-            for (index_t j = 0; j < G; ++j) kv[j] = simd::load_partial(kp[j] + d0, std::size_t(d - d0));
+            for (index_t j = 0; j < G; ++j) kv[j] = simd::load_as_partial<T>(kp[j] + d0, std::size_t(d - d0));
             for (int r = 0; r < RB; ++r) {
                 const V qv = simd::load(q + r * ldq + d0);
                 for (index_t j = 0; j < G; ++j) acc[r][j] = simd::fma(qv, kv[j], acc[r][j]);
@@ -71,9 +74,9 @@ inline void dot_key_block(const T* q, index_t ldq, const T* const* keys, index_t
 
 // The same for any number of query rows, in blocks the register file holds.
 // Only the first block of rows requests `ahead`: the later ones read the same keys.
-template <class T>
-inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const T* const* keys, index_t d, T* scores,
-                         index_t lds, const T* const* ahead = nullptr) {
+template <class T, class K>
+inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const K* const* keys, index_t d, T* scores,
+                         index_t lds, const K* const* ahead = nullptr) {
     constexpr int RB = simd::register_count >= 32 ? 4 : 2;
     index_t r = 0;
     for (; r + RB <= rows; r += RB, ahead = nullptr)
@@ -93,10 +96,11 @@ inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const T* k, inde
 // o_r[0..dv) += sum_{j < nkeys} p[r * ldp + j] * values[j] for RB rows. o rows have stride
 // ldo and are padded to a multiple of W; value rows are read exactly dv. RB rows by NV
 // vectors of o stay in registers while the keys stream, so each probability is broadcast
-// once per NV vectors of o. `ahead`: as for dot_key_block, value rows read later.
-template <class T, int RB, int NV>
-inline void accumulate_value_block(const T* p, index_t ldp, const T* const* values, index_t nkeys, T* o,
-                                   index_t ldo, index_t dv, const T* const* ahead) {
+// once per NV vectors of o. `ahead`: as for dot_key_block, value rows read later. Values may be
+// stored as S: they widen to T in registers.
+template <class T, int RB, int NV, class S>
+inline void accumulate_value_block(const T* p, index_t ldp, const S* const* values, index_t nkeys, T* o,
+                                   index_t ldo, index_t dv, const S* const* ahead) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     for (index_t e0 = 0; e0 < dv; e0 += NV * W) {
@@ -108,8 +112,9 @@ inline void accumulate_value_block(const T* p, index_t ldp, const T* const* valu
             for (index_t j = 0; j < nkeys; ++j) {
                 V x[NV];
                 for (int v = 0; v < NV; ++v) {
-                    if (ahead) simd::prefetch_line(ahead[j] + e0 + v * W);
-                    x[v] = simd::load(values[j] + e0 + v * W);
+                    if (ahead && (e0 + v * W) * index_t(sizeof(S)) % 64 == 0)
+                        simd::prefetch_line(ahead[j] + e0 + v * W);
+                    x[v] = simd::load_as<T>(values[j] + e0 + v * W);
                 }
                 for (int r = 0; r < RB; ++r) {
                     const V b(p[r * ldp + j]);
@@ -121,8 +126,8 @@ inline void accumulate_value_block(const T* p, index_t ldp, const T* const* valu
                 V x[NV];
                 for (int v = 0; v < NV; ++v) {
                     const index_t e = e0 + v * W;
-                    x[v] = e + W <= dv ? simd::load(values[j] + e)
-                           : e < dv    ? simd::load_partial(values[j] + e, std::size_t(dv - e))
+                    x[v] = e + W <= dv ? simd::load_as<T>(values[j] + e)
+                           : e < dv    ? simd::load_as_partial<T>(values[j] + e, std::size_t(dv - e))
                                        : V(T(0));
                 }
                 for (int r = 0; r < RB; ++r) {
@@ -138,9 +143,9 @@ inline void accumulate_value_block(const T* p, index_t ldp, const T* const* valu
 }
 
 // The same for any number of rows.
-template <class T>
-inline void accumulate_value_rows(const T* p, index_t ldp, index_t rows, const T* const* values, index_t nkeys,
-                                  T* o, index_t ldo, index_t dv, const T* const* ahead = nullptr) {
+template <class T, class S>
+inline void accumulate_value_rows(const T* p, index_t ldp, index_t rows, const S* const* values, index_t nkeys,
+                                  T* o, index_t ldo, index_t dv, const S* const* ahead = nullptr) {
     constexpr int RB = simd::register_count >= 32 ? 4 : 2, NV = 4;
     index_t r = 0;
     for (; r + RB <= rows; r += RB, ahead = nullptr)
@@ -156,7 +161,10 @@ template <class T>
 inline bool rows_finite(const T* x, index_t rows, index_t rs, index_t n, index_t es) {
     for (index_t j = 0; j < rows; ++j) {
         const T* row = x + j * rs;
-        if (es == 1) {
+        if constexpr (is_storage_type<T>) {
+            for (index_t e = 0; e < n; ++e)
+                if (!std::isfinite(float(row[e * es]))) return false;
+        } else if (es == 1) {
             if (!simd::all_finite(row, std::size_t(n))) return false;
         } else {
             for (index_t e = 0; e < n; ++e)

@@ -18,10 +18,14 @@ namespace seqmix {
 SEQMIX_ABI_BEGIN
 namespace kernels {
 
-template <class T>
+// K, V: the element types the keys and values are stored in (a storage type such as bf16,
+// or the compute type itself).
+template <class K, class V = K>
 struct kv_rows {
-    const T* k;  // contiguous: logical key 0; paged or gathered: physical key 0 (row 0 of block 0)
-    const T* v;
+    using key_type = K;
+    using value_type = V;
+    const K* k;  // contiguous: logical key 0; paged or gathered: physical key 0 (row 0 of block 0)
+    const V* v;
     index_t k_row, v_row;    // from one logical key to the next within a run
     index_t k_elem, v_elem;  // along the head dim
     const std::int32_t* pages = nullptr;  // block ids of the sequence; nullptr: not paged
@@ -31,8 +35,8 @@ struct kv_rows {
     index_t first = 0, step = 1;     // paged: logical j is physical first + j * step
     const std::int32_t* gather = nullptr;  // logical j is physical gather[j] (runs of one key)
 
-    const T* key(index_t j) const { return k + offset(j, k_row, k_page); }
-    const T* value(index_t j) const { return v + offset(j, v_row, v_page); }
+    const K* key(index_t j) const { return k + offset(j, k_row, k_page); }
+    const V* value(index_t j) const { return v + offset(j, v_row, v_page); }
 
     // fn(j, n, first key, first value) for the runs that make up keys [j0, j0 + count).
     template <class Fn>

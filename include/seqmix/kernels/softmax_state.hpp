@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "../core/abi.hpp"
+#include "../core/storage_types.hpp"
 #include "../core/tensor_view.hpp"
 
 namespace seqmix {
@@ -62,42 +63,50 @@ inline void merge_row(const softmax_state<T>& into, const softmax_state<T>& from
     m = mx;
 }
 
-// For each row r < rows with destination(r, out, lse, sink) true: out[e * out_stride] =
-// o / l (0 for an empty row; NaN stays NaN) and, when lse is set, the row's log-sum-exp
-// m + log(l) (-inf for an empty row). A finite sink logit joins the denominator as a key
-// with that score and a zero value (gpt-oss, vLLM's s_aux): l' = l + exp(sink - m), taken
-// from the larger of m and sink so neither overflows; lse includes it. Rows and elements go
-// in 16 x 16 tiles, so neither a transposed state nor output rows a page apart are walked
-// one line per element.
-template <class T, class Destination>
+// Where a normalized row goes: its output row (stored as O), its log-sum-exp and its sink.
+template <class O, class T>
+struct row_destination {
+    O* out = nullptr;  // nullptr: the row has no query (nothing written)
+    T* lse = nullptr;  // nullptr: not asked for
+    T sink = -std::numeric_limits<T>::infinity();  // a sink logit (-inf: none)
+    T out_scale = T(1);  // multiplies the output (an fp8 cache's v_scale)
+};
+
+// For each row r < rows with destination(r).out set: out[e * out_stride] = out_scale o / l
+// (0 for an empty row; NaN stays NaN), rounded to the output's storage type, and, when lse
+// is set, the row's log-sum-exp m + log(l) (-inf for an empty row). A finite sink logit
+// joins the denominator as a key with that score and a zero value (gpt-oss, vLLM's s_aux):
+// l' = l + exp(sink - m), taken from the larger of m and sink so neither overflows; lse
+// includes it. Rows and elements go in 16 x 16 tiles, so neither a transposed state nor
+// output rows a page apart are walked one line per element.
+template <class O, class T, class Destination>
 inline void normalize_rows(const softmax_state<T>& st, index_t rows, index_t out_stride, Destination&& destination) {
     constexpr index_t block = 16;
     constexpr T ninf = -std::numeric_limits<T>::infinity();
     for (index_t r0 = 0; r0 < rows; r0 += block) {
         const index_t n = std::min(block, rows - r0);
-        T* out[block];
+        O* out[block];
         T inv[block];
         for (index_t i = 0; i < n; ++i) {
-            const index_t r = r0 + i;
-            T* lse = nullptr;
-            T sink = ninf;
-            out[i] = nullptr;
-            if (!destination(r, out[i], lse, sink)) continue;
-            T l = st.l[r], m = st.m[r], o_scale = T(1);
-            if (sink != ninf && !std::isnan(l)) {
-                const T mx = l == T(0) ? sink : std::max(m, sink);
+            const row_destination<O, T> d = destination(r0 + i);
+            out[i] = d.out;
+            if (!d.out) continue;
+            T l = st.l[r0 + i], m = st.m[r0 + i], o_scale = T(1);
+            if (d.sink != ninf && !std::isnan(l)) {
+                const T mx = l == T(0) ? d.sink : std::max(m, d.sink);
                 o_scale = l == T(0) ? T(0) : std::exp(m - mx);
-                l = l * o_scale + std::exp(sink - mx);
+                l = l * o_scale + std::exp(d.sink - mx);
                 m = mx;
             }
-            inv[i] = l == T(0) ? T(0) : o_scale / l;
-            if (lse) *lse = l == T(0) ? ninf : m + std::log(l);
+            inv[i] = l == T(0) ? T(0) : o_scale / l * d.out_scale;
+            if (d.lse) *d.lse = l == T(0) ? ninf : m + std::log(l);
         }
         for (index_t e0 = 0; e0 < st.dv; e0 += block) {  // a 16 x 16 tile: its lines stay in L1
             const index_t e1 = std::min(e0 + block, st.dv);
             for (index_t i = 0; i < n; ++i)
                 if (out[i])
-                    for (index_t e = e0; e < e1; ++e) out[i][e * out_stride] = st.out(r0 + i, e) * inv[i];
+                    for (index_t e = e0; e < e1; ++e)
+                        out[i][e * out_stride] = storage_cast<O>(st.out(r0 + i, e) * inv[i]);
         }
     }
 }

@@ -20,13 +20,13 @@ namespace seqmix {
 SEQMIX_ABI_BEGIN
 namespace detail {
 
-template <class T>
-struct window_variant : softmax_variant<T> {
+template <class T, class A = attention_args<T>>
+struct window_variant : softmax_variant<T, A> {
     index_t dilation;
 
     // The band in dilated steps: a residue's keys are every dilation-th key.
-    window_variant(const attention_args<T>& args, const attention_options& band_opt, index_t dil)
-        : softmax_variant<T>(args, band_opt), dilation(dil) {
+    window_variant(const A& args, const attention_options& band_opt, index_t dil)
+        : softmax_variant<T, A>(args, band_opt), dilation(dil) {
         const auto& m = this->mask;
         this->set_mask({m.causal, m.window_left >= 0 ? m.window_left / dil : -1,
                         m.window_right >= 0 ? m.window_right / dil : -1});
@@ -34,7 +34,7 @@ struct window_variant : softmax_variant<T> {
     index_t problems() const { return this->a.problem.num_seqs * dilation; }
     // Problem p: residue r = p % dilation of sequence p / dilation: its keys r + t * dilation
     // and the queries whose diagonal i + Nk - Nq has residue r.
-    band_problem<T> problem(index_t p) const {
+    band_problem<T, A> problem(index_t p) const {
         const attention_sequence sq = this->a.problem.sequence(p / dilation);
         const index_t r = p % dilation;
         const index_t i_first = ((r - (sq.k_len - sq.q_len)) % dilation + dilation) % dilation;
@@ -50,13 +50,14 @@ struct window_variant : softmax_variant<T> {
 // times V; lse (optional, [B,Hq,Nq]) receives each row's log-sum-exp.
 template <class QV, class KV, class VV, class OV>
 void sliding_window_attention(const QV& q, const KV& k, const VV& v, const OV& out, const window_options& opt = {},
-                              tensor_view<typename OV::value_type, 3> lse = {}) {
-    using T = typename OV::value_type;
+                              tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
+    using T = compute_type_of<typename OV::value_type>;
     const char* op = "sliding_window_attention";
     detail::check_window(opt, op);
     const attention_options band = detail::band_options(opt);
     const auto a = detail::prepare_attention(q, k, v, out, lse, band, op);
-    kernels::attention_run(detail::window_variant<T>(a, band, opt.dilation), opt.num_threads);
+    kernels::attention_run(detail::window_variant<T, std::decay_t<decltype(a)>>(a, band, opt.dilation),
+                           opt.num_threads);
 }
 
 SEQMIX_ABI_END

@@ -21,9 +21,9 @@ namespace detail {
 
 // The key storage of KV head hk of a sequence: rows at the views' strides, or the blocks of a
 // paged cache. Shared by every attention operator over these caches.
-template <class T>
-kernels::kv_rows<T> kv_of(const attention_args<T>& a, const attention_sequence& sq, index_t hk) {
-    kernels::kv_rows<T> kv{};
+template <class T, class Q, class K, class V, class O>
+kernels::kv_rows<K, V> kv_of(const attention_args<T, Q, K, V, O>& a, const attention_sequence& sq, index_t hk) {
+    kernels::kv_rows<K, V> kv{};
     kv.k_row = a.k.stride(1);
     kv.v_row = a.v.stride(1);
     kv.k_elem = a.k.stride(3);
@@ -47,37 +47,45 @@ kernels::kv_rows<T> kv_of(const attention_args<T>& a, const attention_sequence& 
 
 // Whether a token's KV heads sit side by side in the cache (token-major [B,N,H,D], paged):
 // then decode units may take several heads and read the cache in address order.
-template <class T>
-bool kv_heads_interleaved(const attention_args<T>& a) {
+template <class A>
+bool kv_heads_interleaved(const A& a) {
     return std::abs(a.k.stride(2)) < std::abs(a.k.stride(1));
 }
 
-template <class T>
+// T: the compute type; A: the arguments (attention_args, with the storage types).
+template <class T, class A = attention_args<T>>
 struct softmax_variant;
 
 // A band problem: the queries i_first + i * step of a sequence and its keys r + t * step
 // (step > 1: one residue of a dilated window; i_first > 0 with step 1: a block of queries),
 // each query seeing the band of the variant's mask around its diagonal, counted in steps.
-template <class T>
+template <class T, class A = attention_args<T>>
 struct band_problem {
-    const softmax_variant<T>& var;
+    using Row = kernels::attention_row<T, typename A::query_type, typename A::output_type>;
+    const softmax_variant<T, A>& var;
     attention_sequence sq;
     index_t step = 1, r = 0, i_first = 0;
     index_t q_len, k_len;
 
     kernels::problem_extent extent() const { return {q_len, k_len}; }
-    kernels::attention_row<T> row(index_t h, index_t i) const {
+    Row row(index_t h, index_t i) const {
         const auto& a = var.a;
         const attention_options& o = var.opt();
         const index_t at = i_first + i * step;  // the query in its sequence
         const index_t diag = (at + sq.k_len - sq.q_len - r) / step;
-        return {a.q.ptr(sq.batch, sq.q_begin + at, h), a.out.ptr(sq.batch, sq.q_begin + at, h),
-                a.lse.empty() ? nullptr : a.lse.ptr(sq.batch, h, sq.q_begin + at), var.mask.keys_of(diag, k_len), diag,
+        const index_t hk = h / a.problem.group;
+        return {a.q.ptr(sq.batch, sq.q_begin + at, h),
+                a.out.ptr(sq.batch, sq.q_begin + at, h),
+                a.lse.empty() ? nullptr : a.lse.ptr(sq.batch, h, sq.q_begin + at),
+                var.mask.keys_of(diag, k_len),
+                diag,
                 o.alibi_slopes ? T(o.alibi_slopes[h]) : T(0),
-                o.sinks ? T(o.sinks[h]) : -std::numeric_limits<T>::infinity()};
+                o.sinks ? T(o.sinks[h]) : -std::numeric_limits<T>::infinity(),
+                o.k_scale ? T(o.k_scale[hk]) : T(1),
+                o.v_scale ? T(o.v_scale[hk]) : T(1)};
     }
-    kernels::kv_rows<T> keys(index_t hk) const {
-        kernels::kv_rows<T> kv = kv_of(var.a, sq, hk);
+    kernels::kv_rows<typename A::key_type, typename A::value_type> keys(index_t hk) const {
+        auto kv = kv_of(var.a, sq, hk);
         if (step == 1) return kv;
         kv.count = k_len;
         if (kv.pages) {
@@ -98,15 +106,15 @@ struct band_problem {
 
 // softmax_attention as a variant of the attention run: a band problem per sequence, the
 // contract's masks as the band, softcap and ALiBi as the logits transform.
-template <class T>
+template <class T, class A>
 struct softmax_variant : kernels::attention_variant_base {
     using value_type = T;
-    const attention_args<T>& a;
+    const A& a;
     kernels::band_mask mask;
     index_t band = -1;  // keys a row sees at most (-1: unbounded)
     kernels::logits_transform<T> transform;
 
-    softmax_variant(const attention_args<T>& args, const attention_options& opt) : a(args) {
+    softmax_variant(const A& args, const attention_options& opt) : a(args) {
         set_mask({opt.causal, opt.window_left, opt.window_right});
         transform.softcap = T(opt.softcap);
         transform.alibi = opt.alibi_slopes != nullptr;
@@ -119,7 +127,7 @@ struct softmax_variant : kernels::attention_variant_base {
     const attention_options& opt() const { return *a.problem.opt; }
     kernels::attention_heads heads() const { return {a.problem.hkv, a.problem.group, a.problem.dk, a.problem.dv}; }
     index_t problems() const { return a.problem.num_seqs; }
-    band_problem<T> problem(index_t s) const {
+    band_problem<T, A> problem(index_t s) const {
         const attention_sequence sq = a.problem.sequence(s);
         return {*this, sq, 1, 0, 0, sq.q_len, sq.k_len};
     }
@@ -145,13 +153,15 @@ struct softmax_variant : kernels::attention_variant_base {
 
 // out[b,i,h,:] = softmax_j(score(i, j)) V[b,j,h/(Hq/Hkv),:] with the contract's score,
 // masks and options; lse (optional, [B,Hq,Nq]) receives each row's log-sum-exp.
+// q, k, v and out may be stored as bf16 or fp16 (k and v also fp8_e4m3, with opt.k_scale and
+// opt.v_scale) with float arithmetic: docs/api.md, "Reduced-precision storage".
 template <class QV, class KV, class VV, class OV>
 void softmax_attention(const QV& q, const KV& k, const VV& v, const OV& out,
                        const attention_options& opt = {},
-                       tensor_view<typename OV::value_type, 3> lse = {}) {
-    using T = typename OV::value_type;
+                       tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
+    using T = compute_type_of<typename OV::value_type>;
     const auto a = detail::prepare_attention(q, k, v, out, lse, opt, "softmax_attention");
-    kernels::attention_run(detail::softmax_variant<T>(a, opt), opt.num_threads);
+    kernels::attention_run(detail::softmax_variant<T, std::decay_t<decltype(a)>>(a, opt), opt.num_threads);
 }
 
 SEQMIX_ABI_END

@@ -37,32 +37,38 @@ void attend_row(const std::vector<index_t>& keys, Score&& score, Value&& value, 
     lse(sum == 0 ? neg_inf : m + std::log(sum));
 }
 
-// scale * q_i . k_j of query i of head h and key j of a sequence, in double.
-template <class T>
-double dot_qk(const seqmix::detail::attention_args<T>& a, const seqmix::detail::attention_sequence& sq, index_t h,
-              index_t i, index_t j) {
+// What the stored keys (values) of KV head hk are multiplied by: an fp8 cache's scale, or 1.
+inline double cache_scale(const float* scale, index_t hk) { return scale ? double(scale[hk]) : 1.0; }
+
+// scale * q_i . k_j of query i of head h and key j of a sequence, in double (A: attention_args,
+// any storage types: every element is read as its exact value).
+template <class A>
+double dot_qk(const A& a, const seqmix::detail::attention_sequence& sq, index_t h, index_t i, index_t j) {
     const auto& p = a.problem;
     const auto key = p.key_at(sq, j);
     double dot = 0;
     for (index_t d = 0; d < p.dk; ++d)
         dot += double(a.q(sq.batch, sq.q_begin + i, h, d)) * double(a.k(key.block, key.row, h / p.group, d));
-    return p.scale * dot;
+    return p.scale * dot * cache_scale(p.opt->k_scale, h / p.group);
 }
 
 // Query i of head h of a [B, N, H, D] problem over the keys of `keys`, through attend_row:
 // logit(j, s) is the score after the operator's logits transform.
-template <class T, class Logit>
-void attend_keys(const seqmix::detail::attention_args<T>& a, const seqmix::detail::attention_sequence& sq, index_t h,
-                 index_t i, const std::vector<index_t>& keys, const float* sinks, Logit&& logit) {
+template <class A, class Logit>
+void attend_keys(const A& a, const seqmix::detail::attention_sequence& sq, index_t h, index_t i,
+                 const std::vector<index_t>& keys, const float* sinks, Logit&& logit) {
+    using T = typename A::compute_type;
+    using O = typename A::output_type;
     const auto& p = a.problem;
+    const double v_scale = cache_scale(p.opt->v_scale, h / p.group);
     attend_row(
         keys, [&](index_t j) { return logit(j, dot_qk(a, sq, h, i, j)); },
         [&](index_t j, index_t e) {
             const auto key = p.key_at(sq, j);
-            return double(a.v(key.block, key.row, h / p.group, e));
+            return double(a.v(key.block, key.row, h / p.group, e)) * v_scale;
         },
         p.dv, sinks ? double(sinks[h]) : -std::numeric_limits<double>::infinity(),
-        [&](index_t e, double x) { a.out(sq.batch, sq.q_begin + i, h, e) = T(x); },
+        [&](index_t e, double x) { a.out(sq.batch, sq.q_begin + i, h, e) = storage_cast<O>(T(x)); },
         [&](double x) {
             if (!a.lse.empty()) a.lse(sq.batch, h, sq.q_begin + i) = T(x);
         });
@@ -71,9 +77,8 @@ void attend_keys(const seqmix::detail::attention_args<T>& a, const seqmix::detai
 // visible(sq, h, i, j): query i of head h sees key j of sequence sq.
 // logit(sq, h, i, j, s): the score after the logits transform of the operator.
 // sinks: one logit per query head, or nullptr.
-template <class T, class Visible, class Logit>
-void attention_rows(const seqmix::detail::attention_args<T>& a, Visible&& visible, Logit&& logit,
-                    const float* sinks) {
+template <class A, class Visible, class Logit>
+void attention_rows(const A& a, Visible&& visible, Logit&& logit, const float* sinks) {
     const auto& p = a.problem;
     std::vector<index_t> keys;
     for (index_t seq = 0; seq < p.num_seqs; ++seq) {

@@ -16,7 +16,7 @@ namespace reference {
 
 template <class QV, class KV, class VV, class OV>
 void sliding_window_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& out_in,
-                              const window_options& opt = {}, tensor_view<typename OV::value_type, 3> lse_in = {}) {
+                              const window_options& opt = {}, tensor_view<compute_type_of<typename OV::value_type>, 3> lse_in = {}) {
     const char* op = "reference::sliding_window_attention";
     seqmix::detail::check_window(opt, op);
     const attention_options band = seqmix::detail::band_options(opt);

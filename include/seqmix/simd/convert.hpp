@@ -170,6 +170,37 @@ inline void store_float_partial(S* p, const vec<float>& v, std::size_t n) {
     detail::store_lanes(p, v, n);
 }
 
+// Vectors of the compute type T from elements stored as S, and back (S == T: plain loads
+// and stores; a storage type widens to float).
+template <class T, class S>
+inline vec<T> load_as(const S* p) {
+    if constexpr (std::is_same_v<S, T>) {
+        return load(p);
+    } else {
+        static_assert(std::is_same_v<T, float>, "seqmix: storage types widen to float");
+        return load_float(p);
+    }
+}
+template <class T, class S>
+inline vec<T> load_as_partial(const S* p, std::size_t n) {
+    if constexpr (std::is_same_v<S, T>) {
+        return load_partial(p, n);
+    } else {
+        static_assert(std::is_same_v<T, float>, "seqmix: storage types widen to float");
+        return load_float_partial(p, n);
+    }
+}
+template <class S, class T>
+inline void store_as(S* p, const vec<T>& v) {
+    if constexpr (std::is_same_v<S, T>) store(p, v);
+    else store_float(p, v);
+}
+template <class S, class T>
+inline void store_as_partial(S* p, const vec<T>& v, std::size_t n) {
+    if constexpr (std::is_same_v<S, T>) store_partial(p, v, n);
+    else store_float_partial(p, v, n);
+}
+
 }  // namespace simd
 SEQMIX_ABI_END
 }  // namespace seqmix
