@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include <array>
+#include <type_traits>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -20,10 +21,12 @@ namespace {
 using namespace seqmix;
 using namespace seqmix_bench;
 
+// S: the storage type of q, k, v and out (float, or bf16 / fp16 with float arithmetic).
+template <class S = float>
 void prefill(benchmark::State& state, index_t hq, index_t hkv, index_t n, index_t d, bool causal, int threads) {
-    tensor<float, 4> q({1, n, hq, d}, 0.01f), k({1, n, hkv, d}, 0.02f), v({1, n, hkv, d}, 0.5f), out({1, n, hq, d});
-    for (index_t i = 0; i < q.size(); ++i) q.data()[i] = float((i * 7919) % 1000) * 1e-3f - 0.5f;
-    for (index_t i = 0; i < k.size(); ++i) k.data()[i] = float((i * 104729) % 1000) * 1e-3f - 0.5f;
+    tensor<S, 4> q({1, n, hq, d}), k({1, n, hkv, d}), v({1, n, hkv, d}, S(0.5f)), out({1, n, hq, d});
+    for (index_t i = 0; i < q.size(); ++i) q.data()[i] = S(float((i * 7919) % 1000) * 1e-3f - 0.5f);
+    for (index_t i = 0; i < k.size(); ++i) k.data()[i] = S(float((i * 104729) % 1000) * 1e-3f - 0.5f);
     attention_options opt;
     opt.causal = causal;
     opt.num_threads = threads;
@@ -49,6 +52,8 @@ const char* name_of(kv_layout l) {
 // [B,N,Hkv,D]; head-major [B,Hkv,N,D] passed permuted; paged, blocks of 16 keys in shuffled
 // order (vLLM's default block size). Rate: bytes of K and V read per second.
 // latent: V is the first dv columns of K's rows (MLA's absorbed form reads one latent cache).
+// S: the cache's storage type (float, bf16, fp16, fp8_e4m3 with scales); q and out are float.
+template <class S = float>
 void decode(benchmark::State& state, index_t hq, index_t hkv, index_t nk, kv_layout layout, int threads, index_t d,
             index_t dv, bool latent) {
     const index_t block = 16, blocks = (nk + block - 1) / block;
@@ -56,28 +61,31 @@ void decode(benchmark::State& state, index_t hq, index_t hkv, index_t nk, kv_lay
     for (index_t i = 0; i < q.size(); ++i) q.data()[i] = float((i * 7919) % 1000) * 1e-3f - 0.5f;
     // Storage: [B,N,H,D], [B,H,N,D] or [blocks,16,H,D]; the same element count each.
     const index_t rows = layout == kv_layout::paged ? blocks * block : nk;
-    tensor<float, 4> ks({1, rows, hkv, d}), vs({1, rows, hkv, dv}, 0.5f);
-    for (index_t i = 0; i < ks.size(); ++i) ks.data()[i] = float((i * 104729) % 1000) * 1e-3f - 0.5f;
-    tensor_view<const float, 4> k = ks.view(), v = vs.view();
+    tensor<S, 4> ks({1, rows, hkv, d}), vs({1, rows, hkv, dv}, S(0.5f));
+    for (index_t i = 0; i < ks.size(); ++i) ks.data()[i] = S(float((i * 104729) % 1000) * 1e-3f - 0.5f);
+    tensor_view<const S, 4> k = ks.view(), v = vs.view();
+    const std::vector<float> scales(std::size_t(hkv), 0.5f);
     std::vector<std::int32_t> table(static_cast<std::size_t>(blocks));
     const std::int32_t seqlen = std::int32_t(nk);
     attention_options opt;
     opt.num_threads = threads;
+    if (std::is_same_v<S, fp8_e4m3>) opt.k_scale = opt.v_scale = scales.data();
     if (layout == kv_layout::head_major) {
-        k = tensor_view<const float, 4>(ks.data(), {1, nk, hkv, d}, {hkv * nk * d, d, nk * d, 1});
-        v = tensor_view<const float, 4>(vs.data(), {1, nk, hkv, dv}, {hkv * nk * dv, dv, nk * dv, 1});
+        k = tensor_view<const S, 4>(ks.data(), {1, nk, hkv, d}, {hkv * nk * d, d, nk * d, 1});
+        v = tensor_view<const S, 4>(vs.data(), {1, nk, hkv, dv}, {hkv * nk * dv, dv, nk * dv, 1});
     } else if (layout == kv_layout::paged) {
         for (index_t b = 0; b < blocks; ++b) table[std::size_t(b)] = std::int32_t((b * 7919) % blocks);  // a permutation
-        k = tensor_view<const float, 4>(ks.data(), {blocks, block, hkv, d});
-        v = tensor_view<const float, 4>(vs.data(), {blocks, block, hkv, dv});
+        k = tensor_view<const S, 4>(ks.data(), {blocks, block, hkv, d});
+        v = tensor_view<const S, 4>(vs.data(), {blocks, block, hkv, dv});
         opt.block_table = table.data();
         opt.max_blocks_per_seq = int(blocks);
         opt.seqlens_k = &seqlen;
     }
-    if (latent) v = tensor_view<const float, 4>(k.data(), {k.extent(0), k.extent(1), hkv, dv},
-                                               {k.stride(0), k.stride(1), k.stride(2), 1});
+    if (latent) v = tensor_view<const S, 4>(k.data(), {k.extent(0), k.extent(1), hkv, dv},
+                                           {k.stride(0), k.stride(1), k.stride(2), 1});
     const double sec = time_loop(state, [&] { softmax_attention(q.view(), k, v, out.view(), opt); });
-    const double bytes = double(nk) * double(hkv) * double(latent ? d : d + dv) * sizeof(float);
+    const double bytes = double(nk) * double(hkv) * double(latent ? d : d + dv) * sizeof(S);
+    state.counters["tokens_per_s"] = benchmark::Counter(double(state.iterations()) / sec);
     report_rate(state, bytes, sec, "GBs", measured().triad[threads], "triad_GBs", "of_triad");
     report_rate(state, 2.0 * double(hq) * double(nk) * double(d + dv), sec, "GFLOPs", measured().fma[threads],
                 "fma_peak_GFLOPs", "of_fma_peak");
@@ -95,13 +103,13 @@ void register_softmax_attention_benchmarks() {
                     const std::string name = "softmax_attention/prefill/H8/D" + std::to_string(d) + "/N" +
                                              std::to_string(n) + (causal ? "/causal" : "/full") + "/threads:" +
                                              std::to_string(threads);
-                    benchmark::RegisterBenchmark(name.c_str(), prefill, 8, 8, n, d, causal, threads)
+                    benchmark::RegisterBenchmark(name.c_str(), prefill<float>, 8, 8, n, d, causal, threads)
                         ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
                 }
         for (bool causal : {false, true}) {
             const std::string name = std::string("softmax_attention/prefill/GQA32x8/D128/N2048") +
                                      (causal ? "/causal" : "/full") + "/threads:" + std::to_string(threads);
-            benchmark::RegisterBenchmark(name.c_str(), prefill, 32, 8, 2048, 128, causal, threads)
+            benchmark::RegisterBenchmark(name.c_str(), prefill<float>, 32, 8, 2048, 128, causal, threads)
                 ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
         }
         for (index_t nk : {4096, 32768})
@@ -109,7 +117,7 @@ void register_softmax_attention_benchmarks() {
                 if (nk == 4096 && layout != kv_layout::token_major) continue;
                 const std::string name = "softmax_attention/decode/Hq32/Hkv8/D128/Nk" + std::to_string(nk) + "/" +
                                          name_of(layout) + "/threads:" + std::to_string(threads);
-                benchmark::RegisterBenchmark(name.c_str(), decode, 32, 8, nk, layout, threads, 128, 128, false)
+                benchmark::RegisterBenchmark(name.c_str(), decode<float>, 32, 8, nk, layout, threads, 128, 128, false)
                     ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
             }
         // GQA 8 at D = 64 (a group of 8 per KV head), and MLA's absorbed decode: one latent KV
@@ -117,19 +125,39 @@ void register_softmax_attention_benchmarks() {
         for (kv_layout layout : {kv_layout::token_major, kv_layout::head_major, kv_layout::paged}) {
             const std::string name = std::string("softmax_attention/decode/Hq32/Hkv4/D64/Nk32768/") + name_of(layout) +
                                      "/threads:" + std::to_string(threads);
-            benchmark::RegisterBenchmark(name.c_str(), decode, 32, 4, 32768, layout, threads, 64, 64, false)
+            benchmark::RegisterBenchmark(name.c_str(), decode<float>, 32, 4, 32768, layout, threads, 64, 64, false)
                 ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
         }
         for (kv_layout layout : {kv_layout::token_major, kv_layout::paged}) {
             const std::string name = std::string("softmax_attention/decode/mla/Hq16/Hkv1/Dk576/Dv512/Nk32768/") +
                                      name_of(layout) + "/threads:" + std::to_string(threads);
-            benchmark::RegisterBenchmark(name.c_str(), decode, 16, 1, 32768, layout, threads, 576, 512, true)
+            benchmark::RegisterBenchmark(name.c_str(), decode<float>, 16, 1, 32768, layout, threads, 576, 512, true)
                 ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+        }
+        // The same decode over 16- and 8-bit caches (q and out float; fp8 with per-head scales).
+        for (kv_layout layout : {kv_layout::token_major, kv_layout::head_major, kv_layout::paged}) {
+            const std::string tail = std::string("/Nk32768/") + name_of(layout) + "/threads:" + std::to_string(threads);
+            benchmark::RegisterBenchmark(("softmax_attention/decode/Hq32/Hkv8/D128/kv_bf16" + tail).c_str(),
+                                         decode<bf16>, 32, 8, 32768, layout, threads, 128, 128, false)
+                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+            benchmark::RegisterBenchmark(("softmax_attention/decode/Hq32/Hkv8/D128/kv_fp16" + tail).c_str(),
+                                         decode<fp16>, 32, 8, 32768, layout, threads, 128, 128, false)
+                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+            benchmark::RegisterBenchmark(("softmax_attention/decode/Hq32/Hkv8/D128/kv_fp8" + tail).c_str(),
+                                         decode<fp8_e4m3>, 32, 8, 32768, layout, threads, 128, 128, false)
+                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+        }
+        // Prefill with q, k, v and out in bf16.
+        for (bool causal : {false, true}) {
+            const std::string name = std::string("softmax_attention/prefill/H8/D128/N2048") +
+                                     (causal ? "/causal" : "/full") + "/bf16/threads:" + std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), prefill<bf16>, 8, 8, 2048, 128, causal, threads)
+                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
         }
         // Multi-query decode (one KV head for 32 query heads) at batch 1: split-KV occupies the threads.
         const std::string mqa = "softmax_attention/decode/Hq32/Hkv1/D128/Nk32768/token_major/threads:" +
                                 std::to_string(threads);
-        benchmark::RegisterBenchmark(mqa.c_str(), decode, 32, 1, 32768, kv_layout::token_major, threads, 128, 128, false)
+        benchmark::RegisterBenchmark(mqa.c_str(), decode<float>, 32, 1, 32768, kv_layout::token_major, threads, 128, 128, false)
             ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
     }
 }

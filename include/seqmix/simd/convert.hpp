@@ -149,8 +149,19 @@ inline void store_float(fp16* p, const vec<float>& v) {
 
 inline vec<float> load_float(const fp8_e4m3* p) {
 #if defined(__AVX512F__)
-    if constexpr (detail::fw == 16)
-        return vec<float>(detail::fp8_e4m3_widen(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))));
+    if constexpr (detail::fw == 16) {
+        // Through fp16 (4 instructions fewer than building float bits): the byte, sign-extended
+        // to 16 bits and shifted left 7, is S.0EEEE.MMM0000000, the fp16 of value / 2^8 for
+        // normals and subnormals alike (fp16 subnormals widen exactly); NaN (S.1111.111) is
+        // set apart first.
+        const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        __m256i h = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16(short(0xBF80)));
+        const __mmask16 nan = _mm256_cmpeq_epi16_mask(_mm256_and_si256(h, _mm256_set1_epi16(0x3F80)),
+                                                      _mm256_set1_epi16(0x3F80));
+        const __m256i quiet = _mm256_or_si256(_mm256_and_si256(h, _mm256_set1_epi16(short(0x8000))), _mm256_set1_epi16(0x7E00));
+        h = _mm256_mask_mov_epi16(h, nan, quiet);  // the sign kept
+        return vec<float>(_mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f)));
+    }
 #elif defined(__AVX2__)
     if constexpr (detail::fw == 8)
         return vec<float>(detail::fp8_e4m3_widen(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))));
