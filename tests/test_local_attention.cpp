@@ -421,3 +421,50 @@ TEST_CASE("neighborhood_attention: bad inputs give seqmix::error and leave out u
     CHECK_THROWS_AS(reference::neighborhood_attention_2d(q.view(), q.view(), q.view(), out.view(), na(7, 1, false)),
                     seqmix::error);
 }
+
+TEST_CASE("local attention over bf16 / fp16 / fp8 storage: the float operator's bits on the same values") {
+    // Sliding window (dilated, 3 threads, a paged fp8 cache) and 2-D neighbourhood attention.
+    {
+        const index_t B = 2, Nq = 90, Nk = 120, Hq = 4, Hkv = 2, D = 40;
+        const auto q = convert<bf16>(random_tensor<float, 4>({B, Nq, Hq, D}, 61));
+        const auto k = convert<fp8_e4m3>(random_tensor<float, 4>({B, Nk, Hkv, D}, 62, -4, 4));
+        const auto v = convert<fp8_e4m3>(random_tensor<float, 4>({B, Nk, Hkv, D}, 63, -4, 4));
+        const auto qf = convert<float>(q), kf = convert<float>(k), vf = convert<float>(v);
+        window_options o;
+        o.window_left = 17;
+        o.window_right = 5;
+        o.dilation = 2;
+        o.num_threads = 1;
+        tensor<float, 4> of({B, Nq, Hq, D});
+        sliding_window_attention(qf.view(), kf.view(), vf.view(), of.view(), o);
+        o.num_threads = 3;
+        tensor<bf16, 4> os({B, Nq, Hq, D});
+        sliding_window_attention(q.view(), k.view(), v.view(), os.view(), o);
+        CHECK(stores_rounded(os, of));
+        const paged_copy pc = page(kf, vf, 16, 3);
+        const auto pk = convert<fp8_e4m3>(pc.k), pv = convert<fp8_e4m3>(pc.v);
+        const std::int32_t lens[] = {std::int32_t(Nk), std::int32_t(Nk)};
+        window_options paged = o;
+        paged.seqlens_k = lens;
+        paged.block_table = pc.table.data();
+        paged.max_blocks_per_seq = pc.max_blocks;
+        tensor<bf16, 4> op({B, Nq, Hq, D});
+        sliding_window_attention(q.view(), pk.view(), pv.view(), op.view(), paged);
+        CHECK(stores_rounded(op, of));
+    }
+    {
+        const auto q = convert<fp16>(random_tensor<float, 5>({2, 13, 11, 4, 24}, 64));
+        const auto k = convert<fp16>(random_tensor<float, 5>({2, 13, 11, 2, 24}, 65));
+        const auto v = convert<bf16>(random_tensor<float, 5>({2, 13, 11, 2, 24}, 66));
+        const auto qf = convert<float>(q), kf = convert<float>(k), vf = convert<float>(v);
+        for (const neighborhood_options& o : {na(5, 1, false), na(3, 2, {true, false})}) {
+            tensor<float, 5> of({2, 13, 11, 4, 24});
+            tensor<float, 4> lf({2, 13, 11, 4}), ls({2, 13, 11, 4});
+            neighborhood_attention_2d(qf.view(), kf.view(), vf.view(), of.view(), o, lf.view());
+            tensor<fp16, 5> os({2, 13, 11, 4, 24});
+            neighborhood_attention_2d(q.view(), k.view(), v.view(), os.view(), o, ls.view());
+            CHECK(stores_rounded(os, of));
+            CHECK(bitwise_equal(lf, ls));
+        }
+    }
+}

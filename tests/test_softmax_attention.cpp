@@ -603,23 +603,6 @@ TEST_CASE("bad inputs give seqmix::error naming the argument and leave out untou
 
 namespace {
 
-template <class O>
-std::uint32_t bits_of(O x) {
-    if constexpr (std::is_same_v<O, float>) {
-        std::uint32_t u;
-        std::memcpy(&u, &x, 4);
-        return u;
-    } else {
-        return x.bits;
-    }
-}
-
-// Stored as S, and those values back in float: the float operator's inputs.
-template <class S>
-tensor<S, 4> stored(const tensor<float, 4>& t) {
-    return convert<S>(t);
-}
-
 // The operator on q, k, v, out stored as Q, K, V, O gives the bits of the float operator on
 // the same values, rounded once into O at the end: for every engine (prefill, decode, split),
 // a paged cache, and 3 threads against 1.
@@ -634,9 +617,9 @@ void check_stored_bits(const char* name) {
         for (bool causal : {false, true}) {
             INFO("Nq " << s.Nq << " Nk " << s.Nk << " Hq " << s.Hq << " Hkv " << s.Hkv << " Dk " << s.Dk << " causal "
                        << causal);
-            const auto q = stored<Q>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 11, -2, 2));
-            const auto k = stored<K>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 12, -2, 2));
-            const auto v = stored<V>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 13, -2, 2));
+            const auto q = convert<Q>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 11, -2, 2));
+            const auto k = convert<K>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 12, -2, 2));
+            const auto v = convert<V>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 13, -2, 2));
             const auto qf = convert<float>(q), kf = convert<float>(k), vf = convert<float>(v);
             attention_options opt;
             opt.causal = causal;
@@ -648,12 +631,11 @@ void check_stored_bits(const char* name) {
             tensor<O, 4> os({s.B, s.Nq, s.Hq, s.Dv});
             tensor<float, 3> ls({s.B, s.Hq, s.Nq});
             softmax_attention(q.view(), k.view(), v.view(), os.view(), opt, ls.view());
-            bool same = bitwise_equal(lf, ls);
-            for (index_t i = 0; i < of.size(); ++i) same = same && bits_of(storage_cast<O>(of.data()[i])) == bits_of(os.data()[i]);
-            CHECK(same);
+            CHECK(bitwise_equal(lf, ls));
+            CHECK(stores_rounded(os, of));
             // A paged cache of the same stored values.
             const paged_copy pc = page(kf, vf, 16, 5);
-            const auto pk = stored<K>(pc.k), pv = stored<V>(pc.v);
+            const auto pk = convert<K>(pc.k), pv = convert<V>(pc.v);
             std::vector<std::int32_t> lens(std::size_t(s.B), std::int32_t(s.Nk));
             attention_options paged = opt;
             paged.seqlens_k = lens.data();
@@ -661,9 +643,7 @@ void check_stored_bits(const char* name) {
             paged.max_blocks_per_seq = pc.max_blocks;
             tensor<O, 4> op({s.B, s.Nq, s.Hq, s.Dv});
             softmax_attention(q.view(), pk.view(), pv.view(), op.view(), paged);
-            same = true;
-            for (index_t i = 0; i < op.size(); ++i) same = same && bits_of(op.data()[i]) == bits_of(os.data()[i]);
-            CHECK(same);
+            CHECK(stores_rounded(op, of));
         }
 }
 
@@ -682,9 +662,9 @@ TEST_CASE("fp8 caches with per-head scales match the double reference on the deq
     const std::vector<float> k_scale = {0.05f, 0.5f}, v_scale = {0.25f, 7.5f};
     for (const shape s : shapes) {
         INFO("Nq " << s.Nq << " Nk " << s.Nk);
-        const auto q = stored<bf16>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 21, -2, 2));
-        const auto k = stored<fp8_e4m3>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 22, -8, 8));
-        const auto v = stored<fp8_e4m3>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 23, -8, 8));
+        const auto q = convert<bf16>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 21, -2, 2));
+        const auto k = convert<fp8_e4m3>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 22, -8, 8));
+        const auto v = convert<fp8_e4m3>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 23, -8, 8));
         attention_options opt;
         opt.causal = true;
         opt.k_scale = k_scale.data();
@@ -712,9 +692,9 @@ TEST_CASE("fp8 caches with per-head scales match the double reference on the deq
 
 TEST_CASE("16-bit outputs: within one rounding of the double reference") {
     const shape s{1, 20, 300, 4, 1, 64, 64};
-    const auto q = stored<fp16>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 31));
-    const auto k = stored<fp16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 32));
-    const auto v = stored<fp16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 33));
+    const auto q = convert<fp16>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 31));
+    const auto k = convert<fp16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 32));
+    const auto v = convert<fp16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 33));
     tensor<fp16, 4> out({s.B, s.Nq, s.Hq, s.Dv});
     softmax_attention(q.view(), k.view(), v.view(), out.view());
     tensor<double, 4> ref({s.B, s.Nq, s.Hq, s.Dv});
@@ -727,9 +707,9 @@ TEST_CASE("16-bit outputs: within one rounding of the double reference") {
 }
 
 TEST_CASE("cache scales: only for fp8 caches, finite and positive; nothing written otherwise") {
-    const auto q = stored<bf16>(random_tensor<float, 4>({1, 1, 4, 16}, 1));
-    const auto k8 = stored<fp8_e4m3>(random_tensor<float, 4>({1, 8, 2, 16}, 2));
-    const auto k16 = stored<bf16>(random_tensor<float, 4>({1, 8, 2, 16}, 2));
+    const auto q = convert<bf16>(random_tensor<float, 4>({1, 1, 4, 16}, 1));
+    const auto k8 = convert<fp8_e4m3>(random_tensor<float, 4>({1, 8, 2, 16}, 2));
+    const auto k16 = convert<bf16>(random_tensor<float, 4>({1, 8, 2, 16}, 2));
     tensor<bf16, 4> out({1, 1, 4, 16}, bf16(5.0f));
     const std::vector<float> good = {1.0f, 2.0f}, negative = {1.0f, -2.0f}, nan = {NAN, 1.0f};
     auto untouched = [&] {

@@ -5,6 +5,7 @@
 #include <seqmix/ops/sparse_attention.hpp>
 #include <seqmix/reference/sparse_attention.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -417,5 +418,45 @@ TEST_CASE("block_sparse_attention: the caller's lists equal to MoBA's choice giv
         tensor<float, 4> o3({B, N, H, D});
         block_sparse_attention(in.q.view(), in.k.view(), in.v.view(), o3.view(), moba);
         CHECK(bitwise_equal(o1, o3));
+    }
+}
+
+TEST_CASE("sparse attention over bf16 / fp8 storage: the float operator's bits on the same values") {
+    const index_t B = 2, Nq = 40, Nk = 260, Hq = 4, Hkv = 2, D = 32;
+    // Integer-valued queries and keys (exact in bf16 and fp8): the top-k ties are exact too.
+    auto ints = [](tensor<float, 4> t) {
+        for (index_t i = 0; i < t.size(); ++i) t.data()[i] = std::round(t.data()[i]);
+        return t;
+    };
+    const auto q = convert<bf16>(ints(random_tensor<float, 4>({B, Nq, Hq, D}, 71, -3, 3)));
+    const auto k = convert<fp8_e4m3>(ints(random_tensor<float, 4>({B, Nk, Hkv, D}, 72, -3, 3)));
+    const auto v = convert<bf16>(random_tensor<float, 4>({B, Nk, Hkv, D}, 73));
+    const auto qf = convert<float>(q), kf = convert<float>(k), vf = convert<float>(v);
+    {
+        topk_options o;
+        o.top_k = 24;
+        o.causal = true;
+        tensor<std::int32_t, 4> ixf({B, Nq, Hq, 24}), ixs({B, Nq, Hq, 24});
+        tensor<float, 4> of({B, Nq, Hq, D});
+        o.indices_out = ixf.view();
+        topk_attention(qf.view(), kf.view(), vf.view(), of.view(), o);
+        tensor<bf16, 4> os({B, Nq, Hq, D});
+        o.indices_out = ixs.view();
+        o.num_threads = 3;
+        topk_attention(q.view(), k.view(), v.view(), os.view(), o);
+        CHECK(bitwise_equal(ixf, ixs));
+        CHECK(stores_rounded(os, of));
+    }
+    {
+        block_sparse_options o;
+        o.block_size = 32;
+        o.top_blocks = 2;
+        o.causal = true;
+        tensor<float, 4> of({B, Nq, Hq, D});
+        block_sparse_attention(qf.view(), kf.view(), vf.view(), of.view(), o);
+        tensor<float, 4> os({B, Nq, Hq, D});
+        o.num_threads = 2;
+        block_sparse_attention(q.view(), k.view(), v.view(), os.view(), o);
+        CHECK(bitwise_equal(of, os));
     }
 }

@@ -1,12 +1,15 @@
 #pragma once
 // Helpers shared by the operator tests: random tensors, copies to double, comparisons.
 #include <seqmix/core/error.hpp>
+#include <seqmix/core/storage_types.hpp>
 #include <seqmix/core/tensor.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <array>
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <tuple>
 #include <random>
 #include <string>
@@ -76,6 +79,27 @@ bool bitwise_equal(const seqmix::tensor_view<T, R>& a, const seqmix::tensor_view
         const auto y = std::apply([&](auto... i) { return b(i...); }, at);
         same = same_bits(x, y);
     }
+    return same;
+}
+
+// The bits of a stored value: a float's, or a storage type's pattern.
+template <class O>
+std::uint32_t bits_of(O x) {
+    if constexpr (std::is_same_v<O, float>) {
+        std::uint32_t u;
+        std::memcpy(&u, &x, 4);
+        return u;
+    } else {
+        return x.bits;
+    }
+}
+
+// out holds float_out rounded once into its storage type, bit for bit.
+template <class O, std::size_t R>
+bool stores_rounded(const seqmix::tensor<O, R>& out, const seqmix::tensor<float, R>& float_out) {
+    bool same = out.size() == float_out.size();
+    for (index_t i = 0; i < out.size() && same; ++i)
+        same = bits_of(seqmix::storage_cast<O>(float_out.data()[i])) == bits_of(out.data()[i]);
     return same;
 }
 

@@ -136,12 +136,14 @@ tensor_view<T, 5> lse_image_of(const tensor_view<T, R>& v) { return as_volume<Ra
 
 // Validation shared by the fast kernel and the reference: shapes, options, aliasing. Returns
 // the geometry over rank-6 views.
-template <std::size_t Rank, class T>
-neighborhood_geometry validate_neighborhood(const tensor_view<const T, Rank + 3>& q,
-                                            const tensor_view<const T, Rank + 3>& k,
-                                            const tensor_view<const T, Rank + 3>& v, const tensor_view<T, Rank + 3>& out,
+// T: the compute type; q, k, v and out may be stored as Q, K, V, O (check_attention_types).
+template <std::size_t Rank, class T, class Q, class K, class V, class O>
+neighborhood_geometry validate_neighborhood(const tensor_view<const Q, Rank + 3>& q,
+                                            const tensor_view<const K, Rank + 3>& k,
+                                            const tensor_view<const V, Rank + 3>& v, const tensor_view<O, Rank + 3>& out,
                                             const tensor_view<T, Rank + 2>& lse, const neighborhood_options& opt,
                                             const char* op) {
+    check_attention_types<T, Q, K, V, O>();
     check_given(q, op, "q");
     check_given(k, op, "k");
     check_given(v, op, "v");

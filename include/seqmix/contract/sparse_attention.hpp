@@ -81,8 +81,8 @@ inline void check_key_list(const std::int32_t* list, index_t count, index_t stri
     }
 }
 
-template <class T>
-void validate_topk(const attention_args<T>& a, const topk_options& o, const char* op) {
+template <class A>  // attention_args
+void validate_topk(const A& a, const topk_options& o, const char* op) {
     const auto& p = a.problem;
     check_view(o.indices, op, "indices");
     check_view(o.indices_out, op, "indices_out");
@@ -111,8 +111,8 @@ void validate_topk(const attention_args<T>& a, const topk_options& o, const char
     }
 }
 
-template <class T>
-void validate_block_sparse(const attention_args<T>& a, const block_sparse_options& o, const char* op) {
+template <class A>  // attention_args
+void validate_block_sparse(const A& a, const block_sparse_options& o, const char* op) {
     const auto& p = a.problem;
     check(o.block_size >= 1, op, "block_size", ">= 1", o.block_size);
     check(o.top_blocks >= 0, op, "top_blocks", ">= 0", o.top_blocks);

@@ -68,14 +68,14 @@ namespace detail {
 // dst[i * drs + j * dcs] = src[i * srs + j * scs] in 16 x 16 tiles, walking i innermost: for
 // blocks whose strided side has its rows as the contiguous axis (a transpose through cache
 // rather than element-by-element gathers across cache lines).
-template <class T>
-void copy_tiles(const T* src, index_t srs, index_t scs, T* dst, index_t drs, index_t dcs, index_t rows, index_t cols) {
+template <class S, class T>
+void copy_tiles(const S* src, index_t srs, index_t scs, T* dst, index_t drs, index_t dcs, index_t rows, index_t cols) {
     constexpr index_t tile = 16;
     for (index_t j0 = 0; j0 < cols; j0 += tile)
         for (index_t i0 = 0; i0 < rows; i0 += tile) {
             const index_t i1 = std::min(rows, i0 + tile), j1 = std::min(cols, j0 + tile);
             for (index_t j = j0; j < j1; ++j)
-                for (index_t i = i0; i < i1; ++i) dst[i * drs + j * dcs] = src[i * srs + j * scs];
+                for (index_t i = i0; i < i1; ++i) dst[i * drs + j * dcs] = T(src[i * srs + j * scs]);
         }
 }
 // Rows are the outer axis of a view with strides (rs, cs): walk it row by row.
@@ -85,8 +85,8 @@ inline bool row_major_walk(index_t rs, index_t cs) { return cs == 1 || std::abs(
 // dst[i][j] = src[i * rs + j * cs] for a rows x cols block of any strides, rows padded with
 // zeros to ld. A source whose columns are its strided axis (a channel-major [B, D, L] tensor
 // read token by token) goes through detail::copy_tiles.
-template <class T>
-void pack_block(const T* src, index_t rs, index_t cs, index_t rows, index_t cols, T* dst, index_t ld) {
+template <class S, class T>
+void pack_block(const S* src, index_t rs, index_t cs, index_t rows, index_t cols, T* dst, index_t ld) {
     if (detail::row_major_walk(rs, cs)) {
         for (index_t i = 0; i < rows; ++i) pack_row(src + i * rs, cs, cols, dst + i * ld, ld);
         return;

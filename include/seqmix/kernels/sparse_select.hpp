@@ -57,9 +57,10 @@ struct key_panels {
     static std::size_t size(index_t keys, index_t dk) { return std::size_t(chunks(keys) * dk * chunk); }
     // Each run of keys transposed into its panels (pack.hpp's tiled transpose), zeros past
     // the last key.
-    static void pack(const kv_rows<T>& kv, index_t keys, index_t dk, T* to) {
+    template <class KV>
+    static void pack(const KV& kv, index_t keys, index_t dk, T* to) {
         std::fill(to, to + size(keys, dk), T(0));
-        kv.runs(0, keys, [&](index_t j0, index_t n, const T* k, const T*) {
+        kv.runs(0, keys, [&](index_t j0, index_t n, const auto* k, const auto*) {
             for (index_t j = j0; j < j0 + n;) {  // the part of the run in one panel
                 const index_t c = std::min(j0 + n, (j / chunk + 1) * chunk) - j;
                 detail::copy_tiles(k + (j - j0) * kv.k_row, kv.k_elem, kv.k_row, to + j / chunk * dk * chunk + j % chunk,
@@ -98,8 +99,9 @@ public:
     }
 
     // Row r: its query (scaled as the attention engines scale it) and its last visible key.
-    void set_row(index_t r, const T* q, index_t q_elem, T scale, index_t last) {
-        for (index_t d = 0; d < dk_; ++d) qs_[r * dk_ + d] = q[d * q_elem] * scale;
+    template <class Q>
+    void set_row(index_t r, const Q* q, index_t q_elem, T scale, index_t last) {
+        for (index_t d = 0; d < dk_; ++d) qs_[r * dk_ + d] = T(q[d * q_elem]) * scale;
         last_[r] = last;
     }
     void clear_row(index_t r) {

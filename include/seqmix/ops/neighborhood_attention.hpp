@@ -71,13 +71,11 @@ struct window_schedule {
     }
 };
 
-template <class T>
-struct neighborhood_variant;
-
 // W consecutive queries of one line of one residue grid of one image.
-template <class T>
+template <class Variant>
 struct neighborhood_problem {
-    const neighborhood_variant<T>& var;
+    using T = typename Variant::value_type;
+    const Variant& var;
     index_t b, r;                       // image, residue
     std::array<index_t, 3> residue, n;  // the residue and its grid's extent per axis
     index_t z, y, x0;                   // the line's outer coordinates and its first query
@@ -88,13 +86,13 @@ struct neighborhood_problem {
     kernels::problem_extent extent() const {
         return {std::min<index_t>(var.W, n[2] - x0), window_lines() * kx()};
     }
-    kernels::attention_row<T> row(index_t h, index_t i) const {
+    typename Variant::row_type row(index_t h, index_t i) const {
         const auto& g = var.g;
         const index_t x = x0 + i;
         const index_t pz = residue[0] + z * g.dilation[0], py = residue[1] + y * g.dilation[1],
                       px = residue[2] + x * g.dilation[2];
         const index_t count = g.axis[2].last(x, n[2]) - g.axis[2].first(x, n[2]) + 1;  // < kx: causal start
-        kernels::attention_row<T> row{};
+        typename Variant::row_type row{};
         row.q = var.q.ptr(b, pz, py, px, h);
         row.out = var.out.ptr(b, pz, py, px, h);
         row.lse = var.lse.empty() ? nullptr : var.lse.ptr(b, pz, py, px, h);
@@ -137,14 +135,18 @@ struct neighborhood_problem {
     }
 };
 
-// neighborhood attention as a variant of the attention run, with the window engine.
-template <class T>
+// neighborhood attention as a variant of the attention run, with the window engine. q, k, v
+// and out may be stored as Q, K, V, O: keys and values are converted as they are packed.
+template <class T, class Q = T, class K = T, class V = T, class O = T>
 struct neighborhood_variant : kernels::attention_variant_base {
     using value_type = T;
+    using row_type = kernels::attention_row<T, Q, O>;
     using engine = kernels::rows_in_lanes<T, kernels::window_products<T>>;
     static constexpr index_t W = index_t(simd::width<T>);
-    tensor_view<const T, 6> q, k, v;  // [B, depth, height, width, heads, dim]
-    tensor_view<T, 6> out;
+    tensor_view<const Q, 6> q;  // [B, depth, height, width, heads, dim]
+    tensor_view<const K, 6> k;
+    tensor_view<const V, 6> v;
+    tensor_view<O, 6> out;
     tensor_view<T, 5> lse;            // [B, depth, height, width, heads] or empty
     neighborhood_geometry g;
     double scale_ = 0;
@@ -214,11 +216,11 @@ struct neighborhood_variant : kernels::attention_variant_base {
 
     kernels::attention_heads heads() const { return {g.hkv, g.group, g.dk, g.dv}; }
     index_t problems() const { return first_problem.back(); }
-    neighborhood_problem<T> problem(index_t p) const {
+    neighborhood_problem<neighborhood_variant> problem(index_t p) const {
         const index_t br = index_t(std::upper_bound(first_problem.begin(), first_problem.end(), p) -
                                    first_problem.begin()) - 1;
         const index_t r = br % residues();
-        neighborhood_problem<T> pr{*this, br / residues(), r, residue_of(r), grid_of(r), 0, 0, 0, {}, {}};
+        neighborhood_problem<neighborhood_variant> pr{*this, br / residues(), r, residue_of(r), grid_of(r), 0, 0, 0, {}, {}};
         const index_t local = p - first_problem[std::size_t(br)], xb = x_blocks(pr.n);
         pr.x0 = local % xb * W;
         pr.y = local / xb % pr.n[1];
@@ -241,11 +243,17 @@ struct neighborhood_variant : kernels::attention_variant_base {
 template <std::size_t Rank, class QV, class KV, class VV, class OV, class LV>
 void neighborhood_attention(const QV& q, const KV& k, const VV& v, const OV& out, const LV& lse,
                             const neighborhood_options& opt, const char* op) {
-    using T = typename OV::value_type;
+    using Q = typename QV::value_type;
+    using K = typename KV::value_type;
+    using V = typename VV::value_type;
+    using O = typename OV::value_type;
+    using T = compute_type_of<O>;
     static_assert(QV::rank == Rank + 3 && KV::rank == Rank + 3 && VV::rank == Rank + 3 && OV::rank == Rank + 3,
                   "seqmix: neighborhood attention takes [B, spatial..., heads, dim] views");
-    const tensor_view<const T, Rank + 3> qc = q, kc = k, vc = v;
-    neighborhood_variant<T> var;
+    const tensor_view<const Q, Rank + 3> qc = q;
+    const tensor_view<const K, Rank + 3> kc = k;
+    const tensor_view<const V, Rank + 3> vc = v;
+    neighborhood_variant<T, Q, K, V, O> var;
     var.g = validate_neighborhood<Rank, T>(qc, kc, vc, out, lse, opt, op);
     var.q = image_of<Rank>(qc);
     var.k = image_of<Rank>(kc);
@@ -267,21 +275,21 @@ void neighborhood_attention(const QV& q, const KV& k, const VV& v, const OV& out
 template <class QV, class KV, class VV, class OV>
 void neighborhood_attention_1d(const QV& q, const KV& k, const VV& v, const OV& out,
                                const neighborhood_options& opt = {},
-                               tensor_view<typename OV::value_type, 3> lse = {}) {
+                               tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
     detail::neighborhood_attention<1>(q, k, v, out, lse, opt, "neighborhood_attention_1d");
 }
 // Images [B, height, width, heads, dim]; lse [B, height, width, Hq].
 template <class QV, class KV, class VV, class OV>
 void neighborhood_attention_2d(const QV& q, const KV& k, const VV& v, const OV& out,
                                const neighborhood_options& opt = {},
-                               tensor_view<typename OV::value_type, 4> lse = {}) {
+                               tensor_view<compute_type_of<typename OV::value_type>, 4> lse = {}) {
     detail::neighborhood_attention<2>(q, k, v, out, lse, opt, "neighborhood_attention_2d");
 }
 // Volumes (video) [B, depth, height, width, heads, dim]; lse [B, depth, height, width, Hq].
 template <class QV, class KV, class VV, class OV>
 void neighborhood_attention_3d(const QV& q, const KV& k, const VV& v, const OV& out,
                                const neighborhood_options& opt = {},
-                               tensor_view<typename OV::value_type, 5> lse = {}) {
+                               tensor_view<compute_type_of<typename OV::value_type>, 5> lse = {}) {
     detail::neighborhood_attention<3>(q, k, v, out, lse, opt, "neighborhood_attention_3d");
 }
 

@@ -64,8 +64,8 @@ struct list_schedule {
 // Rows of [B, Nq, H, ...] problems numbered query by query (packed varlen included).
 struct query_numbering {
     std::vector<index_t> first;  // first problem of each sequence, and the total
-    template <class T>
-    explicit query_numbering(const attention_args<T>& a) {
+    template <class A>
+    explicit query_numbering(const A& a) {
         first.push_back(0);
         for (index_t s = 0; s < a.problem.num_seqs; ++s) first.push_back(first.back() + a.problem.sequence(s).q_len);
     }
@@ -78,16 +78,16 @@ struct query_numbering {
 
 // A problem per query: its row attends to the keys of its list (per query head, or per KV
 // head shared by the group), gathered from the cache.
-template <class T>
+template <class T, class A = attention_args<T>>
 struct gather_variant : kernels::attention_variant_base {
     using value_type = T;
-    const attention_args<T>& a;
+    const A& a;
     tensor_view<const std::int32_t, 4> lists;  // [B, Nq, heads of the lists, K], K contiguous
     bool per_query_head;
     query_numbering queries;
     kernels::logits_transform<T> none;
 
-    gather_variant(const attention_args<T>& args, tensor_view<const std::int32_t, 4> l, bool per_head)
+    gather_variant(const A& args, tensor_view<const std::int32_t, 4> l, bool per_head)
         : a(args), lists(l), per_query_head(per_head), queries(args) {}
 
     struct problem_type {
@@ -95,16 +95,22 @@ struct gather_variant : kernels::attention_variant_base {
         attention_sequence sq;
         index_t i;
         kernels::problem_extent extent() const { return {1, var.lists.extent(3)}; }
-        kernels::attention_row<T> row(index_t h, index_t) const {
+        kernels::attention_row<T, typename A::query_type, typename A::output_type> row(index_t h, index_t) const {
             const auto& a = var.a;
             const auto* opt = a.problem.opt;
-            return {a.q.ptr(sq.batch, sq.q_begin + i, h), a.out.ptr(sq.batch, sq.q_begin + i, h),
+            const index_t hk = h / a.problem.group;
+            return {a.q.ptr(sq.batch, sq.q_begin + i, h),
+                    a.out.ptr(sq.batch, sq.q_begin + i, h),
                     a.lse.empty() ? nullptr : a.lse.ptr(sq.batch, h, sq.q_begin + i),
-                    {0, var.lists.extent(3) - 1}, 0, T(0),
-                    opt->sinks ? T(opt->sinks[h]) : -std::numeric_limits<T>::infinity()};
+                    {0, var.lists.extent(3) - 1},
+                    0,
+                    T(0),
+                    opt->sinks ? T(opt->sinks[h]) : -std::numeric_limits<T>::infinity(),
+                    opt->k_scale ? T(opt->k_scale[hk]) : T(1),
+                    opt->v_scale ? T(opt->v_scale[hk]) : T(1)};
         }
-        kernels::kv_rows<T> keys(index_t hl) const {  // hl: a head of the lists
-            kernels::kv_rows<T> kv = kv_of(var.a, sq, var.per_query_head ? hl / var.a.problem.group : hl);
+        auto keys(index_t hl) const {  // hl: a head of the lists
+            auto kv = kv_of(var.a, sq, var.per_query_head ? hl / var.a.problem.group : hl);
             kv.gather = var.lists.ptr(sq.batch, sq.q_begin + i, hl);
             kv.count = var.lists.extent(3);
             return kv;
@@ -135,8 +141,9 @@ struct gather_variant : kernels::attention_variant_base {
 // Each row's top_k keys into lists [B, Nq, Hq, top_k] (ascending, -1 padded): every KV head's
 // keys packed once as key panels, then units of the query rows of one KV head, every visible
 // key scored once.
-template <class T>
-void select_topk(const attention_args<T>& a, const topk_options& o, const tensor_view<std::int32_t, 4>& lists) {
+template <class A>
+void select_topk(const A& a, const topk_options& o, const tensor_view<std::int32_t, 4>& lists) {
+    using T = typename A::compute_type;
     const auto& p = a.problem;
     using select = kernels::topk_select<T>;
     index_t max_keys = 0;
@@ -175,7 +182,9 @@ void select_topk(const attention_args<T>& a, const topk_options& o, const tensor
                 continue;
             }
             const index_t last = o.causal ? std::min(i + sq.k_len - sq.q_len, sq.k_len - 1) : sq.k_len - 1;
-            sel.set_row(r, a.q.ptr(sq.batch, sq.q_begin + i, un.hk * p.group + g), a.q.stride(3), T(p.scale), last);
+            const T k_scale = p.opt->k_scale ? T(p.opt->k_scale[un.hk]) : T(1);  // the scores as attention has them
+            sel.set_row(r, a.q.ptr(sq.batch, sq.q_begin + i, un.hk * p.group + g), a.q.stride(3), T(p.scale) * k_scale,
+                        last);
             end = std::max(end, last + 1);
         }
         sel.score(packed + at[std::size_t(un.s * p.hkv + un.hk)], end);
@@ -188,8 +197,8 @@ void select_topk(const attention_args<T>& a, const topk_options& o, const tensor
 
 // block_sparse_attention as a variant: a problem per (sequence, query block), its schedule the
 // key blocks of its list, each clipped to the rows' keys (the causal diagonal masked inside).
-template <class T>
-struct block_variant : softmax_variant<T> {
+template <class T, class A = attention_args<T>>
+struct block_variant : softmax_variant<T, A> {
     index_t bs;
     bool per_query_head;  // lists per query head (selected) or per KV head (given)
     // [sequence, list head, query block, t], -1 ending a list: the caller's block_indices as
@@ -231,7 +240,7 @@ struct block_variant : softmax_variant<T> {
     };
 
     // A band problem (the sequence's causal band) whose schedule is its list of key blocks.
-    struct problem_type : band_problem<T> {
+    struct problem_type : band_problem<T, A> {
         const block_variant* bv;
         index_t s, qb;
         block_schedule schedule(const kernels::unit_span& u) const {
@@ -239,13 +248,13 @@ struct block_variant : softmax_variant<T> {
             const index_t blocks = this->k_len > 0 ? l.extent(3) : 0;  // no keys: a list never read
             return {l.ptr(s, u.hk0, qb), l.stride(3), blocks, bv->bs, u.kmin, u.kmax, u.max_lo, u.min_hi, u.lo, u.hi, {}};
         }
-        kernels::kv_rows<T> keys(index_t hl) const {  // hl: a head of the lists
-            return band_problem<T>::keys(bv->per_query_head ? hl / bv->a.problem.group : hl);
+        auto keys(index_t hl) const {  // hl: a head of the lists
+            return band_problem<T, A>::keys(bv->per_query_head ? hl / bv->a.problem.group : hl);
         }
     };
 
-    block_variant(const attention_args<T>& args, const attention_options& band, index_t block_size)
-        : softmax_variant<T>(args, band), bs(block_size) {
+    block_variant(const A& args, const attention_options& band, index_t block_size)
+        : softmax_variant<T, A>(args, band), bs(block_size) {
         first.push_back(0);
         for (index_t s = 0; s < args.problem.num_seqs; ++s) first.push_back(first.back() + query_blocks(s));
     }
@@ -282,9 +291,8 @@ struct block_variant : softmax_variant<T> {
 
 // MoBA's selection into lists [sequence, query head, query block, t]: the forced blocks
 // (local, first) and the top_blocks best of the rest, ascending, -1 after.
-template <class T>
-void select_blocks(const attention_args<T>& a, const block_sparse_options& o, const block_variant<T>& var,
-                   const tensor_view<std::int32_t, 4>& lists) {
+template <class A, class Variant>
+void select_blocks(const A& a, const block_sparse_options& o, const Variant& var, const tensor_view<std::int32_t, 4>& lists) {
     const auto& p = a.problem;
     const index_t bs = o.block_size;
     std::fill(lists.data(), lists.data() + lists.size(), -1);
@@ -295,9 +303,9 @@ void select_blocks(const attention_args<T>& a, const block_sparse_options& o, co
         if (blocks == 0) return;
         std::vector<double> ksum(std::size_t(kblocks * p.dk), 0.0), qsum(std::size_t(blocks * p.dk), 0.0), score;
         std::vector<index_t> kn(std::size_t(kblocks), 0), qn(std::size_t(blocks), 0), cand;
-        const kernels::kv_rows<T> kv = kv_of(a, sq, hk);
+        const auto kv = kv_of(a, sq, hk);
         for (index_t j = 0; j < sq.k_len; ++j) {
-            const T* key = kv.key(j);
+            const auto* key = kv.key(j);
             ++kn[std::size_t(j / bs)];
             for (index_t d = 0; d < p.dk; ++d) ksum[std::size_t(j / bs * p.dk + d)] += double(key[d * kv.k_elem]);
         }
@@ -308,7 +316,7 @@ void select_blocks(const attention_args<T>& a, const block_sparse_options& o, co
             for (index_t i = 0; i < sq.q_len; ++i) {
                 const index_t qb = query_block_of(i, sq.q_len, sq.k_len, bs);
                 ++qn[std::size_t(qb)];
-                const T* q = a.q.ptr(sq.batch, sq.q_begin + i, h);
+                const auto* q = a.q.ptr(sq.batch, sq.q_begin + i, h);
                 for (index_t d = 0; d < p.dk; ++d) qsum[std::size_t(qb * p.dk + d)] += double(q[d * a.q.stride(3)]);
             }
             for (index_t qb = 0; qb < blocks; ++qb) {
@@ -346,8 +354,8 @@ void select_blocks(const attention_args<T>& a, const block_sparse_options& o, co
 // V; lse (optional) [B,Hq,Nq]. Every cache layout softmax_attention takes.
 template <class QV, class KV, class VV, class OV>
 void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const topk_options& opt = {},
-                    tensor_view<typename OV::value_type, 3> lse = {}) {
-    using T = typename OV::value_type;
+                    tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
+    using T = compute_type_of<typename OV::value_type>;
     const char* op = "topk_attention";
     const attention_options band = detail::sparse_band_options(opt);
     const auto a = detail::prepare_attention(q, k, v, out, lse, band, op);
@@ -359,7 +367,7 @@ void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const 
             own.resize(std::size_t(opt.indices.size()));
             lists = detail::copy_lists(opt.indices, tensor_view<std::int32_t, 4>(own.data(), opt.indices.shape()));
         }
-        kernels::attention_run(detail::gather_variant<T>(a, lists, false), opt.num_threads);
+        kernels::attention_run(detail::gather_variant<T, std::decay_t<decltype(a)>>(a, lists, false), opt.num_threads);
         return;
     }
     tensor_view<std::int32_t, 4> lists = opt.indices_out;
@@ -368,7 +376,7 @@ void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const 
         lists = tensor_view<std::int32_t, 4>(own.data(), {a.q.extent(0), a.q.extent(1), a.problem.hq, index_t(opt.top_k)});
     }
     detail::select_topk(a, opt, lists);
-    kernels::attention_run(detail::gather_variant<T>(a, lists, true), opt.num_threads);
+    kernels::attention_run(detail::gather_variant<T, std::decay_t<decltype(a)>>(a, lists, true), opt.num_threads);
     if (!opt.indices_out.empty() && lists.data() != opt.indices_out.data()) detail::copy_lists(lists, opt.indices_out);
 }
 
@@ -376,13 +384,13 @@ void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const 
 // listed blocks) of scale * q.k, times V; lse (optional) [B,Hq,Nq].
 template <class QV, class KV, class VV, class OV>
 void block_sparse_attention(const QV& q, const KV& k, const VV& v, const OV& out, const block_sparse_options& opt = {},
-                            tensor_view<typename OV::value_type, 3> lse = {}) {
-    using T = typename OV::value_type;
+                            tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
+    using T = compute_type_of<typename OV::value_type>;
     const char* op = "block_sparse_attention";
     const attention_options band = detail::sparse_band_options(opt);
     const auto a = detail::prepare_attention(q, k, v, out, lse, band, op);
     detail::validate_block_sparse(a, opt, op);
-    detail::block_variant<T> var(a, band, opt.block_size);
+    detail::block_variant<T, std::decay_t<decltype(a)>> var(a, band, opt.block_size);
     std::vector<std::int32_t> selected;
     var.per_query_head = opt.block_indices.empty();
     if (var.per_query_head) {  // MoBA's choice, per query head

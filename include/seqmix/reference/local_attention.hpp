@@ -62,8 +62,11 @@ inline bool in_neighborhood(index_t i, index_t j, index_t n, index_t kernel, ind
 template <std::size_t Rank, class QV, class KV, class VV, class OV, class LV>
 void neighborhood_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& out_in, const LV& lse_in,
                             const neighborhood_options& opt, const char* op) {
-    using T = typename OV::value_type;
-    const tensor_view<const T, Rank + 3> qc = q_in, kc = k_in, vc = v_in;
+    using O = typename OV::value_type;
+    using T = compute_type_of<O>;
+    const tensor_view<const typename QV::value_type, Rank + 3> qc = q_in;
+    const tensor_view<const typename KV::value_type, Rank + 3> kc = k_in;
+    const tensor_view<const typename VV::value_type, Rank + 3> vc = v_in;
     const auto g = seqmix::detail::validate_neighborhood<Rank, T>(qc, kc, vc, out_in, lse_in, opt, op);
     const auto q = seqmix::detail::image_of<Rank>(qc), k = seqmix::detail::image_of<Rank>(kc),
                v = seqmix::detail::image_of<Rank>(vc);
@@ -99,7 +102,7 @@ void neighborhood_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
                             },
                             [&](index_t j, index_t e) { return key(v, j, e); }, g.dv,
                             opt.sinks ? double(opt.sinks[h]) : -std::numeric_limits<double>::infinity(),
-                            [&](index_t e, double o) { out(b, z, y, x, h, e) = T(o); },
+                            [&](index_t e, double o) { out(b, z, y, x, h, e) = storage_cast<O>(T(o)); },
                             [&](double l) {
                                 if (!lse.empty()) lse(b, z, y, x, h) = T(l);
                             });
@@ -110,17 +113,17 @@ void neighborhood_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
 
 template <class QV, class KV, class VV, class OV>
 void neighborhood_attention_1d(const QV& q, const KV& k, const VV& v, const OV& out, const neighborhood_options& opt = {},
-                               tensor_view<typename OV::value_type, 3> lse = {}) {
+                               tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
     detail::neighborhood_attention<1>(q, k, v, out, lse, opt, "reference::neighborhood_attention_1d");
 }
 template <class QV, class KV, class VV, class OV>
 void neighborhood_attention_2d(const QV& q, const KV& k, const VV& v, const OV& out, const neighborhood_options& opt = {},
-                               tensor_view<typename OV::value_type, 4> lse = {}) {
+                               tensor_view<compute_type_of<typename OV::value_type>, 4> lse = {}) {
     detail::neighborhood_attention<2>(q, k, v, out, lse, opt, "reference::neighborhood_attention_2d");
 }
 template <class QV, class KV, class VV, class OV>
 void neighborhood_attention_3d(const QV& q, const KV& k, const VV& v, const OV& out, const neighborhood_options& opt = {},
-                               tensor_view<typename OV::value_type, 5> lse = {}) {
+                               tensor_view<compute_type_of<typename OV::value_type>, 5> lse = {}) {
     detail::neighborhood_attention<3>(q, k, v, out, lse, opt, "reference::neighborhood_attention_3d");
 }
 

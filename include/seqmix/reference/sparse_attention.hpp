@@ -29,7 +29,7 @@ inline bool ranks_before(double sa, index_t a, double sb, index_t b) {
 
 template <class QV, class KV, class VV, class OV>
 void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const topk_options& opt = {},
-                    tensor_view<typename OV::value_type, 3> lse = {}) {
+                    tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
     const char* op = "reference::topk_attention";
     const attention_options band = seqmix::detail::sparse_band_options(opt);
     const auto a = seqmix::detail::prepare_attention(q, k, v, out, lse, band, op);
@@ -71,7 +71,7 @@ void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const 
 
 template <class QV, class KV, class VV, class OV>
 void block_sparse_attention(const QV& q, const KV& k, const VV& v, const OV& out, const block_sparse_options& opt = {},
-                            tensor_view<typename OV::value_type, 3> lse = {}) {
+                            tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
     const char* op = "reference::block_sparse_attention";
     const attention_options band = seqmix::detail::sparse_band_options(opt);
     const auto a = seqmix::detail::prepare_attention(q, k, v, out, lse, band, op);
