@@ -12,7 +12,10 @@
 #include <xsimd/config/xsimd_config.hpp>
 
 // The instruction set xsimd's default architecture is chosen from (the same macros).
-#if XSIMD_WITH_AVX512BW
+// AVX512-BF16 changes kernel bodies (bf16 dot products) under the same xsimd architecture.
+#if XSIMD_WITH_AVX512BW && defined(__AVX512BF16__)
+#define SEQMIX_ABI_ISA avx512bf16
+#elif XSIMD_WITH_AVX512BW
 #define SEQMIX_ABI_ISA avx512bw
 #elif XSIMD_WITH_AVX512DQ
 #define SEQMIX_ABI_ISA avx512dq

@@ -22,7 +22,8 @@
 //   index_t q_elem() const, out_elem() const;    head-dim strides of queries and outputs
 // and, from attention_variant_base unless it says otherwise: banded() (rows see bands of
 // keys: picks smaller query blocks), gathers() (keys are a gather list: keys in lanes always),
-// query_block(p, suggested) (queries per head in a unit), kv_heads_interleaved() (a token's
+// query_block(p, suggested) (queries per head in a unit), round_probabilities() (the
+// attention_options flag of that name), kv_heads_interleaved() (a token's
 // KV heads side by side: decode units may take several heads).
 //
 // Work units are (problem, KV heads, query block). The query rows of all heads sharing a KV
@@ -111,6 +112,7 @@ struct attention_variant_base {
     index_t query_block(index_t, index_t suggested) const { return suggested; }
     bool kv_heads_interleaved() const { return false; }
     index_t visited_keys(index_t, index_t k_len) const { return k_len; }  // keys a unit visits at most
+    bool round_probabilities() const { return false; }  // bf16 dot products: P rounded to bf16 (opt-in)
 };
 
 // The key storage of a variant's problems (kv_rows<K, V>: keys and values stored as K, V).
@@ -120,10 +122,15 @@ using keys_of = decltype(std::declval<const Variant&>().problem(0).keys(0));
 // The engines of a variant. Units whose rows fill the lanes run rows_in_lanes over kv_rows, or
 // the variant's own (`using engine = ...`: an engine over another key storage, e.g.
 // neighbourhood windows), which then runs every unit; the others run keys_in_lanes.
+// Queries, keys and values all stored as bf16 on an AVX512-BF16 target: bf16 dot products.
+template <class Variant, class Q = typename decltype(std::declval<const Variant&>().problem(0).row(0, 0))::query_type>
+constexpr bool bf16_dot_of = SEQMIX_HAS_BF16_DOT && std::is_same_v<typename Variant::value_type, float> &&
+                             std::is_same_v<Q, bf16> && std::is_same_v<keys_of<Variant>, kv_rows<bf16, bf16>>;
+
 template <class Variant, class = void>
 struct engines_of {
     using wide = rows_in_lanes<typename Variant::value_type, lane_panel_products<typename Variant::value_type>,
-                               keys_of<Variant>>;
+                               keys_of<Variant>, bf16_dot_of<Variant>>;
     using narrow = keys_in_lanes<typename Variant::value_type, keys_of<Variant>>;
     static constexpr bool own = false;
 };
@@ -263,7 +270,7 @@ attention_plan plan_attention(const Variant& var, int threads) {
             }
     for (problem_plan& pp : plan.problems) {
         if (pp.keys_in_lanes) pp.heads = heads;
-        pp.dims = {pp.heads * hd.group * pp.q_per_head, hd.dk, hd.dv, pp.heads};
+        pp.dims = {pp.heads * hd.group * pp.q_per_head, hd.dk, hd.dv, pp.heads, var.round_probabilities()};
         pp.first_item = plan.items;
         plan.items += pp.units(hd.hkv) * pp.splits;
         pp.first_merge = plan.merges;

@@ -20,6 +20,7 @@
 #include "../simd/blas1.hpp"
 #include "../simd/exp.hpp"
 #include "attention_policies.hpp"
+#include "bf16_dot.hpp"
 #include "gemm_tile.hpp"
 #include "key_block.hpp"
 #include "kv_rows.hpp"
@@ -36,6 +37,7 @@ namespace kernels {
 struct attention_dims {
     index_t rows, dk, dv;
     index_t heads = 1;
+    bool round_probabilities = false;  // bf16 dot products: P V with P rounded to bf16 (opt-in)
 };
 
 // The products of the rows-in-lanes engine, over keys stored as kv_rows: lane-panel GEMMs
@@ -92,9 +94,20 @@ private:
 // KV: the key storage the engine is given. When it is not the products' own (keys and values
 // stored as bf16, ...), each tile's keys and values are converted into float rows in the
 // scratch first, once for all the rows of the unit, and the products read those.
-template <class T, class Products = lane_panel_products<T>, class KV = typename Products::keys>
+// Bf16Dot (queries, keys and values stored as bf16, on AVX512-BF16 targets): the products run
+// as bf16 dot products (kernels/bf16_dot.hpp) instead. S = Q K^T takes the bf16 queries
+// unscaled and bf16 keys in place (exact products; the row's scale multiplies the scores);
+// O^T += V^T P^T takes each tile's values as bf16 pairs and the probabilities split into two
+// bf16 terms, so no input is rounded beyond its storage.
+template <class T, class Products = lane_panel_products<T>, class KV = typename Products::keys, bool Bf16Dot = false>
 class rows_in_lanes {
     static constexpr bool converts = !std::is_same_v<KV, typename Products::keys>;
+#if SEQMIX_HAS_BF16_DOT
+    static constexpr bool bf16_dot = Bf16Dot;
+#else
+    static constexpr bool bf16_dot = false;
+#endif
+    static index_t pairs(index_t n) { return (n + 1) / 2; }
 
 public:
     using keys_type = KV;
@@ -107,11 +120,16 @@ public:
     }
     static std::size_t scratch_size(const attention_dims& d) {
         const index_t L = lanes_for(d.rows);
+        const index_t dv16 = (d.dv + 15) / 16 * 16;  // bf16 pairs take floats' room: a pair is one float
         return scratch_carver<T>::size_of(d.dk * L, key_tile * L, d.dv * L, L, L, L, L, L, L, L, d.dk * L,
-                                          converts ? key_tile * d.dk : 0, converts ? key_tile * d.dv : 0);
+                                          converts ? key_tile * d.dk : 0, converts ? key_tile * d.dv : 0,
+                                          bf16_dot ? pairs(d.dk) * L : 0, bf16_dot ? key_tile / 2 * dv16 : 0,
+                                          bf16_dot ? key_tile / 2 * L : 0, bf16_dot ? key_tile / 2 * L : 0,
+                                          bf16_dot ? L : 0);
     }
     // `o` (dv x lanes, transposed) may live outside the scratch (a split-KV partial).
-    rows_in_lanes(const attention_dims& d, T* scratch, index_t* bounds) : dk_(d.dk), dv_(d.dv) {
+    rows_in_lanes(const attention_dims& d, T* scratch, index_t* bounds)
+        : dk_(d.dk), dv_(d.dv), round_p_(d.round_probabilities) {
         L_ = lanes_for(d.rows);
         scratch_carver<T> c(scratch);
         qt_ = c.take(std::size_t(dk_ * L_));
@@ -128,6 +146,14 @@ public:
         if constexpr (converts) {
             k_tile_ = c.take(std::size_t(key_tile * dk_));
             v_tile_ = c.take(std::size_t(key_tile * dv_));
+        }
+        if constexpr (bf16_dot) {
+            dv16_ = (dv_ + 15) / 16 * 16;
+            q_pairs_ = reinterpret_cast<std::uint16_t*>(c.take(std::size_t(pairs(dk_) * L_)));
+            v_pairs_ = reinterpret_cast<std::uint16_t*>(c.take(std::size_t(key_tile / 2 * dv16_)));
+            p_hi_ = reinterpret_cast<std::uint16_t*>(c.take(std::size_t(key_tile / 2 * L_)));
+            p_lo_ = reinterpret_cast<std::uint16_t*>(c.take(std::size_t(key_tile / 2 * L_)));
+            q_scale_ = c.take(std::size_t(L_));
         }
         lo_ = bounds;
         hi_ = bounds + L_;
@@ -159,12 +185,16 @@ public:
     void set_row(index_t r, const Q* q, index_t q_elem, T scale, index_t diag, T slope) {
         T* staged = q_rows_ + r * dk_;
         pack_row(q, q_elem, dk_, staged, dk_);
-        simd::scale(scale, staged, std::size_t(dk_));
+        if constexpr (bf16_dot)
+            q_scale_[r] = scale;  // kept apart: the staged query stays exact in bf16
+        else
+            simd::scale(scale, staged, std::size_t(dk_));
         diag_[r] = diag;
         slope_[r] = slope;
     }
     void clear_row(index_t r) {  // a lane with no query: zero scores, never written out
         std::fill_n(q_rows_ + r * dk_, dk_, T(0));
+        if constexpr (bf16_dot) q_scale_[r] = T(1);
         diag_[r] = 0;
         slope_[r] = T(0);
     }
@@ -174,14 +204,20 @@ public:
         for (index_t r0 = 0; r0 < L_; r0 += 16)
             for (index_t d = 0; d < dk_; ++d)
                 for (index_t r = r0; r < std::min(r0 + 16, L_); ++r) qt_[d * L_ + r] = q_rows_[r * dk_ + d];
+#if SEQMIX_HAS_BF16_DOT
+        if constexpr (bf16_dot) bf16_dot::pack_pairs(qt_, L_, dk_, L_, q_pairs_, nullptr);
+#endif
         state().reset(L_);
     }
 
     void scores(const keys_type& kv, index_t j0, index_t n, index_t) {
-        if constexpr (converts)
+        if constexpr (bf16_dot) {
+            bf16_scores(kv, j0, n);
+        } else if constexpr (converts) {
             Products::scores(converted(kv, j0, n, true), 0, n, dk_, L_, qt_, st_);
-        else
+        } else {
             Products::scores(kv, j0, n, dk_, L_, qt_, st_);
+        }
     }
 
     // Logits transform and mask in one pass over the tile, then the online-softmax update.
@@ -218,6 +254,9 @@ public:
     }
 
     void accumulate(const keys_type& kv, index_t j0, index_t n, bool masked) {
+        if constexpr (bf16_dot)
+            if (kv.v_elem == 1 && !(masked && !Products::values_finite(converted(kv, j0, n, false), 0, n, dv_)))
+                return bf16_values(kv, j0, n);
         if constexpr (converts)
             accumulate_from(converted(kv, j0, n, false), j0, 0, n, masked);
         else
@@ -225,6 +264,51 @@ public:
     }
 
 private:
+#if SEQMIX_HAS_BF16_DOT
+    // S^T = K Q^T for keys [j0, j0 + n) by bf16 dot products (keys with a strided head dim:
+    // converted as elsewhere), then each row's scale.
+    void bf16_scores(const keys_type& kv, index_t j0, index_t n) {
+        using V = simd::vec<T>;
+        if (kv.k_elem == 1) {
+            kv.runs(j0, n, [&](index_t j, index_t c, const bf16* k, const bf16*) {
+                T* st = st_ + (j - j0) * L_;
+                bf16_dot::panel_gemm<tile_update::overwrite>(c, dk_ / 2, L_, k, kv.k_row, 2, q_pairs_, nullptr, st, L_);
+                if (dk_ % 2)  // the last dim of an odd head dim: one broadcast FMA per key
+                    for (index_t t = 0; t < c; ++t) {
+                        const V kd = V(T(k[t * kv.k_row + dk_ - 1]));
+                        for (index_t r = 0; r < L_; r += index_t(simd::width<T>))
+                            simd::store_aligned(st + t * L_ + r, simd::fma(kd, simd::load_aligned(qt_ + (dk_ - 1) * L_ + r),
+                                                                           simd::load_aligned(st + t * L_ + r)));
+                    }
+            });
+        } else {
+            Products::scores(converted(kv, j0, n, true), 0, n, dk_, L_, qt_, st_);
+        }
+        for (index_t j = 0; j < n; ++j)
+            for (index_t r = 0; r < L_; r += index_t(simd::width<T>))
+                simd::store_aligned(st_ + j * L_ + r, simd::load_aligned(st_ + j * L_ + r) * simd::load_aligned(q_scale_ + r));
+    }
+    // O^T = O^T diag(alpha) + V^T P^T over keys [j0, j0 + n): the tile's values as bf16 pairs,
+    // P as pairs of its bf16 head and the bf16 of its remainder.
+    void bf16_values(const keys_type& kv, index_t j0, index_t n) {
+        const bf16* rows[key_tile];
+        kv.runs(j0, n, [&](index_t j, index_t c, const bf16*, const bf16* v) {
+            for (index_t t = 0; t < c; ++t) rows[j - j0 + t] = v + t * kv.v_row;
+        });
+        for (index_t k = 0; k < n; k += 2) {
+            const bf16* second = k + 1 < n ? rows[k + 1] : nullptr;
+            bf16_dot::pack_pair_rows(rows[k], second, dv_, dv16_, v_pairs_ + k * dv16_);
+        }
+        bf16_dot::pack_pairs(st_, L_, n, L_, p_hi_, round_p_ ? nullptr : p_lo_);
+        const auto* vp = reinterpret_cast<const bf16*>(v_pairs_);
+        bf16_dot::panel_gemm<tile_update::scale_accumulate>(dv_, pairs(n), L_, vp, 2, 2 * dv16_, p_hi_,
+                                                             round_p_ ? nullptr : p_lo_, ot_, L_, alpha_);
+    }
+#else
+    void bf16_scores(const keys_type&, index_t, index_t) {}
+    void bf16_values(const keys_type&, index_t, index_t) {}
+#endif
+
     // The tile's keys [j0, j0 + n) (or their values) as float rows in the scratch: key j is
     // row j - j0 of the result.
     typename Products::keys converted(const keys_type& kv, index_t j0, index_t n, bool keys) const {
@@ -266,10 +350,15 @@ private:
     }
 
     index_t dk_, dv_, L_;
+    bool round_p_;
     T *qt_, *st_, *ot_, *m_, *l_, *alpha_, *slope_, *rel_, *lo_rel_, *hi_rel_;
     index_t *lo_, *hi_, *diag_;  // lo_, hi_: the keys each row sees in the current masked tile
     T* q_rows_;  // query rows as set, row-major, before start() transposes them
     T *k_tile_ = nullptr, *v_tile_ = nullptr;  // a tile's keys and values converted (converts)
+    // bf16_dot: the queries, a tile's values and probabilities as bf16 pairs; the rows' scales.
+    std::uint16_t *q_pairs_ = nullptr, *v_pairs_ = nullptr, *p_hi_ = nullptr, *p_lo_ = nullptr;
+    T* q_scale_ = nullptr;
+    index_t dv16_ = 0;
 };
 
 // KV: the key storage (keys and values stored as KV::key_type, KV::value_type; they widen to

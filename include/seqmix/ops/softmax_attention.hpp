@@ -143,6 +143,7 @@ struct softmax_variant : kernels::attention_variant_base {
         return std::min(suggested, std::max<index_t>(vectors * W / a.problem.group, 1));
     }
     bool kv_heads_interleaved() const { return detail::kv_heads_interleaved(a); }
+    bool round_probabilities() const { return opt().round_probabilities; }
     double scale() const { return a.problem.scale; }
     index_t q_elem() const { return a.q.stride(3); }
     index_t out_elem() const { return a.out.stride(3); }
