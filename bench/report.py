@@ -82,7 +82,10 @@ def main():
           f"Machine: {ctx.get('cpu', '')} {ctx.get('num_cpus', '?')} CPUs at {ctx.get('mhz_per_cpu', '?')} MHz, "
           f"run {ctx.get('date', '?')}.", "", "## Ceilings", "",
           "| ceiling | 1 thread | 2 threads |", "|---|---|---|"]
-    for name, unit in (("fma_peak", "GFLOP/s"), ("eigen_gemm_1024", "GFLOP/s"), ("triad", "GB/s")):
+    for name, unit in (("fma_peak", "GFLOP/s"), ("bf16_peak", "GFLOP/s"), ("eigen_gemm_1024", "GFLOP/s"),
+                       ("triad", "GB/s")):
+        if ceil.get(f"ceiling/{name}/threads:1") is None:
+            continue  # bf16_peak: only where the target has bf16 dot products
         md.append(f"| {name} ({unit}) | {fmt(ceil.get(f'ceiling/{name}/threads:1'))} | "
                   f"{fmt(ceil.get(f'ceiling/{name}/threads:2'))} |")
 
@@ -90,11 +93,13 @@ def main():
         ("GFLOP/s", lambda b: fmt(b.get("GFLOPs"))),
         ("of FMA peak", lambda b: f'{b["GFLOPs"] / b["fma_peak_GFLOPs"]:.0%}' if b.get("fma_peak_GFLOPs") else "-"),
         ("of GEMM", lambda b: f'{b["GFLOPs"] / b["gemm_GFLOPs"]:.2f}x' if b.get("gemm_GFLOPs") else "-"),
+        ("of bf16 peak", lambda b: f'{b["GFLOPs"] / b["bf16_peak_GFLOPs"]:.0%}' if b.get("bf16_peak_GFLOPs") else "-"),
     ]
     memory_cols = [
         ("GB/s", lambda b: fmt(b.get("GBs"))),
         ("of triad", lambda b: f'{b["GBs"] / b["triad_GBs"]:.0%}' if b.get("triad_GBs") else "-"),
     ]
+    decode_cols = memory_cols + [("tokens/s", lambda b: fmt(b.get("tokens_per_s")))]
     token_cols = [
         ("Mtokens/s", lambda b: fmt(b.get("tokens_per_s", 0) * 1e-6)),
         ("GFLOP/s (recurrent-equiv.)", lambda b: fmt(b.get("GFLOPs"))),
@@ -102,7 +107,8 @@ def main():
     ]
     sections = [
         ("softmax_attention prefill", "softmax_attention/prefill/", compute_cols),
-        ("softmax_attention decode (bytes of KV read)", "softmax_attention/decode/", memory_cols),
+        ("softmax_attention decode (bytes of KV read; kv_bf16 / kv_fp16 / kv_fp8: the cache in 16 or 8 bits, "
+         "q and out float)", "softmax_attention/decode/", decode_cols),
         ("sliding_window_attention (FLOPs on the band: 4 H N (window + 1) D)", "sliding_window_attention/", compute_cols),
         ("neighborhood_attention (FLOPs on each query's kernel^rank keys)", "neighborhood_attention", compute_cols),
         ("block_sparse_attention (FLOPs on the visited blocks; MoBA selection included in the time)",
@@ -138,6 +144,7 @@ def main():
     for title, prefix, cols in sections:
         if any(base_name(b).startswith(prefix) for b in rows):
             md += ["", f"## {title}", "", table(rows, prefix, cols)]
+    md += reduced_precision_section(rows)
     peers = args.peers or os.path.join(os.path.dirname(os.path.abspath(args.json)), "peers.json")
     if os.path.exists(peers):
         md += peers_section(peers, rows, ctx)
@@ -158,6 +165,32 @@ def main():
 
 
 MS_PER = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def reduced_precision_section(rows):
+    """Rows over 16- and 8-bit storage next to their fp32 twins (the same name without the type)."""
+    by_name = {base_name(b): b for b in rows}
+    out = []
+    for b in rows:
+        n = base_name(b)
+        m = re.search(r"/(kv_bf16|kv_fp16|kv_fp8|bf16_round_p|bf16)/", n)
+        if not m:
+            continue
+        twin = by_name.get(n.replace(m.group(0), "/"))
+        if not twin:
+            continue
+        speedup = twin["real_time"] / b["real_time"]
+        frac = (f'{b["GBs"] / b["triad_GBs"]:.0%} of triad' if b.get("GBs") and b.get("triad_GBs") else
+                f'{b["GFLOPs"] / b["bf16_peak_GFLOPs"]:.0%} of bf16 peak' if b.get("bf16_peak_GFLOPs") else "-")
+        out.append(f"| {n} | {fmt(b['real_time'])} {b.get('time_unit', '')} | "
+                   f"{fmt(twin['real_time'])} {twin.get('time_unit', '')} | {speedup:.2f}x | {frac} |")
+    if not out:
+        return []
+    return ["", "## Reduced precision beside fp32",
+            "", "Each row next to its fp32 twin of the same run (the same name without the type): kv_* rows keep "
+            "the KV cache in 16 or 8 bits (fp8 with per-head scales), bf16 rows take q, k, v and out in bf16 "
+            "(bf16 dot products where the CPU has them; bf16_round_p also rounds the probabilities to bf16).", "",
+            "| benchmark | time | fp32 time | speedup | of ceiling |", "|---|---|---|---|---|"] + out
 
 
 def calls(n, what):
@@ -214,7 +247,9 @@ FAMILIES = [
     ("softmax_attention_prefill", "softmax attention prefill (H8, GQA 32/8)",
      r"^softmax_attention/prefill/.*/N2048/"),
     ("softmax_attention_decode", "softmax attention decode, Nk 32768 (bytes of KV read)",
-     r"^softmax_attention/decode/.*Nk32768/"),
+     r"^softmax_attention/decode/(?!.*kv_).*Nk32768/"),
+    ("softmax_attention_decode_reduced", "softmax attention decode over 16- and 8-bit KV caches, Nk 32768 (bytes read)",
+     r"^softmax_attention/decode/.*kv_.*Nk32768/"),
     ("local_and_sparse_attention", "sliding-window, neighborhood, block-sparse and top-k attention",
      r"^(sliding_window_attention|neighborhood_attention_[123]d|block_sparse_attention|topk_attention)/"),
     ("linear_attention_and_gla", "linear attention and GLA, chunkwise (B1 H4 N2048)",
