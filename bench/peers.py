@@ -14,6 +14,7 @@ Peers, each named after the seqmix_bench row whose shapes it runs (B = 1 everywh
     token-major [1, N, H, D] tensors passed transposed, as transformers' attention layers pass
     them, and the decode rows Hq32/Hkv8/D128 Nk 4096/32768 against a contiguous head-major
     [1, Hkv, Nk, D] cache (transformers' DynamicCache layout; the bytes read are the same).
+    torch's bf16 also stands beside seqmix's bf16 prefill rows and its bf16 head-major decode.
   - transformers' torch_chunk_gated_delta_rule (Qwen3-Next's PyTorch path; chunk 64, q and k
     l2-normalized in the kernel): gated_delta_rule/chunk/scalar_gate rows, and the delta_rule
     rows with g = 0.
@@ -176,6 +177,13 @@ def cases(quick):
         name = f"softmax_attention/decode/Hq32/Hkv8/D128/Nk{nk}/token_major"
         for tag, dt in dtypes:
             out.append((name, f"torch SDPA {tag}", lambda gen, a=(32, 8, nk, 128, dt): sdpa_decode(*a, gen)))
+    # seqmix's 16-bit rows beside torch's bf16: bf16 prefill, and decode over a bf16 head-major cache.
+    for causal in ((True,) if quick else (False, True)):
+        name = f"softmax_attention/prefill/H8/D128/N2048/{'causal' if causal else 'full'}/bf16"
+        out.append((name, "torch SDPA bf16", lambda gen, c=causal: sdpa_prefill(8, 8, 2048, 128, c, torch.bfloat16, gen)))
+    if not quick:
+        out.append(("softmax_attention/decode/Hq32/Hkv8/D128/kv_bf16/Nk32768/head_major", "torch SDPA bf16",
+                    lambda gen: sdpa_decode(32, 8, 32768, 128, torch.bfloat16, gen)))
     delta_shapes = [(64, 2048)] if quick else [(d, n) for d in (64, 128) for n in (2048, 8192)]
     for gated in (True, False):
         for d, n in delta_shapes:
