@@ -1,5 +1,5 @@
 #pragma once
-// The products of the rows-in-lanes engine (kernels/attention_tiles.hpp) for neighbourhood
+// The products of the rows-in-lanes engine (kernels/rows_in_lanes.hpp) for neighbourhood
 // windows: the query rows of a unit are consecutive pixels of an image line (one vector of
 // lanes per query head), and lane l sees, in each window line t, the columns
 // first(x0 + l) + dx for dx < kx. A key index is a window offset j = t * kx + dx: the same
