@@ -259,21 +259,17 @@ constexpr void check_attention_types() {
 template <class QV, class KV, class VV, class OV, class T>
 auto prepare_attention(const QV& q, const KV& k, const VV& v, const OV& out, const tensor_view<T, 3>& lse,
                        const attention_options& opt, const char* op) {
-    static_assert(view_traits<QV>::is_view && view_traits<KV>::is_view && view_traits<VV>::is_view &&
-                      view_traits<OV>::is_view,
-                  "seqmix: q, k, v and out must be seqmix::tensor_view");
+    const auto views = as_batched_qkvo<4>(q, k, v, out, op, "[B,N,H,D]");
     using Q = typename QV::value_type;
     using K = typename KV::value_type;
     using V = typename VV::value_type;
     using O = typename OV::value_type;
-    static_assert(std::is_same_v<typename OV::element_type, O>, "seqmix: out must be a mutable view");
     check_attention_types<T, Q, K, V, O>();
     attention_args<T, Q, K, V, O> a;
-    const char* layout = "[B,N,H,D]";
-    a.q = as_batched<4>(q, op, "q", layout);
-    a.k = as_batched<4>(k, op, "k", layout);
-    a.v = as_batched<4>(v, op, "v", layout);
-    a.out = as_batched_out<4>(out, op, "out", layout);
+    a.q = views.q;
+    a.k = views.k;
+    a.v = views.v;
+    a.out = views.out;
     a.lse = lse;
     a.problem = validate_attention(a.q, a.k, a.v, a.out, a.lse, opt, op);
     return a;

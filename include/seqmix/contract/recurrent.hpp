@@ -213,6 +213,7 @@ template <class QV, class KV, class VV, class OV, class SI, class SO>
 auto prepare_recurrent(const QV& q, const KV& k, const VV& v, const OV& out, const SI& initial_state,
                        const SO& final_state, const char* op) {
     using T = typename OV::value_type;
+    static_assert(one_element_type<QV, KV, VV, OV>, "seqmix: q, k, v and out must have one element type");
     const auto views = as_batched_qkvo<4>(q, k, v, out, op, "[B,N,H,D]");
     recurrent_args<T> a;
     a.q = views.q;
@@ -273,6 +274,7 @@ template <class QV, class KV, class VV, class OV, class T, class Options, class 
 step_args<T> prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, const tensor_view<T, 4>& state_in,
                           const Options& opt, FeatureMap fmap, index_t dv_extra, const char* op,
                           std::initializer_list<arg_memory> gates = {}) {
+    static_assert(one_element_type<QV, KV, VV, OV>, "seqmix: q, k, v and out must have one element type");
     const auto views = as_batched_qkvo<3>(q, k, v, out, op, "[B,H,D]");
     step_args<T> s;
     s.q = views.q;

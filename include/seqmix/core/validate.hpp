@@ -136,24 +136,32 @@ auto as_batched_out(const V& v, const char* op, const char* arg, const char* lay
     return tensor_view<T, Full>(const_cast<T*>(c.data()), c.shape(), c.strides());
 }
 
-// q, k, v (read) and out (written) of one element type, normalized to rank Full.
-template <class T, std::size_t Full>
+// q, k, v (read) and out (written), each in its element type, normalized to rank Full.
+template <std::size_t Full, class Q, class K, class V, class O>
 struct qkvo_views {
-    tensor_view<const T, Full> q, k, v;
-    tensor_view<T, Full> out;
+    tensor_view<const Q, Full> q;
+    tensor_view<const K, Full> k;
+    tensor_view<const V, Full> v;
+    tensor_view<O, Full> out;
 };
+
+// Whether the views q, k, v and out share one element type (operators without storage types).
+template <class QV, class KV, class VV, class OV>
+constexpr bool one_element_type =
+    std::is_same_v<typename QV::value_type, typename OV::value_type> &&
+    std::is_same_v<typename KV::value_type, typename OV::value_type> &&
+    std::is_same_v<typename VV::value_type, typename OV::value_type>;
 
 template <std::size_t Full, class QV, class KV, class VV, class OV>
 auto as_batched_qkvo(const QV& q, const KV& k, const VV& v, const OV& out, const char* op, const char* layout) {
     static_assert(view_traits<QV>::is_view && view_traits<KV>::is_view && view_traits<VV>::is_view &&
                       view_traits<OV>::is_view,
                   "seqmix: q, k, v and out must be seqmix::tensor_view");
-    using T = typename OV::value_type;
-    static_assert(std::is_same_v<typename OV::element_type, T>, "seqmix: out must be a mutable view");
-    static_assert(std::is_same_v<typename QV::value_type, T> && std::is_same_v<typename KV::value_type, T> &&
-                      std::is_same_v<typename VV::value_type, T>,
-                  "seqmix: q, k, v and out must have one element type");
-    qkvo_views<T, Full> r;
+    static_assert(std::is_same_v<typename OV::element_type, typename OV::value_type>,
+                  "seqmix: out must be a mutable view");
+    qkvo_views<Full, typename QV::value_type, typename KV::value_type, typename VV::value_type,
+               typename OV::value_type>
+        r;
     r.q = as_batched<Full>(q, op, "q", layout);
     r.k = as_batched<Full>(k, op, "k", layout);
     r.v = as_batched<Full>(v, op, "v", layout);

@@ -115,17 +115,21 @@ struct attention_variant_base {
     bool round_probabilities() const { return false; }  // bf16 dot products: P rounded to bf16 (opt-in)
 };
 
-// The key storage of a variant's problems (kv_rows<K, V>: keys and values stored as K, V).
+// The key storage of a variant's problems (kv_rows<K, V>: keys and values stored as K, V), and
+// their rows (attention_row<T, Q, O>: queries and outputs stored as Q, O).
 template <class Variant>
 using keys_of = decltype(std::declval<const Variant&>().problem(0).keys(0));
+template <class Variant>
+using row_type_of = decltype(std::declval<const Variant&>().problem(0).row(0, 0));
 
 // The engines of a variant. Units whose rows fill the lanes run rows_in_lanes over kv_rows, or
 // the variant's own (`using engine = ...`: an engine over another key storage, e.g.
 // neighbourhood windows), which then runs every unit; the others run keys_in_lanes.
 // Queries, keys and values all stored as bf16 on an AVX512-BF16 target: bf16 dot products.
-template <class Variant, class Q = typename decltype(std::declval<const Variant&>().problem(0).row(0, 0))::query_type>
+template <class Variant>
 constexpr bool bf16_dot_of = SEQMIX_HAS_BF16_DOT && std::is_same_v<typename Variant::value_type, float> &&
-                             std::is_same_v<Q, bf16> && std::is_same_v<keys_of<Variant>, kv_rows<bf16, bf16>>;
+                             std::is_same_v<typename row_type_of<Variant>::query_type, bf16> &&
+                             std::is_same_v<keys_of<Variant>, kv_rows<bf16, bf16>>;
 
 template <class Variant, class = void>
 struct engines_of {
@@ -295,22 +299,21 @@ attention_plan plan_attention(const Variant& var, int threads) {
 
 namespace detail {
 
-// The row type of a variant's problems (its query and output storage types).
-template <class Variant>
-using row_type_of = decltype(std::declval<const Variant&>().problem(0).row(0, 0));
-
+// Where a row's output goes.
 template <class Row>
-row_destination<typename Row::output_type, typename Row::compute_type> destination_of_row(const Row& row) {
+using destination_type = row_destination<typename Row::output_type, typename Row::compute_type>;
+template <class Row>
+destination_type<Row> destination_of_row(const Row& row) {
     return {row.out, row.lse, row.sink, row.v_scale};
 }
 
-// Where row r of a unit goes (no output past the queries).
+// Where row r of a unit goes (nowhere past the queries).
 template <class Problem>
 auto destination_of(const Problem& prob, index_t group, const problem_plan& pp, const unit_place& un) {
-    return [&prob, group, &pp, un](index_t r) {
+    using Row = decltype(prob.row(0, 0));
+    return [&prob, group, &pp, un](index_t r) -> destination_type<Row> {
         index_t h, i;
-        using Row = decltype(prob.row(0, 0));
-        if (!row_of(pp, group, un, r, h, i)) return decltype(destination_of_row(std::declval<Row>())){};  // none
+        if (!row_of(pp, group, un, r, h, i)) return {};
         return destination_of_row(prob.row(h, i));
     };
 }
@@ -411,7 +414,7 @@ void attention_run(const Variant& var, const attention_plan& plan) {
     T* const partials = partial_states.get(0);
     thread_scratch<T> scratch(plan.threads, plan.scratch);
     thread_scratch<index_t> bounds(plan.threads, plan.bounds);
-    thread_scratch<detail::row_type_of<Variant>> rows(plan.threads, plan.rows);  // each unit's rows, as set
+    thread_scratch<row_type_of<Variant>> rows(plan.threads, plan.rows);  // each unit's rows, as set
     parallel_for(plan.items, plan.threads, [&](index_t item, int t) {
         const index_t p = plan.problem_of_item(item);
         const problem_plan& pp = plan.problems[std::size_t(p)];

@@ -161,14 +161,11 @@ template <class T>
 inline bool rows_finite(const T* x, index_t rows, index_t rs, index_t n, index_t es) {
     for (index_t j = 0; j < rows; ++j) {
         const T* row = x + j * rs;
-        if constexpr (is_storage_type<T>) {
-            for (index_t e = 0; e < n; ++e)
-                if (!std::isfinite(float(row[e * es]))) return false;
-        } else if (es == 1) {
+        if (es == 1) {
             if (!simd::all_finite(row, std::size_t(n))) return false;
         } else {
             for (index_t e = 0; e < n; ++e)
-                if (!std::isfinite(row[e * es])) return false;
+                if (!std::isfinite(compute_type_of<T>(row[e * es]))) return false;
         }
     }
     return true;

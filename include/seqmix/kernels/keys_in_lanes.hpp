@@ -236,14 +236,8 @@ private:
             return;
         }
         for (index_t r = r0; r < r0 + head_rows_; ++r)
-            for (index_t j = std::max(vis_lo_[r], k0); j <= std::min(vis_hi_[r], k0 + count - 1); ++j) {
-                const T p = prob_[r * block + c + j - k0];
-                T* o = o_ + r * dv_pad_;
-                if constexpr (std::is_same_v<S, T>)
-                    simd::axpy(p, values[j - k0], o, std::size_t(dv_));
-                else
-                    for (index_t e = 0; e < dv_; ++e) o[e] = simd::fma(p, T(values[j - k0][e]), o[e]);
-            }
+            for (index_t j = std::max(vis_lo_[r], k0); j <= std::min(vis_hi_[r], k0 + count - 1); ++j)
+                simd::axpy(prob_[r * block + c + j - k0], values[j - k0], o_ + r * dv_pad_, std::size_t(dv_));
     }
     // Strided head dims: `count` rows copied contiguous (as T), their pointers in `packed`.
     template <class S>

@@ -8,12 +8,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <type_traits>
 
 #include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
 #include "../simd/blas1.hpp"
-#include "../simd/convert.hpp"
 
 namespace seqmix {
 SEQMIX_ABI_BEGIN
@@ -22,17 +20,8 @@ namespace kernels {
 // dst[0..n) = src[i * stride], then zeros up to ld. src may be stored as S (bf16, ...).
 template <class S, class T>
 inline void pack_row(const S* src, index_t stride, index_t n, T* dst, index_t ld) {
-    if constexpr (std::is_same_v<S, T>) {
-        if (stride == 1) simd::copy(src, dst, std::size_t(n));
-        else for (index_t i = 0; i < n; ++i) dst[i] = src[i * stride];
-    } else if (stride == 1) {
-        constexpr index_t W = index_t(simd::width<T>);
-        index_t i = 0;
-        for (; i + W <= n; i += W) simd::store(dst + i, simd::load_as<T>(src + i));
-        if (i < n) simd::store_partial(dst + i, simd::load_as_partial<T>(src + i, std::size_t(n - i)), std::size_t(n - i));
-    } else {
-        for (index_t i = 0; i < n; ++i) dst[i] = T(src[i * stride]);
-    }
+    if (stride == 1) simd::copy(src, dst, std::size_t(n));
+    else for (index_t i = 0; i < n; ++i) dst[i] = T(src[i * stride]);
     std::fill(dst + n, dst + ld, T(0));
 }
 

@@ -42,10 +42,12 @@ struct lane_panel_products {
             score_panel(c, dk, L, k, kv.k_row, kv.k_elem, qt, st + (j - j0) * L);
         });
     }
-    // Whether the values of keys [j0, j0 + n) are all finite (else masked keys take the exact path).
-    static bool values_finite(const keys& kv, index_t j0, index_t n, index_t dv) {
+    // Whether the values of keys [j0, j0 + n) are all finite (else masked keys take the exact
+    // path); any key storage, in place.
+    template <class KV>
+    static bool values_finite(const KV& kv, index_t j0, index_t n, index_t dv) {
         bool finite = true;
-        kv.runs(j0, n, [&](index_t, index_t c, const T*, const T* v) {
+        kv.runs(j0, n, [&](index_t, index_t c, const auto*, const auto* v) {
             finite = finite && rows_finite(v, c, kv.v_row, dv, kv.v_elem);
         });
         return finite;
@@ -244,7 +246,7 @@ public:
 
     void accumulate(const keys_type& kv, index_t j0, index_t n, bool masked) {
         if constexpr (bf16_dot)
-            if (kv.v_elem == 1 && !(masked && !Products::values_finite(converted(kv, j0, n, false), 0, n, dv_)))
+            if (kv.v_elem == 1 && !(masked && !Products::values_finite(kv, j0, n, dv_)))
                 return bf16_values(kv, j0, n);
         if constexpr (converts)
             accumulate_from(converted(kv, j0, n, false), j0, 0, n, masked);

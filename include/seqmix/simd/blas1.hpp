@@ -1,8 +1,10 @@
 #pragma once
-// Level-1 vector kernels over contiguous arrays of any length (masked tails).
+// Level-1 vector kernels over contiguous arrays of any length (masked tails). The arrays
+// they only read may be stored as S (bf16, fp16, fp8_e4m3): widened to T as they load.
 #include <cstddef>
 
 #include "../core/abi.hpp"
+#include "convert.hpp"
 #include "vec.hpp"
 
 namespace seqmix {
@@ -27,13 +29,13 @@ inline T dot(const T* a, const T* b, std::size_t n) {
 }
 
 // y[i] += alpha * x[i]
-template <class T>
-inline void axpy(T alpha, const T* x, T* y, std::size_t n) {
+template <class T, class S>
+inline void axpy(T alpha, const S* x, T* y, std::size_t n) {
     constexpr std::size_t W = width<T>;
     const vec<T> a(alpha);
     std::size_t i = 0;
-    for (; i + W <= n; i += W) store(y + i, fma(a, load(x + i), load(y + i)));
-    if (i < n) store_partial(y + i, fma(a, load_partial(x + i, n - i), load_partial(y + i, n - i)), n - i);
+    for (; i + W <= n; i += W) store(y + i, fma(a, load_as<T>(x + i), load(y + i)));
+    if (i < n) store_partial(y + i, fma(a, load_as_partial<T>(x + i, n - i), load_partial(y + i, n - i)), n - i);
 }
 
 // y[i] *= alpha
@@ -47,12 +49,12 @@ inline void scale(T alpha, T* y, std::size_t n) {
 }
 
 // y[i] = x[i] (short rows: inline vector moves instead of a memmove call)
-template <class T>
-inline void copy(const T* x, T* y, std::size_t n) {
+template <class S, class T>
+inline void copy(const S* x, T* y, std::size_t n) {
     constexpr std::size_t W = width<T>;
     std::size_t i = 0;
-    for (; i + W <= n; i += W) store(y + i, load(x + i));
-    if (i < n) store_partial(y + i, load_partial(x + i, n - i), n - i);
+    for (; i + W <= n; i += W) store(y + i, load_as<T>(x + i));
+    if (i < n) store_partial(y + i, load_as_partial<T>(x + i, n - i), n - i);
 }
 
 // y[i] = alpha * x[i]
@@ -81,14 +83,15 @@ inline std::size_t first_outside(const T* x, std::size_t n, T lo, T hi) {
 }
 
 // false if any x[i] is Inf or NaN (x * 0 is exactly 0 for every finite x).
-template <class T>
-inline bool all_finite(const T* x, std::size_t n) {
+template <class S>
+inline bool all_finite(const S* x, std::size_t n) {
+    using T = compute_type_of<S>;
     constexpr std::size_t W = width<T>;
     vec<T> acc(T(0));
     const vec<T> zero(T(0));
     std::size_t i = 0;
-    for (; i + W <= n; i += W) acc = fma(load(x + i), zero, acc);
-    if (i < n) acc = fma(load_partial(x + i, n - i), zero, acc);
+    for (; i + W <= n; i += W) acc = fma(load_as<T>(x + i), zero, acc);
+    if (i < n) acc = fma(load_as_partial<T>(x + i, n - i), zero, acc);
     return hsum(acc) == T(0);
 }
 
