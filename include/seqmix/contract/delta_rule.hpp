@@ -34,32 +34,49 @@ namespace detail {
 // Learning rates: 0 <= beta <= 2 keeps I - beta k k^T from expanding for unit keys
 // (eigenvalues 1 - beta and 1; DeltaNet's beta in (0, 1), or up to 2 with negative
 // eigenvalues allowed).
-template <class T, std::size_t R>
-void check_beta(const tensor_view<const T, R>& beta, const char* op) {
+template <class E, std::size_t R>
+void check_beta(const tensor_view<const E, R>& beta, const char* op) {
+    using T = compute_type_of<E>;
     check_values_in(beta, T(0), T(2), op, "beta", "values in [0, 2]");
 }
 
-// The delta rule's arguments: the family's core plus beta and the optional gate.
-template <class T>
-struct delta_args : recurrent_args<T> {
-    tensor_view<const T, 3> beta;  // [B,N,Hv]
-    tensor_view<const T, 4> g4;    // per key channel [B,N,Hv,Dk] (KDA)
-    tensor_view<const T, 3> g3;    // per head [B,N,Hv] (Gated DeltaNet)
+// The delta rule's arguments: the family's core (Base: recurrent_args) plus beta (stored as
+// Bt) and the optional gate (stored as G).
+template <class Base, class Bt, class G>
+struct delta_args : Base {
+    tensor_view<const Bt, 3> beta;  // [B,N,Hv]
+    tensor_view<const G, 4> g4;     // per key channel [B,N,Hv,Dk] (KDA)
+    tensor_view<const G, 3> g3;     // per head [B,N,Hv] (Gated DeltaNet)
     bool gated = false, vector_gate = false, l2norm = false;
 };
 
+// The element type of an optional gate view (nullptr_t: no gate, T).
+template <class GV, class T>
+struct gate_element_of {
+    using type = typename GV::value_type;
+};
+template <class T>
+struct gate_element_of<std::nullptr_t, T> {
+    using type = T;
+};
+template <class GV, class T>
+using gate_element = typename gate_element_of<GV, T>::type;
+
 // g: nullptr_t (DeltaNet, no gate), [B,N,Hv] or [B,N,Hv,Dk] log decays.
-template <class QV, class KV, class VV, class GV, class BV, class OV, class T>
-delta_args<T> prepare_delta(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
-                            const delta_options& opt, const tensor_view<const T, 4>& initial_state,
-                            const tensor_view<T, 4>& final_state, const char* op) {
-    static_assert(view_traits<BV>::is_view && std::is_same_v<typename BV::value_type, T> && BV::rank == 3,
-                  "seqmix: beta must be a rank-3 tensor_view [B,N,H] of the element type of q");
-    delta_args<T> a;
-    static_cast<recurrent_args<T>&>(a) = prepare_matrix_recurrent(q, k, v, out, opt, initial_state, final_state, op);
+template <class QV, class KV, class VV, class GV, class BV, class OV, class SIV, class SOV>
+auto prepare_delta(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
+                   const delta_options& opt, const SIV& initial_state, const SOV& final_state, const char* op) {
+    static_assert(view_traits<BV>::is_view && BV::rank == 3, "seqmix: beta must be a rank-3 tensor_view [B,N,H]");
+    using Base = decltype(prepare_matrix_recurrent(q, k, v, out, opt, initial_state, final_state, op));
+    using T = typename Base::compute_type;
+    using Bt = typename BV::value_type;
+    using G = gate_element<GV, T>;
+    check_recurrent_types<T, Bt, G>();
+    delta_args<Base, Bt, G> a;
+    static_cast<Base&>(a) = prepare_matrix_recurrent(q, k, v, out, opt, initial_state, final_state, op);
     const index_t B = a.q.extent(0), N = a.q.extent(1), Hv = a.v.extent(2), Dk = a.q.extent(3);
     check_given(beta, op, "beta");
-    a.beta = checked_view(tensor_view<const T, 3>(beta), op, "beta");
+    a.beta = checked_view(tensor_view<const Bt, 3>(beta), op, "beta");
     check_shape(a.beta, {B, N, Hv}, op, "beta");
     if constexpr (!std::is_same_v<GV, std::nullptr_t>) {
         a.vector_gate = take_gate(g, B, N, Hv, Dk, a.g4, a.g3, op);
@@ -71,29 +88,34 @@ delta_args<T> prepare_delta(const QV& q, const KV& k, const VV& v, const GV& g, 
     return a;
 }
 
-// A delta-rule decode step's arguments: the step core plus beta [B,Hv] and the optional
-// gate, [B,Hv] or [B,Hv,Dk] (RG = 0: none).
-template <class T, std::size_t RG>
-struct delta_step_args : step_args<T> {
-    tensor_view<const T, 2> beta;
-    tensor_view<const T, (RG == 0 ? 2 : RG)> g;
+// A delta-rule decode step's arguments: the step core (Base: step_args) plus beta [B,Hv]
+// and the optional gate, [B,Hv] or [B,Hv,Dk] (RG = 0: none).
+template <class Base, class Bt, class G, std::size_t RG>
+struct delta_step_args : Base {
+    static constexpr bool gated = RG != 0;
+    tensor_view<const Bt, 2> beta;
+    tensor_view<const G, (RG == 0 ? 2 : RG)> g;
 };
 
-template <class QV, class KV, class VV, class GV, class BV, class OV, class T>
+template <class QV, class KV, class VV, class GV, class BV, class OV, class S>
 auto prepare_delta_step(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
-                        const tensor_view<T, 4>& state, const delta_step_options& opt, const char* op) {
+                        const tensor_view<S, 4>& state, const delta_step_options& opt, const char* op) {
     constexpr std::size_t RG = [] {
         if constexpr (std::is_same_v<GV, std::nullptr_t>) return std::size_t(0);
         else return GV::rank;
     }();
     static_assert(RG == 0 || RG == 2 || RG == 3, "seqmix: g of a step is [B,H] (Gated DeltaNet) or [B,H,Dk] (KDA)");
-    static_assert(view_traits<BV>::is_view && std::is_same_v<typename BV::value_type, T> && BV::rank == 2,
-                  "seqmix: beta of a step is a rank-2 tensor_view [B,H] of the element type of q");
-    delta_step_args<T, RG> s;
-    s.beta = checked_view(tensor_view<const T, 2>(beta), op, "beta");
-    if constexpr (RG != 0) s.g = checked_view(tensor_view<const T, RG>(g), op, "g");
-    static_cast<step_args<T>&>(s) = prepare_step(q, k, v, out, state, opt, feature_map::identity, 0, op,
-                                                 {memory_of("beta", s.beta), memory_of("g", s.g)});
+    static_assert(view_traits<BV>::is_view && BV::rank == 2, "seqmix: beta of a step is a rank-2 tensor_view [B,H]");
+    using Base = decltype(prepare_step(q, k, v, out, state, opt, feature_map::identity, 0, op));
+    using T = typename Base::compute_type;
+    using Bt = typename BV::value_type;
+    using G = gate_element<GV, T>;
+    check_recurrent_types<T, Bt, G>();
+    delta_step_args<Base, Bt, G, RG> s;
+    s.beta = checked_view(tensor_view<const Bt, 2>(beta), op, "beta");
+    if constexpr (RG != 0) s.g = checked_view(tensor_view<const G, RG>(g), op, "g");
+    static_cast<Base&>(s) = prepare_step(q, k, v, out, state, opt, feature_map::identity, 0, op,
+                                         {memory_of("beta", s.beta), memory_of("g", s.g)});
     check_given(s.beta, op, "beta");
     check_shape(s.beta, {s.batch, s.hv}, op, "beta");
     if constexpr (RG == 3) check_shape(s.g, {s.batch, s.hv, s.dk}, op, "g");

@@ -17,42 +17,47 @@ using gla_step_options = recurrent_step_options;
 SEQMIX_ABI_BEGIN
 namespace detail {
 
-// GLA's arguments: the family's core plus the gate.
-template <class T>
-struct gla_args : recurrent_args<T> {
-    tensor_view<const T, 4> g4;  // vector gate [B,N,H,Dk]
-    tensor_view<const T, 3> g3;  // scalar gate [B,N,H]
+// GLA's arguments: the family's core (Base: recurrent_args) plus the gate, stored as G.
+template <class Base, class G>
+struct gla_args : Base {
+    tensor_view<const G, 4> g4;  // vector gate [B,N,H,Dk]
+    tensor_view<const G, 3> g3;  // scalar gate [B,N,H]
     bool vector_gate = false;
 };
 
 // g is [B,N,H,Dk] (GLA, per key channel) or [B,N,H] (scalar gate per head).
-template <class QV, class KV, class VV, class GV, class OV, class T>
-gla_args<T> prepare_gla(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out,
-                              const gla_options& opt, const tensor_view<const T, 4>& initial_state,
-                              const tensor_view<T, 4>& final_state, const char* op) {
-    gla_args<T> a;
-    static_cast<recurrent_args<T>&>(a) = prepare_matrix_recurrent(q, k, v, out, opt, initial_state, final_state, op);
+template <class QV, class KV, class VV, class GV, class OV, class SIV, class SOV>
+auto prepare_gla(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out, const gla_options& opt,
+                 const SIV& initial_state, const SOV& final_state, const char* op) {
+    using Base = decltype(prepare_matrix_recurrent(q, k, v, out, opt, initial_state, final_state, op));
+    using G = typename GV::value_type;
+    check_recurrent_types<typename Base::compute_type, G>();
+    gla_args<Base, G> a;
+    static_cast<Base&>(a) = prepare_matrix_recurrent(q, k, v, out, opt, initial_state, final_state, op);
     const index_t B = a.q.extent(0), N = a.q.extent(1), Hv = a.v.extent(2), Dk = a.q.extent(3);
     a.vector_gate = take_gate(g, B, N, Hv, Dk, a.g4, a.g3, op);
     check_recurrent_memory(a, op, {memory_of("g", a.g4), memory_of("g", a.g3)});
     return a;
 }
 
-// A GLA decode step's arguments: the step core plus the gate, [B,H,Dk] (GLA) or [B,H].
-template <class T, std::size_t RG>
-struct gla_step_args : step_args<T> {
-    tensor_view<const T, RG> g;
+// A GLA decode step's arguments: the step core (Base: step_args) plus the gate, [B,H,Dk]
+// (GLA) or [B,H], stored as G.
+template <class Base, class G, std::size_t RG>
+struct gla_step_args : Base {
+    tensor_view<const G, RG> g;
 };
 
-template <class QV, class KV, class VV, class GV, class OV, class T>
-gla_step_args<T, GV::rank> prepare_gla_step(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out,
-                                            const tensor_view<T, 4>& state, const gla_step_options& opt,
-                                            const char* op) {
+template <class QV, class KV, class VV, class GV, class OV, class S>
+auto prepare_gla_step(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out, const tensor_view<S, 4>& state,
+                      const gla_step_options& opt, const char* op) {
     constexpr std::size_t RG = GV::rank;
     static_assert(RG == 2 || RG == 3, "seqmix: g of a step is [B,H,Dk] (GLA) or [B,H] (scalar gate)");
-    gla_step_args<T, RG> s;
-    s.g = checked_view(tensor_view<const T, RG>(g), op, "g");
-    static_cast<step_args<T>&>(s) =
+    using Base = decltype(prepare_step(q, k, v, out, state, opt, feature_map::identity, 0, op));
+    using G = typename GV::value_type;
+    check_recurrent_types<typename Base::compute_type, G>();
+    gla_step_args<Base, G, RG> s;
+    s.g = checked_view(tensor_view<const G, RG>(g), op, "g");
+    static_cast<Base&>(s) =
         prepare_step(q, k, v, out, state, opt, feature_map::identity, 0, op, {memory_of("g", s.g)});
     check_given(s.g, op, "g");
     if constexpr (RG == 3) check_shape(s.g, {s.batch, s.hv, s.dk}, op, "g");

@@ -27,11 +27,10 @@ struct linear_attention_step_options : recurrent_step_options {
 SEQMIX_ABI_BEGIN
 namespace detail {
 
-template <class QV, class KV, class VV, class OV, class T>
-recurrent_args<T> prepare_linear_attention(const QV& q, const KV& k, const VV& v, const OV& out,
-                                           const linear_attention_options& opt,
-                                           const tensor_view<const T, 4>& initial_state,
-                                           const tensor_view<T, 4>& final_state, const char* op) {
+template <class QV, class KV, class VV, class OV, class SIV, class SOV>
+auto prepare_linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, const linear_attention_options& opt,
+                              const SIV& initial_state, const SOV& final_state, const char* op) {
+    using T = compute_type_of<typename OV::value_type>;
     auto a = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
     const index_t dphi = feature_dim(opt.feature_map, a.q.empty() ? 0 : a.q.extent(3));
     validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt.num_threads, dphi, opt.normalize ? 1 : 0);
@@ -47,10 +46,10 @@ recurrent_args<T> prepare_linear_attention(const QV& q, const KV& k, const VV& v
     return a;
 }
 
-template <class QV, class KV, class VV, class OV, class T>
-step_args<T> prepare_linear_attention_step(const QV& q, const KV& k, const VV& v, const OV& out,
-                                           const tensor_view<T, 4>& state, const linear_attention_step_options& opt,
-                                           const char* op) {
+template <class QV, class KV, class VV, class OV, class S>
+auto prepare_linear_attention_step(const QV& q, const KV& k, const VV& v, const OV& out, const tensor_view<S, 4>& state,
+                                   const linear_attention_step_options& opt, const char* op) {
+    using T = compute_type_of<typename OV::value_type>;
     auto s = prepare_step(q, k, v, out, state, opt, opt.feature_map, opt.normalize ? 1 : 0, op);
     check_finite_as<T>(opt.eps, op, "eps");
     check(opt.eps >= 0, op, "eps", "a value >= 0", opt.eps);

@@ -13,6 +13,7 @@
 
 #include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
+#include "../core/storage_types.hpp"
 #include "../core/validate.hpp"
 #include "../simd/blas1.hpp"
 
@@ -74,37 +75,69 @@ struct recurrent_problem : packed_sequences {
     double scale;
 };
 
+// The element types the recurrent family takes: every view in the compute type T (float or
+// double), or, with float arithmetic, any of them in bf16 or fp16 (read as floats, outputs
+// and states rounded once on store).
+template <class T, class... E>
+constexpr bool recurrent_types =
+    ((std::is_same_v<E, T> || (std::is_same_v<T, float> && (std::is_same_v<E, bf16> || std::is_same_v<E, fp16>))) &&
+     ...);
+
+template <class T, class... E>
+constexpr void check_recurrent_types() {
+    static_assert(recurrent_types<T, E...>,
+                  "seqmix: recurrent operators take every tensor in one type (float or double), or float arithmetic "
+                  "with any tensor in float, bf16 or fp16");
+}
+
 // The arguments every recurrent operator has; operators with more inputs extend it
-// (gla_args adds the gate, the delta rule will add beta and its gate).
-template <class T>
+// (gla_args adds the gate, the delta rule beta and its gate). T computes; each view keeps
+// its own element type (Q, K, V, O, the states SI and SO).
+template <class T, class Q = T, class K = T, class V = T, class O = T, class SI = T, class SO = T>
 struct recurrent_args {
-    tensor_view<const T, 4> q, k, v;
-    tensor_view<T, 4> out;
-    tensor_view<const T, 4> initial_state;
-    tensor_view<T, 4> final_state;
+    using compute_type = T;
+    tensor_view<const Q, 4> q;
+    tensor_view<const K, 4> k;
+    tensor_view<const V, 4> v;
+    tensor_view<O, 4> out;
+    tensor_view<const SI, 4> initial_state;
+    tensor_view<SO, 4> final_state;
     recurrent_problem problem;
 
     // The q and k rows of unit u (sequence-major (sequence, value head)) from token t0, read
-    // in place: when both are unit-stride and the head dim is a multiple of `lanes` (so no
-    // padding lanes are ever read). Sets the row pointers and token strides; false otherwise.
+    // in place: when both are stored in T and unit-stride and the head dim is a multiple of
+    // `lanes` (so no padding lanes are ever read). Sets the row pointers and token strides;
+    // false otherwise.
     bool qk_rows(index_t u, index_t t0, index_t lanes, const T*& q_row, index_t& ldq, const T*& k_row,
                  index_t& ldk) const {
-        if (q.stride(3) != 1 || k.stride(3) != 1 || problem.dk_in % lanes != 0) return false;
-        const auto sq = problem.sequence(u / problem.hv);
-        const index_t hk = (u % problem.hv) / problem.group;
-        q_row = q.ptr(sq.batch, sq.begin + t0, hk);
-        k_row = k.ptr(sq.batch, sq.begin + t0, hk);
-        ldq = q.stride(1);
-        ldk = k.stride(1);
-        return true;
+        if constexpr (!std::is_same_v<Q, T> || !std::is_same_v<K, T>) {
+            return false;
+        } else {
+            if (q.stride(3) != 1 || k.stride(3) != 1 || problem.dk_in % lanes != 0) return false;
+            const auto sq = problem.sequence(u / problem.hv);
+            const index_t hk = (u % problem.hv) / problem.group;
+            q_row = q.ptr(sq.batch, sq.begin + t0, hk);
+            k_row = k.ptr(sq.batch, sq.begin + t0, hk);
+            ldq = q.stride(1);
+            ldk = k.stride(1);
+            return true;
+        }
     }
 };
+
+// x (computed in double by a reference) as an element of view `to`: through the compute type,
+// so a bf16 element is the float result rounded once more.
+template <class View>
+typename View::value_type rounded_to(const View&, double x) {
+    using E = typename View::value_type;
+    return storage_cast<E>(compute_type_of<E>(x));
+}
 
 // The alias rules of the family: out and final_state are disjoint from each other and from
 // every input (q, k, v, initial_state and the operator's own inputs); final_state may be
 // exactly the view of initial_state (updated in place).
-template <class T>
-void check_recurrent_memory(const recurrent_args<T>& a, const char* op, std::initializer_list<arg_memory> more = {}) {
+template <class Args>
+void check_recurrent_memory(const Args& a, const char* op, std::initializer_list<arg_memory> more = {}) {
     check_disjoint(op, {memory_of("out", a.out), memory_of("final_state", a.final_state)},
                    arg_list({memory_of("q", a.q), memory_of("k", a.k), memory_of("v", a.v),
                              memory_of("initial_state", a.initial_state)},
@@ -114,8 +147,8 @@ void check_recurrent_memory(const recurrent_args<T>& a, const char* op, std::ini
 
 // Common checks of q, k, v, out, states; dk_state is the state's row count (phi dim),
 // dv_state its column count (Dv, or Dv + 1 with a normalizer column).
-template <class T>
-void validate_recurrent(recurrent_args<T>& a, const char* op, const std::int32_t* cu_seqlens, int num_seqs,
+template <class Args>
+void validate_recurrent(Args& a, const char* op, const std::int32_t* cu_seqlens, int num_seqs,
                         int num_threads, index_t dk_state, index_t dv_extra) {
     check_given(a.q, op, "q");
     check_given(a.k, op, "k");
@@ -176,20 +209,21 @@ std::string element_index(const std::array<index_t, R>& idx, index_t last) {
     return at + std::to_string(last) + "]";
 }
 
-template <class T, std::size_t R>
-void check_values_in(const tensor_view<const T, R>& v, T lo, T hi, const char* op, const char* arg,
-                     const char* expected) {
+template <class E, std::size_t R>
+void check_values_in(const tensor_view<const E, R>& v, compute_type_of<E> lo, compute_type_of<E> hi, const char* op,
+                     const char* arg, const char* expected) {
+    using T = compute_type_of<E>;
     const index_t inner = v.extent(R - 1), stride = v.stride(R - 1);
-    for_each_row(v, [&](const T* row, const std::array<index_t, R>& idx) {
+    for_each_row(v, [&](const E* row, const std::array<index_t, R>& idx) {
         index_t bad = inner;
         if (stride == 1) {
             bad = index_t(simd::first_outside(row, std::size_t(inner), lo, hi));
         } else {
             for (index_t i = 0; i < inner && bad == inner; ++i)
-                if (!(lo <= row[i * stride] && row[i * stride] <= hi)) bad = i;
+                if (!(lo <= T(row[i * stride]) && T(row[i * stride]) <= hi)) bad = i;
         }
         if (bad < inner)
-            raise(detail::concat(op, ": argument '", arg, "': expected ", expected, ", given ", row[bad * stride],
+            raise(detail::concat(op, ": argument '", arg, "': expected ", expected, ", given ", T(row[bad * stride]),
                                  " at ", element_index(idx, bad)));
     });
 }
@@ -204,23 +238,33 @@ inline void check_array_in(const float* p, index_t n, float lo, float hi, const 
 }
 
 // Log gates must be <= 0 (forget gates in [0, 1]; -inf forgets everything); NaN is rejected.
-template <class T, std::size_t R>
-void check_log_gates(const tensor_view<const T, R>& g, const char* op) {
+template <class E, std::size_t R>
+void check_log_gates(const tensor_view<const E, R>& g, const char* op) {
+    using T = compute_type_of<E>;
     check_values_in(g, T(-INFINITY), T(0), op, "g", "log forget gates <= 0");
 }
 
-template <class QV, class KV, class VV, class OV, class SI, class SO>
-auto prepare_recurrent(const QV& q, const KV& k, const VV& v, const OV& out, const SI& initial_state,
-                       const SO& final_state, const char* op) {
-    using T = typename OV::value_type;
-    static_assert(one_element_type<QV, KV, VV, OV>, "seqmix: q, k, v and out must have one element type");
+template <class QV, class KV, class VV, class OV, class SIV, class SOV>
+auto prepare_recurrent(const QV& q, const KV& k, const VV& v, const OV& out, const SIV& initial_state,
+                       const SOV& final_state, const char* op) {
+    using O = typename OV::value_type;
+    using T = compute_type_of<O>;
+    using SI = typename SIV::value_type;
+    using SO = typename SOV::value_type;
+    static_assert(view_traits<SIV>::is_view && view_traits<SOV>::is_view && SIV::rank == 4 && SOV::rank == 4,
+                  "seqmix: initial_state and final_state must be rank-4 tensor_views");
+    static_assert(std::is_same_v<typename SOV::element_type, SO>, "seqmix: final_state must be a mutable view");
     const auto views = as_batched_qkvo<4>(q, k, v, out, op, "[B,N,H,D]");
-    recurrent_args<T> a;
+    using Q = typename QV::value_type;
+    using K = typename KV::value_type;
+    using V = typename VV::value_type;
+    check_recurrent_types<T, Q, K, V, O, SI, SO>();
+    recurrent_args<T, Q, K, V, O, SI, SO> a;
     a.q = views.q;
     a.k = views.k;
     a.v = views.v;
     a.out = views.out;
-    a.initial_state = initial_state;
+    a.initial_state = tensor_view<const SI, 4>(initial_state);
     a.final_state = final_state;
     return a;
 }
@@ -259,24 +303,35 @@ inline void check_state_indices(const std::int32_t* idx, index_t batch, index_t 
         }
 }
 
-// Decode-step arguments: one token per batch row, the seq axis dropped.
-template <class T>
+// Decode-step arguments: one token per batch row, the seq axis dropped. T computes; each
+// view keeps its element type.
+template <class T, class Q = T, class K = T, class V = T, class O = T>
 struct step_args {
-    tensor_view<const T, 3> q, k, v;
-    tensor_view<T, 3> out;
+    using compute_type = T;
+    tensor_view<const Q, 3> q;
+    tensor_view<const K, 3> k;
+    tensor_view<const V, 3> v;
+    tensor_view<O, 3> out;
     index_t batch, hk, hv, dk_in, dk, dv;
     double scale;  // opt.scale, or 1/sqrt(head dim) when 0
 };
 
 // Shapes, the state pool, options and the alias rules of a decode step; `gates` are the
-// step's further inputs (checked for shape by the caller), named in alias errors.
-template <class QV, class KV, class VV, class OV, class T, class Options, class FeatureMap>
-step_args<T> prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, const tensor_view<T, 4>& state_in,
-                          const Options& opt, FeatureMap fmap, index_t dv_extra, const char* op,
-                          std::initializer_list<arg_memory> gates = {}) {
-    static_assert(one_element_type<QV, KV, VV, OV>, "seqmix: q, k, v and out must have one element type");
+// step's further inputs (checked for shape by the caller), named in alias errors. The state
+// is stored in the compute type or (float arithmetic) bf16 / fp16.
+template <class QV, class KV, class VV, class OV, class S, class Options, class FeatureMap>
+auto prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, const tensor_view<S, 4>& state_in,
+                  const Options& opt, FeatureMap fmap, index_t dv_extra, const char* op,
+                  std::initializer_list<arg_memory> gates = {}) {
+    using Q = typename QV::value_type;
+    using K = typename KV::value_type;
+    using V = typename VV::value_type;
+    using O = typename OV::value_type;
+    using T = compute_type_of<O>;
+    static_assert(!std::is_const_v<S>, "seqmix: the state of a step is updated in place: a mutable view");
+    check_recurrent_types<T, Q, K, V, O, S>();
     const auto views = as_batched_qkvo<3>(q, k, v, out, op, "[B,H,D]");
-    step_args<T> s;
+    step_args<T, Q, K, V, O> s;
     s.q = views.q;
     s.k = views.k;
     s.v = views.v;
@@ -323,10 +378,10 @@ inline void check_chunk_size(int c, const char* op) {
 
 // The core of the recurrences whose state is [Dk, Dv] with no feature map (GLA, the delta
 // rule): shapes, states, cu_seqlens, threads, and the options' scale and chunk size.
-template <class QV, class KV, class VV, class OV, class Options, class T>
-recurrent_args<T> prepare_matrix_recurrent(const QV& q, const KV& k, const VV& v, const OV& out, const Options& opt,
-                                           const tensor_view<const T, 4>& initial_state,
-                                           const tensor_view<T, 4>& final_state, const char* op) {
+template <class QV, class KV, class VV, class OV, class Options, class SIV, class SOV>
+auto prepare_matrix_recurrent(const QV& q, const KV& k, const VV& v, const OV& out, const Options& opt,
+                              const SIV& initial_state, const SOV& final_state, const char* op) {
+    using T = compute_type_of<typename OV::value_type>;
     auto a = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
     validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt.num_threads, a.q.empty() ? 0 : a.q.extent(3), 0);
     check_finite_as<T>(opt.scale, op, "scale");
@@ -338,19 +393,19 @@ recurrent_args<T> prepare_matrix_recurrent(const QV& q, const KV& k, const VV& v
 // The gate of a gated recurrence (GLA, the gated delta rule): g [B,N,Hv,Dk] per key channel
 // into g4, or [B,N,Hv] per head into g3, checked for shape and values. Returns true for the
 // per-channel gate.
-template <class GV, class T>
-bool take_gate(const GV& g, index_t B, index_t N, index_t Hv, index_t Dk, tensor_view<const T, 4>& g4,
-               tensor_view<const T, 3>& g3, const char* op) {
-    static_assert(view_traits<GV>::is_view && std::is_same_v<typename GV::value_type, T>,
-                  "seqmix: g must be a tensor_view of the element type of q");
+template <class GV, class G>
+bool take_gate(const GV& g, index_t B, index_t N, index_t Hv, index_t Dk, tensor_view<const G, 4>& g4,
+               tensor_view<const G, 3>& g3, const char* op) {
+    static_assert(view_traits<GV>::is_view && std::is_same_v<typename GV::value_type, G>,
+                  "seqmix: g must be a tensor_view");
     constexpr std::size_t R = GV::rank;
     check_given(g, op, "g");
     if constexpr (R == 4) {
-        g4 = checked_view(tensor_view<const T, 4>(g), op, "g");
+        g4 = checked_view(tensor_view<const G, 4>(g), op, "g");
         check_shape(g4, {B, N, Hv, Dk}, op, "g");
         check_log_gates(g4, op);
     } else if constexpr (R == 3) {
-        g3 = checked_view(tensor_view<const T, 3>(g), op, "g");
+        g3 = checked_view(tensor_view<const G, 3>(g), op, "g");
         check_shape(g3, {B, N, Hv}, op, "g");
         check_log_gates(g3, op);
     } else {

@@ -4,7 +4,9 @@
 // and the cumulative log gates as compensated sums (per key channel, one per token, or
 // none); outputs emitted with the scale; states in the [seqs, H, dk, dv] layout.
 //
-// Args: recurrent_args plus g4 ([B,N,H,Dk] gate), g3 ([B,N,H] gate) and vector_gate.
+// Args: recurrent_args plus g4 ([B,N,H,Dk] gate), g3 ([B,N,H] gate) and vector_gate. Every
+// view may be stored as bf16 / fp16 (T float): rows convert as they pack, outputs and states
+// round once as they are written.
 #include <algorithm>
 
 #include "../core/abi.hpp"
@@ -62,8 +64,8 @@ struct gated_rows {
                     cumulative_gate_row(static_cast<const T*>(hi), t > 0 ? hi - c.ldk : nullptr,
                                         t > 0 ? lo - c.ldk : nullptr, hi, lo, c.ldk);
             } else if (gate == gate_kind::scalar) {
-                if (cumulative) cumulative_gate(a.g3(sq.batch, n, h), t, c.b, c.b_lo);
-                else c.b[t] = a.g3(sq.batch, n, h);
+                if (cumulative) cumulative_gate(T(a.g3(sq.batch, n, h)), t, c.b, c.b_lo);
+                else c.b[t] = T(a.g3(sq.batch, n, h));
             }
         }
     }

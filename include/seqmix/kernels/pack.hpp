@@ -25,11 +25,12 @@ inline void pack_row(const S* src, index_t stride, index_t n, T* dst, index_t ld
     std::fill(dst + n, dst + ld, T(0));
 }
 
-// dst[i * stride] = mul * src[i] for i in [0, n).
-template <class T>
-inline void emit_row(const T* src, T mul, T* dst, index_t stride, index_t n) {
+// dst[i * stride] = mul * src[i] for i in [0, n); dst may be stored as D (bf16, ...):
+// each value rounded once.
+template <class T, class D>
+inline void emit_row(const T* src, T mul, D* dst, index_t stride, index_t n) {
     if (stride == 1) simd::scaled_copy(mul, src, dst, std::size_t(n));
-    else for (index_t i = 0; i < n; ++i) dst[i * stride] = src[i] * mul;
+    else for (index_t i = 0; i < n; ++i) dst[i * stride] = storage_cast<D>(src[i] * mul);
 }
 
 // x / sqrt(sum x^2 + eps) over n values, in place (per-head l2 norm of packed q, k rows).
@@ -64,7 +65,7 @@ void copy_tiles(const S* src, index_t srs, index_t scs, T* dst, index_t drs, ind
         for (index_t i0 = 0; i0 < rows; i0 += tile) {
             const index_t i1 = std::min(rows, i0 + tile), j1 = std::min(cols, j0 + tile);
             for (index_t j = j0; j < j1; ++j)
-                for (index_t i = i0; i < i1; ++i) dst[i * drs + j * dcs] = T(src[i * srs + j * scs]);
+                for (index_t i = i0; i < i1; ++i) dst[i * drs + j * dcs] = storage_cast<T>(compute_type_of<S>(src[i * srs + j * scs]));
         }
 }
 // Rows are the outer axis of a view with strides (rs, cs): walk it row by row.
@@ -85,9 +86,9 @@ void pack_block(const S* src, index_t rs, index_t cs, index_t rows, index_t cols
 }
 
 // dst[i * rs + j * cs] = src[i * ld + j]: a packed tile written back to a view of any
-// strides (the inverse of pack_block).
-template <class T>
-void unpack_block(const T* src, index_t ld, index_t rows, index_t cols, T* dst, index_t rs, index_t cs) {
+// strides (the inverse of pack_block), rounded into D when it is a storage type.
+template <class T, class D>
+void unpack_block(const T* src, index_t ld, index_t rows, index_t cols, D* dst, index_t rs, index_t cs) {
     if (detail::row_major_walk(rs, cs)) {
         for (index_t i = 0; i < rows; ++i) emit_row(src + i * ld, T(1), dst + i * rs, cs, cols);
         return;
@@ -96,10 +97,10 @@ void unpack_block(const T* src, index_t ld, index_t rows, index_t cols, T* dst, 
 }
 
 namespace detail {
-// One (sequence, head) state of a [seqs, H, dk, dv] view read through strides (rs, cs) into
-// a packed [rows][ld] block (zero padded); an empty view means the zero state.
-template <class T>
-void load_state_block(const tensor_view<const T, 4>& src, index_t s, index_t h, index_t rs, index_t cs, index_t rows,
+// One (sequence, head) state of a [seqs, H, dk, dv] view (stored as S) read through strides
+// (rs, cs) into a packed [rows][ld] block (zero padded); an empty view means the zero state.
+template <class S, class T>
+void load_state_block(const tensor_view<const S, 4>& src, index_t s, index_t h, index_t rs, index_t cs, index_t rows,
                       index_t cols, T* dst, index_t ld) {
     if (src.empty()) std::fill(dst, dst + rows * ld, T(0));
     else pack_block(src.ptr(s, h), rs, cs, rows, cols, dst, ld);
@@ -107,34 +108,35 @@ void load_state_block(const tensor_view<const T, 4>& src, index_t s, index_t h, 
 }  // namespace detail
 
 // The state packed as [dk][ldv]: rows are the state's rows.
-template <class T>
-void load_state_rows(const tensor_view<const T, 4>& src, index_t s, index_t h, index_t dk, index_t dv, T* S,
+template <class S, class T>
+void load_state_rows(const tensor_view<const S, 4>& src, index_t s, index_t h, index_t dk, index_t dv, T* St,
                      index_t ldv) {
-    detail::load_state_block(src, s, h, src.stride(2), src.stride(3), dk, dv, S, ldv);
+    detail::load_state_block(src, s, h, src.stride(2), src.stride(3), dk, dv, St, ldv);
 }
 
 // The same state packed transposed, [dv][ldk] (policies whose products want the value axis
 // first); store_state_columns writes it back.
-template <class T>
-void load_state_columns(const tensor_view<const T, 4>& src, index_t s, index_t h, index_t dk, index_t dv, T* St,
+template <class S, class T>
+void load_state_columns(const tensor_view<const S, 4>& src, index_t s, index_t h, index_t dk, index_t dv, T* St,
                         index_t ldk) {
     detail::load_state_block(src, s, h, src.stride(3), src.stride(2), dv, dk, St, ldk);
 }
 
-template <class T>
-void store_state_columns(const T* St, index_t ldk, index_t dk, index_t dv, const tensor_view<T, 4>& dst, index_t s,
+// States written back are rounded once into the view's storage type S.
+template <class T, class S>
+void store_state_columns(const T* St, index_t ldk, index_t dk, index_t dv, const tensor_view<S, 4>& dst, index_t s,
                          index_t h) {
     if (dst.empty()) return;
-    T* base = dst.ptr(s, h);
+    S* base = dst.ptr(s, h);
     for (index_t e = 0; e < dv; ++e)
-        for (index_t d = 0; d < dk; ++d) base[d * dst.stride(2) + e * dst.stride(3)] = St[e * ldk + d];
+        for (index_t d = 0; d < dk; ++d) base[d * dst.stride(2) + e * dst.stride(3)] = storage_cast<S>(St[e * ldk + d]);
 }
 
-template <class T>
-void store_state_rows(const T* S, index_t ldv, index_t dk, index_t dv, const tensor_view<T, 4>& dst, index_t s,
+template <class T, class S>
+void store_state_rows(const T* St, index_t ldv, index_t dk, index_t dv, const tensor_view<S, 4>& dst, index_t s,
                       index_t h) {
     if (dst.empty()) return;
-    for (index_t d = 0; d < dk; ++d) emit_row(S + d * ldv, T(1), dst.ptr(s, h, d), dst.stride(3), dv);
+    for (index_t d = 0; d < dk; ++d) emit_row(St + d * ldv, T(1), dst.ptr(s, h, d), dst.stride(3), dv);
 }
 
 }  // namespace kernels

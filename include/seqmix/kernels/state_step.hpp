@@ -20,10 +20,11 @@ namespace seqmix {
 SEQMIX_ABI_BEGIN
 namespace kernels {
 
-// S: dk rows of n columns, row stride lds, unit column stride. decay: dk values (vector
-// gate) or one value broadcast to all rows (decay_stride 0). v and o hold n values.
-template <class T>
-void state_step(T* S, index_t lds, index_t dk, index_t n, const T* q, const T* k, const T* v, const T* decay,
+// S: dk rows of n columns, row stride lds, unit column stride, stored as St (T, or bf16 /
+// fp16: read as floats, rounded once on store). decay: dk values (vector gate) or one
+// value broadcast to all rows (decay_stride 0). v and o hold n values.
+template <class T, class St>
+void state_step(St* S, index_t lds, index_t dk, index_t n, const T* q, const T* k, const T* v, const T* decay,
                 index_t decay_stride, T* o) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
@@ -38,19 +39,20 @@ void state_step(T* S, index_t lds, index_t dk, index_t n, const T* q, const T* k
         }
         const bool full = cnt[NB - 1] == W;
         for (index_t d = 0; d < dk; ++d) {
-            T* row = S + d * lds + e0;
+            St* row = S + d * lds + e0;
             const V dec(decay[d * decay_stride]), kd(k[d]), qd(q[d]);
             if (full) {
                 for (index_t j = 0; j < NB; ++j) {
-                    const V s = simd::fma(simd::load(row + j * W), dec, kd * vv[j]);
-                    simd::store(row + j * W, s);
+                    const V s = simd::fma(simd::load_as<T>(row + j * W), dec, kd * vv[j]);
+                    simd::store_as(row + j * W, s);
                     acc[j] = simd::fma(qd, s, acc[j]);
                 }
             } else {
                 for (index_t j = 0; j < NB; ++j) {
                     if (cnt[j] == 0) break;
-                    const V s = simd::fma(simd::load_partial(row + j * W, std::size_t(cnt[j])), dec, kd * vv[j]);
-                    simd::store_partial(row + j * W, s, std::size_t(cnt[j]));
+                    const V s =
+                        simd::fma(simd::load_as_partial<T>(row + j * W, std::size_t(cnt[j])), dec, kd * vv[j]);
+                    simd::store_as_partial(row + j * W, s, std::size_t(cnt[j]));
                     acc[j] = simd::fma(qd, s, acc[j]);
                 }
             }
@@ -65,15 +67,15 @@ void state_step(T* S, index_t lds, index_t dk, index_t n, const T* q, const T* k
 // y = S^T x (y[e] = sum_d x[d] S[d][e]) over dk rows of n columns, any strides: the
 // state read of the delta rule's first pass. Unit-stride columns go in blocks of four
 // vectors held in registers across all rows.
-template <class T>
-void state_transpose_times(const T* S, index_t lds, index_t lcs, index_t dk, index_t n, const T* x, T* y) {
+template <class T, class St>
+void state_transpose_times(const St* S, index_t lds, index_t lcs, index_t dk, index_t n, const T* x, T* y) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     constexpr index_t NB = 4;
     if (lcs != 1) {
         std::fill(y, y + n, T(0));
         for (index_t d = 0; d < dk; ++d)
-            for (index_t e = 0; e < n; ++e) y[e] += x[d] * S[d * lds + e * lcs];
+            for (index_t e = 0; e < n; ++e) y[e] += x[d] * T(S[d * lds + e * lcs]);
         return;
     }
     index_t e0 = 0;
@@ -82,34 +84,36 @@ void state_transpose_times(const T* S, index_t lds, index_t lcs, index_t dk, ind
         for (index_t j = 0; j < NB; ++j) acc[j] = V(T(0));
         for (index_t d = 0; d < dk; ++d) {
             const V xd(x[d]);
-            for (index_t j = 0; j < NB; ++j) acc[j] = simd::fma(xd, simd::load(S + d * lds + e0 + j * W), acc[j]);
+            for (index_t j = 0; j < NB; ++j)
+                acc[j] = simd::fma(xd, simd::load_as<T>(S + d * lds + e0 + j * W), acc[j]);
         }
         for (index_t j = 0; j < NB; ++j) simd::store(y + e0 + j * W, acc[j]);
     }
     for (; e0 < n; e0 += W) {
         const std::size_t cnt = std::size_t(std::min(W, n - e0));
         V acc(T(0));
-        for (index_t d = 0; d < dk; ++d) acc = simd::fma(V(x[d]), simd::load_partial(S + d * lds + e0, cnt), acc);
+        for (index_t d = 0; d < dk; ++d)
+            acc = simd::fma(V(x[d]), simd::load_as_partial<T>(S + d * lds + e0, cnt), acc);
         simd::store_partial(y + e0, acc, cnt);
     }
 }
 
 // One decode step's vectors for one (row, head): what an operator fills before the state
 // pass (q, k: dk values; v: the state's columns; decay: dk values or one) and the output.
-// S, lds, lcs: the state of this (slot, head), for operators that read it before the
-// pass (the delta rule's prediction S^T k); work: dk values of scratch for them.
-template <class T>
+// S, lds, lcs: the state of this (slot, head), stored as St, for operators that read it
+// before the pass (the delta rule's prediction S^T k); work: dk values of scratch for them.
+template <class T, class St = T>
 struct step_vectors {
     T *q, *k, *v, *decay, *o, *work;
     index_t decay_stride;  // 1: per-row decays, 0: one decay for the whole state
-    const T* S;
+    const St* S;
     index_t lds, lcs;
 };
 
 // The q and k rows (of head h's key head) and the v row of batch row b, from a step's
 // [B,H,D] views (Args: step_args), packed into r.
-template <class T, class Args>
-void pack_step_rows(const Args& s, index_t b, index_t h, step_vectors<T>& r) {
+template <class T, class St, class Args>
+void pack_step_rows(const Args& s, index_t b, index_t h, step_vectors<T, St>& r) {
     const index_t hk = h / (s.hv / s.hk);
     pack_row(s.q.ptr(b, hk), s.q.stride(2), s.dk, r.q, s.dk);
     pack_row(s.k.ptr(b, hk), s.k.stride(2), s.dk, r.k, s.dk);
@@ -118,14 +122,14 @@ void pack_step_rows(const Args& s, index_t b, index_t h, step_vectors<T>& r) {
 
 // The decays exp(g) of row b, head h into r: one per key channel (g [B,H,Dk], one vector
 // exp per W channels) or one per head (g [B,H]).
-template <class T, std::size_t RG>
-void step_decay(const tensor_view<const T, RG>& g, index_t b, index_t h, index_t dk, step_vectors<T>& r) {
+template <class G, std::size_t RG, class T, class St>
+void step_decay(const tensor_view<const G, RG>& g, index_t b, index_t h, index_t dk, step_vectors<T, St>& r) {
     if constexpr (RG == 3) {
         pack_row(g.ptr(b, h), g.stride(2), dk, r.decay, dk);
         simd::exp_inplace(r.decay, std::size_t(dk));
         r.decay_stride = 1;
     } else {
-        r.decay[0] = std::exp(g(b, h));
+        r.decay[0] = std::exp(T(g(b, h)));
         r.decay_stride = 0;
     }
 }
@@ -148,18 +152,19 @@ void for_each_slot(const std::int32_t* indices, index_t batch, index_t items, in
 }
 
 // The decode-step driver shared by every matrix-state recurrence: for each (row b, head h)
-// with a slot, it carves per-thread scratch, calls fill(b, h, vectors), runs the fused state
-// pass on state[slot, h] (or its element-wise form when the state's columns are strided),
-// then finish(b, h, vectors) writes the output row. state: [slots, H, dk, n].
-template <class T, class Fill, class Finish>
-void step_rows(const tensor_view<T, 4>& state, const std::int32_t* indices, index_t batch, int num_threads,
+// with a slot, it carves per-thread scratch (T: the compute type), calls fill(b, h, vectors),
+// runs the fused state pass on state[slot, h] (or its element-wise form when the state's
+// columns are strided), then finish(b, h, vectors) writes the output row. state:
+// [slots, H, dk, n], stored as St (T, or bf16 / fp16: read as floats, rounded on store).
+template <class T, class St, class Fill, class Finish>
+void step_rows(const tensor_view<St, 4>& state, const std::int32_t* indices, index_t batch, int num_threads,
                Fill&& fill, Finish&& finish) {
     const index_t hv = state.extent(1), dk = state.extent(2), n = state.extent(3);
     const bool fast = state.stride(3) == 1;
     for_each_slot<T>(indices, batch, hv, num_threads, scratch_carver<T>::size_of(dk, dk, dk, dk, n, n),
                      [&](index_t b, index_t h, index_t slot, T* scratch) {
         scratch_carver<T> cv(scratch);
-        step_vectors<T> r;
+        step_vectors<T, St> r;
         r.q = cv.take(std::size_t(dk));
         r.k = cv.take(std::size_t(dk));
         r.decay = cv.take(std::size_t(dk));
@@ -172,13 +177,16 @@ void step_rows(const tensor_view<T, 4>& state, const std::int32_t* indices, inde
         r.lcs = state.stride(3);
         fill(b, h, r);
         if (fast) {
-            state_step(state.ptr(slot, h), state.stride(2), dk, n, r.q, r.k, r.v, r.decay, r.decay_stride, r.o);
+            state_step(state.ptr(slot, h), state.stride(2), dk, n, static_cast<const T*>(r.q),
+                       static_cast<const T*>(r.k), static_cast<const T*>(r.v), static_cast<const T*>(r.decay),
+                       r.decay_stride, r.o);
         } else {
             std::fill(r.o, r.o + n, T(0));
             for (index_t d = 0; d < dk; ++d)
                 for (index_t e = 0; e < n; ++e) {
-                    T& s_ = state(slot, h, d, e);
-                    s_ = r.decay[d * r.decay_stride] * s_ + r.k[d] * r.v[e];
+                    St& stored = state(slot, h, d, e);
+                    const T s_ = r.decay[d * r.decay_stride] * T(stored) + r.k[d] * r.v[e];
+                    stored = storage_cast<St>(s_);
                     r.o[e] += r.q[d] * s_;
                 }
         }

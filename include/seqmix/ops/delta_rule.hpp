@@ -25,13 +25,13 @@ SEQMIX_ABI_BEGIN
 namespace detail {
 
 // The gated rows (q, k, v, gates) plus each chunk's learning rates.
-template <class T>
-struct delta_rows : kernels::gated_rows<T, delta_args<T>> {
+template <class T, class Args>
+struct delta_rows : kernels::gated_rows<T, Args> {
     void beta(index_t u, index_t t0, index_t len, T* dst) const {
         const auto& a = this->a;
         const auto sq = a.problem.sequence(u / a.problem.hv);
         const index_t h = u % a.problem.hv;
-        for (index_t t = 0; t < len; ++t) dst[t] = a.beta(sq.batch, sq.begin + t0 + t, h);
+        for (index_t t = 0; t < len; ++t) dst[t] = T(a.beta(sq.batch, sq.begin + t0 + t, h));
     }
 };
 
@@ -40,8 +40,10 @@ struct delta_rows : kernels::gated_rows<T, delta_args<T>> {
 // we measured it 1.15-1.35x faster than the chunk products at Dk = Dv = 64 and 128 for
 // every gate, bench/bench_delta_rule.cpp, rows form:chunkwise and form:recurrent). The
 // chunk length is the family's default (the sweep rows there: within noise for 16-64).
-template <class T>
-void delta_rule_run(const delta_args<T>& a, const delta_options& opt) {
+template <class Args>
+void delta_rule_run(const Args& a, const delta_options& opt) {
+    using T = typename Args::compute_type;
+    using rows_type = delta_rows<T, Args>;
     const auto& p = a.problem;
     const index_t chunk = opt.chunk_size > 0 ? opt.chunk_size : kernels::default_chunk_size(p.dk);
     const auto gate = !a.gated ? kernels::gate_kind::none
@@ -49,12 +51,12 @@ void delta_rule_run(const delta_args<T>& a, const delta_options& opt) {
     const double eps = a.l2norm ? l2norm_eps : -1.0;
     const auto units = kernels::chunk_units::per_head(p);
     if (opt.form != delta_form::chunkwise) {
-        const delta_rows<T> rows{{a, chunk, T(p.scale), gate, eps, false}};
-        kernels::chunk_pipeline(kernels::delta_recurrent_policy<T, delta_rows<T>>(rows, p.dk, p.dv, chunk, gate), units,
+        const rows_type rows{{a, chunk, T(p.scale), gate, eps, false}};
+        kernels::chunk_pipeline(kernels::delta_recurrent_policy<T, rows_type>(rows, p.dk, p.dv, chunk, gate), units,
                                 opt.num_threads);
     } else {
-        const delta_rows<T> rows{{a, chunk, T(p.scale), gate, eps, true}};
-        kernels::chunk_pipeline(kernels::delta_chunk_policy<T, delta_rows<T>>(rows, p.dk, p.dv, chunk, gate), units,
+        const rows_type rows{{a, chunk, T(p.scale), gate, eps, true}};
+        kernels::chunk_pipeline(kernels::delta_chunk_policy<T, rows_type>(rows, p.dk, p.dv, chunk, gate), units,
                                 opt.num_threads);
     }
 }
@@ -62,25 +64,26 @@ void delta_rule_run(const delta_args<T>& a, const delta_options& opt) {
 // The decode step: the prediction S'^T k from the decayed state S' = diag(exp(g)) S is
 // S^T (exp(g) * k), read in a first pass; the corrected value beta (v - S'^T k) then goes
 // through the fused decay + rank-1 update + output pass every matrix-state step uses.
-template <class T, std::size_t RG>
-void delta_rule_steps(const delta_step_args<T, RG>& s, const tensor_view<T, 4>& state, const delta_step_options& opt) {
+template <class Args, class S>
+void delta_rule_steps(const Args& s, const tensor_view<S, 4>& state, const delta_step_options& opt) {
+    using T = typename Args::compute_type;
     const T scale = T(s.scale);
-    kernels::step_rows(
+    kernels::step_rows<T>(
         state, opt.state_indices, s.batch, opt.num_threads,
-        [&](index_t b, index_t h, kernels::step_vectors<T>& r) {
+        [&](index_t b, index_t h, kernels::step_vectors<T, S>& r) {
             kernels::pack_step_rows(s, b, h, r);
             if (opt.qk_l2norm) {
                 kernels::l2_normalize(r.q, s.dk, l2norm_eps);
                 kernels::l2_normalize(r.k, s.dk, l2norm_eps);
             }
-            if constexpr (RG == 0) r.decay[0] = T(1);
+            if constexpr (!Args::gated) r.decay[0] = T(1);
             else kernels::step_decay(s.g, b, h, s.dk, r);
             for (index_t d = 0; d < s.dk; ++d) r.work[d] = r.decay[d * r.decay_stride] * r.k[d];
             kernels::state_transpose_times(r.S, r.lds, r.lcs, s.dk, s.dv, static_cast<const T*>(r.work), r.o);
             simd::axpy(T(-1), static_cast<const T*>(r.o), r.v, std::size_t(s.dv));
-            simd::scale(s.beta(b, h), r.v, std::size_t(s.dv));
+            simd::scale(T(s.beta(b, h)), r.v, std::size_t(s.dv));
         },
-        [&](index_t b, index_t h, const kernels::step_vectors<T>& r) {
+        [&](index_t b, index_t h, const kernels::step_vectors<T, S>& r) {
             kernels::emit_row(r.o, scale, s.out.ptr(b, h), s.out.stride(2), s.dv);
         });
 }
@@ -88,36 +91,38 @@ void delta_rule_steps(const delta_step_args<T, RG>& s, const tensor_view<T, 4>& 
 }  // namespace detail
 
 // DeltaNet. beta [B,N,Hv] in [0, 2].
-template <class QV, class KV, class VV, class BV, class OV>
+template <class QV, class KV, class VV, class BV, class OV,
+          class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
+          class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void delta_rule(const QV& q, const KV& k, const VV& v, const BV& beta, const OV& out, const delta_options& opt = {},
-                tensor_view<const typename OV::value_type, 4> initial_state = {},
-                tensor_view<typename OV::value_type, 4> final_state = {}) {
+                const SIV& initial_state = {}, const SOV& final_state = {}) {
     detail::delta_rule_run(
         detail::prepare_delta(q, k, v, nullptr, beta, out, opt, initial_state, final_state, "delta_rule"), opt);
 }
 
 // Gated DeltaNet: g [B,N,Hv] log decays (one per head), or [B,N,Hv,Dk] (per key channel, KDA).
-template <class QV, class KV, class VV, class GV, class BV, class OV>
+template <class QV, class KV, class VV, class GV, class BV, class OV,
+          class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
+          class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void gated_delta_rule(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
-                      const delta_options& opt = {}, tensor_view<const typename OV::value_type, 4> initial_state = {},
-                      tensor_view<typename OV::value_type, 4> final_state = {}) {
+                      const delta_options& opt = {}, const SIV& initial_state = {}, const SOV& final_state = {}) {
     detail::delta_rule_run(
         detail::prepare_delta(q, k, v, g, beta, out, opt, initial_state, final_state, "gated_delta_rule"), opt);
 }
 
 // One token per batch row: q, k [B,Hk,Dk], v and out [B,Hv,Dv], beta [B,Hv]; state
 // [slots,Hv,Dk,Dv] updated in place (row b uses slot state_indices[b], or b).
-template <class QV, class KV, class VV, class BV, class OV>
+template <class QV, class KV, class VV, class BV, class OV, class S>
 void delta_rule_step(const QV& q, const KV& k, const VV& v, const BV& beta, const OV& out,
-                     tensor_view<typename OV::value_type, 4> state, const delta_step_options& opt = {}) {
+                     const tensor_view<S, 4>& state, const delta_step_options& opt = {}) {
     detail::delta_rule_steps(detail::prepare_delta_step(q, k, v, nullptr, beta, out, state, opt, "delta_rule_step"),
                              state, opt);
 }
 
 // g [B,Hv] (Gated DeltaNet) or [B,Hv,Dk] (KDA).
-template <class QV, class KV, class VV, class GV, class BV, class OV>
+template <class QV, class KV, class VV, class GV, class BV, class OV, class S>
 void gated_delta_rule_step(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
-                           tensor_view<typename OV::value_type, 4> state, const delta_step_options& opt = {}) {
+                           const tensor_view<S, 4>& state, const delta_step_options& opt = {}) {
     detail::delta_rule_steps(detail::prepare_delta_step(q, k, v, g, beta, out, state, opt, "gated_delta_rule_step"),
                              state, opt);
 }

@@ -22,14 +22,13 @@ namespace seqmix {
 SEQMIX_ABI_BEGIN
 namespace detail {
 
-// phi(x) for one row of d inputs (stride sx) into out (feature_dim values), in T.
-template <class T>
-void feature_row(seqmix::feature_map f, const T* x_in, index_t sx, index_t d, T* out) {
-    const T* x = x_in;
-    if (sx != 1) {  // gather once; the maps below then run on contiguous vectors
-        kernels::pack_row(x_in, sx, d, out, d);
-        x = out;
-    }
+// phi(x) for one row of d inputs (stride sx, stored as S) into out (feature_dim values), in T.
+template <class S, class T>
+void feature_row(seqmix::feature_map f, const S* x_in, index_t sx, index_t d, T* out) {
+    const T* x = out;
+    if constexpr (std::is_same_v<S, T>)
+        if (sx == 1) x = x_in;
+    if (x == out) kernels::pack_row(x_in, sx, d, out, d);  // gather (convert) once; the maps run on contiguous floats
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     auto map = [&](auto fn) {
@@ -65,9 +64,9 @@ namespace detail {
 
 // Rows of linear attention for the chunk pipeline: phi(q), phi(k), v (plus a column of
 // ones for the normalizer) and the constant per-head decay as a cumulative gate.
-template <class T>
+template <class T, class Args>
 struct linear_attention_rows {
-    const recurrent_args<T>& a;
+    const Args& a;
     const linear_attention_options& opt;
     index_t chunk, dv_state;
     T scale, eps;
@@ -128,18 +127,20 @@ struct linear_attention_rows {
 
 }  // namespace detail
 
-template <class QV, class KV, class VV, class OV>
+template <class QV, class KV, class VV, class OV, class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
+          class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, const linear_attention_options& opt = {},
-                      tensor_view<const typename OV::value_type, 4> initial_state = {},
-                      tensor_view<typename OV::value_type, 4> final_state = {}) {
-    using T = typename OV::value_type;
+                      const SIV& initial_state = {}, const SOV& final_state = {}) {
     const auto a = detail::prepare_linear_attention(q, k, v, out, opt, initial_state, final_state, "linear_attention");
+    using Args = std::remove_const_t<decltype(a)>;
+    using T = typename Args::compute_type;
+    using rows_type = detail::linear_attention_rows<T, Args>;
     const auto& p = a.problem;
     const index_t chunk = opt.chunk_size > 0 ? opt.chunk_size : kernels::default_chunk_size(p.dk);
     const index_t dv_state = p.dv + (opt.normalize ? 1 : 0);
-    const detail::linear_attention_rows<T> rows{a, opt, chunk, dv_state, T(p.scale), T(opt.eps)};
+    const rows_type rows{a, opt, chunk, dv_state, T(p.scale), T(opt.eps)};
     // With a normalizer every output column needs the normalizer column: no value split.
-    const kernels::gated_chunk_policy<T, detail::linear_attention_rows<T>> policy(
+    const kernels::gated_chunk_policy<T, rows_type> policy(
         rows, p.dk, dv_state, chunk, opt.log_decay ? kernels::gate_kind::scalar : kernels::gate_kind::none, opt.causal,
         !opt.normalize);
     kernels::chunk_pipeline(policy, kernels::chunk_units::per_head(p), opt.num_threads);
@@ -147,17 +148,16 @@ void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, cons
 
 // One token per batch row: q, k [B,Hk,Dk], v and out [B,Hv,Dv]; state [slots,Hv,Dphi,Dv(+1)]
 // updated in place (row b uses slot state_indices[b], or b).
-template <class QV, class KV, class VV, class OV>
-void linear_attention_step(const QV& q, const KV& k, const VV& v, const OV& out,
-                           tensor_view<typename OV::value_type, 4> state,
+template <class QV, class KV, class VV, class OV, class S>
+void linear_attention_step(const QV& q, const KV& k, const VV& v, const OV& out, const tensor_view<S, 4>& state,
                            const linear_attention_step_options& opt = {}) {
-    using T = typename OV::value_type;
     const char* op = "linear_attention_step";
     const auto s = detail::prepare_linear_attention_step(q, k, v, out, state, opt, op);
+    using T = typename std::remove_const_t<decltype(s)>::compute_type;
     const T scale = T(s.scale);
-    kernels::step_rows(
+    kernels::step_rows<T>(
         state, opt.state_indices, s.batch, opt.num_threads,
-        [&](index_t b, index_t h, kernels::step_vectors<T>& r) {
+        [&](index_t b, index_t h, kernels::step_vectors<T, S>& r) {
             const index_t hk = h / (s.hv / s.hk);
             detail::feature_row(opt.feature_map, s.q.ptr(b, hk), s.q.stride(2), s.dk_in, r.q);
             detail::feature_row(opt.feature_map, s.k.ptr(b, hk), s.k.stride(2), s.dk_in, r.k);
@@ -165,7 +165,7 @@ void linear_attention_step(const QV& q, const KV& k, const VV& v, const OV& out,
             if (opt.normalize) r.v[s.dv] = T(1);  // the normalizer column
             r.decay[0] = opt.log_decay ? std::exp(T(opt.log_decay[h])) : T(1);
         },
-        [&](index_t b, index_t h, const kernels::step_vectors<T>& r) {
+        [&](index_t b, index_t h, const kernels::step_vectors<T, S>& r) {
             const T mul = opt.normalize ? T(1) / (r.o[s.dv] + T(opt.eps)) : scale;
             kernels::emit_row(r.o, mul, s.out.ptr(b, h), s.out.stride(2), s.dv);
         });

@@ -16,8 +16,8 @@ SEQMIX_ABI_BEGIN
 namespace reference {
 
 namespace detail {
-template <class T>
-void delta_rule_run(const seqmix::detail::delta_args<T>& a) {
+template <class Args>
+void delta_rule_run(const Args& a) {
     const auto& p = a.problem;
     std::vector<double> S(std::size_t(p.dk * p.dv)), q(std::size_t(p.dk)), k(std::size_t(p.dk)), u(std::size_t(p.dv));
     for (index_t s = 0; s < p.num_seqs; ++s) {
@@ -58,31 +58,33 @@ void delta_rule_run(const seqmix::detail::delta_args<T>& a) {
                 for (index_t j = 0; j < p.dv; ++j) {
                     double o = 0;
                     for (index_t i = 0; i < p.dk; ++i) o += S[std::size_t(i * p.dv + j)] * q[std::size_t(i)];
-                    a.out(sq.batch, n, h, j) = T(p.scale * o);
+                    a.out(sq.batch, n, h, j) = seqmix::detail::rounded_to(a.out, p.scale * o);
                 }
             }
             if (!a.final_state.empty())
                 for (index_t i = 0; i < p.dk; ++i)
-                    for (index_t j = 0; j < p.dv; ++j) a.final_state(s, h, i, j) = T(S[std::size_t(i * p.dv + j)]);
+                    for (index_t j = 0; j < p.dv; ++j) a.final_state(s, h, i, j) = seqmix::detail::rounded_to(a.final_state, S[std::size_t(i * p.dv + j)]);
         }
     }
 }
 }  // namespace detail
 
 // DeltaNet: q, k [B,N,Hk,Dk], v and out [B,N,Hv,Dv], beta [B,N,Hv]; states [B,Hv,Dk,Dv].
-template <class QV, class KV, class VV, class BV, class OV>
+template <class QV, class KV, class VV, class BV, class OV,
+          class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
+          class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void delta_rule(const QV& q, const KV& k, const VV& v, const BV& beta, const OV& out, const delta_options& opt = {},
-                tensor_view<const typename OV::value_type, 4> initial_state = {},
-                tensor_view<typename OV::value_type, 4> final_state = {}) {
+                const SIV& initial_state = {}, const SOV& final_state = {}) {
     detail::delta_rule_run(seqmix::detail::prepare_delta(q, k, v, nullptr, beta, out, opt, initial_state, final_state,
                                                          "reference::delta_rule"));
 }
 
 // Gated DeltaNet (g [B,N,Hv]) and the per-key-channel gate of KDA (g [B,N,Hv,Dk]).
-template <class QV, class KV, class VV, class GV, class BV, class OV>
+template <class QV, class KV, class VV, class GV, class BV, class OV,
+          class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
+          class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void gated_delta_rule(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
-                      const delta_options& opt = {}, tensor_view<const typename OV::value_type, 4> initial_state = {},
-                      tensor_view<typename OV::value_type, 4> final_state = {}) {
+                      const delta_options& opt = {}, const SIV& initial_state = {}, const SOV& final_state = {}) {
     detail::delta_rule_run(seqmix::detail::prepare_delta(q, k, v, g, beta, out, opt, initial_state, final_state,
                                                          "reference::gated_delta_rule"));
 }

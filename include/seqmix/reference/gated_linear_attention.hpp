@@ -11,12 +11,11 @@ namespace seqmix {
 SEQMIX_ABI_BEGIN
 namespace reference {
 
-template <class QV, class KV, class VV, class GV, class OV>
+template <class QV, class KV, class VV, class GV, class OV,
+          class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
+          class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const GV& g_in, const OV& out_in,
-                            const gla_options& opt = {},
-                            tensor_view<const typename OV::value_type, 4> initial_state = {},
-                            tensor_view<typename OV::value_type, 4> final_state = {}) {
-    using T = typename OV::value_type;
+                            const gla_options& opt = {}, const SIV& initial_state = {}, const SOV& final_state = {}) {
     auto a = seqmix::detail::prepare_gla(q_in, k_in, v_in, g_in, out_in, opt, initial_state, final_state,
                                          "reference::gated_linear_attention");
     const auto& p = a.problem;
@@ -41,12 +40,12 @@ void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
                 for (index_t j = 0; j < p.dv; ++j) {
                     double o = 0;
                     for (index_t i = 0; i < p.dk; ++i) o += S[std::size_t(i * p.dv + j)] * double(a.q(sq.batch, n, hk, i));
-                    a.out(sq.batch, n, h, j) = T(p.scale * o);
+                    a.out(sq.batch, n, h, j) = seqmix::detail::rounded_to(a.out, p.scale * o);
                 }
             }
             if (!a.final_state.empty())
                 for (index_t i = 0; i < p.dk; ++i)
-                    for (index_t j = 0; j < p.dv; ++j) a.final_state(s, h, i, j) = T(S[std::size_t(i * p.dv + j)]);
+                    for (index_t j = 0; j < p.dv; ++j) a.final_state(s, h, i, j) = seqmix::detail::rounded_to(a.final_state, S[std::size_t(i * p.dv + j)]);
         }
     }
 }

@@ -33,17 +33,16 @@ inline std::vector<double> feature(seqmix::feature_map f, const std::vector<doub
 }
 }  // namespace detail
 
-template <class QV, class KV, class VV, class OV>
+template <class QV, class KV, class VV, class OV, class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
+          class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& out_in,
-                      const linear_attention_options& opt = {},
-                      tensor_view<const typename OV::value_type, 4> initial_state = {},
-                      tensor_view<typename OV::value_type, 4> final_state = {}) {
-    using T = typename OV::value_type;
+                      const linear_attention_options& opt = {}, const SIV& initial_state = {},
+                      const SOV& final_state = {}) {
     auto a = seqmix::detail::prepare_linear_attention(q_in, k_in, v_in, out_in, opt, initial_state, final_state,
                                                       "reference::linear_attention");
     const auto& p = a.problem;
     const index_t dv_state = p.dv + (opt.normalize ? 1 : 0);
-    auto row = [&](const tensor_view<const T, 4>& x, index_t b, index_t n, index_t h, index_t d) {
+    auto row = [&](const auto& x, index_t b, index_t n, index_t h, index_t d) {
         std::vector<double> r(static_cast<std::size_t>(d));
         for (index_t i = 0; i < d; ++i) r[std::size_t(i)] = double(x(b, n, h, i));
         return r;
@@ -77,7 +76,7 @@ void linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& 
                 for (index_t j = 0; j < p.dv; ++j) {
                     double num = 0;
                     for (index_t i = 0; i < p.dk; ++i) num += S[std::size_t(i * dv_state + j)] * qf[std::size_t(i)];
-                    a.out(sq.batch, sq.begin + t, h, j) = T(opt.normalize ? num / (den + opt.eps) : p.scale * num);
+                    a.out(sq.batch, sq.begin + t, h, j) = seqmix::detail::rounded_to(a.out, opt.normalize ? num / (den + opt.eps) : p.scale * num);
                 }
             };
             if (opt.causal) {
@@ -91,7 +90,7 @@ void linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& 
             }
             if (!a.final_state.empty())
                 for (index_t i = 0; i < p.dk; ++i)
-                    for (index_t j = 0; j < dv_state; ++j) a.final_state(s, h, i, j) = T(S[std::size_t(i * dv_state + j)]);
+                    for (index_t j = 0; j < dv_state; ++j) a.final_state(s, h, i, j) = seqmix::detail::rounded_to(a.final_state, S[std::size_t(i * dv_state + j)]);
         }
     }
 }

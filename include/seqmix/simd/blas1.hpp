@@ -2,6 +2,7 @@
 // Level-1 vector kernels over contiguous arrays of any length (masked tails). The arrays
 // they only read may be stored as S (bf16, fp16, fp8_e4m3): widened to T as they load.
 #include <cstddef>
+#include <type_traits>
 
 #include "../core/abi.hpp"
 #include "convert.hpp"
@@ -57,28 +58,29 @@ inline void copy(const S* x, T* y, std::size_t n) {
     if (i < n) store_partial(y + i, load_as_partial<T>(x + i, n - i), n - i);
 }
 
-// y[i] = alpha * x[i]
-template <class T>
-inline void scaled_copy(T alpha, const T* x, T* y, std::size_t n) {
+// y[i] = alpha * x[i], rounded once into y's storage type D (bf16, ...) when it is one.
+template <class T, class D>
+inline void scaled_copy(T alpha, const T* x, D* y, std::size_t n) {
     constexpr std::size_t W = width<T>;
     const vec<T> a(alpha);
     std::size_t i = 0;
-    for (; i + W <= n; i += W) store(y + i, a * load(x + i));
-    if (i < n) store_partial(y + i, a * load_partial(x + i, n - i), n - i);
+    for (; i + W <= n; i += W) store_as(y + i, a * load(x + i));
+    if (i < n) store_as_partial(y + i, a * load_partial(x + i, n - i), n - i);
 }
 
 // Index of the first x[i] outside [lo, hi] (NaN included), or n if there is none.
-template <class T>
-inline std::size_t first_outside(const T* x, std::size_t n, T lo, T hi) {
+template <class S, class T>
+inline std::size_t first_outside(const S* x, std::size_t n, T lo, T hi) {
+    static_assert(std::is_same_v<T, compute_type_of<S>>, "seqmix: bounds in the compute type of the array");
     constexpr std::size_t W = width<T>;
     const vec<T> l(lo), h(hi);
     std::size_t i = 0;
     for (; i + W <= n; i += W) {
-        const auto v = load(x + i);
+        const auto v = load_as<T>(x + i);
         if (!xsimd::all((l <= v) & (v <= h))) break;
     }
     for (; i < n; ++i)
-        if (!(lo <= x[i] && x[i] <= hi)) return i;
+        if (!(lo <= T(x[i]) && T(x[i]) <= hi)) return i;
     return n;
 }
 
