@@ -24,15 +24,17 @@ std::string gate_suffix(kind k) {
     return k == kind::delta ? "" : k == kind::gated_scalar ? "/scalar_gate" : "/vector_gate";
 }
 
-// `offset` floats past a 64-byte boundary for every input and output: 0 or 4.
+// `offset` elements past a 64-byte boundary for every input and output: 0 or 4. E: the
+// storage type of every input and the output (float, or bf16 with float arithmetic).
+template <class E = float>
 void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, int threads, int chunk, index_t offset,
              delta_form form) {
-    const index_t big = n * h * d + 16;
-    tensor<float, 1> buf({6 * big});
+    const index_t big = n * h * d + 32;
+    tensor<E, 1> buf({6 * big});
     auto at = [&](int i) { return buf.data() + i * big + offset; };
-    tensor_view<float, 4> q(at(0), {1, n, h, d}), kk(at(1), {1, n, h, d}), v(at(2), {1, n, h, d}), out(at(3), {1, n, h, d}),
+    tensor_view<E, 4> q(at(0), {1, n, h, d}), kk(at(1), {1, n, h, d}), v(at(2), {1, n, h, d}), out(at(3), {1, n, h, d}),
         g4(at(4), {1, n, h, d});
-    tensor_view<float, 3> g3(at(4), {1, n, h}), beta(at(5), {1, n, h});
+    tensor_view<E, 3> g3(at(4), {1, n, h}), beta(at(5), {1, n, h});
     fill_uniform(q, -1, 1, 1);
     fill_uniform(kk, -1, 1, 2);
     fill_uniform(v, -1, 1, 3);
@@ -43,7 +45,7 @@ void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, i
     o.chunk_size = chunk;
     o.qk_l2norm = true;
     o.form = form;
-    const tensor_view<const float, 4> qc(q);
+    const tensor_view<const E, 4> qc(q);
     const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
         if (k == kind::delta) delta_rule(qc, kk, v, beta, out, o);
@@ -75,7 +77,8 @@ struct step_inputs {
         shape[0] = rows;
         return tensor_view<T, R>(t.view().ptr(r), shape);
     }
-    void step(kind k, index_t r, index_t rows, const tensor_view<float, 4>& S, int threads) {
+    template <class St>
+    void step(kind k, index_t r, index_t rows, const tensor_view<St, 4>& S, int threads) {
         delta_step_options o;
         o.num_threads = threads;
         o.qk_l2norm = true;
@@ -99,16 +102,19 @@ void stepwise(benchmark::State& state, kind k, index_t h, index_t n, index_t d) 
 }
 
 // B=16 (BENCH.md) and B=64 (a state pool beyond the L3), H=16, Dk=Dv=128: memory-bound on
-// the state. Counted traffic: the state read and written once.
+// the state. Counted traffic: the state read and written once. St: the pool's storage type
+// (float, or bf16 as vLLM keeps it).
+template <class St = float>
 void decode_step(benchmark::State& state, kind k, index_t B, index_t H, index_t D, int threads) {
     step_inputs in(B, H, D);
-    tensor<float, 4> S({B, H, D, D});
+    tensor<St, 4> S({B, H, D, D});
+    fill_uniform(S.view(), -0.1f, 0.1f, 7);
     const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
         in.step(k, 0, B, S.view(), threads);
         benchmark::ClobberMemory();
     }
-    const double bytes = 2.0 * double(S.size()) * sizeof(float);
+    const double bytes = 2.0 * double(S.size()) * sizeof(St);
     report_rate(state, bytes, seconds_since(t0), "GBs", measured().triad[threads], "triad_GBs", "of_triad");
     state.counters["threads"] = threads;
 }
@@ -118,7 +124,7 @@ void register_delta_rule_benchmarks() {
                         const std::string& tag, delta_form form = delta_form::automatic) {
         const std::string name = kind_name(k) + "/chunk" + gate_suffix(k) + "/H" + std::to_string(h) + "/D" +
                                  std::to_string(d) + "/N" + std::to_string(n) + tag + "/threads:" + std::to_string(threads);
-        benchmark::RegisterBenchmark(name.c_str(), chunked, k, h, n, d, threads, chunk, offset, form)
+        benchmark::RegisterBenchmark(name.c_str(), chunked<float>, k, h, n, d, threads, chunk, offset, form)
             ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
     };
     for (kind k : {kind::delta, kind::gated_scalar, kind::gated_vector}) {
@@ -141,9 +147,22 @@ void register_delta_rule_benchmarks() {
             for (int threads : {1, 2}) {
                 const std::string name = "decode_step/" + kind_name(k) + gate_suffix(k) + "/B" + std::to_string(b) +
                                          "/H16/D128/threads:" + std::to_string(threads);
-                benchmark::RegisterBenchmark(name.c_str(), decode_step, k, b, 16, 128, threads)
+                benchmark::RegisterBenchmark(name.c_str(), decode_step<float>, k, b, 16, 128, threads)
                     ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
             }
+        // 16-bit storage: every input and the output in bf16 (N = 8192, D = 128, beside the
+        // float rows above), and decode steps on a bf16 state pool.
+        for (int threads : {1, 2}) {
+            const std::string name = kind_name(k) + "/chunk" + gate_suffix(k) + "/H4/D128/N8192/bf16/threads:" +
+                                     std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), chunked<bf16>, k, 4, 8192, 128, threads, 0, 0,
+                                         delta_form::automatic)
+                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+            const std::string step_name = "decode_step/" + kind_name(k) + gate_suffix(k) +
+                                          "/B64/H16/D128/state_bf16/threads:" + std::to_string(threads);
+            benchmark::RegisterBenchmark(step_name.c_str(), decode_step<bf16>, k, 64, 16, 128, threads)
+                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
+        }
     }
 }
 
@@ -154,7 +173,7 @@ void register_delta_chunk_sweep() {
             for (int c : {16, 32, 64}) {
                 const std::string name = "sweep/" + kind_name(k) + gate_suffix(k) + "/D" + std::to_string(d) + "/N8192/chunk" +
                                          std::to_string(c);
-                benchmark::RegisterBenchmark(name.c_str(), chunked, k, 4, 8192, d, 1, c, index_t(0), delta_form::automatic)
+                benchmark::RegisterBenchmark(name.c_str(), chunked<float>, k, 4, 8192, d, 1, c, index_t(0), delta_form::automatic)
                     ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
             }
 }

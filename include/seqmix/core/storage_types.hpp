@@ -31,9 +31,12 @@ inline std::uint32_t shift_round_even(std::uint32_t m, unsigned shift) {
     return q + (rem > half || (rem == half && (q & 1)));
 }
 
+// Round to nearest even; a float subnormal becomes a zero of its sign, as the library reads
+// and writes them everywhere (core/float_mode.hpp) and as AVX512-BF16's vcvtneps2bf16 does.
 inline std::uint16_t bf16_from_float(float f) {
     const std::uint32_t x = float_bits(f);
     if ((x & 0x7FFFFFFFu) > 0x7F800000u) return std::uint16_t((x >> 16) | 0x40u);  // NaN: quiet, sign kept
+    if ((x & 0x7F800000u) == 0) return std::uint16_t((x >> 16) & 0x8000u);           // zero, subnormal: signed zero
     return std::uint16_t((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);                  // overflow rounds to Inf
 }
 inline float bf16_to_float(std::uint16_t h) { return bits_float(std::uint32_t(h) << 16); }

@@ -37,19 +37,23 @@ void state_step(St* S, index_t lds, index_t dk, index_t n, const T* q, const T* 
             vv[j] = cnt[j] == W ? simd::load(v + e0 + j * W) : simd::load_partial(v + e0 + j * W, std::size_t(cnt[j]));
             acc[j] = V(T(0));
         }
-        const bool full = cnt[NB - 1] == W;
-        for (index_t d = 0; d < dk; ++d) {
-            St* row = S + d * lds + e0;
-            const V dec(decay[d * decay_stride]), kd(k[d]), qd(q[d]);
-            if (full) {
+        // Full blocks and the tail block in separate loops: one loop holding both paths (the
+        // tail's lane-by-lane conversions) kept the accumulators in memory.
+        if (cnt[NB - 1] == W) {
+            for (index_t d = 0; d < dk; ++d) {
+                St* row = S + d * lds + e0;
+                const V dec(decay[d * decay_stride]), kd(k[d]), qd(q[d]);
                 for (index_t j = 0; j < NB; ++j) {
                     const V s = simd::fma(simd::load_as<T>(row + j * W), dec, kd * vv[j]);
                     simd::store_as(row + j * W, s);
                     acc[j] = simd::fma(qd, s, acc[j]);
                 }
-            } else {
-                for (index_t j = 0; j < NB; ++j) {
-                    if (cnt[j] == 0) break;
+            }
+        } else {
+            for (index_t d = 0; d < dk; ++d) {
+                St* row = S + d * lds + e0;
+                const V dec(decay[d * decay_stride]), kd(k[d]), qd(q[d]);
+                for (index_t j = 0; j < NB && cnt[j] > 0; ++j) {
                     const V s =
                         simd::fma(simd::load_as_partial<T>(row + j * W, std::size_t(cnt[j])), dec, kd * vv[j]);
                     simd::store_as_partial(row + j * W, s, std::size_t(cnt[j]));

@@ -1,8 +1,8 @@
 #pragma once
 // Vectors of floats from and to the storage types (core/storage_types.hpp), bit for bit the
-// scalar conversions on every target: bf16 by shifts and integer round-to-nearest-even,
-// fp16 with the F16C / AVX-512 conversions (round to nearest even, FTZ and DAZ do not apply
-// to them), fp8_e4m3 through fp16 (so no float subnormal is ever made for the library's DAZ
+// scalar conversions on every target: bf16 by shifts and integer round-to-nearest-even
+// (vcvtneps2bf16 where AVX512-BF16 has it; float subnormals become signed zeros), fp16 with
+// the F16C / AVX-512 conversions (round to nearest even, FTZ and DAZ do not apply to them), fp8_e4m3 through fp16 (so no float subnormal is ever made for the library's DAZ
 // to zero). Targets without them (SSE2, Arm) go through the scalar conversions lane by lane.
 //   load_float(p)              width<float> elements at p as floats (float: a plain load)
 //   load_float_partial(p, n)   the first n < width<float> of them, the rest 0
@@ -42,9 +42,12 @@ inline void store_lanes(S* p, const fvec& v, std::size_t n) {
 }
 
 #if defined(__AVX512F__)
-// float bits -> bf16 bits in the low half of each lane (scalar: storage_detail::bf16_from_float).
+// float bits -> bf16 bits in the low half of each lane (scalar: storage_detail::bf16_from_float,
+// subnormals to signed zeros).
 inline __m512i bf16_round(__m512 v) {
-    const __m512i x = _mm512_castps_si512(v);
+    const __m512i x0 = _mm512_castps_si512(v);
+    const __m512i x = _mm512_mask_and_epi32(x0, _mm512_testn_epi32_mask(x0, _mm512_set1_epi32(0x7F800000)), x0,
+                                            _mm512_set1_epi32(int(0x80000000u)));
     const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
     const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(x, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
     const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(0x40));
@@ -54,7 +57,9 @@ inline __m512i bf16_round(__m512 v) {
 }
 #elif defined(__AVX2__)
 inline __m256i bf16_round(__m256 v) {
-    const __m256i x = _mm256_castps_si256(v);
+    const __m256i x0 = _mm256_castps_si256(v);
+    const __m256i tiny = _mm256_cmpeq_epi32(_mm256_and_si256(x0, _mm256_set1_epi32(0x7F800000)), _mm256_setzero_si256());
+    const __m256i x = _mm256_andnot_si256(_mm256_and_si256(tiny, _mm256_set1_epi32(0x7FFFFFFF)), x0);
     const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
     const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF))), 16);
     const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x40));
@@ -97,6 +102,11 @@ inline vec<float> load_float(const bf16* p) {
 inline void store_float(bf16* p, const vec<float>& v) {
 #if defined(__AVX512F__)
     if constexpr (detail::fw == 16) {
+#if defined(__AVX512BF16__)
+        // One instruction for the ten of the integer rounding, the same bits.
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), (__m256i)_mm512_cvtneps_pbh(v));
+        return;
+#endif
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(detail::bf16_round(v)));
         return;
     }
