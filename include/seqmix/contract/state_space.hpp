@@ -77,25 +77,29 @@ struct conv1d_step_options {
 SEQMIX_ABI_BEGIN
 namespace detail {
 
-// A required input view of rank R and element type T (const or not): given, extents and
+// A required input view of rank R (const or not; its own element type): given, extents and
 // reach checked.
-template <class T, std::size_t R, class V>
-tensor_view<const T, R> ssm_input(const V& v, const char* op, const char* arg) {
-    static_assert(view_traits<V>::is_view && std::is_same_v<typename V::value_type, T> && V::rank == R,
-                  "seqmix: a state-space argument has the wrong rank or element type (see docs/api.md)");
-    const tensor_view<const T, R> r(v);
+template <std::size_t R, class V>
+tensor_view<const typename V::value_type, R> ssm_input(const V& v, const char* op, const char* arg) {
+    static_assert(view_traits<V>::is_view && V::rank == R,
+                  "seqmix: a state-space argument has the wrong rank (see docs/api.md)");
+    const tensor_view<const typename V::value_type, R> r(v);
     check_given(r, op, arg);
     return checked_view(r, op, arg);
 }
 
 // The output view: given, checked, no element written twice.
-template <class T, std::size_t R, class V>
-tensor_view<T, R> ssm_output(const V& v, const char* op) {
-    static_assert(view_traits<V>::is_view && std::is_same_v<typename V::value_type, T> && V::rank == R,
-                  "seqmix: out has the wrong rank or element type (see docs/api.md)");
+template <std::size_t R, class V>
+tensor_view<typename V::value_type, R> ssm_output(const V& v, const char* op) {
+    static_assert(view_traits<V>::is_view && V::rank == R && std::is_same_v<typename V::element_type, typename V::value_type>,
+                  "seqmix: out has the wrong rank or is not mutable (see docs/api.md)");
     check_given(v, op, "out");
-    return checked_output(tensor_view<T, R>(v), op, "out");
+    return checked_output(tensor_view<typename V::value_type, R>(v), op, "out");
 }
+
+// The largest finite value of the compute type of E, for "finite" checks of E-typed views.
+template <class E>
+constexpr compute_type_of<E> finite_max = std::numeric_limits<compute_type_of<E>>::max();
 
 // G groups share B and C among `count` channels or heads.
 inline void check_groups(index_t G, index_t count, const char* op, const char* what) {
@@ -127,14 +131,20 @@ inline arg_memory param_memory(const char* arg, const float* p, const index_t& n
 
 // ---- selective_scan ----
 
-template <class T>
+// T computes; each view keeps its element type (float, or bf16 / fp16 with T float).
+template <class T, class U = T, class Dl = T, class Aw = T, class Bv = T, class Cv = T, class Z = T, class O = T,
+          class SI = T, class SO = T>
 struct selective_scan_args : packed_sequences {
-    tensor_view<const T, 3> u, delta, z;  // [Bt,N,Din]
-    tensor_view<const T, 2> A;            // [Din,S]
-    tensor_view<const T, 4> B, C;         // [Bt,N,G,S]
-    tensor_view<T, 3> out;
-    tensor_view<const T, 3> initial_state;  // [seqs,Din,S]
-    tensor_view<T, 3> final_state;
+    using compute_type = T;
+    tensor_view<const U, 3> u;       // [Bt,N,Din]
+    tensor_view<const Dl, 3> delta;  // [Bt,N,Din]
+    tensor_view<const Z, 3> z;       // [Bt,N,Din]
+    tensor_view<const Aw, 2> A;      // [Din,S]
+    tensor_view<const Bv, 4> B;      // [Bt,N,G,S]
+    tensor_view<const Cv, 4> C;      // [Bt,N,G,S]
+    tensor_view<O, 3> out;
+    tensor_view<const SI, 3> initial_state;  // [seqs,Din,S]
+    tensor_view<SO, 3> final_state;
     const float* D = nullptr;
     const float* delta_bias = nullptr;
     bool softplus = false;
@@ -142,18 +152,24 @@ struct selective_scan_args : packed_sequences {
     index_t group_of(index_t c) const { return c / (din / groups); }
 };
 
-template <class UV, class DV, class AV, class BV, class CV, class OV, class T>
-selective_scan_args<T> prepare_selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, const CV& C,
-                                              const OV& out, const selective_scan_options<T>& opt,
-                                              const tensor_view<const T, 3>& initial_state,
-                                              const tensor_view<T, 3>& final_state, const char* op) {
-    selective_scan_args<T> a;
-    a.u = ssm_input<T, 3>(u, op, "u");
-    a.delta = ssm_input<T, 3>(delta, op, "delta");
-    a.A = ssm_input<T, 2>(A, op, "A");
-    a.B = ssm_input<T, 4>(B, op, "B");
-    a.C = ssm_input<T, 4>(C, op, "C");
-    a.out = ssm_output<T, 3>(out, op);
+template <class UV, class DV, class AV, class BV, class CV, class OV, class Z, class SIV, class SOV>
+auto prepare_selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, const CV& C, const OV& out,
+                            const selective_scan_options<Z>& opt, const SIV& initial_state, const SOV& final_state,
+                            const char* op) {
+    using T = compute_type_of<typename OV::value_type>;
+    using SI = typename SIV::value_type;
+    using SO = typename SOV::value_type;
+    check_recurrent_types<T, typename UV::value_type, typename DV::value_type, typename AV::value_type,
+                          typename BV::value_type, typename CV::value_type, Z, typename OV::value_type, SI, SO>();
+    selective_scan_args<T, typename UV::value_type, typename DV::value_type, typename AV::value_type,
+                        typename BV::value_type, typename CV::value_type, Z, typename OV::value_type, SI, SO>
+        a;
+    a.u = ssm_input<3>(u, op, "u");
+    a.delta = ssm_input<3>(delta, op, "delta");
+    a.A = ssm_input<2>(A, op, "A");
+    a.B = ssm_input<4>(B, op, "B");
+    a.C = ssm_input<4>(C, op, "C");
+    a.out = ssm_output<3>(out, op);
     a.z = checked_view(opt.z, op, "z");
     const index_t Bt = a.u.extent(0), N = a.u.extent(1), Din = a.u.extent(2);
     check(Din >= 1, op, "u", "a channel count >= 1", Din);
@@ -168,13 +184,14 @@ selective_scan_args<T> prepare_selective_scan(const UV& u, const DV& delta, cons
     if (!a.z.empty()) check_shape(a.z, {Bt, N, Din}, op, "z");
     check_threads(opt.num_threads, op);
     static_cast<packed_sequences&>(a) = sequences_of(a.u, opt.cu_seqlens, opt.num_seqs, op, "u");
-    a.initial_state = checked_view(initial_state, op, "initial_state");
-    a.final_state = checked_output(final_state, op, "final_state");
+    a.initial_state = checked_view(tensor_view<const SI, 3>(initial_state), op, "initial_state");
+    a.final_state = checked_output(tensor_view<SO, 3>(final_state), op, "final_state");
     if (!a.initial_state.empty()) check_shape(a.initial_state, {a.num_seqs, Din, S}, op, "initial_state");
     if (!a.final_state.empty()) check_shape(a.final_state, {a.num_seqs, Din, S}, op, "final_state");
     check_param(opt.D, Din, op, "D");
     check_param(opt.delta_bias, Din, op, "delta_bias");
-    check_values_in(a.A, -std::numeric_limits<T>::max(), std::numeric_limits<T>::max(), op, "A", "finite values");
+    check_values_in(a.A, -finite_max<typename AV::value_type>, finite_max<typename AV::value_type>, op, "A",
+                    "finite values");
     check_disjoint(op, {memory_of("out", a.out), memory_of("final_state", a.final_state)},
                    {memory_of("u", a.u), memory_of("delta", a.delta), memory_of("A", a.A), memory_of("B", a.B),
                     memory_of("C", a.C), memory_of("z", a.z), memory_of("initial_state", a.initial_state),
@@ -194,7 +211,7 @@ selective_scan_args<T> prepare_selective_scan(const UV& u, const DV& delta, cons
 // Steps dt: finite; without softplus dt + dt_bias >= 0 (the log decays d A must not grow).
 template <class T, std::size_t R>
 void check_ssd_steps(const tensor_view<const T, R>& dt, const float* bias, bool softplus, const char* op) {
-    check_values_in(dt, -std::numeric_limits<T>::max(), std::numeric_limits<T>::max(), op, "dt", "finite values");
+    check_values_in(dt, -finite_max<T>, finite_max<T>, op, "dt", "finite values");
     if (softplus) return;
     const index_t H = dt.extent(R - 1), hs = dt.stride(R - 1);
     for_each_row(dt, [&](const T* row, const std::array<index_t, R>& idx) {
@@ -207,27 +224,35 @@ void check_ssd_steps(const tensor_view<const T, R>& dt, const float* bias, bool 
     });
 }
 
-template <class T>
-struct ssd_args : recurrent_args<T> {
-    tensor_view<const T, 3> dt;  // [Bt,N,H]
-    tensor_view<const T, 1> A;   // [H]
-    tensor_view<const T, 4> z;   // [Bt,N,H,P]
+// The recurrent family's arguments (Base: recurrent_args with q = C, k = B, v = x) plus the
+// steps dt (stored as Dt), A (Aw) and the gate z (Z).
+template <class Base, class Dt, class Aw, class Z>
+struct ssd_args : Base {
+    tensor_view<const Dt, 3> dt;  // [Bt,N,H]
+    tensor_view<const Aw, 1> A;   // [H]
+    tensor_view<const Z, 4> z;    // [Bt,N,H,P]
     const float* D = nullptr;
     const float* dt_bias = nullptr;
     bool softplus = false;
 };
 
-template <class XV, class TV, class AV, class BV, class CV, class OV, class T>
-ssd_args<T> prepare_ssd(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
-                        const ssd_options<T>& opt, const tensor_view<const T, 4>& initial_state,
-                        const tensor_view<T, 4>& final_state, const char* op) {
-    ssd_args<T> a;
-    a.v = ssm_input<T, 4>(x, op, "x");
-    a.dt = ssm_input<T, 3>(dt, op, "dt");
-    a.A = ssm_input<T, 1>(A, op, "A");
-    a.k = ssm_input<T, 4>(B, op, "B");
-    a.q = ssm_input<T, 4>(C, op, "C");
-    a.out = ssm_output<T, 4>(out, op);
+template <class XV, class TV, class AV, class BV, class CV, class OV, class Z, class SIV, class SOV>
+auto prepare_ssd(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
+                 const ssd_options<Z>& opt, const SIV& initial_state, const SOV& final_state, const char* op) {
+    using T = compute_type_of<typename OV::value_type>;
+    using SI = typename SIV::value_type;
+    using SO = typename SOV::value_type;
+    check_recurrent_types<T, typename XV::value_type, typename TV::value_type, typename AV::value_type,
+                          typename BV::value_type, typename CV::value_type, Z, typename OV::value_type, SI, SO>();
+    using Base = recurrent_args<T, typename CV::value_type, typename BV::value_type, typename XV::value_type,
+                                typename OV::value_type, SI, SO>;
+    ssd_args<Base, typename TV::value_type, typename AV::value_type, Z> a;
+    a.v = ssm_input<4>(x, op, "x");
+    a.dt = ssm_input<3>(dt, op, "dt");
+    a.A = ssm_input<1>(A, op, "A");
+    a.k = ssm_input<4>(B, op, "B");
+    a.q = ssm_input<4>(C, op, "C");
+    a.out = ssm_output<4>(out, op);
     a.z = checked_view(opt.z, op, "z");
     const index_t Bt = a.v.extent(0), N = a.v.extent(1), H = a.v.extent(2), P = a.v.extent(3);
     const index_t G = a.k.extent(2), S = a.k.extent(3);
@@ -250,13 +275,14 @@ ssd_args<T> prepare_ssd(const XV& x, const TV& dt, const AV& A, const BV& B, con
     p.dk = p.dk_in = S;
     p.dv = P;
     p.scale = 1;
-    a.initial_state = checked_view(initial_state, op, "initial_state");
-    a.final_state = checked_output(final_state, op, "final_state");
+    a.initial_state = checked_view(tensor_view<const SI, 4>(initial_state), op, "initial_state");
+    a.final_state = checked_output(tensor_view<SO, 4>(final_state), op, "final_state");
     if (!a.initial_state.empty()) check_shape(a.initial_state, {p.num_seqs, H, P, S}, op, "initial_state");
     if (!a.final_state.empty()) check_shape(a.final_state, {p.num_seqs, H, P, S}, op, "final_state");
     check_param(opt.D, H, op, "D");
     check_param(opt.dt_bias, H, op, "dt_bias");
-    check_values_in(a.A, -std::numeric_limits<T>::max(), T(0), op, "A", "finite values <= 0 (A = -exp(A_log))");
+    check_values_in(a.A, -finite_max<typename AV::value_type>, compute_type_of<typename AV::value_type>(0), op, "A",
+                    "finite values <= 0 (A = -exp(A_log))");
     check_ssd_steps(a.dt, opt.dt_bias, opt.dt_softplus, op);
     check_disjoint(op, {memory_of("out", a.out), memory_of("final_state", a.final_state)},
                    {memory_of("x", a.v), memory_of("dt", a.dt), memory_of("A", a.A), memory_of("B", a.k),
@@ -271,13 +297,17 @@ ssd_args<T> prepare_ssd(const XV& x, const TV& dt, const AV& A, const BV& B, con
 
 // ---- causal_conv1d ----
 
-template <class T>
+// T computes; each view keeps its element type (float, or bf16 / fp16 with T float).
+template <class T, class X = T, class Wt = T, class O = T, class SI = T, class SO = T>
 struct conv1d_args : packed_sequences {
-    tensor_view<const T, 3> x;       // [Bt,N,C]
-    tensor_view<const T, 2> weight;  // [C,W]
-    tensor_view<T, 3> out;
-    tensor_view<const T, 3> initial_state;  // [seqs,C,W-1]
-    tensor_view<T, 3> final_state;
+    using compute_type = T;
+    // x and out in T: the paths that read and write the user's rows in place.
+    static constexpr bool in_place = std::is_same_v<X, T> && std::is_same_v<O, T>;
+    tensor_view<const X, 3> x;        // [Bt,N,C]
+    tensor_view<const Wt, 2> weight;  // [C,W]
+    tensor_view<O, 3> out;
+    tensor_view<const SI, 3> initial_state;  // [seqs,C,W-1]
+    tensor_view<SO, 3> final_state;
     const float* bias = nullptr;
     activation act = activation::none;
     index_t channels = 0, width = 1;
@@ -288,14 +318,18 @@ inline void check_activation(activation act, const char* op) {
           int(act));
 }
 
-template <class XV, class WV, class OV, class T>
-conv1d_args<T> prepare_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_options& opt,
-                              const tensor_view<const T, 3>& initial_state, const tensor_view<T, 3>& final_state,
-                              const char* op) {
-    conv1d_args<T> a;
-    a.x = ssm_input<T, 3>(x, op, "x");
-    a.weight = ssm_input<T, 2>(weight, op, "weight");
-    a.out = ssm_output<T, 3>(out, op);
+template <class XV, class WV, class OV, class SIV, class SOV>
+auto prepare_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_options& opt, const SIV& initial_state,
+                    const SOV& final_state, const char* op) {
+    using T = compute_type_of<typename OV::value_type>;
+    check_recurrent_types<T, typename XV::value_type, typename WV::value_type, typename OV::value_type,
+                          typename SIV::value_type, typename SOV::value_type>();
+    conv1d_args<T, typename XV::value_type, typename WV::value_type, typename OV::value_type, typename SIV::value_type,
+                typename SOV::value_type>
+        a;
+    a.x = ssm_input<3>(x, op, "x");
+    a.weight = ssm_input<2>(weight, op, "weight");
+    a.out = ssm_output<3>(out, op);
     const index_t Bt = a.x.extent(0), N = a.x.extent(1), Ch = a.x.extent(2);
     check(Ch >= 1, op, "x", "a channel count >= 1", Ch);
     check_extent(a.weight, 0, Ch, op, "weight", "channels like x");
@@ -305,8 +339,8 @@ conv1d_args<T> prepare_conv1d(const XV& x, const WV& weight, const OV& out, cons
     check_threads(opt.num_threads, op);
     check_activation(opt.activation, op);
     static_cast<packed_sequences&>(a) = sequences_of(a.x, opt.cu_seqlens, opt.num_seqs, op, "x");
-    a.initial_state = checked_view(initial_state, op, "initial_state");
-    a.final_state = checked_output(final_state, op, "final_state");
+    a.initial_state = checked_view(tensor_view<const typename SIV::value_type, 3>(initial_state), op, "initial_state");
+    a.final_state = checked_output(tensor_view<typename SOV::value_type, 3>(final_state), op, "final_state");
     if (!a.initial_state.empty()) check_shape(a.initial_state, {a.num_seqs, Ch, W - 1}, op, "initial_state");
     if (!a.final_state.empty()) check_shape(a.final_state, {a.num_seqs, Ch, W - 1}, op, "final_state");
     check_param(opt.bias, Ch, op, "bias");
@@ -337,13 +371,18 @@ tensor_view<T, R> checked_pool(const tensor_view<T, R>& state, const std::array<
     return s;
 }
 
-template <class T>
+template <class T, class U = T, class Dl = T, class Aw = T, class Bv = T, class Cv = T, class Z = T, class O = T,
+          class S = T>
 struct selective_scan_step_args {
-    tensor_view<const T, 2> u, delta, z;  // [B,Din]
-    tensor_view<const T, 2> A;            // [Din,S]
-    tensor_view<const T, 3> B, C;         // [B,G,S]
-    tensor_view<T, 2> out;
-    tensor_view<T, 3> state;  // [slots,Din,S]
+    using compute_type = T;
+    tensor_view<const U, 2> u;       // [B,Din]
+    tensor_view<const Dl, 2> delta;  // [B,Din]
+    tensor_view<const Z, 2> z;       // [B,Din]
+    tensor_view<const Aw, 2> A;      // [Din,S]
+    tensor_view<const Bv, 3> B;      // [B,G,S]
+    tensor_view<const Cv, 3> C;      // [B,G,S]
+    tensor_view<O, 2> out;
+    tensor_view<S, 3> state;  // [slots,Din,S]
     const float* D = nullptr;
     const float* delta_bias = nullptr;
     bool softplus = false;
@@ -351,17 +390,22 @@ struct selective_scan_step_args {
     index_t group_of(index_t c) const { return c / (din / groups); }
 };
 
-template <class UV, class DV, class AV, class BV, class CV, class OV, class T>
-selective_scan_step_args<T> prepare_selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B,
-                                                        const CV& C, const OV& out, const tensor_view<T, 3>& state,
-                                                        const selective_scan_step_options<T>& opt, const char* op) {
-    selective_scan_step_args<T> a;
-    a.u = ssm_input<T, 2>(u, op, "u");
-    a.delta = ssm_input<T, 2>(delta, op, "delta");
-    a.A = ssm_input<T, 2>(A, op, "A");
-    a.B = ssm_input<T, 3>(B, op, "B");
-    a.C = ssm_input<T, 3>(C, op, "C");
-    a.out = ssm_output<T, 2>(out, op);
+template <class UV, class DV, class AV, class BV, class CV, class OV, class St, class Z>
+auto prepare_selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B, const CV& C, const OV& out,
+                                 const tensor_view<St, 3>& state, const selective_scan_step_options<Z>& opt,
+                                 const char* op) {
+    using T = compute_type_of<typename OV::value_type>;
+    check_recurrent_types<T, typename UV::value_type, typename DV::value_type, typename AV::value_type,
+                          typename BV::value_type, typename CV::value_type, Z, typename OV::value_type, St>();
+    selective_scan_step_args<T, typename UV::value_type, typename DV::value_type, typename AV::value_type,
+                             typename BV::value_type, typename CV::value_type, Z, typename OV::value_type, St>
+        a;
+    a.u = ssm_input<2>(u, op, "u");
+    a.delta = ssm_input<2>(delta, op, "delta");
+    a.A = ssm_input<2>(A, op, "A");
+    a.B = ssm_input<3>(B, op, "B");
+    a.C = ssm_input<3>(C, op, "C");
+    a.out = ssm_output<2>(out, op);
     a.z = checked_view(opt.z, op, "z");
     const index_t Bt = a.u.extent(0), Din = a.u.extent(1);
     check(Din >= 1, op, "u", "a channel count >= 1", Din);
@@ -378,7 +422,8 @@ selective_scan_step_args<T> prepare_selective_scan_step(const UV& u, const DV& d
     check_threads(opt.num_threads, op);
     check_param(opt.D, Din, op, "D");
     check_param(opt.delta_bias, Din, op, "delta_bias");
-    check_values_in(a.A, -std::numeric_limits<T>::max(), std::numeric_limits<T>::max(), op, "A", "finite values");
+    check_values_in(a.A, -finite_max<typename AV::value_type>, finite_max<typename AV::value_type>, op, "A",
+                    "finite values");
     check_disjoint(op, {memory_of("out", a.out), memory_of("state", a.state)},
                    {memory_of("u", a.u), memory_of("delta", a.delta), memory_of("A", a.A), memory_of("B", a.B),
                     memory_of("C", a.C), memory_of("z", a.z), param_memory("D", opt.D, Din),
@@ -393,30 +438,39 @@ selective_scan_step_args<T> prepare_selective_scan_step(const UV& u, const DV& d
     return a;
 }
 
-template <class T>
+template <class T, class X = T, class Dt = T, class Aw = T, class Bv = T, class Cv = T, class Z = T, class O = T,
+          class S = T>
 struct ssd_step_args {
-    tensor_view<const T, 3> x, z;  // [B,H,P]
-    tensor_view<const T, 2> dt;    // [B,H]
-    tensor_view<const T, 1> A;     // [H]
-    tensor_view<const T, 3> B, C;  // [B,G,S]
-    tensor_view<T, 3> out;
-    tensor_view<T, 4> state;  // [slots,H,P,S]
+    using compute_type = T;
+    tensor_view<const X, 3> x;    // [B,H,P]
+    tensor_view<const Z, 3> z;    // [B,H,P]
+    tensor_view<const Dt, 2> dt;  // [B,H]
+    tensor_view<const Aw, 1> A;   // [H]
+    tensor_view<const Bv, 3> B;   // [B,G,S]
+    tensor_view<const Cv, 3> C;   // [B,G,S]
+    tensor_view<O, 3> out;
+    tensor_view<S, 4> state;  // [slots,H,P,S]
     const float* D = nullptr;
     const float* dt_bias = nullptr;
     bool softplus = false;
     index_t batch = 0, heads = 0, dhead = 0, dstate = 0, groups = 1;
 };
 
-template <class XV, class TV, class AV, class BV, class CV, class OV, class T>
-ssd_step_args<T> prepare_ssd_step(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
-                                  const tensor_view<T, 4>& state, const ssd_step_options<T>& opt, const char* op) {
-    ssd_step_args<T> a;
-    a.x = ssm_input<T, 3>(x, op, "x");
-    a.dt = ssm_input<T, 2>(dt, op, "dt");
-    a.A = ssm_input<T, 1>(A, op, "A");
-    a.B = ssm_input<T, 3>(B, op, "B");
-    a.C = ssm_input<T, 3>(C, op, "C");
-    a.out = ssm_output<T, 3>(out, op);
+template <class XV, class TV, class AV, class BV, class CV, class OV, class St, class Z>
+auto prepare_ssd_step(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
+                      const tensor_view<St, 4>& state, const ssd_step_options<Z>& opt, const char* op) {
+    using T = compute_type_of<typename OV::value_type>;
+    check_recurrent_types<T, typename XV::value_type, typename TV::value_type, typename AV::value_type,
+                          typename BV::value_type, typename CV::value_type, Z, typename OV::value_type, St>();
+    ssd_step_args<T, typename XV::value_type, typename TV::value_type, typename AV::value_type, typename BV::value_type,
+                  typename CV::value_type, Z, typename OV::value_type, St>
+        a;
+    a.x = ssm_input<3>(x, op, "x");
+    a.dt = ssm_input<2>(dt, op, "dt");
+    a.A = ssm_input<1>(A, op, "A");
+    a.B = ssm_input<3>(B, op, "B");
+    a.C = ssm_input<3>(C, op, "C");
+    a.out = ssm_output<3>(out, op);
     a.z = checked_view(opt.z, op, "z");
     const index_t Bt = a.x.extent(0), H = a.x.extent(1), P = a.x.extent(2);
     const index_t G = a.B.extent(1), S = a.B.extent(2);
@@ -433,7 +487,8 @@ ssd_step_args<T> prepare_ssd_step(const XV& x, const TV& dt, const AV& A, const 
     check_threads(opt.num_threads, op);
     check_param(opt.D, H, op, "D");
     check_param(opt.dt_bias, H, op, "dt_bias");
-    check_values_in(a.A, -std::numeric_limits<T>::max(), T(0), op, "A", "finite values <= 0 (A = -exp(A_log))");
+    check_values_in(a.A, -finite_max<typename AV::value_type>, compute_type_of<typename AV::value_type>(0), op, "A",
+                    "finite values <= 0 (A = -exp(A_log))");
     check_ssd_steps(a.dt, opt.dt_bias, opt.dt_softplus, op);
     check_disjoint(op, {memory_of("out", a.out), memory_of("state", a.state)},
                    {memory_of("x", a.x), memory_of("dt", a.dt), memory_of("A", a.A), memory_of("B", a.B),
@@ -450,24 +505,28 @@ ssd_step_args<T> prepare_ssd_step(const XV& x, const TV& dt, const AV& A, const 
     return a;
 }
 
-template <class T>
+template <class T, class X = T, class Wt = T, class O = T, class S = T>
 struct conv1d_step_args {
-    tensor_view<const T, 2> x;       // [B,C]
-    tensor_view<const T, 2> weight;  // [C,W]
-    tensor_view<T, 2> out;
-    tensor_view<T, 3> state;  // [slots,C,W-1]
+    using compute_type = T;
+    static constexpr bool in_place = std::is_same_v<X, T> && std::is_same_v<Wt, T> && std::is_same_v<S, T>;
+    tensor_view<const X, 2> x;        // [B,C]
+    tensor_view<const Wt, 2> weight;  // [C,W]
+    tensor_view<O, 2> out;
+    tensor_view<S, 3> state;  // [slots,C,W-1]
     const float* bias = nullptr;
     activation act = activation::none;
     index_t batch = 0, channels = 0, width = 1;
 };
 
-template <class XV, class WV, class OV, class T>
-conv1d_step_args<T> prepare_conv1d_step(const XV& x, const WV& weight, const OV& out, const tensor_view<T, 3>& state,
-                                        const conv1d_step_options& opt, const char* op) {
-    conv1d_step_args<T> a;
-    a.x = ssm_input<T, 2>(x, op, "x");
-    a.weight = ssm_input<T, 2>(weight, op, "weight");
-    a.out = ssm_output<T, 2>(out, op);
+template <class XV, class WV, class OV, class S>
+auto prepare_conv1d_step(const XV& x, const WV& weight, const OV& out, const tensor_view<S, 3>& state,
+                         const conv1d_step_options& opt, const char* op) {
+    using T = compute_type_of<typename OV::value_type>;
+    check_recurrent_types<T, typename XV::value_type, typename WV::value_type, typename OV::value_type, S>();
+    conv1d_step_args<T, typename XV::value_type, typename WV::value_type, typename OV::value_type, S> a;
+    a.x = ssm_input<2>(x, op, "x");
+    a.weight = ssm_input<2>(weight, op, "weight");
+    a.out = ssm_output<2>(out, op);
     const index_t Bt = a.x.extent(0), Ch = a.x.extent(1);
     check(Ch >= 1, op, "x", "a channel count >= 1", Ch);
     check_extent(a.weight, 0, Ch, op, "weight", "channels like x");

@@ -198,12 +198,12 @@ void step_rows(const tensor_view<St, 4>& state, const std::int32_t* indices, ind
     });
 }
 
-// The row form of a decode step (Mamba-2's state [P][S], read against C):
+// The row form of a decode step (Mamba-2's state [P][S], stored as St, read against C):
 // S[d][e] = decay S[d][e] + k_d v_e, then o_d = sum_e S[d][e] c_e, for rows d < rows and
 // columns e < n (row stride lds, column stride lcs). Unit-stride rows of up to 8 vectors
 // keep v and c in registers; wider rows stream them from cache.
-template <class T>
-void state_step_dot(T* S, index_t lds, index_t lcs, index_t rows, index_t n, T decay, const T* k, const T* v,
+template <class T, class St>
+void state_step_dot(St* S, index_t lds, index_t lcs, index_t rows, index_t n, T decay, const T* k, const T* v,
                     const T* c, T* o) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
@@ -211,8 +211,9 @@ void state_step_dot(T* S, index_t lds, index_t lcs, index_t rows, index_t n, T d
         for (index_t d = 0; d < rows; ++d) {
             T sum = 0;
             for (index_t e = 0; e < n; ++e) {
-                T& s_ = S[d * lds + e * lcs];
-                s_ = decay * s_ + k[d] * v[e];
+                St& stored = S[d * lds + e * lcs];
+                const T s_ = decay * T(stored) + k[d] * v[e];
+                stored = storage_cast<St>(s_);
                 sum += s_ * c[e];
             }
             o[d] = sum;
@@ -224,8 +225,8 @@ void state_step_dot(T* S, index_t lds, index_t lcs, index_t rows, index_t n, T d
     const bool in_registers = nv <= NB;
     V vv[NB], cc[NB];
     auto lanes = [&](index_t j) { return std::size_t(std::min(W, n - j * W)); };
-    auto load_lanes = [&](const T* p, index_t j) {
-        return lanes(j) == std::size_t(W) ? simd::load(p + j * W) : simd::load_partial(p + j * W, lanes(j));
+    auto load_lanes = [&](const auto* p, index_t j) {
+        return lanes(j) == std::size_t(W) ? simd::load_as<T>(p + j * W) : simd::load_as_partial<T>(p + j * W, lanes(j));
     };
     if (in_registers)
         for (index_t j = 0; j < nv; ++j) {
@@ -234,13 +235,13 @@ void state_step_dot(T* S, index_t lds, index_t lcs, index_t rows, index_t n, T d
         }
     const V dec(decay);
     for (index_t d = 0; d < rows; ++d) {
-        T* row = S + d * lds;
+        St* row = S + d * lds;
         const V kd(k[d]);
         V acc(T(0));
         for (index_t j = 0; j < nv; ++j) {
             const V s = simd::fma(load_lanes(row, j), dec, kd * (in_registers ? vv[j] : load_lanes(v, j)));
-            if (lanes(j) == std::size_t(W)) simd::store(row + j * W, s);
-            else simd::store_partial(row + j * W, s, lanes(j));
+            if (lanes(j) == std::size_t(W)) simd::store_as(row + j * W, s);
+            else simd::store_as_partial(row + j * W, s, lanes(j));
             acc = simd::fma(s, in_registers ? cc[j] : load_lanes(c, j), acc);
         }
         o[d] = simd::hsum(acc);

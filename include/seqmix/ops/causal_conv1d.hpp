@@ -30,9 +30,9 @@ constexpr index_t conv_tile_tokens = 32;
 // Inputs j in [j0, j0 + count) of sequence s, channels [c0, c0 + cols), into rows of dst
 // [count][ld]: from x for j >= 0, before the start from the initial state (column K + j of
 // its [C][K] rows, oldest first) or zeros.
-template <class T>
-void pack_conv_inputs(const conv1d_args<T>& a, index_t s, const recurrent_sequence& sq, index_t j0, index_t count,
-                      index_t c0, index_t cols, T* dst, index_t ld) {
+template <class Args, class T>
+void pack_conv_inputs(const Args& a, index_t s, const recurrent_sequence& sq, index_t j0, index_t count, index_t c0,
+                      index_t cols, T* dst, index_t ld) {
     const index_t K = a.width - 1;
     index_t i = 0;
     for (; i < count && j0 + i < 0; ++i) {
@@ -89,7 +89,8 @@ struct packed_conv_weights {
     index_t ld;
     thread_scratch<T> storage;
     T *w, *bias;
-    explicit packed_conv_weights(const conv1d_args<T>& a)
+    template <class Args>
+    explicit packed_conv_weights(const Args& a)
         : ld((a.channels + index_t(simd::width<T>) - 1) / index_t(simd::width<T>) * index_t(simd::width<T>)),
           storage(1, scratch_carver<T>::size_of(a.width * ld, ld)) {
         scratch_carver<T> cv(storage.get(0));
@@ -148,8 +149,9 @@ void conv_window_block(const T* const* head, index_t c, const T* x, index_t xs, 
 // Token-major x and out with unit-stride channels: an item is a tile of tokens over every
 // channel; widths 2 to 4 keep the window in registers (conv_window_block), other widths
 // read it back from cache. The weights are packed once per call.
-template <class T>
-void conv_token_major(const conv1d_args<T>& a, int num_threads) {
+template <class Args>
+void conv_token_major(const Args& a, int num_threads) {
+    using T = typename Args::compute_type;
     using V = simd::vec<T>;
     constexpr index_t L = index_t(simd::width<T>);
     constexpr index_t NV = simd::register_count >= 32 ? 2 : 1;
@@ -203,8 +205,9 @@ void conv_token_major(const conv1d_args<T>& a, int num_threads) {
 
 // Channel-major x and out (causal-conv1d's [B, C, L]) with unit-stride tokens: one channel
 // at a time, tokens in lanes; the first window reads a small buffer holding the state.
-template <class T>
-void conv_channel_major(const conv1d_args<T>& a, int num_threads) {
+template <class Args>
+void conv_channel_major(const Args& a, int num_threads) {
+    using T = typename Args::compute_type;
     using V = simd::vec<T>;
     constexpr index_t L = index_t(simd::width<T>);
     const index_t W = a.width, K = W - 1;
@@ -217,12 +220,12 @@ void conv_channel_major(const conv1d_args<T>& a, int num_threads) {
         const T* x = a.x.ptr(sq.batch, sq.begin, c);
         T* y = a.out.ptr(sq.batch, sq.begin, c);
         T wts[conv_max_streaming_width];
-        for (index_t w = 0; w < W; ++w) wts[w] = a.weight(c, w);
+        for (index_t w = 0; w < W; ++w) wts[w] = T(a.weight(c, w));
         const V bias(a.bias ? T(a.bias[c]) : T(0));
         // Inputs j in [-K, L) of the first vector of outputs, from the state (or zeros) and x.
         T* head = scratch.get(t);
         for (index_t j = -K; j < L; ++j)
-            head[K + j] = j < 0 ? (a.initial_state.empty() ? T(0) : a.initial_state(s, c, K + j)) : j < sq.len ? x[j] : T(0);
+            head[K + j] = j < 0 ? (a.initial_state.empty() ? T(0) : T(a.initial_state(s, c, K + j))) : j < sq.len ? x[j] : T(0);
         for (index_t i = 0; i < sq.len; i += L) {
             const std::size_t r = std::size_t(std::min(L, sq.len - i));
             const T* in = i == 0 ? head : x + i - K;  // in[w + l]: input i - K + w + l
@@ -236,9 +239,11 @@ void conv_channel_major(const conv1d_args<T>& a, int num_threads) {
     });
 }
 
-// Any other strides: (sequence, token tile, channel block) items on packed tiles.
-template <class T>
-void conv_packed(const conv1d_args<T>& a, int num_threads) {
+// Any other strides, and x or out in 16 bits: (sequence, token tile, channel block) items on
+// packed tiles.
+template <class Args>
+void conv_packed(const Args& a, int num_threads) {
+    using T = typename Args::compute_type;
     constexpr index_t L = index_t(simd::width<T>);
     const index_t W = a.width, K = W - 1, CB = conv_block_channels, Tb = conv_tile_tokens;
     const index_t ld = (std::min(CB, a.channels) + L - 1) / L * L;
@@ -273,12 +278,16 @@ void conv_packed(const conv1d_args<T>& a, int num_threads) {
 
 // Outputs by the path the layout allows; then the final states, written after every output
 // has read the initial ones (they may be the same memory): the last K inputs of each sequence.
-template <class T>
-void causal_conv1d_run(const conv1d_args<T>& a, int num_threads) {
+template <class Args>
+void causal_conv1d_run(const Args& a, int num_threads) {
+    using T = typename Args::compute_type;
     const bool streaming = a.width <= conv_max_streaming_width;
-    if (streaming && a.x.stride(2) == 1 && a.out.stride(2) == 1) conv_token_major(a, num_threads);
-    else if (streaming && a.x.stride(1) == 1 && a.out.stride(1) == 1) conv_channel_major(a, num_threads);
-    else conv_packed(a, num_threads);
+    bool done = false;
+    if constexpr (Args::in_place) {
+        if (streaming && a.x.stride(2) == 1 && a.out.stride(2) == 1) conv_token_major(a, num_threads), done = true;
+        else if (streaming && a.x.stride(1) == 1 && a.out.stride(1) == 1) conv_channel_major(a, num_threads), done = true;
+    }
+    if (!done) conv_packed(a, num_threads);
     const index_t K = a.width - 1, CB = conv_block_channels, cblocks = (a.channels + CB - 1) / CB;
     if (a.final_state.empty() || K == 0) return;
     constexpr index_t L = index_t(simd::width<T>);
@@ -299,21 +308,22 @@ void causal_conv1d_run(const conv1d_args<T>& a, int num_threads) {
 // x, out [Bt,N,C]; weight [C,W] (weight[c][W-1] on the current token); states [Bt,C,W-1]
 // (or [num_seqs,C,W-1] with cu_seqlens), oldest first; final_state may be the view of
 // initial_state.
-template <class XV, class WV, class OV>
+template <class XV, class WV, class OV, class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 3>,
+          class SOV = tensor_view<compute_type_of<typename OV::value_type>, 3>>
 void causal_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_options& opt = {},
-                   tensor_view<const typename OV::value_type, 3> initial_state = {},
-                   tensor_view<typename OV::value_type, 3> final_state = {}) {
+                   const SIV& initial_state = {}, const SOV& final_state = {}) {
     detail::causal_conv1d_run(detail::prepare_conv1d(x, weight, out, opt, initial_state, final_state, "causal_conv1d"),
                               opt.num_threads);
 }
 
 // One token per batch row: x, out [B,C]; state [slots,C,W-1] updated in place (row b uses
 // slot state_indices[b], or b): the window slides by one.
-template <class XV, class WV, class OV>
-void causal_conv1d_step(const XV& x, const WV& weight, const OV& out, tensor_view<typename OV::value_type, 3> state,
+template <class XV, class WV, class OV, class S>
+void causal_conv1d_step(const XV& x, const WV& weight, const OV& out, const tensor_view<S, 3>& state,
                         const conv1d_step_options& opt = {}) {
-    using T = typename OV::value_type;
     const auto a = detail::prepare_conv1d_step(x, weight, out, state, opt, "causal_conv1d_step");
+    using Args = std::remove_const_t<decltype(a)>;
+    using T = typename Args::compute_type;
     constexpr index_t L = index_t(simd::width<T>);
     const index_t W = a.width, K = W - 1, C = a.channels, CB = detail::conv_block_channels;
     const index_t blocks = (C + CB - 1) / CB;
@@ -322,27 +332,28 @@ void causal_conv1d_step(const XV& x, const WV& weight, const OV& out, tensor_vie
         const index_t c0 = cb * CB, n = std::min(CB, C - c0);
         const index_t ws = a.weight.stride(0), wk = a.weight.stride(1), xs = a.x.stride(1);
         const index_t cs = K > 0 ? a.state.stride(1) : 0, ss = K > 0 ? a.state.stride(2) : 0;
-        const T* wrow = a.weight.ptr(c0);
-        const T* xp = a.x.ptr(b, c0);
-        T* st = K > 0 ? a.state.ptr(slot, c0) : nullptr;
+        const auto* wrow = a.weight.ptr(c0);
+        const auto* xp = a.x.ptr(b, c0);
+        S* st = K > 0 ? a.state.ptr(slot, c0) : nullptr;
         // Per channel the window slides by one: the full operator's sum, oldest input first
-        // (simd::fma: rounded as its vector lanes are, so a step gives its bits).
+        // (simd::fma: rounded as its vector lanes are, so a step gives its bits). A 16-bit
+        // state holds the inputs rounded into it.
         const float* bias = a.bias ? a.bias + c0 : nullptr;
         const bool packed = wk == 1 && ws == W && ss == 1 && cs == K && xs == 1;
         detail::with_width(W, [&](auto width) {
-            if constexpr (!std::is_same_v<decltype(width), index_t>) {
+            if constexpr (!std::is_same_v<decltype(width), index_t> && Args::in_place) {
                 if (packed) {  // contiguous weights, states and x: the window unrolled
                     detail::conv_step_channels<T, decltype(width)::value>(wrow, xp, st, bias, y, n);
                     return;
                 }
             }
             for (index_t i = 0; i < n; ++i, wrow += ws, xp += xs, st += cs) {
-                const T xc = *xp;
+                const T xc = T(*xp);
                 T acc = bias ? T(bias[i]) : T(0);
-                for (index_t w = 0; w < K; ++w) acc = simd::fma(wrow[w * wk], st[w * ss], acc);
+                for (index_t w = 0; w < K; ++w) acc = simd::fma(T(wrow[w * wk]), T(st[w * ss]), acc);
                 for (index_t w = 0; w + 1 < K; ++w) st[w * ss] = st[(w + 1) * ss];
-                y[i] = simd::fma(wrow[K * wk], xc, acc);
-                if (K > 0) st[(K - 1) * ss] = xc;
+                y[i] = simd::fma(T(wrow[K * wk]), xc, acc);
+                if (K > 0) st[(K - 1) * ss] = storage_cast<S>(xc);
             }
         });
         if (a.act == activation::silu)  // in vectors: one vector exp per L channels

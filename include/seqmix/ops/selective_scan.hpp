@@ -41,8 +41,9 @@ simd::vec<T> step_of(const simd::vec<T>& raw, const simd::vec<T>& bias, bool sof
     return softplus ? simd::softplus(d) : d;
 }
 
-template <class T>
-void selective_scan_run(const selective_scan_args<T>& a, int num_threads) {
+template <class Args>
+void selective_scan_run(const Args& a, int num_threads) {
+    using T = typename Args::compute_type;
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     const index_t S = a.dstate, per_group = a.din / a.groups, blocks = (per_group + W - 1) / W;
@@ -72,7 +73,7 @@ void selective_scan_run(const selective_scan_args<T>& a, int num_threads) {
         const V bias = param_lanes<T>(a.delta_bias, c0, lanes, T(0)), skip = param_lanes<T>(a.D, c0, lanes, T(0));
         for (index_t t0 = 0; t0 < sq.len; t0 += Tb) {
             const index_t len = std::min(Tb, sq.len - t0), n0 = sq.begin + t0;
-            auto tile_of = [&](const tensor_view<const T, 3>& x, T* dst) {
+            auto tile_of = [&](const auto& x, T* dst) {
                 kernels::pack_block(x.ptr(sq.batch, n0, c0), x.stride(1), x.stride(2), len, lanes, dst, W);
             };
             tile_of(a.u, ub);
@@ -90,13 +91,21 @@ void selective_scan_run(const selective_scan_args<T>& a, int num_threads) {
             x.y = yb;
             x.len = len;
             x.S = S;
-            // B and C rows read in place when unit-stride, else packed (channel-major B, C).
-            if (a.B.stride(3) == 1) x.B = a.B.ptr(sq.batch, n0, g), x.ldb = a.B.stride(1);
-            else kernels::pack_block(a.B.ptr(sq.batch, n0, g), a.B.stride(1), a.B.stride(3), len, S, Bb, S), x.B = Bb,
-                 x.ldb = S;
-            if (a.C.stride(3) == 1) x.C = a.C.ptr(sq.batch, n0, g), x.ldc = a.C.stride(1);
-            else kernels::pack_block(a.C.ptr(sq.batch, n0, g), a.C.stride(1), a.C.stride(3), len, S, Cb, S), x.C = Cb,
-                 x.ldc = S;
+            // B and C rows read in place when unit-stride in T, else packed (channel-major or
+            // 16-bit B, C).
+            auto rows_of = [&](const auto& src, T* buf, const T*& rows, index_t& ld) {
+                using E = typename std::remove_reference_t<decltype(src)>::value_type;
+                if constexpr (std::is_same_v<E, T>) {
+                    if (src.stride(3) == 1) {
+                        rows = src.ptr(sq.batch, n0, g), ld = src.stride(1);
+                        return;
+                    }
+                }
+                kernels::pack_block(src.ptr(sq.batch, n0, g), src.stride(1), src.stride(3), len, S, buf, S);
+                rows = buf, ld = S;
+            };
+            rows_of(a.B, Bb, x.B, x.ldb);
+            rows_of(a.C, Cb, x.C, x.ldc);
             kernels::scan_tile_run(x);
             if (!a.z.empty()) tile_of(a.z, zb);
             for (index_t i = 0; i < len; ++i) {
@@ -118,11 +127,12 @@ void selective_scan_run(const selective_scan_args<T>& a, int num_threads) {
 
 // u, delta, out [Bt,N,Din]; A [Din,S]; B, C [Bt,N,G,S]; states [Bt,Din,S] (or [num_seqs,Din,S]
 // with cu_seqlens); final_state may be the view of initial_state (updated in place).
-template <class UV, class DV, class AV, class BV, class CV, class OV>
+template <class UV, class DV, class AV, class BV, class CV, class OV, class Z = compute_type_of<typename OV::value_type>,
+          class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 3>,
+          class SOV = tensor_view<compute_type_of<typename OV::value_type>, 3>>
 void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, const CV& C, const OV& out,
-                    const selective_scan_options<typename OV::value_type>& opt = {},
-                    tensor_view<const typename OV::value_type, 3> initial_state = {},
-                    tensor_view<typename OV::value_type, 3> final_state = {}) {
+                    const selective_scan_options<Z>& opt = {}, const SIV& initial_state = {},
+                    const SOV& final_state = {}) {
     detail::selective_scan_run(
         detail::prepare_selective_scan(u, delta, A, B, C, out, opt, initial_state, final_state, "selective_scan"),
         opt.num_threads);
@@ -131,14 +141,16 @@ void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, cons
 // One token per batch row: u, delta, out [B,Din]; B, C [B,G,S]; state [slots,Din,S] updated
 // in place (row b uses slot state_indices[b], or b). Per channel the S states go in lanes
 // (kernels::scan_step_channel); the steps, the skip and the gate go in vectors of channels.
-template <class UV, class DV, class AV, class BV, class CV, class OV>
+template <class UV, class DV, class AV, class BV, class CV, class OV, class St,
+          class Z = compute_type_of<typename OV::value_type>>
 void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B, const CV& C, const OV& out,
-                         tensor_view<typename OV::value_type, 3> state,
-                         const selective_scan_step_options<typename OV::value_type>& opt = {}) {
-    using T = typename OV::value_type;
+                         const tensor_view<St, 3>& state, const selective_scan_step_options<Z>& opt = {}) {
+    using T = compute_type_of<typename OV::value_type>;
     using V = simd::vec<T>;
     constexpr index_t L = index_t(simd::width<T>);
     const auto a = detail::prepare_selective_scan_step(u, delta, A, B, C, out, state, opt, "selective_scan_step");
+    // A and the state rows read and written in place when they are T and unit-stride.
+    constexpr bool in_place = std::is_same_v<typename AV::value_type, T> && std::is_same_v<St, T>;
     const index_t S = a.dstate, per_group = a.din / a.groups;
     constexpr index_t block = 256;  // channels per work item
     const index_t blocks = (a.din + block - 1) / block;
@@ -171,9 +183,9 @@ void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B,
                 kernels::pack_row(a.C.ptr(b, g), a.C.stride(2), S, Cv, S);
             };
             load_group();
-            const bool strided = a.A.stride(1) != 1 || st.stride(2) != 1;
-            const T* Arow = a.A.ptr(c0);
-            T* h = st.ptr(slot, c0);
+            const bool strided = !in_place || a.A.stride(1) != 1 || st.stride(2) != 1;
+            const auto* Arow = a.A.ptr(c0);
+            St* h = st.ptr(slot, c0);
             for (index_t i0 = 0; i0 < n; i0 += L) {  // W channels, then one transposing reduction
                 V acc[simd::width<T>];
                 for (index_t l = 0; l < L; ++l) {
@@ -185,12 +197,14 @@ void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B,
                         group_end += per_group;
                         load_group();
                     }
-                    if (!strided) {
-                        acc[l] = kernels::scan_step_channel(h, Arow, d[i], d[i] * x[i], static_cast<const T*>(Bv),
-                                                            static_cast<const T*>(Cv), S);
-                    } else {  // any strides: through packed rows
+                    if constexpr (in_place) {
+                        if (!strided)
+                            acc[l] = kernels::scan_step_channel(h, Arow, d[i], d[i] * x[i], static_cast<const T*>(Bv),
+                                                                static_cast<const T*>(Cv), S);
+                    }
+                    if (strided) {  // any strides and types: through packed rows
                         kernels::pack_row(Arow, a.A.stride(1), S, arow, S);
-                        kernels::pack_row(static_cast<const T*>(h), st.stride(2), S, hrow, S);
+                        kernels::pack_row(static_cast<const St*>(h), st.stride(2), S, hrow, S);
                         acc[l] = kernels::scan_step_channel(hrow, static_cast<const T*>(arow), d[i], d[i] * x[i],
                                                             static_cast<const T*>(Bv), static_cast<const T*>(Cv), S);
                         kernels::emit_row(static_cast<const T*>(hrow), T(1), h, st.stride(2), S);

@@ -29,29 +29,32 @@ T ssd_step_size(T raw, const float* bias, index_t h, bool softplus) {
     return softplus ? (d > T(20) ? d : std::log1p(std::exp(d))) : d;
 }
 
-// dst = (y + D x) * silu(z) over n values (D and z optional; z may be null). Unit-stride
-// rows take one vector pass; other strides go through `work` (n values).
-template <class T>
-void skip_and_gate(const T* y, index_t n, const T* x, index_t xs, T D, bool has_D, const T* z, index_t zs, T* dst,
+// dst = (y + D x) * silu(z) over n values (D and z optional; z may be null). x, z and dst
+// may be stored as bf16 / fp16. Unit-stride rows take one vector pass; other strides go
+// through `work` (n values).
+template <class T, class X, class Z, class O>
+void skip_and_gate(const T* y, index_t n, const X* x, index_t xs, T D, bool has_D, const Z* z, index_t zs, O* dst,
                    index_t ds, T* work) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     if (xs != 1 || (z && zs != 1) || ds != 1) {
         simd::copy(y, work, std::size_t(n));
         for (index_t i = 0; i < n; ++i) {
-            if (has_D) work[i] += D * x[i * xs];
-            if (z) work[i] *= z[i * zs] / (T(1) + std::exp(-z[i * zs]));
+            if (has_D) work[i] += D * T(x[i * xs]);
+            if (z) work[i] *= T(z[i * zs]) / (T(1) + std::exp(-T(z[i * zs])));
         }
         kernels::emit_row(static_cast<const T*>(work), T(1), dst, ds, n);
         return;
     }
     auto lanes = [&](index_t i, std::size_t r) {
-        auto ld = [&](const T* p) { return r == std::size_t(W) ? simd::load(p + i) : simd::load_partial(p + i, r); };
+        auto ld = [&](const auto* p) {
+            return r == std::size_t(W) ? simd::load_as<T>(p + i) : simd::load_as_partial<T>(p + i, r);
+        };
         V v = ld(y);
         if (has_D) v = simd::fma(V(D), ld(x), v);
         if (z) v = v * simd::silu(ld(z));
-        if (r == std::size_t(W)) simd::store(dst + i, v);
-        else simd::store_partial(dst + i, v, r);
+        if (r == std::size_t(W)) simd::store_as(dst + i, v);
+        else simd::store_as_partial(dst + i, v, r);
     };
     index_t i = 0;
     for (; i + W <= n; i += W) lanes(i, std::size_t(W));
@@ -60,9 +63,9 @@ void skip_and_gate(const T* y, index_t n, const T* x, index_t xs, T D, bool has_
 
 // The rows of SSD for gated_chunk_policy: C and B as q and k (in place when unit-stride),
 // v = d x, the cumulative log gates d A; outputs with the skip and the gate.
-template <class T>
+template <class T, class Args>
 struct ssd_rows {
-    const ssd_args<T>& a;
+    const Args& a;
     index_t chunk;
 
     bool in_place_qk(index_t u, index_t t0, const T*& q, index_t& ldq, const T*& k, index_t& ldk) const {
@@ -72,11 +75,11 @@ struct ssd_rows {
         const auto& p = a.problem;
         const auto sq = p.sequence(u / p.hv);
         const index_t h = u % p.hv, g = h / p.group;
-        const T A = a.A(h);
+        const T A = T(a.A(h));
         // The chunk's steps in vectors (one softplus per token and head).
         alignas(64) T steps[1024];
         for (index_t t = 0; t < c.len; ++t)
-            steps[t] = a.dt(sq.batch, sq.begin + t0 + t, h) + (a.dt_bias ? T(a.dt_bias[h]) : T(0));
+            steps[t] = T(a.dt(sq.batch, sq.begin + t0 + t, h)) + (a.dt_bias ? T(a.dt_bias[h]) : T(0));
         if (a.softplus) {
             constexpr index_t W = index_t(simd::width<T>);
             for (index_t t = 0; t < c.len; t += W) {
@@ -137,27 +140,30 @@ struct ssd_rows {
 
 // x, out [Bt,N,H,P]; dt [Bt,N,H]; A [H] (<= 0); B, C [Bt,N,G,S]; states [Bt,H,P,S] (or
 // [num_seqs,H,P,S] with cu_seqlens); final_state may be the view of initial_state.
-template <class XV, class TV, class AV, class BV, class CV, class OV>
+template <class XV, class TV, class AV, class BV, class CV, class OV, class Z = compute_type_of<typename OV::value_type>,
+          class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
+          class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void ssd_scan(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
-              const ssd_options<typename OV::value_type>& opt = {},
-              tensor_view<const typename OV::value_type, 4> initial_state = {},
-              tensor_view<typename OV::value_type, 4> final_state = {}) {
-    using T = typename OV::value_type;
+              const ssd_options<Z>& opt = {}, const SIV& initial_state = {}, const SOV& final_state = {}) {
     const auto a = detail::prepare_ssd(x, dt, A, B, C, out, opt, initial_state, final_state, "ssd_scan");
+    using Args = std::remove_const_t<decltype(a)>;
+    using T = typename Args::compute_type;
+    using rows_type = detail::ssd_rows<T, Args>;
     const auto& p = a.problem;
     const index_t chunk = opt.chunk_size > 0 ? opt.chunk_size : kernels::default_chunk_size(p.dk);
-    const detail::ssd_rows<T> rows{a, chunk};
-    const kernels::gated_chunk_policy<T, detail::ssd_rows<T>> policy(rows, p.dk, p.dv, chunk, kernels::gate_kind::scalar,
-                                                                     true, true);
+    const rows_type rows{a, chunk};
+    const kernels::gated_chunk_policy<T, rows_type> policy(rows, p.dk, p.dv, chunk, kernels::gate_kind::scalar, true,
+                                                           true);
     kernels::chunk_pipeline(policy, kernels::chunk_units::per_head(p), opt.num_threads);
 }
 
 // One token per batch row: x, out [B,H,P]; dt [B,H]; B, C [B,G,S]; state [slots,H,P,S]
 // updated in place (row b uses slot state_indices[b], or b): one pass over the state rows.
-template <class XV, class TV, class AV, class BV, class CV, class OV>
+template <class XV, class TV, class AV, class BV, class CV, class OV, class St,
+          class Z = compute_type_of<typename OV::value_type>>
 void ssd_step(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
-              tensor_view<typename OV::value_type, 4> state, const ssd_step_options<typename OV::value_type>& opt = {}) {
-    using T = typename OV::value_type;
+              const tensor_view<St, 4>& state, const ssd_step_options<Z>& opt = {}) {
+    using T = compute_type_of<typename OV::value_type>;
     const auto a = detail::prepare_ssd_step(x, dt, A, B, C, out, state, opt, "ssd_step");
     const index_t P = a.dhead, S = a.dstate;
     kernels::for_each_slot<T>(
@@ -170,13 +176,13 @@ void ssd_step(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, 
             T* y = cv.take(std::size_t(P));
             T* work = cv.take(std::size_t(P));
             const index_t g = h / (a.heads / a.groups);
-            const T d = detail::ssd_step_size(a.dt(b, h), a.dt_bias, h, a.softplus);
+            const T d = detail::ssd_step_size(T(a.dt(b, h)), a.dt_bias, h, a.softplus);
             kernels::pack_row(a.B.ptr(b, g), a.B.stride(2), S, bv, S);
             kernels::pack_row(a.C.ptr(b, g), a.C.stride(2), S, cvec, S);
             kernels::pack_row(a.x.ptr(b, h), a.x.stride(2), P, xd, P);
             simd::scale(d, xd, std::size_t(P));
             const auto st = a.state;
-            kernels::state_step_dot(st.ptr(slot, h), st.stride(2), st.stride(3), P, S, T(std::exp(d * a.A(h))),
+            kernels::state_step_dot(st.ptr(slot, h), st.stride(2), st.stride(3), P, S, T(std::exp(d * T(a.A(h)))),
                                     static_cast<const T*>(xd), static_cast<const T*>(bv), static_cast<const T*>(cvec), y);
             detail::skip_and_gate(static_cast<const T*>(y), P, a.x.ptr(b, h), a.x.stride(2), a.D ? T(a.D[h]) : T(0),
                                   a.D != nullptr, a.z.empty() ? nullptr : a.z.ptr(b, h), a.z.empty() ? 0 : a.z.stride(2),

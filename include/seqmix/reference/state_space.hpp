@@ -22,12 +22,12 @@ inline double step_size(double raw, const float* bias, index_t i, bool softplus_
 }
 }  // namespace detail
 
-template <class UV, class DV, class AV, class BV, class CV, class OV>
+template <class UV, class DV, class AV, class BV, class CV, class OV, class Z = compute_type_of<typename OV::value_type>,
+          class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 3>,
+          class SOV = tensor_view<compute_type_of<typename OV::value_type>, 3>>
 void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, const CV& C, const OV& out,
-                    const selective_scan_options<typename OV::value_type>& opt = {},
-                    tensor_view<const typename OV::value_type, 3> initial_state = {},
-                    tensor_view<typename OV::value_type, 3> final_state = {}) {
-    using T = typename OV::value_type;
+                    const selective_scan_options<Z>& opt = {}, const SIV& initial_state = {},
+                    const SOV& final_state = {}) {
     const auto a = seqmix::detail::prepare_selective_scan(u, delta, A, B, C, out, opt, initial_state, final_state,
                                                           "reference::selective_scan");
     const index_t S = a.dstate;
@@ -49,20 +49,19 @@ void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, cons
                 }
                 if (a.D) y += double(a.D[c]) * x;
                 if (!a.z.empty()) y *= detail::silu(double(a.z(sq.batch, n, c)));
-                a.out(sq.batch, n, c) = T(y);
+                a.out(sq.batch, n, c) = seqmix::detail::rounded_to(a.out, y);
             }
             if (!a.final_state.empty())
-                for (index_t j = 0; j < S; ++j) a.final_state(s, c, j) = T(h[std::size_t(j)]);
+                for (index_t j = 0; j < S; ++j) a.final_state(s, c, j) = seqmix::detail::rounded_to(a.final_state, h[std::size_t(j)]);
         }
     }
 }
 
-template <class XV, class TV, class AV, class BV, class CV, class OV>
+template <class XV, class TV, class AV, class BV, class CV, class OV, class Z = compute_type_of<typename OV::value_type>,
+          class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
+          class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void ssd_scan(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
-              const ssd_options<typename OV::value_type>& opt = {},
-              tensor_view<const typename OV::value_type, 4> initial_state = {},
-              tensor_view<typename OV::value_type, 4> final_state = {}) {
-    using T = typename OV::value_type;
+              const ssd_options<Z>& opt = {}, const SIV& initial_state = {}, const SOV& final_state = {}) {
     const auto a =
         seqmix::detail::prepare_ssd(x, dt, A, B, C, out, opt, initial_state, final_state, "reference::ssd_scan");
     const auto& p = a.problem;
@@ -89,21 +88,20 @@ void ssd_scan(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, 
                     }
                     if (a.D) y += double(a.D[hd]) * xi;
                     if (!a.z.empty()) y *= detail::silu(double(a.z(sq.batch, n, hd, i)));
-                    a.out(sq.batch, n, hd, i) = T(y);
+                    a.out(sq.batch, n, hd, i) = seqmix::detail::rounded_to(a.out, y);
                 }
             }
             if (!a.final_state.empty())
                 for (index_t i = 0; i < P; ++i)
-                    for (index_t j = 0; j < S; ++j) a.final_state(s, hd, i, j) = T(h[std::size_t(i * S + j)]);
+                    for (index_t j = 0; j < S; ++j) a.final_state(s, hd, i, j) = seqmix::detail::rounded_to(a.final_state, h[std::size_t(i * S + j)]);
         }
     }
 }
 
-template <class XV, class WV, class OV>
+template <class XV, class WV, class OV, class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 3>,
+          class SOV = tensor_view<compute_type_of<typename OV::value_type>, 3>>
 void causal_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_options& opt = {},
-                   tensor_view<const typename OV::value_type, 3> initial_state = {},
-                   tensor_view<typename OV::value_type, 3> final_state = {}) {
-    using T = typename OV::value_type;
+                   const SIV& initial_state = {}, const SOV& final_state = {}) {
     const auto a =
         seqmix::detail::prepare_conv1d(x, weight, out, opt, initial_state, final_state, "reference::causal_conv1d");
     const index_t W = a.width, K = W - 1;
@@ -126,9 +124,9 @@ void causal_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_op
             // The final state before the outputs: it may be read from the same memory.
             std::vector<double> last(static_cast<std::size_t>(K));
             for (index_t i = 0; i < K; ++i) last[std::size_t(i)] = input(sq.len - K + i);
-            for (index_t t = 0; t < sq.len; ++t) a.out(sq.batch, sq.begin + t, c) = T(results[std::size_t(t)]);
+            for (index_t t = 0; t < sq.len; ++t) a.out(sq.batch, sq.begin + t, c) = seqmix::detail::rounded_to(a.out, results[std::size_t(t)]);
             if (!a.final_state.empty())
-                for (index_t i = 0; i < K; ++i) a.final_state(s, c, i) = T(last[std::size_t(i)]);
+                for (index_t i = 0; i < K; ++i) a.final_state(s, c, i) = seqmix::detail::rounded_to(a.final_state, last[std::size_t(i)]);
         }
     }
 }
