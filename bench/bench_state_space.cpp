@@ -36,11 +36,13 @@ void report_bytes(benchmark::State& state, double bytes, double seconds, int thr
 
 // ---------------------------------------------------------------- selective_scan
 
+// E: the storage type of u, delta, z, B, C and out (float, or bf16 with float arithmetic); A float.
+template <class E = float>
 struct scan_inputs {
     index_t n, din, s;
-    tensor<float, 3> u, delta, z, out;
+    tensor<E, 3> u, delta, z, out;
     tensor<float, 2> A;
-    tensor<float, 4> B, C;
+    tensor<E, 4> B, C;
     std::vector<float> D, bias;
     // channel_major: u, delta, z, out stored [1, Din, N] and B, C [1, 1, S, N] (Mamba's layout).
     scan_inputs(index_t n_, index_t din_, index_t s_, bool channel_major)
@@ -64,22 +66,23 @@ struct scan_inputs {
         else return permute(v, {0, 3, 1, 2});
     }
     double bytes() const {  // u, delta, z read, out written, B and C read
-        return 4.0 * double(sizeof(float)) * double(n * din) + 2.0 * sizeof(float) * double(n * s);
+        return 4.0 * double(sizeof(E)) * double(n * din) + 2.0 * sizeof(E) * double(n * s);
     }
 };
 
+template <class E = float>
 void scan(benchmark::State& state, index_t n, index_t din, index_t s, bool channel_major, int threads) {
-    scan_inputs in(n, din, s, channel_major);
-    auto tm3 = [&](tensor<float, 3>& t) { return scan_inputs::as_token_major(t.data(), t.shape(), channel_major); };
-    auto tm4 = [&](tensor<float, 4>& t) { return scan_inputs::as_token_major(t.data(), t.shape(), channel_major); };
-    selective_scan_options<float> o;
+    scan_inputs<E> in(n, din, s, channel_major);
+    auto tm3 = [&](tensor<E, 3>& t) { return scan_inputs<E>::as_token_major(t.data(), t.shape(), channel_major); };
+    auto tm4 = [&](tensor<E, 4>& t) { return scan_inputs<E>::as_token_major(t.data(), t.shape(), channel_major); };
+    selective_scan_options<E> o;
     o.D = in.D.data();
     o.delta_bias = in.bias.data();
     o.delta_softplus = true;
     o.z = tm3(in.z);
     o.num_threads = threads;
-    const tensor_view<const float, 3> u = tm3(in.u), d = tm3(in.delta);
-    const tensor_view<const float, 4> B = tm4(in.B), C = tm4(in.C);
+    const tensor_view<const E, 3> u = tm3(in.u), d = tm3(in.delta);
+    const tensor_view<const E, 4> B = tm4(in.B), C = tm4(in.C);
     const auto out = tm3(in.out);
     const double sec = time_loop(state, [&] {
         selective_scan(u, d, in.A.view(), B, C, out, o);
@@ -118,8 +121,10 @@ void scan_scalar_loop(benchmark::State& state, index_t n, index_t din, index_t s
 
 // ---------------------------------------------------------------- ssd_scan
 
+// E: the storage type of x, z, B, C and out (float, or bf16); dt and A float.
+template <class E = float>
 void ssd(benchmark::State& state, index_t n, index_t h, index_t p, index_t s, int threads, int chunk) {
-    tensor<float, 4> x({1, n, h, p}), z({1, n, h, p}), out({1, n, h, p}), B({1, n, 1, s}), C({1, n, 1, s});
+    tensor<E, 4> x({1, n, h, p}), z({1, n, h, p}), out({1, n, h, p}), B({1, n, 1, s}), C({1, n, 1, s});
     tensor<float, 3> dt({1, n, h});
     tensor<float, 1> A({h});
     fill_uniform(x, -1, 1, 1);
@@ -129,7 +134,7 @@ void ssd(benchmark::State& state, index_t n, index_t h, index_t p, index_t s, in
     fill_uniform(dt, -4, 0, 5);
     fill_uniform(A, -16, -1, 6);
     std::vector<float> D(std::size_t(h), 0.5f), bias(std::size_t(h), 0.1f);
-    ssd_options<float> o;
+    ssd_options<E> o;
     o.D = D.data();
     o.dt_bias = bias.data();
     o.dt_softplus = true;
@@ -173,9 +178,12 @@ void conv(benchmark::State& state, index_t n, index_t c, index_t w, bool channel
 // ---------------------------------------------------------------- decode steps
 
 // Counted traffic: the state pool read and written once per step.
+// St: the pool's storage type (float, or bf16 as vLLM keeps it).
+template <class St = float>
 void scan_step(benchmark::State& state, index_t b, index_t din, index_t s, int threads) {
     tensor<float, 2> u({b, din}), d({b, din}), z({b, din}), out({b, din}), A({din, s});
-    tensor<float, 3> B({b, 1, s}), C({b, 1, s}), pool({b, din, s});
+    tensor<float, 3> B({b, 1, s}), C({b, 1, s});
+    tensor<St, 3> pool({b, din, s});
     fill_uniform(u, -1, 1, 1);
     fill_uniform(d, -4, 0, 2);
     fill_uniform(z, -2, 2, 3);
@@ -193,14 +201,15 @@ void scan_step(benchmark::State& state, index_t b, index_t din, index_t s, int t
     const double sec = time_loop(state, [&] {
         selective_scan_step(u.view(), d.view(), A.view(), B.view(), C.view(), out.view(), pool.view(), o);
     });
-    report_bytes(state, 2.0 * sizeof(float) * double(pool.size()), sec, threads);
+    report_bytes(state, 2.0 * sizeof(St) * double(pool.size()), sec, threads);
 }
 
+template <class St = float>
 void ssd_step_bench(benchmark::State& state, index_t b, index_t h, index_t p, index_t s, int threads) {
     tensor<float, 3> x({b, h, p}), z({b, h, p}), out({b, h, p}), B({b, 1, s}), C({b, 1, s});
     tensor<float, 2> dt({b, h});
     tensor<float, 1> A({h});
-    tensor<float, 4> pool({b, h, p, s});
+    tensor<St, 4> pool({b, h, p, s});
     fill_uniform(x, -1, 1, 1);
     fill_uniform(z, -2, 2, 2);
     fill_uniform(B, -1, 1, 3);
@@ -218,7 +227,7 @@ void ssd_step_bench(benchmark::State& state, index_t b, index_t h, index_t p, in
     const double sec = time_loop(state, [&] {
         ssd_step(x.view(), dt.view(), A.view(), B.view(), C.view(), out.view(), pool.view(), o);
     });
-    report_bytes(state, 2.0 * sizeof(float) * double(pool.size()), sec, threads);
+    report_bytes(state, 2.0 * sizeof(St) * double(pool.size()), sec, threads);
 }
 
 void conv_step(benchmark::State& state, index_t b, index_t c, index_t w, int threads) {
@@ -243,27 +252,36 @@ void register_state_space_benchmarks() {
     for (int threads : {1, 2}) {
         const std::string th = "/threads:" + std::to_string(threads);
         for (index_t n : {512, 2048, 8192})
-            reg("selective_scan/token_major/Din1536/S16" + tag("N", n) + th, scan, n, index_t(1536), index_t(16), false,
+            reg("selective_scan/token_major/Din1536/S16" + tag("N", n) + th, scan<float>, n, index_t(1536), index_t(16), false,
                 threads);
-        reg("selective_scan/token_major/Din5120/S16/N2048" + th, scan, index_t(2048), index_t(5120), index_t(16), false,
+        reg("selective_scan/token_major/Din5120/S16/N2048" + th, scan<float>, index_t(2048), index_t(5120), index_t(16), false,
             threads);
         for (index_t n : {2048, 8192})
-            reg("selective_scan/channel_major/Din1536/S16" + tag("N", n) + th, scan, n, index_t(1536), index_t(16), true,
+            reg("selective_scan/channel_major/Din1536/S16" + tag("N", n) + th, scan<float>, n, index_t(1536), index_t(16), true,
                 threads);
         for (index_t n : {2048, 8192})
-            reg("ssd_scan/H24/P64/S128/G1" + tag("N", n) + th, ssd, n, index_t(24), index_t(64), index_t(128), threads, 0);
+            reg("ssd_scan/H24/P64/S128/G1" + tag("N", n) + th, ssd<float>, n, index_t(24), index_t(64), index_t(128), threads, 0);
         for (index_t w : {2, 3, 4, 8})
             reg("causal_conv1d/token_major/C1536" + tag("W", w) + "/N2048" + th, conv, index_t(2048), index_t(1536), w,
                 false, threads);
         reg("causal_conv1d/channel_major/C1536/W4/N2048" + th, conv, index_t(2048), index_t(1536), index_t(4), true,
             threads);
         // Pools beyond the 32 MiB L3: 80, 96 and 72 MiB; and one inside it.
-        reg("decode_step/selective_scan/B256/Din5120/S16" + th, scan_step, index_t(256), index_t(5120), index_t(16), threads);
-        reg("decode_step/ssd/B128/H24/P64/S128" + th, ssd_step_bench, index_t(128), index_t(24), index_t(64), index_t(128),
+        reg("decode_step/selective_scan/B256/Din5120/S16" + th, scan_step<float>, index_t(256), index_t(5120), index_t(16), threads);
+        reg("decode_step/ssd/B128/H24/P64/S128" + th, ssd_step_bench<float>, index_t(128), index_t(24), index_t(64), index_t(128),
             threads);
-        reg("decode_step/ssd/B16/H24/P64/S128" + th, ssd_step_bench, index_t(16), index_t(24), index_t(64), index_t(128),
+        reg("decode_step/ssd/B16/H24/P64/S128" + th, ssd_step_bench<float>, index_t(16), index_t(24), index_t(64), index_t(128),
             threads);
         reg("decode_step/causal_conv1d/B4096/C1536/W4" + th, conv_step, index_t(4096), index_t(1536), index_t(4), threads);
+        // 16-bit storage beside the float rows: bf16 inputs and outputs, bf16 state pools.
+        reg("selective_scan/token_major/Din1536/S16/N8192/bf16" + th, scan<bf16>, index_t(8192), index_t(1536),
+            index_t(16), false, threads);
+        reg("ssd_scan/H24/P64/S128/G1/N8192/bf16" + th, ssd<bf16>, index_t(8192), index_t(24), index_t(64), index_t(128),
+            threads, 0);
+        reg("decode_step/selective_scan/B256/Din5120/S16/state_bf16" + th, scan_step<bf16>, index_t(256), index_t(5120),
+            index_t(16), threads);
+        reg("decode_step/ssd/B128/H24/P64/S128/state_bf16" + th, ssd_step_bench<bf16>, index_t(128), index_t(24),
+            index_t(64), index_t(128), threads);
     }
     reg("selective_scan/scalar_loop/Din1536/S16/N8192/threads:1", scan_scalar_loop, index_t(8192), index_t(1536),
         index_t(16));
@@ -272,7 +290,7 @@ void register_state_space_benchmarks() {
 // SSD chunk-length sweep, only when asked for by filter.
 void register_ssd_sweep() {
     for (int c : {16, 32, 64, 128})
-        benchmark::RegisterBenchmark(("sweep/ssd_scan/H24/P64/S128/N8192/chunk" + std::to_string(c)).c_str(), ssd,
+        benchmark::RegisterBenchmark(("sweep/ssd_scan/H24/P64/S128/N8192/chunk" + std::to_string(c)).c_str(), ssd<float>,
                                      index_t(8192), index_t(24), index_t(64), index_t(128), 1, c)
             ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
 }

@@ -63,24 +63,26 @@ void scan_tile_run(const scan_tile<T>& x) {
 
 // One decode step of one channel, its S states in lanes: h_j = exp(d A_j) h_j + du B_j;
 // returns the lanes of sum_j C_j h_j (reduced by the caller, W channels at a time).
-// h, A, B, C: S unit-stride values.
-template <class T>
-__attribute__((always_inline)) inline simd::vec<T> scan_step_channel(T* h, const T* A, T d, T du, const T* B, const T* C, index_t S) {
+// h, A, B, C: S unit-stride values; h and A may be stored as bf16 / fp16 (h rounded on store,
+// the sum taken on the unrounded values).
+template <class T, class St, class Aw>
+__attribute__((always_inline)) inline simd::vec<T> scan_step_channel(St* h, const Aw* A, T d, T du, const T* B,
+                                                                     const T* C, index_t S) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     const V dv(d), duv(du);
     V acc(T(0));
     index_t j = 0;
     for (; j + W <= S; j += W) {
-        const V hv = simd::fma(simd::exp(dv * simd::load(A + j)), simd::load(h + j), duv * simd::load(B + j));
-        simd::store(h + j, hv);
+        const V hv = simd::fma(simd::exp(dv * simd::load_as<T>(A + j)), simd::load_as<T>(h + j), duv * simd::load(B + j));
+        simd::store_as(h + j, hv);
         acc = simd::fma(hv, simd::load(C + j), acc);
     }
     if (j < S) {
         const std::size_t r = std::size_t(S - j);
-        const V hv = simd::fma(simd::exp(dv * simd::load_partial(A + j, r)), simd::load_partial(h + j, r),
+        const V hv = simd::fma(simd::exp(dv * simd::load_as_partial<T>(A + j, r)), simd::load_as_partial<T>(h + j, r),
                                duv * simd::load_partial(B + j, r));
-        simd::store_partial(h + j, hv, r);
+        simd::store_as_partial(h + j, hv, r);
         acc = simd::fma(hv, simd::load_partial(C + j, r), acc);
     }
     return acc;

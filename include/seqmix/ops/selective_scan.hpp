@@ -149,8 +149,7 @@ void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B,
     using V = simd::vec<T>;
     constexpr index_t L = index_t(simd::width<T>);
     const auto a = detail::prepare_selective_scan_step(u, delta, A, B, C, out, state, opt, "selective_scan_step");
-    // A and the state rows read and written in place when they are T and unit-stride.
-    constexpr bool in_place = std::is_same_v<typename AV::value_type, T> && std::is_same_v<St, T>;
+
     const index_t S = a.dstate, per_group = a.din / a.groups;
     constexpr index_t block = 256;  // channels per work item
     const index_t blocks = (a.din + block - 1) / block;
@@ -183,7 +182,7 @@ void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B,
                 kernels::pack_row(a.C.ptr(b, g), a.C.stride(2), S, Cv, S);
             };
             load_group();
-            const bool strided = !in_place || a.A.stride(1) != 1 || st.stride(2) != 1;
+            const bool strided = a.A.stride(1) != 1 || st.stride(2) != 1;
             const auto* Arow = a.A.ptr(c0);
             St* h = st.ptr(slot, c0);
             for (index_t i0 = 0; i0 < n; i0 += L) {  // W channels, then one transposing reduction
@@ -197,12 +196,10 @@ void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B,
                         group_end += per_group;
                         load_group();
                     }
-                    if constexpr (in_place) {
-                        if (!strided)
-                            acc[l] = kernels::scan_step_channel(h, Arow, d[i], d[i] * x[i], static_cast<const T*>(Bv),
-                                                                static_cast<const T*>(Cv), S);
-                    }
-                    if (strided) {  // any strides and types: through packed rows
+                    if (!strided) {
+                        acc[l] = kernels::scan_step_channel(h, Arow, d[i], d[i] * x[i], static_cast<const T*>(Bv),
+                                                            static_cast<const T*>(Cv), S);
+                    } else {  // any strides: through packed rows
                         kernels::pack_row(Arow, a.A.stride(1), S, arow, S);
                         kernels::pack_row(static_cast<const St*>(h), st.stride(2), S, hrow, S);
                         acc[l] = kernels::scan_step_channel(hrow, static_cast<const T*>(arow), d[i], d[i] * x[i],
