@@ -140,6 +140,12 @@ def main():
           ("time / time with /ftz", lambda b: f'{b["ftz_ratio"]:.2f}' if b.get("ftz_ratio") else "-")]),
         ("argument validation alone of one decode step (compare with decode_step/.../B1/H4/D64 above)",
          "decode_step_validation/", []),
+        ("bf16 state drift: the same decode steps on a float and on a bf16 state pool, relative errors of the bf16 "
+         "run (largest over every token's outputs, over the last 1024 tokens', and of the final state)",
+         "state_drift/",
+         [("max over tokens", lambda b: f'{b["max_out_rel_error"]:.2e}' if "max_out_rel_error" in b else "-"),
+          ("last 1024 tokens", lambda b: f'{b["last1024_out_rel_error"]:.2e}' if "last1024_out_rel_error" in b else "-"),
+          ("final state", lambda b: f'{b["final_state_rel_error"]:.2e}' if "final_state_rel_error" in b else "-")]),
     ]
     for title, prefix, cols in sections:
         if any(base_name(b).startswith(prefix) for b in rows):
@@ -173,7 +179,7 @@ def reduced_precision_section(rows):
     out = []
     for b in rows:
         n = base_name(b)
-        m = re.search(r"/(kv_bf16|kv_fp16|kv_fp8|bf16_round_p|bf16)/", n)
+        m = re.search(r"/(kv_bf16|kv_fp16|kv_fp8|bf16_round_p|state_bf16|bf16)/", n)
         if not m:
             continue
         twin = by_name.get(n.replace(m.group(0), "/"))
@@ -181,15 +187,18 @@ def reduced_precision_section(rows):
             continue
         speedup = twin["real_time"] / b["real_time"]
         frac = (f'{b["GBs"] / b["triad_GBs"]:.0%} of triad' if b.get("GBs") and b.get("triad_GBs") else
-                f'{b["GFLOPs"] / b["bf16_peak_GFLOPs"]:.0%} of bf16 peak' if b.get("bf16_peak_GFLOPs") else "-")
+                f'{b["GFLOPs"] / b["bf16_peak_GFLOPs"]:.0%} of bf16 peak' if b.get("bf16_peak_GFLOPs") else
+                f'{b["GFLOPs"] / b["fma_peak_GFLOPs"]:.0%} of FMA peak' if b.get("fma_peak_GFLOPs") else "-")
         out.append(f"| {n} | {fmt(b['real_time'])} {b.get('time_unit', '')} | "
                    f"{fmt(twin['real_time'])} {twin.get('time_unit', '')} | {speedup:.2f}x | {frac} |")
     if not out:
         return []
     return ["", "## Reduced precision beside fp32",
             "", "Each row next to its fp32 twin of the same run (the same name without the type): kv_* rows keep "
-            "the KV cache in 16 or 8 bits (fp8 with per-head scales), bf16 rows take q, k, v and out in bf16 "
-            "(bf16 dot products where the CPU has them; bf16_round_p also rounds the probabilities to bf16).", "",
+            "the KV cache in 16 or 8 bits (fp8 with per-head scales), bf16 rows take every input and the output "
+            "in bf16 (attention: bf16 dot products where the CPU has them; bf16_round_p also rounds the "
+            "probabilities to bf16; recurrent operators and scans: float arithmetic on the widened rows), "
+            "state_bf16 rows keep the recurrent state pool in bf16 (GB/s on the bf16 bytes).", "",
             "| benchmark | time | fp32 time | speedup | of ceiling |", "|---|---|---|---|---|"] + out
 
 
