@@ -442,6 +442,11 @@ TEST_CASE("delta rule: bad inputs give seqmix::error naming the argument, nothin
     delta_options cs;
     cs.chunk_size = 2000;
     expect_error([&] { delta_rule(q, k, v, in.beta.view(), out.view(), cs); }, "'chunk_size'");
+    // A bf16 initial state and an fp16 final state over the same bytes are not an in-place update.
+    tensor<bf16, 4> st16({2, 4, 8, 6});
+    const tensor_view<fp16, 4> st16_as_fp16(reinterpret_cast<fp16*>(st16.data()), {2, 4, 8, 6});
+    expect_error([&] { delta_rule(q, k, v, in.beta.view(), out.view(), {}, st16.view(), st16_as_fp16); },
+                 "'final_state': expected exactly the view of 'initial_state' (in-place update) or memory disjoint");
     // Steps: beta of the wrong shape, a slot out of range, a bad beta value.
     auto qs = random_tensor<float, 3>({2, 2, 8}, 8), ks = random_tensor<float, 3>({2, 2, 8}, 9);
     auto vs = random_tensor<float, 3>({2, 4, 6}, 10);

@@ -244,6 +244,21 @@ void check_log_gates(const tensor_view<const E, R>& g, const char* op) {
     check_values_in(g, T(-INFINITY), T(0), op, "g", "log forget gates <= 0");
 }
 
+// initial_state and final_state: views of rank R, final_state mutable.
+template <std::size_t R, class SIV, class SOV>
+constexpr void check_state_views() {
+    static_assert(view_traits<SIV>::is_view && view_traits<SOV>::is_view && SIV::rank == R && SOV::rank == R,
+                  "seqmix: initial_state and final_state must be tensor_views of the operator's state rank");
+    static_assert(std::is_same_v<typename SOV::element_type, typename SOV::value_type>,
+                  "seqmix: final_state must be a mutable view");
+}
+
+// The state pool of a decode step is updated in place.
+template <class S>
+constexpr void check_pool_type() {
+    static_assert(!std::is_const_v<S>, "seqmix: the state of a step is updated in place: a mutable view");
+}
+
 template <class QV, class KV, class VV, class OV, class SIV, class SOV>
 auto prepare_recurrent(const QV& q, const KV& k, const VV& v, const OV& out, const SIV& initial_state,
                        const SOV& final_state, const char* op) {
@@ -251,9 +266,7 @@ auto prepare_recurrent(const QV& q, const KV& k, const VV& v, const OV& out, con
     using T = compute_type_of<O>;
     using SI = typename SIV::value_type;
     using SO = typename SOV::value_type;
-    static_assert(view_traits<SIV>::is_view && view_traits<SOV>::is_view && SIV::rank == 4 && SOV::rank == 4,
-                  "seqmix: initial_state and final_state must be rank-4 tensor_views");
-    static_assert(std::is_same_v<typename SOV::element_type, SO>, "seqmix: final_state must be a mutable view");
+    check_state_views<4, SIV, SOV>();
     const auto views = as_batched_qkvo<4>(q, k, v, out, op, "[B,N,H,D]");
     using Q = typename QV::value_type;
     using K = typename KV::value_type;
@@ -328,7 +341,7 @@ auto prepare_step(const QV& q, const KV& k, const VV& v, const OV& out, const te
     using V = typename VV::value_type;
     using O = typename OV::value_type;
     using T = compute_type_of<O>;
-    static_assert(!std::is_const_v<S>, "seqmix: the state of a step is updated in place: a mutable view");
+    check_pool_type<S>();
     check_recurrent_types<T, Q, K, V, O, S>();
     const auto views = as_batched_qkvo<3>(q, k, v, out, op, "[B,H,D]");
     step_args<T, Q, K, V, O> s;

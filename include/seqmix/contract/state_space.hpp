@@ -124,6 +124,7 @@ inline arg_memory param_memory(const char* arg, const float* p, const index_t& n
     m.data = p;
     m.rank = 1;
     m.element_size = sizeof(float);
+    m.element = &element_tag<float>;
     m.shape = &n;
     m.strides = &unit_stride;
     return m;
@@ -157,6 +158,7 @@ auto prepare_selective_scan(const UV& u, const DV& delta, const AV& A, const BV&
                             const selective_scan_options<Z>& opt, const SIV& initial_state, const SOV& final_state,
                             const char* op) {
     using T = compute_type_of<typename OV::value_type>;
+    check_state_views<3, SIV, SOV>();
     using SI = typename SIV::value_type;
     using SO = typename SOV::value_type;
     check_recurrent_types<T, typename UV::value_type, typename DV::value_type, typename AV::value_type,
@@ -240,6 +242,7 @@ template <class XV, class TV, class AV, class BV, class CV, class OV, class Z, c
 auto prepare_ssd(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
                  const ssd_options<Z>& opt, const SIV& initial_state, const SOV& final_state, const char* op) {
     using T = compute_type_of<typename OV::value_type>;
+    check_state_views<4, SIV, SOV>();
     using SI = typename SIV::value_type;
     using SO = typename SOV::value_type;
     check_recurrent_types<T, typename XV::value_type, typename TV::value_type, typename AV::value_type,
@@ -322,6 +325,7 @@ template <class XV, class WV, class OV, class SIV, class SOV>
 auto prepare_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_options& opt, const SIV& initial_state,
                     const SOV& final_state, const char* op) {
     using T = compute_type_of<typename OV::value_type>;
+    check_state_views<3, SIV, SOV>();
     check_recurrent_types<T, typename XV::value_type, typename WV::value_type, typename OV::value_type,
                           typename SIV::value_type, typename SOV::value_type>();
     conv1d_args<T, typename XV::value_type, typename WV::value_type, typename OV::value_type, typename SIV::value_type,
@@ -395,6 +399,7 @@ auto prepare_selective_scan_step(const UV& u, const DV& delta, const AV& A, cons
                                  const tensor_view<St, 3>& state, const selective_scan_step_options<Z>& opt,
                                  const char* op) {
     using T = compute_type_of<typename OV::value_type>;
+    check_pool_type<St>();
     check_recurrent_types<T, typename UV::value_type, typename DV::value_type, typename AV::value_type,
                           typename BV::value_type, typename CV::value_type, Z, typename OV::value_type, St>();
     selective_scan_step_args<T, typename UV::value_type, typename DV::value_type, typename AV::value_type,
@@ -460,6 +465,7 @@ template <class XV, class TV, class AV, class BV, class CV, class OV, class St, 
 auto prepare_ssd_step(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
                       const tensor_view<St, 4>& state, const ssd_step_options<Z>& opt, const char* op) {
     using T = compute_type_of<typename OV::value_type>;
+    check_pool_type<St>();
     check_recurrent_types<T, typename XV::value_type, typename TV::value_type, typename AV::value_type,
                           typename BV::value_type, typename CV::value_type, Z, typename OV::value_type, St>();
     ssd_step_args<T, typename XV::value_type, typename TV::value_type, typename AV::value_type, typename BV::value_type,
@@ -522,6 +528,7 @@ template <class XV, class WV, class OV, class S>
 auto prepare_conv1d_step(const XV& x, const WV& weight, const OV& out, const tensor_view<S, 3>& state,
                          const conv1d_step_options& opt, const char* op) {
     using T = compute_type_of<typename OV::value_type>;
+    check_pool_type<S>();
     check_recurrent_types<T, typename XV::value_type, typename WV::value_type, typename OV::value_type, S>();
     conv1d_step_args<T, typename XV::value_type, typename WV::value_type, typename OV::value_type, S> a;
     a.x = ssm_input<2>(x, op, "x");

@@ -4,7 +4,8 @@
 // same bits on every target and under any MXCSR mode (FTZ / DAZ included):
 //   - from float: round to nearest, ties to even; NaN stays NaN (quieted), Inf stays Inf
 //     (bf16, fp16); fp8_e4m3 has no Inf and saturates: every finite or infinite magnitude
-//     beyond its largest, 448, becomes +-448;
+//     beyond its largest, 448, becomes +-448; a float subnormal becomes a bf16 zero of its
+//     sign (the library flushes subnormals, and AVX512-BF16's conversion does the same);
 //   - to float: exact.
 // The vector forms (simd/convert.hpp) give the same bits as these.
 #include <cstdint>

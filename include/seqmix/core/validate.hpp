@@ -221,8 +221,14 @@ inline void check_shape(const tensor_view<T, R>& v, const std::array<index_t, R>
 // enough of the view to tell "exactly the same view" from "overlapping". It points at the
 // view's own extents and strides: the view must outlive the check (it always does: checks
 // run on the operator's local views).
+// One address per element type: views of two types over the same bytes (bf16 and fp16 are
+// both 2 bytes) are never the same view.
+template <class T>
+inline constexpr char element_tag = 0;
+
 struct arg_memory {
     const char* name = nullptr;
+    const void* element = nullptr;  // &element_tag<T>
     const char* lo = nullptr;  // [lo, hi): null when the view is empty or has no elements
     const char* hi = nullptr;
     const void* data = nullptr;
@@ -230,7 +236,7 @@ struct arg_memory {
     const index_t* shape = nullptr;
     const index_t* strides = nullptr;
     bool same_view(const arg_memory& o) const {
-        if (data != o.data || rank != o.rank || element_size != o.element_size) return false;
+        if (data != o.data || rank != o.rank || element_size != o.element_size || element != o.element) return false;
         for (std::size_t i = 0; i < rank; ++i)
             if (shape[i] != o.shape[i] || strides[i] != o.strides[i]) return false;
         return true;
@@ -248,6 +254,7 @@ arg_memory memory_of(const char* name, const tensor_view<T, R>& v) {
     m.data = v.data();
     m.rank = R;
     m.element_size = sizeof(T);
+    m.element = &element_tag<std::remove_cv_t<T>>;
     m.shape = v.shape().data();
     m.strides = v.strides().data();
     return m;

@@ -54,9 +54,11 @@ void state_step(St* S, index_t lds, index_t dk, index_t n, const T* q, const T* 
                 St* row = S + d * lds + e0;
                 const V dec(decay[d * decay_stride]), kd(k[d]), qd(q[d]);
                 for (index_t j = 0; j < NB && cnt[j] > 0; ++j) {
-                    const V s =
-                        simd::fma(simd::load_as_partial<T>(row + j * W, std::size_t(cnt[j])), dec, kd * vv[j]);
-                    simd::store_as_partial(row + j * W, s, std::size_t(cnt[j]));
+                    const std::size_t r = std::size_t(cnt[j]);
+                    const V old = r == std::size_t(W) ? simd::load_as<T>(row + j * W) : simd::load_as_partial<T>(row + j * W, r);
+                    const V s = simd::fma(old, dec, kd * vv[j]);
+                    if (r == std::size_t(W)) simd::store_as(row + j * W, s);
+                    else simd::store_as_partial(row + j * W, s, r);
                     acc[j] = simd::fma(qd, s, acc[j]);
                 }
             }
