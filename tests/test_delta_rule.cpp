@@ -479,128 +479,178 @@ TEST_CASE("delta rule: bad inputs give seqmix::error naming the argument, nothin
 
 namespace {
 
-// Runs gated_delta_rule (or delta_rule for gate::none) on views of any element
-// types.
-template <class QV, class GV3, class GV4, class BV, class OV, class SIV,
-          class SOV>
-void run_delta(gate gk, const QV &q, const QV &k, const QV &v, const GV3 &g3,
-               const GV4 &g4, const BV &beta, const OV &out,
-               const delta_options &opt, const SIV &init, const SOV &fin) {
-  if (gk == gate::none)
-    delta_rule(q, k, v, beta, out, opt, init, fin);
-  else if (gk == gate::scalar)
-    gated_delta_rule(q, k, v, g3, beta, out, opt, init, fin);
-  else
-    gated_delta_rule(q, k, v, g4, beta, out, opt, init, fin);
+// Runs gated_delta_rule (or delta_rule for gate::none) on views of any element types.
+template <class QV, class GV3, class GV4, class BV, class OV, class SIV, class SOV>
+void run_delta(gate gk, const QV& q, const QV& k, const QV& v, const GV3& g3, const GV4& g4, const BV& beta,
+               const OV& out, const delta_options& opt, const SIV& init, const SOV& fin) {
+    if (gk == gate::none)
+        delta_rule(q, k, v, beta, out, opt, init, fin);
+    else if (gk == gate::scalar)
+        gated_delta_rule(q, k, v, g3, beta, out, opt, init, fin);
+    else
+        gated_delta_rule(q, k, v, g4, beta, out, opt, init, fin);
 }
 
 template <class QV, class GV3, class GV4, class BV, class OV, class S>
-void step_delta(gate gk, const QV &q, const QV &k, const QV &v, const GV3 &g3,
-                const GV4 &g4, const BV &beta, const OV &out,
-                const tensor_view<S, 4> &pool, const delta_step_options &opt) {
-  if (gk == gate::none)
-    delta_rule_step(q, k, v, beta, out, pool, opt);
-  else if (gk == gate::scalar)
-    gated_delta_rule_step(q, k, v, g3, beta, out, pool, opt);
-  else
-    gated_delta_rule_step(q, k, v, g4, beta, out, pool, opt);
+void step_delta(gate gk, const QV& q, const QV& k, const QV& v, const GV3& g3, const GV4& g4, const BV& beta,
+                const OV& out, const tensor_view<S, 4>& pool, const delta_step_options& opt) {
+    if (gk == gate::none)
+        delta_rule_step(q, k, v, beta, out, pool, opt);
+    else if (gk == gate::scalar)
+        gated_delta_rule_step(q, k, v, g3, beta, out, pool, opt);
+    else
+        gated_delta_rule_step(q, k, v, g4, beta, out, pool, opt);
 }
 
-// q, k, v stored as In, gates as G, beta as Bt, out as O, states as S: the bits
-// of the float operator on the same values, outputs and states rounded once at
-// the end (3 threads against 1, both forms, every gate); decode steps on a pool
-// of S states: the float step with its state rounded into S after every token.
+// q, k, v stored as In, gates as G, beta as Bt, out as O, states as S: the bits of the float
+// operator on the same values, outputs and states rounded once at the end (3 threads against 1,
+// both forms, every gate); decode steps on a pool of S states: the float step with its state
+// rounded into S after every token.
 template <class In, class G, class Bt, class O, class S>
-void check_stored_delta(const char *name) {
-  INFO(name);
-  for (const shape s :
-       {shape{2, 70, 2, 4, 40, 24},
-        shape{
-            1, 40, 1, 2, 64,
-            64}}) { // D not a multiple of the vector width; full column blocks
-    INFO("Dk " << s.Dk << " Dv " << s.Dv);
-    const inputs<float> in(s, 61);
-    const auto q = convert<In>(in.q), k = convert<In>(in.k),
-               v = convert<In>(in.v);
-    const auto g3 = convert<G>(in.g3);
-    const auto g4 = convert<G>(in.g4);
-    const auto beta = convert<Bt>(in.beta);
-    const auto qf = convert<float>(q), kf = convert<float>(k),
-               vf = convert<float>(v);
-    const auto g3f = convert<float>(g3), g4f = convert<float>(g4),
-               bf = convert<float>(beta);
-    const auto init = convert<S>(
-        random_tensor<float, 4>({s.B, s.Hv, s.Dk, s.Dv}, 69, -0.5, 0.5));
-    const auto initf = convert<float>(init);
-    for (gate gk : {gate::none, gate::scalar, gate::vector})
-      for (delta_form form : forms) {
-        INFO(gate_name(gk) << ", " << form_name(form));
-        delta_options opt;
-        opt.form = form;
-        opt.num_threads = 1;
-        tensor<float, 4> of({s.B, s.N, s.Hv, s.Dv}),
-            ff({s.B, s.Hv, s.Dk, s.Dv});
-        run_delta(gk, qf.view(), kf.view(), vf.view(), g3f.view(), g4f.view(),
-                  bf.view(), of.view(), opt, initf.view(), ff.view());
-        opt.num_threads = 3;
-        tensor<O, 4> os({s.B, s.N, s.Hv, s.Dv});
-        tensor<S, 4> fs({s.B, s.Hv, s.Dk, s.Dv});
-        run_delta(gk, q.view(), k.view(), v.view(), g3.view(), g4.view(),
-                  beta.view(), os.view(), opt, init.view(), fs.view());
-        CHECK(stores_rounded(os, of));
-        CHECK(stores_rounded(fs, ff));
-        // The float operator is float accurate: so is this one on the rounded
-        // inputs.
-        if (form == delta_form::recurrent) {
-          tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}),
-              ref_fin({s.B, s.Hv, s.Dk, s.Dv});
-          const auto qd = convert<double>(qf), kd = convert<double>(kf),
-                     vd = convert<double>(vf);
-          const auto g3d = convert<double>(g3f), g4d = convert<double>(g4f),
-                     bd = convert<double>(bf);
-          const auto id = convert<double>(initf);
-          run_delta(gk, qd.view(), kd.view(), vd.view(), g3d.view(), g4d.view(),
-                    bd.view(), ref.view(), opt, id.view(), ref_fin.view());
-          CHECK(max_rel_error(of, ref) < 1e-5);
-        }
-        // Decode steps, slots permuted in a pool of 3.
-        tensor<S, 4> pool({3, s.Hv, s.Dk, s.Dv});
-        tensor<float, 4> poolf({3, s.Hv, s.Dk, s.Dv});
-        const std::int32_t slots[] = {2, 0};
-        for (index_t b = 0; b < s.B; ++b)
-          for (index_t h = 0; h < s.Hv; ++h)
-            for (index_t d = 0; d < s.Dk; ++d)
-              for (index_t e = 0; e < s.Dv; ++e) {
-                pool(slots[b], h, d, e) = init(b, h, d, e);
-                poolf(slots[b], h, d, e) = initf(b, h, d, e);
-              }
-        delta_step_options so;
-        so.state_indices = slots;
-        so.num_threads = 2;
-        for (index_t t = 0; t < 6; ++t) {
-          tensor<O, 3> o_s({s.B, s.Hv, s.Dv});
-          tensor<float, 3> o_f({s.B, s.Hv, s.Dv});
-          step_delta(gk, token(q, t), token(k, t), token(v, t), token(g3, t),
-                     token(g4, t), token(beta, t), o_s.view(), pool.view(), so);
-          step_delta(gk, token(qf, t), token(kf, t), token(vf, t),
-                     token(g3f, t), token(g4f, t), token(bf, t), o_f.view(),
-                     poolf.view(), so);
-          CHECK(stores_rounded(o_s, o_f));
-          CHECK(stores_rounded(pool, poolf));
-          poolf = convert<float>(
-              convert<S>(poolf)); // the state as the pool keeps it
-        }
-      }
-  }
+void check_stored_delta(const char* name) {
+    INFO(name);
+    for (const shape s : {shape{2, 70, 2, 4, 40, 24},
+                          shape{1, 40, 1, 2, 64, 64}}) {  // D not a multiple of the vector width; full column blocks
+        INFO("Dk " << s.Dk << " Dv " << s.Dv);
+        const inputs<float> in(s, 61);
+        const auto q = convert<In>(in.q), k = convert<In>(in.k), v = convert<In>(in.v);
+        const auto g3 = convert<G>(in.g3);
+        const auto g4 = convert<G>(in.g4);
+        const auto beta = convert<Bt>(in.beta);
+        const auto qf = convert<float>(q), kf = convert<float>(k), vf = convert<float>(v);
+        const auto g3f = convert<float>(g3), g4f = convert<float>(g4), bf = convert<float>(beta);
+        const auto init = convert<S>(random_tensor<float, 4>({s.B, s.Hv, s.Dk, s.Dv}, 69, -0.5, 0.5));
+        const auto initf = convert<float>(init);
+        for (gate gk : {gate::none, gate::scalar, gate::vector})
+            for (delta_form form : forms) {
+                INFO(gate_name(gk) << ", " << form_name(form));
+                delta_options opt;
+                opt.form = form;
+                opt.num_threads = 1;
+                tensor<float, 4> of({s.B, s.N, s.Hv, s.Dv}), ff({s.B, s.Hv, s.Dk, s.Dv});
+                run_delta(gk, qf.view(), kf.view(), vf.view(), g3f.view(), g4f.view(), bf.view(), of.view(), opt,
+                          initf.view(), ff.view());
+                opt.num_threads = 3;
+                tensor<O, 4> os({s.B, s.N, s.Hv, s.Dv});
+                tensor<S, 4> fs({s.B, s.Hv, s.Dk, s.Dv});
+                run_delta(gk, q.view(), k.view(), v.view(), g3.view(), g4.view(), beta.view(), os.view(), opt,
+                          init.view(), fs.view());
+                CHECK(stores_rounded(os, of));
+                CHECK(stores_rounded(fs, ff));
+                // The float operator is float accurate: so is this one on the rounded inputs.
+                if (form == delta_form::recurrent) {
+                    tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, s.Dk, s.Dv});
+                    const auto qd = convert<double>(qf), kd = convert<double>(kf), vd = convert<double>(vf);
+                    const auto g3d = convert<double>(g3f), g4d = convert<double>(g4f), bd = convert<double>(bf);
+                    const auto id = convert<double>(initf);
+                    run_delta(gk, qd.view(), kd.view(), vd.view(), g3d.view(), g4d.view(), bd.view(), ref.view(), opt,
+                              id.view(), ref_fin.view());
+                    CHECK(max_rel_error(of, ref) < 1e-5);
+                }
+                // Decode steps, slots permuted in a pool of 3.
+                tensor<S, 4> pool({3, s.Hv, s.Dk, s.Dv});
+                tensor<float, 4> poolf({3, s.Hv, s.Dk, s.Dv});
+                const std::int32_t slots[] = {2, 0};
+                for (index_t b = 0; b < s.B; ++b)
+                    for (index_t h = 0; h < s.Hv; ++h)
+                        for (index_t d = 0; d < s.Dk; ++d)
+                            for (index_t e = 0; e < s.Dv; ++e) {
+                                pool(slots[b], h, d, e) = init(b, h, d, e);
+                                poolf(slots[b], h, d, e) = initf(b, h, d, e);
+                            }
+                delta_step_options so;
+                so.state_indices = slots;
+                so.num_threads = 2;
+                for (index_t t = 0; t < 6; ++t) {
+                    tensor<O, 3> o_s({s.B, s.Hv, s.Dv});
+                    tensor<float, 3> o_f({s.B, s.Hv, s.Dv});
+                    step_delta(gk, token(q, t), token(k, t), token(v, t), token(g3, t), token(g4, t), token(beta, t),
+                               o_s.view(), pool.view(), so);
+                    step_delta(gk, token(qf, t), token(kf, t), token(vf, t), token(g3f, t), token(g4f, t), token(bf, t),
+                               o_f.view(), poolf.view(), so);
+                    CHECK(stores_rounded(o_s, o_f));
+                    CHECK(stores_rounded(pool, poolf));
+                    poolf = convert<float>(convert<S>(poolf));  // the state as the pool keeps it
+                }
+            }
+    }
 }
 
-} // namespace
+}  // namespace
 
-TEST_CASE("delta rule in 16-bit storage: the float operator's bits on the same "
-          "values rounded once; steps on 16-bit state pools") {
-  check_stored_delta<bf16, bf16, bf16, bf16, float>(
-      "bf16 inputs and out, float states");
-  check_stored_delta<bf16, float, bf16, float, bf16>(
-      "bf16 q, k, v, beta; float gates and out; bf16 states (vLLM)");
-  check_stored_delta<fp16, fp16, float, fp16, fp16>("fp16 everything but beta");
+TEST_CASE(
+    "delta rule in 16-bit storage: the float operator's bits on the same "
+    "values rounded once; steps on 16-bit state pools") {
+    check_stored_delta<bf16, bf16, bf16, bf16, float>("bf16 inputs and out, float states");
+    check_stored_delta<bf16, float, bf16, float, bf16>("bf16 q, k, v, beta; float gates and out; bf16 states (vLLM)");
+    check_stored_delta<fp16, fp16, float, fp16, fp16>("fp16 everything but beta");
+}
+
+// ---- State pools in the full operators (state_indices, has_initial_state, pad_slot) ----
+
+TEST_CASE(
+    "delta rule on a state pool: gathering, the dense call and scattering, bitwise; pad rows and other slots "
+    "untouched") {
+    const shape s{3, 45, 2, 4, 24, 20};
+    const inputs<float> in(s, 81);
+    const index_t slots = 6, per_slot = s.Hv * s.Dk * s.Dv;
+    const auto pool0 = random_tensor<float, 4>({slots, s.Hv, s.Dk, s.Dv}, 82, -0.5, 0.5);
+    const std::int32_t idx[] = {4, pad_slot, 1};
+    const std::uint8_t has[] = {1, 1, 0};  // the third starts from zeros
+    for (gate gk : {gate::none, gate::scalar, gate::vector})
+        for (delta_form form : forms)
+            for (int threads : {1, 2, 3, 5}) {
+                INFO(gate_name(gk) << ", " << form_name(form) << ", " << threads << " threads");
+                delta_options o;
+                o.form = form;
+                o.num_threads = threads;
+                // Dense: the pool's slots gathered (zeros where has_initial_state is 0).
+                tensor<float, 4> init({s.B, s.Hv, s.Dk, s.Dv}), fin({s.B, s.Hv, s.Dk, s.Dv}),
+                    dense({s.B, s.N, s.Hv, s.Dv});
+                for (index_t b = 0; b < s.B; ++b)
+                    if (idx[b] != pad_slot && has[b])
+                        std::copy(pool0.data() + idx[b] * per_slot, pool0.data() + (idx[b] + 1) * per_slot,
+                                  init.data() + b * per_slot);
+                run_delta(gk, in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.g4.view(), in.beta.view(),
+                          dense.view(), o, init.view(), fin.view());
+                // The pool, updated in place.
+                tensor<float, 4> pool = convert<float>(pool0);
+                tensor<float, 4> out({s.B, s.N, s.Hv, s.Dv}, 7.0f);
+                o.state_indices = idx;
+                o.has_initial_state = has;
+                run_delta(gk, in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.g4.view(), in.beta.view(),
+                          out.view(), o, pool.view(), pool.view());
+                const index_t per_row = s.N * s.Hv * s.Dv;
+                for (index_t b = 0; b < s.B; ++b)
+                    for (index_t i = 0; i < per_row; ++i) {
+                        const float want = idx[b] == pad_slot ? 7.0f : dense.data()[b * per_row + i];
+                        REQUIRE(same_bits(out.data()[b * per_row + i], want));
+                    }
+                for (index_t slot = 0; slot < slots; ++slot) {
+                    const index_t b = slot == 4 ? 0 : slot == 1 ? 2 : -1;  // the row written to it, or none
+                    for (index_t i = 0; i < per_slot; ++i) {
+                        const float want = b >= 0 ? fin.data()[b * per_slot + i] : pool0.data()[slot * per_slot + i];
+                        REQUIRE(same_bits(pool.data()[slot * per_slot + i], want));
+                    }
+                }
+            }
+    // Bad pools: nothing written.
+    tensor<float, 4> pool = convert<float>(pool0), other = convert<float>(pool0);
+    tensor<float, 4> out({s.B, s.N, s.Hv, s.Dv}, 7.0f);
+    delta_options o;
+    const std::int32_t dup[] = {1, 3, 1}, far[] = {0, 6, 2};
+    auto call = [&](const std::int32_t* indices, tensor_view<const float, 4> init, tensor_view<float, 4> fin) {
+        o.state_indices = indices;
+        delta_rule(in.q.view(), in.k.view(), in.v.view(), in.beta.view(), out.view(), o, init, fin);
+    };
+    expect_error([&] { call(dup, pool.view(), pool.view()); },
+                 "'state_indices': expected distinct slots, given slot 1 at rows 0 and 2");
+    expect_error([&] { call(far, pool.view(), pool.view()); },
+                 "'state_indices': expected pad_slot (-1) or 0 <= state_indices[1] < 6, given 6");
+    expect_error([&] { call(idx, other.view(), pool.view()); }, "'initial_state': expected the view of final_state");
+    expect_error([&] { call(idx, pool.view(), {}); }, "'final_state': expected the state pool (state_indices given)");
+    tensor<float, 4> small({slots, s.Hv, s.Dk, s.Dv + 1});
+    expect_error([&] { call(idx, small.view(), small.view()); }, "'final_state': expected shape [6,4,24,20]");
+    for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 7.0f);
+    CHECK(bitwise_equal(pool, pool0));
 }

@@ -499,153 +499,176 @@ TEST_CASE("bad inputs give seqmix::error naming the argument") {
 
 namespace {
 
-// Token t of a [B,N,H,D] tensor as the [B,H,D] view of a decode step, and of a
-// [B,N,H] gate.
+// Token t of a [B,N,H,D] tensor as the [B,H,D] view of a decode step, and of a [B,N,H] gate.
 template <class T>
-tensor_view<const T, 3> token(const tensor<T, 4> &x, index_t t) {
-  const auto v = x.view();
-  return tensor_view<const T, 3>(v.ptr(0, t),
-                                 {v.extent(0), v.extent(2), v.extent(3)},
-                                 {v.stride(0), v.stride(2), v.stride(3)});
+tensor_view<const T, 3> token(const tensor<T, 4>& x, index_t t) {
+    const auto v = x.view();
+    return tensor_view<const T, 3>(v.ptr(0, t), {v.extent(0), v.extent(2), v.extent(3)},
+                                   {v.stride(0), v.stride(2), v.stride(3)});
 }
 template <class T>
-tensor_view<const T, 2> token(const tensor<T, 3> &x, index_t t) {
-  const auto v = x.view();
-  return tensor_view<const T, 2>(v.ptr(0, t), {v.extent(0), v.extent(2)},
-                                 {v.stride(0), v.stride(2)});
+tensor_view<const T, 2> token(const tensor<T, 3>& x, index_t t) {
+    const auto v = x.view();
+    return tensor_view<const T, 2>(v.ptr(0, t), {v.extent(0), v.extent(2)}, {v.stride(0), v.stride(2)});
 }
 
-// op 0: linear_attention (elu+1, normalize, decay); 1: GLA vector gate; 2: GLA
-// scalar gate.
+// op 0: linear_attention (elu+1, normalize, decay); 1: GLA vector gate; 2: GLA scalar gate.
 template <class QV, class GV4, class GV3, class OV, class SIV, class SOV>
-void run_family(int op, const QV &q, const QV &k, const QV &v, const GV4 &g4,
-                const GV3 &g3, const OV &out,
-                const linear_attention_options &lo, int threads,
-                const SIV &init, const SOV &fin) {
-  gla_options go;
-  go.num_threads = threads;
-  linear_attention_options l = lo;
-  l.num_threads = threads;
-  if (op == 0)
-    linear_attention(q, k, v, out, l, init, fin);
-  else if (op == 1)
-    gated_linear_attention(q, k, v, g4, out, go, init, fin);
-  else
-    gated_linear_attention(q, k, v, g3, out, go, init, fin);
+void run_family(int op, const QV& q, const QV& k, const QV& v, const GV4& g4, const GV3& g3, const OV& out,
+                const linear_attention_options& lo, int threads, const SIV& init, const SOV& fin) {
+    gla_options go;
+    static_cast<state_pool_options&>(go) = lo;  // the same pool, if any
+    go.num_threads = threads;
+    linear_attention_options l = lo;
+    l.num_threads = threads;
+    if (op == 0)
+        linear_attention(q, k, v, out, l, init, fin);
+    else if (op == 1)
+        gated_linear_attention(q, k, v, g4, out, go, init, fin);
+    else
+        gated_linear_attention(q, k, v, g3, out, go, init, fin);
 }
 
 template <class QV, class GV4, class GV3, class OV, class S>
-void step_family(int op, const QV &q, const QV &k, const QV &v, const GV4 &g4,
-                 const GV3 &g3, const OV &out, const tensor_view<S, 4> &pool,
-                 const linear_attention_options &lo,
-                 const std::int32_t *slots) {
-  if (op == 0) {
-    linear_attention_step_options so;
-    so.normalize = lo.normalize;
-    so.log_decay = lo.log_decay;
-    so.feature_map = lo.feature_map;
-    so.state_indices = slots;
-    so.num_threads = 2;
-    linear_attention_step(q, k, v, out, pool, so);
-  } else {
-    gla_step_options so;
-    so.state_indices = slots;
-    so.num_threads = 2;
-    if (op == 1)
-      gated_linear_attention_step(q, k, v, g4, out, pool, so);
-    else
-      gated_linear_attention_step(q, k, v, g3, out, pool, so);
-  }
-}
-
-// q, k, v stored as In, gates as G, out as O, states as S: the bits of the
-// float operator on the same values, outputs and states rounded once at the end
-// (3 threads against 1); decode steps on a pool of S states: the float step
-// with its state rounded into S after each token.
-template <class In, class G, class O, class S>
-void check_stored_family(const char *name) {
-  INFO(name);
-  for (const shape s :
-       {shape{2, 75, 2, 4, 40, 24},
-        shape{
-            1, 40, 1, 2, 64,
-            64}}) { // D not a multiple of the vector width; full column blocks
-    INFO("Dk " << s.Dk << " Dv " << s.Dv);
-    const inputs<float> in(s, 71);
-    const std::vector<float> dec = decays(s.Hv);
-    const auto q = convert<In>(in.q), k = convert<In>(in.k),
-               v = convert<In>(in.v);
-    const auto g4 = convert<G>(in.gv);
-    const auto g3 = convert<G>(in.gs);
-    const auto qf = convert<float>(q), kf = convert<float>(k),
-               vf = convert<float>(v);
-    const auto g4f = convert<float>(g4), g3f = convert<float>(g3);
-    for (int op = 0; op < 3; ++op) {
-      INFO((op == 0   ? "linear_attention (elu+1, normalize, decay)"
-            : op == 1 ? "GLA vector gate"
-                      : "GLA scalar gate"));
-      linear_attention_options lo;
-      lo.normalize = op == 0;
-      lo.log_decay = dec.data();
-      lo.feature_map = feature_map::elu_plus_one;
-      const index_t dvs = op == 0 ? s.Dv + 1 : s.Dv;
-      const auto init = convert<S>(
-          random_tensor<float, 4>({s.B, s.Hv, s.Dk, dvs}, 79, 0, 0.5));
-      const auto initf = convert<float>(init);
-      tensor<float, 4> of({s.B, s.N, s.Hv, s.Dv}), ff({s.B, s.Hv, s.Dk, dvs});
-      run_family(op, qf.view(), kf.view(), vf.view(), g4f.view(), g3f.view(),
-                 of.view(), lo, 1, initf.view(), ff.view());
-      tensor<O, 4> os({s.B, s.N, s.Hv, s.Dv});
-      tensor<S, 4> fs({s.B, s.Hv, s.Dk, dvs});
-      run_family(op, q.view(), k.view(), v.view(), g4.view(), g3.view(),
-                 os.view(), lo, 3, init.view(), fs.view());
-      CHECK(stores_rounded(os, of));
-      CHECK(stores_rounded(fs, ff));
-      // The float operator is float accurate: so is this one on the rounded
-      // inputs.
-      tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}),
-          ref_fin({s.B, s.Hv, s.Dk, dvs});
-      const auto qd = convert<double>(qf), kd = convert<double>(kf),
-                 vd = convert<double>(vf);
-      const auto g4d = convert<double>(g4f), g3d = convert<double>(g3f),
-                 id = convert<double>(initf);
-      run_family(op, qd.view(), kd.view(), vd.view(), g4d.view(), g3d.view(),
-                 ref.view(), lo, 1, id.view(), ref_fin.view());
-      CHECK(max_rel_error(of, ref) < 2e-5);
-      // Decode steps, slots permuted in a pool of 3.
-      tensor<S, 4> pool({3, s.Hv, s.Dk, dvs});
-      tensor<float, 4> poolf({3, s.Hv, s.Dk, dvs});
-      const std::int32_t slots[] = {2, 0};
-      for (index_t b = 0; b < s.B; ++b)
-        for (index_t h = 0; h < s.Hv; ++h)
-          for (index_t d = 0; d < s.Dk; ++d)
-            for (index_t e = 0; e < dvs; ++e) {
-              pool(slots[b], h, d, e) = init(b, h, d, e);
-              poolf(slots[b], h, d, e) = initf(b, h, d, e);
-            }
-      for (index_t t = 0; t < 6; ++t) {
-        tensor<O, 3> o_s({s.B, s.Hv, s.Dv});
-        tensor<float, 3> o_f({s.B, s.Hv, s.Dv});
-        step_family(op, token(q, t), token(k, t), token(v, t), token(g4, t),
-                    token(g3, t), o_s.view(), pool.view(), lo, slots);
-        step_family(op, token(qf, t), token(kf, t), token(vf, t), token(g4f, t),
-                    token(g3f, t), o_f.view(), poolf.view(), lo, slots);
-        CHECK(stores_rounded(o_s, o_f));
-        CHECK(stores_rounded(pool, poolf));
-        poolf =
-            convert<float>(convert<S>(poolf)); // the state as the pool keeps it
-      }
+void step_family(int op, const QV& q, const QV& k, const QV& v, const GV4& g4, const GV3& g3, const OV& out,
+                 const tensor_view<S, 4>& pool, const linear_attention_options& lo, const std::int32_t* slots) {
+    if (op == 0) {
+        linear_attention_step_options so;
+        so.normalize = lo.normalize;
+        so.log_decay = lo.log_decay;
+        so.feature_map = lo.feature_map;
+        so.state_indices = slots;
+        so.num_threads = 2;
+        linear_attention_step(q, k, v, out, pool, so);
+    } else {
+        gla_step_options so;
+        so.state_indices = slots;
+        so.num_threads = 2;
+        if (op == 1)
+            gated_linear_attention_step(q, k, v, g4, out, pool, so);
+        else
+            gated_linear_attention_step(q, k, v, g3, out, pool, so);
     }
-  }
 }
 
-} // namespace
+// q, k, v stored as In, gates as G, out as O, states as S: the bits of the float operator on
+// the same values, outputs and states rounded once at the end (3 threads against 1); decode
+// steps on a pool of S states: the float step with its state rounded into S after each token.
+template <class In, class G, class O, class S>
+void check_stored_family(const char* name) {
+    INFO(name);
+    for (const shape s : {shape{2, 75, 2, 4, 40, 24},
+                          shape{1, 40, 1, 2, 64, 64}}) {  // D not a multiple of the vector width; full column blocks
+        INFO("Dk " << s.Dk << " Dv " << s.Dv);
+        const inputs<float> in(s, 71);
+        const std::vector<float> dec = decays(s.Hv);
+        const auto q = convert<In>(in.q), k = convert<In>(in.k), v = convert<In>(in.v);
+        const auto g4 = convert<G>(in.gv);
+        const auto g3 = convert<G>(in.gs);
+        const auto qf = convert<float>(q), kf = convert<float>(k), vf = convert<float>(v);
+        const auto g4f = convert<float>(g4), g3f = convert<float>(g3);
+        for (int op = 0; op < 3; ++op) {
+            INFO((op == 0   ? "linear_attention (elu+1, normalize, decay)"
+                  : op == 1 ? "GLA vector gate"
+                            : "GLA scalar gate"));
+            linear_attention_options lo;
+            lo.normalize = op == 0;
+            lo.log_decay = dec.data();
+            lo.feature_map = feature_map::elu_plus_one;
+            const index_t dvs = op == 0 ? s.Dv + 1 : s.Dv;
+            const auto init = convert<S>(random_tensor<float, 4>({s.B, s.Hv, s.Dk, dvs}, 79, 0, 0.5));
+            const auto initf = convert<float>(init);
+            tensor<float, 4> of({s.B, s.N, s.Hv, s.Dv}), ff({s.B, s.Hv, s.Dk, dvs});
+            run_family(op, qf.view(), kf.view(), vf.view(), g4f.view(), g3f.view(), of.view(), lo, 1, initf.view(),
+                       ff.view());
+            tensor<O, 4> os({s.B, s.N, s.Hv, s.Dv});
+            tensor<S, 4> fs({s.B, s.Hv, s.Dk, dvs});
+            run_family(op, q.view(), k.view(), v.view(), g4.view(), g3.view(), os.view(), lo, 3, init.view(),
+                       fs.view());
+            CHECK(stores_rounded(os, of));
+            CHECK(stores_rounded(fs, ff));
+            // The float operator is float accurate: so is this one on the rounded inputs.
+            tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, s.Dk, dvs});
+            const auto qd = convert<double>(qf), kd = convert<double>(kf), vd = convert<double>(vf);
+            const auto g4d = convert<double>(g4f), g3d = convert<double>(g3f), id = convert<double>(initf);
+            run_family(op, qd.view(), kd.view(), vd.view(), g4d.view(), g3d.view(), ref.view(), lo, 1, id.view(),
+                       ref_fin.view());
+            CHECK(max_rel_error(of, ref) < 2e-5);
+            // Decode steps, slots permuted in a pool of 3.
+            tensor<S, 4> pool({3, s.Hv, s.Dk, dvs});
+            tensor<float, 4> poolf({3, s.Hv, s.Dk, dvs});
+            const std::int32_t slots[] = {2, 0};
+            for (index_t b = 0; b < s.B; ++b)
+                for (index_t h = 0; h < s.Hv; ++h)
+                    for (index_t d = 0; d < s.Dk; ++d)
+                        for (index_t e = 0; e < dvs; ++e) {
+                            pool(slots[b], h, d, e) = init(b, h, d, e);
+                            poolf(slots[b], h, d, e) = initf(b, h, d, e);
+                        }
+            for (index_t t = 0; t < 6; ++t) {
+                tensor<O, 3> o_s({s.B, s.Hv, s.Dv});
+                tensor<float, 3> o_f({s.B, s.Hv, s.Dv});
+                step_family(op, token(q, t), token(k, t), token(v, t), token(g4, t), token(g3, t), o_s.view(),
+                            pool.view(), lo, slots);
+                step_family(op, token(qf, t), token(kf, t), token(vf, t), token(g4f, t), token(g3f, t), o_f.view(),
+                            poolf.view(), lo, slots);
+                CHECK(stores_rounded(o_s, o_f));
+                CHECK(stores_rounded(pool, poolf));
+                poolf = convert<float>(convert<S>(poolf));  // the state as the pool keeps it
+            }
+        }
+    }
+}
 
-TEST_CASE("16-bit storage: the float operator's bits on the same values "
-          "rounded once; steps on 16-bit state pools") {
-  check_stored_family<bf16, bf16, bf16, float>(
-      "bf16 inputs and out, float states");
-  check_stored_family<bf16, float, float, bf16>(
-      "bf16 q, k, v; float gates and out; bf16 states");
-  check_stored_family<fp16, fp16, fp16, fp16>("fp16 everything");
+}  // namespace
+
+TEST_CASE(
+    "16-bit storage: the float operator's bits on the same values "
+    "rounded once; steps on 16-bit state pools") {
+    check_stored_family<bf16, bf16, bf16, float>("bf16 inputs and out, float states");
+    check_stored_family<bf16, float, float, bf16>("bf16 q, k, v; float gates and out; bf16 states");
+    check_stored_family<fp16, fp16, fp16, fp16>("fp16 everything");
+}
+
+// ---- State pools in the full operators (state_indices, has_initial_state, pad_slot) ----
+
+TEST_CASE("linear attention and GLA on a state pool: gathering, the dense call and scattering, bitwise; pad rows and other slots untouched") {
+    const shape s{3, 45, 2, 4, 24, 20};
+    const inputs<float> in(s, 83);
+    const std::vector<float> dec = decays(s.Hv);
+    const std::int32_t idx[] = {4, pad_slot, 1};
+    const std::uint8_t has[] = {1, 1, 0};  // the third starts from zeros
+    for (int op = 0; op < 3; ++op)
+        for (int threads : {1, 2, 3, 5}) {
+            INFO("op " << op << ", " << threads << " threads");
+            linear_attention_options lo;
+            lo.normalize = op == 0;
+            lo.log_decay = dec.data();
+            lo.feature_map = feature_map::elu_plus_one;
+            const index_t dvs = op == 0 ? s.Dv + 1 : s.Dv, slots = 6, per_slot = s.Hv * s.Dk * dvs;
+            const auto pool0 = random_tensor<float, 4>({slots, s.Hv, s.Dk, dvs}, 84, 0, 0.5);
+            tensor<float, 4> init({s.B, s.Hv, s.Dk, dvs}), fin({s.B, s.Hv, s.Dk, dvs}), dense({s.B, s.N, s.Hv, s.Dv});
+            for (index_t b = 0; b < s.B; ++b)
+                if (idx[b] != pad_slot && has[b])
+                    std::copy(pool0.data() + idx[b] * per_slot, pool0.data() + (idx[b] + 1) * per_slot,
+                              init.data() + b * per_slot);
+            run_family(op, in.q.view(), in.k.view(), in.v.view(), in.gv.view(), in.gs.view(), dense.view(), lo, threads,
+                       init.view(), fin.view());
+            tensor<float, 4> pool = convert<float>(pool0);
+            tensor<float, 4> out({s.B, s.N, s.Hv, s.Dv}, 7.0f);
+            lo.state_indices = idx;
+            lo.has_initial_state = has;
+            run_family(op, in.q.view(), in.k.view(), in.v.view(), in.gv.view(), in.gs.view(), out.view(), lo, threads,
+                       pool.view(), pool.view());
+            const index_t per_row = s.N * s.Hv * s.Dv;
+            for (index_t b = 0; b < s.B; ++b)
+                for (index_t i = 0; i < per_row; ++i)
+                    REQUIRE(same_bits(out.data()[b * per_row + i], idx[b] == pad_slot ? 7.0f : dense.data()[b * per_row + i]));
+            for (index_t slot = 0; slot < slots; ++slot) {
+                const index_t b = slot == 4 ? 0 : slot == 1 ? 2 : -1;
+                for (index_t i = 0; i < per_slot; ++i)
+                    REQUIRE(same_bits(pool.data()[slot * per_slot + i],
+                                      b >= 0 ? fin.data()[b * per_slot + i] : pool0.data()[slot * per_slot + i]));
+            }
+        }
 }

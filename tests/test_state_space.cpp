@@ -666,195 +666,266 @@ TEST_CASE("state-space scans: bad inputs give seqmix::error naming the argument,
 
 }  // namespace
 
-// ---------------------------------------------------------------- 16-bit
-// storage
+// ---------------------------------------------------------------- 16-bit storage
 
 namespace {
 
-// selective_scan with u, delta, z, B, C stored as In (A float, as Mamba keeps
-// it), out as O, states as S: the float operator's bits on the same values,
-// rounded once (3 threads against 1, token-major and channel-major); decode
-// steps on an S pool: the float step with its state rounded into S after every
-// token.
-template <class In, class O, class S> void check_stored_scan(const char *name) {
-  INFO(name);
-  const scan_shape s{2, 70, 40, 16,
-                     2}; // Din not a multiple of the vector width
-  const scan_inputs<float> in0(s, 91, {});
-  const auto u = convert<In>(in0.u), d = convert<In>(in0.delta),
-             z = convert<In>(in0.z);
-  const auto B = convert<In>(in0.B), C = convert<In>(in0.C);
-  const auto init = convert<S>(in0.init);
-  const auto uf = convert<float>(u), df = convert<float>(d),
-             zf = convert<float>(z), Bf = convert<float>(B),
-             Cf = convert<float>(C), initf = convert<float>(init);
-  auto of = in0.options(zf);
-  of.num_threads = 1;
-  tensor<float, 3> yf({s.Bt, s.N, s.Din}), ff({s.Bt, s.Din, s.S});
-  selective_scan(uf.view(), df.view(), in0.A.view(), Bf.view(), Cf.view(),
-                 yf.view(), of, initf.view(), ff.view());
-  auto os = in0.options(z);
-  os.num_threads = 3;
-  tensor<O, 3> ys({s.Bt, s.N, s.Din});
-  tensor<S, 3> fs({s.Bt, s.Din, s.S});
-  selective_scan(u.view(), d.view(), in0.A.view(), B.view(), C.view(),
-                 ys.view(), os, init.view(), fs.view());
-  CHECK(stores_rounded(ys, yf));
-  CHECK(stores_rounded(fs, ff));
-  // Channel-major u and out (Mamba's [B, Din, L]): the same bits.
-  const relaid<In, 3> uc(u, {0, 2, 1});
-  relaid<O, 3> yc(tensor<O, 3>({s.Bt, s.N, s.Din}), {0, 2, 1});
-  selective_scan(tensor_view<const In, 3>(uc.view), d.view(), in0.A.view(),
-                 B.view(), C.view(), yc.view, os, init.view(), fs.view());
-  CHECK(bitwise_equal(yc.gather(), ys));
-  // Decode steps, rows in slots 1 and 0 of a pool of 2.
-  tensor<S, 3> pool({2, s.Din, s.S});
-  tensor<float, 3> poolf({2, s.Din, s.S});
-  for (index_t b = 0; b < s.Bt; ++b)
-    for (index_t i = 0; i < s.Din * s.S; ++i) {
-      pool.data()[(1 - b) * s.Din * s.S + i] = init.data()[b * s.Din * s.S + i];
-      poolf.data()[(1 - b) * s.Din * s.S + i] =
-          initf.data()[b * s.Din * s.S + i];
+// selective_scan with u, delta, z, B, C stored as In (A float, as Mamba keeps it), out as O,
+// states as S: the float operator's bits on the same values, rounded once (3 threads against 1,
+// token-major and channel-major); decode steps on an S pool: the float step with its state
+// rounded into S after every token.
+template <class In, class O, class S>
+void check_stored_scan(const char* name) {
+    INFO(name);
+    const scan_shape s{2, 70, 40, 16, 2};  // Din not a multiple of the vector width
+    const scan_inputs<float> in0(s, 91, {});
+    const auto u = convert<In>(in0.u), d = convert<In>(in0.delta), z = convert<In>(in0.z);
+    const auto B = convert<In>(in0.B), C = convert<In>(in0.C);
+    const auto init = convert<S>(in0.init);
+    const auto uf = convert<float>(u), df = convert<float>(d), zf = convert<float>(z), Bf = convert<float>(B),
+               Cf = convert<float>(C), initf = convert<float>(init);
+    auto of = in0.options(zf);
+    of.num_threads = 1;
+    tensor<float, 3> yf({s.Bt, s.N, s.Din}), ff({s.Bt, s.Din, s.S});
+    selective_scan(uf.view(), df.view(), in0.A.view(), Bf.view(), Cf.view(), yf.view(), of, initf.view(), ff.view());
+    auto os = in0.options(z);
+    os.num_threads = 3;
+    tensor<O, 3> ys({s.Bt, s.N, s.Din});
+    tensor<S, 3> fs({s.Bt, s.Din, s.S});
+    selective_scan(u.view(), d.view(), in0.A.view(), B.view(), C.view(), ys.view(), os, init.view(), fs.view());
+    CHECK(stores_rounded(ys, yf));
+    CHECK(stores_rounded(fs, ff));
+    // Channel-major u and out (Mamba's [B, Din, L]): the same bits.
+    const relaid<In, 3> uc(u, {0, 2, 1});
+    relaid<O, 3> yc(tensor<O, 3>({s.Bt, s.N, s.Din}), {0, 2, 1});
+    selective_scan(tensor_view<const In, 3>(uc.view), d.view(), in0.A.view(), B.view(), C.view(), yc.view, os,
+                   init.view(), fs.view());
+    CHECK(bitwise_equal(yc.gather(), ys));
+    // Decode steps, rows in slots 1 and 0 of a pool of 2.
+    tensor<S, 3> pool({2, s.Din, s.S});
+    tensor<float, 3> poolf({2, s.Din, s.S});
+    for (index_t b = 0; b < s.Bt; ++b)
+        for (index_t i = 0; i < s.Din * s.S; ++i) {
+            pool.data()[(1 - b) * s.Din * s.S + i] = init.data()[b * s.Din * s.S + i];
+            poolf.data()[(1 - b) * s.Din * s.S + i] = initf.data()[b * s.Din * s.S + i];
+        }
+    const std::int32_t slots[] = {1, 0};
+    for (index_t t = 0; t < 6; ++t) {
+        selective_scan_step_options<In> so;
+        so.D = in0.D.data();
+        so.delta_bias = in0.bias.data();
+        so.delta_softplus = true;
+        so.state_indices = slots;
+        so.z = at_token(z, t);
+        selective_scan_step_options<float> sf;
+        sf.D = so.D;
+        sf.delta_bias = so.delta_bias;
+        sf.delta_softplus = true;
+        sf.state_indices = slots;
+        sf.z = at_token(zf, t);
+        tensor<O, 2> o_s({s.Bt, s.Din});
+        tensor<float, 2> o_f({s.Bt, s.Din});
+        selective_scan_step(at_token(u, t), at_token(d, t), in0.A.view(), at_token(B, t), at_token(C, t), o_s.view(),
+                            pool.view(), so);
+        selective_scan_step(at_token(uf, t), at_token(df, t), in0.A.view(), at_token(Bf, t), at_token(Cf, t),
+                            o_f.view(), poolf.view(), sf);
+        CHECK(stores_rounded(o_s, o_f));
+        CHECK(stores_rounded(pool, poolf));
+        poolf = convert<float>(convert<S>(poolf));
     }
-  const std::int32_t slots[] = {1, 0};
-  for (index_t t = 0; t < 6; ++t) {
-    selective_scan_step_options<In> so;
-    so.D = in0.D.data();
-    so.delta_bias = in0.bias.data();
-    so.delta_softplus = true;
-    so.state_indices = slots;
-    so.z = at_token(z, t);
-    selective_scan_step_options<float> sf;
-    sf.D = so.D;
-    sf.delta_bias = so.delta_bias;
-    sf.delta_softplus = true;
-    sf.state_indices = slots;
-    sf.z = at_token(zf, t);
-    tensor<O, 2> o_s({s.Bt, s.Din});
-    tensor<float, 2> o_f({s.Bt, s.Din});
-    selective_scan_step(at_token(u, t), at_token(d, t), in0.A.view(),
-                        at_token(B, t), at_token(C, t), o_s.view(), pool.view(),
-                        so);
-    selective_scan_step(at_token(uf, t), at_token(df, t), in0.A.view(),
-                        at_token(Bf, t), at_token(Cf, t), o_f.view(),
-                        poolf.view(), sf);
-    CHECK(stores_rounded(o_s, o_f));
-    CHECK(stores_rounded(pool, poolf));
-    poolf = convert<float>(convert<S>(poolf));
-  }
 }
 
-// ssd_scan with x, z, B, C stored as In (dt, A float), out as O, states as S:
-// as above.
-template <class In, class O, class S> void check_stored_ssd(const char *name) {
-  INFO(name);
-  const ssd_shape s{2,  70, 4,
-                    24, 32, 2}; // P not a multiple of the vector width
-  const ssd_inputs<float> in0(s, 93, {});
-  const auto x = convert<In>(in0.x), z = convert<In>(in0.z),
-             B = convert<In>(in0.B), C = convert<In>(in0.C);
-  const auto init = convert<S>(in0.init);
-  const auto xf = convert<float>(x), zf = convert<float>(z),
-             Bf = convert<float>(B), Cf = convert<float>(C),
-             initf = convert<float>(init);
-  auto of = in0.options(zf);
-  of.num_threads = 1;
-  tensor<float, 4> yf({s.Bt, s.N, s.H, s.P}), ff({s.Bt, s.H, s.P, s.S});
-  ssd_scan(xf.view(), in0.dt.view(), in0.A.view(), Bf.view(), Cf.view(),
-           yf.view(), of, initf.view(), ff.view());
-  auto os = in0.options(z);
-  os.num_threads = 3;
-  tensor<O, 4> ys({s.Bt, s.N, s.H, s.P});
-  tensor<S, 4> fs({s.Bt, s.H, s.P, s.S});
-  ssd_scan(x.view(), in0.dt.view(), in0.A.view(), B.view(), C.view(), ys.view(),
-           os, init.view(), fs.view());
-  CHECK(stores_rounded(ys, yf));
-  CHECK(stores_rounded(fs, ff));
-  tensor<S, 4> pool = convert<S>(init);
-  tensor<float, 4> poolf = convert<float>(initf);
-  for (index_t t = 0; t < 6; ++t) {
-    ssd_step_options<In> so;
-    so.D = in0.D.data();
-    so.dt_bias = in0.bias.data();
-    so.dt_softplus = true;
-    so.z = at_token(z, t);
-    ssd_step_options<float> sf;
-    sf.D = so.D;
-    sf.dt_bias = so.dt_bias;
-    sf.dt_softplus = true;
-    sf.z = at_token(zf, t);
-    tensor<O, 3> o_s({s.Bt, s.H, s.P});
-    tensor<float, 3> o_f({s.Bt, s.H, s.P});
-    ssd_step(at_token(x, t), at_token(in0.dt, t), in0.A.view(), at_token(B, t),
-             at_token(C, t), o_s.view(), pool.view(), so);
-    ssd_step(at_token(xf, t), at_token(in0.dt, t), in0.A.view(),
-             at_token(Bf, t), at_token(Cf, t), o_f.view(), poolf.view(), sf);
-    CHECK(stores_rounded(o_s, o_f));
-    CHECK(stores_rounded(pool, poolf));
-    poolf = convert<float>(convert<S>(poolf));
-  }
+// ssd_scan with x, z, B, C stored as In (dt, A float), out as O, states as S: as above.
+template <class In, class O, class S>
+void check_stored_ssd(const char* name) {
+    INFO(name);
+    const ssd_shape s{2, 70, 4, 24, 32, 2};  // P not a multiple of the vector width
+    const ssd_inputs<float> in0(s, 93, {});
+    const auto x = convert<In>(in0.x), z = convert<In>(in0.z), B = convert<In>(in0.B), C = convert<In>(in0.C);
+    const auto init = convert<S>(in0.init);
+    const auto xf = convert<float>(x), zf = convert<float>(z), Bf = convert<float>(B), Cf = convert<float>(C),
+               initf = convert<float>(init);
+    auto of = in0.options(zf);
+    of.num_threads = 1;
+    tensor<float, 4> yf({s.Bt, s.N, s.H, s.P}), ff({s.Bt, s.H, s.P, s.S});
+    ssd_scan(xf.view(), in0.dt.view(), in0.A.view(), Bf.view(), Cf.view(), yf.view(), of, initf.view(), ff.view());
+    auto os = in0.options(z);
+    os.num_threads = 3;
+    tensor<O, 4> ys({s.Bt, s.N, s.H, s.P});
+    tensor<S, 4> fs({s.Bt, s.H, s.P, s.S});
+    ssd_scan(x.view(), in0.dt.view(), in0.A.view(), B.view(), C.view(), ys.view(), os, init.view(), fs.view());
+    CHECK(stores_rounded(ys, yf));
+    CHECK(stores_rounded(fs, ff));
+    tensor<S, 4> pool = convert<S>(init);
+    tensor<float, 4> poolf = convert<float>(initf);
+    for (index_t t = 0; t < 6; ++t) {
+        ssd_step_options<In> so;
+        so.D = in0.D.data();
+        so.dt_bias = in0.bias.data();
+        so.dt_softplus = true;
+        so.z = at_token(z, t);
+        ssd_step_options<float> sf;
+        sf.D = so.D;
+        sf.dt_bias = so.dt_bias;
+        sf.dt_softplus = true;
+        sf.z = at_token(zf, t);
+        tensor<O, 3> o_s({s.Bt, s.H, s.P});
+        tensor<float, 3> o_f({s.Bt, s.H, s.P});
+        ssd_step(at_token(x, t), at_token(in0.dt, t), in0.A.view(), at_token(B, t), at_token(C, t), o_s.view(),
+                 pool.view(), so);
+        ssd_step(at_token(xf, t), at_token(in0.dt, t), in0.A.view(), at_token(Bf, t), at_token(Cf, t), o_f.view(),
+                 poolf.view(), sf);
+        CHECK(stores_rounded(o_s, o_f));
+        CHECK(stores_rounded(pool, poolf));
+        poolf = convert<float>(convert<S>(poolf));
+    }
 }
 
-// causal_conv1d with x and weight stored as In, out as O, states as S: as
-// above, token-major and channel-major.
-template <class In, class O, class S> void check_stored_conv(const char *name) {
-  INFO(name);
-  const index_t Bt = 2, N = 70, Ch = 40, W = 4;
-  const conv_inputs<float> in0(Bt, N, Ch, W, 95);
-  const auto x = convert<In>(in0.x), w = convert<In>(in0.w);
-  const auto init = convert<S>(in0.init);
-  const auto xf = convert<float>(x), wf = convert<float>(w),
-             initf = convert<float>(init);
-  conv1d_options o;
-  o.bias = in0.bias.data();
-  o.activation = activation::silu;
-  o.num_threads = 1;
-  tensor<float, 3> yf({Bt, N, Ch}), ff({Bt, Ch, W - 1});
-  causal_conv1d(xf.view(), wf.view(), yf.view(), o, initf.view(), ff.view());
-  o.num_threads = 3;
-  tensor<O, 3> ys({Bt, N, Ch});
-  tensor<S, 3> fs({Bt, Ch, W - 1});
-  causal_conv1d(x.view(), w.view(), ys.view(), o, init.view(), fs.view());
-  CHECK(stores_rounded(ys, yf));
-  CHECK(stores_rounded(fs, ff));
-  const relaid<In, 3> xc(x, {0, 2, 1});
-  relaid<O, 3> yc(tensor<O, 3>({Bt, N, Ch}), {0, 2, 1});
-  causal_conv1d(tensor_view<const In, 3>(xc.view), w.view(), yc.view, o,
-                init.view());
-  CHECK(bitwise_equal(yc.gather(), ys));
-  tensor<S, 3> pool = convert<S>(init);
-  tensor<float, 3> poolf = convert<float>(initf);
-  conv1d_step_options so;
-  so.bias = o.bias;
-  so.activation = activation::silu;
-  for (index_t t = 0; t < 6; ++t) {
-    tensor<O, 2> o_s({Bt, Ch});
-    tensor<float, 2> o_f({Bt, Ch});
-    causal_conv1d_step(at_token(x, t), w.view(), o_s.view(), pool.view(), so);
-    causal_conv1d_step(at_token(xf, t), wf.view(), o_f.view(), poolf.view(),
-                       so);
-    CHECK(stores_rounded(o_s, o_f));
-    CHECK(stores_rounded(pool, poolf));
-    poolf = convert<float>(convert<S>(poolf));
-  }
+// causal_conv1d with x and weight stored as In, out as O, states as S: as above, token-major
+// and channel-major.
+template <class In, class O, class S>
+void check_stored_conv(const char* name) {
+    INFO(name);
+    const index_t Bt = 2, N = 70, Ch = 40, W = 4;
+    const conv_inputs<float> in0(Bt, N, Ch, W, 95);
+    const auto x = convert<In>(in0.x), w = convert<In>(in0.w);
+    const auto init = convert<S>(in0.init);
+    const auto xf = convert<float>(x), wf = convert<float>(w), initf = convert<float>(init);
+    conv1d_options o;
+    o.bias = in0.bias.data();
+    o.activation = activation::silu;
+    o.num_threads = 1;
+    tensor<float, 3> yf({Bt, N, Ch}), ff({Bt, Ch, W - 1});
+    causal_conv1d(xf.view(), wf.view(), yf.view(), o, initf.view(), ff.view());
+    o.num_threads = 3;
+    tensor<O, 3> ys({Bt, N, Ch});
+    tensor<S, 3> fs({Bt, Ch, W - 1});
+    causal_conv1d(x.view(), w.view(), ys.view(), o, init.view(), fs.view());
+    CHECK(stores_rounded(ys, yf));
+    CHECK(stores_rounded(fs, ff));
+    const relaid<In, 3> xc(x, {0, 2, 1});
+    relaid<O, 3> yc(tensor<O, 3>({Bt, N, Ch}), {0, 2, 1});
+    causal_conv1d(tensor_view<const In, 3>(xc.view), w.view(), yc.view, o, init.view());
+    CHECK(bitwise_equal(yc.gather(), ys));
+    tensor<S, 3> pool = convert<S>(init);
+    tensor<float, 3> poolf = convert<float>(initf);
+    conv1d_step_options so;
+    so.bias = o.bias;
+    so.activation = activation::silu;
+    for (index_t t = 0; t < 6; ++t) {
+        tensor<O, 2> o_s({Bt, Ch});
+        tensor<float, 2> o_f({Bt, Ch});
+        causal_conv1d_step(at_token(x, t), w.view(), o_s.view(), pool.view(), so);
+        causal_conv1d_step(at_token(xf, t), wf.view(), o_f.view(), poolf.view(), so);
+        CHECK(stores_rounded(o_s, o_f));
+        CHECK(stores_rounded(pool, poolf));
+        poolf = convert<float>(convert<S>(poolf));
+    }
 }
 
-} // namespace
+}  // namespace
 
-TEST_CASE("state-space scans in 16-bit storage: the float operator's bits on "
-          "the same values rounded once; steps on 16-bit pools") {
-  check_stored_scan<bf16, bf16, float>(
-      "selective_scan: bf16 inputs and out, float states");
-  check_stored_scan<bf16, float, bf16>(
-      "selective_scan: bf16 inputs, float out, bf16 states (vLLM)");
-  check_stored_scan<fp16, fp16, fp16>("selective_scan: fp16");
-  check_stored_ssd<bf16, bf16, float>(
-      "ssd_scan: bf16 inputs and out, float states");
-  check_stored_ssd<bf16, float, bf16>(
-      "ssd_scan: bf16 inputs, float out, bf16 states (vLLM)");
-  check_stored_ssd<fp16, fp16, fp16>("ssd_scan: fp16");
-  check_stored_conv<bf16, bf16, bf16>("causal_conv1d: bf16");
-  check_stored_conv<float, float, bf16>("causal_conv1d: float x, bf16 state");
-  check_stored_conv<fp16, float, fp16>(
-      "causal_conv1d: fp16 x and state, float out");
+TEST_CASE(
+    "state-space scans in 16-bit storage: the float operator's bits on "
+    "the same values rounded once; steps on 16-bit pools") {
+    check_stored_scan<bf16, bf16, float>("selective_scan: bf16 inputs and out, float states");
+    check_stored_scan<bf16, float, bf16>("selective_scan: bf16 inputs, float out, bf16 states (vLLM)");
+    check_stored_scan<fp16, fp16, fp16>("selective_scan: fp16");
+    check_stored_ssd<bf16, bf16, float>("ssd_scan: bf16 inputs and out, float states");
+    check_stored_ssd<bf16, float, bf16>("ssd_scan: bf16 inputs, float out, bf16 states (vLLM)");
+    check_stored_ssd<fp16, fp16, fp16>("ssd_scan: fp16");
+    check_stored_conv<bf16, bf16, bf16>("causal_conv1d: bf16");
+    check_stored_conv<float, float, bf16>("causal_conv1d: float x, bf16 state");
+    check_stored_conv<fp16, float, fp16>("causal_conv1d: fp16 x and state, float out");
+}
+
+// ---------------------------------------------------------------- state pools
+
+namespace {
+
+// run(out, options, initial_state, final_state) of one operator with B = 3 sequences, dense
+// states of shape `dense`: on a pool of 6 slots (rows in slots 4, pad_slot and 1, the third
+// from zeros) the outputs and states equal gathering, the dense call and scattering, bitwise,
+// for 1, 2, 3 and 5 threads; the pad row's outputs and the unnamed slots stay as they were.
+template <std::size_t RS, std::size_t RO, class Options, class Run>
+void check_pool(const std::array<index_t, RS>& dense, const std::array<index_t, RO>& out_shape, const Options& base,
+                Run&& run) {
+    const index_t B = dense[0], slots = 6;
+    std::array<index_t, RS> pool_shape = dense;
+    pool_shape[0] = slots;
+    const auto pool0 = random_tensor<float, RS>(pool_shape, 97, -0.5, 0.5);
+    const index_t per_slot = pool0.size() / slots;
+    const std::int32_t idx[] = {4, pad_slot, 1};
+    const std::uint8_t has[] = {1, 1, 0};
+    for (int threads : {1, 2, 3, 5}) {
+        INFO(threads << " threads");
+        Options o = base;
+        o.num_threads = threads;
+        tensor<float, RS> init(dense), fin(dense);
+        tensor<float, RO> want(out_shape);
+        for (index_t b = 0; b < B; ++b)
+            if (idx[b] != pad_slot && has[b])
+                std::copy(pool0.data() + idx[b] * per_slot, pool0.data() + (idx[b] + 1) * per_slot,
+                          init.data() + b * per_slot);
+        run(want, o, tensor_view<const float, RS>(init.view()), fin.view());
+        tensor<float, RS> pool = convert<float>(pool0);
+        tensor<float, RO> out(out_shape, 7.0f);
+        o.state_indices = idx;
+        o.has_initial_state = has;
+        run(out, o, tensor_view<const float, RS>(pool.view()), pool.view());
+        const index_t per_row = out.size() / B;
+        for (index_t b = 0; b < B; ++b)
+            for (index_t i = 0; i < per_row; ++i)
+                REQUIRE(same_bits(out.data()[b * per_row + i], idx[b] == pad_slot ? 7.0f : want.data()[b * per_row + i]));
+        for (index_t slot = 0; slot < slots; ++slot) {
+            const index_t b = slot == 4 ? 0 : slot == 1 ? 2 : -1;
+            for (index_t i = 0; i < per_slot; ++i)
+                REQUIRE(same_bits(pool.data()[slot * per_slot + i],
+                                  b >= 0 ? fin.data()[b * per_slot + i] : pool0.data()[slot * per_slot + i]));
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("state-space scans on a state pool: gathering, the dense call and scattering, bitwise; pad rows and other slots untouched") {
+    {
+        INFO("selective_scan");
+        const scan_shape s{3, 50, 40, 16, 2};
+        const scan_inputs<float> in(s, 101, {});
+        check_pool(std::array<index_t, 3>{s.Bt, s.Din, s.S}, std::array<index_t, 3>{s.Bt, s.N, s.Din}, in.options(in.z),
+                   [&](tensor<float, 3>& out, const auto& o, auto init, auto fin) {
+                       selective_scan(in.u.view(), in.delta.view(), in.A.view(), in.B.view(), in.C.view(), out.view(), o,
+                                      init, fin);
+                   });
+    }
+    {
+        INFO("ssd_scan");
+        const ssd_shape s{3, 50, 4, 24, 32, 2};
+        const ssd_inputs<float> in(s, 103, {});
+        check_pool(std::array<index_t, 4>{s.Bt, s.H, s.P, s.S}, std::array<index_t, 4>{s.Bt, s.N, s.H, s.P},
+                   in.options(in.z), [&](tensor<float, 4>& out, const auto& o, auto init, auto fin) {
+                       ssd_scan(in.x.view(), in.dt.view(), in.A.view(), in.B.view(), in.C.view(), out.view(), o, init,
+                                fin);
+                   });
+    }
+    for (bool channel_major : {false, true}) {
+        INFO("causal_conv1d, " << (channel_major ? "channel-major" : "token-major"));
+        const index_t Bt = 3, N = 50, Ch = 40, W = 4;
+        const conv_inputs<float> in(Bt, N, Ch, W, 105);
+        const relaid<float, 3> xc(in.x, {0, 2, 1});
+        conv1d_options base;
+        base.bias = in.bias.data();
+        base.activation = activation::silu;
+        check_pool(std::array<index_t, 3>{Bt, Ch, W - 1}, std::array<index_t, 3>{Bt, N, Ch}, base,
+                   [&](tensor<float, 3>& out, const auto& o, auto init, auto fin) {
+                       if (channel_major) {
+                           relaid<float, 3> yc(out, {0, 2, 1});
+                           causal_conv1d(tensor_view<const float, 3>(xc.view), in.w.view(), yc.view, o, init, fin);
+                           out = yc.gather();
+                       } else {
+                           causal_conv1d(in.x.view(), in.w.view(), out.view(), o, init, fin);
+                       }
+                   });
+    }
 }

@@ -11,7 +11,7 @@ namespace seqmix {
 //   automatic  the measured choice: recurrent.
 enum class delta_form { automatic, chunkwise, recurrent };
 
-struct delta_options {
+struct delta_options : state_pool_options {
     double scale = 0;        // 0 = 1/sqrt(Dk)
     bool qk_l2norm = false;  // q and k normalized per head inside the kernel: x / sqrt(sum x^2 + 1e-6)
     int chunk_size = 0;      // 0 = the measured default

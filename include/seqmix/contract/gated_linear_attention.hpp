@@ -4,7 +4,7 @@
 
 namespace seqmix {
 
-struct gla_options {
+struct gla_options : state_pool_options {
     double scale = 0;  // 0 = 1/sqrt(Dk)
     int chunk_size = 0;
     const std::int32_t* cu_seqlens = nullptr;

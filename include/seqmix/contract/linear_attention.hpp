@@ -4,7 +4,7 @@
 
 namespace seqmix {
 
-struct linear_attention_options {
+struct linear_attention_options : state_pool_options {
     seqmix::feature_map feature_map = seqmix::feature_map::identity;  // applied to q and k
     bool normalize = false;  // o = S^T phi(q) / (z . phi(q) + eps); states get a normalizer column
     double eps = 1e-6;
@@ -33,7 +33,7 @@ auto prepare_linear_attention(const QV& q, const KV& k, const VV& v, const OV& o
     using T = compute_type_of<typename OV::value_type>;
     auto a = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
     const index_t dphi = feature_dim(opt.feature_map, a.q.empty() ? 0 : a.q.extent(3));
-    validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt.num_threads, dphi, opt.normalize ? 1 : 0);
+    validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt, opt.num_threads, dphi, opt.normalize ? 1 : 0);
     check_finite_as<T>(opt.scale, op, "scale");
     check_finite_as<T>(opt.eps, op, "eps");
     check(opt.eps >= 0, op, "eps", "a value >= 0", opt.eps);

@@ -26,6 +26,18 @@ enum class feature_map { identity, elu_plus_one, relu, taylor2 };
 // is left as it was (vLLM's and mamba's padding slot).
 constexpr std::int32_t pad_slot = -1;
 
+// Serving options of the full recurrent operators (every *_options of linear_attention,
+// gated_linear_attention, the delta rule and the state-space scans derives from it): the
+// states as one pool, as vLLM's cache_indices / has_initial_state and mamba's conv_states.
+struct state_pool_options {
+    // [num_seqs]: sequence s starts from and writes its state to pool slot state_indices[s];
+    // pad_slot skips the sequence (outputs untouched). initial_state and final_state are then
+    // the same [slots, ...] view. nullptr: dense states, sequence s in row s.
+    const std::int32_t* state_indices = nullptr;
+    // [num_seqs], nullptr = all 1: sequence s starts from zeros where it is 0.
+    const std::uint8_t* has_initial_state = nullptr;
+};
+
 // Options of the decode steps: one token per batch row, states updated in place.
 struct recurrent_step_options {
     double scale = 0;
@@ -46,14 +58,24 @@ struct recurrent_sequence {
 };
 
 // The sequences of a call: batch rows of n_padded tokens each, or packed along the seq axis
-// by cu_seqlens (batch 1).
+// by cu_seqlens (batch 1); and where their states are (state_pool_options).
 struct packed_sequences {
     index_t num_seqs = 0, n_padded = 0;
     const std::int32_t* cu_seqlens = nullptr;
+    const std::int32_t* slots = nullptr;         // state_indices: a pool; nullptr: row s
+    const std::uint8_t* has_initial = nullptr;   // nullptr: every sequence reads its state
+    // A pad_slot sequence has no tokens: nothing is computed or written for it.
     recurrent_sequence sequence(index_t s) const {
+        if (slots && slots[s] == pad_slot) return {cu_seqlens ? 0 : s, cu_seqlens ? cu_seqlens[s] : 0, 0};
         if (cu_seqlens) return {0, cu_seqlens[s], cu_seqlens[s + 1] - cu_seqlens[s]};
         return {s, 0, n_padded};
     }
+    // The state row of sequence s (its pool slot, or s); pad_slot (< 0): none.
+    index_t state_slot(index_t s) const { return slots ? index_t(slots[s]) : s; }
+    // Whether sequence s starts from its stored state (else from zeros).
+    bool reads_state(index_t s) const { return state_slot(s) >= 0 && (!has_initial || has_initial[s] != 0); }
+    // Whether sequence s writes its final state.
+    bool writes_state(index_t s) const { return state_slot(s) >= 0; }
 };
 
 // The sequences of x ([B, N, ...]), cu_seqlens checked when given.
@@ -74,6 +96,18 @@ struct recurrent_problem : packed_sequences {
     index_t dk_in;                  // head dim of q and k before phi
     double scale;
 };
+
+// The state view sequence s of `p` starts from (empty: zeros) and the one it writes its final
+// state to (empty: none), from any arguments with initial_state and final_state; the row of
+// s in them is p.state_slot(s).
+template <class Args>
+auto initial_of(const Args& a, const packed_sequences& p, index_t s) {
+    return p.reads_state(s) ? a.initial_state : decltype(a.initial_state){};
+}
+template <class Args>
+auto final_of(const Args& a, const packed_sequences& p, index_t s) {
+    return p.writes_state(s) ? a.final_state : decltype(a.final_state){};
+}
 
 // The element types the recurrent family takes: every view in the compute type T (float or
 // double), or, with float arithmetic, any of them in bf16 or fp16 (read as floats, outputs
@@ -145,11 +179,72 @@ void check_recurrent_memory(const Args& a, const char* op, std::initializer_list
                    "final_state", "initial_state");
 }
 
+// State slots of the decode steps: row b uses slot state_indices[b] (b without indices);
+// pad_slot skips the row. Every index is pad_slot or in [0, slots), and no slot appears
+// twice (two rows would race on it).
+inline void check_state_indices(const std::int32_t* idx, index_t batch, index_t slots, const char* op) {
+    if (!idx) {
+        if (slots != batch)
+            fail(op, "state", detail::concat(batch, " slots (one per batch row) without state_indices"), slots);
+        return;
+    }
+    for (index_t b = 0; b < batch; ++b)
+        if (idx[b] != pad_slot && (idx[b] < 0 || idx[b] >= slots))
+            raise(detail::concat(op, ": argument 'state_indices': expected pad_slot (-1) or 0 <= state_indices[", b,
+                                 "] < ", slots, ", given ", idx[b]));
+    // Duplicates by sorting a copy: on the stack for the batches decode serves (this runs
+    // once per decoded token), on the heap beyond.
+    std::array<std::int32_t, 256> small;
+    std::vector<std::int32_t> large;
+    std::int32_t* sorted = small.data();
+    if (batch > index_t(small.size())) {
+        large.resize(std::size_t(batch));
+        sorted = large.data();
+    }
+    std::copy(idx, idx + batch, sorted);
+    std::sort(sorted, sorted + batch);
+    for (index_t i = 1; i < batch; ++i)
+        if (sorted[i] == sorted[i - 1] && sorted[i] != pad_slot) {
+            index_t first = 0, second = 0;
+            for (index_t b = 0, seen = 0; b < batch; ++b)
+                if (idx[b] == sorted[i]) (seen++ == 0 ? first : second) = b;
+            raise(detail::concat(op, ": argument 'state_indices': expected distinct slots, given slot ", sorted[i],
+                                 " at rows ", first, " and ", second));
+        }
+}
+
+// The states of a call, checked and recorded in p: dense [num_seqs, rest...] states, or, with
+// pool.state_indices, one pool [slots, rest...] given as both initial_state and final_state
+// (the same view, updated in place).
+template <std::size_t R, class SI, class SO>
+void check_states(packed_sequences& p, const state_pool_options& pool, tensor_view<const SI, R>& init,
+                  tensor_view<SO, R>& fin, const std::array<index_t, R - 1>& rest, const char* op) {
+    init = checked_view(init, op, "initial_state");
+    fin = checked_output(fin, op, "final_state");
+    auto shape_with = [&](index_t lead) {
+        std::array<index_t, R> shape{lead};
+        for (std::size_t i = 1; i < R; ++i) shape[i] = rest[i - 1];
+        return shape;
+    };
+    if (pool.state_indices) {
+        if (fin.empty()) fail(op, "final_state", "the state pool (state_indices given)", "an empty view");
+        if (!memory_of("initial_state", init).same_view(memory_of("final_state", fin)))
+            fail(op, "initial_state", "the view of final_state (one state pool with state_indices)", "another view");
+        check_shape(fin, shape_with(fin.extent(0)), op, "final_state");
+        check_state_indices(pool.state_indices, p.num_seqs, fin.extent(0), op);
+        p.slots = pool.state_indices;
+    } else {
+        if (!init.empty()) check_shape(init, shape_with(p.num_seqs), op, "initial_state");
+        if (!fin.empty()) check_shape(fin, shape_with(p.num_seqs), op, "final_state");
+    }
+    p.has_initial = pool.has_initial_state;
+}
+
 // Common checks of q, k, v, out, states; dk_state is the state's row count (phi dim),
 // dv_state its column count (Dv, or Dv + 1 with a normalizer column).
 template <class Args>
 void validate_recurrent(Args& a, const char* op, const std::int32_t* cu_seqlens, int num_seqs,
-                        int num_threads, index_t dk_state, index_t dv_extra) {
+                        const state_pool_options& pool, int num_threads, index_t dk_state, index_t dv_extra) {
     check_given(a.q, op, "q");
     check_given(a.k, op, "k");
     check_given(a.v, op, "v");
@@ -167,11 +262,7 @@ void validate_recurrent(Args& a, const char* op, const std::int32_t* cu_seqlens,
     check_threads(num_threads, op);
     auto& p = a.problem;
     static_cast<packed_sequences&>(p) = sequences_of(a.q, cu_seqlens, num_seqs, op, "q");
-    const std::array<index_t, 4> state_shape{p.num_seqs, Hv, dk_state, Dv + dv_extra};
-    a.initial_state = checked_view(a.initial_state, op, "initial_state");
-    a.final_state = checked_output(a.final_state, op, "final_state");
-    if (!a.initial_state.empty()) check_shape(a.initial_state, state_shape, op, "initial_state");
-    if (!a.final_state.empty()) check_shape(a.final_state, state_shape, op, "final_state");
+    check_states<4>(p, pool, a.initial_state, a.final_state, {Hv, dk_state, Dv + dv_extra}, op);
     p.hk = Hk;
     p.hv = Hv;
     p.group = Hv / Hk;
@@ -282,40 +373,6 @@ auto prepare_recurrent(const QV& q, const KV& k, const VV& v, const OV& out, con
     return a;
 }
 
-// State slots of the decode steps: row b uses slot state_indices[b] (b without indices);
-// pad_slot skips the row. Every index is pad_slot or in [0, slots), and no slot appears
-// twice (two rows would race on it).
-inline void check_state_indices(const std::int32_t* idx, index_t batch, index_t slots, const char* op) {
-    if (!idx) {
-        if (slots != batch)
-            fail(op, "state", detail::concat(batch, " slots (one per batch row) without state_indices"), slots);
-        return;
-    }
-    for (index_t b = 0; b < batch; ++b)
-        if (idx[b] != pad_slot && (idx[b] < 0 || idx[b] >= slots))
-            raise(detail::concat(op, ": argument 'state_indices': expected pad_slot (-1) or 0 <= state_indices[", b,
-                                 "] < ", slots, ", given ", idx[b]));
-    // Duplicates by sorting a copy: on the stack for the batches decode serves (this runs
-    // once per decoded token), on the heap beyond.
-    std::array<std::int32_t, 256> small;
-    std::vector<std::int32_t> large;
-    std::int32_t* sorted = small.data();
-    if (batch > index_t(small.size())) {
-        large.resize(std::size_t(batch));
-        sorted = large.data();
-    }
-    std::copy(idx, idx + batch, sorted);
-    std::sort(sorted, sorted + batch);
-    for (index_t i = 1; i < batch; ++i)
-        if (sorted[i] == sorted[i - 1] && sorted[i] != pad_slot) {
-            index_t first = 0, second = 0;
-            for (index_t b = 0, seen = 0; b < batch; ++b)
-                if (idx[b] == sorted[i]) (seen++ == 0 ? first : second) = b;
-            raise(detail::concat(op, ": argument 'state_indices': expected distinct slots, given slot ", sorted[i],
-                                 " at rows ", first, " and ", second));
-        }
-}
-
 // Decode-step arguments: one token per batch row, the seq axis dropped. T computes; each
 // view keeps its element type.
 template <class T, class Q = T, class K = T, class V = T, class O = T>
@@ -396,7 +453,7 @@ auto prepare_matrix_recurrent(const QV& q, const KV& k, const VV& v, const OV& o
                               const SIV& initial_state, const SOV& final_state, const char* op) {
     using T = compute_type_of<typename OV::value_type>;
     auto a = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
-    validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt.num_threads, a.q.empty() ? 0 : a.q.extent(3), 0);
+    validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt, opt.num_threads, a.q.empty() ? 0 : a.q.extent(3), 0);
     check_finite_as<T>(opt.scale, op, "scale");
     check_chunk_size(opt.chunk_size, op);
     a.problem.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(a.problem.dk_in));

@@ -16,7 +16,7 @@ enum class activation { none, silu };
 
 // Mamba-1 (S6). T: the element type of the operator's views (z is one of them).
 template <class T = float>
-struct selective_scan_options {
+struct selective_scan_options : state_pool_options {
     const float* D = nullptr;           // [Din] skip: y += D_c u
     tensor_view<const T, 3> z;          // [Bt,N,Din]: y *= silu(z)
     const float* delta_bias = nullptr;  // [Din], added to delta before softplus
@@ -28,7 +28,7 @@ struct selective_scan_options {
 
 // Mamba-2 (SSD).
 template <class T = float>
-struct ssd_options {
+struct ssd_options : state_pool_options {
     const float* D = nullptr;        // [H] skip: y += D_h x
     tensor_view<const T, 4> z;       // [Bt,N,H,P]: y *= silu(z)
     const float* dt_bias = nullptr;  // [H], added to dt before softplus
@@ -39,7 +39,7 @@ struct ssd_options {
     int num_threads = 0;
 };
 
-struct conv1d_options {
+struct conv1d_options : state_pool_options {
     const float* bias = nullptr;  // [C]
     seqmix::activation activation = seqmix::activation::none;
     const std::int32_t* cu_seqlens = nullptr;
@@ -186,10 +186,9 @@ auto prepare_selective_scan(const UV& u, const DV& delta, const AV& A, const BV&
     if (!a.z.empty()) check_shape(a.z, {Bt, N, Din}, op, "z");
     check_threads(opt.num_threads, op);
     static_cast<packed_sequences&>(a) = sequences_of(a.u, opt.cu_seqlens, opt.num_seqs, op, "u");
-    a.initial_state = checked_view(tensor_view<const SI, 3>(initial_state), op, "initial_state");
-    a.final_state = checked_output(tensor_view<SO, 3>(final_state), op, "final_state");
-    if (!a.initial_state.empty()) check_shape(a.initial_state, {a.num_seqs, Din, S}, op, "initial_state");
-    if (!a.final_state.empty()) check_shape(a.final_state, {a.num_seqs, Din, S}, op, "final_state");
+    a.initial_state = initial_state;
+    a.final_state = final_state;
+    check_states<3>(a, opt, a.initial_state, a.final_state, {Din, S}, op);
     check_param(opt.D, Din, op, "D");
     check_param(opt.delta_bias, Din, op, "delta_bias");
     check_values_in(a.A, -finite_max<typename AV::value_type>, finite_max<typename AV::value_type>, op, "A",
@@ -278,10 +277,9 @@ auto prepare_ssd(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& 
     p.dk = p.dk_in = S;
     p.dv = P;
     p.scale = 1;
-    a.initial_state = checked_view(tensor_view<const SI, 4>(initial_state), op, "initial_state");
-    a.final_state = checked_output(tensor_view<SO, 4>(final_state), op, "final_state");
-    if (!a.initial_state.empty()) check_shape(a.initial_state, {p.num_seqs, H, P, S}, op, "initial_state");
-    if (!a.final_state.empty()) check_shape(a.final_state, {p.num_seqs, H, P, S}, op, "final_state");
+    a.initial_state = initial_state;
+    a.final_state = final_state;
+    check_states<4>(p, opt, a.initial_state, a.final_state, {H, P, S}, op);
     check_param(opt.D, H, op, "D");
     check_param(opt.dt_bias, H, op, "dt_bias");
     check_values_in(a.A, -finite_max<typename AV::value_type>, compute_type_of<typename AV::value_type>(0), op, "A",
@@ -343,10 +341,9 @@ auto prepare_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_o
     check_threads(opt.num_threads, op);
     check_activation(opt.activation, op);
     static_cast<packed_sequences&>(a) = sequences_of(a.x, opt.cu_seqlens, opt.num_seqs, op, "x");
-    a.initial_state = checked_view(tensor_view<const typename SIV::value_type, 3>(initial_state), op, "initial_state");
-    a.final_state = checked_output(tensor_view<typename SOV::value_type, 3>(final_state), op, "final_state");
-    if (!a.initial_state.empty()) check_shape(a.initial_state, {a.num_seqs, Ch, W - 1}, op, "initial_state");
-    if (!a.final_state.empty()) check_shape(a.final_state, {a.num_seqs, Ch, W - 1}, op, "final_state");
+    a.initial_state = initial_state;
+    a.final_state = final_state;
+    check_states<3>(a, opt, a.initial_state, a.final_state, {Ch, W - 1}, op);
     check_param(opt.bias, Ch, op, "bias");
     check_disjoint(op, {memory_of("out", a.out), memory_of("final_state", a.final_state)},
                    {memory_of("x", a.x), memory_of("weight", a.weight), memory_of("initial_state", a.initial_state),

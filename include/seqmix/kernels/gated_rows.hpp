@@ -78,10 +78,14 @@ struct gated_rows {
             emit_row(O + t * ldv + c0, scale, a.out.ptr(sq.batch, sq.begin + t0 + t, h, c0), a.out.stride(3), c1 - c0);
     }
     void load_state(index_t u, T* S, index_t ldv) const {
-        load_state_rows(a.initial_state, u / a.problem.hv, u % a.problem.hv, a.problem.dk, a.problem.dv, S, ldv);
+        const auto& p = a.problem;
+        const index_t s = u / p.hv;
+        load_state_rows(seqmix::detail::initial_of(a, p, s), p.state_slot(s), u % p.hv, p.dk, p.dv, S, ldv);
     }
     void store_state(index_t u, const T* S, index_t ldv) const {
-        store_state_rows(S, ldv, a.problem.dk, a.problem.dv, a.final_state, u / a.problem.hv, u % a.problem.hv);
+        const auto& p = a.problem;
+        const index_t s = u / p.hv;
+        store_state_rows(S, ldv, p.dk, p.dv, seqmix::detail::final_of(a, p, s), p.state_slot(s), u % p.hv);
     }
 };
 

@@ -35,10 +35,10 @@ void pack_conv_inputs(const Args& a, index_t s, const recurrent_sequence& sq, in
                       index_t cols, T* dst, index_t ld) {
     const index_t K = a.width - 1;
     index_t i = 0;
+    const auto init = initial_of(a, a, s);
     for (; i < count && j0 + i < 0; ++i) {
-        if (a.initial_state.empty()) std::fill(dst + i * ld, dst + (i + 1) * ld, T(0));
-        else kernels::pack_block(a.initial_state.ptr(s, c0, K + j0 + i), 0, a.initial_state.stride(1), 1, cols,
-                                 dst + i * ld, ld);
+        if (init.empty()) std::fill(dst + i * ld, dst + (i + 1) * ld, T(0));
+        else kernels::pack_block(init.ptr(a.state_slot(s), c0, K + j0 + i), 0, init.stride(1), 1, cols, dst + i * ld, ld);
     }
     if (i < count)
         kernels::pack_block(a.x.ptr(sq.batch, sq.begin + j0 + i, c0), a.x.stride(1), a.x.stride(2), count - i, cols,
@@ -224,8 +224,9 @@ void conv_channel_major(const Args& a, int num_threads) {
         const V bias(a.bias ? T(a.bias[c]) : T(0));
         // Inputs j in [-K, L) of the first vector of outputs, from the state (or zeros) and x.
         T* head = scratch.get(t);
+        const auto init = initial_of(a, a, s);
         for (index_t j = -K; j < L; ++j)
-            head[K + j] = j < 0 ? (a.initial_state.empty() ? T(0) : T(a.initial_state(s, c, K + j))) : j < sq.len ? x[j] : T(0);
+            head[K + j] = j < 0 ? (init.empty() ? T(0) : T(init(a.state_slot(s), c, K + j))) : j < sq.len ? x[j] : T(0);
         for (index_t i = 0; i < sq.len; i += L) {
             const std::size_t r = std::size_t(std::min(L, sq.len - i));
             const T* in = i == 0 ? head : x + i - K;  // in[w + l]: input i - K + w + l
@@ -296,10 +297,12 @@ void causal_conv1d_run(const Args& a, int num_threads) {
     thread_scratch<T> scratch(threads, std::size_t(K * ld));
     parallel_for(a.num_seqs * cblocks, threads, [&](index_t item, int t) {
         const index_t s = item / cblocks, c0 = item % cblocks * CB, cols = std::min(CB, a.channels - c0);
+        const auto fin = final_of(a, a, s);
+        if (fin.empty()) return;  // a pad_slot sequence
         T* last = scratch.get(t);
         pack_conv_inputs(a, s, a.sequence(s), a.sequence(s).len - K, K, c0, cols, last, ld);
-        kernels::unpack_block(static_cast<const T*>(last), ld, K, cols, a.final_state.ptr(s, c0), a.final_state.stride(2),
-                              a.final_state.stride(1));
+        kernels::unpack_block(static_cast<const T*>(last), ld, K, cols, fin.ptr(a.state_slot(s), c0), fin.stride(2),
+                              fin.stride(1));
     });
 }
 

@@ -118,10 +118,14 @@ struct linear_attention_rows {
         }
     }
     void load_state(index_t u, T* S, index_t ldv) const {
-        kernels::load_state_rows(a.initial_state, u / a.problem.hv, u % a.problem.hv, a.problem.dk, dv_state, S, ldv);
+        const auto& p = a.problem;
+        const index_t s = u / p.hv;
+        kernels::load_state_rows(initial_of(a, p, s), p.state_slot(s), u % p.hv, p.dk, dv_state, S, ldv);
     }
     void store_state(index_t u, const T* S, index_t ldv) const {
-        kernels::store_state_rows(S, ldv, a.problem.dk, dv_state, a.final_state, u / a.problem.hv, u % a.problem.hv);
+        const auto& p = a.problem;
+        const index_t s = u / p.hv;
+        kernels::store_state_rows(S, ldv, p.dk, dv_state, final_of(a, p, s), p.state_slot(s), u % p.hv);
     }
 };
 

@@ -66,10 +66,12 @@ void selective_scan_run(const Args& a, int num_threads) {
         T* Cb = cv.take(std::size_t(Tb * S));
         T* At = cv.take(std::size_t(S * W));
         T* h = cv.take(std::size_t(S * W));
+        if (!a.writes_state(s)) return;  // a pad_slot sequence: nothing to do
         kernels::pack_block(a.A.ptr(c0), a.A.stride(1), a.A.stride(0), S, lanes, At, W);
-        if (a.initial_state.empty()) std::fill(h, h + S * W, T(0));
-        else kernels::pack_block(a.initial_state.ptr(s, c0), a.initial_state.stride(2), a.initial_state.stride(1), S,
-                                 lanes, h, W);
+        const auto init = initial_of(a, a, s);
+        const index_t slot = a.state_slot(s);
+        if (init.empty()) std::fill(h, h + S * W, T(0));
+        else kernels::pack_block(init.ptr(slot, c0), init.stride(2), init.stride(1), S, lanes, h, W);
         const V bias = param_lanes<T>(a.delta_bias, c0, lanes, T(0)), skip = param_lanes<T>(a.D, c0, lanes, T(0));
         for (index_t t0 = 0; t0 < sq.len; t0 += Tb) {
             const index_t len = std::min(Tb, sq.len - t0), n0 = sq.begin + t0;
@@ -117,9 +119,9 @@ void selective_scan_run(const Args& a, int num_threads) {
             kernels::unpack_block(static_cast<const T*>(yb), W, len, lanes, a.out.ptr(sq.batch, n0, c0), a.out.stride(1),
                                   a.out.stride(2));
         }
-        if (!a.final_state.empty())
-            kernels::unpack_block(static_cast<const T*>(h), W, S, lanes, a.final_state.ptr(s, c0),
-                                  a.final_state.stride(2), a.final_state.stride(1));
+        const auto fin = final_of(a, a, s);
+        if (!fin.empty())
+            kernels::unpack_block(static_cast<const T*>(h), W, S, lanes, fin.ptr(slot, c0), fin.stride(2), fin.stride(1));
     });
 }
 

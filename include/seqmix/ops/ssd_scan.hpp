@@ -127,12 +127,14 @@ struct ssd_rows {
     }
     // The API's state is [P][S]; the pipeline's [S][P]: packed and stored transposed.
     void load_state(index_t u, T* S, index_t ldv) const {
-        kernels::load_state_columns(a.initial_state, u / a.problem.hv, u % a.problem.hv, a.problem.dv, a.problem.dk, S,
-                                    ldv);
+        const auto& p = a.problem;
+        const index_t s = u / p.hv;
+        kernels::load_state_columns(initial_of(a, p, s), p.state_slot(s), u % p.hv, p.dv, p.dk, S, ldv);
     }
     void store_state(index_t u, const T* S, index_t ldv) const {
-        kernels::store_state_columns(S, ldv, a.problem.dv, a.problem.dk, a.final_state, u / a.problem.hv,
-                                     u % a.problem.hv);
+        const auto& p = a.problem;
+        const index_t s = u / p.hv;
+        kernels::store_state_columns(S, ldv, p.dv, p.dk, final_of(a, p, s), p.state_slot(s), u % p.hv);
     }
 };
 

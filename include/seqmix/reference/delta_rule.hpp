@@ -22,11 +22,16 @@ void delta_rule_run(const Args& a) {
     std::vector<double> S(std::size_t(p.dk * p.dv)), q(std::size_t(p.dk)), k(std::size_t(p.dk)), u(std::size_t(p.dv));
     for (index_t s = 0; s < p.num_seqs; ++s) {
         const auto sq = p.sequence(s);
+        // A state pool: the sequence's slot (pad_slot: skipped), its start (zeros or the slot).
+        const index_t slot = p.state_slot(s);
+        if (slot < 0) continue;
+        const auto init = seqmix::detail::initial_of(a, p, s);
+        const auto fin = seqmix::detail::final_of(a, p, s);
         for (index_t h = 0; h < p.hv; ++h) {
             const index_t hk = h / p.group;
             for (index_t i = 0; i < p.dk; ++i)
                 for (index_t j = 0; j < p.dv; ++j)
-                    S[std::size_t(i * p.dv + j)] = a.initial_state.empty() ? 0.0 : double(a.initial_state(s, h, i, j));
+                    S[std::size_t(i * p.dv + j)] = init.empty() ? 0.0 : double(init(slot, h, i, j));
             for (index_t t = 0; t < sq.len; ++t) {
                 const index_t n = sq.begin + t;
                 double qq = 0, kk = 0;
@@ -61,9 +66,9 @@ void delta_rule_run(const Args& a) {
                     a.out(sq.batch, n, h, j) = seqmix::detail::rounded_to(a.out, p.scale * o);
                 }
             }
-            if (!a.final_state.empty())
+            if (!fin.empty())
                 for (index_t i = 0; i < p.dk; ++i)
-                    for (index_t j = 0; j < p.dv; ++j) a.final_state(s, h, i, j) = seqmix::detail::rounded_to(a.final_state, S[std::size_t(i * p.dv + j)]);
+                    for (index_t j = 0; j < p.dv; ++j) fin(slot, h, i, j) = seqmix::detail::rounded_to(fin, S[std::size_t(i * p.dv + j)]);
         }
     }
 }

@@ -21,12 +21,17 @@ void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
     const auto& p = a.problem;
     for (index_t s = 0; s < p.num_seqs; ++s) {
         const auto sq = p.sequence(s);
+        // A state pool: the sequence's slot (pad_slot: skipped), its start (zeros or the slot).
+        const index_t slot = p.state_slot(s);
+        if (slot < 0) continue;
+        const auto init = seqmix::detail::initial_of(a, p, s);
+        const auto fin = seqmix::detail::final_of(a, p, s);
         for (index_t h = 0; h < p.hv; ++h) {
             const index_t hk = h / p.group;
             std::vector<double> S(std::size_t(p.dk * p.dv), 0.0);
-            if (!a.initial_state.empty())
+            if (!init.empty())
                 for (index_t i = 0; i < p.dk; ++i)
-                    for (index_t j = 0; j < p.dv; ++j) S[std::size_t(i * p.dv + j)] = double(a.initial_state(s, h, i, j));
+                    for (index_t j = 0; j < p.dv; ++j) S[std::size_t(i * p.dv + j)] = double(init(slot, h, i, j));
             for (index_t t = 0; t < sq.len; ++t) {
                 const index_t n = sq.begin + t;
                 for (index_t i = 0; i < p.dk; ++i) {
@@ -43,9 +48,9 @@ void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
                     a.out(sq.batch, n, h, j) = seqmix::detail::rounded_to(a.out, p.scale * o);
                 }
             }
-            if (!a.final_state.empty())
+            if (!fin.empty())
                 for (index_t i = 0; i < p.dk; ++i)
-                    for (index_t j = 0; j < p.dv; ++j) a.final_state(s, h, i, j) = seqmix::detail::rounded_to(a.final_state, S[std::size_t(i * p.dv + j)]);
+                    for (index_t j = 0; j < p.dv; ++j) fin(slot, h, i, j) = seqmix::detail::rounded_to(fin, S[std::size_t(i * p.dv + j)]);
         }
     }
 }

@@ -49,14 +49,19 @@ void linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& 
     };
     for (index_t s = 0; s < p.num_seqs; ++s) {
         const auto sq = p.sequence(s);
+        // A state pool: the sequence's slot (pad_slot: skipped), its start (zeros or the slot).
+        const index_t slot = p.state_slot(s);
+        if (slot < 0) continue;
+        const auto init = seqmix::detail::initial_of(a, p, s);
+        const auto fin = seqmix::detail::final_of(a, p, s);
         for (index_t h = 0; h < p.hv; ++h) {
             const index_t hk = h / p.group;
             const double decay = opt.log_decay ? std::exp(double(opt.log_decay[h])) : 1.0;
             // S[i][j], j == Dv is the normalizer z when normalizing.
             std::vector<double> S(std::size_t(p.dk * dv_state), 0.0);
-            if (!a.initial_state.empty())
+            if (!init.empty())
                 for (index_t i = 0; i < p.dk; ++i)
-                    for (index_t j = 0; j < dv_state; ++j) S[std::size_t(i * dv_state + j)] = double(a.initial_state(s, h, i, j));
+                    for (index_t j = 0; j < dv_state; ++j) S[std::size_t(i * dv_state + j)] = double(init(slot, h, i, j));
             auto add_token = [&](index_t t) {
                 const auto kf = detail::feature(opt.feature_map, row(a.k, sq.batch, sq.begin + t, hk, p.dk_in));
                 const auto vv = row(a.v, sq.batch, sq.begin + t, h, p.dv);
@@ -88,9 +93,9 @@ void linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& 
                 for (index_t t = 0; t < sq.len; ++t) add_token(t);
                 for (index_t t = 0; t < sq.len; ++t) read(t);
             }
-            if (!a.final_state.empty())
+            if (!fin.empty())
                 for (index_t i = 0; i < p.dk; ++i)
-                    for (index_t j = 0; j < dv_state; ++j) a.final_state(s, h, i, j) = seqmix::detail::rounded_to(a.final_state, S[std::size_t(i * dv_state + j)]);
+                    for (index_t j = 0; j < dv_state; ++j) fin(slot, h, i, j) = seqmix::detail::rounded_to(fin, S[std::size_t(i * dv_state + j)]);
         }
     }
 }

@@ -34,9 +34,14 @@ void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, cons
     std::vector<double> h(static_cast<std::size_t>(S));
     for (index_t s = 0; s < a.num_seqs; ++s) {
         const auto sq = a.sequence(s);
+        // A state pool: the sequence's slot (pad_slot: skipped), its start (zeros or the slot).
+        const index_t slot = a.state_slot(s);
+        if (slot < 0) continue;
+        const auto init = seqmix::detail::initial_of(a, a, s);
+        const auto fin = seqmix::detail::final_of(a, a, s);
         for (index_t c = 0; c < a.din; ++c) {
             const index_t g = a.group_of(c);
-            for (index_t j = 0; j < S; ++j) h[std::size_t(j)] = a.initial_state.empty() ? 0.0 : double(a.initial_state(s, c, j));
+            for (index_t j = 0; j < S; ++j) h[std::size_t(j)] = init.empty() ? 0.0 : double(init(slot, c, j));
             for (index_t t = 0; t < sq.len; ++t) {
                 const index_t n = sq.begin + t;
                 const double d = detail::step_size(double(a.delta(sq.batch, n, c)), a.delta_bias, c, a.softplus);
@@ -51,8 +56,8 @@ void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, cons
                 if (!a.z.empty()) y *= detail::silu(double(a.z(sq.batch, n, c)));
                 a.out(sq.batch, n, c) = seqmix::detail::rounded_to(a.out, y);
             }
-            if (!a.final_state.empty())
-                for (index_t j = 0; j < S; ++j) a.final_state(s, c, j) = seqmix::detail::rounded_to(a.final_state, h[std::size_t(j)]);
+            if (!fin.empty())
+                for (index_t j = 0; j < S; ++j) fin(slot, c, j) = seqmix::detail::rounded_to(fin, h[std::size_t(j)]);
         }
     }
 }
@@ -69,11 +74,16 @@ void ssd_scan(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, 
     std::vector<double> h(static_cast<std::size_t>(P * S));
     for (index_t s = 0; s < p.num_seqs; ++s) {
         const auto sq = p.sequence(s);
+        // A state pool: the sequence's slot (pad_slot: skipped), its start (zeros or the slot).
+        const index_t slot = p.state_slot(s);
+        if (slot < 0) continue;
+        const auto init = seqmix::detail::initial_of(a, p, s);
+        const auto fin = seqmix::detail::final_of(a, p, s);
         for (index_t hd = 0; hd < p.hv; ++hd) {
             const index_t g = hd / p.group;
             for (index_t i = 0; i < P; ++i)
                 for (index_t j = 0; j < S; ++j)
-                    h[std::size_t(i * S + j)] = a.initial_state.empty() ? 0.0 : double(a.initial_state(s, hd, i, j));
+                    h[std::size_t(i * S + j)] = init.empty() ? 0.0 : double(init(slot, hd, i, j));
             for (index_t t = 0; t < sq.len; ++t) {
                 const index_t n = sq.begin + t;
                 const double d = detail::step_size(double(a.dt(sq.batch, n, hd)), a.dt_bias, hd, a.softplus);
@@ -91,9 +101,9 @@ void ssd_scan(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, 
                     a.out(sq.batch, n, hd, i) = seqmix::detail::rounded_to(a.out, y);
                 }
             }
-            if (!a.final_state.empty())
+            if (!fin.empty())
                 for (index_t i = 0; i < P; ++i)
-                    for (index_t j = 0; j < S; ++j) a.final_state(s, hd, i, j) = seqmix::detail::rounded_to(a.final_state, h[std::size_t(i * S + j)]);
+                    for (index_t j = 0; j < S; ++j) fin(slot, hd, i, j) = seqmix::detail::rounded_to(fin, h[std::size_t(i * S + j)]);
         }
     }
 }
@@ -108,11 +118,16 @@ void causal_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_op
     std::vector<double> results;
     for (index_t s = 0; s < a.num_seqs; ++s) {
         const auto sq = a.sequence(s);
+        // A state pool: the sequence's slot (pad_slot: skipped), its start (zeros or the slot).
+        const index_t slot = a.state_slot(s);
+        if (slot < 0) continue;
+        const auto init = seqmix::detail::initial_of(a, a, s);
+        const auto fin = seqmix::detail::final_of(a, a, s);
         for (index_t c = 0; c < a.channels; ++c) {
             // input j of this sequence: j >= 0 from x, -K <= j < 0 from the state (oldest first)
             auto input = [&](index_t j) {
                 if (j >= 0) return double(a.x(sq.batch, sq.begin + j, c));
-                return a.initial_state.empty() ? 0.0 : double(a.initial_state(s, c, K + j));
+                return init.empty() ? 0.0 : double(init(slot, c, K + j));
             };
             results.assign(std::size_t(sq.len), 0.0);
             for (index_t t = 0; t < sq.len; ++t) {
@@ -125,8 +140,8 @@ void causal_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_op
             std::vector<double> last(static_cast<std::size_t>(K));
             for (index_t i = 0; i < K; ++i) last[std::size_t(i)] = input(sq.len - K + i);
             for (index_t t = 0; t < sq.len; ++t) a.out(sq.batch, sq.begin + t, c) = seqmix::detail::rounded_to(a.out, results[std::size_t(t)]);
-            if (!a.final_state.empty())
-                for (index_t i = 0; i < K; ++i) a.final_state(s, c, i) = seqmix::detail::rounded_to(a.final_state, last[std::size_t(i)]);
+            if (!fin.empty())
+                for (index_t i = 0; i < K; ++i) fin(slot, c, i) = seqmix::detail::rounded_to(fin, last[std::size_t(i)]);
         }
     }
 }
