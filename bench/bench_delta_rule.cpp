@@ -56,6 +56,32 @@ void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, i
     report_recurrent(state, double(h), double(n), double(d), threads, seconds_since(t0));
 }
 
+// A prefill of 4 sequences of 2048 tokens (H4, D128, Gated DeltaNet) with states: dense
+// [4, H, D, D] initial and final states, or one pool of 64 slots updated in place
+// (state_pool_options, slots 60, 3, 17, 42): the cost of serving straight from a pool.
+void prefill_states(benchmark::State& state, bool pool, int threads) {
+    const index_t B = 4, n = 2048, h = 4, d = 128, slots = 64;
+    tensor<float, 4> q({B, n, h, d}), kk({B, n, h, d}), v({B, n, h, d}), out({B, n, h, d});
+    tensor<float, 3> g({B, n, h}), beta({B, n, h});
+    fill_uniform(q, -1, 1, 1);
+    fill_uniform(kk, -1, 1, 2);
+    fill_uniform(v, -1, 1, 3);
+    fill_uniform(g, -0.1f, 0, 4);
+    fill_uniform(beta, 0.1f, 0.9f, 5);
+    tensor<float, 4> init({pool ? slots : B, h, d, d}), fin({B, h, d, d});
+    fill_uniform(init, -0.1f, 0.1f, 6);
+    const std::int32_t indices[] = {60, 3, 17, 42};
+    delta_options o;
+    o.num_threads = threads;
+    o.qk_l2norm = true;
+    if (pool) o.state_indices = indices;
+    const double sec = time_loop(state, [&] {
+        if (pool) gated_delta_rule(q.view(), kk.view(), v.view(), g.view(), beta.view(), out.view(), o, init.view(), init.view());
+        else gated_delta_rule(q.view(), kk.view(), v.view(), g.view(), beta.view(), out.view(), o, init.view(), fin.view());
+    });
+    report_recurrent(state, double(h * B), double(n), double(d), threads, sec);
+}
+
 // One decode step per row (B rows of H heads): token by token when the rows are the tokens
 // of one sequence (stepwise), or a serving batch over a state pool (decode_step).
 struct step_inputs {
@@ -166,6 +192,16 @@ void register_delta_rule_benchmarks() {
     }
 }
 
+void register_pool_prefill_benchmarks() {
+    for (int threads : {1, 2})
+        for (bool pool : {false, true}) {
+            const std::string name = std::string("gated_delta_rule/prefill_with_states/scalar_gate/B4/H4/D128/N2048/") +
+                                     (pool ? "pool64" : "dense") + "/threads:" + std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), prefill_states, pool, threads)
+                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+        }
+}
+
 // Chunk-size sweep of the automatic form, only when asked for by filter.
 void register_delta_chunk_sweep() {
     for (kind k : {kind::delta, kind::gated_scalar, kind::gated_vector})
@@ -180,4 +216,5 @@ void register_delta_chunk_sweep() {
 
 const seqmix_bench::registration registered(30, register_delta_rule_benchmarks);
 const seqmix_bench::registration sweep(31, register_delta_chunk_sweep);
+const seqmix_bench::registration pools(32, register_pool_prefill_benchmarks);
 }  // namespace

@@ -121,6 +121,8 @@ def main():
         ("gated_linear_attention (chunkwise)", "gated_linear_attention/chunk/", token_cols),
         ("delta_rule (chunk pipeline, automatic form unless the row says; q and k l2-normalized in the kernel)", "delta_rule/chunk/", token_cols),
         ("gated_delta_rule (as delta_rule; scalar gate = Gated DeltaNet, vector gate = KDA)", "gated_delta_rule/chunk/", token_cols),
+        ("a prefill with states: dense [B, ...] states, or one pool updated in place (state_indices)",
+         "gated_delta_rule/prefill_with_states/", token_cols),
         ("linear_attention token by token (decode step per token)", "linear_attention/stepwise/", token_cols),
         ("gated_linear_attention token by token (decode step per token)", "gated_linear_attention/stepwise/", token_cols),
         ("delta_rule token by token (decode step per token)", "delta_rule/stepwise/", token_cols),
