@@ -124,5 +124,19 @@ void parallel_team(int threads, Fn&& fn) {
 #endif
 }
 
+// fn(i, thread) for i in [0, n), each thread taking one contiguous range of items (the
+// split is a function of the team size, so items must be independent: each writes its own
+// memory and reads nothing another item writes). For items that stream adjacent memory
+// (decode steps over a state pool): dealt round-robin, two cores walking interleaved 32 KB
+// items ran a bf16 read-modify-write at half the bandwidth of contiguous halves (52 vs 113
+// GB/s on the Zen 5 host; 73 vs 118 for 64 KB items). fn must not throw.
+template <class Fn>
+void parallel_ranges(std::int64_t n, int threads, Fn&& fn) {
+    parallel_team(threads, [&](int t, int nt, const team_sync&) {
+        const std::int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
+        for (std::int64_t i = lo; i < hi; ++i) fn(i, t);
+    });
+}
+
 SEQMIX_ABI_END
 }  // namespace seqmix

@@ -149,7 +149,8 @@ void for_each_slot(const std::int32_t* indices, index_t batch, index_t items, in
                    std::size_t scratch_elems, Body&& body) {
     const int threads = resolve_threads(num_threads, batch * items);
     thread_scratch<T> scratch(threads, scratch_elems);
-    parallel_for(batch * items, threads, [&](index_t x, int t) {
+    // Contiguous ranges, not round-robin: neighbouring items' states are neighbours in the pool.
+    parallel_ranges(batch * items, threads, [&](index_t x, int t) {
         const index_t b = x / items, i = x % items;
         const index_t slot = indices ? index_t(indices[b]) : b;
         if (slot < 0) return;  // padding row: no state touched, output left as it was
