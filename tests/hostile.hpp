@@ -48,6 +48,10 @@ struct arg_set {
     using value_type = T;
     std::vector<arg<T>> args;
     std::vector<std::int32_t> state_indices;  // decode steps: empty = none given
+    // Full recurrent operators on a state pool (state_pool_options): with pool_indices the
+    // final_state argument is the pool, passed as both states; snapshots as given.
+    std::vector<std::int32_t> pool_indices, snapshot_indices;
+    int snapshot_interval = 0, max_snapshots = 0;
     int num_threads = 1;
     double scale = 0;  // passed as options.scale where the operator has one
 
@@ -150,6 +154,10 @@ template <class U, class T>
 arg_set<U> convert(const arg_set<T>& s) {
     arg_set<U> r;
     r.state_indices = s.state_indices;
+    r.pool_indices = s.pool_indices;
+    r.snapshot_indices = s.snapshot_indices;
+    r.snapshot_interval = s.snapshot_interval;
+    r.max_snapshots = s.max_snapshots;
     r.num_threads = s.num_threads;
     r.scale = s.scale;
     for (const auto& a : s.args) {

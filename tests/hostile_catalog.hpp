@@ -19,6 +19,7 @@
 #include <seqmix/reference/state_space.hpp>
 
 #include <iterator>
+#include <utility>
 #include <vector>
 
 #include "hostile.hpp"
@@ -35,6 +36,20 @@ op_spec make_op(std::string name, std::vector<arg_desc> args, F f) {
     op.run_double = [f](const arg_set<double>& a) { f(a, std::false_type{}); };
     op.reference = [f](const arg_set<double>& a) { f(a, std::true_type{}); };
     return op;
+}
+
+// The states of a full recurrent operator, with its serving options set in o: initial_state
+// and final_state, or with pool_indices the final_state argument as the pool (both views).
+template <std::size_t R, class T, class Options>
+std::pair<seqmix::tensor_view<const T, R>, seqmix::tensor_view<T, R>> served_states(const arg_set<T>& a, Options& o) {
+    auto ptr = [](const std::vector<std::int32_t>& v) { return v.empty() ? nullptr : v.data(); };
+    o.state_indices = ptr(a.pool_indices);
+    o.snapshot_indices = ptr(a.snapshot_indices);
+    o.snapshot_interval = a.snapshot_interval;
+    o.max_snapshots = a.max_snapshots;
+    const auto fin = a.template view<R>("final_state");
+    if (a.pool_indices.empty()) return {a.template in<R>("initial_state"), fin};
+    return {fin, fin};
 }
 
 // Row b of a step's [B, ...] view as a one-token [1, 1, ...] view of the full operator.

@@ -21,10 +21,10 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                               o.log_decay = dec.data();
                               o.num_threads = a.num_threads;
                               o.scale = a.scale;
+                              const auto states = served_states<4>(a, o);
                               auto call = [&](auto&& fn) {
                                   fn(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
-                                     a.template view<4>("out"), o, a.template in<4>("initial_state"),
-                                     a.template view<4>("final_state"));
+                                     a.template view<4>("out"), o, states.first, states.second);
                               };
                               if constexpr (decltype(reference)::value)
                                   call([](auto&&... x) { seqmix::reference::linear_attention(x...); });
@@ -46,10 +46,10 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                                   gla_options o;
                                   o.num_threads = a.num_threads;
                                   o.scale = a.scale;
+                                  const auto states = served_states<4>(a, o);
                                   auto call = [&](auto g, auto&& fn) {
                                       fn(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"), g,
-                                         a.template view<4>("out"), o, a.template in<4>("initial_state"),
-                                         a.template view<4>("final_state"));
+                                         a.template view<4>("out"), o, states.first, states.second);
                                   };
                                   auto run = [&](auto g) {
                                       if constexpr (decltype(reference)::value)
@@ -156,8 +156,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                 const auto q = a.template in<4>("q"), k = a.template in<4>("k"), v = a.template in<4>("v");
                 const auto beta = a.template in<3>("beta");
                 const auto out = a.template view<4>("out");
-                const auto init = a.template in<4>("initial_state");
-                const auto fin = a.template view<4>("final_state");
+                const auto [init, fin] = served_states<4>(a, o);
                 if constexpr (decltype(reference)::value) {
                     if (gate == 0) seqmix::reference::delta_rule(q, k, v, beta, out, o, init, fin);
                     if (gate == 1) seqmix::reference::gated_delta_rule(q, k, v, a.template in<3>("g"), beta, out, o, init, fin);
@@ -238,10 +237,11 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                                  o.delta_softplus = true;
                                  o.z = a.template in<3>("z");
                                  o.num_threads = a.num_threads;
+                                 const auto states = served_states<3>(a, o);
                                  auto call = [&](auto&& fn) {
                                      fn(a.template in<3>("u"), a.template in<3>("delta"), a.template in<2>("A"),
                                         a.template in<4>("B"), a.template in<4>("C"), a.template view<3>("out"), o,
-                                        a.template in<3>("initial_state"), a.template view<3>("final_state"));
+                                        states.first, states.second);
                                  };
                                  if constexpr (decltype(reference)::value)
                                      call([](auto&&... x) { seqmix::reference::selective_scan(x...); });
@@ -275,10 +275,11 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                                  o.dt_softplus = true;
                                  o.z = a.template in<4>("z");
                                  o.num_threads = a.num_threads;
+                                 const auto states = served_states<4>(a, o);
                                  auto call = [&](auto&& fn) {
                                      fn(a.template in<4>("x"), a.template in<3>("dt"), a.template in<1>("A"),
                                         a.template in<4>("B"), a.template in<4>("C"), a.template view<4>("out"), o,
-                                        a.template in<4>("initial_state"), a.template view<4>("final_state"));
+                                        states.first, states.second);
                                  };
                                  if constexpr (decltype(reference)::value)
                                      call([](auto&&... x) { seqmix::reference::ssd_scan(x...); });
@@ -303,9 +304,10 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                                  o.bias = bias.data();
                                  o.activation = activation::silu;
                                  o.num_threads = a.num_threads;
+                                 const auto states = served_states<3>(a, o);
                                  auto call = [&](auto&& fn) {
                                      fn(a.template in<3>("x"), a.template in<2>("weight"), a.template view<3>("out"), o,
-                                        a.template in<3>("initial_state"), a.template view<3>("final_state"));
+                                        states.first, states.second);
                                  };
                                  if constexpr (decltype(reference)::value)
                                      call([](auto&&... x) { seqmix::reference::causal_conv1d(x...); });

@@ -181,7 +181,7 @@ TEST_CASE("packing: rows, blocks of any strides (channel-major transpose), gathe
             REQUIRE(cols[std::size_t(e * 8 + d)] == sv(0, 1, d, e));
         }
     tensor_view<double, 4> bv(back.data(), {1, 2, 5, 3});
-    kernels::store_state_columns(cols.data(), 8, 5, 3, bv, 0, 1);
+    kernels::store_state_columns(cols.data(), 8, 0, 5, 3, bv, 0, 1);
     for (index_t d = 0; d < 5; ++d)
         for (index_t e = 0; e < 3; ++e) REQUIRE(bv(0, 1, d, e) == sv(0, 1, d, e));
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "snapshot_check.hpp"
 #include "test_util.hpp"
 
 using namespace seqmix;
@@ -653,4 +654,45 @@ TEST_CASE(
     expect_error([&] { call(idx, small.view(), small.view()); }, "'final_state': expected shape [6,4,24,20]");
     for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 7.0f);
     CHECK(bitwise_equal(pool, pool0));
+}
+
+// ---- Snapshots (snapshot_interval, snapshot_indices): speculative decoding, prefix caching ----
+
+TEST_CASE("delta rule snapshots: equal the reference and a call that ends there; restarts give the rest; any threads") {
+    // Chunks of 8: snapshots every 1 and 3 tokens cut chunks, 20 cuts them unevenly, 32 falls
+    // on chunk boundaries. Dv = 24 is three double vectors (AVX-512): one long sequence takes
+    // the value split.
+    for (const auto& lens : {std::vector<index_t>{5, 9, 37, 2, 0, 70, 8}, std::vector<index_t>{77}}) {
+        index_t N = 0;
+        for (index_t n : lens) N += n;
+        const shape s{1, N, 2, 4, 16, 24};
+        const inputs<double> in(s, 91);
+        for (gate gk : {gate::none, gate::scalar, gate::vector})
+            for (delta_form form : forms) {
+                INFO(gate_name(gk) << ", " << form_name(form));
+                delta_options base;
+                base.form = form;
+                base.chunk_size = 8;
+                check_snapshots<4, 4>(
+                    base, lens, {s.Hv, s.Dk, s.Dv}, {s.Hv, s.Dv}, {1, 3, 20, 32},
+                    [&](bool ref, const delta_options& o, index_t t0, index_t n, tensor_view<double, 4> pool,
+                        tensor_view<double, 4> out) {
+                        const auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n),
+                                   v = slice(in.v.view(), 1, t0, n);
+                        const auto b = slice(in.beta.view(), 1, t0, n);
+                        const auto g3 = slice(in.g3.view(), 1, t0, n);
+                        const auto g4 = slice(in.g4.view(), 1, t0, n);
+                        if (gk == gate::none) {
+                            if (ref) reference::delta_rule(q, k, v, b, out, o, pool, pool);
+                            else delta_rule(q, k, v, b, out, o, pool, pool);
+                        } else if (gk == gate::scalar) {
+                            if (ref) reference::gated_delta_rule(q, k, v, g3, b, out, o, pool, pool);
+                            else gated_delta_rule(q, k, v, g3, b, out, o, pool, pool);
+                        } else {
+                            if (ref) reference::gated_delta_rule(q, k, v, g4, b, out, o, pool, pool);
+                            else gated_delta_rule(q, k, v, g4, b, out, o, pool, pool);
+                        }
+                    });
+            }
+    }
 }

@@ -18,6 +18,12 @@ namespace {
 
 const double inf = std::numeric_limits<double>::infinity();
 
+bool op_has(const op_spec& op, const std::string& name) {
+    for (const auto& d : op.args)
+        if (d.name == name) return true;
+    return false;
+}
+
 // Runs op on args expecting a seqmix::error that contains every needle; no buffer changes.
 void expect_rejected(const op_spec& op, const arg_set<float>& args, const std::vector<std::string>& needles) {
     const auto before = snapshot(args);
@@ -178,6 +184,64 @@ TEST_CASE("class 3, state pools: duplicate slots are an error; pad_slot skips it
             const index_t slot = count(pad.get("state").shape) / pad.get("state").shape[0];
             for (index_t i = 0; i < count(pad.get("state").shape); ++i)
                 if (i / slot != 2) REQUIRE(st[std::size_t(i)] == before[std::size_t(i)]);
+        }
+    }
+}
+
+TEST_CASE("class 3b, serving: full operators on a state pool with snapshots equal the reference; bad tables are errors") {
+    for (const auto& op : catalog()) {
+        if (op.step || !op_has(op, "final_state")) continue;
+        index_t B = 0, N = 0;
+        for (const auto& d : op.args)
+            if (d.name == "out") B = d.shape[0], N = d.shape[1];
+        for (index_t every : {1, 29}) {
+            // The pool: final_state with room for every row's state and snapshots, read and written.
+            const index_t per = N / every, slots = B * (per + 1) + 1;
+            op_spec pooled = op;
+            for (auto& d : pooled.args)
+                if (d.name == "final_state") d.shape[0] = slots, d.r = role::state_inout;
+            auto served = [&](unsigned seed) {
+                auto a = make_args<float>(pooled, seed);
+                for (index_t b = 0; b < B; ++b) a.pool_indices.push_back(std::int32_t(slots - 1 - b));
+                for (index_t i = 0; i < B * per; ++i) a.snapshot_indices.push_back(std::int32_t(i));
+                a.snapshot_indices[1] = -1;  // skipped
+                a.snapshot_interval = int(every);
+                a.max_snapshots = int(per);
+                return a;
+            };
+            for (int threads : {1, 2}) {
+                INFO(op.name << ", snapshot_interval " << every << ", " << threads << " threads");
+                auto args = served(51);
+                args.num_threads = threads;
+                auto ref = convert<double>(args);
+                op.run(args);
+                op.reference(ref);
+                check_like_reference(op, args, ref, 1e-5);
+            }
+            INFO(op.name << ", snapshot_interval " << every);
+            auto dup = served(52);
+            dup.snapshot_indices[2] = dup.snapshot_indices[3];
+            expect_rejected(pooled, dup, {"'snapshot_indices'", "used once", "snapshot_indices[2] and snapshot_indices[3]"});
+            auto clash = served(53);
+            clash.snapshot_indices[0] = clash.pool_indices[1];
+            expect_rejected(pooled, clash, {"'snapshot_indices'", "used once", "state_indices[1] and snapshot_indices[0]"});
+            auto far = served(54);
+            far.snapshot_indices[3] = std::int32_t(slots);
+            expect_rejected(pooled, far, {"'snapshot_indices'", "snapshot_indices[3]", "given " + std::to_string(slots)});
+            auto few = served(55);
+            few.max_snapshots = int(per - 1);
+            expect_rejected(pooled, few, {"'max_snapshots'", "expected at least " + std::to_string(per)});
+            auto negative = served(56);
+            negative.snapshot_interval = -every;
+            expect_rejected(pooled, negative, {"'snapshot_interval'", ">= 0"});
+            auto table = served(57);
+            table.snapshot_indices.clear();
+            expect_rejected(pooled, table, {"'snapshot_indices'", "nullptr"});
+            auto dense = make_args<float>(op, 58);
+            dense.snapshot_interval = int(every);
+            dense.max_snapshots = int(per);
+            dense.snapshot_indices = served(58).snapshot_indices;
+            expect_rejected(op, dense, {"'snapshot_interval'", "without state_indices"});
         }
     }
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "snapshot_check.hpp"
 #include "test_util.hpp"
 
 using namespace seqmix;
@@ -671,4 +672,53 @@ TEST_CASE("linear attention and GLA on a state pool: gathering, the dense call a
                                       b >= 0 ? fin.data()[b * per_slot + i] : pool0.data()[slot * per_slot + i]));
             }
         }
+}
+
+// ---- Snapshots (snapshot_interval, snapshot_indices): speculative decoding, prefix caching ----
+
+TEST_CASE("linear attention and GLA snapshots: equal the reference and a call that ends there; restarts give the rest; any threads") {
+    // Chunks of 8 (snapshots every 1 and 3 tokens cut them, 20 unevenly, 32 on boundaries);
+    // one long sequence takes the value split (GLA) and segments (the normalizer keeps its
+    // columns together).
+    for (const auto& lens : {std::vector<index_t>{5, 9, 37, 2, 0, 70, 8}, std::vector<index_t>{77}}) {
+        index_t N = 0;
+        for (index_t n : lens) N += n;
+        const shape s{1, N, 2, 4, 16, 24};
+        const inputs<double> in(s, 93);
+        const std::vector<float> dec = decays(s.Hv);
+        for (int op = 0; op < 3; ++op) {
+            INFO("op " << op);
+            linear_attention_options base;
+            base.normalize = op == 0;
+            base.log_decay = op == 0 ? dec.data() : nullptr;
+            base.feature_map = op == 0 ? feature_map::elu_plus_one : feature_map::identity;
+            base.chunk_size = 8;
+            const index_t dvs = op == 0 ? s.Dv + 1 : s.Dv;
+            check_snapshots<4, 4>(
+                base, lens, {s.Hv, s.Dk, dvs}, {s.Hv, s.Dv}, {1, 3, 20, 32},
+                [&](bool ref, const linear_attention_options& o, index_t t0, index_t n, tensor_view<double, 4> pool,
+                    tensor_view<double, 4> out) {
+                    const auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n),
+                               v = slice(in.v.view(), 1, t0, n);
+                    const auto g4 = slice(in.gv.view(), 1, t0, n);
+                    const auto g3 = slice(in.gs.view(), 1, t0, n);
+                    gla_options go;
+                    static_cast<state_pool_options&>(go) = o;
+                    go.cu_seqlens = o.cu_seqlens;
+                    go.num_seqs = o.num_seqs;
+                    go.num_threads = o.num_threads;
+                    go.chunk_size = o.chunk_size;
+                    if (op == 0) {
+                        if (ref) reference::linear_attention(q, k, v, out, o, pool, pool);
+                        else linear_attention(q, k, v, out, o, pool, pool);
+                    } else if (op == 1) {
+                        if (ref) reference::gated_linear_attention(q, k, v, g4, out, go, pool, pool);
+                        else gated_linear_attention(q, k, v, g4, out, go, pool, pool);
+                    } else {
+                        if (ref) reference::gated_linear_attention(q, k, v, g3, out, go, pool, pool);
+                        else gated_linear_attention(q, k, v, g3, out, go, pool, pool);
+                    }
+                });
+        }
+    }
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "snapshot_check.hpp"
 #include "test_util.hpp"
 
 using namespace seqmix;
@@ -927,5 +928,64 @@ TEST_CASE("state-space scans on a state pool: gathering, the dense call and scat
                            causal_conv1d(in.x.view(), in.w.view(), out.view(), o, init, fin);
                        }
                    });
+    }
+}
+
+// ---- Snapshots (snapshot_interval, snapshot_indices): speculative decoding, prefix caching ----
+
+TEST_CASE("state-space scans snapshots: equal the reference and a call that ends there; restarts give the rest; any threads") {
+    // The scans' chunks (SSD: 8 tokens) and tiles are cut at every snapshot; conv1d's
+    // snapshots reach back into the initial state for the first W - 2 tokens.
+    const std::vector<index_t> intervals{1, 3, 20, 32};
+    for (const auto& lens : {std::vector<index_t>{5, 9, 37, 2, 0, 70, 8}, std::vector<index_t>{77}}) {
+        index_t N = 0;
+        for (index_t n : lens) N += n;
+        {
+            INFO("selective_scan");
+            const scan_shape s{1, N, 40, 16, 2};
+            const scan_inputs<double> in(s, 111, {});
+            check_snapshots<3, 3>(in.options(in.z), lens, {s.Din, s.S}, {s.Din}, intervals,
+                                  [&](bool ref, selective_scan_options<double> o, index_t t0, index_t n,
+                                      tensor_view<double, 3> pool, tensor_view<double, 3> out) {
+                                      o.z = slice(in.z.view(), 1, t0, n);
+                                      const auto u = slice(in.u.view(), 1, t0, n), d = slice(in.delta.view(), 1, t0, n);
+                                      const auto B = slice(in.B.view(), 1, t0, n);
+                                      const auto C = slice(in.C.view(), 1, t0, n);
+                                      if (ref) reference::selective_scan(u, d, in.A.view(), B, C, out, o, pool, pool);
+                                      else selective_scan(u, d, in.A.view(), B, C, out, o, pool, pool);
+                                  });
+        }
+        {
+            INFO("ssd_scan");
+            const ssd_shape s{1, N, 4, 24, 16, 2};
+            const ssd_inputs<double> in(s, 113, {});
+            auto base = in.options(in.z);
+            base.chunk_size = 8;
+            check_snapshots<4, 4>(base, lens, {s.H, s.P, s.S}, {s.H, s.P}, intervals,
+                                  [&](bool ref, ssd_options<double> o, index_t t0, index_t n, tensor_view<double, 4> pool,
+                                      tensor_view<double, 4> out) {
+                                      o.z = slice(in.z.view(), 1, t0, n);
+                                      const auto x = slice(in.x.view(), 1, t0, n);
+                                      const auto dt = slice(in.dt.view(), 1, t0, n);
+                                      const auto B = slice(in.B.view(), 1, t0, n), C = slice(in.C.view(), 1, t0, n);
+                                      if (ref) reference::ssd_scan(x, dt, in.A.view(), B, C, out, o, pool, pool);
+                                      else ssd_scan(x, dt, in.A.view(), B, C, out, o, pool, pool);
+                                  });
+        }
+        for (index_t W : {2, 4}) {
+            INFO("causal_conv1d, width " << W);
+            const index_t Ch = 40;
+            const conv_inputs<double> in(1, N, Ch, W, 115);
+            conv1d_options base;
+            base.bias = in.bias.data();
+            base.activation = activation::silu;
+            check_snapshots<3, 3>(base, lens, {Ch, W - 1}, {Ch}, intervals,
+                                  [&](bool ref, const conv1d_options& o, index_t t0, index_t n,
+                                      tensor_view<double, 3> pool, tensor_view<double, 3> out) {
+                                      const auto x = slice(in.x.view(), 1, t0, n);
+                                      if (ref) reference::causal_conv1d(x, in.w.view(), out, o, pool, pool);
+                                      else causal_conv1d(x, in.w.view(), out, o, pool, pool);
+                                  });
+        }
     }
 }

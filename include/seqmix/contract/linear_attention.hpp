@@ -41,6 +41,8 @@ auto prepare_linear_attention(const QV& q, const KV& k, const VV& v, const OV& o
     check_log_decay(opt.log_decay, a.problem.hv, op);
     check(opt.causal || !opt.log_decay, op, "log_decay", "nullptr when causal = false (no decay bidirectionally)",
           "a decay array");
+    check(opt.causal || opt.snapshot_interval == 0, op, "snapshot_interval",
+          "0 when causal = false (no state between the tokens of a bidirectional pass)", opt.snapshot_interval);
     a.problem.scale = opt.scale != 0 ? opt.scale : 1.0 / std::sqrt(double(a.problem.dk_in));
     check_recurrent_memory(a, op);
     return a;

@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../core/abi.hpp"
@@ -36,6 +37,13 @@ struct state_pool_options {
     const std::int32_t* state_indices = nullptr;
     // [num_seqs], nullptr = all 1: sequence s starts from zeros where it is 0.
     const std::uint8_t* has_initial_state = nullptr;
+    // Snapshots (speculative decoding with rollback, prefix caching; pools only): with
+    // snapshot_interval > 0 the state after token j of sequence s (counted within the call,
+    // j a multiple of the interval) is also written to pool slot
+    // snapshot_indices[s * max_snapshots + j / snapshot_interval - 1]; -1 skips it.
+    int snapshot_interval = 0;
+    const std::int32_t* snapshot_indices = nullptr;  // [num_seqs, max_snapshots] row-major
+    int max_snapshots = 0;
 };
 
 // Options of the decode steps: one token per batch row, states updated in place.
@@ -64,6 +72,9 @@ struct packed_sequences {
     const std::int32_t* cu_seqlens = nullptr;
     const std::int32_t* slots = nullptr;         // state_indices: a pool; nullptr: row s
     const std::uint8_t* has_initial = nullptr;   // nullptr: every sequence reads its state
+    index_t snapshot_interval = 0;                // tokens between snapshots; 0: none
+    const std::int32_t* snapshot_slots = nullptr; // [num_seqs][max_snapshots]
+    index_t max_snapshots = 0;
     // A pad_slot sequence has no tokens: nothing is computed or written for it.
     recurrent_sequence sequence(index_t s) const {
         if (slots && slots[s] == pad_slot) return {cu_seqlens ? 0 : s, cu_seqlens ? cu_seqlens[s] : 0, 0};
@@ -76,6 +87,15 @@ struct packed_sequences {
     bool reads_state(index_t s) const { return state_slot(s) >= 0 && (!has_initial || has_initial[s] != 0); }
     // Whether sequence s writes its final state.
     bool writes_state(index_t s) const { return state_slot(s) >= 0; }
+    // Snapshots of sequence s: one after every snapshot_interval of its tokens (none for pad_slot).
+    index_t snapshot_count(index_t s) const { return snapshot_interval > 0 ? sequence(s).len / snapshot_interval : 0; }
+    // The pool slot of snapshot k of sequence s, the state after token (k + 1) * interval; < 0: skipped.
+    index_t snapshot_slot(index_t s, index_t k) const { return snapshot_slots[s * max_snapshots + k]; }
+    // The slot the state after token t (within the call) of sequence s is a snapshot in; < 0: none.
+    index_t snapshot_after(index_t s, index_t t) const {
+        return snapshot_interval > 0 && (t + 1) % snapshot_interval == 0 ? snapshot_slot(s, (t + 1) / snapshot_interval - 1)
+                                                                          : -1;
+    }
 };
 
 // The sequences of x ([B, N, ...]), cu_seqlens checked when given.
@@ -213,6 +233,50 @@ inline void check_state_indices(const std::int32_t* idx, index_t batch, index_t 
         }
 }
 
+// The snapshot options of a pool of `slots` states, recorded in p: every table entry -1 or a
+// slot; room for every sequence's snapshots; and no slot written twice or read by another
+// sequence (the state slots and the snapshot slots the call writes, all distinct).
+inline void check_snapshots(packed_sequences& p, const state_pool_options& pool, index_t slots, const char* op) {
+    const index_t interval = pool.snapshot_interval, per = pool.max_snapshots;
+    check(interval >= 0, op, "snapshot_interval", ">= 0 (0: no snapshots)", interval);
+    if (interval == 0) return;
+    if (!pool.state_indices) fail(op, "snapshot_interval", "0 without state_indices (snapshots go to pool slots)", interval);
+    check(pool.snapshot_indices != nullptr, op, "snapshot_indices", "a [num_seqs, max_snapshots] table of pool slots",
+          "nullptr");
+    check(per >= 1, op, "max_snapshots", ">= 1 with snapshot_interval > 0", per);
+    p.snapshot_interval = interval;
+    p.snapshot_slots = pool.snapshot_indices;
+    p.max_snapshots = per;
+    for (index_t s = 0; s < p.num_seqs; ++s) {
+        const index_t count = p.snapshot_count(s);
+        if (count > per)
+            raise(detail::concat(op, ": argument 'max_snapshots': expected at least ", count, " (sequence ", s, " has ",
+                                 p.sequence(s).len, " tokens, a snapshot every ", interval, "), given ", per));
+        for (index_t k = 0; k < per; ++k) {
+            const std::int32_t slot = pool.snapshot_indices[s * per + k];
+            if (slot != -1 && (slot < 0 || slot >= slots))
+                raise(detail::concat(op, ": argument 'snapshot_indices': expected -1 or 0 <= snapshot_indices[", s * per + k,
+                                     "] < ", slots, ", given ", slot));
+        }
+    }
+    // (slot, where): where < num_seqs is state_indices[where], else snapshot_indices[where - num_seqs].
+    std::vector<std::pair<std::int32_t, index_t>> used;
+    for (index_t s = 0; s < p.num_seqs; ++s) {
+        if (p.state_slot(s) >= 0) used.push_back({std::int32_t(p.state_slot(s)), s});
+        for (index_t k = 0; k < p.snapshot_count(s); ++k)
+            if (p.snapshot_slot(s, k) >= 0) used.push_back({std::int32_t(p.snapshot_slot(s, k)), p.num_seqs + s * per + k});
+    }
+    std::sort(used.begin(), used.end());
+    auto name = [&](index_t where) {
+        return where < p.num_seqs ? detail::concat("state_indices[", where, "]")
+                                  : detail::concat("snapshot_indices[", where - p.num_seqs, "]");
+    };
+    for (std::size_t i = 1; i < used.size(); ++i)
+        if (used[i].first == used[i - 1].first)
+            raise(detail::concat(op, ": argument 'snapshot_indices': expected slots used once, given slot ", used[i].first,
+                                 " as ", name(used[i - 1].second), " and ", name(used[i].second)));
+}
+
 // The states of a call, checked and recorded in p: dense [num_seqs, rest...] states, or, with
 // pool.state_indices, one pool [slots, rest...] given as both initial_state and final_state
 // (the same view, updated in place).
@@ -233,7 +297,9 @@ void check_states(packed_sequences& p, const state_pool_options& pool, tensor_vi
         check_shape(fin, shape_with(fin.extent(0)), op, "final_state");
         check_state_indices(pool.state_indices, p.num_seqs, fin.extent(0), op);
         p.slots = pool.state_indices;
+        check_snapshots(p, pool, fin.extent(0), op);
     } else {
+        check_snapshots(p, pool, 0, op);
         if (!init.empty()) check_shape(init, shape_with(p.num_seqs), op, "initial_state");
         if (!fin.empty()) check_shape(fin, shape_with(p.num_seqs), op, "final_state");
     }

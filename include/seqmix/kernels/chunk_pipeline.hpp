@@ -21,11 +21,16 @@
 //     void emit(const chunk_ref<T>&, const T* O, index_t c0, index_t c1) const;
 //     void load_state(index_t unit, T* S) const;                  // [dk][ldv], zeros if none
 //     void store_state(index_t unit, const T* S) const;
+//     // columns [c0, c1) of S, the state after the unit's (k + 1)-th snapshot interval
+//     void store_snapshot(index_t unit, index_t k, const T* S, index_t c0, index_t c1) const;
 //     // optional: outputs and advance in one pass over the chunk's tokens (a policy that
 //     // runs the recurrence itself); when present the pipeline calls it instead of output,
 //     // emit and advance, and advance is only called for state-only passes
 //     void fused_pass(const chunk_ref<T>&, T* S, T* O, index_t c0, index_t c1) const;
 //   };
+//
+// Snapshots cost no extra pass: chunks are cut at every multiple of the snapshot interval
+// (chunk_cuts), so each snapshot is the state between two chunks, stored as it passes.
 //
 // Columns [c0, c1) of the state are multiples of the vector width and never mix, so every
 // schedule below computes the same bits for any thread count:
@@ -72,18 +77,50 @@ inline index_t default_chunk_size(index_t dk) { return dk <= 64 ? 16 : 32; }
 
 // Unit lengths and the per-sequence head count of a pipeline run.
 struct chunk_units {
-    index_t units;             // (sequence, head) pairs, sequence-major
-    index_t heads;             // units per sequence
-    std::vector<index_t> len;  // tokens of each unit
+    index_t units;                   // (sequence, head) pairs, sequence-major
+    index_t heads;                   // units per sequence
+    std::vector<index_t> len;        // tokens of each unit
+    index_t snapshot_interval = 0;   // tokens between snapshots; 0: none
 
     // Every (sequence, head) of a problem with num_seqs sequences of hv heads each
-    // (a recurrent_problem, or anything with those members and sequence(s).len).
+    // (a recurrent_problem, or anything with those members, sequence(s).len and
+    // snapshot_interval).
     template <class Problem>
     static chunk_units per_head(const Problem& p) {
-        chunk_units cu{p.num_seqs * p.hv, p.hv, {}};
+        chunk_units cu{p.num_seqs * p.hv, p.hv, {}, p.snapshot_interval};
         cu.len.reserve(std::size_t(cu.units));
         for (index_t u = 0; u < cu.units; ++u) cu.len.push_back(p.sequence(u / p.hv).len);
         return cu;
+    }
+};
+
+// Where the chunks of a unit start: every `chunk` tokens, restarted at every multiple of the
+// snapshot interval, so that each snapshot is the state between two chunks. With an interval
+// that is a multiple of the chunk these are the plain cuts. The tokens before a cut never see
+// the tokens after it, so a snapshot has the bits of a call that ends there.
+struct chunk_cuts {
+    index_t chunk, interval;  // interval 0: no snapshots
+    index_t per_interval;     // chunks per interval, ceil(interval / chunk)
+
+    chunk_cuts(index_t c, index_t i) : chunk(c), interval(i), per_interval(i > 0 ? (i + c - 1) / c : 1) {}
+    index_t count(index_t n) const {
+        if (interval == 0) return (n + chunk - 1) / chunk;
+        return n / interval * per_interval + (n % interval + chunk - 1) / chunk;
+    }
+    index_t start(index_t c) const {
+        return interval == 0 ? c * chunk : c / per_interval * interval + c % per_interval * chunk;
+    }
+    index_t length(index_t c, index_t n) const {
+        const index_t t0 = start(c);
+        index_t end = std::min(n, t0 + chunk);
+        if (interval > 0) end = std::min(end, (c / per_interval + 1) * interval);
+        return end - t0;
+    }
+    // k when the state after chunk c is snapshot k (the state after token (k + 1) interval), else -1.
+    index_t snapshot_after(index_t c, index_t n) const {
+        if (interval == 0) return -1;
+        const index_t end = start(c) + length(c, n);
+        return end % interval == 0 ? end / interval - 1 : -1;
     }
 };
 
@@ -169,9 +206,16 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
     const index_t C = pol.chunk, ldv = pol.ldv;
     const index_t state = pol.dk * ldv;
     const std::size_t prepared = pol.prepared_size();
-    auto chunks_of = [&](index_t u) { return (cu.len[std::size_t(u)] + C - 1) / C; };
+    const chunk_cuts cuts(C, cu.snapshot_interval);
+    auto chunks_of = [&](index_t u) { return cuts.count(cu.len[std::size_t(u)]); };
     auto ref = [&](index_t u, index_t c, T* buf) {
-        return chunk_ref<T>{u, c * C, std::min(C, cu.len[std::size_t(u)] - c * C), buf};
+        return chunk_ref<T>{u, cuts.start(c), cuts.length(c, cu.len[std::size_t(u)]), buf};
+    };
+    // Columns [c0, c1) of the state after chunk c of unit u, stored when it is a snapshot.
+    auto snapshot = [&](index_t u, index_t c, const T* S, index_t c0, index_t c1) {
+        if (cu.snapshot_interval == 0) return;
+        const index_t k = cuts.snapshot_after(c, cu.len[std::size_t(u)]);
+        if (k >= 0) pol.store_snapshot(u, k, S, c0, c1);
     };
 
     // The plan for the team that would really run (one thread inside a user's parallel region).
@@ -187,12 +231,17 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
         for (index_t c = c0; c < c1; ++c) {
             const auto r = ref(u, c, buf);
             pol.prepare(r, outputs);
-            if (outputs) chunk_pass(pol, r, S, O, 0, ldv);
-            else pol.advance(r, S, 0, ldv);
+            if (outputs) {  // a state-only pass repeats chunks another pass owns: no snapshots
+                chunk_pass(pol, r, S, O, 0, ldv);
+                snapshot(u, c, S, 0, ldv);
+            } else {
+                pol.advance(r, S, 0, ldv);
+            }
         }
     };
 
-    // Bidirectional: partial sums, totals, outputs (policies with a fused pass are causal).
+    // Bidirectional: partial sums, totals, outputs (policies with a fused pass are causal; no
+    // snapshots, which the contracts refuse without causal).
     if constexpr (!has_fused_pass<Policy>::value) {
         if (plan.schedule == chunk_schedule::bidirectional) {
             std::vector<index_t> first(std::size_t(cu.units) + 1, 0);
@@ -328,6 +377,7 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
                     for (index_t c = s * chunks_per_stage; c < c_end; ++c) {
                         const auto r = ref(u, c, prepared_chunk(s, u, c));
                         chunk_pass(pol, r, S, O, col(b), col(b + 1));
+                        snapshot(u, c, S, col(b), col(b + 1));
                     }
                 }
                 sync.barrier();
@@ -449,6 +499,9 @@ struct chunk_policy_base {
     }
     void load_state(index_t u, T* S) const { rows.load_state(u, S, ldv); }
     void store_state(index_t u, const T* S) const { rows.store_state(u, S, ldv); }
+    void store_snapshot(index_t u, index_t k, const T* S, index_t c0, index_t c1) const {
+        rows.store_snapshot(u, k, S, ldv, c0, c1);
+    }
 };
 
 // The policy of the linear-attention family (linear attention, GLA with vector or scalar

@@ -85,7 +85,12 @@ struct gated_rows {
     void store_state(index_t u, const T* S, index_t ldv) const {
         const auto& p = a.problem;
         const index_t s = u / p.hv;
-        store_state_rows(S, ldv, p.dk, p.dv, seqmix::detail::final_of(a, p, s), p.state_slot(s), u % p.hv);
+        store_state_rows(S, ldv, p.dk, 0, p.dv, seqmix::detail::final_of(a, p, s), p.state_slot(s), u % p.hv);
+    }
+    void store_snapshot(index_t u, index_t k, const T* S, index_t ldv, index_t c0, index_t c1) const {
+        const auto& p = a.problem;
+        const index_t slot = p.snapshot_slot(u / p.hv, k);
+        if (slot >= 0) store_state_rows(S, ldv, p.dk, c0, std::min(c1, p.dv), a.final_state, slot, u % p.hv);
     }
 };
 

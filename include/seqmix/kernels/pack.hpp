@@ -122,21 +122,22 @@ void load_state_columns(const tensor_view<const S, 4>& src, index_t s, index_t h
     detail::load_state_block(src, s, h, src.stride(3), src.stride(2), dv, dk, St, ldk);
 }
 
-// States written back are rounded once into the view's storage type S.
+// States written back are rounded once into the view's storage type S. Only the pipeline
+// columns [c0, c1) (a value-split block; every column: 0 and the state's width) are written.
 template <class T, class S>
-void store_state_columns(const T* St, index_t ldk, index_t dk, index_t dv, const tensor_view<S, 4>& dst, index_t s,
-                         index_t h) {
+void store_state_columns(const T* St, index_t ldk, index_t c0, index_t c1, index_t dv, const tensor_view<S, 4>& dst,
+                         index_t s, index_t h) {
     if (dst.empty()) return;
     S* base = dst.ptr(s, h);
     for (index_t e = 0; e < dv; ++e)
-        for (index_t d = 0; d < dk; ++d) base[d * dst.stride(2) + e * dst.stride(3)] = storage_cast<S>(St[e * ldk + d]);
+        for (index_t d = c0; d < c1; ++d) base[d * dst.stride(2) + e * dst.stride(3)] = storage_cast<S>(St[e * ldk + d]);
 }
 
 template <class T, class S>
-void store_state_rows(const T* St, index_t ldv, index_t dk, index_t dv, const tensor_view<S, 4>& dst, index_t s,
-                      index_t h) {
-    if (dst.empty()) return;
-    for (index_t d = 0; d < dk; ++d) emit_row(St + d * ldv, T(1), dst.ptr(s, h, d), dst.stride(3), dv);
+void store_state_rows(const T* St, index_t ldv, index_t dk, index_t c0, index_t c1, const tensor_view<S, 4>& dst,
+                      index_t s, index_t h) {
+    if (dst.empty() || c0 >= c1) return;
+    for (index_t d = 0; d < dk; ++d) emit_row(St + d * ldv + c0, T(1), dst.ptr(s, h, d, c0), dst.stride(3), c1 - c0);
 }
 
 }  // namespace kernels

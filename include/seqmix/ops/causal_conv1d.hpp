@@ -277,8 +277,9 @@ void conv_packed(const Args& a, int num_threads) {
     });
 }
 
-// Outputs by the path the layout allows; then the final states, written after every output
-// has read the initial ones (they may be the same memory): the last K inputs of each sequence.
+// Outputs by the path the layout allows; then the snapshots and final states, written after
+// every output has read the initial ones (they may be the same memory): the K inputs up to
+// each snapshot's token, then the last K inputs of each sequence.
 template <class Args>
 void causal_conv1d_run(const Args& a, int num_threads) {
     using T = typename Args::compute_type;
@@ -300,9 +301,16 @@ void causal_conv1d_run(const Args& a, int num_threads) {
         const auto fin = final_of(a, a, s);
         if (fin.empty()) return;  // a pad_slot sequence
         T* last = scratch.get(t);
-        pack_conv_inputs(a, s, a.sequence(s), a.sequence(s).len - K, K, c0, cols, last, ld);
-        kernels::unpack_block(static_cast<const T*>(last), ld, K, cols, fin.ptr(a.state_slot(s), c0), fin.stride(2),
-                              fin.stride(1));
+        const auto sq = a.sequence(s);
+        auto store = [&](index_t end, index_t to) {  // the K inputs before token `end` into slot `to`
+            pack_conv_inputs(a, s, sq, end - K, K, c0, cols, last, ld);
+            kernels::unpack_block(static_cast<const T*>(last), ld, K, cols, fin.ptr(to, c0), fin.stride(2), fin.stride(1));
+        };
+        // Snapshots first: their slots are nobody's initial state, and this sequence's own
+        // slot, which the early ones may read, is written last.
+        for (index_t k = 0; k < a.snapshot_count(s); ++k)
+            if (a.snapshot_slot(s, k) >= 0) store((k + 1) * a.snapshot_interval, a.snapshot_slot(s, k));
+        store(sq.len, a.state_slot(s));
     });
 }
 

@@ -73,8 +73,17 @@ void selective_scan_run(const Args& a, int num_threads) {
         if (init.empty()) std::fill(h, h + S * W, T(0));
         else kernels::pack_block(init.ptr(slot, c0), init.stride(2), init.stride(1), S, lanes, h, W);
         const V bias = param_lanes<T>(a.delta_bias, c0, lanes, T(0)), skip = param_lanes<T>(a.D, c0, lanes, T(0));
-        for (index_t t0 = 0; t0 < sq.len; t0 += Tb) {
-            const index_t len = std::min(Tb, sq.len - t0), n0 = sq.begin + t0;
+        // The state in h after token `end`, rounded into pool slot `to` (< 0: none).
+        auto store = [&](index_t to) {
+            if (to >= 0)
+                kernels::unpack_block(static_cast<const T*>(h), W, S, lanes, a.final_state.ptr(to, c0),
+                                      a.final_state.stride(2), a.final_state.stride(1));
+        };
+        const index_t every = a.snapshot_interval;
+        for (index_t t0 = 0, len = 0; t0 < sq.len; t0 += len) {
+            len = std::min(Tb, sq.len - t0);
+            if (every > 0) len = std::min(len, (t0 / every + 1) * every - t0);  // tiles end at snapshots
+            const index_t n0 = sq.begin + t0;
             auto tile_of = [&](const auto& x, T* dst) {
                 kernels::pack_block(x.ptr(sq.batch, n0, c0), x.stride(1), x.stride(2), len, lanes, dst, W);
             };
@@ -118,10 +127,9 @@ void selective_scan_run(const Args& a, int num_threads) {
             }
             kernels::unpack_block(static_cast<const T*>(yb), W, len, lanes, a.out.ptr(sq.batch, n0, c0), a.out.stride(1),
                                   a.out.stride(2));
+            if (every > 0 && (t0 + len) % every == 0) store(a.snapshot_slot(s, (t0 + len) / every - 1));
         }
-        const auto fin = final_of(a, a, s);
-        if (!fin.empty())
-            kernels::unpack_block(static_cast<const T*>(h), W, S, lanes, fin.ptr(slot, c0), fin.stride(2), fin.stride(1));
+        if (!final_of(a, a, s).empty()) store(slot);
     });
 }
 

@@ -134,7 +134,12 @@ struct ssd_rows {
     void store_state(index_t u, const T* S, index_t ldv) const {
         const auto& p = a.problem;
         const index_t s = u / p.hv;
-        kernels::store_state_columns(S, ldv, p.dv, p.dk, final_of(a, p, s), p.state_slot(s), u % p.hv);
+        kernels::store_state_columns(S, ldv, 0, p.dv, p.dk, final_of(a, p, s), p.state_slot(s), u % p.hv);
+    }
+    void store_snapshot(index_t u, index_t k, const T* S, index_t ldv, index_t c0, index_t c1) const {
+        const auto& p = a.problem;
+        const index_t slot = p.snapshot_slot(u / p.hv, k);
+        if (slot >= 0) kernels::store_state_columns(S, ldv, c0, std::min(c1, p.dv), p.dk, a.final_state, slot, u % p.hv);
     }
 };
 

@@ -29,6 +29,11 @@ void delta_rule_run(const Args& a) {
         const auto fin = seqmix::detail::final_of(a, p, s);
         for (index_t h = 0; h < p.hv; ++h) {
             const index_t hk = h / p.group;
+            auto store = [&](index_t to) {  // S into pool slot `to` (the final state or a snapshot)
+                for (index_t i = 0; i < p.dk; ++i)
+                    for (index_t j = 0; j < p.dv; ++j)
+                        a.final_state(to, h, i, j) = seqmix::detail::rounded_to(a.final_state, S[std::size_t(i * p.dv + j)]);
+            };
             for (index_t i = 0; i < p.dk; ++i)
                 for (index_t j = 0; j < p.dv; ++j)
                     S[std::size_t(i * p.dv + j)] = init.empty() ? 0.0 : double(init(slot, h, i, j));
@@ -65,10 +70,9 @@ void delta_rule_run(const Args& a) {
                     for (index_t i = 0; i < p.dk; ++i) o += S[std::size_t(i * p.dv + j)] * q[std::size_t(i)];
                     a.out(sq.batch, n, h, j) = seqmix::detail::rounded_to(a.out, p.scale * o);
                 }
+                if (p.snapshot_after(s, t) >= 0) store(p.snapshot_after(s, t));
             }
-            if (!fin.empty())
-                for (index_t i = 0; i < p.dk; ++i)
-                    for (index_t j = 0; j < p.dv; ++j) fin(slot, h, i, j) = seqmix::detail::rounded_to(fin, S[std::size_t(i * p.dv + j)]);
+            if (!fin.empty()) store(slot);
         }
     }
 }

@@ -29,6 +29,11 @@ void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
         for (index_t h = 0; h < p.hv; ++h) {
             const index_t hk = h / p.group;
             std::vector<double> S(std::size_t(p.dk * p.dv), 0.0);
+            auto store = [&](index_t to) {  // S into pool slot `to` (the final state or a snapshot)
+                for (index_t i = 0; i < p.dk; ++i)
+                    for (index_t j = 0; j < p.dv; ++j)
+                        a.final_state(to, h, i, j) = seqmix::detail::rounded_to(a.final_state, S[std::size_t(i * p.dv + j)]);
+            };
             if (!init.empty())
                 for (index_t i = 0; i < p.dk; ++i)
                     for (index_t j = 0; j < p.dv; ++j) S[std::size_t(i * p.dv + j)] = double(init(slot, h, i, j));
@@ -47,10 +52,9 @@ void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
                     for (index_t i = 0; i < p.dk; ++i) o += S[std::size_t(i * p.dv + j)] * double(a.q(sq.batch, n, hk, i));
                     a.out(sq.batch, n, h, j) = seqmix::detail::rounded_to(a.out, p.scale * o);
                 }
+                if (p.snapshot_after(s, t) >= 0) store(p.snapshot_after(s, t));
             }
-            if (!fin.empty())
-                for (index_t i = 0; i < p.dk; ++i)
-                    for (index_t j = 0; j < p.dv; ++j) fin(slot, h, i, j) = seqmix::detail::rounded_to(fin, S[std::size_t(i * p.dv + j)]);
+            if (!fin.empty()) store(slot);
         }
     }
 }

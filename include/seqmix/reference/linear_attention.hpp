@@ -59,6 +59,12 @@ void linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& 
             const double decay = opt.log_decay ? std::exp(double(opt.log_decay[h])) : 1.0;
             // S[i][j], j == Dv is the normalizer z when normalizing.
             std::vector<double> S(std::size_t(p.dk * dv_state), 0.0);
+            auto store = [&](index_t to) {  // S into pool slot `to` (the final state or a snapshot)
+                for (index_t i = 0; i < p.dk; ++i)
+                    for (index_t j = 0; j < dv_state; ++j)
+                        a.final_state(to, h, i, j) =
+                            seqmix::detail::rounded_to(a.final_state, S[std::size_t(i * dv_state + j)]);
+            };
             if (!init.empty())
                 for (index_t i = 0; i < p.dk; ++i)
                     for (index_t j = 0; j < dv_state; ++j) S[std::size_t(i * dv_state + j)] = double(init(slot, h, i, j));
@@ -88,14 +94,13 @@ void linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& 
                 for (index_t t = 0; t < sq.len; ++t) {
                     add_token(t);
                     read(t);
+                    if (p.snapshot_after(s, t) >= 0) store(p.snapshot_after(s, t));
                 }
             } else {
                 for (index_t t = 0; t < sq.len; ++t) add_token(t);
                 for (index_t t = 0; t < sq.len; ++t) read(t);
             }
-            if (!fin.empty())
-                for (index_t i = 0; i < p.dk; ++i)
-                    for (index_t j = 0; j < dv_state; ++j) fin(slot, h, i, j) = seqmix::detail::rounded_to(fin, S[std::size_t(i * dv_state + j)]);
+            if (!fin.empty()) store(slot);
         }
     }
 }

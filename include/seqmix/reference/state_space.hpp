@@ -42,6 +42,9 @@ void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, cons
         for (index_t c = 0; c < a.din; ++c) {
             const index_t g = a.group_of(c);
             for (index_t j = 0; j < S; ++j) h[std::size_t(j)] = init.empty() ? 0.0 : double(init(slot, c, j));
+            auto store = [&](index_t to) {  // h into pool slot `to` (the final state or a snapshot)
+                for (index_t j = 0; j < S; ++j) a.final_state(to, c, j) = seqmix::detail::rounded_to(a.final_state, h[std::size_t(j)]);
+            };
             for (index_t t = 0; t < sq.len; ++t) {
                 const index_t n = sq.begin + t;
                 const double d = detail::step_size(double(a.delta(sq.batch, n, c)), a.delta_bias, c, a.softplus);
@@ -55,9 +58,9 @@ void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, cons
                 if (a.D) y += double(a.D[c]) * x;
                 if (!a.z.empty()) y *= detail::silu(double(a.z(sq.batch, n, c)));
                 a.out(sq.batch, n, c) = seqmix::detail::rounded_to(a.out, y);
+                if (a.snapshot_after(s, t) >= 0) store(a.snapshot_after(s, t));
             }
-            if (!fin.empty())
-                for (index_t j = 0; j < S; ++j) fin(slot, c, j) = seqmix::detail::rounded_to(fin, h[std::size_t(j)]);
+            if (!fin.empty()) store(slot);
         }
     }
 }
@@ -84,6 +87,11 @@ void ssd_scan(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, 
             for (index_t i = 0; i < P; ++i)
                 for (index_t j = 0; j < S; ++j)
                     h[std::size_t(i * S + j)] = init.empty() ? 0.0 : double(init(slot, hd, i, j));
+            auto store = [&](index_t to) {  // h into pool slot `to` (the final state or a snapshot)
+                for (index_t i = 0; i < P; ++i)
+                    for (index_t j = 0; j < S; ++j)
+                        a.final_state(to, hd, i, j) = seqmix::detail::rounded_to(a.final_state, h[std::size_t(i * S + j)]);
+            };
             for (index_t t = 0; t < sq.len; ++t) {
                 const index_t n = sq.begin + t;
                 const double d = detail::step_size(double(a.dt(sq.batch, n, hd)), a.dt_bias, hd, a.softplus);
@@ -100,10 +108,9 @@ void ssd_scan(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, 
                     if (!a.z.empty()) y *= detail::silu(double(a.z(sq.batch, n, hd, i)));
                     a.out(sq.batch, n, hd, i) = seqmix::detail::rounded_to(a.out, y);
                 }
+                if (p.snapshot_after(s, t) >= 0) store(p.snapshot_after(s, t));
             }
-            if (!fin.empty())
-                for (index_t i = 0; i < P; ++i)
-                    for (index_t j = 0; j < S; ++j) fin(slot, hd, i, j) = seqmix::detail::rounded_to(fin, h[std::size_t(i * S + j)]);
+            if (!fin.empty()) store(slot);
         }
     }
 }
@@ -136,7 +143,12 @@ void causal_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_op
                 if (a.act == activation::silu) y = detail::silu(y);
                 results[std::size_t(t)] = y;
             }
-            // The final state before the outputs: it may be read from the same memory.
+            // The snapshots (slots nobody reads) and the final state before the outputs: it may
+            // be read from the same memory.
+            for (index_t t = 0; t < sq.len; ++t)
+                if (a.snapshot_after(s, t) >= 0)
+                    for (index_t i = 0; i < K; ++i)
+                        a.final_state(a.snapshot_after(s, t), c, i) = seqmix::detail::rounded_to(a.final_state, input(t + 1 - K + i));
             std::vector<double> last(static_cast<std::size_t>(K));
             for (index_t i = 0; i < K; ++i) last[std::size_t(i)] = input(sq.len - K + i);
             for (index_t t = 0; t < sq.len; ++t) a.out(sq.batch, sq.begin + t, c) = seqmix::detail::rounded_to(a.out, results[std::size_t(t)]);
