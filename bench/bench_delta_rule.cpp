@@ -7,7 +7,10 @@
 
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "bench_inputs.hpp"
 #include "bench_registry.hpp"
@@ -57,10 +60,12 @@ void chunked(benchmark::State& state, kind k, index_t h, index_t n, index_t d, i
 }
 
 // A prefill of 4 sequences of 2048 tokens (H4, D128, Gated DeltaNet) with states: dense
-// [4, H, D, D] initial and final states, or one pool of 64 slots updated in place
-// (state_pool_options, slots 60, 3, 17, 42): the cost of serving straight from a pool.
-void prefill_states(benchmark::State& state, bool pool, int threads) {
-    const index_t B = 4, n = 2048, h = 4, d = 128, slots = 64;
+// [4, H, D, D] initial and final states (every = -1), or one pool of 64 slots updated in place
+// (state_pool_options, slots 60, 3, 17, 42; every = 0), or the pool plus a snapshot every
+// `every` tokens into slots of their own (prefix caching): the cost of serving from a pool.
+void prefill_states(benchmark::State& state, index_t every, int threads) {
+    const index_t B = 4, n = 2048, h = 4, d = 128, per = every > 0 ? n / every : 0, slots = 64 + B * per;
+    const bool pool = every >= 0;
     tensor<float, 4> q({B, n, h, d}), kk({B, n, h, d}), v({B, n, h, d}), out({B, n, h, d});
     tensor<float, 3> g({B, n, h}), beta({B, n, h});
     fill_uniform(q, -1, 1, 1);
@@ -71,15 +76,73 @@ void prefill_states(benchmark::State& state, bool pool, int threads) {
     tensor<float, 4> init({pool ? slots : B, h, d, d}), fin({B, h, d, d});
     fill_uniform(init, -0.1f, 0.1f, 6);
     const std::int32_t indices[] = {60, 3, 17, 42};
+    std::vector<std::int32_t> snapshots;
+    for (index_t i = 0; i < B * per; ++i) snapshots.push_back(std::int32_t(64 + i));
     delta_options o;
     o.num_threads = threads;
     o.qk_l2norm = true;
     if (pool) o.state_indices = indices;
+    if (every > 0) {
+        o.snapshot_interval = int(every);
+        o.snapshot_indices = snapshots.data();
+        o.max_snapshots = int(per);
+    }
     const double sec = time_loop(state, [&] {
         if (pool) gated_delta_rule(q.view(), kk.view(), v.view(), g.view(), beta.view(), out.view(), o, init.view(), init.view());
         else gated_delta_rule(q.view(), kk.view(), v.view(), g.view(), beta.view(), out.view(), o, init.view(), fin.view());
     });
     report_recurrent(state, double(h * B), double(n), double(d), threads, sec);
+}
+
+// Speculative decoding: B sequences verify `drafts` draft tokens each (H16, D128, Gated
+// DeltaNet) in one call with a snapshot after every token (the engine keeps the state of the
+// last accepted one), against the same tokens as `drafts` decode steps over the B rows.
+void verify_drafts(benchmark::State& state, bool snapshots, index_t B, index_t drafts, int threads) {
+    const index_t h = 16, d = 128, per_seq = drafts + 1, slots = B * per_seq;
+    tensor<float, 4> q({B, drafts, h, d}), kk({B, drafts, h, d}), v({B, drafts, h, d}), out({B, drafts, h, d});
+    tensor<float, 3> g({B, drafts, h}), beta({B, drafts, h});
+    fill_uniform(q, -1, 1, 1);
+    fill_uniform(kk, -1, 1, 2);
+    fill_uniform(v, -1, 1, 3);
+    fill_uniform(g, -0.1f, 0, 4);
+    fill_uniform(beta, 0.1f, 0.9f, 5);
+    tensor<float, 4> pool({slots, h, d, d});
+    fill_uniform(pool, -0.1f, 0.1f, 6);
+    std::vector<std::int32_t> indices, snaps;
+    for (index_t b = 0; b < B; ++b) {
+        indices.push_back(std::int32_t(b * per_seq));  // each sequence's state, then its drafts' snapshots
+        for (index_t j = 1; j <= drafts; ++j) snaps.push_back(std::int32_t(b * per_seq + j));
+    }
+    delta_options o;
+    o.num_threads = threads;
+    o.qk_l2norm = true;
+    o.state_indices = indices.data();
+    o.snapshot_interval = 1;
+    o.snapshot_indices = snaps.data();
+    o.max_snapshots = int(drafts);
+    delta_step_options so;
+    so.num_threads = threads;
+    so.qk_l2norm = true;
+    so.state_indices = indices.data();
+    auto token = [&](auto& t, index_t j) {  // draft j of every sequence as a decode step's rows
+        const auto view = t.view();
+        using V = decltype(view);
+        constexpr std::size_t R = V::rank;
+        std::array<index_t, R - 1> shape{}, strides{};
+        shape[0] = view.extent(0), strides[0] = view.stride(0);
+        for (std::size_t i = 2; i < R; ++i) shape[i - 1] = view.extent(i), strides[i - 1] = view.stride(i);
+        return tensor_view<typename V::value_type, R - 1>(view.ptr(0, j), shape, strides);
+    };
+    const double sec = time_loop(state, [&] {
+        if (snapshots) {
+            gated_delta_rule(q.view(), kk.view(), v.view(), g.view(), beta.view(), out.view(), o, pool.view(), pool.view());
+        } else {
+            for (index_t j = 0; j < drafts; ++j)
+                gated_delta_rule_step(token(q, j), token(kk, j), token(v, j), token(g, j), token(beta, j), token(out, j),
+                                      pool.view(), so);
+        }
+    });
+    report_recurrent(state, double(h * B), double(drafts), double(d), threads, sec);
 }
 
 // One decode step per row (B rows of H heads): token by token when the rows are the tokens
@@ -194,12 +257,24 @@ void register_delta_rule_benchmarks() {
 
 void register_pool_prefill_benchmarks() {
     for (int threads : {1, 2})
-        for (bool pool : {false, true}) {
-            const std::string name = std::string("gated_delta_rule/prefill_with_states/scalar_gate/B4/H4/D128/N2048/") +
-                                     (pool ? "pool64" : "dense") + "/threads:" + std::to_string(threads);
-            benchmark::RegisterBenchmark(name.c_str(), prefill_states, pool, threads)
+        for (index_t every : {-1, 0, 32, 512}) {
+            const std::string mode = every < 0    ? "dense"
+                                     : every == 0 ? "pool64"
+                                                  : "pool64_snapshots_every" + std::to_string(every);
+            const std::string name = "gated_delta_rule/prefill_with_states/scalar_gate/B4/H4/D128/N2048/" + mode +
+                                     "/threads:" + std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), prefill_states, every, threads)
                 ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
         }
+    for (int threads : {1, 2})
+        for (index_t b : {16, 64})
+            for (bool snapshots : {false, true}) {
+                const std::string name = "gated_delta_rule/verify_drafts/scalar_gate/B" + std::to_string(b) +
+                                         "/H16/D128/drafts4/" + (snapshots ? "snapshots_every1" : "decode_steps") +
+                                         "/threads:" + std::to_string(threads);
+                benchmark::RegisterBenchmark(name.c_str(), verify_drafts, snapshots, b, index_t(4), threads)
+                    ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
+            }
 }
 
 // Chunk-size sweep of the automatic form, only when asked for by filter.

@@ -12,7 +12,7 @@
 #include <limits>
 #include <type_traits>
 
-#if defined(__AVX512F__)
+#if defined(__SSE2__)
 #include <immintrin.h>
 #endif
 
@@ -225,6 +225,41 @@ template <class T>
 inline void prefetch(const T* p, std::size_t n) {
     const char* c = reinterpret_cast<const char*>(p);
     for (std::size_t b = 0; b < n * sizeof(T); b += 64) __builtin_prefetch(c + b, 0, 2);
+}
+
+// Copies n elements from x to y with stores that bypass the caches (the whole vectors at
+// aligned addresses; the ends plainly): for data written once and not read soon, as state
+// snapshots, it saves each line's read for ownership and leaves the caches to the working
+// set. Streamed stores are weakly ordered: stream_fence() after the last copy.
+template <class T>
+inline void copy_streaming(const T* x, T* y, std::size_t n) {
+#if defined(__SSE2__)
+    constexpr std::size_t W = width<T>;
+    constexpr std::size_t bytes = W * sizeof(T);
+    std::size_t i = 0;
+    while (i < n && reinterpret_cast<std::uintptr_t>(y + i) % bytes != 0) y[i] = x[i], ++i;
+    if (reinterpret_cast<std::uintptr_t>(y + i) % bytes == 0) {
+        for (; i + W <= n; i += W) {
+            const typename vec<T>::register_type r = load(x + i);
+            if constexpr (std::is_same_v<T, float> && bytes == 64) _mm512_stream_ps(y + i, r);
+            else if constexpr (std::is_same_v<T, double> && bytes == 64) _mm512_stream_pd(y + i, r);
+            else if constexpr (std::is_same_v<T, float> && bytes == 32) _mm256_stream_ps(y + i, r);
+            else if constexpr (std::is_same_v<T, double> && bytes == 32) _mm256_stream_pd(y + i, r);
+            else if constexpr (std::is_same_v<T, float>) _mm_stream_ps(y + i, r);
+            else _mm_stream_pd(y + i, r);
+        }
+    }
+    for (; i < n; ++i) y[i] = x[i];
+#else
+    std::copy(x, x + n, y);
+#endif
+}
+
+// Orders every streamed store before the stores that follow (and so before a barrier).
+inline void stream_fence() {
+#if defined(__SSE2__)
+    _mm_sfence();
+#endif
 }
 }  // namespace simd
 SEQMIX_ABI_END
