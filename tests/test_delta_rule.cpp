@@ -696,3 +696,99 @@ TEST_CASE("delta rule snapshots: equal the reference and a call that ends there;
             }
     }
 }
+
+// ---- Gates projected in the kernel (A_log, dt_bias, beta_sigmoid) ----
+
+TEST_CASE("gated delta rule with gates projected in the kernel: the reference's, the bits of precomputed gates, steps") {
+    const shape s{2, 45, 2, 4, 24, 20};
+    const inputs<float> in(s, 121);
+    auto a = random_tensor<float, 3>({s.B, s.N, s.Hv}, 122, -6, 6), b = random_tensor<float, 3>({s.B, s.N, s.Hv}, 123, -8, 8);
+    a(0, 3, 1) = -INFINITY, a(1, 7, 2) = INFINITY, a(0, 9, 0) = 40, b(1, 2, 3) = -INFINITY, b(0, 5, 0) = INFINITY;
+    const std::vector<float> A_log{-1.5f, 0.3f, -80.0f, 2.0f}, dt_bias{0.5f, -1.0f, 0.0f, 0.25f};
+    // The gates the kernel computes, precomputed with the same float expressions.
+    tensor<float, 3> g({s.B, s.N, s.Hv}), beta({s.B, s.N, s.Hv});
+    const seqmix::detail::gate_projection project{A_log.data(), dt_bias.data()};
+    seqmix::detail::delta_gates rate;
+    rate.beta_sigmoid = true;
+    for (index_t i = 0; i < g.size(); ++i) {
+        g.data()[i] = project(a.data()[i], i % s.Hv);
+        beta.data()[i] = rate.rate(b.data()[i]);
+    }
+    auto init = random_tensor<float, 4>({s.B, s.Hv, s.Dk, s.Dv}, 124, -0.5, 0.5);
+    for (delta_form form : forms) {
+        INFO(form_name(form));
+        delta_options fused;
+        fused.form = form;
+        fused.qk_l2norm = true;
+        fused.A_log = A_log.data();
+        fused.dt_bias = dt_bias.data();
+        fused.beta_sigmoid = true;
+        delta_options plain = fused;
+        plain.A_log = plain.dt_bias = nullptr;
+        plain.beta_sigmoid = false;
+        tensor<float, 4> out({s.B, s.N, s.Hv, s.Dv}), fin({s.B, s.Hv, s.Dk, s.Dv});
+        gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), a.view(), b.view(), out.view(), fused, init.view(), fin.view());
+        for (int threads : {1, 2, 3, 5}) {
+            INFO(threads << " threads");
+            tensor<float, 4> o2({s.B, s.N, s.Hv, s.Dv}), f2({s.B, s.Hv, s.Dk, s.Dv});
+            plain.num_threads = threads;
+            gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), g.view(), beta.view(), o2.view(), plain, init.view(),
+                             f2.view());
+            REQUIRE(bitwise_equal(out, o2));
+            REQUIRE(bitwise_equal(fin, f2));
+        }
+        // The double reference projects the gates itself.
+        tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, s.Dk, s.Dv});
+        const auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v);
+        const auto ad = convert<double>(a), bd = convert<double>(b);
+        const auto id = convert<double>(init);
+        reference::gated_delta_rule(qd.view(), kd.view(), vd.view(), ad.view(), bd.view(), ref.view(), fused, id.view(),
+                                    ref_fin.view());
+        CHECK(max_rel_error(out, ref) < 2e-5);
+        CHECK(max_rel_error(fin, ref_fin) < 2e-5);
+    }
+    // The decode steps project the same way: token by token they follow the full operator.
+    delta_step_options so;
+    so.qk_l2norm = true;
+    so.A_log = A_log.data();
+    so.dt_bias = dt_bias.data();
+    so.beta_sigmoid = true;
+    tensor<float, 4> pool = convert<float>(init), out({s.B, s.N, s.Hv, s.Dv}), fin({s.B, s.Hv, s.Dk, s.Dv});
+    delta_options fused;
+    fused.qk_l2norm = true;
+    fused.A_log = A_log.data();
+    fused.dt_bias = dt_bias.data();
+    fused.beta_sigmoid = true;
+    gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), a.view(), b.view(), out.view(), fused, init.view(), fin.view());
+    for (index_t t = 0; t < s.N; ++t) {
+        tensor<float, 3> o({s.B, s.Hv, s.Dv});
+        gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(a, t), token(b, t), o.view(),
+                              pool.view(), so);
+        for (index_t bb = 0; bb < s.B; ++bb)
+            for (index_t h = 0; h < s.Hv; ++h)
+                for (index_t e = 0; e < s.Dv; ++e) REQUIRE(o(bb, h, e) == Approx(out(bb, t, h, e)).margin(2e-5));
+    }
+    CHECK(max_rel_error(pool, fin) < 2e-5);
+    // Bad projections: errors, nothing written.
+    tensor<float, 4> o3({s.B, s.N, s.Hv, s.Dv}, 7.0f);
+    auto call = [&](const delta_options& o, const tensor<float, 3>& gv, const tensor<float, 3>& bv) {
+        gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), gv.view(), bv.view(), o3.view(), o);
+    };
+    delta_options bad = fused;
+    const std::vector<float> huge{1.0f, 81.0f, 0.0f, 0.0f};
+    bad.A_log = huge.data();
+    expect_error([&] { call(bad, a, b); }, "'A_log': expected values in [-80, 80], given A_log[1] = 81");
+    bad = fused;
+    bad.A_log = nullptr;
+    expect_error([&] { call(bad, a, b); }, "'dt_bias': expected nullptr without A_log");
+    auto nan_a = convert<float>(a), nan_b = convert<float>(b);
+    nan_a(1, 4, 2) = NAN;
+    nan_b(0, 6, 1) = NAN;
+    expect_error([&] { call(fused, nan_a, b); }, "'g': expected no NaN (a raw projection), given nan at [1,4,2]");
+    expect_error([&] { call(fused, a, nan_b); }, "'beta': expected no NaN (a raw projection), given nan at [0,6,1]");
+    expect_error([&] { gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), b.view(), o3.view(), fused); },
+                 "'A_log': expected nullptr with a per-key-channel gate");
+    expect_error([&] { delta_rule(in.q.view(), in.k.view(), in.v.view(), b.view(), o3.view(), fused); },
+                 "'A_log': expected nullptr without a gate");
+    for (index_t i = 0; i < o3.size(); ++i) REQUIRE(o3.data()[i] == 7.0f);
+}

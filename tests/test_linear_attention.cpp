@@ -722,3 +722,54 @@ TEST_CASE("linear attention and GLA snapshots: equal the reference and a call th
         }
     }
 }
+
+// ---- A per-head gate projected in the kernel (A_log, dt_bias) ----
+
+TEST_CASE("GLA with its per-head gate projected in the kernel: the reference's, the bits of precomputed gates, steps") {
+    const shape s{2, 45, 2, 4, 24, 20};
+    const inputs<float> in(s, 131);
+    auto a = random_tensor<float, 3>({s.B, s.N, s.Hv}, 132, -6, 6);
+    a(0, 3, 1) = -INFINITY, a(1, 7, 2) = INFINITY;
+    const std::vector<float> A_log{-1.5f, 0.3f, -80.0f, 2.0f}, dt_bias{0.5f, -1.0f, 0.0f, 0.25f};
+    tensor<float, 3> g({s.B, s.N, s.Hv});
+    const seqmix::detail::gate_projection project{A_log.data(), dt_bias.data()};
+    for (index_t i = 0; i < g.size(); ++i) g.data()[i] = project(a.data()[i], i % s.Hv);
+    auto init = random_tensor<float, 4>({s.B, s.Hv, s.Dk, s.Dv}, 134, -0.5, 0.5);
+    gla_options fused;
+    fused.A_log = A_log.data();
+    fused.dt_bias = dt_bias.data();
+    tensor<float, 4> out({s.B, s.N, s.Hv, s.Dv}), fin({s.B, s.Hv, s.Dk, s.Dv});
+    gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), a.view(), out.view(), fused, init.view(), fin.view());
+    for (int threads : {1, 3}) {
+        gla_options plain;
+        plain.num_threads = threads;
+        tensor<float, 4> o2({s.B, s.N, s.Hv, s.Dv}), f2({s.B, s.Hv, s.Dk, s.Dv});
+        gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), g.view(), o2.view(), plain, init.view(), f2.view());
+        REQUIRE(bitwise_equal(out, o2));
+        REQUIRE(bitwise_equal(fin, f2));
+    }
+    tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, s.Dk, s.Dv});
+    const auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v);
+    const auto ad = convert<double>(a);
+    const auto id = convert<double>(init);
+    reference::gated_linear_attention(qd.view(), kd.view(), vd.view(), ad.view(), ref.view(), fused, id.view(),
+                                      ref_fin.view());
+    CHECK(max_rel_error(out, ref) < 2e-5);
+    CHECK(max_rel_error(fin, ref_fin) < 2e-5);
+    gla_step_options so;
+    so.A_log = A_log.data();
+    so.dt_bias = dt_bias.data();
+    tensor<float, 4> pool = convert<float>(init);
+    for (index_t t = 0; t < s.N; ++t) {
+        tensor<float, 3> o({s.B, s.Hv, s.Dv});
+        gated_linear_attention_step(token(in.q, t), token(in.k, t), token(in.v, t), token(a, t), o.view(), pool.view(), so);
+        for (index_t b = 0; b < s.B; ++b)
+            for (index_t h = 0; h < s.Hv; ++h)
+                for (index_t e = 0; e < s.Dv; ++e) REQUIRE(o(b, h, e) == Approx(out(b, t, h, e)).margin(2e-5));
+    }
+    CHECK(max_rel_error(pool, fin) < 2e-5);
+    tensor<float, 4> o3({s.B, s.N, s.Hv, s.Dv}, 7.0f);
+    expect_error([&] { gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), o3.view(), fused); },
+                 "'A_log': expected nullptr with a per-key-channel gate");
+    for (index_t i = 0; i < o3.size(); ++i) REQUIRE(o3.data()[i] == 7.0f);
+}

@@ -11,9 +11,12 @@ namespace seqmix {
 //   automatic  the measured choice: recurrent.
 enum class delta_form { automatic, chunkwise, recurrent };
 
-struct delta_options : state_pool_options {
+// gate_projection_options: a per-head g given as the raw projection (gated_delta_rule).
+// beta_sigmoid: beta given as the raw projection b, the learning rate is sigmoid(b).
+struct delta_options : state_pool_options, gate_projection_options {
     double scale = 0;        // 0 = 1/sqrt(Dk)
     bool qk_l2norm = false;  // q and k normalized per head inside the kernel: x / sqrt(sum x^2 + 1e-6)
+    bool beta_sigmoid = false;
     int chunk_size = 0;      // 0 = the measured default
     const std::int32_t* cu_seqlens = nullptr;  // [num_seqs + 1], packed varlen
     int num_seqs = 0;        // seqmix extension: entries in cu_seqlens minus one
@@ -21,8 +24,9 @@ struct delta_options : state_pool_options {
     delta_form form = delta_form::automatic;
 };
 
-struct delta_step_options : recurrent_step_options {
+struct delta_step_options : recurrent_step_options, gate_projection_options {
     bool qk_l2norm = false;
+    bool beta_sigmoid = false;
 };
 
 // The epsilon of qk_l2norm, inside the square root (as flash-linear-attention's l2norm).
@@ -34,16 +38,27 @@ namespace detail {
 // Learning rates: 0 <= beta <= 2 keeps I - beta k k^T from expanding for unit keys
 // (eigenvalues 1 - beta and 1; DeltaNet's beta in (0, 1), or up to 2 with negative
 // eigenvalues allowed).
+// With beta_sigmoid beta is a raw projection (any value but NaN).
 template <class E, std::size_t R>
-void check_beta(const tensor_view<const E, R>& beta, const char* op) {
+void check_beta(const tensor_view<const E, R>& beta, bool sigmoid, const char* op) {
     using T = compute_type_of<E>;
-    check_values_in(beta, T(0), T(2), op, "beta", "values in [0, 2]");
+    if (sigmoid) check_projections(beta, op, "beta");
+    else check_values_in(beta, T(0), T(2), op, "beta", "values in [0, 2]");
 }
+
+// What the delta rule's kernels read of beta and a per-head gate: the learning rate (beta, or
+// sigmoid(beta)) and the log gate (g, or its projection).
+struct delta_gates {
+    gate_projection project;
+    bool beta_sigmoid = false;
+    template <class T>
+    T rate(T beta) const { return beta_sigmoid ? T(1) / (T(1) + std::exp(-beta)) : beta; }
+};
 
 // The delta rule's arguments: the family's core (Base: recurrent_args) plus beta (stored as
 // Bt) and the optional gate (stored as G).
 template <class Base, class Bt, class G>
-struct delta_args : Base {
+struct delta_args : Base, delta_gates {
     tensor_view<const Bt, 3> beta;  // [B,N,Hv]
     tensor_view<const G, 4> g4;     // per key channel [B,N,Hv,Dk] (KDA)
     tensor_view<const G, 3> g3;     // per head [B,N,Hv] (Gated DeltaNet)
@@ -79,11 +94,15 @@ auto prepare_delta(const QV& q, const KV& k, const VV& v, const GV& g, const BV&
     a.beta = checked_view(tensor_view<const Bt, 3>(beta), op, "beta");
     check_shape(a.beta, {B, N, Hv}, op, "beta");
     if constexpr (!std::is_same_v<GV, std::nullptr_t>) {
-        a.vector_gate = take_gate(g, B, N, Hv, Dk, a.g4, a.g3, op);
+        a.project = check_gate_projection(opt, Hv, GV::rank == 4, op);
+        a.vector_gate = take_gate(g, B, N, Hv, Dk, a.g4, a.g3, op, a.project.active());
         a.gated = true;
+    } else {
+        check(opt.A_log == nullptr, op, "A_log", "nullptr without a gate (delta_rule)", "an array");
     }
     check_recurrent_memory(a, op, {memory_of("beta", a.beta), memory_of("g", a.g4), memory_of("g", a.g3)});
-    check_beta(a.beta, op);
+    a.beta_sigmoid = opt.beta_sigmoid;
+    check_beta(a.beta, opt.beta_sigmoid, op);
     a.l2norm = opt.qk_l2norm;
     return a;
 }
@@ -91,7 +110,7 @@ auto prepare_delta(const QV& q, const KV& k, const VV& v, const GV& g, const BV&
 // A delta-rule decode step's arguments: the step core (Base: step_args) plus beta [B,Hv]
 // and the optional gate, [B,Hv] or [B,Hv,Dk] (RG = 0: none).
 template <class Base, class Bt, class G, std::size_t RG>
-struct delta_step_args : Base {
+struct delta_step_args : Base, delta_gates {
     static constexpr bool gated = RG != 0;
     tensor_view<const Bt, 2> beta;
     tensor_view<const G, (RG == 0 ? 2 : RG)> g;
@@ -122,9 +141,14 @@ auto prepare_delta_step(const QV& q, const KV& k, const VV& v, const GV& g, cons
     if constexpr (RG == 2) check_shape(s.g, {s.batch, s.hv}, op, "g");
     if constexpr (RG != 0) {
         check_given(s.g, op, "g");
-        check_log_gates(s.g, op);
+        s.project = check_gate_projection(opt, s.hv, RG == 3, op);
+        if (s.project.active()) check_projections(s.g, op, "g");
+        else check_log_gates(s.g, op);
+    } else {
+        check(opt.A_log == nullptr, op, "A_log", "nullptr without a gate (delta_rule_step)", "an array");
     }
-    check_beta(s.beta, op);
+    s.beta_sigmoid = opt.beta_sigmoid;
+    check_beta(s.beta, opt.beta_sigmoid, op);
     return s;
 }
 

@@ -4,7 +4,8 @@
 
 namespace seqmix {
 
-struct gla_options : state_pool_options {
+// gate_projection_options: a per-head g given as the raw projection.
+struct gla_options : state_pool_options, gate_projection_options {
     double scale = 0;  // 0 = 1/sqrt(Dk)
     int chunk_size = 0;
     const std::int32_t* cu_seqlens = nullptr;
@@ -12,7 +13,7 @@ struct gla_options : state_pool_options {
     int num_threads = 0;
 };
 
-using gla_step_options = recurrent_step_options;
+struct gla_step_options : recurrent_step_options, gate_projection_options {};
 
 SEQMIX_ABI_BEGIN
 namespace detail {
@@ -23,6 +24,7 @@ struct gla_args : Base {
     tensor_view<const G, 4> g4;  // vector gate [B,N,H,Dk]
     tensor_view<const G, 3> g3;  // scalar gate [B,N,H]
     bool vector_gate = false;
+    gate_projection project;  // of the per-head gate
 };
 
 // g is [B,N,H,Dk] (GLA, per key channel) or [B,N,H] (scalar gate per head).
@@ -35,7 +37,8 @@ auto prepare_gla(const QV& q, const KV& k, const VV& v, const GV& g, const OV& o
     gla_args<Base, G> a;
     static_cast<Base&>(a) = prepare_matrix_recurrent(q, k, v, out, opt, initial_state, final_state, op);
     const index_t B = a.q.extent(0), N = a.q.extent(1), Hv = a.v.extent(2), Dk = a.q.extent(3);
-    a.vector_gate = take_gate(g, B, N, Hv, Dk, a.g4, a.g3, op);
+    a.project = check_gate_projection(opt, Hv, GV::rank == 4, op);
+    a.vector_gate = take_gate(g, B, N, Hv, Dk, a.g4, a.g3, op, a.project.active());
     check_recurrent_memory(a, op, {memory_of("g", a.g4), memory_of("g", a.g3)});
     return a;
 }
@@ -45,6 +48,7 @@ auto prepare_gla(const QV& q, const KV& k, const VV& v, const GV& g, const OV& o
 template <class Base, class G, std::size_t RG>
 struct gla_step_args : Base {
     tensor_view<const G, RG> g;
+    gate_projection project;  // of the per-head gate
 };
 
 template <class QV, class KV, class VV, class GV, class OV, class S>
@@ -62,7 +66,9 @@ auto prepare_gla_step(const QV& q, const KV& k, const VV& v, const GV& g, const 
     check_given(s.g, op, "g");
     if constexpr (RG == 3) check_shape(s.g, {s.batch, s.hv, s.dk}, op, "g");
     else check_shape(s.g, {s.batch, s.hv}, op, "g");
-    check_log_gates(s.g, op);
+    s.project = check_gate_projection(opt, s.hv, RG == 3, op);
+    if (s.project.active()) check_projections(s.g, op, "g");
+    else check_log_gates(s.g, op);
     return s;
 }
 

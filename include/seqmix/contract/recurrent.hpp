@@ -4,6 +4,7 @@
 // fast operators, their decode steps and seqmix::reference.
 #include <algorithm>
 #include <array>
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
@@ -44,6 +45,16 @@ struct state_pool_options {
     int snapshot_interval = 0;
     const std::int32_t* snapshot_indices = nullptr;  // [num_seqs, max_snapshots] row-major
     int max_snapshots = 0;
+};
+
+// Per-head gates from raw projections, computed in the kernel as the tokens are read (no
+// pass of their own; flash-linear-attention's use_gate_in_kernel, sglang's fused_gdn_gating):
+// with A_log, the per-head g the operator takes is the projection a, and the log gate is
+//   g = -exp(A_log[h]) * softplus(a + dt_bias[h]).
+// Options of the gated delta rule and of GLA with a per-head gate, and of their steps.
+struct gate_projection_options {
+    const float* A_log = nullptr;    // [Hv]; nullptr: g is the log gate itself
+    const float* dt_bias = nullptr;  // [Hv], with A_log; nullptr: 0
 };
 
 // Options of the decode steps: one token per batch row, states updated in place.
@@ -401,6 +412,13 @@ void check_log_gates(const tensor_view<const E, R>& g, const char* op) {
     check_values_in(g, T(-INFINITY), T(0), op, "g", "log forget gates <= 0");
 }
 
+// Raw projections (a gate before A_log's projection, beta before its sigmoid): any value but NaN.
+template <class E, std::size_t R>
+void check_projections(const tensor_view<const E, R>& x, const char* op, const char* arg) {
+    using T = compute_type_of<E>;
+    check_values_in(x, T(-INFINITY), T(INFINITY), op, arg, "no NaN (a raw projection)");
+}
+
 // initial_state and final_state: views of rank R, final_state mutable.
 template <std::size_t R, class SIV, class SOV>
 constexpr void check_state_views() {
@@ -526,12 +544,41 @@ auto prepare_matrix_recurrent(const QV& q, const KV& k, const VV& v, const OV& o
     return a;
 }
 
+// A per-head log gate from the operator's g value: g itself, or with A_log the projected
+// gate -exp(A_log[h]) * softplus(g + dt_bias[h]) (softplus(x) = x above 20, as torch's).
+struct gate_projection {
+    const float* A_log = nullptr;
+    const float* dt_bias = nullptr;
+    bool active() const { return A_log != nullptr; }
+    template <class T>
+    T operator()(T g, index_t h) const {
+        if (!A_log) return g;
+        const T x = g + (dt_bias ? T(dt_bias[h]) : T(0));
+        return -std::exp(T(A_log[h])) * (x > T(20) ? x : std::log1p(std::exp(x)));
+    }
+};
+
+// The projection options of an operator with hv heads, checked: a per-head gate only;
+// A_log in [-80, 80] (exp(A_log) a normal float: a gate of an infinite projection is -inf,
+// never 0 * inf), finite biases.
+inline gate_projection check_gate_projection(const gate_projection_options& o, index_t hv, bool vector_gate,
+                                             const char* op) {
+    if (!o.A_log) {
+        check(o.dt_bias == nullptr, op, "dt_bias", "nullptr without A_log (the bias of the gate projection)", "an array");
+        return {};
+    }
+    if (vector_gate) fail(op, "A_log", "nullptr with a per-key-channel gate (the projection is per head)", "an array");
+    check_array_in(o.A_log, hv, -80.0f, 80.0f, op, "A_log", "values in [-80, 80]");
+    check_array_in(o.dt_bias, hv, -FLT_MAX, FLT_MAX, op, "dt_bias", "finite values");
+    return {o.A_log, o.dt_bias};
+}
+
 // The gate of a gated recurrence (GLA, the gated delta rule): g [B,N,Hv,Dk] per key channel
 // into g4, or [B,N,Hv] per head into g3, checked for shape and values. Returns true for the
 // per-channel gate.
 template <class GV, class G>
 bool take_gate(const GV& g, index_t B, index_t N, index_t Hv, index_t Dk, tensor_view<const G, 4>& g4,
-               tensor_view<const G, 3>& g3, const char* op) {
+               tensor_view<const G, 3>& g3, const char* op, bool projected = false) {
     static_assert(view_traits<GV>::is_view && std::is_same_v<typename GV::value_type, G>,
                   "seqmix: g must be a tensor_view");
     constexpr std::size_t R = GV::rank;
@@ -543,7 +590,8 @@ bool take_gate(const GV& g, index_t B, index_t N, index_t Hv, index_t Dk, tensor
     } else if constexpr (R == 3) {
         g3 = checked_view(tensor_view<const G, 3>(g), op, "g");
         check_shape(g3, {B, N, Hv}, op, "g");
-        check_log_gates(g3, op);
+        if (projected) check_projections(g3, op, "g");
+        else check_log_gates(g3, op);
     } else {
         raise(detail::concat(op, ": argument 'g': expected rank 4 [B,N,H,Dk] (per key channel) or rank 3 [B,N,H] ",
                              "(per head), given rank ", R));

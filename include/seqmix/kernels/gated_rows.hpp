@@ -64,8 +64,9 @@ struct gated_rows {
                     cumulative_gate_row(static_cast<const T*>(hi), t > 0 ? hi - c.ldk : nullptr,
                                         t > 0 ? lo - c.ldk : nullptr, hi, lo, c.ldk);
             } else if (gate == gate_kind::scalar) {
-                if (cumulative) cumulative_gate(T(a.g3(sq.batch, n, h)), t, c.b, c.b_lo);
-                else c.b[t] = T(a.g3(sq.batch, n, h));
+                const T g = a.project(T(a.g3(sq.batch, n, h)), h);  // the log gate (projected with A_log)
+                if (cumulative) cumulative_gate(g, t, c.b, c.b_lo);
+                else c.b[t] = g;
             }
         }
     }

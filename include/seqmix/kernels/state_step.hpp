@@ -127,15 +127,16 @@ void pack_step_rows(const Args& s, index_t b, index_t h, step_vectors<T, St>& r)
 }
 
 // The decays exp(g) of row b, head h into r: one per key channel (g [B,H,Dk], one vector
-// exp per W channels) or one per head (g [B,H]).
-template <class G, std::size_t RG, class T, class St>
-void step_decay(const tensor_view<const G, RG>& g, index_t b, index_t h, index_t dk, step_vectors<T, St>& r) {
+// exp per W channels) or one per head (g [B,H], through the step's gate projection).
+template <class G, std::size_t RG, class T, class St, class Project>
+void step_decay(const tensor_view<const G, RG>& g, index_t b, index_t h, index_t dk, step_vectors<T, St>& r,
+                const Project& project) {
     if constexpr (RG == 3) {
         pack_row(g.ptr(b, h), g.stride(2), dk, r.decay, dk);
         simd::exp_inplace(r.decay, std::size_t(dk));
         r.decay_stride = 1;
     } else {
-        r.decay[0] = std::exp(T(g(b, h)));
+        r.decay[0] = std::exp(project(T(g(b, h)), h));
         r.decay_stride = 0;
     }
 }

@@ -31,7 +31,7 @@ struct delta_rows : kernels::gated_rows<T, Args> {
         const auto& a = this->a;
         const auto sq = a.problem.sequence(u / a.problem.hv);
         const index_t h = u % a.problem.hv;
-        for (index_t t = 0; t < len; ++t) dst[t] = T(a.beta(sq.batch, sq.begin + t0 + t, h));
+        for (index_t t = 0; t < len; ++t) dst[t] = a.rate(T(a.beta(sq.batch, sq.begin + t0 + t, h)));
     }
 };
 
@@ -77,11 +77,11 @@ void delta_rule_steps(const Args& s, const tensor_view<S, 4>& state, const delta
                 kernels::l2_normalize(r.k, s.dk, l2norm_eps);
             }
             if constexpr (!Args::gated) r.decay[0] = T(1);
-            else kernels::step_decay(s.g, b, h, s.dk, r);
+            else kernels::step_decay(s.g, b, h, s.dk, r, s.project);
             for (index_t d = 0; d < s.dk; ++d) r.work[d] = r.decay[d * r.decay_stride] * r.k[d];
             kernels::state_transpose_times(r.S, r.lds, r.lcs, s.dk, s.dv, static_cast<const T*>(r.work), r.o);
             simd::axpy(T(-1), static_cast<const T*>(r.o), r.v, std::size_t(s.dv));
-            simd::scale(T(s.beta(b, h)), r.v, std::size_t(s.dv));
+            simd::scale(s.rate(T(s.beta(b, h))), r.v, std::size_t(s.dv));
         },
         [&](index_t b, index_t h, const kernels::step_vectors<T, S>& r) {
             kernels::emit_row(r.o, scale, s.out.ptr(b, h), s.out.stride(2), s.dv);

@@ -52,7 +52,7 @@ void gated_linear_attention_step(const QV& q, const KV& k, const VV& v, const GV
         state, opt.state_indices, s.batch, opt.num_threads,
         [&](index_t b, index_t h, kernels::step_vectors<T, S>& r) {
             kernels::pack_step_rows(s, b, h, r);
-            kernels::step_decay(s.g, b, h, s.dk, r);
+            kernels::step_decay(s.g, b, h, s.dk, r, s.project);
         },
         [&](index_t b, index_t h, const kernels::step_vectors<T, S>& r) {
             kernels::emit_row(r.o, scale, s.out.ptr(b, h), s.out.stride(2), s.dv);

@@ -10,6 +10,7 @@
 
 #include "../contract/delta_rule.hpp"
 #include "../core/abi.hpp"
+#include "gates.hpp"
 
 namespace seqmix {
 SEQMIX_ABI_BEGIN
@@ -17,7 +18,7 @@ namespace reference {
 
 namespace detail {
 template <class Args>
-void delta_rule_run(const Args& a) {
+void delta_rule_run(const Args& a, const delta_options& opt) {
     const auto& p = a.problem;
     std::vector<double> S(std::size_t(p.dk * p.dv)), q(std::size_t(p.dk)), k(std::size_t(p.dk)), u(std::size_t(p.dv));
     for (index_t s = 0; s < p.num_seqs; ++s) {
@@ -53,11 +54,12 @@ void delta_rule_run(const Args& a) {
                     }
                 if (a.gated)
                     for (index_t i = 0; i < p.dk; ++i) {
-                        const double decay =
-                            std::exp(double(a.vector_gate ? a.g4(sq.batch, n, h, i) : a.g3(sq.batch, n, h)));
+                        const double decay = std::exp(
+                            a.vector_gate ? double(a.g4(sq.batch, n, h, i))
+                                          : projected_gate(double(a.g3(sq.batch, n, h)), opt.A_log, opt.dt_bias, h));
                         for (index_t j = 0; j < p.dv; ++j) S[std::size_t(i * p.dv + j)] *= decay;
                     }
-                const double beta = double(a.beta(sq.batch, n, h));
+                const double beta = learning_rate(double(a.beta(sq.batch, n, h)), opt.beta_sigmoid);
                 for (index_t j = 0; j < p.dv; ++j) {
                     double pred = 0;
                     for (index_t i = 0; i < p.dk; ++i) pred += S[std::size_t(i * p.dv + j)] * k[std::size_t(i)];
@@ -85,7 +87,8 @@ template <class QV, class KV, class VV, class BV, class OV,
 void delta_rule(const QV& q, const KV& k, const VV& v, const BV& beta, const OV& out, const delta_options& opt = {},
                 const SIV& initial_state = {}, const SOV& final_state = {}) {
     detail::delta_rule_run(seqmix::detail::prepare_delta(q, k, v, nullptr, beta, out, opt, initial_state, final_state,
-                                                         "reference::delta_rule"));
+                                                         "reference::delta_rule"),
+                           opt);
 }
 
 // Gated DeltaNet (g [B,N,Hv]) and the per-key-channel gate of KDA (g [B,N,Hv,Dk]).
@@ -95,7 +98,8 @@ template <class QV, class KV, class VV, class GV, class BV, class OV,
 void gated_delta_rule(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
                       const delta_options& opt = {}, const SIV& initial_state = {}, const SOV& final_state = {}) {
     detail::delta_rule_run(seqmix::detail::prepare_delta(q, k, v, g, beta, out, opt, initial_state, final_state,
-                                                         "reference::gated_delta_rule"));
+                                                         "reference::gated_delta_rule"),
+                           opt);
 }
 
 }  // namespace reference

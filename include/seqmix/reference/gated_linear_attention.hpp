@@ -6,6 +6,7 @@
 
 #include "../core/abi.hpp"
 #include "../contract/gated_linear_attention.hpp"
+#include "gates.hpp"
 
 namespace seqmix {
 SEQMIX_ABI_BEGIN
@@ -40,7 +41,9 @@ void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
             for (index_t t = 0; t < sq.len; ++t) {
                 const index_t n = sq.begin + t;
                 for (index_t i = 0; i < p.dk; ++i) {
-                    const double gate = std::exp(double(a.vector_gate ? a.g4(sq.batch, n, h, i) : a.g3(sq.batch, n, h)));
+                    const double gate =
+                        std::exp(a.vector_gate ? double(a.g4(sq.batch, n, h, i))
+                                               : detail::projected_gate(double(a.g3(sq.batch, n, h)), opt.A_log, opt.dt_bias, h));
                     const double ki = double(a.k(sq.batch, n, hk, i));
                     for (index_t j = 0; j < p.dv; ++j) {
                         double& e = S[std::size_t(i * p.dv + j)];
