@@ -25,6 +25,7 @@ enum class role {
     state_out,    // written; a final state
     state_inout,  // a decode step's state pool: read and written in place
     param,        // read; an options array (const float*, not a view), random in [-0.5, 0.5]
+    projection,   // read; a raw gate or rate projected in the kernel (A_log, beta_sigmoid), random in [-4, 4]
 };
 
 // Options arrays are not views: the view-shape and alias classes leave them out.
@@ -138,6 +139,7 @@ arg_set<T> make_args(const op_spec& op, unsigned seed, T sentinel = T(-7.25)) {
         if (d.r == role::gate) lo = -0.5, hi = 0;
         if (d.r == role::rate) lo = 0.05, hi = 1;
         if (d.r == role::state_in || d.r == role::state_inout || d.r == role::param) lo = -0.5, hi = 0.5;
+        if (d.r == role::projection) lo = -4, hi = 4;
         std::uniform_real_distribution<double> dist(lo, hi);
         for (auto& x : *a.storage) x = is_written(d.r) && d.r != role::state_inout ? sentinel : T(dist(gen));
         s.args.push_back(a);

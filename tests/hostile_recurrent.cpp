@@ -169,6 +169,39 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
             }));
         }
     }
+    // Gated DeltaNet as the models' layers hand it over: g and beta the raw projections, the
+    // gates computed in the kernel (A_log, dt_bias, beta_sigmoid).
+    ops.push_back(make_op("gated_delta_rule (gates projected in the kernel)",
+                          {{"q", role::input, {B, N, Hk, Dk}},
+                           {"k", role::input, {B, N, Hk, Dk}},
+                           {"v", role::input, {B, N, Hv, Dv}},
+                           {"g", role::projection, {B, N, Hv}},
+                           {"beta", role::projection, {B, N, Hv}},
+                           {"A_log", role::param, {Hv}},
+                           {"dt_bias", role::param, {Hv}},
+                           {"out", role::output, {B, N, Hv, Dv}},
+                           {"initial_state", role::state_in, {B, Hv, Dk, Dv}},
+                           {"final_state", role::state_out, {B, Hv, Dk, Dv}}},
+                          [](const auto& a, auto reference) {
+                              const auto A_log = params_of(a, "A_log"), dt_bias = params_of(a, "dt_bias");
+                              delta_options o;
+                              o.num_threads = a.num_threads;
+                              o.scale = a.scale;
+                              o.qk_l2norm = true;
+                              o.A_log = A_log.data();
+                              o.dt_bias = dt_bias.data();
+                              o.beta_sigmoid = true;
+                              const auto states = served_states<4>(a, o);
+                              auto call = [&](auto&& fn) {
+                                  fn(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
+                                     a.template in<3>("g"), a.template in<3>("beta"), a.template view<4>("out"), o,
+                                     states.first, states.second);
+                              };
+                              if constexpr (decltype(reference)::value)
+                                  call([](auto&&... x) { seqmix::reference::gated_delta_rule(x...); });
+                              else
+                                  call([](auto&&... x) { gated_delta_rule(x...); });
+                          }));
     const char* delta_step_names[] = {"delta_rule_step", "gated_delta_rule_step (scalar gate)",
                                       "gated_delta_rule_step (vector gate)"};
     for (int gate = 0; gate < 3; ++gate) {

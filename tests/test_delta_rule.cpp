@@ -777,7 +777,7 @@ TEST_CASE("gated delta rule with gates projected in the kernel: the reference's,
     delta_options bad = fused;
     const std::vector<float> huge{1.0f, 81.0f, 0.0f, 0.0f};
     bad.A_log = huge.data();
-    expect_error([&] { call(bad, a, b); }, "'A_log': expected values in [-80, 80], given A_log[1] = 81");
+    expect_error([&] { call(bad, a, b); }, "'A_log': expected finite values in [-80, 80], given A_log[1] = 81");
     bad = fused;
     bad.A_log = nullptr;
     expect_error([&] { call(bad, a, b); }, "'dt_bias': expected nullptr without A_log");

@@ -568,7 +568,7 @@ inline gate_projection check_gate_projection(const gate_projection_options& o, i
         return {};
     }
     if (vector_gate) fail(op, "A_log", "nullptr with a per-key-channel gate (the projection is per head)", "an array");
-    check_array_in(o.A_log, hv, -80.0f, 80.0f, op, "A_log", "values in [-80, 80]");
+    check_array_in(o.A_log, hv, -80.0f, 80.0f, op, "A_log", "finite values in [-80, 80]");
     check_array_in(o.dt_bias, hv, -FLT_MAX, FLT_MAX, op, "dt_bias", "finite values");
     return {o.A_log, o.dt_bias};
 }
