@@ -334,6 +334,70 @@ TEST_CASE("paged KV cache: the same bits as the contiguous cache, pages in any o
             }
 }
 
+TEST_CASE("paged KV cache with packed queries (a mixed prefill and decode batch): the bits of one call per sequence") {
+    const index_t B = 4, Nk = 300, Hkv = 2, Hq = 4, D = 40;
+    const std::int32_t kv_lens[] = {300, 7, 0, 129};
+    const std::vector<index_t> q_lens{1, 7, 0, 33};  // a decode, a whole prefill, nothing, a prefill chunk
+    std::vector<std::int32_t> cu{0};
+    for (index_t n : q_lens) cu.push_back(cu.back() + std::int32_t(n));
+    auto q = random_tensor<float, 4>({1, cu.back(), Hq, D}, 51);
+    auto k = random_tensor<float, 4>({B, Nk, Hkv, D}, 52), v = random_tensor<float, 4>({B, Nk, Hkv, D}, 53);
+    for (const index_t block_size : {index_t(1), index_t(16)}) {
+        const paged_copy pc = page(k, v, block_size, unsigned(block_size + 5));
+        for (int variant = 0; variant < 2; ++variant) {
+            INFO("block_size " << block_size << " variant " << variant);
+            attention_options o;
+            o.causal = variant == 1;  // bottom-right: the new queries are each sequence's last tokens
+            o.seqlens_k = kv_lens;
+            o.block_table = pc.table.data();
+            o.max_blocks_per_seq = pc.max_blocks;
+            o.cu_seqlens_q = cu.data();
+            o.num_seqs = int(B);
+            tensor<float, 4> out({1, cu.back(), Hq, D}, 9.0f);
+            tensor<float, 3> lse({1, Hq, cu.back()});
+            softmax_attention(q.view(), pc.k.view(), pc.v.view(), out.view(), o, lse.view());
+            for (int threads : {2, 3}) {
+                attention_options ot = o;
+                ot.num_threads = threads;
+                tensor<float, 4> o2({1, cu.back(), Hq, D}, 9.0f);
+                softmax_attention(q.view(), pc.k.view(), pc.v.view(), o2.view(), ot);
+                REQUIRE(bitwise_equal(out, o2));
+            }
+            for (index_t s = 0; s < B; ++s) {
+                const index_t n = q_lens[std::size_t(s)];
+                if (n == 0) continue;
+                attention_options one;
+                one.causal = o.causal;
+                one.seqlens_k = kv_lens + s;
+                one.block_table = pc.table.data() + s * pc.max_blocks;
+                one.max_blocks_per_seq = pc.max_blocks;
+                tensor<float, 4> os({1, n, Hq, D});
+                tensor<float, 3> ls({1, Hq, n});
+                softmax_attention(slice(q.view(), 1, cu[std::size_t(s)], n), pc.k.view(), pc.v.view(), os.view(), one,
+                                  ls.view());
+                REQUIRE(bitwise_equal(os.view(), slice(out.view(), 1, cu[std::size_t(s)], n)));
+                REQUIRE(bitwise_equal(ls.view(), slice(lse.view(), 2, cu[std::size_t(s)], n)));
+            }
+            const auto qd = convert<double>(q), kd = convert<double>(pc.k), vd = convert<double>(pc.v);
+            tensor<double, 4> ref({1, cu.back(), Hq, D}, 9.0);
+            reference::softmax_attention(qd.view(), kd.view(), vd.view(), ref.view(), o);
+            CHECK(max_rel_error(out, ref) < 2e-6);
+        }
+    }
+    // Packed keys (cu_seqlens_k) have no place next to a block table.
+    attention_options bad;
+    bad.seqlens_k = kv_lens;
+    bad.cu_seqlens_q = bad.cu_seqlens_k = cu.data();
+    bad.num_seqs = int(B);
+    tensor<float, 4> out({1, cu.back(), Hq, D}, 9.0f);
+    const paged_copy pc = page(k, v, 16, 3);
+    bad.block_table = pc.table.data();
+    bad.max_blocks_per_seq = pc.max_blocks;
+    seqmix_test::expect_error([&] { softmax_attention(q.view(), pc.k.view(), pc.v.view(), out.view(), bad); },
+                              "no cu_seqlens_k");
+    for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 9.0f);
+}
+
 TEST_CASE("head-major caches ([B,H,N,D] as a permuted view) give the token-major bits") {
     for (const shape s : {shape{2, 1, 1300, 16, 4, 64, 64}, shape{1, 2, 900, 8, 8, 32, 48},
                           shape{1, 1, 3000, 32, 1, 64, 64}, shape{1, 100, 300, 4, 2, 32, 32}}) {

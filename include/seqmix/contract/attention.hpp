@@ -20,7 +20,9 @@ struct attention_inputs {
     const std::int32_t* seqlens_k = nullptr;     // [B or num_seqs]: valid KV length (KV cache)
     // Paged KV cache (vLLM / flash_attn_with_kvcache): k and v are [num_blocks, block_size,
     // Hkv, D]; key j of sequence b is row j % block_size of block
-    // block_table[b * max_blocks_per_seq + j / block_size]. Needs seqlens_k.
+    // block_table[b * max_blocks_per_seq + j / block_size]. Needs seqlens_k. The queries are
+    // [B, Nq, Hq, D], or packed by cu_seqlens_q (no cu_seqlens_k: a mixed batch of prefills
+    // and decodes, as vLLM's flash_attn_varlen_func with a block table).
     const std::int32_t* block_table = nullptr;   // [B, max_blocks_per_seq], row-major
     int max_blocks_per_seq = 0;
     // fp8_e4m3 caches (vLLM's scheme): key = stored key * k_scale[kv head], value = stored
@@ -69,6 +71,9 @@ struct attention_problem {
     const attention_options* opt;
 
     attention_sequence sequence(index_t s) const {
+        if (opt->cu_seqlens_q && opt->block_table)  // packed queries over a paged cache
+            return {0, opt->cu_seqlens_q[s], opt->cu_seqlens_q[s + 1] - opt->cu_seqlens_q[s], 0, opt->seqlens_k[s],
+                    opt->block_table + s * opt->max_blocks_per_seq};
         if (opt->cu_seqlens_q) {
             const auto* cq = opt->cu_seqlens_q;
             const auto* ck = opt->cu_seqlens_k;
@@ -189,19 +194,19 @@ attention_problem validate_attention(const tensor_view<const Q, 4>& q, const ten
     check_threads(opt.num_threads, op);
     index_t num_seqs = B;
     if (paged)
-        check(!opt.cu_seqlens_q && !opt.cu_seqlens_k, op, "block_table",
-              "no cu_seqlens (a paged cache takes [B, Nq, Hq, D] queries)", "cu_seqlens as well");
+        check(!opt.cu_seqlens_k, op, "block_table",
+              "no cu_seqlens_k (a paged cache: seqlens_k gives each sequence's keys)", "cu_seqlens_k as well");
     if (opt.cu_seqlens_q || opt.cu_seqlens_k) {
-        check(opt.cu_seqlens_q && opt.cu_seqlens_k, op,
-              opt.cu_seqlens_q ? "cu_seqlens_k" : "cu_seqlens_q",
-              "both cu_seqlens_q and cu_seqlens_k for packed variable-length input", "only one");
+        if (!paged)
+            check(opt.cu_seqlens_q && opt.cu_seqlens_k, op, opt.cu_seqlens_q ? "cu_seqlens_k" : "cu_seqlens_q",
+                  "both cu_seqlens_q and cu_seqlens_k for packed variable-length input", "only one");
         check(B == 1, op, "q", "batch 1 with cu_seqlens (packed sequences)", B);
         num_seqs = opt.num_seqs;
         check_cu_seqlens(opt.cu_seqlens_q, num_seqs, Nq, op, "cu_seqlens_q");
-        check_cu_seqlens(opt.cu_seqlens_k, num_seqs, Nk, op, "cu_seqlens_k");
+        if (!paged) check_cu_seqlens(opt.cu_seqlens_k, num_seqs, Nk, op, "cu_seqlens_k");
     }
     if (paged) {
-        check_block_table(opt, B, k.extent(0), Nk, op);
+        check_block_table(opt, num_seqs, k.extent(0), Nk, op);
     } else if (opt.seqlens_k) {
         for (index_t s = 0; s < num_seqs; ++s) {
             const index_t cap = opt.cu_seqlens_k ? opt.cu_seqlens_k[s + 1] - opt.cu_seqlens_k[s] : Nk;
