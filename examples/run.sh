@@ -18,6 +18,10 @@ for demo in gated_deltanet gla mamba mamba2; do
   "build/release/examples/$demo" --batch 2 --tokens 1024 --decode 32 --repeat 3
 done
 echo
+# Continuous batching: mixed prefill + decode steps over state pools and a paged KV cache,
+# every request checked against running it alone.
+build/release/examples/serving
+echo
 echo "=== benchmark summary (short; bash bench/run.sh for the full run and docs/performance.md)"
 build/release/bench/seqmix_bench --benchmark_min_time=0.1 \
   --benchmark_filter='ceiling|prefill/H8/D(64|128)/N2048/(full|causal)|decode/.*Nk4096|chunk/.*N2048/|decode_step|(token_major|ssd_scan).*N2048/|window512|neighborhood_attention_2d|block_sparse|topk|dense_for/sparse' \

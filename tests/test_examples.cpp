@@ -2,13 +2,15 @@
 // composed from seqmix::reference operators; decode (state pools, one token at a time)
 // against prefill; a padded BERT batch against each sentence alone; checkpoints written from
 // a random model and read back (one file, sharded, bf16, under a prefix) and the reader's
-// errors; the WordPiece tokenizer on fixed strings; the command line's errors.
+// errors; the WordPiece tokenizer on fixed strings; the command line's errors; the serving
+// engine's continuous batching against each request alone.
 #include "bert/bert.hpp"
 #include "bert/wordpiece.hpp"
 #include "gated_deltanet/gated_deltanet.hpp"
 #include "gla/gla.hpp"
 #include "mamba/mamba.hpp"
 #include "mamba2/mamba2.hpp"
+#include "serving/engine.hpp"
 
 #include <cstring>
 #include <filesystem>
@@ -318,4 +320,29 @@ TEST_CASE("examples: command line errors") {
     weights w(1, mamba_config_text);
     const mamba_model<> model(w, o);
     expect_error([&] { (void)run_recurrent(model, random_input(true, 1, 4, 97, 1), 4); }, "leaves no token to prefill");
+}
+
+TEST_CASE("serving: continuous batching over pools and pages gives every request its solo logits bit for bit") {
+    // A small budget and few slots: requests wait, slots and pages are reused, prefills share
+    // steps with decodes.
+    hybrid_config cfg;
+    cfg.hidden = 64;
+    cfg.vocab = 97;
+    cfg.layers = "dad";
+    cfg.key_dim = 24, cfg.value_dim = 40, cfg.head_dim = 20, cfg.page_size = 8;
+    const hybrid_model model(cfg, 11);
+    for (int threads : {1, 3}) {
+        engine_limits lim;
+        lim.max_running = 3;
+        lim.budget = 320;
+        std::vector<request> reqs = random_requests(9, cfg, 5, lim);
+        const serve_stats st = serve(model, reqs, lim, threads);
+        CHECK(st.mixed_steps >= 3);
+        CHECK(st.steps > st.mixed_steps);
+        for (const request& r : reqs) {
+            INFO("request " << r.id << ", " << threads << " threads");
+            REQUIRE(r.done());
+            CHECK(same_alone(model, r, lim, 1));
+        }
+    }
 }
