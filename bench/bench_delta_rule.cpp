@@ -92,6 +92,7 @@ void prefill_states(benchmark::State& state, index_t every, int threads) {
         else gated_delta_rule(q.view(), kk.view(), v.view(), g.view(), beta.view(), out.view(), o, init.view(), fin.view());
     });
     report_recurrent(state, double(h * B), double(n), double(d), threads, sec);
+    state.counters["tokens_per_s"].value *= double(B);  // every sequence's tokens
 }
 
 // Speculative decoding: B sequences verify `drafts` draft tokens each (H16, D128, Gated
@@ -143,6 +144,7 @@ void verify_drafts(benchmark::State& state, bool snapshots, index_t B, index_t d
         }
     });
     report_recurrent(state, double(h * B), double(drafts), double(d), threads, sec);
+    state.counters["tokens_per_s"].value *= double(B);  // every sequence's drafts
 }
 
 // One decode step per row (B rows of H heads): token by token when the rows are the tokens

@@ -73,6 +73,13 @@ def main():
         twin = by_name.get(n.replace("/threads:", "/ftz/threads:"))
         if n.startswith("gates/") and "/ftz/" not in n and twin:
             b["ftz_ratio"] = b["real_time"] / twin["real_time"]
+    for b in rows:  # serving rows: the time over their plain twin's (no snapshots / decode steps)
+        n = base_name(b)
+        for mine, plain in (("/snapshots_every1/", "/decode_steps/"), ("/pool64_snapshots_every32/", "/pool64/"),
+                            ("/pool64_snapshots_every512/", "/pool64/"), ("/pool64/", "/dense/")):
+            twin = by_name.get(n.replace(mine, plain)) if mine in n else None
+            if twin:
+                b["vs_twin"] = b["real_time"] / twin["real_time"]
     os.makedirs(os.path.join(args.out, "perf"), exist_ok=True)
 
     md = ["# seqmix performance", "",
@@ -121,8 +128,14 @@ def main():
         ("gated_linear_attention (chunkwise)", "gated_linear_attention/chunk/", token_cols),
         ("delta_rule (chunk pipeline, automatic form unless the row says; q and k l2-normalized in the kernel)", "delta_rule/chunk/", token_cols),
         ("gated_delta_rule (as delta_rule; scalar gate = Gated DeltaNet, vector gate = KDA)", "gated_delta_rule/chunk/", token_cols),
-        ("a prefill with states: dense [B, ...] states, or one pool updated in place (state_indices)",
-         "gated_delta_rule/prefill_with_states/", token_cols),
+        ("a prefill with states: dense [B, ...] states, or one pool updated in place (state_indices), with a snapshot "
+         "every 32 or 512 tokens (prefix caching; 64 KiB per head each)",
+         "gated_delta_rule/prefill_with_states/",
+         token_cols + [("time / without (pool: / dense)", lambda b: f'{b["vs_twin"]:.2f}x' if "vs_twin" in b else "-")]),
+        ("speculative decoding: 4 draft tokens per sequence verified in one call with a snapshot after each, "
+         "against 4 decode steps over the same rows", "gated_delta_rule/verify_drafts/",
+         [("Mtokens/s", lambda b: fmt(b.get("tokens_per_s", 0) * 1e-6)),
+          ("time / 4 decode steps", lambda b: f'{b["vs_twin"]:.2f}x' if "vs_twin" in b else "-")]),
         ("linear_attention token by token (decode step per token)", "linear_attention/stepwise/", token_cols),
         ("gated_linear_attention token by token (decode step per token)", "gated_linear_attention/stepwise/", token_cols),
         ("delta_rule token by token (decode step per token)", "delta_rule/stepwise/", token_cols),
