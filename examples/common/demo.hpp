@@ -51,24 +51,35 @@ void timed(timing& t, F&& f) {
     t.mixer_ms += s.ms();
 }
 
-// The final state a prefill writes for the state pool, [B, ...], when there is a pool to
-// keep it (nothing is allocated otherwise); store() copies row b into pool slot slots[b]
-// (prefill takes no pools yet).
-template <std::size_t R>
-class final_state {
+// Where a prefill leaves its final states: straight in the pool's slots (state_indices, the
+// pool given as both states, has_initial_state 0 so that every sequence starts from zeros),
+// or nowhere without a pool.
+class prefill_states {
 public:
-    final_state(bool kept, std::array<seqmix::index_t, R> shape) : kept_(kept), rows_(kept ? shape : decltype(shape){}) {}
-    seqmix::tensor_view<float, R> view() { return kept_ ? rows_.view() : seqmix::tensor_view<float, R>{}; }
-    void store(seqmix::tensor<float, R>& pool, const std::int32_t* slots) const {
-        if (!kept_) return;
-        const std::int64_t row = rows_.size() / rows_.extent(0);
-        for (std::int64_t b = 0; b < rows_.extent(0); ++b)
-            std::copy(rows_.data() + b * row, rows_.data() + (b + 1) * row, pool.data() + std::int64_t(slots[b]) * row);
+    prefill_states(bool pooled, const std::int32_t* slots, std::int64_t batch)
+        : pooled_(pooled), slots_(slots), fresh_(static_cast<std::size_t>(batch), 0) {}
+    // o with this prefill's pool options.
+    template <class Options>
+    Options into(Options o) const {
+        if (pooled_) {
+            o.state_indices = slots_;
+            o.has_initial_state = fresh_.data();
+        }
+        return o;
+    }
+    template <std::size_t R>
+    seqmix::tensor_view<const float, R> initial(seqmix::tensor<float, R>* pool) const {
+        return pool ? seqmix::tensor_view<const float, R>(pool->view()) : seqmix::tensor_view<const float, R>{};
+    }
+    template <std::size_t R>
+    seqmix::tensor_view<float, R> final(seqmix::tensor<float, R>* pool) const {
+        return pool ? pool->view() : seqmix::tensor_view<float, R>{};
     }
 
 private:
-    bool kept_;
-    seqmix::tensor<float, R> rows_;
+    bool pooled_;
+    const std::int32_t* slots_;
+    std::vector<std::uint8_t> fresh_;
 };
 
 struct run_result {

@@ -3,7 +3,7 @@
 // Qwen3NextGatedDeltaNet in transformers:
 //   q | k | v | z = in_proj_qkvz(x),  b | a = in_proj_ba(x)   (both grouped per key head)
 //   q | k | v     = silu(conv1d(q | k | v))                    (depthwise, width 4, no bias)
-//   beta = sigmoid(b),  g = -exp(A_log) * softplus(a + dt_bias)  (per value head)
+//   beta = sigmoid(b),  g = -exp(A_log) * softplus(a + dt_bias)  (per value head, in the kernel)
 //   o    = gated_delta_rule(l2norm(q), l2norm(k), v, g, beta)    (Hv = r Hk value heads, Dk != Dv)
 //   out  = out_proj(rmsnorm(o) * norm.weight * silu(z))          (per value head)
 // Tensor names are the module's own (in_proj_qkvz.weight, ...), at the top level or under
@@ -72,8 +72,10 @@ public:
         }
         conv_ = w.matrix_of(p + "conv1d.weight", c.conv_channels(), c.conv_width, normal(0.3f),
                             {c.conv_channels(), 1, c.conv_width});
-        dt_bias_ = w.vector_of(p + "dt_bias", c.value_heads, around(1.0f, 0.5f));
-        minus_a_ = w.vector_of(p + "A_log", c.value_heads, uniform(-1.0f, 2.7f)).array().exp().matrix();
+        const row_vector dt_bias = w.vector_of(p + "dt_bias", c.value_heads, around(1.0f, 0.5f));
+        const row_vector A_log = w.vector_of(p + "A_log", c.value_heads, uniform(-1.0f, 2.7f));
+        dt_bias_.assign(dt_bias.data(), dt_bias.data() + dt_bias.size());
+        A_log_.assign(A_log.data(), A_log.data() + A_log.size());
         norm_ = w.vector_of(p + "norm.weight", c.value_dim, around(1.0f, 0.2f));
         out_proj_ = w.linear_of(p + "out_proj", c.hidden, c.values(), false, 0.04f);
     }
@@ -97,27 +99,23 @@ public:
         const auto& c = cfg_;
         const std::int64_t B = in.batch, N = in.tokens, C = c.conv_channels(), Hv = c.value_heads;
         matrix projected = in_proj_(in.hidden);  // [B*N, q k v | z | b | a]
-        const matrix gates = beta_and_g(projected);
         matrix qkv(B * N, C), o(B * N, c.values());
-        final_state<3> conv_state(pool, {B, C, c.conv_width - 1});
-        final_state<4> recurrent(pool, {B, Hv, c.key_dim, c.value_dim});
-        const seqmix::conv1d_options co = silu_conv(nullptr, threads_);
-        seqmix::delta_options d;
-        d.qk_l2norm = true;
-        d.num_threads = threads_;
+        const prefill_states states(pool != nullptr, slots, B);  // written into the pool's slots
+        auto* conv_state = pool ? &pool->conv : nullptr;
+        auto* recurrent = pool ? &pool->recurrent : nullptr;
+        const seqmix::conv1d_options co = states.into(silu_conv(nullptr, threads_));
+        const seqmix::delta_options d = states.into(delta_options());
+        const std::int64_t ba = 2 * c.keys() + 2 * c.values();  // b | a: beta and g projected in the kernel
         timed(t, [&] {
             Operators::causal_conv1d(channels_of(projected, B, 0, C), view_of(conv_), channels_of(qkv, B, 0, C), co,
-                                     seqmix::tensor_view<const float, 3>{}, conv_state.view());
+                                     states.initial(conv_state), states.final(conv_state));
             Operators::gated_delta_rule(heads_of(qkv, B, 0, c.key_heads, c.key_dim),
                                         heads_of(qkv, B, c.keys(), c.key_heads, c.key_dim),
-                                        heads_of(qkv, B, 2 * c.keys(), Hv, c.value_dim), channels_of(gates, B, Hv, Hv),
-                                        channels_of(gates, B, 0, Hv), heads_of(o, B, 0, Hv, c.value_dim), d,
-                                        seqmix::tensor_view<const float, 4>{}, recurrent.view());
+                                        heads_of(qkv, B, 2 * c.keys(), Hv, c.value_dim),
+                                        channels_of(projected, B, ba + Hv, Hv), channels_of(projected, B, ba, Hv),
+                                        heads_of(o, B, 0, Hv, c.value_dim), d, states.initial(recurrent),
+                                        states.final(recurrent));
         });
-        if (pool) {
-            conv_state.store(pool->conv, slots);
-            recurrent.store(pool->recurrent, slots);
-        }
         return finish(o, projected);
     }
 
@@ -125,36 +123,39 @@ public:
         const auto& c = cfg_;
         const std::int64_t B = in.batch, C = c.conv_channels(), Hv = c.value_heads;
         matrix projected = in_proj_(in.hidden);  // [B, ...]: one token per sequence
-        const matrix gates = beta_and_g(projected);
         matrix qkv(B, C), o(B, c.values());
         const seqmix::conv1d_step_options co = silu_conv_step(nullptr, slots, threads_);
         seqmix::delta_step_options d;
         d.qk_l2norm = true;
+        d.A_log = A_log_.data();
+        d.dt_bias = dt_bias_.data();
+        d.beta_sigmoid = true;
         d.state_indices = slots;
         d.num_threads = threads_;
+        const std::int64_t ba = 2 * c.keys() + 2 * c.values();
         timed(t, [&] {
             seqmix::causal_conv1d_step(step_channels_of(projected, 0, C), view_of(conv_), step_channels_of(qkv, 0, C),
                                        pool.conv.view(), co);
             seqmix::gated_delta_rule_step(step_heads_of(qkv, 0, c.key_heads, c.key_dim),
                                           step_heads_of(qkv, c.keys(), c.key_heads, c.key_dim),
                                           step_heads_of(qkv, 2 * c.keys(), Hv, c.value_dim),
-                                          step_channels_of(gates, Hv, Hv), step_channels_of(gates, 0, Hv),
+                                          step_channels_of(projected, ba + Hv, Hv), step_channels_of(projected, ba, Hv),
                                           step_heads_of(o, 0, Hv, c.value_dim), pool.recurrent.view(), d);
         });
         return finish(o, projected);
     }
 
 private:
-    // [tokens, beta | g] from the projection's b | a columns.
-    matrix beta_and_g(const matrix& projected) const {
-        const std::int64_t Hv = cfg_.value_heads, at = 2 * cfg_.keys() + 2 * cfg_.values();
-        matrix gates(projected.rows(), 2 * Hv);
-        for (std::int64_t t = 0; t < projected.rows(); ++t)
-            for (std::int64_t h = 0; h < Hv; ++h) {
-                gates(t, h) = sigmoid(projected(t, at + h));
-                gates(t, Hv + h) = -minus_a_(h) * softplus(projected(t, at + Hv + h) + dt_bias_(h));
-            }
-        return gates;
+    // The rule's options: q and k l2-normalized, g = -exp(A_log) softplus(a + dt_bias) and
+    // beta = sigmoid(b) from the raw projections, all in the kernel.
+    seqmix::delta_options delta_options() const {
+        seqmix::delta_options d;
+        d.qk_l2norm = true;
+        d.A_log = A_log_.data();
+        d.dt_bias = dt_bias_.data();
+        d.beta_sigmoid = true;
+        d.num_threads = threads_;
+        return d;
     }
     // out_proj(rmsnorm(o) * weight * silu(z)), per value head; z follows q k v in the projection.
     matrix finish(matrix& o, const matrix& projected) const {
@@ -167,7 +168,8 @@ private:
     int threads_;
     linear in_proj_, out_proj_;
     matrix conv_;  // [conv channels, W]
-    row_vector dt_bias_, minus_a_, norm_;  // minus_a_ = exp(A_log) = -A
+    std::vector<float> dt_bias_, A_log_;  // the gate projection's parameters (the operators take float arrays)
+    row_vector norm_;
 };
 
 }  // namespace seqmix_examples

@@ -82,15 +82,16 @@ public:
         const std::int64_t B = in.batch, N = in.tokens, H = c.heads;
         const matrix q = q_proj_(in.hidden), k = k_proj_(in.hidden), v = v_proj_(in.hidden), gk = forget_gate(in.hidden);
         matrix o(B * N, c.value_dim);
-        final_state<4> recurrent(pool, {B, H, c.head_k(), c.head_v()});
+        const prefill_states states(pool != nullptr, slots, B);  // written into the pool's slots
         seqmix::gla_options go;
         go.num_threads = threads_;
+        auto* recurrent = pool ? &pool->recurrent : nullptr;
         timed(t, [&] {
             Operators::gated_linear_attention(heads_of(q, B, 0, H, c.head_k()), heads_of(k, B, 0, H, c.head_k()),
                                               heads_of(v, B, 0, H, c.head_v()), heads_of(gk, B, 0, H, c.head_k()),
-                                              heads_of(o, B, 0, H, c.head_v()), go, seqmix::tensor_view<const float, 4>{}, recurrent.view());
+                                              heads_of(o, B, 0, H, c.head_v()), states.into(go), states.initial(recurrent),
+                                              states.final(recurrent));
         });
-        if (pool) recurrent.store(pool->recurrent, slots);
         return finish(o, in.hidden);
     }
 

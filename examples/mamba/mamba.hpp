@@ -95,11 +95,13 @@ public:
                                  [&](std::size_t li, const layer& y, const matrix& h) {
             const matrix xz = y.in_proj(h);  // [B*N, 2 inner]: x | z
             matrix u(B * N, Din);
-            final_state<3> conv_state(pool, {B, Din, cfg_.conv_width - 1}), ssm_state(pool, {B, Din, S});
-            const seqmix::conv1d_options co = silu_conv(bias_of(y.conv_bias), threads_);
+            const prefill_states states(pool != nullptr, slots, B);  // written into the pool's slots
+            auto* conv_state = pool ? &pool->conv[li] : nullptr;
+            auto* ssm_state = pool ? &pool->ssm[li] : nullptr;
+            const seqmix::conv1d_options co = states.into(silu_conv(bias_of(y.conv_bias), threads_));
             timed(t, [&] {
                 Operators::causal_conv1d(channels_of(xz, B, 0, Din), view_of(y.conv), channels_of(u, B, 0, Din), co,
-                                         seqmix::tensor_view<const float, 3>{}, conv_state.view());
+                                         states.initial(conv_state), states.final(conv_state));
             });
             const matrix dbc = y.x_proj(u);  // [B*N, R + 2S]: dt | B | C
             const matrix dt = dbc.leftCols(R) * y.dt_proj.weight.transpose();
@@ -113,12 +115,9 @@ public:
             timed(t, [&] {
                 Operators::selective_scan(channels_of(u, B, 0, Din), channels_of(dt, B, 0, Din), view_of(y.A),
                                           heads_of(dbc, B, R, 1, S), heads_of(dbc, B, R + S, 1, S),
-                                          channels_of(scan, B, 0, Din), so, seqmix::tensor_view<const float, 3>{}, ssm_state.view());
+                                          channels_of(scan, B, 0, Din), states.into(so), states.initial(ssm_state),
+                                          states.final(ssm_state));
             });
-            if (pool) {
-                conv_state.store(pool->conv[li], slots);
-                ssm_state.store(pool->ssm[li], slots);
-            }
             return y.out_proj(scan);
         });
     }

@@ -107,11 +107,13 @@ public:
                                  [&](std::size_t li, const layer& y, const matrix& h) {
             const matrix zxbcdt = y.in_proj(h);  // [B*N, z | xBC | dt]
             matrix xbc(B * N, C);
-            final_state<3> conv_state(pool, {B, C, c.conv_width - 1});
-            final_state<4> ssm_state(pool, {B, c.heads, c.head_dim, c.state});
+            const prefill_states states(pool != nullptr, slots, B);  // written into the pool's slots
+            auto* conv_state = pool ? &pool->conv[li] : nullptr;
+            auto* ssm_state = pool ? &pool->ssm[li] : nullptr;
             timed(t, [&] {
                 Operators::causal_conv1d(channels_of(zxbcdt, B, I, C), view_of(y.conv), channels_of(xbc, B, 0, C),
-                                         silu_conv(bias_of(y.conv_bias), threads_), seqmix::tensor_view<const float, 3>{}, conv_state.view());
+                                         states.into(silu_conv(bias_of(y.conv_bias), threads_)), states.initial(conv_state),
+                                         states.final(conv_state));
             });
             matrix scan(B * N, I);
             seqmix::ssd_options<float> so;
@@ -123,12 +125,8 @@ public:
                 Operators::ssd_scan(heads_of(xbc, B, 0, c.heads, c.head_dim), channels_of(zxbcdt, B, I + C, c.heads),
                                     view_of(y.A), heads_of(xbc, B, I, c.groups, c.state),
                                     heads_of(xbc, B, I + GS, c.groups, c.state), heads_of(scan, B, 0, c.heads, c.head_dim),
-                                    so, seqmix::tensor_view<const float, 4>{}, ssm_state.view());
+                                    states.into(so), states.initial(ssm_state), states.final(ssm_state));
             });
-            if (pool) {
-                conv_state.store(pool->conv[li], slots);
-                ssm_state.store(pool->ssm[li], slots);
-            }
             return finish(y, scan, zxbcdt);
         });
     }
