@@ -25,6 +25,7 @@ struct gated_deltanet_config {
     std::int64_t values() const { return value_heads * value_dim; }    // v, z and o width
     std::int64_t conv_channels() const { return 2 * keys() + values(); }
     std::int64_t ratio() const { return value_heads / key_heads; }
+    std::int64_t gate_columns() const { return 2 * keys() + 2 * values(); }  // where b | a start in the projection
 
     static gated_deltanet_config from(const json& c) {
         gated_deltanet_config m;
@@ -59,14 +60,14 @@ public:
         // are the conv's channels in order and every part is a block of columns.
         const matrix qkvz = w.matrix_of(p + "in_proj_qkvz.weight", c.key_heads * per_key_head, c.hidden, normal(0.06f));
         const matrix ba = w.matrix_of(p + "in_proj_ba.weight", 2 * c.value_heads, c.hidden, normal(0.06f));
-        in_proj_.weight.resize(2 * c.keys() + 2 * c.values() + 2 * c.value_heads, c.hidden);
+        in_proj_.weight.resize(c.gate_columns() + 2 * c.value_heads, c.hidden);
         for (std::int64_t i = 0; i < c.key_heads; ++i) {
             const std::int64_t src = i * per_key_head, vz = r * c.value_dim;
             in_proj_.weight.middleRows(i * c.key_dim, c.key_dim) = qkvz.middleRows(src, c.key_dim);
             in_proj_.weight.middleRows(c.keys() + i * c.key_dim, c.key_dim) = qkvz.middleRows(src + c.key_dim, c.key_dim);
             in_proj_.weight.middleRows(2 * c.keys() + i * vz, vz) = qkvz.middleRows(src + 2 * c.key_dim, vz);
             in_proj_.weight.middleRows(2 * c.keys() + c.values() + i * vz, vz) = qkvz.middleRows(src + 2 * c.key_dim + vz, vz);
-            const std::int64_t ba_at = 2 * c.keys() + 2 * c.values();
+            const std::int64_t ba_at = c.gate_columns();
             in_proj_.weight.middleRows(ba_at + i * r, r) = ba.middleRows(i * 2 * r, r);
             in_proj_.weight.middleRows(ba_at + c.value_heads + i * r, r) = ba.middleRows(i * 2 * r + r, r);
         }
@@ -104,8 +105,8 @@ public:
         auto* conv_state = pool ? &pool->conv : nullptr;
         auto* recurrent = pool ? &pool->recurrent : nullptr;
         const seqmix::conv1d_options co = states.into(silu_conv(nullptr, threads_));
-        const seqmix::delta_options d = states.into(delta_options());
-        const std::int64_t ba = 2 * c.keys() + 2 * c.values();  // b | a: beta and g projected in the kernel
+        const auto d = states.into(rule_options<seqmix::delta_options>());
+        const std::int64_t ba = c.gate_columns();  // b | a: beta and g projected in the kernel
         timed(t, [&] {
             Operators::causal_conv1d(channels_of(projected, B, 0, C), view_of(conv_), channels_of(qkv, B, 0, C), co,
                                      states.initial(conv_state), states.final(conv_state));
@@ -125,14 +126,9 @@ public:
         matrix projected = in_proj_(in.hidden);  // [B, ...]: one token per sequence
         matrix qkv(B, C), o(B, c.values());
         const seqmix::conv1d_step_options co = silu_conv_step(nullptr, slots, threads_);
-        seqmix::delta_step_options d;
-        d.qk_l2norm = true;
-        d.A_log = A_log_.data();
-        d.dt_bias = dt_bias_.data();
-        d.beta_sigmoid = true;
+        auto d = rule_options<seqmix::delta_step_options>();
         d.state_indices = slots;
-        d.num_threads = threads_;
-        const std::int64_t ba = 2 * c.keys() + 2 * c.values();
+        const std::int64_t ba = c.gate_columns();
         timed(t, [&] {
             seqmix::causal_conv1d_step(step_channels_of(projected, 0, C), view_of(conv_), step_channels_of(qkv, 0, C),
                                        pool.conv.view(), co);
@@ -146,10 +142,12 @@ public:
     }
 
 private:
-    // The rule's options: q and k l2-normalized, g = -exp(A_log) softplus(a + dt_bias) and
-    // beta = sigmoid(b) from the raw projections, all in the kernel.
-    seqmix::delta_options delta_options() const {
-        seqmix::delta_options d;
+    // The rule's options (delta_options, delta_step_options): q and k l2-normalized,
+    // g = -exp(A_log) softplus(a + dt_bias) and beta = sigmoid(b) from the raw projections, all
+    // in the kernel.
+    template <class Options>
+    Options rule_options() const {
+        Options d;
         d.qk_l2norm = true;
         d.A_log = A_log_.data();
         d.dt_bias = dt_bias_.data();
