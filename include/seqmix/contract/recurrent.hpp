@@ -83,8 +83,8 @@ struct packed_sequences {
     const std::int32_t* cu_seqlens = nullptr;
     const std::int32_t* slots = nullptr;         // state_indices: a pool; nullptr: row s
     const std::uint8_t* has_initial = nullptr;   // nullptr: every sequence reads its state
-    index_t snapshot_interval = 0;                // tokens between snapshots; 0: none
-    const std::int32_t* snapshot_slots = nullptr; // [num_seqs][max_snapshots]
+    index_t snapshot_interval = 0;                 // tokens between snapshots; 0: none
+    const std::int32_t* snapshot_slots = nullptr;  // [num_seqs][max_snapshots]
     index_t max_snapshots = 0;
     // A pad_slot sequence has no tokens: nothing is computed or written for it.
     recurrent_sequence sequence(index_t s) const {
@@ -104,8 +104,8 @@ struct packed_sequences {
     index_t snapshot_slot(index_t s, index_t k) const { return snapshot_slots[s * max_snapshots + k]; }
     // The slot the state after token t (within the call) of sequence s is a snapshot in; < 0: none.
     index_t snapshot_after(index_t s, index_t t) const {
-        return snapshot_interval > 0 && (t + 1) % snapshot_interval == 0 ? snapshot_slot(s, (t + 1) / snapshot_interval - 1)
-                                                                          : -1;
+        if (snapshot_interval == 0 || (t + 1) % snapshot_interval != 0) return -1;
+        return snapshot_slot(s, (t + 1) / snapshot_interval - 1);
     }
 };
 
@@ -251,7 +251,8 @@ inline void check_snapshots(packed_sequences& p, const state_pool_options& pool,
     const index_t interval = pool.snapshot_interval, per = pool.max_snapshots;
     check(interval >= 0, op, "snapshot_interval", ">= 0 (0: no snapshots)", interval);
     if (interval == 0) return;
-    if (!pool.state_indices) fail(op, "snapshot_interval", "0 without state_indices (snapshots go to pool slots)", interval);
+    if (!pool.state_indices)
+        fail(op, "snapshot_interval", "0 without state_indices (snapshots go to pool slots)", interval);
     check(pool.snapshot_indices != nullptr, op, "snapshot_indices", "a [num_seqs, max_snapshots] table of pool slots",
           "nullptr");
     check(per >= 1, op, "max_snapshots", ">= 1 with snapshot_interval > 0", per);
@@ -266,8 +267,8 @@ inline void check_snapshots(packed_sequences& p, const state_pool_options& pool,
         for (index_t k = 0; k < per; ++k) {
             const std::int32_t slot = pool.snapshot_indices[s * per + k];
             if (slot != -1 && (slot < 0 || slot >= slots))
-                raise(detail::concat(op, ": argument 'snapshot_indices': expected -1 or 0 <= snapshot_indices[", s * per + k,
-                                     "] < ", slots, ", given ", slot));
+                raise(detail::concat(op, ": argument 'snapshot_indices': expected -1 or 0 <= snapshot_indices[",
+                                     s * per + k, "] < ", slots, ", given ", slot));
         }
     }
     // (slot, where): where < num_seqs is state_indices[where], else snapshot_indices[where - num_seqs].
@@ -275,7 +276,8 @@ inline void check_snapshots(packed_sequences& p, const state_pool_options& pool,
     for (index_t s = 0; s < p.num_seqs; ++s) {
         if (p.state_slot(s) >= 0) used.push_back({std::int32_t(p.state_slot(s)), s});
         for (index_t k = 0; k < p.snapshot_count(s); ++k)
-            if (p.snapshot_slot(s, k) >= 0) used.push_back({std::int32_t(p.snapshot_slot(s, k)), p.num_seqs + s * per + k});
+            if (p.snapshot_slot(s, k) >= 0)
+                used.push_back({std::int32_t(p.snapshot_slot(s, k)), p.num_seqs + s * per + k});
     }
     std::sort(used.begin(), used.end());
     auto name = [&](index_t where) {
@@ -284,8 +286,8 @@ inline void check_snapshots(packed_sequences& p, const state_pool_options& pool,
     };
     for (std::size_t i = 1; i < used.size(); ++i)
         if (used[i].first == used[i - 1].first)
-            raise(detail::concat(op, ": argument 'snapshot_indices': expected slots used once, given slot ", used[i].first,
-                                 " as ", name(used[i - 1].second), " and ", name(used[i].second)));
+            raise(detail::concat(op, ": argument 'snapshot_indices': expected slots used once, given slot ",
+                                 used[i].first, " as ", name(used[i - 1].second), " and ", name(used[i].second)));
 }
 
 // The states of a call, checked and recorded in p: dense [num_seqs, rest...] states, or, with
@@ -564,7 +566,8 @@ struct gate_projection {
 inline gate_projection check_gate_projection(const gate_projection_options& o, index_t hv, bool vector_gate,
                                              const char* op) {
     if (!o.A_log) {
-        check(o.dt_bias == nullptr, op, "dt_bias", "nullptr without A_log (the bias of the gate projection)", "an array");
+        check(o.dt_bias == nullptr, op, "dt_bias", "nullptr without A_log (the bias of the gate projection)",
+              "an array");
         return {};
     }
     if (vector_gate) fail(op, "A_log", "nullptr with a per-key-channel gate (the projection is per head)", "an array");

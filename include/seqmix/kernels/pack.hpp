@@ -130,7 +130,8 @@ void store_state_columns(const T* St, index_t ldk, index_t c0, index_t c1, index
     if (dst.empty()) return;
     S* base = dst.ptr(s, h);
     for (index_t e = 0; e < dv; ++e)
-        for (index_t d = c0; d < c1; ++d) base[d * dst.stride(2) + e * dst.stride(3)] = storage_cast<S>(St[e * ldk + d]);
+        for (index_t d = c0; d < c1; ++d)
+            base[d * dst.stride(2) + e * dst.stride(3)] = storage_cast<S>(St[e * ldk + d]);
 }
 
 // streaming: a snapshot, not read soon: unit-stride rows in T bypass the caches.
@@ -140,7 +141,8 @@ void store_state_rows(const T* St, index_t ldv, index_t dk, index_t c0, index_t 
     if (dst.empty() || c0 >= c1) return;
     if constexpr (std::is_same_v<S, T>) {
         if (streaming && dst.stride(3) == 1) {
-            for (index_t d = 0; d < dk; ++d) simd::copy_streaming(St + d * ldv + c0, dst.ptr(s, h, d, c0), std::size_t(c1 - c0));
+            for (index_t d = 0; d < dk; ++d)
+                simd::copy_streaming(St + d * ldv + c0, dst.ptr(s, h, d, c0), std::size_t(c1 - c0));
             simd::stream_fence();
             return;
         }

@@ -304,7 +304,8 @@ void causal_conv1d_run(const Args& a, int num_threads) {
         const auto sq = a.sequence(s);
         auto store = [&](index_t end, index_t to) {  // the K inputs before token `end` into slot `to`
             pack_conv_inputs(a, s, sq, end - K, K, c0, cols, last, ld);
-            kernels::unpack_block(static_cast<const T*>(last), ld, K, cols, fin.ptr(to, c0), fin.stride(2), fin.stride(1));
+            kernels::unpack_block(static_cast<const T*>(last), ld, K, cols, fin.ptr(to, c0), fin.stride(2),
+                                  fin.stride(1));
         };
         // Snapshots first: their slots are nobody's initial state, and this sequence's own
         // slot, which the early ones may read, is written last.

@@ -139,7 +139,8 @@ struct ssd_rows {
     void store_snapshot(index_t u, index_t k, const T* S, index_t ldv, index_t c0, index_t c1) const {
         const auto& p = a.problem;
         const index_t slot = p.snapshot_slot(u / p.hv, k);
-        if (slot >= 0) kernels::store_state_columns(S, ldv, c0, std::min(c1, p.dv), p.dk, a.final_state, slot, u % p.hv);
+        if (slot >= 0)
+            kernels::store_state_columns(S, ldv, c0, std::min(c1, p.dv), p.dk, a.final_state, slot, u % p.hv);
     }
 };
 
