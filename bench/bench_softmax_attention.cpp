@@ -22,16 +22,18 @@ using namespace seqmix;
 using namespace seqmix_bench;
 
 // S: the storage type of q, k, v and out (float, or bf16 / fp16 with float arithmetic).
-// round: bf16 dot products with P rounded to bf16 (attention_options::round_probabilities).
+// products: how bf16 inputs are multiplied (attention_options::products); round: with bf16 dot
+// products, P rounded to bf16 (attention_options::round_probabilities).
 template <class S = float>
 void prefill(benchmark::State& state, index_t hq, index_t hkv, index_t n, index_t d, bool causal, int threads,
-             bool round = false) {
+             bf16_products products = bf16_products::automatic, bool round = false) {
     tensor<S, 4> q({1, n, hq, d}), k({1, n, hkv, d}), v({1, n, hkv, d}, S(0.5f)), out({1, n, hq, d});
     for (index_t i = 0; i < q.size(); ++i) q.data()[i] = S(float((i * 7919) % 1000) * 1e-3f - 0.5f);
     for (index_t i = 0; i < k.size(); ++i) k.data()[i] = S(float((i * 104729) % 1000) * 1e-3f - 0.5f);
     attention_options opt;
     opt.causal = causal;
     opt.num_threads = threads;
+    opt.products = products;
     opt.round_probabilities = round;
     const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
@@ -43,7 +45,10 @@ void prefill(benchmark::State& state, index_t hq, index_t hkv, index_t n, index_
     // Fractions of the ceilings measured in this run: FMA peak and an Eigen GEMM of equal FLOPs.
     report_rate(state, flops, secs, "GFLOPs", measured().fma[threads], "fma_peak_GFLOPs", "of_fma_peak");
     report_rate(state, flops, secs, "GFLOPs", gemm_gflops(flops, threads), "gemm_GFLOPs", "of_gemm");
-    if (!std::is_same_v<S, float> && measured().bf16[threads] > 0)
+    const bool bf16_dot = SEQMIX_HAS_BF16_DOT && std::is_same_v<S, bf16> &&
+                          (products == bf16_products::bf16_dot ||
+                           (products == bf16_products::automatic && kernels::bf16_dot_products_pay()));
+    if (bf16_dot && measured().bf16[threads] > 0)
         report_rate(state, flops, secs, "GFLOPs", measured().bf16[threads], "bf16_peak_GFLOPs", "of_bf16_peak");
     state.counters["threads"] = threads;
 }
@@ -108,13 +113,15 @@ void register_softmax_attention_benchmarks() {
                     const std::string name = "softmax_attention/prefill/H8/D" + std::to_string(d) + "/N" +
                                              std::to_string(n) + (causal ? "/causal" : "/full") + "/threads:" +
                                              std::to_string(threads);
-                    benchmark::RegisterBenchmark(name.c_str(), prefill<float>, 8, 8, n, d, causal, threads, false)
+                    benchmark::RegisterBenchmark(name.c_str(), prefill<float>, 8, 8, n, d, causal, threads,
+                                                 bf16_products::automatic, false)
                         ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
                 }
         for (bool causal : {false, true}) {
             const std::string name = std::string("softmax_attention/prefill/GQA32x8/D128/N2048") +
                                      (causal ? "/causal" : "/full") + "/threads:" + std::to_string(threads);
-            benchmark::RegisterBenchmark(name.c_str(), prefill<float>, 32, 8, 2048, 128, causal, threads, false)
+            benchmark::RegisterBenchmark(name.c_str(), prefill<float>, 32, 8, 2048, 128, causal, threads,
+                                         bf16_products::automatic, false)
                 ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
         }
         for (index_t nk : {4096, 32768})
@@ -152,19 +159,23 @@ void register_softmax_attention_benchmarks() {
                                          decode<fp8_e4m3>, 32, 8, 32768, layout, threads, 128, 128, false)
                 ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
         }
-        // Prefill with q, k, v and out in bf16 (and with P rounded to bf16), and in fp16.
+        // Prefill with q, k, v and out in bf16 (the automatic products; bf16 dot products forced;
+        // those with P rounded to bf16), and in fp16.
         for (bool causal : {false, true}) {
-            const std::string name = std::string("softmax_attention/prefill/H8/D128/N2048") +
-                                     (causal ? "/causal" : "/full") + "/bf16/threads:" + std::to_string(threads);
-            benchmark::RegisterBenchmark(name.c_str(), prefill<bf16>, 8, 8, 2048, 128, causal, threads, false)
+            const std::string base = std::string("softmax_attention/prefill/H8/D128/N2048") + (causal ? "/causal" : "/full");
+            const std::string tail = "/threads:" + std::to_string(threads);
+            benchmark::RegisterBenchmark((base + "/bf16" + tail).c_str(), prefill<bf16>, 8, 8, 2048, 128, causal,
+                                         threads, bf16_products::automatic, false)
                 ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
-            const std::string half = std::string("softmax_attention/prefill/H8/D128/N2048") +
-                                     (causal ? "/causal" : "/full") + "/fp16/threads:" + std::to_string(threads);
-            benchmark::RegisterBenchmark(half.c_str(), prefill<fp16>, 8, 8, 2048, 128, causal, threads, false)
+            benchmark::RegisterBenchmark((base + "/fp16" + tail).c_str(), prefill<fp16>, 8, 8, 2048, 128, causal,
+                                         threads, bf16_products::automatic, false)
                 ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
-            const std::string rounded = std::string("softmax_attention/prefill/H8/D128/N2048") +
-                                        (causal ? "/causal" : "/full") + "/bf16_round_p/threads:" + std::to_string(threads);
-            benchmark::RegisterBenchmark(rounded.c_str(), prefill<bf16>, 8, 8, 2048, 128, causal, threads, true)
+            if (!SEQMIX_HAS_BF16_DOT) continue;
+            benchmark::RegisterBenchmark((base + "/bf16_dot" + tail).c_str(), prefill<bf16>, 8, 8, 2048, 128, causal,
+                                         threads, bf16_products::bf16_dot, false)
+                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+            benchmark::RegisterBenchmark((base + "/bf16_round_p" + tail).c_str(), prefill<bf16>, 8, 8, 2048, 128, causal,
+                                         threads, bf16_products::bf16_dot, true)
                 ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
         }
         // Multi-query decode (one KV head for 32 query heads) at batch 1: split-KV occupies the threads.

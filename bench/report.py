@@ -194,7 +194,7 @@ def reduced_precision_section(rows):
     out = []
     for b in rows:
         n = base_name(b)
-        m = re.search(r"/(kv_bf16|kv_fp16|kv_fp8|bf16_round_p|state_bf16|bf16)/", n)
+        m = re.search(r"/(kv_bf16|kv_fp16|kv_fp8|bf16_round_p|bf16_dot|state_bf16|bf16)/", n)
         if not m:
             continue
         twin = by_name.get(n.replace(m.group(0), "/"))
@@ -211,8 +211,9 @@ def reduced_precision_section(rows):
     return ["", "## Reduced precision beside fp32",
             "", "Each row next to its fp32 twin of the same run (the same name without the type): kv_* rows keep "
             "the KV cache in 16 or 8 bits (fp8 with per-head scales), bf16 rows take every input and the output "
-            "in bf16 (attention: bf16 dot products where the CPU has them; bf16_round_p also rounds the "
-            "probabilities to bf16; recurrent operators and scans: float arithmetic on the widened rows), "
+            "in bf16 (attention: the automatic products, bf16 dot products where the host runs them at twice "
+            "the FMA's rate and float FMAs on widened rows elsewhere; bf16_dot forces bf16 dot products, "
+            "bf16_round_p also rounds the probabilities to bf16; recurrent operators and scans: float arithmetic on the widened rows), "
             "state_bf16 rows keep the recurrent state pool in bf16 (GB/s on the bf16 bytes).", "",
             "| benchmark | time | fp32 time | speedup | of ceiling |", "|---|---|---|---|---|"] + out
 

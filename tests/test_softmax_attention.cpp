@@ -671,7 +671,7 @@ namespace {
 // the same values, rounded once into O at the end: for every engine (prefill, decode, split),
 // a paged cache, and 3 threads against 1.
 template <class Q, class K, class V, class O>
-void check_stored_bits(const char* name) {
+void check_stored_bits(const char* name, bf16_products products = bf16_products::automatic) {
     INFO(name);
     const shape shapes[] = {{2, 1, 1100, 8, 2, 64, 64},   // GQA decode, keys split
                             {1, 70, 90, 4, 2, 40, 24},    // prefill, D not a multiple of the vector width
@@ -692,13 +692,16 @@ void check_stored_bits(const char* name) {
             tensor<float, 3> lf({s.B, s.Hq, s.Nq});
             softmax_attention(qf.view(), kf.view(), vf.view(), of.view(), opt, lf.view());
             opt.num_threads = 3;
+            opt.products = products;
             tensor<O, 4> os({s.B, s.Nq, s.Hq, s.Dv});
             tensor<float, 3> ls({s.B, s.Hq, s.Nq});
             softmax_attention(q.view(), k.view(), v.view(), os.view(), opt, ls.view());
-            // bf16 queries, keys and values on AVX512-BF16: bf16 dot products, float accurate
+            // bf16 queries, keys and values on AVX512-BF16 with bf16 dot products: float accurate
             // (tested against the reference below), not the float operator's bits.
-            constexpr bool bf16_dot = SEQMIX_HAS_BF16_DOT && std::is_same_v<Q, bf16> && std::is_same_v<K, bf16> &&
-                                      std::is_same_v<V, bf16>;
+            const bool bf16_dot = SEQMIX_HAS_BF16_DOT && std::is_same_v<Q, bf16> && std::is_same_v<K, bf16> &&
+                                  std::is_same_v<V, bf16> &&
+                                  (products == bf16_products::bf16_dot ||
+                                   (products == bf16_products::automatic && kernels::bf16_dot_products_pay()));
             if (bf16_dot) {
                 CHECK(max_rel_error(convert<float>(os), of) < 0x1p-8);
             } else {
@@ -723,23 +726,28 @@ void check_stored_bits(const char* name) {
 
 TEST_CASE("16- and 8-bit storage: the bits of the float operator on the same values, every engine and cache") {
     check_stored_bits<bf16, bf16, bf16, bf16>("bf16");
+    check_stored_bits<bf16, bf16, bf16, bf16>("bf16, bf16 dot products", bf16_products::bf16_dot);
+    check_stored_bits<bf16, bf16, bf16, bf16>("bf16, widened", bf16_products::widened);
     check_stored_bits<fp16, fp16, fp16, fp16>("fp16");
     check_stored_bits<float, bf16, bf16, float>("float q and out, bf16 cache");
     check_stored_bits<float, fp8_e4m3, fp8_e4m3, float>("float q and out, fp8 cache");
     check_stored_bits<fp16, bf16, fp8_e4m3, bf16>("fp16 q, bf16 k, fp8 v, bf16 out");
 }
 
-TEST_CASE("bf16 inputs match the double reference on the rounded inputs within 1e-5 (bf16 dot products where the CPU has them)") {
+TEST_CASE("bf16 inputs match the double reference on the rounded inputs within 1e-5 (bf16 dot products or widened)") {
     const shape shapes[] = {{1, 200, 200, 8, 8, 128, 128}, {2, 70, 90, 4, 2, 41, 24}, {1, 1, 3000, 32, 1, 64, 64},
                             {2, 1, 1100, 8, 2, 64, 64}};
     for (const shape s : shapes)
-        for (bool causal : {false, true}) {
-            INFO("Nq " << s.Nq << " Nk " << s.Nk << " Dk " << s.Dk << " causal " << causal);
+        for (bool causal : {false, true})
+        for (bf16_products products : {bf16_products::bf16_dot, bf16_products::widened}) {
+            INFO("Nq " << s.Nq << " Nk " << s.Nk << " Dk " << s.Dk << " causal " << causal << " bf16 dot "
+                       << (products == bf16_products::bf16_dot));
             const auto q = convert<bf16>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 41));
             const auto k = convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 42));
             const auto v = convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 43));
             attention_options opt;
             opt.causal = causal;
+            opt.products = products;
             tensor<float, 4> out({s.B, s.Nq, s.Hq, s.Dv});
             tensor<float, 3> lse({s.B, s.Hq, s.Nq});
             softmax_attention(q.view(), k.view(), v.view(), out.view(), opt, lse.view());
@@ -766,15 +774,37 @@ TEST_CASE("round_probabilities: P rounded to bf16 stays within its documented er
                                  ref.view());
     attention_options opt;
     opt.round_probabilities = true;
+    opt.products = bf16_products::bf16_dot;
     tensor<float, 4> rounded({s.B, s.Nq, s.Hq, s.Dv}), exact({s.B, s.Nq, s.Hq, s.Dv});
     softmax_attention(q.view(), k.view(), v.view(), rounded.view(), opt);
-    softmax_attention(q.view(), k.view(), v.view(), exact.view());
+    attention_options exact_opt;
+    exact_opt.products = bf16_products::bf16_dot;
+    softmax_attention(q.view(), k.view(), v.view(), exact.view(), exact_opt);
     const double err = max_rel_error(rounded, ref);
     std::printf("round_probabilities: max relative error %.3g (float-accurate default %.3g)\n", err,
                 max_rel_error(exact, ref));
     CHECK(err < 0x1p-9);  // each probability within 2^-9: so is their weighted mean of values
     CHECK(max_rel_error(exact, ref) < 1e-5);
     if (!SEQMIX_HAS_BF16_DOT) CHECK(bitwise_equal(rounded, exact));  // no bf16 dot products: no effect
+    // Widened rows never round the probabilities.
+    opt.products = exact_opt.products = bf16_products::widened;
+    softmax_attention(q.view(), k.view(), v.view(), rounded.view(), opt);
+    softmax_attention(q.view(), k.view(), v.view(), exact.view(), exact_opt);
+    CHECK(bitwise_equal(rounded, exact));
+}
+
+TEST_CASE("bf16 products: automatic takes bf16 dot products where the host runs them fast, widened rows elsewhere") {
+    const shape s{1, 100, 100, 4, 2, 64, 64};
+    const auto q = convert<bf16>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 61, -2, 2));
+    const auto k = convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 62, -2, 2));
+    const auto v = convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 63));
+    tensor<float, 4> automatic({s.B, s.Nq, s.Hq, s.Dv}), chosen({s.B, s.Nq, s.Hq, s.Dv});
+    softmax_attention(q.view(), k.view(), v.view(), automatic.view());
+    attention_options opt;
+    opt.products = kernels::bf16_dot_products_pay() ? bf16_products::bf16_dot : bf16_products::widened;
+    softmax_attention(q.view(), k.view(), v.view(), chosen.view(), opt);
+    CHECK(bitwise_equal(automatic, chosen));
+    std::printf("bf16 products on this host: %s\n", kernels::bf16_dot_products_pay() ? "bf16 dot" : "widened");
 }
 
 TEST_CASE("fp8 caches with per-head scales match the double reference on the dequantized values") {

@@ -33,6 +33,14 @@ struct attention_inputs {
     int num_threads = 0;       // 0 = OpenMP default
 };
 
+// How prefill multiplies q, k and v stored as bf16 where the target has AVX512-BF16 (a seqmix
+// extension; elsewhere, and for every other storage, float FMAs on the widened values):
+//   automatic  bf16 dot products on hosts that run them at twice the FMA's rate (AMD Zen 4 /
+//              Zen 5), float FMAs elsewhere (an Intel Xeon runs vdpbf16ps at half the FMA's rate),
+//   bf16_dot   vdpbf16ps: S = Q K^T exact on the bf16 inputs, P V with P in two bf16 terms,
+//   widened    float FMAs on the values widened to float: the float call's bits.
+enum class bf16_products { automatic, bf16_dot, widened };
+
 struct attention_options : attention_inputs {
     double scale = 0;          // 0 = 1/sqrt(Dk)
     bool causal = false;       // bottom-right aligned when Nq != Nk (FlashAttention >= 2.1)
@@ -41,9 +49,11 @@ struct attention_options : attention_inputs {
     double softcap = 0;        // 0 = off; s = softcap * tanh(s / softcap)
     const float* alibi_slopes = nullptr;      // [Hq]; bias -slope * |i + Nk - Nq - j|
     const float* sinks = nullptr;             // [Hq]; a logit joining every row's denominator
-    // q, k and v stored as bf16 on an AVX512-BF16 target: P V takes the probabilities rounded to
-    // bf16, as GPU FlashAttention and oneDNN do (about 1.4x faster prefill; each probability off
-    // by up to 2^-9 relatively). By default they stay float accurate.
+    // q, k and v stored as bf16 on an AVX512-BF16 target: how prefill multiplies them.
+    bf16_products products = bf16_products::automatic;
+    // With bf16 dot products: P V takes the probabilities rounded to bf16, as GPU FlashAttention
+    // and oneDNN do (about 1.4x faster prefill; each probability off by up to 2^-9 relatively).
+    // By default they stay float accurate; float FMAs on widened values never round them.
     bool round_probabilities = false;
 };
 

@@ -23,7 +23,8 @@
 // and, from attention_variant_base unless it says otherwise: banded() (rows see bands of
 // keys: picks smaller query blocks), gathers() (keys are a gather list: keys in lanes always),
 // query_block(p, suggested) (queries per head in a unit), round_probabilities() (the
-// attention_options flag of that name), kv_heads_interleaved() (a token's
+// attention_options flag of that name), bf16_dot_products() (bf16 inputs multiplied by
+// vdpbf16ps rather than widened: kernels/host_tuning.hpp), kv_heads_interleaved() (a token's
 // KV heads side by side: decode units may take several heads).
 //
 // Work units are (problem, KV heads, query block). The query rows of all heads sharing a KV
@@ -53,6 +54,7 @@
 #include "attention_main_loop.hpp"
 #include "attention_policies.hpp"
 #include "attention_tiles.hpp"
+#include "host_tuning.hpp"
 #include "kv_rows.hpp"
 #include "softmax_state.hpp"
 
@@ -113,6 +115,7 @@ struct attention_variant_base {
     bool kv_heads_interleaved() const { return false; }
     index_t visited_keys(index_t, index_t k_len) const { return k_len; }  // keys a unit visits at most
     bool round_probabilities() const { return false; }  // bf16 dot products: P rounded to bf16 (opt-in)
+    bool bf16_dot_products() const { return bf16_dot_products_pay(); }
 };
 
 // The key storage of a variant's problems (kv_rows<K, V>: keys and values stored as K, V), and
@@ -125,7 +128,8 @@ using row_type_of = decltype(std::declval<const Variant&>().problem(0).row(0, 0)
 // The engines of a variant. Units whose rows fill the lanes run rows_in_lanes over kv_rows, or
 // the variant's own (`using engine = ...`: an engine over another key storage, e.g.
 // neighbourhood windows), which then runs every unit; the others run keys_in_lanes.
-// Queries, keys and values all stored as bf16 on an AVX512-BF16 target: bf16 dot products.
+// Queries, keys and values all stored as bf16 on an AVX512-BF16 target: bf16 dot products
+// where the variant asks for them (bf16_dot_products()), float FMAs on widened rows otherwise.
 template <class Variant>
 constexpr bool bf16_dot_of = SEQMIX_HAS_BF16_DOT && std::is_same_v<typename Variant::value_type, float> &&
                              std::is_same_v<typename row_type_of<Variant>::query_type, bf16> &&
@@ -133,17 +137,31 @@ constexpr bool bf16_dot_of = SEQMIX_HAS_BF16_DOT && std::is_same_v<typename Vari
 
 template <class Variant, class = void>
 struct engines_of {
-    using wide = rows_in_lanes<typename Variant::value_type, lane_panel_products<typename Variant::value_type>,
-                               keys_of<Variant>, bf16_dot_of<Variant>>;
+    template <bool Bf16Dot>
+    using rows_engine = rows_in_lanes<typename Variant::value_type, lane_panel_products<typename Variant::value_type>,
+                                      keys_of<Variant>, Bf16Dot>;
+    using wide = rows_engine<bf16_dot_of<Variant>>;
+    using widened = rows_engine<false>;
     using narrow = keys_in_lanes<typename Variant::value_type, keys_of<Variant>>;
     static constexpr bool own = false;
 };
 template <class Variant>
 struct engines_of<Variant, std::void_t<typename Variant::engine>> {
     using wide = typename Variant::engine;
+    using widened = wide;
     using narrow = keys_in_lanes<typename Variant::value_type>;  // sizes only: never runs
     static constexpr bool own = true;
 };
+
+// Calls f with a null pointer to the rows-in-lanes engine a run takes: the bf16 dot-product one
+// when the plan says so, the one on widened rows otherwise.
+template <class Variant, class F>
+decltype(auto) with_wide_engine(bool bf16_dot, F&& f) {
+    using engines = engines_of<Variant>;
+    if constexpr (bf16_dot_of<Variant>)
+        if (!bf16_dot) return f(static_cast<typename engines::widened*>(nullptr));
+    return f(static_cast<typename engines::wide*>(nullptr));
+}
 
 // How one problem runs.
 struct problem_plan {
@@ -173,6 +191,7 @@ struct attention_plan {
     std::size_t bounds = 0;     // per thread, indices
     std::size_t rows = 0;       // per thread, rows of a unit (engine lanes)
     int threads = 1;
+    bool bf16_dot = false;      // the rows-in-lanes engine runs bf16 dot products
 
     // The problem of item n: the last one whose first item is <= n.
     index_t problem_of_item(index_t n) const {
@@ -208,12 +227,10 @@ inline bool row_of(const problem_plan& pp, index_t group, const unit_place& un, 
 }
 }  // namespace detail
 
-// The plan of a run on `threads` threads (as available_threads gives them). Only the heads
-// per decode unit depend on the thread count.
-template <class Variant>
-attention_plan plan_attention(const Variant& var, int threads) {
+namespace detail {
+template <class Wide, class Variant>
+attention_plan plan_attention_with(const Variant& var, int threads) {
     using T = typename Variant::value_type;
-    using Wide = typename engines_of<Variant>::wide;
     using Narrow = typename engines_of<Variant>::narrow;
     constexpr index_t W = index_t(simd::width<T>);
     const attention_heads hd = var.heads();
@@ -294,6 +311,19 @@ attention_plan plan_attention(const Variant& var, int threads) {
                                                                           : Wide::bounds_size(pp.dims)));
     }
     plan.threads = resolve_threads(threads, plan.items);
+    return plan;
+}
+}  // namespace detail
+
+// The plan of a run on `threads` threads (as available_threads gives them). Only the heads
+// per decode unit depend on the thread count.
+template <class Variant>
+attention_plan plan_attention(const Variant& var, int threads) {
+    const bool bf16_dot = bf16_dot_of<Variant> && var.bf16_dot_products();
+    attention_plan plan = with_wide_engine<Variant>(bf16_dot, [&](auto* wide) {
+        return detail::plan_attention_with<std::remove_pointer_t<decltype(wide)>>(var, threads);
+    });
+    plan.bf16_dot = bf16_dot;
     return plan;
 }
 
@@ -400,14 +430,10 @@ void merge_unit(const Variant& var, const problem_plan& pp, index_t p, index_t u
                                                                destination_of(prob, hd.group, pp, un));
 }
 
-}  // namespace detail
-
-// Runs a variant on `num_threads` threads (0: the OpenMP default) under `plan`.
-template <class Variant>
-void attention_run(const Variant& var, const attention_plan& plan) {
+// The run under a plan, with its rows-in-lanes engine.
+template <class Wide, class Variant>
+void attention_run_with(const Variant& var, const attention_plan& plan) {
     using T = typename Variant::value_type;
-    using Wide = typename engines_of<Variant>::wide;
-    if (plan.items == 0) return;
     // Split-KV partial states live in the calling thread's reusable scratch: a decode step
     // per token would otherwise map and fault in fresh pages on every call.
     thread_scratch<T> partial_states(1, plan.partials);
@@ -435,6 +461,16 @@ void attention_run(const Variant& var, const attention_plan& plan) {
             if (pp.keys_in_lanes)
                 return detail::merge_unit<typename engines_of<Variant>::narrow>(var, pp, p, u, partials);
         detail::merge_unit<Wide>(var, pp, p, u, partials);
+    });
+}
+}  // namespace detail
+
+// Runs a variant on `num_threads` threads (0: the OpenMP default) under `plan`.
+template <class Variant>
+void attention_run(const Variant& var, const attention_plan& plan) {
+    if (plan.items == 0) return;
+    with_wide_engine<Variant>(plan.bf16_dot, [&](auto* wide) {
+        detail::attention_run_with<std::remove_pointer_t<decltype(wide)>>(var, plan);
     });
 }
 

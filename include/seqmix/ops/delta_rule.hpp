@@ -14,6 +14,7 @@
 #include "../kernels/delta_chunk.hpp"
 #include "../kernels/delta_recurrent.hpp"
 #include "../kernels/gated_rows.hpp"
+#include "../kernels/host_tuning.hpp"
 #include "../kernels/pack.hpp"
 #include "../kernels/state_step.hpp"
 #include "../simd/blas1.hpp"
@@ -36,10 +37,9 @@ struct delta_rows : kernels::gated_rows<T, Args> {
 };
 
 // The sequence through the chunk pipeline, in the form the options ask for: the WY / UT
-// chunk products, or the recurrence token by token (the automatic choice: on the Zen 4 host
-// we measured it 1.15-1.35x faster than the chunk products at Dk = Dv = 64 and 128 for
-// every gate, bench/bench_delta_rule.cpp, rows form:chunkwise and form:recurrent). The
-// chunk length is the family's default (the sweep rows there: within noise for 16-64).
+// chunk products, or the recurrence token by token (the automatic choice depends on the host
+// and the state's size: kernels/host_tuning.hpp). The chunk length is the family's default
+// (the sweep rows in bench/bench_delta_rule.cpp: within noise for 16-64).
 template <class Args>
 void delta_rule_run(const Args& a, const delta_options& opt) {
     using T = typename Args::compute_type;
@@ -50,7 +50,10 @@ void delta_rule_run(const Args& a, const delta_options& opt) {
                                : a.vector_gate ? kernels::gate_kind::vector : kernels::gate_kind::scalar;
     const double eps = a.l2norm ? l2norm_eps : -1.0;
     const auto units = kernels::chunk_units::per_head(p);
-    if (opt.form != delta_form::chunkwise) {
+    const bool recurrent = opt.form == delta_form::recurrent ||
+                           (opt.form == delta_form::automatic &&
+                            kernels::delta_recurrence_pays(std::size_t(p.dk * p.dv) * sizeof(T)));
+    if (recurrent) {
         const rows_type rows{{a, chunk, T(p.scale), gate, eps, false}};
         kernels::chunk_pipeline(kernels::delta_recurrent_policy<T, rows_type>(rows, p.dk, p.dv, chunk, gate), units,
                                 opt.num_threads);

@@ -144,6 +144,10 @@ struct softmax_variant : kernels::attention_variant_base {
     }
     bool kv_heads_interleaved() const { return detail::kv_heads_interleaved(a); }
     bool round_probabilities() const { return opt().round_probabilities; }
+    bool bf16_dot_products() const {
+        const bf16_products p = opt().products;
+        return p == bf16_products::bf16_dot || (p == bf16_products::automatic && kernels::bf16_dot_products_pay());
+    }
     double scale() const { return a.problem.scale; }
     index_t q_elem() const { return a.q.stride(3); }
     index_t out_elem() const { return a.out.stride(3); }
