@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "catch.hpp"
@@ -694,6 +695,37 @@ TEST_CASE("delta rule snapshots: equal the reference and a call that ends there;
                         }
                     });
             }
+    }
+}
+
+TEST_CASE("delta rule: the automatic form is the one the host's tuning names; snapshots within a chunk take the recurrence") {
+    // Dk = Dv = 128: a 64 KiB state, beyond the L1 of the Intel hosts (chunkwise there).
+    for (index_t d : {16, 128}) {
+        INFO("Dk = Dv = " << d);
+        const shape s{1, 40, 2, 2, d, d};
+        const inputs<float> in(s, 5);
+        const std::int32_t slot[] = {0}, snapshots[] = {1, 2, 3, 4};
+        auto run = [&](delta_form form, int interval) {
+            tensor<float, 4> pool({5, s.Hv, s.Dk, s.Dv}), out({s.B, s.N, s.Hv, s.Dv});
+            delta_options o;
+            o.form = form;
+            o.chunk_size = 16;
+            o.state_indices = slot;
+            o.snapshot_interval = interval;
+            o.snapshot_indices = interval > 0 ? snapshots : nullptr;
+            o.max_snapshots = interval > 0 ? 4 : 0;
+            gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g3.view(), in.beta.view(), out.view(), o,
+                             pool.view(), pool.view());
+            return std::make_pair(std::move(out), std::move(pool));
+        };
+        const bool recurrent = kernels::delta_recurrence_pays(std::size_t(d * d) * sizeof(float));
+        const auto automatic = run(delta_form::automatic, 0);
+        const auto named = run(recurrent ? delta_form::recurrent : delta_form::chunkwise, 0);
+        CHECK(bitwise_equal(automatic.first, named.first));
+        CHECK(bitwise_equal(automatic.second, named.second));
+        const auto cut = run(delta_form::automatic, 10), cut_recurrent = run(delta_form::recurrent, 10);
+        CHECK(bitwise_equal(cut.first, cut_recurrent.first));
+        CHECK(bitwise_equal(cut.second, cut_recurrent.second));
     }
 }
 

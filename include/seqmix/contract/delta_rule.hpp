@@ -10,7 +10,8 @@ namespace seqmix {
 //              and token),
 //   automatic  the measured choice per host: recurrent on AMD Zen 4 / Zen 5 and wherever the
 //              state fits the L1 data cache; chunkwise for larger states on Intel cores
-//              (Dk = Dv = 128 on a Xeon: 1.16-1.58x faster than the recurrence).
+//              (Dk = Dv = 128 on a Xeon: 1.16-1.58x faster than the recurrence), unless
+//              snapshots come more often than once a chunk (draft verification).
 enum class delta_form { automatic, chunkwise, recurrent };
 
 // gate_projection_options: a per-head g given as the raw projection (gated_delta_rule).

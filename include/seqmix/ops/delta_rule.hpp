@@ -50,9 +50,12 @@ void delta_rule_run(const Args& a, const delta_options& opt) {
                                : a.vector_gate ? kernels::gate_kind::vector : kernels::gate_kind::scalar;
     const double eps = a.l2norm ? l2norm_eps : -1.0;
     const auto units = kernels::chunk_units::per_head(p);
+    // Snapshots closer than a chunk cut every chunk short (draft verification: one per token),
+    // and the chunk products of a few tokens lose to the recurrence on every host.
+    const bool short_chunks = opt.snapshot_interval > 0 && opt.snapshot_interval < chunk;
     const bool recurrent = opt.form == delta_form::recurrent ||
                            (opt.form == delta_form::automatic &&
-                            kernels::delta_recurrence_pays(std::size_t(p.dk * p.dv) * sizeof(T)));
+                            (short_chunks || kernels::delta_recurrence_pays(std::size_t(p.dk * p.dv) * sizeof(T))));
     if (recurrent) {
         const rows_type rows{{a, chunk, T(p.scale), gate, eps, false}};
         kernels::chunk_pipeline(kernels::delta_recurrent_policy<T, rows_type>(rows, p.dk, p.dv, chunk, gate), units,
