@@ -113,6 +113,12 @@ struct ssd_rows {
         alignas(64) T work[1024];  // strided rows: head dims above 1024 go in pieces
         for (index_t t = 0; t < len; ++t) {
             const index_t n = sq.begin + t0 + t;
+            // The next chunk's gate and output rows, one head's rows a token apart: a walk the
+            // hardware prefetchers do not follow (it stalled the gate's loads on a Xeon).
+            if (!plain && t0 + t + chunk < sq.len) {
+                if (!a.z.empty()) kernels::prefetch_row(a.z.ptr(sq.batch, n + chunk, h, c0), a.z.stride(3), c1 - c0);
+                kernels::prefetch_row(a.out.ptr(sq.batch, n + chunk, h, c0), a.out.stride(3), c1 - c0);
+            }
             if (plain) {
                 kernels::emit_row(O + t * ldv + c0, T(1), a.out.ptr(sq.batch, n, h, c0), a.out.stride(3), c1 - c0);
                 continue;
