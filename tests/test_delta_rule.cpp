@@ -181,7 +181,7 @@ TEST_CASE("delta rule: gates from 0 to -20 per token, -inf, and extreme mixes st
     }
 }
 
-TEST_CASE("delta rule over N = 32768: beta near 0 and near 2 with normalized keys stays bounded, fp32 within 1e-5") {
+TEST_CASE("delta rule over N = 32768: beta near 0 and near 2 with normalized keys stays bounded, fp32 within 1e-5", "[long]") {
     const shape s{1, 32768, 1, 1, 32, 32};
     for (const auto& [lo, hi] : {std::pair<double, double>{1e-4, 1e-3}, {1.99, 2.0}, {0.05, 1.0}})
         for (gate gk : {gate::none, gate::scalar, gate::vector})

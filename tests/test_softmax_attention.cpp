@@ -527,7 +527,7 @@ TEST_CASE("strided views: [B,H,N,D] buffers, non-unit last stride, rank-3 input"
     CHECK(std::memcmp(o3.data(), o4.data(), sizeof(float) * std::size_t(o3.size())) == 0);
 }
 
-TEST_CASE("long sequence accuracy: N = 8192 within 1e-5 of the double reference") {
+TEST_CASE("long sequence accuracy: N = 8192 within 1e-5 of the double reference", "[long]") {
     const shape s{1, 8192, 8192, 1, 1, 16, 16};
     attention_options opt;
     const double err = compare_with_reference<float>(s, opt, 77);
