@@ -50,6 +50,32 @@ TEST_CASE("vector exp: limits softmax depends on") {
     CHECK(std::abs(e1 - std::exp(1.0)) < 1e-15);
 }
 
+TEST_CASE("vector exp of a nonpositive argument (the online softmax): accurate, -inf gives 0, NaN stays") {
+    constexpr std::size_t W = simd::width<float>;
+    alignas(64) float in[W], out[W];
+    double near = 0, far = 0;  // max relative errors over [-14, 0] and [-87, -14)
+    const double step = 1e-4;
+    for (double x0 = -87.0; x0 <= 0.0; x0 += step * W) {
+        for (std::size_t i = 0; i < W; ++i) in[i] = float(std::min(0.0, x0 + step * double(i)));
+        simd::store_aligned(out, simd::exp_nonpositive(simd::load_aligned(in)));
+        for (std::size_t i = 0; i < W; ++i) {
+            const double ref = std::exp(double(in[i]));
+            const double rel = std::abs(double(out[i]) - ref) / ref;
+            (in[i] >= -14.0f ? near : far) = std::max(in[i] >= -14.0f ? near : far, rel);
+        }
+    }
+    std::printf("simd::exp_nonpositive<float>: max relative error %.3g over [-14, 0], %.3g over [-87, -14)\n", near,
+                far);
+    CHECK(near < 1e-6);
+    CHECK(far < 1e-5);
+    const subnormals_flushed flush;  // the library's mode in its own regions
+    for (float x : {-std::numeric_limits<float>::infinity(), -1000.0f, -139.0f, -104.0f})
+        CHECK(simd::hmax(simd::exp_nonpositive(simd::broadcast(x))) == 0.0f);
+    CHECK(simd::hmax(simd::exp_nonpositive(simd::broadcast(0.0f))) == 1.0f);
+    simd::store_aligned(out, simd::exp_nonpositive(simd::broadcast(std::numeric_limits<float>::quiet_NaN())));
+    CHECK(std::isnan(out[0]));
+}
+
 template <class T>
 void check_blas1() {
     constexpr std::size_t W = simd::width<T>;

@@ -38,8 +38,8 @@ inline void online_softmax_update(T* st, index_t keys, index_t ld, index_t lanes
         for (; j + 2 <= keys; j += 2) {
             T* p0 = st + j * ld + r;
             T* p1 = p0 + ld;
-            const V e0 = simd::exp(simd::load_aligned(p0) - m_use);
-            const V e1 = simd::exp(simd::load_aligned(p1) - m_use);
+            const V e0 = simd::exp_nonpositive(simd::load_aligned(p0) - m_use);
+            const V e1 = simd::exp_nonpositive(simd::load_aligned(p1) - m_use);
             simd::store_aligned(p0, e0);
             simd::store_aligned(p1, e1);
             s0 = s0 + e0;
@@ -47,11 +47,11 @@ inline void online_softmax_update(T* st, index_t keys, index_t ld, index_t lanes
         }
         if (j < keys) {
             T* p0 = st + j * ld + r;
-            const V e0 = simd::exp(simd::load_aligned(p0) - m_use);
+            const V e0 = simd::exp_nonpositive(simd::load_aligned(p0) - m_use);
             simd::store_aligned(p0, e0);
             s0 = s0 + e0;
         }
-        const V a = simd::exp(m_old - m_use);
+        const V a = simd::exp_nonpositive(m_old - m_use);
         simd::store_aligned(alpha + r, a);
         simd::store_aligned(l + r, simd::fma(simd::load_aligned(l + r), a, s0 + s1));
         simd::store_aligned(m + r, m_new);
