@@ -1,8 +1,10 @@
 // The recurrent operators at the gates real models produce, where decays reach the subnormal
-// range, each timed twice: as a caller runs them, and with flush-to-zero and
-// denormals-are-zero set on every thread of the process (the `/ftz` rows). The library
-// flushes subnormals in its own threads (docs/api.md), so each pair should match; a ratio
-// above 1 means some work escaped the flush.
+// range, each timed call by call in two modes, alternately: as a caller runs them, and with
+// flush-to-zero and denormals-are-zero set on every thread of the process. The library flushes
+// subnormals in its own threads (docs/api.md), so the two should match: the counter ftz_ratio
+// (the plain calls' time over the flushed calls') above 1 means some work escaped the flush.
+// Alternating the calls makes the ratio immune to the slow drifts of a shared machine, which
+// moved separate runs of the two modes by up to 30%.
 //   ssd_scan H24 P64 S128: Mamba-2's initialisation, A = -U(1, 16), dt = softplus(raw + dt_bias)
 //     in [1e-3, 0.1] (dt_bias the inverse softplus of a log-uniform dt)
 //   selective_scan Din1536 S16: Mamba's, A = -(1..16) per state, dt in [1e-3, 0.1]
@@ -18,6 +20,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -36,7 +39,7 @@ using namespace seqmix;
 using namespace seqmix_bench;
 
 // FTZ and DAZ on the calling thread and on every OpenMP worker while it lives: the mode a
-// user's process could set itself (the reference point of the /ftz rows).
+// user's process could set itself (the reference point of the ratio).
 class process_flush_to_zero {
 public:
     explicit process_flush_to_zero(bool on) : on_(on) {
@@ -63,7 +66,29 @@ private:
     bool on_;
 };
 
-std::string suffix(int threads, bool ftz) { return (ftz ? "/ftz" : "") + std::string("/threads:") + std::to_string(threads); }
+std::string suffix(int threads) { return "/threads:" + std::to_string(threads); }
+
+// Times `call` alternately as the caller runs it and under process_flush_to_zero; the
+// benchmark's time is the plain calls' (manual time), the returned seconds too.
+template <class F>
+double time_both_modes(benchmark::State& state, F&& call) {
+    double plain = 0, flushed = 0;
+    for (auto _ : state) {
+        const auto t0 = std::chrono::steady_clock::now();
+        call();
+        benchmark::ClobberMemory();
+        const double s = seconds_since(t0);
+        plain += s;
+        state.SetIterationTime(s);
+        const process_flush_to_zero mode(true);
+        const auto t1 = std::chrono::steady_clock::now();
+        call();
+        benchmark::ClobberMemory();
+        flushed += seconds_since(t1);
+    }
+    state.counters["ftz_ratio"] = flushed > 0 ? plain / flushed : 0;
+    return plain;
+}
 
 // Values f(u) of a uniform u in [0, 1) per element.
 template <class X, class F>
@@ -74,7 +99,7 @@ void fill_mapped(X&& x, unsigned salt, F&& f) {
 
 float inverse_softplus(float y) { return y + std::log(-std::expm1(-y)); }
 
-void ssd_mamba2_init(benchmark::State& state, index_t n, int threads, bool ftz) {
+void ssd_mamba2_init(benchmark::State& state, index_t n, int threads) {
     const index_t h = 24, p = 64, s = 128;
     tensor<float, 4> x({1, n, h, p}), out({1, n, h, p}), B({1, n, 1, s}), C({1, n, 1, s});
     tensor<float, 3> dt({1, n, h});
@@ -92,14 +117,13 @@ void ssd_mamba2_init(benchmark::State& state, index_t n, int threads, bool ftz) 
     o.dt_bias = bias.data();
     o.dt_softplus = true;
     o.num_threads = threads;
-    const process_flush_to_zero mode(ftz);
-    const double sec = time_loop(state, [&] { ssd_scan(x.view(), dt.view(), A.view(), B.view(), C.view(), out.view(), o); });
+    const double sec = time_both_modes(state, [&] { ssd_scan(x.view(), dt.view(), A.view(), B.view(), C.view(), out.view(), o); });
     report_rate(state, 4.0 * double(n * h * p * s), sec, "GFLOPs", measured().fma[threads], "fma_peak_GFLOPs",
                 "of_fma_peak");
     state.counters["threads"] = threads;
 }
 
-void scan_mamba_init(benchmark::State& state, index_t n, int threads, bool ftz) {
+void scan_mamba_init(benchmark::State& state, index_t n, int threads) {
     const index_t din = 1536, s = 16;
     tensor<float, 3> u({1, n, din}), delta({1, n, din}), out({1, n, din});
     tensor<float, 2> A({din, s});
@@ -113,8 +137,7 @@ void scan_mamba_init(benchmark::State& state, index_t n, int threads, bool ftz) 
     selective_scan_options<float> o;
     o.delta_softplus = true;
     o.num_threads = threads;
-    const process_flush_to_zero mode(ftz);
-    const double sec = time_loop(state, [&] {
+    const double sec = time_both_modes(state, [&] {
         selective_scan(u.view(), delta.view(), A.view(), B.view(), C.view(), out.view(), o);
     });
     state.counters["tokens_per_s"] = double(n) * double(state.iterations()) / sec;
@@ -124,7 +147,7 @@ void scan_mamba_init(benchmark::State& state, index_t n, int threads, bool ftz) 
 
 enum class gla_gates { logsigmoid16, strong };
 
-void gla_gated(benchmark::State& state, gla_gates gates, index_t n, int threads, bool ftz) {
+void gla_gated(benchmark::State& state, gla_gates gates, index_t n, int threads) {
     const index_t h = 4, d = 64;
     tensor<float, 4> q({1, n, h, d}), k({1, n, h, d}), v({1, n, h, d}), g({1, n, h, d}), out({1, n, h, d});
     fill_uniform(q, -1, 1, 1);
@@ -136,14 +159,13 @@ void gla_gated(benchmark::State& state, gla_gates gates, index_t n, int threads,
         fill_uniform(g, -8, 0, 4);
     gla_options o;
     o.num_threads = threads;
-    const process_flush_to_zero mode(ftz);
-    const double sec = time_loop(state, [&] {
+    const double sec = time_both_modes(state, [&] {
         gated_linear_attention(q.view(), k.view(), v.view(), g.view(), out.view(), o);
     });
     report_recurrent(state, double(h), double(n), double(d), threads, sec);
 }
 
-void gated_delta_strong(benchmark::State& state, index_t n, int threads, bool ftz) {
+void gated_delta_strong(benchmark::State& state, index_t n, int threads) {
     const index_t h = 4, d = 128;
     tensor<float, 4> q({1, n, h, d}), k({1, n, h, d}), v({1, n, h, d}), out({1, n, h, d});
     tensor<float, 3> g({1, n, h}), beta({1, n, h});
@@ -155,8 +177,7 @@ void gated_delta_strong(benchmark::State& state, index_t n, int threads, bool ft
     delta_options o;
     o.qk_l2norm = true;
     o.num_threads = threads;
-    const process_flush_to_zero mode(ftz);
-    const double sec = time_loop(state, [&] {
+    const double sec = time_both_modes(state, [&] {
         gated_delta_rule(q.view(), k.view(), v.view(), g.view(), beta.view(), out.view(), o);
     });
     report_recurrent(state, double(h), double(n), double(d), threads, sec);
@@ -164,21 +185,20 @@ void gated_delta_strong(benchmark::State& state, index_t n, int threads, bool ft
 
 void register_gate_benchmarks() {
     auto reg = [](const std::string& name, auto fn, auto... args) {
-        benchmark::RegisterBenchmark(name.c_str(), fn, args...)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+        benchmark::RegisterBenchmark(name.c_str(), fn, args...)
+            ->Unit(benchmark::kMillisecond)->UseManualTime()->MinTime(0.2);
     };
-    for (int threads : {1, 2})
-        for (bool ftz : {false, true}) {
-            reg("gates/ssd_scan/mamba2_init/H24/P64/S128/N2048" + suffix(threads, ftz), ssd_mamba2_init, index_t(2048),
-                threads, ftz);
-            reg("gates/selective_scan/mamba_init/Din1536/S16/N2048" + suffix(threads, ftz), scan_mamba_init,
-                index_t(2048), threads, ftz);
-            reg("gates/gated_linear_attention/vector_gate/logsigmoid16/H4/D64/N2048" + suffix(threads, ftz), gla_gated,
-                gla_gates::logsigmoid16, index_t(2048), threads, ftz);
-            reg("gates/gated_linear_attention/vector_gate/strong/H4/D64/N2048" + suffix(threads, ftz), gla_gated,
-                gla_gates::strong, index_t(2048), threads, ftz);
-            reg("gates/gated_delta_rule/scalar_gate/strong_small_beta/H4/D128/N2048" + suffix(threads, ftz),
-                gated_delta_strong, index_t(2048), threads, ftz);
-        }
+    for (int threads : {1, 2}) {
+        reg("gates/ssd_scan/mamba2_init/H24/P64/S128/N2048" + suffix(threads), ssd_mamba2_init, index_t(2048), threads);
+        reg("gates/selective_scan/mamba_init/Din1536/S16/N2048" + suffix(threads), scan_mamba_init, index_t(2048),
+            threads);
+        reg("gates/gated_linear_attention/vector_gate/logsigmoid16/H4/D64/N2048" + suffix(threads), gla_gated,
+            gla_gates::logsigmoid16, index_t(2048), threads);
+        reg("gates/gated_linear_attention/vector_gate/strong/H4/D64/N2048" + suffix(threads), gla_gated,
+            gla_gates::strong, index_t(2048), threads);
+        reg("gates/gated_delta_rule/scalar_gate/strong_small_beta/H4/D128/N2048" + suffix(threads),
+            gated_delta_strong, index_t(2048), threads);
+    }
 }
 
 const seqmix_bench::registration registered(45, register_gate_benchmarks);
