@@ -764,11 +764,21 @@ TEST_CASE("bf16 inputs match the double reference on the rounded inputs within 1
         }
 }
 
+namespace {
+// bf16 q and k in [-2, 2], v in the default range, from seeds seed, seed + 1, seed + 2.
+struct bf16_qkv_tensors {
+    tensor<bf16, 4> q, k, v;
+};
+bf16_qkv_tensors bf16_qkv(const shape& s, unsigned seed) {
+    return {convert<bf16>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, seed, -2, 2)),
+            convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, seed + 1, -2, 2)),
+            convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, seed + 2))};
+}
+}  // namespace
+
 TEST_CASE("round_probabilities: P rounded to bf16 stays within its documented error; off, float accuracy") {
     const shape s{1, 150, 150, 4, 2, 64, 64};
-    const auto q = convert<bf16>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 51, -2, 2));
-    const auto k = convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 52, -2, 2));
-    const auto v = convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 53));
+    const auto [q, k, v] = bf16_qkv(s, 51);
     tensor<double, 4> ref({s.B, s.Nq, s.Hq, s.Dv});
     reference::softmax_attention(convert<double>(q).view(), convert<double>(k).view(), convert<double>(v).view(),
                                  ref.view());
@@ -795,9 +805,7 @@ TEST_CASE("round_probabilities: P rounded to bf16 stays within its documented er
 
 TEST_CASE("bf16 products: automatic takes bf16 dot products where the host runs them fast, widened rows elsewhere") {
     const shape s{1, 100, 100, 4, 2, 64, 64};
-    const auto q = convert<bf16>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 61, -2, 2));
-    const auto k = convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 62, -2, 2));
-    const auto v = convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 63));
+    const auto [q, k, v] = bf16_qkv(s, 61);
     tensor<float, 4> automatic({s.B, s.Nq, s.Hq, s.Dv}), chosen({s.B, s.Nq, s.Hq, s.Dv});
     softmax_attention(q.view(), k.view(), v.view(), automatic.view());
     attention_options opt;

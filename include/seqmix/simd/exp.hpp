@@ -18,6 +18,21 @@ namespace seqmix {
 SEQMIX_ABI_BEGIN
 namespace simd {
 
+// p * 2^n for integer-valued n in [-252, 254]: one vscalefps on AVX-512, two exponent-bit
+// multiplies elsewhere (2^n = 2^half * 2^(n - half), both factors normal numbers).
+__attribute__((always_inline)) inline vec<float> times_pow2(const vec<float>& p, const vec<float>& n) {
+    using V = vec<float>;
+#if defined(__AVX512F__)
+    if constexpr (sizeof(V) == 64) return V(_mm512_scalef_ps(p, n));
+#endif
+    using I = vec<std::int32_t>;
+    const I ni = xsimd::batch_cast<std::int32_t>(n);
+    const I half = ni >> 1;
+    const V s1 = xsimd::bitwise_cast<V>((half + I(127)) << 23);
+    const V s2 = xsimd::bitwise_cast<V>((ni - half + I(127)) << 23);
+    return p * s1 * s2;
+}
+
 // Always inlined: a call would pass the vectors through memory, in loops that do little else.
 __attribute__((always_inline)) inline vec<float> exp(const vec<float>& x_in) {
     using V = vec<float>;
@@ -35,15 +50,7 @@ __attribute__((always_inline)) inline vec<float> exp(const vec<float>& x_in) {
     p = xsimd::fma(p, r, V(1.6666665459E-1f));
     p = xsimd::fma(p, r, V(5.0000001201E-1f));
     p = xsimd::fma(p, r * r, r + V(1.0f));
-#if defined(__AVX512F__)
-    if constexpr (sizeof(V) == 64) return xsimd::select(flushed, V(0.0f), V(_mm512_scalef_ps(p, n)));
-#endif
-    using I = vec<std::int32_t>;
-    const I ni = xsimd::batch_cast<std::int32_t>(n);
-    const I half = ni >> 1;  // 2^n = 2^half * 2^(n - half): both factors are normal numbers
-    const V s1 = xsimd::bitwise_cast<V>((half + I(127)) << 23);
-    const V s2 = xsimd::bitwise_cast<V>((ni - half + I(127)) << 23);
-    return xsimd::select(flushed, V(0.0f), p * s1 * s2);
+    return xsimd::select(flushed, V(0.0f), times_pow2(p, n));
 }
 
 // e^x for x <= 0 or NaN: a score minus its row's running max (the online softmax). A base-2
@@ -66,15 +73,7 @@ __attribute__((always_inline)) inline vec<float> exp_nonpositive(const vec<float
     p = xsimd::fma(p, f, V(2.402264791363012e-1f));
     p = xsimd::fma(p, f, V(6.931472028550421e-1f));
     p = xsimd::fma(p, f, V(1.0f));  // 2^f
-#if defined(__AVX512F__)
-    if constexpr (sizeof(V) == 64) return V(_mm512_scalef_ps(p, n));
-#endif
-    using I = vec<std::int32_t>;
-    const I ni = xsimd::batch_cast<std::int32_t>(n);
-    const I half = ni >> 1;  // 2^n = 2^half * 2^(n - half), n >= -200: both factors normal
-    const V s1 = xsimd::bitwise_cast<V>((half + I(127)) << 23);
-    const V s2 = xsimd::bitwise_cast<V>((ni - half + I(127)) << 23);
-    return p * s1 * s2;
+    return times_pow2(p, n);
 }
 inline vec<double> exp(const vec<double>& x) {
     const vec<double> y = xsimd::exp(x);
