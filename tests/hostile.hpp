@@ -3,6 +3,7 @@
 // (input, gate, output, state) and one generic call; the tests in test_hostile.cpp then try
 // every class of bad or extreme input on every described operator. A new operator adds one
 // entry to its catalog (hostile_catalog.hpp) and inherits all of them.
+#include <seqmix/core/executor.hpp>
 #include <seqmix/core/tensor_view.hpp>
 
 #include <cstring>
@@ -54,6 +55,7 @@ struct arg_set {
     std::vector<std::int32_t> pool_indices, snapshot_indices;
     int snapshot_interval = 0, max_snapshots = 0;
     int num_threads = 1;
+    seqmix::executor* executor = nullptr;  // passed as options.executor
     double scale = 0;  // passed as options.scale where the operator has one
 
     arg<T>& get(const std::string& name) {
@@ -161,6 +163,7 @@ arg_set<U> convert(const arg_set<T>& s) {
     r.snapshot_interval = s.snapshot_interval;
     r.max_snapshots = s.max_snapshots;
     r.num_threads = s.num_threads;
+    r.executor = s.executor;
     r.scale = s.scale;
     for (const auto& a : s.args) {
         arg<U> b;

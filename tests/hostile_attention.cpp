@@ -17,21 +17,25 @@ std::vector<op_spec> attention_ops(index_t N, index_t B) {
     [[maybe_unused]] const index_t Hk = 1, Hv = 2, Dk = 5, Dv = 7;
     std::vector<op_spec> ops;
 
-    for (int variant = 0; variant < 3; ++variant) {
-        // 0: plain GQA; 1: causal with a window (masked tiles); 2: decode (split KV) with a window.
-        const index_t nq = variant == 2 ? 1 : N, hq = 4, hkv = 2;
-        const char* names[] = {"softmax_attention", "softmax_attention causal window", "softmax_attention decode"};
+    for (int variant = 0; variant < 4; ++variant) {
+        // 0: plain GQA; 1: causal with a window (masked tiles); 2: decode with a window;
+        // 3: decode over 1100 keys, which the run splits in two chunks of keys (split-KV, the
+        // partial states merged): twice kernels::min_split_keys, whatever the thread count.
+        const index_t nq = variant >= 2 ? 1 : N, nk = variant == 3 ? 1100 : N, hq = 4, hkv = 2;
+        const char* names[] = {"softmax_attention", "softmax_attention causal window", "softmax_attention decode",
+                               "softmax_attention decode split KV"};
         ops.push_back(make_op(names[variant],
                               {{"q", role::input, {B, nq, hq, Dk}},
-                               {"k", role::input, {B, N, hkv, Dk}},
-                               {"v", role::input, {B, N, hkv, Dv}},
+                               {"k", role::input, {B, nk, hkv, Dk}},
+                               {"v", role::input, {B, nk, hkv, Dv}},
                                {"out", role::output, {B, nq, hq, Dv}},
                                {"lse", role::output, {B, hq, nq}}},
                               [variant](const auto& a, auto reference) {
                                   attention_options o;
                                   o.num_threads = a.num_threads;
+                                  o.executor = a.executor;
                                   o.scale = a.scale;
-                                  if (variant >= 1) o.window_left = 9;
+                                  if (variant == 1 || variant == 2) o.window_left = 9;
                                   if (variant == 1) o.causal = true;
                                   if constexpr (decltype(reference)::value)
                                       attend<4>(a, o, [](auto&&... x) { seqmix::reference::softmax_attention(x...); });
@@ -51,6 +55,7 @@ std::vector<op_spec> attention_ops(index_t N, index_t B) {
                               static const float sinks[] = {0.5f, -1.0f, 2.0f, 0.0f};
                               window_options o;
                               o.num_threads = a.num_threads;
+                              o.executor = a.executor;
                               o.scale = a.scale;
                               o.window_left = 12;
                               o.window_right = 4;
@@ -73,6 +78,7 @@ std::vector<op_spec> attention_ops(index_t N, index_t B) {
                               static const float sinks[] = {0.5f, -1.0f, 2.0f, 0.0f};
                               neighborhood_options o;
                               o.num_threads = a.num_threads;
+                              o.executor = a.executor;
                               o.scale = a.scale;
                               o.kernel_size = 3;
                               o.dilation = {1, 2};
@@ -95,6 +101,7 @@ std::vector<op_spec> attention_ops(index_t N, index_t B) {
                           [N](const auto& a, auto reference) {
                               topk_options o;
                               o.num_threads = a.num_threads;
+                              o.executor = a.executor;
                               o.scale = a.scale;
                               o.causal = true;
                               o.top_k = int(N) + 3;
@@ -112,6 +119,7 @@ std::vector<op_spec> attention_ops(index_t N, index_t B) {
                           [](const auto& a, auto reference) {
                               block_sparse_options o;
                               o.num_threads = a.num_threads;
+                              o.executor = a.executor;
                               o.scale = a.scale;
                               o.causal = true;
                               o.block_size = 8;

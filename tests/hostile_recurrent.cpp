@@ -20,6 +20,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                               linear_attention_options o;
                               o.log_decay = dec.data();
                               o.num_threads = a.num_threads;
+                              o.executor = a.executor;
                               o.scale = a.scale;
                               const auto states = served_states<4>(a, o);
                               auto call = [&](auto&& fn) {
@@ -45,6 +46,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                               [vector_gate](const auto& a, auto reference) {
                                   gla_options o;
                                   o.num_threads = a.num_threads;
+                                  o.executor = a.executor;
                                   o.scale = a.scale;
                                   const auto states = served_states<4>(a, o);
                                   auto call = [&](auto g, auto&& fn) {
@@ -77,6 +79,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                                  linear_attention_step_options o;
                                  o.log_decay = dec.data();
                                  o.num_threads = a.num_threads;
+                                 o.executor = a.executor;
                                  o.scale = a.scale;
                                  o.state_indices = a.indices();
                                  if constexpr (decltype(reference)::value) {
@@ -109,6 +112,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                              [vector_gate](const auto& a, auto reference) {
                                  gla_step_options o;
                                  o.num_threads = a.num_threads;
+                                 o.executor = a.executor;
                                  o.scale = a.scale;
                                  o.state_indices = a.indices();
                                  if constexpr (decltype(reference)::value) {
@@ -150,6 +154,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
             ops.push_back(make_op(name, args, [gate, form](const auto& a, auto reference) {
                 delta_options o;
                 o.num_threads = a.num_threads;
+                o.executor = a.executor;
                 o.scale = a.scale;
                 o.qk_l2norm = true;
                 o.form = form;
@@ -186,6 +191,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                               const auto A_log = params_of(a, "A_log"), dt_bias = params_of(a, "dt_bias");
                               delta_options o;
                               o.num_threads = a.num_threads;
+                              o.executor = a.executor;
                               o.scale = a.scale;
                               o.qk_l2norm = true;
                               o.A_log = A_log.data();
@@ -216,6 +222,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
         op_spec op = make_op(delta_step_names[gate], args, [gate](const auto& a, auto reference) {
             delta_step_options o;
             o.num_threads = a.num_threads;
+            o.executor = a.executor;
             o.scale = a.scale;
             o.qk_l2norm = true;
             o.state_indices = a.indices();
@@ -247,7 +254,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
     }
 
     // State-space scans: 6 channels in 2 groups, 5 states; 3 heads of dim 4 in 1 group.
-    const index_t Din = 6, S = 5, G = 2, H = 3, P = 4, W = 4;
+    static constexpr index_t Din = 6, S = 5, G = 2, H = 3, P = 4, W = 4;  // static: the lambdas use them uncaptured
     {
         op_spec op = make_op("selective_scan",
                              {{"u", role::input, {B, N, Din}},
@@ -270,6 +277,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                                  o.delta_softplus = true;
                                  o.z = a.template in<3>("z");
                                  o.num_threads = a.num_threads;
+                                 o.executor = a.executor;
                                  const auto states = served_states<3>(a, o);
                                  auto call = [&](auto&& fn) {
                                      fn(a.template in<3>("u"), a.template in<3>("delta"), a.template in<2>("A"),
@@ -308,6 +316,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                                  o.dt_softplus = true;
                                  o.z = a.template in<4>("z");
                                  o.num_threads = a.num_threads;
+                                 o.executor = a.executor;
                                  const auto states = served_states<4>(a, o);
                                  auto call = [&](auto&& fn) {
                                      fn(a.template in<4>("x"), a.template in<3>("dt"), a.template in<1>("A"),
@@ -337,6 +346,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                                  o.bias = bias.data();
                                  o.activation = activation::silu;
                                  o.num_threads = a.num_threads;
+                                 o.executor = a.executor;
                                  const auto states = served_states<3>(a, o);
                                  auto call = [&](auto&& fn) {
                                      fn(a.template in<3>("x"), a.template in<2>("weight"), a.template view<3>("out"), o,
@@ -391,6 +401,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                                      o.z = a.template in<2>("z");
                                      o.state_indices = a.indices();
                                      o.num_threads = a.num_threads;
+                                     o.executor = a.executor;
                                      selective_scan_step(a.template in<2>("u"), a.template in<2>("delta"), a.template in<2>("A"),
                                                          a.template in<3>("B"), a.template in<3>("C"),
                                                          a.template view<2>("out"), a.template view<3>("state"), o);
@@ -440,6 +451,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                                      o.z = a.template in<3>("z");
                                      o.state_indices = a.indices();
                                      o.num_threads = a.num_threads;
+                                     o.executor = a.executor;
                                      ssd_step(a.template in<3>("x"), a.template in<2>("dt"), a.template in<1>("A"),
                                               a.template in<3>("B"), a.template in<3>("C"), a.template view<3>("out"),
                                               a.template view<4>("state"), o);
@@ -478,6 +490,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                                      o.activation = activation::silu;
                                      o.state_indices = a.indices();
                                      o.num_threads = a.num_threads;
+                                     o.executor = a.executor;
                                      causal_conv1d_step(a.template in<2>("x"), a.template in<2>("weight"),
                                                         a.template view<2>("out"), a.template view<3>("state"), o);
                                  }

@@ -185,3 +185,21 @@ TEST_CASE("packing: rows, blocks of any strides (channel-major transpose), gathe
     for (index_t d = 0; d < 5; ++d)
         for (index_t e = 0; e < 3; ++e) REQUIRE(bv(0, 1, d, e) == sv(0, 1, d, e));
 }
+
+TEST_CASE("release_thread_scratch frees the calling thread's scratch, only what no live call uses") {
+    release_thread_scratch();
+    CHECK(thread_scratch_bytes() == 0);
+    {
+        thread_scratch<float> outer(2, 1000);
+        { thread_scratch<float> inner(1, 5000); }
+        const std::size_t held = thread_scratch_bytes();
+        CHECK(held >= (2 * 1000 + 5000) * sizeof(float));
+        // Inside a call: the outer slice stays (it is in use), the inner one goes.
+        const std::size_t freed = release_thread_scratch();
+        CHECK(freed >= 5000 * sizeof(float));
+        CHECK(thread_scratch_bytes() == held - freed);
+        outer.get(1)[999] = 1.0f;  // still valid
+    }
+    CHECK(release_thread_scratch() >= 2 * 1000 * sizeof(float));
+    CHECK(thread_scratch_bytes() == 0);
+}

@@ -57,8 +57,11 @@ double delta_error(const shape& s, gate gk, const delta_options& opt, unsigned s
     inputs<T> in(s, seed, gate_scale);
     auto init = random_tensor<T, 4>({s.B, s.Hv, s.Dk, s.Dv}, seed + 9, -0.5, 0.5);
     tensor<T, 4> out({s.B, s.N, s.Hv, s.Dv}), fin({s.B, s.Hv, s.Dk, s.Dv});
-    auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v);
-    auto bd = convert<double>(in.beta), id = convert<double>(init);
+    auto qd = convert<double>(in.q);
+    auto kd = convert<double>(in.k);
+    auto vd = convert<double>(in.v);
+    auto bd = convert<double>(in.beta);
+    auto id = convert<double>(init);
     auto g3d = convert<double>(in.g3);
     auto g4d = convert<double>(in.g4);
     tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, s.Dk, s.Dv});
@@ -114,7 +117,7 @@ TEST_CASE(
                     o.form = form;
                     INFO("B" << s.B << " N" << s.N << " Hk" << s.Hk << " Hv" << s.Hv << " Dk" << s.Dk << " Dv" << s.Dv
                              << ", " << gate_name(gk) << (l2 ? ", qk_l2norm" : "") << ", " << form_name(form));
-                    CHECK(delta_error<float>(s, gk, o, seed) < 2e-5);
+                    CHECK(delta_error<float>(s, gk, o, seed) < recurrent_accuracy);
                     CHECK(delta_error<double>(s, gk, o, seed) < 1e-12);
                     seed += 7;
                 }
@@ -156,8 +159,11 @@ TEST_CASE("delta rule: gates from 0 to -20 per token, -inf, and extreme mixes st
         for (gate gk : {gate::scalar, gate::vector})
             for (int threads : {1, 2})
                 for (delta_form form : forms) {
-                    auto qf = convert<float>(in.q), kf = convert<float>(in.k), vf = convert<float>(in.v);
-                    auto bf = convert<float>(in.beta), g3f = convert<float>(in.g3);
+                    auto qf = convert<float>(in.q);
+                    auto kf = convert<float>(in.k);
+                    auto vf = convert<float>(in.v);
+                    auto bf = convert<float>(in.beta);
+                    auto g3f = convert<float>(in.g3);
                     auto g4f = convert<float>(in.g4);
                     tensor<float, 4> out({1, s.N, 1, s.Dv});
                     tensor<double, 4> ref({1, s.N, 1, s.Dv});
@@ -189,8 +195,11 @@ TEST_CASE("delta rule over N = 32768: beta near 0 and near 2 with normalized key
                 inputs<float> in(s, 71, 0.05, lo, hi);
                 tensor<float, 4> out({1, s.N, 1, s.Dv}), fin({1, 1, s.Dk, s.Dv});
                 tensor<double, 4> ref({1, s.N, 1, s.Dv}), ref_fin({1, 1, s.Dk, s.Dv});
-                auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v);
-                auto bd = convert<double>(in.beta), g3d = convert<double>(in.g3);
+                auto qd = convert<double>(in.q);
+                auto kd = convert<double>(in.k);
+                auto vd = convert<double>(in.v);
+                auto bd = convert<double>(in.beta);
+                auto g3d = convert<double>(in.g3);
                 auto g4d = convert<double>(in.g4);
                 delta_options o;
                 o.qk_l2norm = true;
@@ -515,12 +524,18 @@ void check_stored_delta(const char* name) {
                           shape{1, 40, 1, 2, 64, 64}}) {  // D not a multiple of the vector width; full column blocks
         INFO("Dk " << s.Dk << " Dv " << s.Dv);
         const inputs<float> in(s, 61);
-        const auto q = convert<In>(in.q), k = convert<In>(in.k), v = convert<In>(in.v);
+        const auto q = convert<In>(in.q);
+        const auto k = convert<In>(in.k);
+        const auto v = convert<In>(in.v);
         const auto g3 = convert<G>(in.g3);
         const auto g4 = convert<G>(in.g4);
         const auto beta = convert<Bt>(in.beta);
-        const auto qf = convert<float>(q), kf = convert<float>(k), vf = convert<float>(v);
-        const auto g3f = convert<float>(g3), g4f = convert<float>(g4), bf = convert<float>(beta);
+        const auto qf = convert<float>(q);
+        const auto kf = convert<float>(k);
+        const auto vf = convert<float>(v);
+        const auto g3f = convert<float>(g3);
+        const auto g4f = convert<float>(g4);
+        const auto bf = convert<float>(beta);
         const auto init = convert<S>(random_tensor<float, 4>({s.B, s.Hv, s.Dk, s.Dv}, 69, -0.5, 0.5));
         const auto initf = convert<float>(init);
         for (gate gk : {gate::none, gate::scalar, gate::vector})
@@ -542,8 +557,12 @@ void check_stored_delta(const char* name) {
                 // The float operator is float accurate: so is this one on the rounded inputs.
                 if (form == delta_form::recurrent) {
                     tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, s.Dk, s.Dv});
-                    const auto qd = convert<double>(qf), kd = convert<double>(kf), vd = convert<double>(vf);
-                    const auto g3d = convert<double>(g3f), g4d = convert<double>(g4f), bd = convert<double>(bf);
+                    const auto qd = convert<double>(qf);
+                    const auto kd = convert<double>(kf);
+                    const auto vd = convert<double>(vf);
+                    const auto g3d = convert<double>(g3f);
+                    const auto g4d = convert<double>(g4f);
+                    const auto bd = convert<double>(bf);
                     const auto id = convert<double>(initf);
                     run_delta(gk, qd.view(), kd.view(), vd.view(), g3d.view(), g4d.view(), bd.view(), ref.view(), opt,
                               id.view(), ref_fin.view());
@@ -771,13 +790,16 @@ TEST_CASE("gated delta rule with gates projected in the kernel: the reference's,
         }
         // The double reference projects the gates itself.
         tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, s.Dk, s.Dv});
-        const auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v);
-        const auto ad = convert<double>(a), bd = convert<double>(b);
+        const auto qd = convert<double>(in.q);
+        const auto kd = convert<double>(in.k);
+        const auto vd = convert<double>(in.v);
+        const auto ad = convert<double>(a);
+        const auto bd = convert<double>(b);
         const auto id = convert<double>(init);
         reference::gated_delta_rule(qd.view(), kd.view(), vd.view(), ad.view(), bd.view(), ref.view(), fused, id.view(),
                                     ref_fin.view());
-        CHECK(max_rel_error(out, ref) < 2e-5);
-        CHECK(max_rel_error(fin, ref_fin) < 2e-5);
+        CHECK(max_rel_error(out, ref) < recurrent_accuracy);
+        CHECK(max_rel_error(fin, ref_fin) < recurrent_accuracy);
     }
     // The decode steps project the same way: token by token they follow the full operator.
     delta_step_options so;
@@ -798,9 +820,9 @@ TEST_CASE("gated delta rule with gates projected in the kernel: the reference's,
                               pool.view(), so);
         for (index_t bb = 0; bb < s.B; ++bb)
             for (index_t h = 0; h < s.Hv; ++h)
-                for (index_t e = 0; e < s.Dv; ++e) REQUIRE(o(bb, h, e) == Approx(out(bb, t, h, e)).margin(2e-5));
+                for (index_t e = 0; e < s.Dv; ++e) REQUIRE(o(bb, h, e) == Approx(out(bb, t, h, e)).margin(recurrent_accuracy));
     }
-    CHECK(max_rel_error(pool, fin) < 2e-5);
+    CHECK(max_rel_error(pool, fin) < recurrent_accuracy);
     // Bad projections: errors, nothing written.
     tensor<float, 4> o3({s.B, s.N, s.Hv, s.Dv}, 7.0f);
     auto call = [&](const delta_options& o, const tensor<float, 3>& gv, const tensor<float, 3>& bv) {
@@ -813,7 +835,8 @@ TEST_CASE("gated delta rule with gates projected in the kernel: the reference's,
     bad = fused;
     bad.A_log = nullptr;
     expect_error([&] { call(bad, a, b); }, "'dt_bias': expected nullptr without A_log");
-    auto nan_a = convert<float>(a), nan_b = convert<float>(b);
+    auto nan_a = convert<float>(a);
+    auto nan_b = convert<float>(b);
     nan_a(1, 4, 2) = NAN;
     nan_b(0, 6, 1) = NAN;
     expect_error([&] { call(fused, nan_a, b); }, "'g': expected no NaN (a raw projection), given nan at [1,4,2]");

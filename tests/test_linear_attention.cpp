@@ -55,7 +55,10 @@ double la_error(const shape& s, const linear_attention_options& opt, unsigned se
     auto init = random_tensor<T, 4>({s.B, s.Hv, dphi, dvs}, seed + 9, 0, 0.5);
     tensor<T, 4> out({s.B, s.N, s.Hv, s.Dv}), fin({s.B, s.Hv, dphi, dvs});
     linear_attention(in.q.view(), in.k.view(), in.v.view(), out.view(), opt, init.view(), fin.view());
-    auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v), id = convert<double>(init);
+    auto qd = convert<double>(in.q);
+    auto kd = convert<double>(in.k);
+    auto vd = convert<double>(in.v);
+    auto id = convert<double>(init);
     tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, dphi, dvs});
     reference::linear_attention(qd.view(), kd.view(), vd.view(), ref.view(), opt, id.view(), ref_fin.view());
     return std::max(max_rel_error(out, ref), max_rel_error(fin, ref_fin));
@@ -66,7 +69,10 @@ double gla_error(const shape& s, bool vector_gate, const gla_options& opt, unsig
     inputs<T> in(s, seed, gate_scale);
     auto init = random_tensor<T, 4>({s.B, s.Hv, s.Dk, s.Dv}, seed + 9);
     tensor<T, 4> out({s.B, s.N, s.Hv, s.Dv}), fin({s.B, s.Hv, s.Dk, s.Dv});
-    auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v), id = convert<double>(init);
+    auto qd = convert<double>(in.q);
+    auto kd = convert<double>(in.k);
+    auto vd = convert<double>(in.v);
+    auto id = convert<double>(init);
     tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, s.Dk, s.Dv});
     if (vector_gate) {
         gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), out.view(), opt, init.view(), fin.view());
@@ -100,7 +106,7 @@ TEST_CASE("linear_attention matches the reference: every feature map, normalize,
                 if (fm != feature_map::identity && s.N > 200 && variant != 1) continue;  // keep the grid lean
                 INFO("B" << s.B << " N" << s.N << " Hk" << s.Hk << " Hv" << s.Hv << " Dk" << s.Dk << " Dv" << s.Dv
                          << " map " << int(fm) << " variant " << variant);
-                CHECK(la_error<float>(s, opt, seed) < 2e-5);
+                CHECK(la_error<float>(s, opt, seed) < recurrent_accuracy);
                 CHECK(la_error<double>(s, opt, seed) < 1e-12);
                 seed += 5;
             }
@@ -112,7 +118,7 @@ TEST_CASE("gated_linear_attention matches the reference: vector and scalar gates
         for (bool vec : {true, false}) {
             INFO("B" << s.B << " N" << s.N << " Hk" << s.Hk << " Hv" << s.Hv << " Dk" << s.Dk << " Dv" << s.Dv
                      << (vec ? " vector gate" : " scalar gate"));
-            CHECK(gla_error<float>(s, vec, {}, seed) < 2e-5);
+            CHECK(gla_error<float>(s, vec, {}, seed) < recurrent_accuracy);
             CHECK(gla_error<double>(s, vec, {}, seed) < 1e-12);
             seed += 5;
         }
@@ -143,7 +149,9 @@ TEST_CASE("extreme gates: cumulative log gates of -1e4 in a chunk, g = 0, mixed:
         for (index_t i = 0; i < in.gv.size(); ++i) in.gv.data()[i] = (i % 3 == 0) ? 0.0 : -per_token * ((i / 7) % 2);
         for (index_t i = 0; i < in.gs.size(); ++i) in.gs.data()[i] = (i % 5 == 0) ? 0.0 : -per_token;
         for (int variant = 0; variant < 2; ++variant) {
-            auto qf = convert<float>(in.q), kf = convert<float>(in.k), vf = convert<float>(in.v);
+            auto qf = convert<float>(in.q);
+            auto kf = convert<float>(in.k);
+            auto vf = convert<float>(in.v);
             auto gvf = convert<float>(in.gv);
             auto gsf = convert<float>(in.gs);
             tensor<float, 4> out({1, s.N, 1, s.Dv});
@@ -156,7 +164,7 @@ TEST_CASE("extreme gates: cumulative log gates of -1e4 in a chunk, g = 0, mixed:
                 reference::gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gs.view(), ref.view());
             }
             for (index_t i = 0; i < out.size(); ++i) REQUIRE(std::isfinite(out.data()[i]));
-            CHECK(max_rel_error(out, ref) < 2e-5);
+            CHECK(max_rel_error(out, ref) < recurrent_accuracy);
         }
     }
 }
@@ -172,13 +180,16 @@ TEST_CASE("strong random vector gates: the diagonal blocks halved and factored, 
                 inputs<double> in(s, 17, scale);
                 if (spikes)
                     for (index_t i = 0; i < in.gv.size(); i += 97) in.gv.data()[i] = -1e4;
-                auto qf = convert<float>(in.q), kf = convert<float>(in.k), vf = convert<float>(in.v), gf = convert<float>(in.gv);
+                auto qf = convert<float>(in.q);
+                auto kf = convert<float>(in.k);
+                auto vf = convert<float>(in.v);
+                auto gf = convert<float>(in.gv);
                 tensor<float, 4> out({s.B, s.N, s.Hv, s.Dv});
                 tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv});
                 gated_linear_attention(qf.view(), kf.view(), vf.view(), gf.view(), out.view());
                 reference::gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), ref.view());
                 for (index_t i = 0; i < out.size(); ++i) REQUIRE(std::isfinite(out.data()[i]));
-                CHECK(max_rel_error(out, ref) < 2e-5);
+                CHECK(max_rel_error(out, ref) < recurrent_accuracy);
             }
 }
 
@@ -453,6 +464,11 @@ TEST_CASE("bad inputs give seqmix::error naming the argument") {
     norm.normalize = true;
     tensor<float, 4> st_la({2, 4, 8, 6});
     expect_error([&] { linear_attention(q, k, v, out.view(), norm, {}, st_la.view()); }, "'final_state': expected shape [2,4,8,7]");
+    // eps = 0 with normalize (0 / 0 for a query whose features are all 0), in the call and the step.
+    linear_attention_options eps0;
+    eps0.normalize = true;
+    eps0.eps = 0;
+    expect_error([&] { linear_attention(q, k, v, out.view(), eps0); }, "'eps': expected a value > 0 with normalize");
     // Bad cu_seqlens.
     auto q1 = random_tensor<float, 4>({1, 10, 2, 8}, 4), k1 = random_tensor<float, 4>({1, 10, 2, 8}, 5);
     auto v1 = random_tensor<float, 4>({1, 10, 4, 6}, 6);
@@ -490,6 +506,11 @@ TEST_CASE("bad inputs give seqmix::error naming the argument") {
     so.state_indices = idx;
     auto gs = random_tensor<float, 2>({2, 4}, 11, -1, 0);
     expect_error([&] { gated_linear_attention_step(qs.view(), ks.view(), vs.view(), gs.view(), os.view(), pool.view(), so); }, "'state_indices': expected pad_slot (-1) or 0 <= state_indices[1] < 3");
+    linear_attention_step_options step_eps0;
+    step_eps0.normalize = true;
+    step_eps0.eps = 0;
+    tensor<float, 4> pool_n({2, 4, 8, 7});
+    expect_error([&] { linear_attention_step(qs.view(), ks.view(), vs.view(), os.view(), pool_n.view(), step_eps0); }, "'eps': expected a value > 0 with normalize");
     tensor<float, 4> small({2, 4, 8, 5});
     expect_error([&] { linear_attention_step(qs.view(), ks.view(), vs.view(), os.view(), small.view()); }, "'state': expected shape [slots,4,8,6]");
     for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 42.0f);
@@ -563,11 +584,16 @@ void check_stored_family(const char* name) {
         INFO("Dk " << s.Dk << " Dv " << s.Dv);
         const inputs<float> in(s, 71);
         const std::vector<float> dec = decays(s.Hv);
-        const auto q = convert<In>(in.q), k = convert<In>(in.k), v = convert<In>(in.v);
+        const auto q = convert<In>(in.q);
+        const auto k = convert<In>(in.k);
+        const auto v = convert<In>(in.v);
         const auto g4 = convert<G>(in.gv);
         const auto g3 = convert<G>(in.gs);
-        const auto qf = convert<float>(q), kf = convert<float>(k), vf = convert<float>(v);
-        const auto g4f = convert<float>(g4), g3f = convert<float>(g3);
+        const auto qf = convert<float>(q);
+        const auto kf = convert<float>(k);
+        const auto vf = convert<float>(v);
+        const auto g4f = convert<float>(g4);
+        const auto g3f = convert<float>(g3);
         for (int op = 0; op < 3; ++op) {
             INFO((op == 0   ? "linear_attention (elu+1, normalize, decay)"
                   : op == 1 ? "GLA vector gate"
@@ -590,11 +616,15 @@ void check_stored_family(const char* name) {
             CHECK(stores_rounded(fs, ff));
             // The float operator is float accurate: so is this one on the rounded inputs.
             tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, s.Dk, dvs});
-            const auto qd = convert<double>(qf), kd = convert<double>(kf), vd = convert<double>(vf);
-            const auto g4d = convert<double>(g4f), g3d = convert<double>(g3f), id = convert<double>(initf);
+            const auto qd = convert<double>(qf);
+            const auto kd = convert<double>(kf);
+            const auto vd = convert<double>(vf);
+            const auto g4d = convert<double>(g4f);
+            const auto g3d = convert<double>(g3f);
+            const auto id = convert<double>(initf);
             run_family(op, qd.view(), kd.view(), vd.view(), g4d.view(), g3d.view(), ref.view(), lo, 1, id.view(),
                        ref_fin.view());
-            CHECK(max_rel_error(of, ref) < 2e-5);
+            CHECK(max_rel_error(of, ref) < recurrent_accuracy);
             // Decode steps, slots permuted in a pool of 3.
             tensor<S, 4> pool({3, s.Hv, s.Dk, dvs});
             tensor<float, 4> poolf({3, s.Hv, s.Dk, dvs});
@@ -749,13 +779,15 @@ TEST_CASE("GLA with its per-head gate projected in the kernel: the reference's, 
         REQUIRE(bitwise_equal(fin, f2));
     }
     tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, s.Dk, s.Dv});
-    const auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v);
+    const auto qd = convert<double>(in.q);
+    const auto kd = convert<double>(in.k);
+    const auto vd = convert<double>(in.v);
     const auto ad = convert<double>(a);
     const auto id = convert<double>(init);
     reference::gated_linear_attention(qd.view(), kd.view(), vd.view(), ad.view(), ref.view(), fused, id.view(),
                                       ref_fin.view());
-    CHECK(max_rel_error(out, ref) < 2e-5);
-    CHECK(max_rel_error(fin, ref_fin) < 2e-5);
+    CHECK(max_rel_error(out, ref) < recurrent_accuracy);
+    CHECK(max_rel_error(fin, ref_fin) < recurrent_accuracy);
     gla_step_options so;
     so.A_log = A_log.data();
     so.dt_bias = dt_bias.data();
@@ -765,9 +797,9 @@ TEST_CASE("GLA with its per-head gate projected in the kernel: the reference's, 
         gated_linear_attention_step(token(in.q, t), token(in.k, t), token(in.v, t), token(a, t), o.view(), pool.view(), so);
         for (index_t b = 0; b < s.B; ++b)
             for (index_t h = 0; h < s.Hv; ++h)
-                for (index_t e = 0; e < s.Dv; ++e) REQUIRE(o(b, h, e) == Approx(out(b, t, h, e)).margin(2e-5));
+                for (index_t e = 0; e < s.Dv; ++e) REQUIRE(o(b, h, e) == Approx(out(b, t, h, e)).margin(recurrent_accuracy));
     }
-    CHECK(max_rel_error(pool, fin) < 2e-5);
+    CHECK(max_rel_error(pool, fin) < recurrent_accuracy);
     tensor<float, 4> o3({s.B, s.N, s.Hv, s.Dv}, 7.0f);
     expect_error([&] { gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), o3.view(), fused); },
                  "'A_log': expected nullptr with a per-key-channel gate");

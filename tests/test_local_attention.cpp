@@ -30,7 +30,9 @@ double window_vs_reference(const shape& s, const window_options& opt, unsigned s
     tensor<T, 4> out({s.B, s.Nq, s.Hq, s.Dv}, T(99));
     tensor<T, 3> lse({s.B, s.Hq, s.Nq}, T(99));
     sliding_window_attention(q.view(), k.view(), v.view(), out.view(), opt, lse.view());
-    auto qd = convert<double>(q), kd = convert<double>(k), vd = convert<double>(v);
+    auto qd = convert<double>(q);
+    auto kd = convert<double>(k);
+    auto vd = convert<double>(v);
     tensor<double, 4> ref({s.B, s.Nq, s.Hq, s.Dv});
     tensor<double, 3> ref_lse({s.B, s.Hq, s.Nq});
     reference::sliding_window_attention(qd.view(), kd.view(), vd.view(), ref.view(), opt, ref_lse.view());
@@ -270,7 +272,9 @@ std::pair<double, double> na_vs_reference(const image_case& c, unsigned seed) {
     for (std::size_t a = 0; a + 1 < R - 1; ++a) ls[a] = out.shape()[a];
     ls[R - 2] = c.Hq;
     tensor<T, R - 1> lse(ls);
-    auto qd = convert<double>(q), kd = convert<double>(k), vd = convert<double>(v);
+    auto qd = convert<double>(q);
+    auto kd = convert<double>(k);
+    auto vd = convert<double>(v);
     tensor<double, R> ref(out.shape());
     tensor<double, R - 1> ref_lse(ls);
     if constexpr (Rank == 1) {
@@ -429,7 +433,9 @@ TEST_CASE("local attention over bf16 / fp16 / fp8 storage: the float operator's 
         const auto q = convert<bf16>(random_tensor<float, 4>({B, Nq, Hq, D}, 61));
         const auto k = convert<fp8_e4m3>(random_tensor<float, 4>({B, Nk, Hkv, D}, 62, -4, 4));
         const auto v = convert<fp8_e4m3>(random_tensor<float, 4>({B, Nk, Hkv, D}, 63, -4, 4));
-        const auto qf = convert<float>(q), kf = convert<float>(k), vf = convert<float>(v);
+        const auto qf = convert<float>(q);
+        const auto kf = convert<float>(k);
+        const auto vf = convert<float>(v);
         window_options o;
         o.window_left = 17;
         o.window_right = 5;
@@ -442,7 +448,8 @@ TEST_CASE("local attention over bf16 / fp16 / fp8 storage: the float operator's 
         sliding_window_attention(q.view(), k.view(), v.view(), os.view(), o);
         CHECK(stores_rounded(os, of));
         const paged_copy pc = page(kf, vf, 16, 3);
-        const auto pk = convert<fp8_e4m3>(pc.k), pv = convert<fp8_e4m3>(pc.v);
+        const auto pk = convert<fp8_e4m3>(pc.k);
+        const auto pv = convert<fp8_e4m3>(pc.v);
         const std::int32_t lens[] = {std::int32_t(Nk), std::int32_t(Nk)};
         window_options paged = o;
         paged.seqlens_k = lens;
@@ -456,7 +463,9 @@ TEST_CASE("local attention over bf16 / fp16 / fp8 storage: the float operator's 
         const auto q = convert<fp16>(random_tensor<float, 5>({2, 13, 11, 4, 24}, 64));
         const auto k = convert<fp16>(random_tensor<float, 5>({2, 13, 11, 2, 24}, 65));
         const auto v = convert<bf16>(random_tensor<float, 5>({2, 13, 11, 2, 24}, 66));
-        const auto qf = convert<float>(q), kf = convert<float>(k), vf = convert<float>(v);
+        const auto qf = convert<float>(q);
+        const auto kf = convert<float>(k);
+        const auto vf = convert<float>(v);
         for (const neighborhood_options& o : {na(5, 1, false), na(3, 2, {true, false})}) {
             tensor<float, 5> of({2, 13, 11, 4, 24});
             tensor<float, 4> lf({2, 13, 11, 4}), ls({2, 13, 11, 4});

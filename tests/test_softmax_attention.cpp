@@ -45,7 +45,9 @@ double compare_with_reference(const shape& s, const attention_options& opt, unsi
     tensor<T, 4> out({s.B, s.Nq, s.Hq, s.Dv}, T(99));
     tensor<T, 3> lse({s.B, s.Hq, s.Nq}, T(99));
     softmax_attention(q.view(), k.view(), v.view(), out.view(), opt, lse.view());
-    auto qd = convert<double>(q), kd = convert<double>(k), vd = convert<double>(v);
+    auto qd = convert<double>(q);
+    auto kd = convert<double>(k);
+    auto vd = convert<double>(v);
     tensor<double, 4> ref({s.B, s.Nq, s.Hq, s.Dv});
     tensor<double, 3> ref_lse({s.B, s.Hq, s.Nq});
     reference::softmax_attention(qd.view(), kd.view(), vd.view(), ref.view(), opt, ref_lse.view());
@@ -259,6 +261,10 @@ TEST_CASE("plan: decode at batch 1 deals at least as many items as threads, up t
     const auto a = detail::prepare_attention(q.view(), k1.view(), k1.view(), out.view(), tensor_view<float, 3>(), opt, "plan");
     const kernels::attention_plan plan = kernels::plan_attention(detail::softmax_variant<float>(a, opt), 64);
     CHECK(plan.items == 64);
+    // The hostile catalog's "decode split KV" shape (its NaN / Inf class goes through the merge).
+    tensor<float, 4> qh({2, 1, 4, 5}), kh({2, 1100, 2, 5}), vh({2, 1100, 2, 7}), oh({2, 1, 4, 7});
+    const auto ah = detail::prepare_attention(qh.view(), kh.view(), vh.view(), oh.view(), tensor_view<float, 3>(), opt, "plan");
+    for (int threads : {1, 2, 5}) CHECK(kernels::plan_attention(detail::softmax_variant<float>(ah, opt), threads).problems[0].splits == 2);
 }
 
 TEST_CASE("results are bitwise identical for 1, 2, 3 and 5 threads (every engine, split or not)") {
@@ -325,7 +331,8 @@ TEST_CASE("paged KV cache: the same bits as the contiguous cache, pages in any o
                     CHECK(bitwise_equal(l1, l2));
                     if (block_size == 5) {  // and the reference reads pages the same way
                         auto qd = convert<double>(q);
-                        auto kd = convert<double>(pc.k), vd = convert<double>(pc.v);
+                        auto kd = convert<double>(pc.k);
+                        auto vd = convert<double>(pc.v);
                         tensor<double, 4> ref({B, nq, hq, D});
                         reference::softmax_attention(qd.view(), kd.view(), vd.view(), ref.view(), paged);
                         CHECK(max_rel_error(o2, ref) < 2e-6);
@@ -378,7 +385,9 @@ TEST_CASE("paged KV cache with packed queries (a mixed prefill and decode batch)
                 REQUIRE(bitwise_equal(os.view(), slice(out.view(), 1, cu[std::size_t(s)], n)));
                 REQUIRE(bitwise_equal(ls.view(), slice(lse.view(), 2, cu[std::size_t(s)], n)));
             }
-            const auto qd = convert<double>(q), kd = convert<double>(pc.k), vd = convert<double>(pc.v);
+            const auto qd = convert<double>(q);
+            const auto kd = convert<double>(pc.k);
+            const auto vd = convert<double>(pc.v);
             tensor<double, 4> ref({1, cu.back(), Hq, D}, 9.0);
             reference::softmax_attention(qd.view(), kd.view(), vd.view(), ref.view(), o);
             CHECK(max_rel_error(out, ref) < 2e-6);
@@ -532,7 +541,7 @@ TEST_CASE("long sequence accuracy: N = 8192 within 1e-5 of the double reference"
     attention_options opt;
     const double err = compare_with_reference<float>(s, opt, 77);
     std::printf("softmax_attention N=8192 D=16: max relative error vs double reference %.3g\n", err);
-    CHECK(err < 1e-5);
+    CHECK(err < attention_accuracy);
 }
 
 namespace {
@@ -684,7 +693,9 @@ void check_stored_bits(const char* name, bf16_products products = bf16_products:
             const auto q = convert<Q>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 11, -2, 2));
             const auto k = convert<K>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 12, -2, 2));
             const auto v = convert<V>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 13, -2, 2));
-            const auto qf = convert<float>(q), kf = convert<float>(k), vf = convert<float>(v);
+            const auto qf = convert<float>(q);
+            const auto kf = convert<float>(k);
+            const auto vf = convert<float>(v);
             attention_options opt;
             opt.causal = causal;
             opt.num_threads = 1;
@@ -710,7 +721,8 @@ void check_stored_bits(const char* name, bf16_products products = bf16_products:
             }
             // A paged cache of the same stored values.
             const paged_copy pc = page(kf, vf, 16, 5);
-            const auto pk = convert<K>(pc.k), pv = convert<V>(pc.v);
+            const auto pk = convert<K>(pc.k);
+            const auto pv = convert<V>(pc.v);
             std::vector<std::int32_t> lens(std::size_t(s.B), std::int32_t(s.Nk));
             attention_options paged = opt;
             paged.seqlens_k = lens.data();
@@ -755,8 +767,8 @@ TEST_CASE("bf16 inputs match the double reference on the rounded inputs within 1
             tensor<double, 3> ref_lse({s.B, s.Hq, s.Nq});
             reference::softmax_attention(convert<double>(q).view(), convert<double>(k).view(), convert<double>(v).view(),
                                          ref.view(), opt, ref_lse.view());
-            CHECK(max_rel_error(out, ref) < 1e-5);
-            CHECK(max_rel_error(lse, ref_lse, 1.0) < 1e-5);
+            CHECK(max_rel_error(out, ref) < attention_accuracy);
+            CHECK(max_rel_error(lse, ref_lse, 1.0) < attention_accuracy);
             opt.num_threads = 3;  // and the same bits on any number of threads
             tensor<float, 4> out3({s.B, s.Nq, s.Hq, s.Dv});
             softmax_attention(q.view(), k.view(), v.view(), out3.view(), opt);
@@ -794,7 +806,7 @@ TEST_CASE("round_probabilities: P rounded to bf16 stays within its documented er
     std::printf("round_probabilities: max relative error %.3g (float-accurate default %.3g)\n", err,
                 max_rel_error(exact, ref));
     CHECK(err < 0x1p-9);  // each probability within 2^-9: so is their weighted mean of values
-    CHECK(max_rel_error(exact, ref) < 1e-5);
+    CHECK(max_rel_error(exact, ref) < attention_accuracy);
     if (!SEQMIX_HAS_BF16_DOT) CHECK(bitwise_equal(rounded, exact));  // no bf16 dot products: no effect
     // Widened rows never round the probabilities.
     opt.products = exact_opt.products = bf16_products::widened;
@@ -839,8 +851,8 @@ TEST_CASE("fp8 caches with per-head scales match the double reference on the deq
         attention_options plain = opt;
         plain.k_scale = plain.v_scale = nullptr;
         reference::softmax_attention(qd.view(), kd.view(), vd.view(), ref.view(), plain, ref_lse.view());
-        CHECK(max_rel_error(out, ref) < 1e-5);
-        CHECK(max_rel_error(lse, ref_lse, 1.0) < 1e-5);
+        CHECK(max_rel_error(out, ref) < attention_accuracy);
+        CHECK(max_rel_error(lse, ref_lse, 1.0) < attention_accuracy);
         // The reference reads the stored values and scales the same way.
         tensor<float, 4> ref2({s.B, s.Nq, s.Hq, s.Dv});
         reference::softmax_attention(q.view(), k.view(), v.view(), ref2.view(), opt);

@@ -44,11 +44,15 @@ qkv make(const shape& s, unsigned seed) {
 
 template <class T, class Opt, class Fast, class Ref>
 std::pair<double, double> vs_reference(const shape& s, const Opt& opt, const qkv& in, Fast&& fast, Ref&& ref) {
-    const auto q = convert<T>(in.q), k = convert<T>(in.k), v = convert<T>(in.v);
+    const auto q = convert<T>(in.q);
+    const auto k = convert<T>(in.k);
+    const auto v = convert<T>(in.v);
     tensor<T, 4> out({s.B, s.Nq, s.Hq, s.Dv}, T(99));
     tensor<T, 3> lse({s.B, s.Hq, s.Nq}, T(99));
     fast(q.view(), k.view(), v.view(), out.view(), opt, lse.view());
-    auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v);
+    auto qd = convert<double>(in.q);
+    auto kd = convert<double>(in.k);
+    auto vd = convert<double>(in.v);
     tensor<double, 4> r({s.B, s.Nq, s.Hq, s.Dv});
     tensor<double, 3> rl({s.B, s.Hq, s.Nq});
     ref(qd.view(), kd.view(), vd.view(), r.view(), opt, rl.view());
@@ -99,7 +103,9 @@ TEST_CASE("topk_attention matches the double reference, selected indices include
                 so.indices_out = ix.view();
                 topk_attention(in.q.view(), in.k.view(), in.v.view(), out.view(), so);
                 so.indices_out = rix.view();
-                const auto qd = convert<double>(in.q), kd = convert<double>(in.k), vd = convert<double>(in.v);
+                const auto qd = convert<double>(in.q);
+                const auto kd = convert<double>(in.k);
+                const auto vd = convert<double>(in.v);
                 reference::topk_attention(qd.view(), kd.view(), vd.view(), rout.view(), so);
                 CHECK(bitwise_equal(ix, rix));
                 // The given-list form on the selected lists gives the selecting form's bits
@@ -156,7 +162,7 @@ TEST_CASE("topk_attention given indices: -1 entries, any order, paged == contigu
     for (index_t b = 0; b < B; ++b)
         for (index_t i = 0; i < Nq; ++i)
             for (index_t h = 0; h < Hkv; ++h) {
-                std::vector<std::int32_t> keys(std::size_t(lens[b]));
+                std::vector<std::int32_t> keys(static_cast<std::size_t>(lens[b]));
                 for (std::int32_t j = 0; j < lens[b]; ++j) keys[std::size_t(j)] = j;
                 std::shuffle(keys.begin(), keys.end(), gen);
                 for (index_t t = 0; t < K; ++t)
@@ -431,7 +437,9 @@ TEST_CASE("sparse attention over bf16 / fp8 storage: the float operator's bits o
     const auto q = convert<bf16>(ints(random_tensor<float, 4>({B, Nq, Hq, D}, 71, -3, 3)));
     const auto k = convert<fp8_e4m3>(ints(random_tensor<float, 4>({B, Nk, Hkv, D}, 72, -3, 3)));
     const auto v = convert<bf16>(random_tensor<float, 4>({B, Nk, Hkv, D}, 73));
-    const auto qf = convert<float>(q), kf = convert<float>(k), vf = convert<float>(v);
+    const auto qf = convert<float>(q);
+    const auto kf = convert<float>(k);
+    const auto vf = convert<float>(v);
     {
         topk_options o;
         o.top_k = 24;

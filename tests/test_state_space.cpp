@@ -136,9 +136,13 @@ struct scan_result {
 
 template <class T, class U>
 scan_result<U> run_scan(const scan_inputs<T>& in, const scan_shape& s, bool reference, int threads = 1) {
-    auto u = convert<U>(in.u), d = convert<U>(in.delta), z = convert<U>(in.z), init = convert<U>(in.init);
+    auto u = convert<U>(in.u);
+    auto d = convert<U>(in.delta);
+    auto z = convert<U>(in.z);
+    auto init = convert<U>(in.init);
     auto A = convert<U>(in.A);
-    auto B = convert<U>(in.B), C = convert<U>(in.C);
+    auto B = convert<U>(in.B);
+    auto C = convert<U>(in.C);
     scan_result<U> r{tensor<U, 3>({s.Bt, s.N, s.Din}), tensor<U, 3>({s.Bt, s.Din, s.S})};
     auto o = in.options(z);
     o.num_threads = threads;
@@ -161,8 +165,8 @@ TEST_CASE("selective_scan: fp32 and double against the double reference at awkwa
             const auto f64 = run_scan<double, double>(in, s, false);
             INFO("Bt " << s.Bt << " N " << s.N << " Din " << s.Din << " S " << s.S << " G " << s.G << " softplus "
                        << e.softplus << " z " << e.gate);
-            CHECK(max_rel_error(f32.out, ref.out) < 2e-5);
-            CHECK(max_rel_error(f32.fin, ref.fin) < 2e-5);
+            CHECK(max_rel_error(f32.out, ref.out) < recurrent_accuracy);
+            CHECK(max_rel_error(f32.fin, ref.fin) < recurrent_accuracy);
             CHECK(max_rel_error(f64.out, ref.out) < 1e-12);
             CHECK(max_rel_error(f64.fin, ref.fin) < 1e-12);
         }
@@ -176,8 +180,8 @@ TEST_CASE("selective_scan: large |delta A| underflows to 0 without NaN; delta 0 
     const auto ref = run_scan<double, double>(in, s, true);
     const auto got = run_scan<double, float>(in, s, false);
     for (index_t i = 0; i < got.out.size(); ++i) REQUIRE(std::isfinite(got.out.data()[i]));
-    CHECK(max_rel_error(got.out, ref.out) < 2e-5);
-    CHECK(max_rel_error(got.fin, ref.fin) < 2e-5);
+    CHECK(max_rel_error(got.out, ref.out) < recurrent_accuracy);
+    CHECK(max_rel_error(got.fin, ref.fin) < recurrent_accuracy);
 }
 
 TEST_CASE("selective_scan: Mamba's channel-major [B, Din, L] views give the token-major bits") {
@@ -329,7 +333,10 @@ struct ssd_result {
 
 template <class T, class U>
 ssd_result<U> run_ssd(const ssd_inputs<T>& in, const ssd_shape& s, bool reference, int threads = 1, int chunk = 0) {
-    auto x = convert<U>(in.x), z = convert<U>(in.z), B = convert<U>(in.B), C = convert<U>(in.C);
+    auto x = convert<U>(in.x);
+    auto z = convert<U>(in.z);
+    auto B = convert<U>(in.B);
+    auto C = convert<U>(in.C);
     auto init = convert<U>(in.init);
     auto dt = convert<U>(in.dt);
     auto A = convert<U>(in.A);
@@ -356,8 +363,8 @@ TEST_CASE("ssd_scan: fp32 and double against the double reference at awkward siz
             const auto f64 = run_ssd<double, double>(in, s, false);
             INFO("Bt " << s.Bt << " N " << s.N << " H " << s.H << " P " << s.P << " S " << s.S << " G " << s.G
                        << " softplus " << e.softplus << " z " << e.gate);
-            CHECK(max_rel_error(f32.out, ref.out) < 2e-5);
-            CHECK(max_rel_error(f32.fin, ref.fin) < 2e-5);
+            CHECK(max_rel_error(f32.out, ref.out) < recurrent_accuracy);
+            CHECK(max_rel_error(f32.fin, ref.fin) < recurrent_accuracy);
             CHECK(max_rel_error(f64.out, ref.out) < 1e-12);
             CHECK(max_rel_error(f64.fin, ref.fin) < 1e-12);
         }
@@ -373,8 +380,8 @@ TEST_CASE("ssd_scan: any chunk_size, and large |dt A| (underflow to 0, no NaN)")
         const auto got = run_ssd<double, float>(in, s, false, 1, chunk);
         INFO("chunk " << chunk);
         for (index_t i = 0; i < got.out.size(); ++i) REQUIRE(std::isfinite(got.out.data()[i]));
-        CHECK(max_rel_error(got.out, ref.out) < 2e-5);
-        CHECK(max_rel_error(got.fin, ref.fin) < 2e-5);
+        CHECK(max_rel_error(got.out, ref.out) < recurrent_accuracy);
+        CHECK(max_rel_error(got.fin, ref.fin) < recurrent_accuracy);
     }
 }
 
@@ -483,7 +490,8 @@ TEST_CASE("causal_conv1d: against the double reference, widths 1 to 8, states, b
                     const bool with_state = variant != 2;
                     tensor<double, 3> ref({2, N, C}), ref_fin({2, C, W - 1}), f64({2, N, C}), fin64({2, C, W - 1});
                     tensor<float, 3> f32({2, N, C}), fin32({2, C, W - 1});
-                    auto x32 = convert<float>(in.x), i32 = convert<float>(in.init);
+                    auto x32 = convert<float>(in.x);
+                    auto i32 = convert<float>(in.init);
                     auto w32 = convert<float>(in.w);
                     auto init = with_state ? tensor_view<const double, 3>(in.init.view()) : tensor_view<const double, 3>();
                     auto init32 = with_state ? tensor_view<const float, 3>(i32.view()) : tensor_view<const float, 3>();
@@ -680,11 +688,18 @@ void check_stored_scan(const char* name) {
     INFO(name);
     const scan_shape s{2, 70, 40, 16, 2};  // Din not a multiple of the vector width
     const scan_inputs<float> in0(s, 91, {});
-    const auto u = convert<In>(in0.u), d = convert<In>(in0.delta), z = convert<In>(in0.z);
-    const auto B = convert<In>(in0.B), C = convert<In>(in0.C);
+    const auto u = convert<In>(in0.u);
+    const auto d = convert<In>(in0.delta);
+    const auto z = convert<In>(in0.z);
+    const auto B = convert<In>(in0.B);
+    const auto C = convert<In>(in0.C);
     const auto init = convert<S>(in0.init);
-    const auto uf = convert<float>(u), df = convert<float>(d), zf = convert<float>(z), Bf = convert<float>(B),
-               Cf = convert<float>(C), initf = convert<float>(init);
+    const auto uf = convert<float>(u);
+    const auto df = convert<float>(d);
+    const auto zf = convert<float>(z);
+    const auto Bf = convert<float>(B);
+    const auto Cf = convert<float>(C);
+    const auto initf = convert<float>(init);
     auto of = in0.options(zf);
     of.num_threads = 1;
     tensor<float, 3> yf({s.Bt, s.N, s.Din}), ff({s.Bt, s.Din, s.S});
@@ -742,7 +757,10 @@ void check_stored_ssd(const char* name) {
     INFO(name);
     const ssd_shape s{2, 70, 4, 24, 32, 2};  // P not a multiple of the vector width
     const ssd_inputs<float> in0(s, 93, {});
-    const auto x = convert<In>(in0.x), z = convert<In>(in0.z), B = convert<In>(in0.B), C = convert<In>(in0.C);
+    const auto x = convert<In>(in0.x);
+    const auto z = convert<In>(in0.z);
+    const auto B = convert<In>(in0.B);
+    const auto C = convert<In>(in0.C);
     const auto init = convert<S>(in0.init);
     const auto xf = convert<float>(x), zf = convert<float>(z), Bf = convert<float>(B), Cf = convert<float>(C),
                initf = convert<float>(init);
@@ -789,9 +807,12 @@ void check_stored_conv(const char* name) {
     INFO(name);
     const index_t Bt = 2, N = 70, Ch = 40, W = 4;
     const conv_inputs<float> in0(Bt, N, Ch, W, 95);
-    const auto x = convert<In>(in0.x), w = convert<In>(in0.w);
+    const auto x = convert<In>(in0.x);
+    const auto w = convert<In>(in0.w);
     const auto init = convert<S>(in0.init);
-    const auto xf = convert<float>(x), wf = convert<float>(w), initf = convert<float>(init);
+    const auto xf = convert<float>(x);
+    const auto wf = convert<float>(w);
+    const auto initf = convert<float>(init);
     conv1d_options o;
     o.bias = in0.bias.data();
     o.activation = activation::silu;

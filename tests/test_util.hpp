@@ -37,6 +37,12 @@ seqmix::tensor<U, R> convert(const seqmix::tensor<T, R>& t) {
     return out;
 }
 
+// The accuracy contract of docs/api.md ("Accuracy"): fp32 results against the double
+// reference, relative to the largest output magnitude. The recurrent operators and scans sum
+// over whole chunks and states, so their bound is twice the attention operators'.
+constexpr double attention_accuracy = 1e-5;
+constexpr double recurrent_accuracy = 2e-5;
+
 // max |a - b| over max |b| (relative to the reference's largest magnitude, at least `floor`:
 // log-sum-exps near 0 are compared on the scale of 1); inf vs inf matches.
 template <class A, class B, std::size_t R>

@@ -60,8 +60,8 @@ public:
             y.dt_proj = w.linear_of(m + "dt_proj", c.inner, c.dt_rank, false, 0.1f);
             y.dt_bias = w.vector_of(m + "dt_proj.bias", c.inner, uniform(-4.0f, -2.0f));
             const std::int64_t S = c.state;
-            y.A = -w.matrix_of(m + "A_log", c.inner, S, [S](std::mt19937&, std::int64_t i) {
-                       return std::log(float(i % S + 1));  // S4D-real init
+            y.A = -w.matrix_of(m + "A_log", c.inner, S, [S](std::mt19937&, std::int64_t e) {
+                       return std::log(float(e % S + 1));  // S4D-real init
                    }).array().exp().matrix();
             y.D = w.vector_of(m + "D", c.inner, around(1.0f, 0.2f));
             y.out_proj = w.linear_of(m + "out_proj", c.hidden, c.inner, c.bias, 0.04f);

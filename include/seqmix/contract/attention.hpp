@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../core/executor.hpp"
 #include "../core/storage_types.hpp"
 #include "../core/tensor_view.hpp"
 #include "../core/validate.hpp"
@@ -31,6 +32,7 @@ struct attention_inputs {
     const float* v_scale = nullptr;              // [Hkv]
     int num_seqs = 0;          // seqmix extension: entries in cu_seqlens minus one (varlen)
     int num_threads = 0;       // 0 = OpenMP default
+    seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
 };
 
 // How prefill multiplies q, k and v stored as bf16 where the target has AVX512-BF16 (a seqmix

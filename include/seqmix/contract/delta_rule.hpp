@@ -24,6 +24,7 @@ struct delta_options : state_pool_options, gate_projection_options {
     const std::int32_t* cu_seqlens = nullptr;  // [num_seqs + 1], packed varlen
     int num_seqs = 0;        // seqmix extension: entries in cu_seqlens minus one
     int num_threads = 0;
+    seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
     delta_form form = delta_form::automatic;
 };
 

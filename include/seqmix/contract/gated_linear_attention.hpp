@@ -11,6 +11,7 @@ struct gla_options : state_pool_options, gate_projection_options {
     const std::int32_t* cu_seqlens = nullptr;
     int num_seqs = 0;
     int num_threads = 0;
+    seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
 };
 
 struct gla_step_options : recurrent_step_options, gate_projection_options {};

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <initializer_list>
 
+#include "../core/executor.hpp"
 #include "../core/abi.hpp"
 #include "../core/validate.hpp"
 #include "attention.hpp"
@@ -50,6 +51,7 @@ struct neighborhood_options {
     double scale = 0;                // 0 = 1/sqrt(Dk)
     const float* sinks = nullptr;    // [Hq]; a logit joining every row's denominator
     int num_threads = 0;             // 0 = OpenMP default
+    seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
 };
 
 SEQMIX_ABI_BEGIN

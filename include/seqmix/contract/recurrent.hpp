@@ -13,11 +13,11 @@
 #include <utility>
 #include <vector>
 
+#include "../core/executor.hpp"
 #include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
 #include "../core/storage_types.hpp"
 #include "../core/validate.hpp"
-#include "../simd/blas1.hpp"
 
 namespace seqmix {
 
@@ -62,6 +62,7 @@ struct recurrent_step_options {
     double scale = 0;
     const std::int32_t* state_indices = nullptr;  // [B]: row b uses state slot state_indices[b] (pad_slot: skip)
     int num_threads = 0;
+    seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
 };
 
 SEQMIX_ABI_BEGIN
@@ -379,6 +380,26 @@ std::string element_index(const std::array<index_t, R>& idx, index_t last) {
     return at + std::to_string(last) + "]";
 }
 
+// Index of the first x[i] outside [lo, hi] (NaN included), or n if there is none. Plain C++
+// (the references share these checks and never include simd/): blocks of 64 without an early
+// exit inside, which compilers vectorize.
+template <class S, class T>
+std::size_t first_outside(const S* x, std::size_t n, T lo, T hi) {
+    constexpr std::size_t block = 64;
+    std::size_t i = 0;
+    for (; i + block <= n; i += block) {
+        bool inside = true;
+        for (std::size_t j = 0; j < block; ++j) {
+            const T t = T(x[i + j]);
+            inside &= (lo <= t) & (t <= hi);
+        }
+        if (!inside) break;
+    }
+    for (; i < n; ++i)
+        if (!(lo <= T(x[i]) && T(x[i]) <= hi)) return i;
+    return n;
+}
+
 template <class E, std::size_t R>
 void check_values_in(const tensor_view<const E, R>& v, compute_type_of<E> lo, compute_type_of<E> hi, const char* op,
                      const char* arg, const char* expected) {
@@ -387,7 +408,7 @@ void check_values_in(const tensor_view<const E, R>& v, compute_type_of<E> lo, co
     for_each_row(v, [&](const E* row, const std::array<index_t, R>& idx) {
         index_t bad = inner;
         if (stride == 1) {
-            bad = index_t(simd::first_outside(row, std::size_t(inner), lo, hi));
+            bad = index_t(first_outside(row, std::size_t(inner), lo, hi));
         } else {
             for (index_t i = 0; i < inner && bad == inner; ++i)
                 if (!(lo <= T(row[i * stride]) && T(row[i * stride]) <= hi)) bad = i;
@@ -403,7 +424,7 @@ void check_values_in(const tensor_view<const E, R>& v, compute_type_of<E> lo, co
 inline void check_array_in(const float* p, index_t n, float lo, float hi, const char* op, const char* arg,
                            const char* expected) {
     if (!p) return;
-    const index_t i = index_t(simd::first_outside(p, std::size_t(n), lo, hi));
+    const index_t i = index_t(first_outside(p, std::size_t(n), lo, hi));
     if (i < n) raise(detail::concat(op, ": argument '", arg, "': expected ", expected, ", given ", arg, "[", i, "] = ", p[i]));
 }
 
@@ -537,6 +558,11 @@ inline void check_chunk_size(int c, const char* op) {
 template <class QV, class KV, class VV, class OV, class Options, class SIV, class SOV>
 auto prepare_matrix_recurrent(const QV& q, const KV& k, const VV& v, const OV& out, const Options& opt,
                               const SIV& initial_state, const SOV& final_state, const char* op) {
+    // One rule with the gates: their unbatched rank would be ambiguous (GLA's [N,H,Dk] vector
+    // gate against a batched [B,N,H] scalar one), so the gated operators take no unbatched form.
+    static_assert(QV::rank == 4 && KV::rank == 4 && VV::rank == 4 && OV::rank == 4,
+                  "seqmix: gated_linear_attention and the delta rule take batched q, k, v, out [B,N,H,D] "
+                  "only (no unbatched form): view one sequence with a batch axis of 1");
     using T = compute_type_of<typename OV::value_type>;
     auto a = prepare_recurrent(q, k, v, out, initial_state, final_state, op);
     validate_recurrent(a, op, opt.cu_seqlens, opt.num_seqs, opt, opt.num_threads, a.q.empty() ? 0 : a.q.extent(3), 0);

@@ -24,6 +24,7 @@ struct selective_scan_options : state_pool_options {
     const std::int32_t* cu_seqlens = nullptr;  // [num_seqs + 1], packed varlen
     int num_seqs = 0;                          // seqmix extension: entries in cu_seqlens minus one
     int num_threads = 0;
+    seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
 };
 
 // Mamba-2 (SSD).
@@ -37,6 +38,7 @@ struct ssd_options : state_pool_options {
     const std::int32_t* cu_seqlens = nullptr;
     int num_seqs = 0;
     int num_threads = 0;
+    seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
 };
 
 struct conv1d_options : state_pool_options {
@@ -45,6 +47,7 @@ struct conv1d_options : state_pool_options {
     const std::int32_t* cu_seqlens = nullptr;
     int num_seqs = 0;
     int num_threads = 0;
+    seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
 };
 
 template <class T = float>
@@ -55,6 +58,7 @@ struct selective_scan_step_options {
     bool delta_softplus = false;
     const std::int32_t* state_indices = nullptr;  // [B]: row b uses slot state_indices[b] (pad_slot: skip)
     int num_threads = 0;
+    seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
 };
 
 template <class T = float>
@@ -65,6 +69,7 @@ struct ssd_step_options {
     bool dt_softplus = false;
     const std::int32_t* state_indices = nullptr;
     int num_threads = 0;
+    seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
 };
 
 struct conv1d_step_options {
@@ -72,6 +77,7 @@ struct conv1d_step_options {
     seqmix::activation activation = seqmix::activation::none;
     const std::int32_t* state_indices = nullptr;
     int num_threads = 0;
+    seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
 };
 
 SEQMIX_ABI_BEGIN

@@ -38,7 +38,7 @@ inline host_cpu read_host_cpu() {
     // cache is the first entry of type 1 (data) at level 1.
     const unsigned leaf = h.vendor == cpu_vendor::amd ? 0x8000001Du : 4u;
     if (leaf == 4u && max_leaf < 4u) return h;
-    if (leaf != 4u && __get_cpuid_max(0x80000000u, nullptr) < leaf) return h;
+    if (leaf != 4u && unsigned(__get_cpuid_max(0x80000000u, nullptr)) < leaf) return h;
     for (unsigned i = 0; i < 8; ++i) {
         __cpuid_count(leaf, i, a, b, c, d);
         const unsigned type = a & 0x1fu, level = (a >> 5) & 0x7u;

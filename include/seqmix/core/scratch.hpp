@@ -24,6 +24,27 @@ inline scratch_pool& this_thread_scratch_pool() {
 }
 }  // namespace detail
 
+// Bytes of scratch memory seqmix keeps for the calling thread between calls: the working
+// memory of the largest calls it made so far.
+inline std::size_t thread_scratch_bytes() {
+    std::size_t bytes = 0;
+    for (const auto& slot : detail::this_thread_scratch_pool().slots) bytes += slot.size();
+    return bytes;
+}
+
+// Frees the scratch memory seqmix keeps for the calling thread (all of it between calls;
+// within a call, only what the call is not using) and returns the bytes freed. Its next
+// call allocates again. Each thread that calls seqmix keeps its own: an engine calls this
+// on each of them, for example when a worker goes idle.
+inline std::size_t release_thread_scratch() {
+    auto& pool = detail::this_thread_scratch_pool();
+    std::size_t bytes = 0;
+    for (std::size_t i = pool.in_use; i < pool.slots.size(); ++i) bytes += pool.slots[i].size();
+    pool.slots.resize(pool.in_use);
+    pool.slots.shrink_to_fit();
+    return bytes;
+}
+
 template <class T>
 class thread_scratch {
 public:

@@ -150,7 +150,7 @@ public:
     // the schedule says each row sees, in a masked tile), and the online-softmax update.
     template <class Schedule, class Logits>
     void softmax(index_t j0, index_t n, bool masked, const Schedule& keys, const Logits& lg) {
-        using V = simd::vec<T>;
+        using Vec = simd::vec<T>;
         constexpr T ninf = -std::numeric_limits<T>::infinity();
         const index_t n_pad = (n + W - 1) / W * W;
         partial_ = false;
@@ -171,13 +171,13 @@ public:
             }
             partial_ = partial_ || lo > j0 || hi < j0 + n - 1;
             // The transformed, masked scores and their max; then probabilities and their sum.
-            V mx0(ninf), mx1(ninf);
+            Vec mx0(ninf), mx1(ninf);
             for (index_t c = 0; c < n_pad; c += W) {
-                V s = simd::load(pr + c);
+                Vec s = simd::load(pr + c);
                 const index_t k0 = j0 + c;
-                if (lg.any()) s = lg(s, V(T(diag_[r] - k0)) - lane_, V(slope_[r]));
+                if (lg.any()) s = lg(s, Vec(T(diag_[r] - k0)) - lane_, Vec(slope_[r]));
                 if (lo > k0 || hi < k0 + W - 1)
-                    s = simd::select((lane_ >= V(T(lo - k0))) && (lane_ <= V(T(hi - k0))), s, V(ninf));
+                    s = simd::select((lane_ >= Vec(T(lo - k0))) && (lane_ <= Vec(T(hi - k0))), s, Vec(ninf));
                 simd::store(pr + c, s);
                 if (c / W % 2 == 0)
                     mx0 = simd::max(mx0, s);
@@ -188,9 +188,9 @@ public:
             T& l = l_[r];
             const T m_new = std::max(m, simd::hmax(simd::max(mx0, mx1)));
             const T m_use = m_new == ninf ? T(0) : m_new;  // avoids -inf - -inf
-            V sum0(T(0)), sum1(T(0));
+            Vec sum0(T(0)), sum1(T(0));
             for (index_t c = 0; c < n_pad; c += W) {
-                const V p = simd::exp(simd::load(pr + c) - V(m_use));
+                const Vec p = simd::exp(simd::load(pr + c) - Vec(m_use));
                 simd::store(pr + c, p);
                 if (c / W % 2 == 0)
                     sum0 = sum0 + p;

@@ -38,10 +38,10 @@ struct kv_rows {
     const K* key(index_t j) const { return k + offset(j, k_row, k_page); }
     const V* value(index_t j) const { return v + offset(j, v_row, v_page); }
 
-    // fn(j, n, first key, first value) for the runs that make up keys [j0, j0 + count).
+    // fn(j, n, first key, first value) for the runs that make up keys [j0, j0 + n_keys).
     template <class Fn>
-    void runs(index_t j0, index_t count, Fn&& fn) const {
-        for (index_t j = j0, end = j0 + count; j < end;) {
+    void runs(index_t j0, index_t n_keys, Fn&& fn) const {
+        for (index_t j = j0, end = j0 + n_keys; j < end;) {
             index_t n = end - j;
             if (gather) {
                 n = 1;

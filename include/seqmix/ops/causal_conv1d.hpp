@@ -164,7 +164,9 @@ void conv_token_major(const Args& a, int num_threads) {
     const int threads = resolve_threads(num_threads, tiles.count());
     thread_scratch<T> scratch(threads, std::size_t(std::max<index_t>(K, 1) * ld));
     parallel_for(tiles.count(), threads, [&](index_t tile, int t) {
-        const auto [s, t0] = tiles.locate(tile);
+        // (named pairs, not structured bindings: the lambdas below use t0, which clang 14 refuses)
+        const auto tile_at = tiles.locate(tile);
+        const index_t s = tile_at.first, t0 = tile_at.second;
         const auto sq = a.sequence(s);
         const index_t t1 = std::min(sq.len, t0 + conv_tile_tokens);
         T* history = scratch.get(t);  // the inputs before the sequence, when this tile reaches back to them
@@ -256,7 +258,8 @@ void conv_packed(const Args& a, int num_threads) {
     thread_scratch<T> scratch(threads, scratch_carver<T>::size_of((K + Tb) * ld, Tb * ld));
     parallel_for(items, threads, [&](index_t item, int t) {
         const index_t c0 = item % cblocks * CB, cols = std::min(CB, a.channels - c0);
-        const auto [s, t0] = tiles.locate(item / cblocks);
+        const auto tile_at = tiles.locate(item / cblocks);
+        const index_t s = tile_at.first, t0 = tile_at.second;
         const auto sq = a.sequence(s);
         const index_t len = std::min(Tb, sq.len - t0);
         scratch_carver<T> cv(scratch.get(t));
@@ -324,6 +327,7 @@ template <class XV, class WV, class OV, class SIV = tensor_view<const compute_ty
           class SOV = tensor_view<compute_type_of<typename OV::value_type>, 3>>
 void causal_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_options& opt = {},
                    const SIV& initial_state = {}, const SOV& final_state = {}) {
+    const executor_scope threads_of_call(opt.executor);
     detail::causal_conv1d_run(detail::prepare_conv1d(x, weight, out, opt, initial_state, final_state, "causal_conv1d"),
                               opt.num_threads);
 }
@@ -333,6 +337,7 @@ void causal_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_op
 template <class XV, class WV, class OV, class S>
 void causal_conv1d_step(const XV& x, const WV& weight, const OV& out, const tensor_view<S, 3>& state,
                         const conv1d_step_options& opt = {}) {
+    const executor_scope threads_of_call(opt.executor);
     const auto a = detail::prepare_conv1d_step(x, weight, out, state, opt, "causal_conv1d_step");
     using Args = std::remove_const_t<decltype(a)>;
     using T = typename Args::compute_type;

@@ -29,10 +29,10 @@ namespace detail {
 template <class T, class Args>
 struct delta_rows : kernels::gated_rows<T, Args> {
     void beta(index_t u, index_t t0, index_t len, T* dst) const {
-        const auto& a = this->a;
-        const auto sq = a.problem.sequence(u / a.problem.hv);
-        const index_t h = u % a.problem.hv;
-        for (index_t t = 0; t < len; ++t) dst[t] = a.rate(T(a.beta(sq.batch, sq.begin + t0 + t, h)));
+        const auto& args = this->a;
+        const auto sq = args.problem.sequence(u / args.problem.hv);
+        const index_t h = u % args.problem.hv;
+        for (index_t t = 0; t < len; ++t) dst[t] = args.rate(T(args.beta(sq.batch, sq.begin + t0 + t, h)));
     }
 };
 
@@ -102,6 +102,7 @@ template <class QV, class KV, class VV, class BV, class OV,
           class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void delta_rule(const QV& q, const KV& k, const VV& v, const BV& beta, const OV& out, const delta_options& opt = {},
                 const SIV& initial_state = {}, const SOV& final_state = {}) {
+    const executor_scope threads_of_call(opt.executor);
     detail::delta_rule_run(
         detail::prepare_delta(q, k, v, nullptr, beta, out, opt, initial_state, final_state, "delta_rule"), opt);
 }
@@ -112,6 +113,7 @@ template <class QV, class KV, class VV, class GV, class BV, class OV,
           class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void gated_delta_rule(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
                       const delta_options& opt = {}, const SIV& initial_state = {}, const SOV& final_state = {}) {
+    const executor_scope threads_of_call(opt.executor);
     detail::delta_rule_run(
         detail::prepare_delta(q, k, v, g, beta, out, opt, initial_state, final_state, "gated_delta_rule"), opt);
 }
@@ -121,6 +123,7 @@ void gated_delta_rule(const QV& q, const KV& k, const VV& v, const GV& g, const 
 template <class QV, class KV, class VV, class BV, class OV, class S>
 void delta_rule_step(const QV& q, const KV& k, const VV& v, const BV& beta, const OV& out,
                      const tensor_view<S, 4>& state, const delta_step_options& opt = {}) {
+    const executor_scope threads_of_call(opt.executor);
     detail::delta_rule_steps(detail::prepare_delta_step(q, k, v, nullptr, beta, out, state, opt, "delta_rule_step"),
                              state, opt);
 }
@@ -129,6 +132,7 @@ void delta_rule_step(const QV& q, const KV& k, const VV& v, const BV& beta, cons
 template <class QV, class KV, class VV, class GV, class BV, class OV, class S>
 void gated_delta_rule_step(const QV& q, const KV& k, const VV& v, const GV& g, const BV& beta, const OV& out,
                            const tensor_view<S, 4>& state, const delta_step_options& opt = {}) {
+    const executor_scope threads_of_call(opt.executor);
     detail::delta_rule_steps(detail::prepare_delta_step(q, k, v, g, beta, out, state, opt, "gated_delta_rule_step"),
                              state, opt);
 }

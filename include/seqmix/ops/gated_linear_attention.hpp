@@ -27,6 +27,7 @@ template <class QV, class KV, class VV, class GV, class OV,
           class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out,
                             const gla_options& opt = {}, const SIV& initial_state = {}, const SOV& final_state = {}) {
+    const executor_scope threads_of_call(opt.executor);
     const auto a = detail::prepare_gla(q, k, v, g, out, opt, initial_state, final_state, "gated_linear_attention");
     using Args = std::remove_const_t<decltype(a)>;
     using T = typename Args::compute_type;
@@ -44,6 +45,7 @@ void gated_linear_attention(const QV& q, const KV& k, const VV& v, const GV& g, 
 template <class QV, class KV, class VV, class GV, class OV, class S>
 void gated_linear_attention_step(const QV& q, const KV& k, const VV& v, const GV& g, const OV& out,
                                  const tensor_view<S, 4>& state, const gla_step_options& opt = {}) {
+    const executor_scope threads_of_call(opt.executor);
     const char* op = "gated_linear_attention_step";
     const auto s = detail::prepare_gla_step(q, k, v, g, out, state, opt, op);
     using T = typename std::remove_const_t<decltype(s)>::compute_type;

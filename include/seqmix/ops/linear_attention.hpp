@@ -141,6 +141,7 @@ template <class QV, class KV, class VV, class OV, class SIV = tensor_view<const 
           class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, const linear_attention_options& opt = {},
                       const SIV& initial_state = {}, const SOV& final_state = {}) {
+    const executor_scope threads_of_call(opt.executor);
     const auto a = detail::prepare_linear_attention(q, k, v, out, opt, initial_state, final_state, "linear_attention");
     using Args = std::remove_const_t<decltype(a)>;
     using T = typename Args::compute_type;
@@ -161,6 +162,7 @@ void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, cons
 template <class QV, class KV, class VV, class OV, class S>
 void linear_attention_step(const QV& q, const KV& k, const VV& v, const OV& out, const tensor_view<S, 4>& state,
                            const linear_attention_step_options& opt = {}) {
+    const executor_scope threads_of_call(opt.executor);
     const char* op = "linear_attention_step";
     const auto s = detail::prepare_linear_attention_step(q, k, v, out, state, opt, op);
     using T = typename std::remove_const_t<decltype(s)>::compute_type;

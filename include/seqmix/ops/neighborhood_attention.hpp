@@ -243,6 +243,7 @@ struct neighborhood_variant : kernels::attention_variant_base {
 template <std::size_t Rank, class QV, class KV, class VV, class OV, class LV>
 void neighborhood_attention(const QV& q, const KV& k, const VV& v, const OV& out, const LV& lse,
                             const neighborhood_options& opt, const char* op) {
+    const executor_scope threads_of_call(opt.executor);
     using Q = typename QV::value_type;
     using K = typename KV::value_type;
     using V = typename VV::value_type;

@@ -143,6 +143,7 @@ template <class UV, class DV, class AV, class BV, class CV, class OV, class Z = 
 void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, const CV& C, const OV& out,
                     const selective_scan_options<Z>& opt = {}, const SIV& initial_state = {},
                     const SOV& final_state = {}) {
+    const executor_scope threads_of_call(opt.executor);
     detail::selective_scan_run(
         detail::prepare_selective_scan(u, delta, A, B, C, out, opt, initial_state, final_state, "selective_scan"),
         opt.num_threads);
@@ -155,6 +156,7 @@ template <class UV, class DV, class AV, class BV, class CV, class OV, class St,
           class Z = compute_type_of<typename OV::value_type>>
 void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B, const CV& C, const OV& out,
                          const tensor_view<St, 3>& state, const selective_scan_step_options<Z>& opt = {}) {
+    const executor_scope threads_of_call(opt.executor);
     using T = compute_type_of<typename OV::value_type>;
     using V = simd::vec<T>;
     constexpr index_t L = index_t(simd::width<T>);

@@ -51,6 +51,7 @@ struct window_variant : softmax_variant<T, A> {
 template <class QV, class KV, class VV, class OV>
 void sliding_window_attention(const QV& q, const KV& k, const VV& v, const OV& out, const window_options& opt = {},
                               tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
+    const executor_scope threads_of_call(opt.executor);
     using T = compute_type_of<typename OV::value_type>;
     const char* op = "sliding_window_attention";
     detail::check_window(opt, op);

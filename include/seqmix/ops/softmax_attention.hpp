@@ -164,6 +164,7 @@ template <class QV, class KV, class VV, class OV>
 void softmax_attention(const QV& q, const KV& k, const VV& v, const OV& out,
                        const attention_options& opt = {},
                        tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
+    const executor_scope threads_of_call(opt.executor);
     using T = compute_type_of<typename OV::value_type>;
     const auto a = detail::prepare_attention(q, k, v, out, lse, opt, "softmax_attention");
     kernels::attention_run(detail::softmax_variant<T, std::decay_t<decltype(a)>>(a, opt), opt.num_threads);

@@ -96,12 +96,12 @@ struct gather_variant : kernels::attention_variant_base {
         index_t i;
         kernels::problem_extent extent() const { return {1, var.lists.extent(3)}; }
         kernels::attention_row<T, typename A::query_type, typename A::output_type> row(index_t h, index_t) const {
-            const auto& a = var.a;
-            const auto* opt = a.problem.opt;
-            const index_t hk = h / a.problem.group;
-            return {a.q.ptr(sq.batch, sq.q_begin + i, h),
-                    a.out.ptr(sq.batch, sq.q_begin + i, h),
-                    a.lse.empty() ? nullptr : a.lse.ptr(sq.batch, h, sq.q_begin + i),
+            const auto& args = var.a;
+            const auto* opt = args.problem.opt;
+            const index_t hk = h / args.problem.group;
+            return {args.q.ptr(sq.batch, sq.q_begin + i, h),
+                    args.out.ptr(sq.batch, sq.q_begin + i, h),
+                    args.lse.empty() ? nullptr : args.lse.ptr(sq.batch, h, sq.q_begin + i),
                     {0, var.lists.extent(3) - 1},
                     0,
                     T(0),
@@ -181,11 +181,11 @@ void select_topk(const A& a, const topk_options& o, const tensor_view<std::int32
                 sel.clear_row(r);
                 continue;
             }
-            const index_t last = o.causal ? std::min(i + sq.k_len - sq.q_len, sq.k_len - 1) : sq.k_len - 1;
+            const index_t last_key = o.causal ? std::min(i + sq.k_len - sq.q_len, sq.k_len - 1) : sq.k_len - 1;
             const T k_scale = p.opt->k_scale ? T(p.opt->k_scale[un.hk]) : T(1);  // the scores as attention has them
             sel.set_row(r, a.q.ptr(sq.batch, sq.q_begin + i, un.hk * p.group + g), a.q.stride(3), T(p.scale) * k_scale,
-                        last);
-            end = std::max(end, last + 1);
+                        last_key);
+            end = std::max(end, last_key + 1);
         }
         sel.score(packed + at[std::size_t(un.s * p.hkv + un.hk)], end);
         for (index_t r = 0; r < rows; ++r) {
@@ -253,8 +253,8 @@ struct block_variant : softmax_variant<T, A> {
         }
     };
 
-    block_variant(const A& args, const attention_options& band, index_t block_size)
-        : softmax_variant<T, A>(args, band), bs(block_size) {
+    block_variant(const A& args, const attention_options& band_options, index_t block_size)
+        : softmax_variant<T, A>(args, band_options), bs(block_size) {
         first.push_back(0);
         for (index_t s = 0; s < args.problem.num_seqs; ++s) first.push_back(first.back() + query_blocks(s));
     }
@@ -355,6 +355,7 @@ void select_blocks(const A& a, const block_sparse_options& o, const Variant& var
 template <class QV, class KV, class VV, class OV>
 void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const topk_options& opt = {},
                     tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
+    const executor_scope threads_of_call(opt.executor);
     using T = compute_type_of<typename OV::value_type>;
     const char* op = "topk_attention";
     const attention_options band = detail::sparse_band_options(opt);
@@ -385,6 +386,7 @@ void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const 
 template <class QV, class KV, class VV, class OV>
 void block_sparse_attention(const QV& q, const KV& k, const VV& v, const OV& out, const block_sparse_options& opt = {},
                             tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
+    const executor_scope threads_of_call(opt.executor);
     using T = compute_type_of<typename OV::value_type>;
     const char* op = "block_sparse_attention";
     const attention_options band = detail::sparse_band_options(opt);

@@ -159,6 +159,7 @@ template <class XV, class TV, class AV, class BV, class CV, class OV, class Z = 
           class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void ssd_scan(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
               const ssd_options<Z>& opt = {}, const SIV& initial_state = {}, const SOV& final_state = {}) {
+    const executor_scope threads_of_call(opt.executor);
     const auto a = detail::prepare_ssd(x, dt, A, B, C, out, opt, initial_state, final_state, "ssd_scan");
     using Args = std::remove_const_t<decltype(a)>;
     using T = typename Args::compute_type;
@@ -177,6 +178,7 @@ template <class XV, class TV, class AV, class BV, class CV, class OV, class St,
           class Z = compute_type_of<typename OV::value_type>>
 void ssd_step(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
               const tensor_view<St, 4>& state, const ssd_step_options<Z>& opt = {}) {
+    const executor_scope threads_of_call(opt.executor);
     using T = compute_type_of<typename OV::value_type>;
     const auto a = detail::prepare_ssd_step(x, dt, A, B, C, out, state, opt, "ssd_step");
     const index_t P = a.dhead, S = a.dstate;

@@ -64,7 +64,7 @@ void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const 
                             opt.indices_out(sq.batch, sq.q_begin + i, h, t) =
                                 t < index_t(keys.size()) ? std::int32_t(keys[std::size_t(t)]) : -1;
                 }
-                detail::attend_keys(a, sq, h, i, keys, opt.sinks, [](index_t, double s) { return s; });
+                detail::attend_keys(a, sq, h, i, keys, opt.sinks, [](index_t, double logit) { return logit; });
             }
     }
 }
@@ -135,7 +135,7 @@ void block_sparse_attention(const QV& q, const KV& k, const VV& v, const OV& out
                 for (index_t kb : chosen)
                     for (index_t j = kb * bs; j < std::min(kb * bs + bs, sq.k_len); ++j)
                         if (!opt.causal || j <= diag) keys.push_back(j);
-                detail::attend_keys(a, sq, h, i, keys, opt.sinks, [](index_t, double s) { return s; });
+                detail::attend_keys(a, sq, h, i, keys, opt.sinks, [](index_t, double logit) { return logit; });
             }
         }
     }

@@ -68,22 +68,6 @@ inline void scaled_copy(T alpha, const T* x, D* y, std::size_t n) {
     if (i < n) store_as_partial(y + i, a * load_partial(x + i, n - i), n - i);
 }
 
-// Index of the first x[i] outside [lo, hi] (NaN included), or n if there is none.
-template <class S, class T>
-inline std::size_t first_outside(const S* x, std::size_t n, T lo, T hi) {
-    static_assert(std::is_same_v<T, compute_type_of<S>>, "seqmix: bounds in the compute type of the array");
-    constexpr std::size_t W = width<T>;
-    const vec<T> l(lo), h(hi);
-    std::size_t i = 0;
-    for (; i + W <= n; i += W) {
-        const auto v = load_as<T>(x + i);
-        if (!xsimd::all((l <= v) & (v <= h))) break;
-    }
-    for (; i < n; ++i)
-        if (!(lo <= T(x[i]) && T(x[i]) <= hi)) return i;
-    return n;
-}
-
 // false if any x[i] is Inf or NaN (x * 0 is exactly 0 for every finite x).
 template <class S>
 inline bool all_finite(const S* x, std::size_t n) {

@@ -1,0 +1,111 @@
+#pragma once
+// An engine's own threads: every options struct has `executor`; when it names one, the call's
+// parallel work runs on it instead of OpenMP, with the same work items and the same bits.
+// thread_pool is a ready executor on std::thread (also the way to run seqmix multi-threaded
+// in a build without OpenMP).
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+// Outside the ABI namespace (core/abi.hpp): the same types in every translation unit, as the
+// options structs that name them; nothing here depends on the instruction set.
+namespace seqmix {
+
+// A task of a team: task(i) for team member i. A non-owning reference to a callable.
+class team_task {
+public:
+    template <class F>
+    team_task(const F& f) : object_(&f), call_([](const void* o, int i) { (*static_cast<const F*>(o))(i); }) {}
+    void operator()(int member) const { call_(object_, member); }
+
+private:
+    const void* object_;
+    void (*call_)(const void*, int);
+};
+
+// The hook: implement it over your thread pool and pass it in the options (`opt.executor`).
+class executor {
+public:
+    virtual ~executor() = default;
+    // Threads that can run at once (>= 1): the team size seqmix plans for when num_threads is 0,
+    // and the cap on any num_threads.
+    virtual int concurrency() const = 0;
+    // Runs task(i) for every i in [0, team) with all of them running at once, each on its own
+    // thread (the caller may run one), and returns when every one has returned. team <=
+    // concurrency(). The members of a team wait for each other at barriers, so a pool that
+    // queued one member behind another would deadlock. Tasks never throw; seqmix never calls
+    // run from inside a task.
+    virtual void run(int team, const team_task& task) = 0;
+};
+
+// A fixed pool of concurrency() - 1 threads plus the calling one. Calls from several user
+// threads take turns (one team at a time); a pool is not used from inside its own tasks.
+class thread_pool final : public executor {
+public:
+    explicit thread_pool(int threads) : size_(threads < 1 ? 1 : threads) {
+        for (int i = 1; i < size_; ++i) workers_.emplace_back([this, i] { work(i); });
+    }
+    ~thread_pool() override {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        for (auto& w : workers_) w.join();
+    }
+    thread_pool(const thread_pool&) = delete;
+    thread_pool& operator=(const thread_pool&) = delete;
+
+    int concurrency() const override { return size_; }
+
+    void run(int team, const team_task& task) override {
+        if (team <= 1) {
+            if (team == 1) task(0);
+            return;
+        }
+        std::lock_guard<std::mutex> one_team(run_mutex_);
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            task_ = &task;
+            team_ = team;
+            running_ = team - 1;
+            ++generation_;
+        }
+        wake_.notify_all();
+        task(0);
+        std::unique_lock<std::mutex> lock(mutex_);
+        done_.wait(lock, [&] { return running_ == 0; });
+        task_ = nullptr;
+    }
+
+private:
+    void work(int member) {
+        std::uint64_t seen = 0;
+        for (;;) {
+            const team_task* task;
+            {
+                std::unique_lock<std::mutex> lock(mutex_);
+                wake_.wait(lock, [&] { return stopping_ || (generation_ != seen && member < team_); });
+                if (stopping_) return;
+                seen = generation_;
+                task = task_;
+            }
+            (*task)(member);
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (--running_ == 0) done_.notify_one();
+        }
+    }
+
+    int size_;
+    std::vector<std::thread> workers_;
+    std::mutex run_mutex_, mutex_;
+    std::condition_variable wake_, done_;
+    const team_task* task_ = nullptr;
+    int team_ = 0, running_ = 0;
+    std::uint64_t generation_ = 0;
+    bool stopping_ = false;
+};
+
+}  // namespace seqmix
