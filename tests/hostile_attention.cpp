@@ -12,9 +12,9 @@ void attend(const A& a, const O& o, F&& op) {
 }
 }  // namespace
 
-std::vector<op_spec> attention_ops(index_t N, index_t B) {
+std::vector<op_spec> attention_ops(const catalog_sizes& sz) {
     using namespace seqmix;
-    [[maybe_unused]] const index_t Hk = 1, Hv = 2, Dk = 5, Dv = 7;
+    const index_t N = sz.N, B = sz.B, Dk = sz.Dk, Dv = sz.Dv;
     std::vector<op_spec> ops;
 
     for (int variant = 0; variant < 4; ++variant) {

@@ -107,16 +107,31 @@ std::vector<float> params_of(const arg_set<T>& a, const std::string& name) {
     return std::vector<float>(d.storage->begin(), d.storage->end());
 }
 
+// The sizes of the catalog's operators: the tests take the defaults with their own N and B,
+// the fuzzers (tests/fuzz) vary them all.
+struct catalog_sizes {
+    index_t N = 70, B = 2;
+    index_t Dk = 5, Dv = 7;                              // head dims
+    index_t Din = 6, S = 5, G = 2, H = 3, P = 4, W = 4;  // scans: channels, states, groups, heads, head dim, conv width
+};
+
 // The catalog, built in two translation units (hostile_attention.cpp, hostile_recurrent.cpp):
 // each instantiates its operators' kernels and references, so the two compile in parallel.
-std::vector<op_spec> attention_ops(index_t N, index_t B);
-std::vector<op_spec> recurrent_ops(index_t N, index_t B);
+std::vector<op_spec> attention_ops(const catalog_sizes& sizes);
+std::vector<op_spec> recurrent_ops(const catalog_sizes& sizes);
+
+inline std::vector<op_spec> catalog(const catalog_sizes& sizes) {
+    std::vector<op_spec> ops = attention_ops(sizes), more = recurrent_ops(sizes);
+    ops.insert(ops.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    return ops;
+}
 
 // Every operator, on sequences of N tokens and B batch rows.
 inline std::vector<op_spec> catalog(index_t N = 70, index_t B = 2) {
-    std::vector<op_spec> ops = attention_ops(N, B), more = recurrent_ops(N, B);
-    ops.insert(ops.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
-    return ops;
+    catalog_sizes sizes;
+    sizes.N = N;
+    sizes.B = B;
+    return catalog(sizes);
 }
 
 }  // namespace hostile

@@ -3,9 +3,10 @@
 
 namespace hostile {
 
-std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
+std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
     using namespace seqmix;
-    [[maybe_unused]] const index_t Hk = 1, Hv = 2, Dk = 5, Dv = 7;
+    const index_t N = sz.N, B = sz.B, Dk = sz.Dk, Dv = sz.Dv;
+    [[maybe_unused]] const index_t Hk = 1, Hv = 2;
     std::vector<op_spec> ops;
     ops.push_back(make_op("linear_attention (decay)",
                           {{"q", role::input, {B, N, Hk, Dk}},
@@ -254,7 +255,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
     }
 
     // State-space scans: 6 channels in 2 groups, 5 states; 3 heads of dim 4 in 1 group.
-    static constexpr index_t Din = 6, S = 5, G = 2, H = 3, P = 4, W = 4;  // static: the lambdas use them uncaptured
+    const index_t Din = sz.Din, S = sz.S, G = sz.G, H = sz.H, P = sz.P, W = sz.W;
     {
         op_spec op = make_op("selective_scan",
                              {{"u", role::input, {B, N, Din}},
@@ -376,7 +377,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                               {"delta_bias", role::param, {Din}},
                               {"out", role::output, {B, Din}},
                               {"state", role::state_inout, {slots, Din, S}}},
-                             [](const auto& a, auto reference) {
+                             [=](const auto& a, auto reference) {
                                  using T = typename std::decay_t<decltype(a)>::value_type;
                                  const auto D = params_of(a, "D"), bias = params_of(a, "delta_bias");
                                  if constexpr (decltype(reference)::value) {
@@ -426,7 +427,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                               {"dt_bias", role::param, {H}},
                               {"out", role::output, {B, H, P}},
                               {"state", role::state_inout, {slots, H, P, S}}},
-                             [](const auto& a, auto reference) {
+                             [=](const auto& a, auto reference) {
                                  using T = typename std::decay_t<decltype(a)>::value_type;
                                  const auto D = params_of(a, "D"), bias = params_of(a, "dt_bias");
                                  if constexpr (decltype(reference)::value) {
@@ -470,7 +471,7 @@ std::vector<op_spec> recurrent_ops(index_t N, index_t B) {
                               {"bias", role::param, {Din}},
                               {"out", role::output, {B, Din}},
                               {"state", role::state_inout, {slots, Din, W - 1}}},
-                             [](const auto& a, auto reference) {
+                             [=](const auto& a, auto reference) {
                                  using T = typename std::decay_t<decltype(a)>::value_type;
                                  const auto bias = params_of(a, "bias");
                                  if constexpr (decltype(reference)::value) {

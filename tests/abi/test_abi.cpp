@@ -1,6 +1,7 @@
-// Two translation units built with different -march (AVX2 + OpenMP, and plain x86-64 without
+// Translation units built with different -march (AVX2 + OpenMP, and plain x86-64 without
 // OpenMP) in one program: each must run its own seqmix code (per-target inline namespaces,
-// core/abi.hpp), and both must be right.
+// core/abi.hpp), and all must be right. Two more units built for this build's target, with
+// and without OpenMP, must give the same bits.
 #include <seqmix/core/abi.hpp>
 
 #include <string>
@@ -22,4 +23,17 @@ TEST_CASE("two translation units with different -march and OpenMP flags each run
     CHECK(sse2.attention_error < 1e-5);
     CHECK(avx2.gla_error < 1e-5);
     CHECK(sse2.gla_error < 1e-5);
+    CHECK(avx2.executor_same_bits);
+    CHECK(sse2.executor_same_bits);  // threads without OpenMP: the pool's
+}
+
+TEST_CASE("without OpenMP, the same target gives the same bits (serially and on a thread_pool)") {
+    const abi_report omp = abi_tu_native_omp(), serial = abi_tu_native_serial();
+    INFO("OpenMP unit: " << omp.abi << ", serial unit: " << serial.abi);
+    CHECK(omp.openmp);
+    CHECK_FALSE(serial.openmp);
+    CHECK(std::string(omp.abi) != serial.abi);
+    CHECK(omp.output_bits == serial.output_bits);
+    CHECK(omp.executor_same_bits);
+    CHECK(serial.executor_same_bits);
 }

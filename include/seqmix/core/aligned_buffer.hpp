@@ -3,6 +3,7 @@
 // tensor<> and per-thread scratch.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <new>
 #include <utility>
@@ -32,17 +33,27 @@ public:
     }
     ~aligned_buffer() { std::free(data_); }
 
+    // std::bad_alloc, or a message and abort when built with -fno-exceptions.
+    [[noreturn]] static void out_of_memory() {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+        throw std::bad_alloc();
+#else
+        std::fputs("seqmix: out of memory\n", stderr);
+        std::abort();
+#endif
+    }
+
     // Grows only; contents are not preserved.
     void resize(std::size_t n) {
         if (n <= size_) return;
-        if (n > (SIZE_MAX - huge_page) / sizeof(T)) throw std::bad_alloc();
+        if (n > (SIZE_MAX - huge_page) / sizeof(T)) out_of_memory();
         std::free(data_);
         // Large buffers (KV caches, states) start on a 2 MiB boundary and ask for
         // transparent huge pages: a long strided walk over them then stays in the TLB.
         const std::size_t align = n * sizeof(T) >= huge_threshold ? huge_page : alignment;
         const std::size_t bytes = (n * sizeof(T) + align - 1) / align * align;
         data_ = static_cast<T*>(std::aligned_alloc(align, bytes));
-        if (!data_) throw std::bad_alloc();
+        if (!data_) out_of_memory();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
         if (align == huge_page) madvise(data_, bytes, MADV_HUGEPAGE);
 #endif

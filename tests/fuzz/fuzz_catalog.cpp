@@ -1,0 +1,176 @@
+// A libFuzzer harness over the hostile catalog (tests/hostile_catalog.hpp), one operator family
+// per run (SEQMIX_FUZZ_FAMILY: attention, local, sparse, linear, delta, ssm). The bytes choose
+// the operator, its sizes (tokens, batch, head dims, channels, states, groups, conv width), the
+// thread count, the scale, a state pool, the input values and, now and then, one argument of a
+// wrong shape. Both the fast operator (float) and seqmix::reference (double) run:
+//   - both raise seqmix::error or neither does; a failing call writes nothing;
+//   - otherwise every output has the reference's class (finite, NaN, +-Inf) and is within
+//     1e-4 of it relative to the largest magnitude;
+//   - any other exception, a crash or a sanitizer report is a finding.
+// Build: clang++ -fsanitize=fuzzer,address,undefined (tests/fuzz/run.sh).
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "hostile_catalog.hpp"
+
+using namespace hostile;
+using seqmix::index_t;
+
+namespace {
+
+// The fuzzer's bytes, read front to back; zeros once they run out.
+struct byte_source {
+    const std::uint8_t* p;
+    std::size_t n, at = 0;
+    std::uint8_t next() { return at < n ? p[at++] : 0; }
+    index_t pick(index_t lo, index_t hi) { return lo + index_t(next()) % (hi - lo + 1); }
+    bool flag() { return next() & 1; }
+};
+
+const char* family = "";
+
+bool in_family(const std::string& op) {
+    static const std::vector<std::pair<std::string, std::vector<std::string>>> families = {
+        {"attention", {"softmax_attention"}},
+        {"local", {"sliding_window", "neighborhood"}},
+        {"sparse", {"topk", "block_sparse"}},
+        {"linear", {"linear_attention", "gated_linear_attention"}},
+        {"delta", {"delta_rule", "gated_delta_rule"}},
+        {"ssm", {"selective_scan", "ssd_", "causal_conv1d"}},
+    };
+    for (const auto& f : families)
+        if (f.first == family) {
+            for (const auto& prefix : f.second)
+                if (op.compare(0, prefix.size(), prefix) == 0) return true;
+            return false;
+        }
+    return true;  // no family named: every operator
+}
+
+[[noreturn]] void finding(const std::string& what) {
+    std::fprintf(stderr, "seqmix fuzz finding: %s\n", what.c_str());
+    std::abort();
+}
+
+// A value for an argument of role r from one byte (integers for the selection family, so
+// that its ties are exact in float and double alike).
+float value_of(role r, std::uint8_t b, bool integers) {
+    const int s = int(std::int8_t(b));
+    switch (r) {
+        case role::input: return integers ? float(s % 4) : float(s) / 32;
+        case role::gate: return b == 255 ? -INFINITY : -float(b) / 16;
+        case role::rate: return float(b) / 255;
+        case role::projection: return float(s) / 16;
+        default: return float(s) / 256;  // states and options arrays
+    }
+}
+
+// Makes arg a fresh contiguous buffer of `shape`, filled with v.
+void reshape(arg<float>& a, std::vector<index_t> shape, float v) {
+    a.shape = std::move(shape);
+    a.strides = contiguous_strides(a.shape);
+    a.storage = std::make_shared<std::vector<float>>(std::size_t(std::max<index_t>(count(a.shape), 1)), v);
+    a.data = a.storage->data();
+}
+
+std::string run_caught(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const seqmix::error& e) {
+        return std::string("seqmix::error: ") + e.what();
+    } catch (const std::exception& e) {
+        finding(std::string("an exception other than seqmix::error: ") + e.what());
+    }
+    return {};
+}
+
+int value_class(double x) { return std::isnan(x) ? 3 : std::isinf(x) ? (x > 0 ? 1 : 2) : 0; }
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    if (const char* f = std::getenv("SEQMIX_FUZZ_FAMILY")) family = f;
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    byte_source in{data, size};
+    catalog_sizes sz;
+    sz.N = in.pick(1, 72);
+    sz.B = in.pick(1, 3);
+    sz.Dk = in.pick(1, 19);
+    sz.Dv = in.pick(1, 19);
+    sz.G = in.pick(1, 3);
+    sz.Din = sz.G * in.pick(1, 5);
+    sz.S = in.pick(1, 9);
+    sz.H = in.pick(1, 4);
+    sz.P = in.pick(1, 9);
+    sz.W = in.pick(1, 5);
+    std::vector<op_spec> ops;
+    for (auto& op : catalog(sz))
+        if (in_family(op.name)) ops.push_back(std::move(op));
+    if (ops.empty()) return 0;
+    const op_spec& op = ops[std::size_t(in.pick(0, index_t(ops.size()) - 1))];
+    const bool integers = op.name.compare(0, 4, "topk") == 0 || op.name.compare(0, 12, "block_sparse") == 0;
+
+    arg_set<float> args = make_args<float>(op, in.next());
+    args.num_threads = int(in.pick(1, 3));
+    args.scale = in.flag() ? 0.0 : double(in.pick(1, 40)) / 10;
+    // The states as a pool: sequence b in slot B - 1 - b of B + 1 slots (slot B unused).
+    if (!op.step && args.has("final_state") && in.flag()) {
+        auto& fin = args.get("final_state");
+        std::vector<index_t> pool_shape = fin.shape;
+        pool_shape[0] += 1;
+        reshape(fin, pool_shape, 0.25f);
+        for (index_t b = 0; b < sz.B; ++b) args.pool_indices.push_back(std::int32_t(sz.B - 1 - b));
+        args.get("final_state").r = role::state_inout;
+    }
+    for (auto& a : args.args)
+        if (is_read(a.r))
+            for (auto& x : *a.storage) x = value_of(a.r, in.next(), integers && a.r == role::input);
+    // Now and then one argument (not an options array) one element longer on its last axis.
+    if (in.pick(0, 15) == 0) {
+        auto& a = args.args[std::size_t(in.pick(0, index_t(args.args.size()) - 1))];
+        if (!is_param(a.r) && !a.shape.empty()) {
+            auto shape = a.shape;
+            shape.back() += 1;
+            reshape(a, shape, 0.5f);
+        }
+    }
+
+    auto ref = convert<double>(args);
+    const auto before = snapshot(args);
+    const std::string fast_error = run_caught([&] { op.run(args); });
+    const std::string ref_error = run_caught([&] { op.reference(ref); });
+    if (fast_error.empty() != ref_error.empty())
+        finding(op.name + ": the operator says '" + fast_error + "', the reference '" + ref_error + "'");
+    if (!fast_error.empty()) {
+        const auto after = snapshot(args);
+        for (std::size_t i = 0; i < before.size(); ++i)
+            if (!same_bits(before[i], after[i])) finding(op.name + ": a failing call wrote '" + args.args[i].name + "'");
+        return 0;
+    }
+    for (std::size_t i = 0; i < args.args.size(); ++i) {
+        const auto& a = args.args[i];
+        if (!is_written(a.r)) continue;
+        const auto& g = *a.storage;
+        const auto& r = *ref.args[i].storage;
+        double mag = 0, err = 0;
+        for (double x : r)
+            if (std::isfinite(x)) mag = std::max(mag, std::abs(x));
+        for (std::size_t j = 0; j < r.size(); ++j) {
+            if (value_class(r[j]) != value_class(double(g[j])))
+                finding(op.name + ", " + a.name + "[" + std::to_string(j) + "]: " + std::to_string(g[j]) +
+                        ", the reference " + std::to_string(r[j]));
+            if (std::isfinite(r[j])) err = std::max(err, std::abs(double(g[j]) - r[j]));
+        }
+        if (err > 1e-4 * std::max(mag, 1e-30))
+            finding(op.name + ", " + a.name + ": error " + std::to_string(err) + " relative to " + std::to_string(mag));
+    }
+    return 0;
+}
