@@ -6,7 +6,8 @@
 #   2. clang++, C++20, -march=x86-64-v3 (AVX2) with -fsanitize=address,undefined: the operator
 #      tests without the long-sequence cases, at -O1 with line tables only (the CI's time is
 #      compile time: full debug info at -O2 took 23 min on a 2-core Xeon);
-#   3. g++, C++17, -march=x86-64 (SSE2): the scalar-width SIMD fallbacks (operator tests, -O1).
+#   3. g++, C++17, -march=x86-64 (SSE2): the scalar-width SIMD fallbacks (operator tests, -O1);
+#   4. the catalog fuzzer (clang, libFuzzer + ASan + UBSan), one minute per operator family.
 # Usage: bash tests/run.sh        (SEQMIX_QUICK=1 runs only the first build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,5 +35,7 @@ if [ -z "${SEQMIX_QUICK:-}" ]; then
     "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
   run_build sse2 -DSEQMIX_ARCH=x86-64 -DSEQMIX_INSTALL=OFF -DSEQMIX_TEST_OPERATORS_ONLY=ON \
     "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG"
+  echo "=== seqmix fuzzing: 60 s per operator family"
+  bash tests/fuzz/run.sh 60
 fi
 echo "seqmix: all test builds passed"
