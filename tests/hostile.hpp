@@ -6,6 +6,8 @@
 #include <seqmix/core/executor.hpp>
 #include <seqmix/core/tensor_view.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -190,6 +192,44 @@ std::vector<std::vector<T>> snapshot(const arg_set<T>& s) {
 template <class T>
 bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+// What a value is: a number (0), +Inf (1), -Inf (2) or NaN (3).
+inline int value_class(double x) {
+    if (std::isnan(x)) return 3;
+    if (std::isinf(x)) return x > 0 ? 1 : 2;
+    return 0;
+}
+
+// Whether a value of class `got` stands where the reference has one of class `want`. Exact:
+// the same class. Otherwise (an Inf among the inputs): non-finite where the reference is,
+// and an Inf of the reference's sign where both are Inf; NaN and Inf may stand for each
+// other, as sums meeting +Inf and -Inf in one order may not in another (docs/api.md).
+inline bool same_class(int want, int got, bool exact) {
+    if (exact || want == 0 || got == 0) return want == got;
+    return want == 3 || got == 3 || want == got;
+}
+
+// One written argument against the reference's: the elements of another class (same_class),
+// the first of them, the largest error where both are finite, the largest finite magnitude
+// of the reference.
+struct comparison {
+    std::size_t mismatched = 0, first = 0;
+    double err = 0, mag = 0;
+};
+template <class T>
+comparison compare_with(const std::vector<T>& got, const std::vector<double>& ref, bool exact_class) {
+    comparison c;
+    for (double x : ref)
+        if (std::isfinite(x)) c.mag = std::max(c.mag, std::abs(x));
+    for (std::size_t j = 0; j < ref.size(); ++j) {
+        if (!same_class(value_class(ref[j]), value_class(double(got[j])), exact_class)) {
+            if (c.mismatched++ == 0) c.first = j;
+            continue;
+        }
+        if (std::isfinite(ref[j])) c.err = std::max(c.err, std::abs(double(got[j]) - ref[j]));
+    }
+    return c;
 }
 
 }  // namespace hostile

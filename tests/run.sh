@@ -7,12 +7,14 @@
 #      tests without the long-sequence cases, at -O1 with line tables only (the CI's time is
 #      compile time: full debug info at -O2 took 23 min on a 2-core Xeon);
 #   3. g++, C++17, -march=x86-64 (SSE2): the scalar-width SIMD fallbacks (operator tests, -O1);
-#   4. the catalog fuzzer (clang, libFuzzer + ASan + UBSan), one minute per operator family.
+#   4. aarch64 (Arm64, NEON through xsimd): cross-built with g++-aarch64-linux-gnu and run under
+#      qemu-user-static, the operator tests without the long-sequence cases;
+#   5. the catalog fuzzer (clang, libFuzzer + ASan + UBSan), one minute per operator family.
 # Usage: bash tests/run.sh        (SEQMIX_QUICK=1 runs only the first build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source cmake/debian-deps.sh
-seqmix_install_deps clang-14 libclang-rt-14-dev libomp-14-dev
+seqmix_install_deps clang-14 libclang-rt-14-dev libomp-14-dev g++-aarch64-linux-gnu qemu-user-static
 launcher=$(seqmix_cmake_launcher || true)
 # Sanitizer reports with their stacks; libomp's own allocations at exit are not leaks of ours.
 export UBSAN_OPTIONS=print_stacktrace=1 LSAN_OPTIONS="suppressions=$PWD/tests/sanitizer/lsan.supp"
@@ -35,6 +37,8 @@ if [ -z "${SEQMIX_QUICK:-}" ]; then
     "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
   run_build sse2 -DSEQMIX_ARCH=x86-64 -DSEQMIX_INSTALL=OFF -DSEQMIX_TEST_OPERATORS_ONLY=ON \
     "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG"
+  run_build aarch64 -DCMAKE_TOOLCHAIN_FILE=tests/arm/toolchain.cmake -DSEQMIX_ARCH= -DSEQMIX_INSTALL=OFF \
+    -DSEQMIX_TEST_OPERATORS_ONLY=ON "-DSEQMIX_TEST_SPEC=~[long]" "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG"
   echo "=== seqmix fuzzing: 60 s per operator family"
   bash tests/fuzz/run.sh 60
 fi

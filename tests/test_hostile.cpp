@@ -62,22 +62,6 @@ void overlap(arg_set<T>& s, const std::string& writer, const std::string& reader
     w.data = buf->data() + nr / 2;
 }
 
-// What a value is: a number (0), +Inf (1), -Inf (2) or NaN (3).
-int value_class(double x) {
-    if (std::isnan(x)) return 3;
-    if (std::isinf(x)) return x > 0 ? 1 : 2;
-    return 0;
-}
-
-// Whether a value of class `got` stands where the reference has one of class `want`. Exact:
-// the same class. Otherwise (an Inf among the inputs): non-finite where the reference is,
-// and an Inf of the reference's sign where both are Inf; NaN and Inf may stand for each
-// other, as sums meeting +Inf and -Inf in one order may not in another (docs/api.md).
-bool same_class(int want, int got, bool exact) {
-    if (exact || want == 0 || got == 0) return want == got;
-    return want == 3 || got == 3 || want == got;
-}
-
 // The class of the double reference everywhere (see same_class), and close to it where it
 // is finite.
 void check_like_reference(const op_spec& op, const arg_set<float>& got, const arg_set<double>& ref, double tol,
@@ -87,22 +71,12 @@ void check_like_reference(const op_spec& op, const arg_set<float>& got, const ar
         if (!is_written(a.r)) continue;
         const auto& g = *a.storage;
         const auto& r = *ref.args[i].storage;
-        double mag = 0, err = 0;
-        for (std::size_t j = 0; j < r.size(); ++j)
-            if (std::isfinite(r[j])) mag = std::max(mag, std::abs(r[j]));
-        std::size_t mismatched = 0, first = 0;
-        for (std::size_t j = 0; j < r.size(); ++j) {
-            if (!same_class(value_class(r[j]), value_class(double(g[j])), exact_class)) {
-                if (mismatched++ == 0) first = j;
-                continue;
-            }
-            if (std::isfinite(r[j])) err = std::max(err, std::abs(double(g[j]) - r[j]));
-        }
-        INFO(op.name << ", " << a.name << ": " << mismatched << " elements of another class than the reference's (first at "
-                     << first << ": " << g[first] << " vs reference " << r[first] << ")");
-        CHECK(mismatched == 0);
-        INFO(op.name << ", " << a.name << ": error " << err << " relative to " << mag);
-        CHECK(err <= tol * std::max(mag, 1e-30));
+        const comparison c = compare_with(g, r, exact_class);
+        INFO(op.name << ", " << a.name << ": " << c.mismatched << " elements of another class than the reference's (first at "
+                     << c.first << ": " << g[c.first] << " vs reference " << r[c.first] << ")");
+        CHECK(c.mismatched == 0);
+        INFO(op.name << ", " << a.name << ": error " << c.err << " relative to " << c.mag);
+        CHECK(c.err <= tol * std::max(c.mag, 1e-30));
     }
 }
 

@@ -97,8 +97,6 @@ std::string number(double x) {
     return buf;
 }
 
-int value_class(double x) { return std::isnan(x) ? 3 : std::isinf(x) ? (x > 0 ? 1 : 2) : 0; }
-
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -174,20 +172,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!is_written(a.r)) continue;
         const auto& g = *a.storage;
         const auto& r = *ref.args[i].storage;
-        double mag = 0, err = 0;
-        for (double x : r)
-            if (std::isfinite(x)) mag = std::max(mag, std::abs(x));
-        for (std::size_t j = 0; j < r.size(); ++j) {
-            if (value_class(r[j]) != value_class(double(g[j])))
-                finding(op.name + ", " + a.name + "[" + std::to_string(j) + "]: " + number(g[j]) + ", the reference " +
-                        number(r[j]));
-            if (std::isfinite(r[j])) err = std::max(err, std::abs(double(g[j]) - r[j]));
-        }
+        const comparison c = compare_with(g, r, true);
+        if (c.mismatched)
+            finding(op.name + ", " + a.name + "[" + std::to_string(c.first) + "]: " + number(g[c.first]) +
+                    ", the reference " + number(r[c.first]));
         // Relative to the largest magnitude, but never below 1e-3: outputs that small come from
         // terms of the inputs' size (here up to 4) that cancel, as 1 - k.k does in the delta rule
         // for unit keys, where float's own error is about 1e-7 of the terms (found by this fuzzer).
-        const double scale = std::max(mag, 1e-3);
-        if (err > 1e-4 * scale && std::getenv("SEQMIX_FUZZ_VERBOSE")) {
+        const double scale = std::max(c.mag, 1e-3);
+        if (c.err > 1e-4 * scale && std::getenv("SEQMIX_FUZZ_VERBOSE")) {
             for (const auto& b : args.args) {
                 std::fprintf(stderr, "%s:", b.name.c_str());
                 for (float x : *b.storage) std::fprintf(stderr, " %.9g", x);
@@ -196,8 +189,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             for (double x : r) std::fprintf(stderr, " ref %.9g", x);
             std::fprintf(stderr, "\n");
         }
-        if (err > 1e-4 * scale)
-            finding(op.name + ", " + a.name + ": error " + number(err) + " relative to " + number(mag));
+        if (c.err > 1e-4 * scale)
+            finding(op.name + ", " + a.name + ": error " + number(c.err) + " relative to " + number(c.mag));
     }
     return 0;
 }

@@ -16,13 +16,19 @@
 #else
 #define SEQMIX_HAS_MXCSR 0
 #endif
+#if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+#define SEQMIX_HAS_FPCR 1  // AArch64: FPCR.FZ flushes subnormal inputs and results alike
+#else
+#define SEQMIX_HAS_FPCR 0
+#endif
 
 #include "abi.hpp"
 
 namespace seqmix {
 SEQMIX_ABI_BEGIN
 
-// RAII: FTZ and DAZ set on this thread for the guard's lifetime (x86; elsewhere nothing).
+// RAII: FTZ and DAZ set on this thread for the guard's lifetime (x86 MXCSR, AArch64 FPCR.FZ;
+// elsewhere nothing).
 class subnormals_flushed {
 public:
 #if SEQMIX_HAS_MXCSR
@@ -36,8 +42,21 @@ public:
 
 private:
     unsigned saved_;
+#elif SEQMIX_HAS_FPCR
+    static constexpr std::uint64_t flags = std::uint64_t(1) << 24;  // FPCR.FZ
+    subnormals_flushed() {
+        __asm__ __volatile__("mrs %0, fpcr" : "=r"(saved_));
+        if ((saved_ & flags) != flags) __asm__ __volatile__("msr fpcr, %0" : : "r"(saved_ | flags));
+    }
+    ~subnormals_flushed() {
+        if ((saved_ & flags) != flags) __asm__ __volatile__("msr fpcr, %0" : : "r"(saved_));
+    }
+
+private:
+    std::uint64_t saved_;
 #else
     static constexpr unsigned flags = 0;
+    subnormals_flushed() = default;
 #endif
 public:
     subnormals_flushed(const subnormals_flushed&) = delete;

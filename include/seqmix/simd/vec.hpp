@@ -69,10 +69,11 @@ template <class T> inline vec<T> fma(const vec<T>& a, const vec<T>& b, const vec
 #endif
 }
 // The same operation on one value, rounded as a lane of the vector fma above is: fused where
-// the target has FMA instructions, a multiply and an add where it has not (SSE2).
+// the target has FMA instructions (x86 FMA3 / AVX-512, every AArch64 core: xsimd's NEON fma is
+// vfmaq), a multiply and an add where it has not (SSE2).
 template <class T, class = std::enable_if_t<std::is_floating_point_v<T>>>
 inline T fma(T a, T b, T c) {
-#if defined(__FMA__) || defined(__AVX512F__)
+#if defined(__FMA__) || defined(__AVX512F__) || defined(__ARM_FEATURE_FMA)
     return std::fma(a, b, c);
 #else
     return a * b + c;
