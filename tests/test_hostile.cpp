@@ -428,8 +428,12 @@ TEST_CASE("class 9b, engines' threads: an executor gives the OpenMP bits; calls 
                 auto args = make_args<float>(op, 91);
                 args.num_threads = threads;
                 args.executor = &pool;
+                const int teams_before = pool.teams;
                 op.run(args);
                 INFO(op.name << ", N " << N << ", " << threads << " threads on a pool of 3");
+                // Each operator opened its team on the pool (at B = 1 the state-space steps have
+                // one work item, which runs on the calling thread).
+                if (N == 70) CHECK(pool.teams > teams_before);
                 for (std::size_t i = 0; i < args.args.size(); ++i) CHECK(same_bits(*args.args[i].storage, *base.args[i].storage));
             }
             // Three user threads calling at once, each on its own data: two share the pool (they

@@ -385,6 +385,7 @@ std::string element_index(const std::array<index_t, R>& idx, index_t last) {
 // exit inside, which compilers vectorize.
 template <class S, class T>
 std::size_t first_outside(const S* x, std::size_t n, T lo, T hi) {
+    static_assert(std::is_same_v<T, compute_type_of<S>>, "seqmix: bounds in the compute type of the array");
     constexpr std::size_t block = 64;
     std::size_t i = 0;
     for (; i + block <= n; i += block) {

@@ -48,6 +48,8 @@ public:
         if (n <= size_) return;
         if (n > (SIZE_MAX - huge_page) / sizeof(T)) out_of_memory();
         std::free(data_);
+        data_ = nullptr;  // a failed allocation below leaves an empty buffer, not a stale size
+        size_ = 0;
         // Large buffers (KV caches, states) start on a 2 MiB boundary and ask for
         // transparent huge pages: a long strided walk over them then stays in the TLB.
         const std::size_t align = n * sizeof(T) >= huge_threshold ? huge_page : alignment;

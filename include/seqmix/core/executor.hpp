@@ -5,6 +5,8 @@
 // in a build without OpenMP).
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -41,7 +43,8 @@ public:
 };
 
 // A fixed pool of concurrency() - 1 threads plus the calling one. Calls from several user
-// threads take turns (one team at a time); a pool is not used from inside its own tasks.
+// threads take turns (one team at a time). Not re-entrant: a task must not call run on the
+// pool it runs on (seqmix never does: inside a team its calls run on one thread).
 class thread_pool final : public executor {
 public:
     explicit thread_pool(int threads) : size_(threads < 1 ? 1 : threads) {
@@ -61,6 +64,10 @@ public:
     int concurrency() const override { return size_; }
 
     void run(int team, const team_task& task) override {
+        if (team > size_) {  // members without a thread would never run: a caller's bug
+            std::fputs("seqmix::thread_pool::run: a team larger than the pool\n", stderr);
+            std::abort();
+        }
         if (team <= 1) {
             if (team == 1) task(0);
             return;
@@ -74,10 +81,16 @@ public:
             ++generation_;
         }
         wake_.notify_all();
+        // The workers use task until they are done: wait for them even if member 0 throws.
+        struct wait_for_workers {
+            thread_pool& pool;
+            ~wait_for_workers() {
+                std::unique_lock<std::mutex> lock(pool.mutex_);
+                pool.done_.wait(lock, [&] { return pool.running_ == 0; });
+                pool.task_ = nullptr;
+            }
+        } waiting{*this};
         task(0);
-        std::unique_lock<std::mutex> lock(mutex_);
-        done_.wait(lock, [&] { return running_ == 0; });
-        task_ = nullptr;
     }
 
 private:

@@ -45,11 +45,11 @@ private:
 #elif SEQMIX_HAS_FPCR
     static constexpr std::uint64_t flags = std::uint64_t(1) << 24;  // FPCR.FZ
     subnormals_flushed() {
-        __asm__ __volatile__("mrs %0, fpcr" : "=r"(saved_));
-        if ((saved_ & flags) != flags) __asm__ __volatile__("msr fpcr, %0" : : "r"(saved_ | flags));
+        __asm__ __volatile__("mrs %0, fpcr" : "=r"(saved_) : : "memory");
+        if ((saved_ & flags) != flags) __asm__ __volatile__("msr fpcr, %0" : : "r"(saved_ | flags) : "memory");
     }
     ~subnormals_flushed() {
-        if ((saved_ & flags) != flags) __asm__ __volatile__("msr fpcr, %0" : : "r"(saved_));
+        if ((saved_ & flags) != flags) __asm__ __volatile__("msr fpcr, %0" : : "r"(saved_) : "memory");
     }
 
 private:

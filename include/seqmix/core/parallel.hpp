@@ -30,6 +30,18 @@ inline executor*& bound_executor() {
     static thread_local executor* bound = nullptr;
     return bound;
 }
+// True on a thread while it runs a member of an executor's team: a call made there (by a
+// user's task, or nested) runs on that one thread, as inside an OpenMP region, and never
+// asks the executor for a team it is itself part of.
+inline bool& in_executor_team() {
+    static thread_local bool in_team = false;
+    return in_team;
+}
+struct executor_member {
+    bool was = in_executor_team();
+    executor_member() { in_executor_team() = true; }
+    ~executor_member() { in_executor_team() = was; }
+};
 }  // namespace detail
 
 // Binds an operator call's `opt.executor` to the calling thread for the call.
@@ -49,6 +61,7 @@ private:
 // user's own `omp parallel` around the call), never above the OpenMP thread limit. With an
 // executor: `requested` (0 = all), never above its concurrency.
 inline int available_threads(int requested) {
+    if (detail::in_executor_team()) return 1;
     if (const executor* ex = detail::bound_executor()) {
         const int c = std::max(1, ex->concurrency());
         return requested > 0 ? std::min(requested, c) : c;
@@ -95,6 +108,7 @@ void parallel_for(std::int64_t n, int num_threads, Fn&& fn) {
         std::mutex failure_mutex;
         std::atomic<bool> failed{false};
         ex->run(threads, [&](int t) {
+            const detail::executor_member member;
             const subnormals_flushed flushed;
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
             try {
@@ -200,6 +214,7 @@ void parallel_team(int threads, Fn&& fn) {
     if (executor* ex = detail::bound_executor()) {
         detail::team_barrier barrier(threads);
         ex->run(threads, [&](int t) {
+            const detail::executor_member member;
             const subnormals_flushed flushed;
             fn(t, threads, team_sync{true, &barrier});
         });

@@ -51,8 +51,9 @@ public:
     thread_scratch(int threads, std::size_t per_thread)
         : stride_((per_thread + 15) / 16 * 16 + 16), pool_(detail::this_thread_scratch_pool()) {
         if (pool_.slots.size() <= pool_.in_use) pool_.slots.resize(pool_.in_use + 1);
-        auto& slot = pool_.slots[pool_.in_use++];
-        slot.resize(stride_ * std::size_t(threads) * sizeof(T));
+        auto& slot = pool_.slots[pool_.in_use];
+        slot.resize(stride_ * std::size_t(threads) * sizeof(T));  // may throw: the slot is not taken yet
+        ++pool_.in_use;
         data_ = reinterpret_cast<T*>(slot.data());
     }
     ~thread_scratch() { --pool_.in_use; }
