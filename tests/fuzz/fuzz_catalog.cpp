@@ -5,7 +5,7 @@
 // wrong shape. Both the fast operator (float) and seqmix::reference (double) run:
 //   - both raise seqmix::error or neither does; a failing call writes nothing;
 //   - otherwise every output has the reference's class (finite, NaN, +-Inf) and is within
-//     1e-4 of it relative to the largest magnitude (at least 1e-3: see below);
+//     1e-4 of it relative to the largest magnitude (at least 1e-2: see below);
 //   - any other exception, a crash or a sanitizer report is a finding.
 // Build and run: tests/fuzz/run.sh (clang++ -fsanitize=fuzzer,address,undefined). Replay a
 // finding: SEQMIX_FUZZ_FAMILY=<family> SEQMIX_FUZZ_VERBOSE=1 build/fuzz/tests/fuzz_catalog <file>
@@ -184,10 +184,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (c.mismatched)
             finding(op.name + ", " + a.name + "[" + std::to_string(c.first) + "]: " + number(g[c.first]) +
                     ", the reference " + number(r[c.first]));
-        // Relative to the largest magnitude, but never below 1e-3: outputs that small come from
-        // terms of the inputs' size (here up to 4) that cancel, as 1 - k.k does in the delta rule
-        // for unit keys, where float's own error is about 1e-7 of the terms (found by this fuzzer).
-        const double scale = std::max(c.mag, 1e-3);
+        // Relative to the largest magnitude, but never below 1e-2: smaller outputs come from
+        // terms of the inputs' size (here up to 4) that cancel, as 1 - beta k.k does in the delta
+        // rule for unit keys, where float's own error is about 1e-7 of the terms (found by this
+        // fuzzer: 1.3e-9 on an output of 1.8e-8, and 1.7e-7 on a state of 3.9e-4).
+        const double scale = std::max(c.mag, 1e-2);
         if (c.err > 1e-4 * scale && std::getenv("SEQMIX_FUZZ_VERBOSE")) {
             for (const auto& b : args.args) {
                 std::fprintf(stderr, "%s:", b.name.c_str());
