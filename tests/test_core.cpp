@@ -76,17 +76,30 @@ TEST_CASE("parallel_for visits every item once, for any thread count") {
     CHECK(resolve_threads(0, 0) == 1);
 }
 
-TEST_CASE("parallel work runs with subnormals flushed; the caller's float mode is restored, also after a throw") {
+// The calling thread's float mode: x86 MXCSR, AArch64 FPCR (core/float_mode.hpp).
 #if SEQMIX_HAS_MXCSR
-    const unsigned flags = seqmix::subnormals_flushed::flags, caller = _mm_getcsr();
-    for (unsigned start : {caller & ~flags, caller | flags}) {
-        _mm_setcsr(start);
+std::uint64_t float_mode() { return _mm_getcsr(); }
+void set_float_mode(std::uint64_t m) { _mm_setcsr(unsigned(m)); }
+#elif SEQMIX_HAS_FPCR
+std::uint64_t float_mode() {
+    std::uint64_t m;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(m) : : "memory");
+    return m;
+}
+void set_float_mode(std::uint64_t m) { __asm__ __volatile__("msr fpcr, %0" : : "r"(m) : "memory"); }
+#endif
+
+TEST_CASE("parallel work runs with subnormals flushed; the caller's float mode is restored, also after a throw") {
+#if SEQMIX_HAS_MXCSR || SEQMIX_HAS_FPCR
+    const std::uint64_t flags = seqmix::subnormals_flushed::flags, caller = float_mode();
+    for (std::uint64_t start : {caller & ~flags, caller | flags}) {
+        set_float_mode(start);
         for (int threads : {1, 2, 3}) {
-            std::vector<unsigned> seen(7, 0);
+            std::vector<std::uint64_t> seen(7, 0);
             volatile float tiny = 1e-38f;
             std::vector<float> product(7, -1.0f);
             seqmix::parallel_for(7, threads, [&](std::int64_t i, int) {
-                seen[std::size_t(i)] = _mm_getcsr() & flags;
+                seen[std::size_t(i)] = float_mode() & flags;
                 product[std::size_t(i)] = tiny * 0.25f;  // 2.5e-39: subnormal, flushed to 0
             });
             for (int i = 0; i < 7; ++i) {
@@ -94,21 +107,21 @@ TEST_CASE("parallel work runs with subnormals flushed; the caller's float mode i
                 CHECK(product[std::size_t(i)] == 0.0f);
             }
             seqmix::parallel_team(threads, [&](int t, int, const seqmix::team_sync&) {
-                if (t == 0) seen[0] = _mm_getcsr() & flags;
+                if (t == 0) seen[0] = float_mode() & flags;
             });
             CHECK(seen[0] == flags);
-            CHECK(_mm_getcsr() == start);
+            CHECK(float_mode() == start);
             CHECK_THROWS(seqmix::parallel_for(5, threads, [](std::int64_t i, int) {
                 if (i == 3) throw std::runtime_error("item 3");
             }));
-            CHECK(_mm_getcsr() == start);
+            CHECK(float_mode() == start);
         }
     }
-    _mm_setcsr(caller);
+    set_float_mode(caller);
     volatile float tiny = 1e-38f;
     CHECK(tiny * 0.25f > 0.0f);  // the caller's own arithmetic keeps its subnormals
 #else
-    SUCCEED("no MXCSR on this target: nothing to flush");
+    SUCCEED("no MXCSR or FPCR on this target: nothing to flush");
 #endif
 }
 
