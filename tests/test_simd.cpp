@@ -11,26 +11,35 @@
 
 using namespace seqmix;
 
-TEST_CASE("vector exp (float) is accurate over [-87, 88]") {
+namespace {
+// fn(x) in vectors over [lo, hi] on a grid of step 1e-4; err(x, relative error) per point.
+template <class Fn, class Err>
+void exp_over_grid(double lo, double hi, Fn&& fn, Err&& err) {
     constexpr std::size_t W = simd::width<float>;
     alignas(64) float in[W], out[W];
+    const double step = 1e-4;
+    for (double x0 = lo; x0 <= hi; x0 += step * double(W)) {
+        for (std::size_t i = 0; i < W; ++i) in[i] = float(std::min(hi, x0 + step * double(i)));
+        simd::store_aligned(out, fn(simd::load_aligned(in)));
+        for (std::size_t i = 0; i < W; ++i) {
+            const double ref = std::exp(double(in[i]));
+            err(in[i], std::abs(double(out[i]) - ref) / ref);
+        }
+    }
+}
+}  // namespace
+
+TEST_CASE("vector exp (float) is accurate over [-87, 88]") {
     double max_rel = 0;
     float worst = 0;
     // Every float in [-87, 88] on a fine grid (about 1.8 million points).
-    const double step = 1e-4;
-    for (double x0 = -87.0; x0 <= 88.0; x0 += step * W) {
-        for (std::size_t i = 0; i < W; ++i) in[i] = float(std::min(88.0, x0 + step * double(i)));
-        simd::store_aligned(out, simd::exp(simd::load_aligned(in)));
-        for (std::size_t i = 0; i < W; ++i) {
-            const double ref = std::exp(double(in[i]));
-            const double rel = std::abs(double(out[i]) - ref) / ref;
-            if (rel > max_rel) {
-                max_rel = rel;
-                worst = in[i];
-            }
+    exp_over_grid(-87.0, 88.0, [](const simd::vec<float>& x) { return simd::exp(x); }, [&](float x, double rel) {
+        if (rel > max_rel) {
+            max_rel = rel;
+            worst = x;
         }
-    }
-    std::printf("simd::exp<float> (width %zu): max relative error %.3g over [-87, 88] (at x = %g)\n", W,
+    });
+    std::printf("simd::exp<float> (width %zu): max relative error %.3g over [-87, 88] (at x = %g)\n", simd::width<float>,
                 max_rel, double(worst));
     CHECK(max_rel < 3e-7);  // about 2.5 ulp
 }
@@ -51,19 +60,9 @@ TEST_CASE("vector exp: limits softmax depends on") {
 }
 
 TEST_CASE("vector exp of a nonpositive argument (the online softmax): accurate, -inf gives 0, NaN stays") {
-    constexpr std::size_t W = simd::width<float>;
-    alignas(64) float in[W], out[W];
     double near = 0, far = 0;  // max relative errors over [-14, 0] and [-87, -14)
-    const double step = 1e-4;
-    for (double x0 = -87.0; x0 <= 0.0; x0 += step * W) {
-        for (std::size_t i = 0; i < W; ++i) in[i] = float(std::min(0.0, x0 + step * double(i)));
-        simd::store_aligned(out, simd::exp_nonpositive(simd::load_aligned(in)));
-        for (std::size_t i = 0; i < W; ++i) {
-            const double ref = std::exp(double(in[i]));
-            const double rel = std::abs(double(out[i]) - ref) / ref;
-            (in[i] >= -14.0f ? near : far) = std::max(in[i] >= -14.0f ? near : far, rel);
-        }
-    }
+    exp_over_grid(-87.0, 0.0, [](const simd::vec<float>& x) { return simd::exp_nonpositive(x); },
+                  [&](float x, double rel) { (x >= -14.0f ? near : far) = std::max(x >= -14.0f ? near : far, rel); });
     std::printf("simd::exp_nonpositive<float>: max relative error %.3g over [-14, 0], %.3g over [-87, -14)\n", near,
                 far);
     CHECK(near < 1e-6);
@@ -72,6 +71,7 @@ TEST_CASE("vector exp of a nonpositive argument (the online softmax): accurate, 
     for (float x : {-std::numeric_limits<float>::infinity(), -1000.0f, -139.0f, -104.0f})
         CHECK(simd::hmax(simd::exp_nonpositive(simd::broadcast(x))) == 0.0f);
     CHECK(simd::hmax(simd::exp_nonpositive(simd::broadcast(0.0f))) == 1.0f);
+    alignas(64) float out[simd::width<float>];
     simd::store_aligned(out, simd::exp_nonpositive(simd::broadcast(std::numeric_limits<float>::quiet_NaN())));
     CHECK(std::isnan(out[0]));
 }

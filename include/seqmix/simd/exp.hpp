@@ -33,6 +33,14 @@ __attribute__((always_inline)) inline vec<float> times_pow2(const vec<float>& p,
     return p * s1 * s2;
 }
 
+// c0 x^n + c1 x^(n-1) + ... + cn by Horner's rule, one fused multiply-add per coefficient.
+template <class... C>
+__attribute__((always_inline)) inline vec<float> horner(const vec<float>& x, float c0, C... c) {
+    vec<float> p(c0);
+    ((p = xsimd::fma(p, x, vec<float>(c))), ...);
+    return p;
+}
+
 // Always inlined: a call would pass the vectors through memory, in loops that do little else.
 __attribute__((always_inline)) inline vec<float> exp(const vec<float>& x_in) {
     using V = vec<float>;
@@ -43,13 +51,9 @@ __attribute__((always_inline)) inline vec<float> exp(const vec<float>& x_in) {
     const V n = xsimd::nearbyint(x * V(1.44269504088896341f));
     V r = xsimd::fma(n, V(-0.693359375f), x);
     r = xsimd::fma(n, V(2.12194440e-4f), r);
-    V p = V(1.9875691500E-4f);
-    p = xsimd::fma(p, r, V(1.3981999507E-3f));
-    p = xsimd::fma(p, r, V(8.3334519073E-3f));
-    p = xsimd::fma(p, r, V(4.1665795894E-2f));
-    p = xsimd::fma(p, r, V(1.6666665459E-1f));
-    p = xsimd::fma(p, r, V(5.0000001201E-1f));
-    p = xsimd::fma(p, r * r, r + V(1.0f));
+    const V p = xsimd::fma(horner(r, 1.9875691500E-4f, 1.3981999507E-3f, 8.3334519073E-3f, 4.1665795894E-2f,
+                                  1.6666665459E-1f, 5.0000001201E-1f),
+                           r * r, r + V(1.0f));
     return xsimd::select(flushed, V(0.0f), times_pow2(p, n));
 }
 
@@ -66,13 +70,8 @@ __attribute__((always_inline)) inline vec<float> exp_nonpositive(const vec<float
     const V t = xsimd::max(V(-200.0f), x * V(1.44269504088896341f));
     const V n = xsimd::nearbyint(t);
     const V f = t - n;  // [-0.5, 0.5]
-    V p = V(1.535336188319500e-4f);
-    p = xsimd::fma(p, f, V(1.339887440266574e-3f));
-    p = xsimd::fma(p, f, V(9.618437357674640e-3f));
-    p = xsimd::fma(p, f, V(5.550332471162809e-2f));
-    p = xsimd::fma(p, f, V(2.402264791363012e-1f));
-    p = xsimd::fma(p, f, V(6.931472028550421e-1f));
-    p = xsimd::fma(p, f, V(1.0f));  // 2^f
+    const V p = horner(f, 1.535336188319500e-4f, 1.339887440266574e-3f, 9.618437357674640e-3f, 5.550332471162809e-2f,
+                       2.402264791363012e-1f, 6.931472028550421e-1f, 1.0f);  // 2^f
     return times_pow2(p, n);
 }
 inline vec<double> exp(const vec<double>& x) {
