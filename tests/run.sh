@@ -9,7 +9,10 @@
 #   3. g++, C++17, -march=x86-64 (SSE2): the scalar-width SIMD fallbacks (operator tests, -O1);
 #   4. aarch64 (Arm64, NEON through xsimd): cross-built with g++-aarch64-linux-gnu and run under
 #      qemu-user-static, the operator tests without the long-sequence cases;
-#   5. the catalog fuzzer (clang, libFuzzer + ASan + UBSan), 40000 inputs per operator family
+#   5. clang++ with -fsanitize=thread: the threaded cases ([threads]: OpenMP teams, an executor's
+#      teams, calls from several std::threads at once). libomp loads its Archer tool, which
+#      tells ThreadSanitizer about OpenMP's barriers and joins;
+#   6. the catalog fuzzer (clang, libFuzzer + ASan + UBSan), 40000 inputs per operator family
 #      from a fixed seed (about a minute each).
 # Usage: bash tests/run.sh        (SEQMIX_QUICK=1 runs only the first build)
 set -euo pipefail
@@ -21,13 +24,15 @@ launcher=$(seqmix_cmake_launcher || true)
 export UBSAN_OPTIONS=print_stacktrace=1 LSAN_OPTIONS="suppressions=$PWD/tests/sanitizer/lsan.supp"
 jobs=$(nproc)
 
-run_build() {  # name, extra cmake args...
+run_build() {  # name, extra cmake args...   (TEST_TARGETS="a b": build and run only these)
   local dir=build/test-$1; shift
+  local targets=${TEST_TARGETS:-}
   echo "=== seqmix tests: $dir ($*)"
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DSEQMIX_BUILD_BENCH=OFF \
         -DSEQMIX_BUILD_EXAMPLES=OFF -DSEQMIX_WERROR=ON $launcher "$@" >/dev/null
-  cmake --build "$dir" -j "$jobs"
-  (cd "$dir" && ctest --output-on-failure -j "$jobs")
+  cmake --build "$dir" -j "$jobs" ${targets:+--target $targets}
+  # A hung test fails after 10 minutes instead of holding the CI.
+  (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 600 ${targets:+-R "^(${targets// /|})\$"})
 }
 
 run_build release -DSEQMIX_ARCH=native
@@ -40,6 +45,10 @@ if [ -z "${SEQMIX_QUICK:-}" ]; then
     "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG"
   run_build aarch64 -DCMAKE_TOOLCHAIN_FILE=tests/arm/toolchain.cmake -DSEQMIX_ARCH= -DSEQMIX_INSTALL=OFF \
     -DSEQMIX_TEST_OPERATORS_ONLY=ON "-DSEQMIX_TEST_SPEC=~[long]" "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG"
+  TSAN_OPTIONS="ignore_noninstrumented_modules=1 halt_on_error=1" TEST_TARGETS="test_core test_hostile" \
+    run_build clang-tsan -DCMAKE_CXX_COMPILER=clang++-14 -DSEQMIX_ARCH=native -DSEQMIX_INSTALL=OFF \
+    -DSEQMIX_TEST_OPERATORS_ONLY=ON "-DSEQMIX_TEST_SPEC=[threads]" "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -g1 -DNDEBUG" \
+    -DCMAKE_CXX_FLAGS=-fsanitize=thread
   echo "=== seqmix fuzzing: 40000 inputs per operator family"
   bash tests/fuzz/run.sh 40000
 fi

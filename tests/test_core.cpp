@@ -66,7 +66,7 @@ TEST_CASE("tensor: 64-byte aligned storage with fill") {
     CHECK(t.view().is_contiguous());
 }
 
-TEST_CASE("parallel_for visits every item once, for any thread count") {
+TEST_CASE("parallel_for visits every item once, for any thread count", "[threads]") {
     for (int threads : {1, 2, 3, 0}) {
         std::vector<int> hits(1001, 0);
         parallel_for(1001, threads, [&](std::int64_t i, int) { hits[std::size_t(i)] += 1; });
@@ -89,7 +89,7 @@ std::uint64_t float_mode() {
 void set_float_mode(std::uint64_t m) { __asm__ __volatile__("msr fpcr, %0" : : "r"(m) : "memory"); }
 #endif
 
-TEST_CASE("parallel work runs with subnormals flushed; the caller's float mode is restored, also after a throw") {
+TEST_CASE("parallel work runs with subnormals flushed; the caller's float mode is restored, also after a throw", "[threads]") {
 #if SEQMIX_HAS_MXCSR || SEQMIX_HAS_FPCR
     const std::uint64_t flags = seqmix::subnormals_flushed::flags, caller = float_mode();
     for (std::uint64_t start : {caller & ~flags, caller | flags}) {
@@ -201,7 +201,7 @@ TEST_CASE("packing: rows, blocks of any strides (channel-major transpose), gathe
         for (index_t e = 0; e < 3; ++e) REQUIRE(bv(0, 1, d, e) == sv(0, 1, d, e));
 }
 
-TEST_CASE("release_thread_scratch frees the calling thread's scratch, only what no live call uses") {
+TEST_CASE("release_thread_scratch frees the calling thread's scratch, only what no live call uses", "[threads]") {
     release_thread_scratch();
     CHECK(thread_scratch_bytes() == 0);
     {

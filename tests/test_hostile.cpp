@@ -95,6 +95,23 @@ index_t token_element(const op_spec& op, const arg<T>& a, index_t t) {
     return std::min(t, a.shape[1] - 1) * a.strides[1] + std::min<index_t>(1, a.shape.back() - 1);
 }
 
+// The sizes of the thread tests: every schedule of the chunk pipeline. Two batch rows of a
+// short sequence (head groups); one long sequence (segments: more threads than heads, one
+// vector per state row); one sequence with wide value rows (the value split, whose phases meet
+// at barriers: the ThreadSanitizer build of tests/run.sh checks them).
+std::vector<catalog_sizes> threaded_sizes() {
+    catalog_sizes short_batch, long_one, wide_one;
+    long_one.N = 700;
+    long_one.B = 1;
+    wide_one.N = 300;
+    wide_one.B = 1;
+    wide_one.Dk = 8;
+    wide_one.Dv = 40;
+    wide_one.H = 2;
+    wide_one.P = 40;
+    return {short_batch, long_one, wide_one};
+}
+
 void for_each_state_op(const std::vector<op_spec>& ops, const std::function<void(const op_spec&)>& fn) {
     for (const auto& op : ops)
         if (!op.step && make_args<float>(op, 1).has("final_state")) fn(op);
@@ -363,16 +380,17 @@ TEST_CASE("class 7, shapes: negative extents, overflowing counts or reaches, str
                       Catch::Contains("element count"));
 }
 
-TEST_CASE("class 9, threads: bitwise equal for 1, 2, 3, 5, 8 threads, 1000 threads, and inside a parallel region") {
-    for (index_t N : {index_t(70), index_t(700)}) {
-        for (const auto& op : catalog(N, N > 100 ? 1 : 2)) {
+TEST_CASE("class 9, threads: bitwise equal for 1, 2, 3, 5, 8 threads, 1000 threads, and inside a parallel region", "[threads]") {
+    for (const catalog_sizes& sizes : threaded_sizes()) {
+        const index_t N = sizes.N;
+        for (const auto& op : catalog(sizes)) {
             auto base = make_args<float>(op, 91);
             op.run(base);
             for (int threads : {2, 3, 5, 8, 1000}) {
                 auto args = make_args<float>(op, 91);
                 args.num_threads = threads;
                 op.run(args);
-                INFO(op.name << ", N " << N << ", " << threads << " threads");
+                INFO(op.name << ", N " << N << " B " << sizes.B << " Dv " << sizes.Dv << ", " << threads << " threads");
                 for (std::size_t i = 0; i < args.args.size(); ++i) CHECK(same_bits(*args.args[i].storage, *base.args[i].storage));
             }
 #if defined(_OPENMP)
@@ -417,10 +435,11 @@ private:
 };
 }  // namespace
 
-TEST_CASE("class 9b, engines' threads: an executor gives the OpenMP bits; calls from several std::threads at once") {
-    for (index_t N : {index_t(70), index_t(700)}) {
+TEST_CASE("class 9b, engines' threads: an executor gives the OpenMP bits; calls from several std::threads at once", "[threads]") {
+    for (const catalog_sizes& sizes : threaded_sizes()) {
+        const index_t N = sizes.N;
         counting_pool pool(3);
-        for (const auto& op : catalog(N, N > 100 ? 1 : 2)) {
+        for (const auto& op : catalog(sizes)) {
             auto base = make_args<float>(op, 91);
             op.run(base);
             // On the engine's pool: all its threads (0), fewer (2), more than it has (5: capped).
@@ -430,7 +449,7 @@ TEST_CASE("class 9b, engines' threads: an executor gives the OpenMP bits; calls 
                 args.executor = &pool;
                 const int teams_before = pool.teams;
                 op.run(args);
-                INFO(op.name << ", N " << N << ", " << threads << " threads on a pool of 3");
+                INFO(op.name << ", N " << N << " B " << sizes.B << " Dv " << sizes.Dv << ", " << threads << " threads on a pool of 3");
                 // Each operator opened its team on the pool (at B = 1 the state-space steps have
                 // one work item, which runs on the calling thread).
                 if (N == 70) CHECK(pool.teams > teams_before);
@@ -455,7 +474,7 @@ TEST_CASE("class 9b, engines' threads: an executor gives the OpenMP bits; calls 
                     }
                 });
             for (auto& u : users) u.join();
-            INFO(op.name << ", N " << N << ", concurrent calls");
+            INFO(op.name << ", N " << N << " B " << sizes.B << " Dv " << sizes.Dv << ", concurrent calls");
             CHECK(failures == 0);
             for (const auto& args : per_thread)
                 for (std::size_t i = 0; i < args.args.size(); ++i) CHECK(same_bits(*args.args[i].storage, *base.args[i].storage));
@@ -472,7 +491,7 @@ TEST_CASE("class 9b, engines' threads: an executor gives the OpenMP bits; calls 
     }
 }
 
-TEST_CASE("an executor's team: parallel_for rethrows, parallel_team meets at barriers, thread counts resolve to its size") {
+TEST_CASE("an executor's team: parallel_for rethrows, parallel_team meets at barriers, thread counts resolve to its size", "[threads]") {
     counting_pool pool(3);
     const seqmix::executor_scope bind(&pool);
     CHECK(seqmix::available_threads(0) == 3);
@@ -497,7 +516,7 @@ TEST_CASE("an executor's team: parallel_for rethrows, parallel_team meets at bar
     CHECK(pool.teams == 2);
 }
 
-TEST_CASE("parallel_for rethrows a body's exception after the region, for any thread count") {
+TEST_CASE("parallel_for rethrows a body's exception after the region, for any thread count", "[threads]") {
     for (int threads : {1, 2, 3, 5}) {
         std::atomic<int> visited{0};
         CHECK_THROWS_WITH(seqmix::parallel_for(100, threads,
