@@ -14,11 +14,13 @@
 #      tells ThreadSanitizer about OpenMP's barriers and joins;
 #   6. the catalog fuzzer (clang, libFuzzer + ASan + UBSan), 40000 inputs per operator family
 #      from a fixed seed (about a minute each).
+# Before builds 2-6, tests/static_analysis.sh runs clang-tidy and cppcheck over the headers.
 # Usage: bash tests/run.sh        (SEQMIX_QUICK=1 runs only the first build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source cmake/debian-deps.sh
-seqmix_install_deps clang-14 libclang-rt-14-dev libomp-14-dev g++-aarch64-linux-gnu qemu-user-static
+seqmix_install_deps clang-14 libclang-rt-14-dev libomp-14-dev g++-aarch64-linux-gnu qemu-user-static \
+  clang-tidy-14 cppcheck
 launcher=$(seqmix_cmake_launcher || true)
 # Sanitizer reports with their stacks; libomp's own allocations at exit are not leaks of ours.
 export UBSAN_OPTIONS=print_stacktrace=1 LSAN_OPTIONS="suppressions=$PWD/tests/sanitizer/lsan.supp"
@@ -37,6 +39,8 @@ run_build() {  # name, extra cmake args...   (TEST_TARGETS="a b": build and run 
 
 run_build release -DSEQMIX_ARCH=native
 if [ -z "${SEQMIX_QUICK:-}" ]; then
+  echo "=== seqmix static analysis: clang-tidy, cppcheck"
+  bash tests/static_analysis.sh
   run_build clang-cxx20-sanitize-avx2 -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_CXX_STANDARD=20 \
     -DSEQMIX_ARCH=x86-64-v3 -DSEQMIX_INSTALL=OFF -DSEQMIX_TEST_OPERATORS_ONLY=ON \
     "-DSEQMIX_TEST_SPEC=~[long]" "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -g1 -DNDEBUG" \

@@ -64,11 +64,11 @@ namespace detail {
 
 // One sequence of the problem: where its queries and keys are.
 struct attention_sequence {
-    index_t batch;    // batch index into q and out (and k, v unless paged)
-    index_t q_begin;  // first query row on the seq axis
-    index_t q_len;
-    index_t k_begin;  // first key row on the seq axis (0 when paged)
-    index_t k_len;    // valid keys (seqlens_k applied)
+    index_t batch = 0;    // batch index into q and out (and k, v unless paged)
+    index_t q_begin = 0;  // first query row on the seq axis
+    index_t q_len = 0;
+    index_t k_begin = 0;  // first key row on the seq axis (0 when paged)
+    index_t k_len = 0;    // valid keys (seqlens_k applied)
     const std::int32_t* pages = nullptr;  // paged cache: this sequence's row of block_table
 };
 
@@ -78,9 +78,9 @@ struct key_location {
 };
 
 struct attention_problem {
-    index_t num_seqs, hq, hkv, group, dk, dv;
-    double scale;
-    const attention_options* opt;
+    index_t num_seqs = 0, hq = 0, hkv = 0, group = 0, dk = 0, dv = 0;
+    double scale = 0;
+    const attention_options* opt = nullptr;
 
     attention_sequence sequence(index_t s) const {
         if (opt->cu_seqlens_q && opt->block_table)  // packed queries over a paged cache
@@ -100,7 +100,7 @@ struct attention_problem {
         if (sq.pages) return {sq.pages[j / page_size], j % page_size};
         return {sq.batch, sq.k_begin + j};
     }
-    index_t nq_padded, nk_padded;  // seq extents of the views
+    index_t nq_padded = 0, nk_padded = 0;  // seq extents of the views
     index_t page_size = 0;         // keys per block of a paged cache (0: not paged)
 };
 
@@ -222,6 +222,9 @@ attention_problem validate_attention(const tensor_view<const Q, 4>& q, const ten
     } else if (opt.seqlens_k) {
         for (index_t s = 0; s < num_seqs; ++s) {
             const index_t cap = opt.cu_seqlens_k ? opt.cu_seqlens_k[s + 1] - opt.cu_seqlens_k[s] : Nk;
+            // The caller's array holds num_seqs entries (the contract); the analyzer may see a
+            // shorter one in an example.
+            // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult)
             if (opt.seqlens_k[s] < 0 || opt.seqlens_k[s] > cap)
                 raise(detail::concat(op, ": argument 'seqlens_k': expected 0 <= seqlens_k[", s,
                                      "] <= ", cap, ", given ", opt.seqlens_k[s]));

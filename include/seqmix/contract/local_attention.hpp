@@ -32,6 +32,7 @@ template <class E>
 struct per_axis {
     std::array<E, 3> v;  // v[0] the outermost axis given, ...
     int given = 1;       // values given (1: every axis the same)
+    // cppcheck-suppress noExplicitConstructor
     per_axis(E x) : v{x, x, x} {}  // NOLINT: implicit on purpose
     per_axis(std::initializer_list<E> xs) : v{}, given(int(xs.size())) {
         std::size_t i = 0;
@@ -61,7 +62,7 @@ namespace detail {
 // the dilation-1 case run on.
 inline attention_options band_options(const window_options& w) {
     attention_options o;
-    static_cast<attention_inputs&>(o) = w;
+    static_cast<attention_inputs&>(o) = static_cast<const attention_inputs&>(w);
     o.scale = w.scale;
     o.causal = w.causal;
     o.window_left = w.window_left;
@@ -110,9 +111,9 @@ struct neighborhood_axis {
 
 // An image normalized to three spatial axes (depth, height, width; missing ones of extent 1).
 struct neighborhood_geometry {
-    index_t batch, hq, hkv, group, dk, dv;
-    std::array<index_t, 3> extent, dilation;
-    std::array<neighborhood_axis, 3> axis;
+    index_t batch = 0, hq = 0, hkv = 0, group = 0, dk = 0, dv = 0;
+    std::array<index_t, 3> extent{}, dilation{};
+    std::array<neighborhood_axis, 3> axis{};
 };
 
 // An image view [B, spatial (Rank axes)..., trailing axes] as [B, depth, height, width,
@@ -162,7 +163,7 @@ neighborhood_geometry validate_neighborhood(const tensor_view<const Q, Rank + 3>
     std::array<index_t, Rank> image{};
     for (std::size_t a = 0; a < Rank; ++a) image[a] = q.extent(1 + a);
     check_heads(dk, dv, hq, hkv, op);
-    std::array<index_t, Rank + 3> ks = q.shape(), vs, os;
+    std::array<index_t, Rank + 3> ks = q.shape(), vs{}, os{};
     ks[H] = hkv;
     vs = ks;
     vs[D] = dv;

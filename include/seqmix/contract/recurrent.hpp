@@ -124,9 +124,9 @@ packed_sequences sequences_of(const V& x, const std::int32_t* cu_seqlens, int nu
 }
 
 struct recurrent_problem : packed_sequences {
-    index_t hk, hv, group, dk, dv;  // dk: feature dim (after phi); group = hv / hk
-    index_t dk_in;                  // head dim of q and k before phi
-    double scale;
+    index_t hk = 0, hv = 0, group = 0, dk = 0, dv = 0;  // dk: feature dim (after phi); group = hv / hk
+    index_t dk_in = 0;                                  // head dim of q and k before phi
+    double scale = 0;
 };
 
 // The state view sequence s of `p` starts from (empty: zeros) and the one it writes its final
@@ -221,12 +221,15 @@ inline void check_state_indices(const std::int32_t* idx, index_t batch, index_t 
         return;
     }
     for (index_t b = 0; b < batch; ++b)
+        // The caller's array holds batch entries (the contract); the analyzer may see a
+        // shorter one in an example.
+        // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult)
         if (idx[b] != pad_slot && (idx[b] < 0 || idx[b] >= slots))
             raise(detail::concat(op, ": argument 'state_indices': expected pad_slot (-1) or 0 <= state_indices[", b,
                                  "] < ", slots, ", given ", idx[b]));
     // Duplicates by sorting a copy: on the stack for the batches decode serves (this runs
     // once per decoded token), on the heap beyond.
-    std::array<std::int32_t, 256> small;
+    std::array<std::int32_t, 256> small{};
     std::vector<std::int32_t> large;
     std::int32_t* sorted = small.data();
     if (batch > index_t(small.size())) {
@@ -275,10 +278,10 @@ inline void check_snapshots(packed_sequences& p, const state_pool_options& pool,
     // (slot, where): where < num_seqs is state_indices[where], else snapshot_indices[where - num_seqs].
     std::vector<std::pair<std::int32_t, index_t>> used;
     for (index_t s = 0; s < p.num_seqs; ++s) {
-        if (p.state_slot(s) >= 0) used.push_back({std::int32_t(p.state_slot(s)), s});
+        if (p.state_slot(s) >= 0) used.emplace_back(std::int32_t(p.state_slot(s)), s);
         for (index_t k = 0; k < p.snapshot_count(s); ++k)
             if (p.snapshot_slot(s, k) >= 0)
-                used.push_back({std::int32_t(p.snapshot_slot(s, k)), p.num_seqs + s * per + k});
+                used.emplace_back(std::int32_t(p.snapshot_slot(s, k)), p.num_seqs + s * per + k);
     }
     std::sort(used.begin(), used.end());
     auto name = [&](index_t where) {
@@ -490,8 +493,8 @@ struct step_args {
     tensor_view<const K, 3> k;
     tensor_view<const V, 3> v;
     tensor_view<O, 3> out;
-    index_t batch, hk, hv, dk_in, dk, dv;
-    double scale;  // opt.scale, or 1/sqrt(head dim) when 0
+    index_t batch = 0, hk = 0, hv = 0, dk_in = 0, dk = 0, dv = 0;
+    double scale = 0;  // opt.scale, or 1/sqrt(head dim) when 0
 };
 
 // Shapes, the state pool, options and the alias rules of a decode step; `gates` are the

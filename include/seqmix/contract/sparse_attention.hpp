@@ -46,7 +46,7 @@ namespace detail {
 template <class O>
 attention_options sparse_band_options(const O& s) {
     attention_options o;
-    static_cast<attention_inputs&>(o) = s;
+    static_cast<attention_inputs&>(o) = static_cast<const attention_inputs&>(s);
     o.scale = s.scale;
     o.causal = s.causal;
     o.sinks = s.sinks;

@@ -18,7 +18,8 @@ namespace seqmix {
 // A task of a team: task(i) for team member i. A non-owning reference to a callable.
 class team_task {
 public:
-    template <class F>
+    template <class F>  // implicit on purpose: a lambda is a task
+    // cppcheck-suppress noExplicitConstructor
     team_task(const F& f) : object_(&f), call_([](const void* o, int i) { (*static_cast<const F*>(o))(i); }) {}
     void operator()(int member) const { call_(object_, member); }
 
@@ -65,7 +66,7 @@ public:
 
     void run(int team, const team_task& task) override {
         if (team > size_) {  // members without a thread would never run: a caller's bug
-            std::fputs("seqmix::thread_pool::run: a team larger than the pool\n", stderr);
+            (void)std::fputs("seqmix::thread_pool::run: a team larger than the pool\n", stderr);
             std::abort();
         }
         if (team <= 1) {
@@ -84,12 +85,15 @@ public:
         // The workers use task until they are done: wait for them even if member 0 throws.
         struct wait_for_workers {
             thread_pool& pool;
+            explicit wait_for_workers(thread_pool& p) : pool(p) {}
             ~wait_for_workers() {
                 std::unique_lock<std::mutex> lock(pool.mutex_);
                 pool.done_.wait(lock, [&] { return pool.running_ == 0; });
                 pool.task_ = nullptr;
             }
-        } waiting{*this};
+            wait_for_workers(const wait_for_workers&) = delete;
+            wait_for_workers& operator=(const wait_for_workers&) = delete;
+        } waiting(*this);
         task(0);
     }
 
@@ -97,7 +101,7 @@ private:
     void work(int member) {
         std::uint64_t seen = 0;
         for (;;) {
-            const team_task* task;
+            const team_task* task = nullptr;
             {
                 std::unique_lock<std::mutex> lock(mutex_);
                 wake_.wait(lock, [&] { return stopping_ || (generation_ != seen && member < team_); });

@@ -21,7 +21,7 @@ enum class cpu_vendor { other, intel, amd };
 
 struct host_cpu {
     cpu_vendor vendor = cpu_vendor::other;
-    std::size_t l1d_bytes = 32 * 1024;  // when cpuid does not say
+    std::size_t l1d_bytes = std::size_t(32) * 1024;  // when cpuid does not say
 };
 
 namespace detail {

@@ -41,6 +41,8 @@ struct executor_member {
     bool was = in_executor_team();
     executor_member() { in_executor_team() = true; }
     ~executor_member() { in_executor_team() = was; }
+    executor_member(const executor_member&) = delete;
+    executor_member& operator=(const executor_member&) = delete;
 };
 }  // namespace detail
 

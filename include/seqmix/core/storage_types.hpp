@@ -16,12 +16,12 @@ namespace seqmix {
 
 namespace storage_detail {
 inline std::uint32_t float_bits(float f) {
-    std::uint32_t u;
+    std::uint32_t u = 0;
     std::memcpy(&u, &f, sizeof u);
     return u;
 }
 inline float bits_float(std::uint32_t u) {
-    float f;
+    float f = 0;
     std::memcpy(&f, &u, sizeof f);
     return f;
 }
@@ -101,11 +101,12 @@ inline float fp8_e4m3_to_float(std::uint8_t b) {
 // bfloat16: float's sign and exponent, 7 mantissa bits.
 struct bf16 {
     std::uint16_t bits;
+    // cppcheck-suppress uninitMemberVar ; trivial like float: a tensor's storage is not zeroed
     bf16() = default;
     explicit bf16(float f) : bits(storage_detail::bf16_from_float(f)) {}
     operator float() const { return storage_detail::bf16_to_float(bits); }
     static bf16 from_bits(std::uint16_t b) {
-        bf16 h;
+        bf16 h{};
         h.bits = b;
         return h;
     }
@@ -114,11 +115,12 @@ struct bf16 {
 // IEEE binary16: 5 exponent bits, 10 mantissa bits, largest finite 65504.
 struct fp16 {
     std::uint16_t bits;
+    // cppcheck-suppress uninitMemberVar ; trivial like float: a tensor's storage is not zeroed
     fp16() = default;
     explicit fp16(float f) : bits(storage_detail::fp16_from_float(f)) {}
     operator float() const { return storage_detail::fp16_to_float(bits); }
     static fp16 from_bits(std::uint16_t b) {
-        fp16 h;
+        fp16 h{};
         h.bits = b;
         return h;
     }
@@ -127,11 +129,12 @@ struct fp16 {
 // OCP 8-bit float e4m3fn: 4 exponent bits, 3 mantissa bits, no Inf, largest finite 448.
 struct fp8_e4m3 {
     std::uint8_t bits;
+    // cppcheck-suppress uninitMemberVar ; trivial like float: a tensor's storage is not zeroed
     fp8_e4m3() = default;
     explicit fp8_e4m3(float f) : bits(storage_detail::fp8_e4m3_from_float(f)) {}
     operator float() const { return storage_detail::fp8_e4m3_to_float(bits); }
     static fp8_e4m3 from_bits(std::uint8_t b) {
-        fp8_e4m3 h;
+        fp8_e4m3 h{};
         h.bits = b;
         return h;
     }

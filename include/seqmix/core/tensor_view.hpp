@@ -30,8 +30,9 @@ public:
     tensor_view(T* data, const extents_type& shape, const extents_type& strides)
         : data_(data), shape_(shape), strides_(strides) {}
 
-    // tensor_view<T> -> tensor_view<const T>
+    // tensor_view<T> -> tensor_view<const T>, implicit as for pointers
     template <class U, class = std::enable_if_t<std::is_same_v<const U, T> && !std::is_same_v<U, T>>>
+    // cppcheck-suppress noExplicitConstructor
     tensor_view(const tensor_view<U, Rank>& other)
         : data_(other.data()), shape_(other.shape()), strides_(other.strides()) {}
 
@@ -60,6 +61,7 @@ public:
         static_assert(sizeof...(I) == Rank, "tensor_view: wrong number of indices");
         const index_t ii[] = {static_cast<index_t>(idx)...};
         index_t off = 0;
+        // cppcheck-suppress arrayIndexOutOfBounds ; ii has Rank entries (the static_assert)
         for (std::size_t d = 0; d < Rank; ++d) off += ii[d] * strides_[d];
         return data_[off];
     }
@@ -116,7 +118,7 @@ std::pair<const void*, const void*> address_span(const tensor_view<T, R>& v) {
         (reach < 0 ? lo : hi) += reach;
     }
     if (none) return {nullptr, nullptr};
-    auto* base = reinterpret_cast<const char*>(v.data());
+    const auto* base = reinterpret_cast<const char*>(v.data());
     return {base + lo * index_t(sizeof(T)), base + (hi + 1) * index_t(sizeof(T))};
 }
 

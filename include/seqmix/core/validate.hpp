@@ -282,8 +282,8 @@ struct arg_list {
 inline void check_disjoint(const char* op, const arg_list& outputs, const arg_list& inputs,
                            const char* in_place_output = nullptr, const char* in_place_input = nullptr) {
     auto named = [](const char* a, const char* b) { return a && b && std::string(a) == b; };
-    for (auto o = outputs.begin(); o != outputs.end(); ++o) {
-        for (auto p = outputs.begin(); p != o; ++p)
+    for (const auto* o = outputs.begin(); o != outputs.end(); ++o) {
+        for (const auto* p = outputs.begin(); p != o; ++p)
             if (o->overlaps(*p))
                 fail(op, o->name, detail::concat("memory disjoint from '", p->name, "'"), "an overlapping view");
         for (const auto& i : inputs) {

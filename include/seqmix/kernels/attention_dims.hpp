@@ -10,7 +10,7 @@ namespace kernels {
 // Shape of a unit: query rows, head dims, and the KV heads the rows belong to (rows / heads
 // consecutive rows per head; only keys_in_lanes takes more than one).
 struct attention_dims {
-    index_t rows, dk, dv;
+    index_t rows = 0, dk = 0, dv = 0;
     index_t heads = 1;
     bool round_probabilities = false;  // bf16 dot products: P V with P rounded to bf16 (opt-in)
 };

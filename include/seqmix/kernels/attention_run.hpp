@@ -84,11 +84,11 @@ struct attention_row {
     using compute_type = T;
     using query_type = Q;
     using output_type = O;
-    const Q* q;      // the query (q_elem apart)
-    O* out;          // its output row (out_elem apart)
-    T* lse;          // its log-sum-exp, or nullptr
-    key_range keys;  // the keys it may see; a schedule may narrow them tile by tile
-    index_t diag;    // its position on the key axis (ALiBi's |diag - j|)
+    const Q* q = nullptr;    // the query (q_elem apart)
+    O* out = nullptr;        // its output row (out_elem apart)
+    T* lse = nullptr;        // its log-sum-exp, or nullptr
+    key_range keys{};        // the keys it may see; a schedule may narrow them tile by tile
+    index_t diag = 0;        // its position on the key axis (ALiBi's |diag - j|)
     T slope;         // ALiBi slope (0: none)
     T sink;          // sink logit joining its softmax denominator (-inf: none)
     T k_scale = T(1);  // what the stored keys of its KV head are multiplied by (fp8 caches)
@@ -165,17 +165,17 @@ decltype(auto) with_wide_engine(bool bf16_dot, F&& f) {
 
 // How one problem runs.
 struct problem_plan {
-    bool keys_in_lanes;         // engine: keys along the lanes (few rows) or rows along them
-    index_t q_len, q_per_head;  // queries per head: all, and per unit
-    index_t query_blocks;
-    index_t heads;              // KV heads per unit
-    index_t splits;             // key chunks per unit (1: no split)
-    index_t split_keys;         // keys per chunk
-    attention_dims dims;        // rows = heads * group * q_per_head
-    index_t first_item;         // items before this problem's
-    index_t first_merge;        // split units before this problem's (the merge's items)
-    std::size_t partials;       // offset of its partial states
-    std::size_t state_size;     // elements per partial state
+    bool keys_in_lanes = false;         // engine: keys along the lanes (few rows) or rows along them
+    index_t q_len = 0, q_per_head = 0;  // queries per head: all, and per unit
+    index_t query_blocks = 0;
+    index_t heads = 0;                  // KV heads per unit
+    index_t splits = 1;                 // key chunks per unit (1: no split)
+    index_t split_keys = 0;             // keys per chunk
+    attention_dims dims;                // rows = heads * group * q_per_head
+    index_t first_item = 0;             // items before this problem's
+    index_t first_merge = 0;            // split units before this problem's (the merge's items)
+    std::size_t partials = 0;           // offset of its partial states
+    std::size_t state_size = 0;         // elements per partial state
 
     index_t head_blocks(index_t hkv) const { return hkv / heads; }
     index_t units(index_t hkv) const { return query_blocks * head_blocks(hkv); }
@@ -250,7 +250,7 @@ attention_plan plan_attention_with(const Variant& var, int threads) {
             // tiles re-read from L2 more often) and 16. With a mask and at most 4 such blocks,
             // the masked halves of the diagonal tiles dominate and 4 vectors were 12-15% faster
             // at N = 512 (slower from N = 1024 on at D = 128).
-            const index_t vectors = var.banded() && ex.q_len <= 4 * 8 * W ? 4 : 8;
+            const index_t vectors = var.banded() && ex.q_len <= index_t(4 * 8) * W ? 4 : 8;
             pp.q_per_head = std::clamp<index_t>(std::max<index_t>(vectors * W, 32) / hd.group, 1, ex.q_len);
         }
         pp.q_per_head = std::max<index_t>(1, var.query_block(p, pp.q_per_head));
@@ -342,7 +342,7 @@ template <class Problem>
 auto destination_of(const Problem& prob, index_t group, const problem_plan& pp, const unit_place& un) {
     using Row = decltype(prob.row(0, 0));
     return [&prob, group, &pp, un](index_t r) -> destination_type<Row> {
-        index_t h, i;
+        index_t h = 0, i = 0;
         if (!row_of(pp, group, un, r, h, i)) return {};
         return destination_of_row(prob.row(h, i));
     };
@@ -365,7 +365,7 @@ void run_item(const Variant& var, const problem_plan& pp, index_t p, index_t loc
     unit_span span{std::numeric_limits<index_t>::max(), -1, 0, std::numeric_limits<index_t>::max(), lo, hi,
                    un.i0, std::min(pp.q_per_head, pp.q_len - un.i0), un.hk0};
     for (index_t r = 0; r < engine.rows(); ++r) {
-        index_t h, i;
+        index_t h = 0, i = 0;
         if (!row_of(pp, hd.group, un, r, h, i)) {
             engine.clear_row(r);
             lo[r] = 1;
@@ -406,7 +406,7 @@ void prefetch_queries(const Variant& var, const attention_plan& plan, index_t it
     const unit_place un = place_of(pp, hd.hkv, (item - pp.first_item) / pp.splits);
     const auto prob = var.problem(p);
     for (index_t r = 0; r < pp.dims.rows; ++r) {
-        index_t h, i;
+        index_t h = 0, i = 0;
         if (row_of(pp, hd.group, un, r, h, i)) simd::prefetch(prob.row(h, i).q, std::size_t(hd.dk * var.q_elem()));
     }
 }
@@ -421,7 +421,7 @@ void merge_unit(const Variant& var, const problem_plan& pp, index_t p, index_t u
     };
     const softmax_state<T> total = state_of(0);
     for (index_t r = 0; r < pp.dims.rows; ++r) {
-        index_t h, i;
+        index_t h = 0, i = 0;
         if (!row_of(pp, hd.group, un, r, h, i)) continue;
         for (index_t chunk = 1; chunk < pp.splits; ++chunk) merge_row(total, state_of(chunk), r);
     }

@@ -100,12 +100,12 @@ inline void micro_tile(index_t k2, const bf16* a, index_t a_sm, index_t a_sk2, c
     for (index_t i = 0; i < k2; ++i) {
         __m512bh bv[NV], bw[NV];
         for (int v = 0; v < NV; ++v) {
-            bv[v] = (__m512bh)_mm512_loadu_si512(b + i * ldb + v * 2 * lanes);
-            if constexpr (Two) bw[v] = (__m512bh)_mm512_loadu_si512(b2 + i * ldb + v * 2 * lanes);
+            bv[v] = (__m512bh)_mm512_loadu_si512(b + i * ldb + index_t(v) * 2 * lanes);
+            if constexpr (Two) bw[v] = (__m512bh)_mm512_loadu_si512(b2 + i * ldb + index_t(v) * 2 * lanes);
         }
         const bf16* ai = a + i * a_sk2;
         for (int m = 0; m < MR; ++m) {
-            std::int32_t pair;
+            std::int32_t pair = 0;
             std::memcpy(&pair, ai + m * a_sm, sizeof pair);
             const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
             for (int v = 0; v < NV; ++v) {

@@ -393,9 +393,10 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
     const double r = pol.prefix_cost;
     auto segment_end = [&](index_t n, index_t i) {
         double sum = 0, part = 0, wgt = 1;
-        for (index_t j = 0; j < segs; ++j, wgt *= 1 - r) {
+        for (index_t j = 0; j < segs; ++j) {
             sum += wgt;
             if (j < i) part += wgt;
+            wgt *= 1 - r;
         }
         return std::min(n, index_t(std::llround(double(n) * part / sum)));
     };
@@ -534,7 +535,7 @@ struct gated_chunk_policy : chunk_policy_base<T, Rows> {
     // the same buffer or the user's rows.
     struct header {
         chunk_tile<T> tile;
-        const T* A;
+        const T* A = nullptr;
         chunk_factors<T> factors;
     };
     static constexpr std::size_t header_size = base::template header_elements<header>();

@@ -37,16 +37,16 @@ constexpr T gate_floor = sizeof(T) == 4 ? T(-128) : T(-800);
 // One packed chunk of one (sequence, head): rows padded with zeros to ldk / ldv.
 template <class T>
 struct chunk_tile {
-    index_t len;       // tokens in this chunk
-    index_t dk, dv;    // key (feature) dim, value dim (with a normalizer column if any)
-    index_t ldk, ldv;  // padded widths of the packed tiles, multiples of the vector width
-    const T* q;        // [len] rows of dk, row stride ldq: the packed tile, or the user's rows
-    const T* k;        //   read in place (identity map, unit stride, dk a whole number of
-    index_t ldq, ldkr; //   vectors: then dk == ldk and there are no padding lanes to read)
-    T* v;              // [len][ldv]
-    T* b;              // cumulative log gates, high part: [len] (scalar) or [len][ldk] (vector)
-    T* b_lo;           // their low part, same layout
-    gate_kind gate;
+    index_t len = 0;           // tokens in this chunk
+    index_t dk = 0, dv = 0;    // key (feature) dim, value dim (with a normalizer column if any)
+    index_t ldk = 0, ldv = 0;  // padded widths of the packed tiles, multiples of the vector width
+    const T* q = nullptr;      // [len] rows of dk, row stride ldq: the packed tile, or the user's rows
+    const T* k = nullptr;      //   read in place (identity map, unit stride, dk a whole number of
+    index_t ldq = 0, ldkr = 0; //   vectors: then dk == ldk and there are no padding lanes to read)
+    T* v = nullptr;            // [len][ldv]
+    T* b = nullptr;            // cumulative log gates, high part: [len] (scalar) or [len][ldk] (vector)
+    T* b_lo = nullptr;         // their low part, same layout
+    gate_kind gate{};
 };
 
 // Rows per sub-chunk of the intra-chunk products (and of the GLA secondary chunking).

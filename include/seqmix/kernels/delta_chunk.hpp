@@ -44,10 +44,10 @@ struct delta_chunk_policy : chunk_policy_base<T, Rows> {
     // into X = U - W S in place by the first state product), P, the gate factors and -W.
     struct header {
         chunk_tile<T> tile;
-        const T* P;
+        const T* P = nullptr;
         chunk_factors<T> factors;
-        const T* w_neg;
-        bool x_in_output;  // prepared with outputs: output forms X (else advance does)
+        const T* w_neg = nullptr;
+        bool x_in_output = false;  // prepared with outputs: output forms X (else advance does)
     };
     static constexpr std::size_t header_size = base::template header_elements<header>();
     static const header& read_header(const chunk_ref<T>& r) { return base::template header_of<header>(r); }

@@ -85,8 +85,8 @@ struct delta_recurrent_policy : chunk_policy_base<T, Rows> {
 
     struct header {
         chunk_tile<T> tile;
-        const T *kd, *beta;  // decayed keys (the keys themselves without a gate), rates
-        index_t ldkd;
+        const T *kd = nullptr, *beta = nullptr;  // decayed keys (the keys themselves without a gate), rates
+        index_t ldkd = 0;
     };
     static constexpr std::size_t header_size = base::template header_elements<header>();
     static const header& read_header(const chunk_ref<T>& r) { return base::template header_of<header>(r); }

@@ -135,13 +135,13 @@ public:
                 const K* keys[2 * simd::width<T>];  // this vector of keys, then the next W
                 for (index_t j = 0; j < 2 * W; ++j) keys[j] = keys_[std::size_t(c + j)] + hh * kv.k_head;
                 const T* q = qs_ + hh * head_rows_ * dk_pad_;
-                T* scores = prob_ + hh * head_rows_ * block + c;
+                T* head_scores = prob_ + hh * head_rows_ * block + c;
                 if (kv.k_elem == 1) {
-                    dot_key_rows(q, dk_pad_, head_rows_, keys, dk_, scores, block, keys + W);
+                    dot_key_rows(q, dk_pad_, head_rows_, keys, dk_, head_scores, block, keys + W);
                 } else {
                     const T* packed[simd::width<T>];
                     pack(keys, W, kv.k_elem, dk_, k_pack_, packed);
-                    dot_key_rows(q, dk_pad_, head_rows_, packed, dk_, scores, block);
+                    dot_key_rows(q, dk_pad_, head_rows_, packed, dk_, head_scores, block);
                 }
             }
     }

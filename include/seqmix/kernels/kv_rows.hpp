@@ -26,8 +26,8 @@ struct kv_rows {
     using value_type = V;
     const K* k;  // contiguous: logical key 0; paged or gathered: physical key 0 (row 0 of block 0)
     const V* v;
-    index_t k_row, v_row;    // from one logical key to the next within a run
-    index_t k_elem, v_elem;  // along the head dim
+    index_t k_row = 0, v_row = 0;    // from one logical key to the next within a run
+    index_t k_elem = 0, v_elem = 0;  // along the head dim
     const std::int32_t* pages = nullptr;  // block ids of the sequence; nullptr: not paged
     index_t page_size = 0, k_page = 0, v_page = 0;  // keys per block, block strides
     index_t k_head = 0, v_head = 0;  // to the next KV head (engines that take several heads)

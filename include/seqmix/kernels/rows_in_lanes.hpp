@@ -120,8 +120,7 @@ public:
     }
     // `o` (dv x lanes, transposed) may live outside the scratch (a split-KV partial).
     rows_in_lanes(const attention_dims& d, T* scratch, index_t* bounds)
-        : dk_(d.dk), dv_(d.dv), round_p_(d.round_probabilities) {
-        L_ = lanes_for(d.rows);
+        : dk_(d.dk), dv_(d.dv), L_(lanes_for(d.rows)), round_p_(d.round_probabilities) {
         scratch_carver<T> c(scratch);
         qt_ = c.take(std::size_t(dk_ * L_));
         st_ = c.take(std::size_t(key_tile * L_));

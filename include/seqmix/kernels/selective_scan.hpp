@@ -21,9 +21,9 @@ namespace kernels {
 // the state, read and written. y is overwritten with C . h.
 template <class T>
 struct scan_tile {
-    const T *d, *du, *B, *C, *At;
-    index_t ldb, ldc, len, S;
-    T *h, *y;
+    const T *d = nullptr, *du = nullptr, *B = nullptr, *C = nullptr, *At = nullptr;
+    index_t ldb = 0, ldc = 0, len = 0, S = 0;
+    T *h = nullptr, *y = nullptr;
 };
 
 // States [s0, s0 + SB) of the tile, in registers.

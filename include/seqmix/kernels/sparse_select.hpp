@@ -7,6 +7,7 @@
 // heap). Ties rank the lower key first and NaN above every number (ranks_before), as the
 // MoBA block selection of block_sparse_attention also ranks.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -26,7 +27,7 @@ namespace kernels {
 // A candidate ranks before another: NaN first, then the higher score, then the lower index.
 template <class T>
 inline bool ranks_before(T sa, std::int32_t a, T sb, std::int32_t b) {
-    const bool na = sa != sa, nb = sb != sb;
+    const bool na = std::isnan(sa), nb = std::isnan(sb);
     if (na != nb) return na;
     if (!na && sa != sb) return sa > sb;
     return a < b;
@@ -128,7 +129,7 @@ public:
         index_t out = 0;
         if (n > 0) {
             const T kth = kth_score(sr, n);
-            const bool nan_kth = kth != kth;
+            const bool nan_kth = std::isnan(kth);
             index_t ties_left = k_ - (nan_kth ? 0 : count_above(sr, n, kth));  // ties taken, lowest keys first
             for (index_t x = 0; x < n; x += W) {
                 const V s = simd::load_aligned(sr + x);

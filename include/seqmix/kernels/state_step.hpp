@@ -110,10 +110,10 @@ void state_transpose_times(const St* S, index_t lds, index_t lcs, index_t dk, in
 // before the pass (the delta rule's prediction S^T k); work: dk values of scratch for them.
 template <class T, class St = T>
 struct step_vectors {
-    T *q, *k, *v, *decay, *o, *work;
-    index_t decay_stride;  // 1: per-row decays, 0: one decay for the whole state
-    const St* S;
-    index_t lds, lcs;
+    T *q = nullptr, *k = nullptr, *v = nullptr, *decay = nullptr, *o = nullptr, *work = nullptr;
+    index_t decay_stride = 0;  // 1: per-row decays, 0: one decay for the whole state
+    const St* S = nullptr;
+    index_t lds = 0, lcs = 0;
 };
 
 // The q and k rows (of head h's key head) and the v row of batch row b, from a step's

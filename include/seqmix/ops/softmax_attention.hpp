@@ -65,7 +65,7 @@ struct band_problem {
     const softmax_variant<T, A>& var;
     attention_sequence sq;
     index_t step = 1, r = 0, i_first = 0;
-    index_t q_len, k_len;
+    index_t q_len = 0, k_len = 0;
 
     kernels::problem_extent extent() const { return {q_len, k_len}; }
     Row row(index_t h, index_t i) const {
@@ -138,7 +138,7 @@ struct softmax_variant : kernels::attention_variant_base {
     // window 128 ran 57 with 2 vectors (50 with 4).
     index_t query_block(index_t, index_t suggested) const {
         constexpr index_t W = index_t(simd::width<T>);
-        if (band < 0 || band >= 8 * 8 * W) return suggested;
+        if (band < 0 || band >= 64 * W) return suggested;  // 8 blocks of 8 vectors
         const index_t vectors = band <= 16 * W ? 2 : 4;
         return std::min(suggested, std::max<index_t>(vectors * W / a.problem.group, 1));
     }

@@ -83,17 +83,17 @@ struct gather_variant : kernels::attention_variant_base {
     using value_type = T;
     const A& a;
     tensor_view<const std::int32_t, 4> lists;  // [B, Nq, heads of the lists, K], K contiguous
-    bool per_query_head;
+    bool per_query_head = false;
     query_numbering queries;
     kernels::logits_transform<T> none;
 
-    gather_variant(const A& args, tensor_view<const std::int32_t, 4> l, bool per_head)
+    gather_variant(const A& args, const tensor_view<const std::int32_t, 4>& l, bool per_head)
         : a(args), lists(l), per_query_head(per_head), queries(args) {}
 
     struct problem_type {
         const gather_variant& var;
         attention_sequence sq;
-        index_t i;
+        index_t i = 0;
         kernels::problem_extent extent() const { return {1, var.lists.extent(3)}; }
         kernels::attention_row<T, typename A::query_type, typename A::output_type> row(index_t h, index_t) const {
             const auto& args = var.a;
@@ -127,7 +127,7 @@ struct gather_variant : kernels::attention_variant_base {
     }
     index_t problems() const { return queries.total(); }
     problem_type problem(index_t p) const {
-        index_t s, i;
+        index_t s = 0, i = 0;
         queries.locate(p, s, i);
         return {*this, a.problem.sequence(s), i};
     }
@@ -200,16 +200,16 @@ void select_topk(const A& a, const topk_options& o, const tensor_view<std::int32
 template <class T, class A = attention_args<T>>
 struct block_variant : softmax_variant<T, A> {
     index_t bs;
-    bool per_query_head;  // lists per query head (selected) or per KV head (given)
+    bool per_query_head = false;  // lists per query head (selected) or per KV head (given)
     // [sequence, list head, query block, t], -1 ending a list: the caller's block_indices as
     // given, or MoBA's selection.
     tensor_view<const std::int32_t, 4> lists;
     std::vector<index_t> first;  // first problem of each sequence (query blocks), and the total
 
     struct block_schedule {
-        const std::int32_t* list;
-        index_t stride, max_blocks, bs, kmin, kmax, max_lo, min_hi;
-        const index_t *lo, *hi;
+        const std::int32_t* list = nullptr;
+        index_t stride = 0, max_blocks = 0, bs = 0, kmin = 0, kmax = 0, max_lo = 0, min_hi = 0;
+        const index_t *lo = nullptr, *hi = nullptr;
         kernels::run_slice part;  // a split-KV slice
 
         template <class Fn>
@@ -393,10 +393,11 @@ void block_sparse_attention(const QV& q, const KV& k, const VV& v, const OV& out
     const auto a = detail::prepare_attention(q, k, v, out, lse, band, op);
     detail::validate_block_sparse(a, opt, op);
     detail::block_variant<T, std::decay_t<decltype(a)>> var(a, band, opt.block_size);
+    // cppcheck-suppress variableScope ; var.lists views it until the run ends
     std::vector<std::int32_t> selected;
     var.per_query_head = opt.block_indices.empty();
     if (var.per_query_head) {  // MoBA's choice, per query head
-        const index_t width = std::max<index_t>(1, index_t(opt.top_blocks) + 2 * opt.local_blocks + 1);
+        const index_t width = std::max<index_t>(1, index_t(opt.top_blocks) + 2 * index_t(opt.local_blocks) + 1);
         const std::array<index_t, 4> shape{a.problem.num_seqs, a.problem.hq, var.max_query_blocks(), width};
         selected.resize(std::size_t(shape[0] * shape[1] * shape[2] * shape[3]));
         const tensor_view<std::int32_t, 4> lists(selected.data(), shape);

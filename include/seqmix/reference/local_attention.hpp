@@ -42,7 +42,7 @@ namespace detail {
 // j = i (mod dilation) and start(i) <= j <= end(i) (NATTEN's get_window_start, written out).
 inline bool in_neighborhood(index_t i, index_t j, index_t n, index_t kernel, index_t dil, bool causal) {
     if ((i - j) % dil != 0) return false;
-    index_t start;
+    index_t start = 0;
     if (causal) {
         start = std::max(i - (kernel - 1) * dil, i % dil);
         return start <= j && j <= i;

@@ -79,7 +79,7 @@ inline vec<double> exp(const vec<double>& x) {
     // xsimd's exp converts the argument's exponent to an integer, undefined for Inf and NaN
     // (UBSan's float-cast-overflow): it gets x clamped to [-746, 710], whose ends give 0 and
     // Inf as -inf and +inf do; NaN is put back at the end.
-    const auto nan = x != x;
+    const auto nan = xsimd::isnan(x);
     const V y = xsimd::exp(xsimd::select(nan, V(0.0), xsimd::min(xsimd::max(x, V(-746.0)), V(710.0))));
     return xsimd::select(nan, x, xsimd::select(x == V(-std::numeric_limits<double>::infinity()), V(0.0), y));
 }
