@@ -88,8 +88,12 @@ void prefill_states(benchmark::State& state, index_t every, int threads) {
         o.max_snapshots = int(per);
     }
     const double sec = time_loop(state, [&] {
-        if (pool) gated_delta_rule(q.view(), kk.view(), v.view(), g.view(), beta.view(), out.view(), o, init.view(), init.view());
-        else gated_delta_rule(q.view(), kk.view(), v.view(), g.view(), beta.view(), out.view(), o, init.view(), fin.view());
+        if (pool)
+            gated_delta_rule(q.view(), kk.view(), v.view(), g.view(), beta.view(), out.view(), o, init.view(),
+                             init.view());
+        else
+            gated_delta_rule(q.view(), kk.view(), v.view(), g.view(), beta.view(), out.view(), o, init.view(),
+                             fin.view());
     });
     report_recurrent(state, double(h * B), double(n), double(d), threads, sec);
     state.counters["tokens_per_s"].value *= double(B);  // every sequence's tokens
@@ -136,11 +140,12 @@ void verify_drafts(benchmark::State& state, bool snapshots, index_t B, index_t d
     };
     const double sec = time_loop(state, [&] {
         if (snapshots) {
-            gated_delta_rule(q.view(), kk.view(), v.view(), g.view(), beta.view(), out.view(), o, pool.view(), pool.view());
+            gated_delta_rule(q.view(), kk.view(), v.view(), g.view(), beta.view(), out.view(), o, pool.view(),
+                             pool.view());
         } else {
             for (index_t j = 0; j < drafts; ++j)
-                gated_delta_rule_step(token(q, j), token(kk, j), token(v, j), token(g, j), token(beta, j), token(out, j),
-                                      pool.view(), so);
+                gated_delta_rule_step(token(q, j), token(kk, j), token(v, j), token(g, j), token(beta, j),
+                                      token(out, j), pool.view(), so);
         }
     });
     report_recurrent(state, double(h * B), double(drafts), double(d), threads, sec);
@@ -173,7 +178,8 @@ struct step_inputs {
         delta_step_options o;
         o.num_threads = threads;
         o.qk_l2norm = true;
-        const auto qv = rows_of(q, r, rows), kv = rows_of(kk, r, rows), vv = rows_of(v, r, rows), ov = rows_of(out, r, rows);
+        const auto qv = rows_of(q, r, rows), kv = rows_of(kk, r, rows), vv = rows_of(v, r, rows),
+                   ov = rows_of(out, r, rows);
         const auto bv = rows_of(beta, r, rows);
         if (k == kind::delta) delta_rule_step(qv, kv, vv, bv, ov, S, o);
         else if (k == kind::gated_scalar) gated_delta_rule_step(qv, kv, vv, rows_of(g2, r, rows), bv, ov, S, o);
@@ -214,9 +220,12 @@ void register_delta_rule_benchmarks() {
     auto chunk_row = [](kind k, index_t h, index_t d, index_t n, int threads, int chunk, index_t offset,
                         const std::string& tag, delta_form form = delta_form::automatic) {
         const std::string name = kind_name(k) + "/chunk" + gate_suffix(k) + "/H" + std::to_string(h) + "/D" +
-                                 std::to_string(d) + "/N" + std::to_string(n) + tag + "/threads:" + std::to_string(threads);
+                                 std::to_string(d) + "/N" + std::to_string(n) + tag +
+                                 "/threads:" + std::to_string(threads);
         benchmark::RegisterBenchmark(name.c_str(), chunked<float>, k, h, n, d, threads, chunk, offset, form)
-            ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime()
+            ->MinTime(0.2);
     };
     for (kind k : {kind::delta, kind::gated_scalar, kind::gated_vector}) {
         for (int threads : {1, 2})
@@ -230,29 +239,38 @@ void register_delta_rule_benchmarks() {
                                      std::pair{delta_form::recurrent, "/form:recurrent"}})
                 chunk_row(k, 4, d, 8192, 1, 0, 0, tag, form);
         for (index_t d : {64, 128}) {
-            const std::string name = kind_name(k) + "/stepwise" + gate_suffix(k) + "/H4/D" + std::to_string(d) + "/N2048/threads:1";
+            const std::string name =
+                kind_name(k) + "/stepwise" + gate_suffix(k) + "/H4/D" + std::to_string(d) + "/N2048/threads:1";
             benchmark::RegisterBenchmark(name.c_str(), stepwise, k, 4, 2048, d)
-                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.2);
         }
         for (index_t b : {16, 64})
             for (int threads : {1, 2}) {
                 const std::string name = "decode_step/" + kind_name(k) + gate_suffix(k) + "/B" + std::to_string(b) +
                                          "/H16/D128/threads:" + std::to_string(threads);
                 benchmark::RegisterBenchmark(name.c_str(), decode_step<float>, k, b, 16, 128, threads)
-                    ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
+                    ->Unit(benchmark::kMicrosecond)
+                    ->UseRealTime()
+                    ->MinTime(0.2);
             }
         // 16-bit storage: every input and the output in bf16 (N = 8192, D = 128, beside the
         // float rows above), and decode steps on a bf16 state pool.
         for (int threads : {1, 2}) {
-            const std::string name = kind_name(k) + "/chunk" + gate_suffix(k) + "/H4/D128/N8192/bf16/threads:" +
-                                     std::to_string(threads);
+            const std::string name =
+                kind_name(k) + "/chunk" + gate_suffix(k) + "/H4/D128/N8192/bf16/threads:" + std::to_string(threads);
             benchmark::RegisterBenchmark(name.c_str(), chunked<bf16>, k, 4, 8192, 128, threads, 0, 0,
                                          delta_form::automatic)
-                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.2);
             const std::string step_name = "decode_step/" + kind_name(k) + gate_suffix(k) +
                                           "/B64/H16/D128/state_bf16/threads:" + std::to_string(threads);
             benchmark::RegisterBenchmark(step_name.c_str(), decode_step<bf16>, k, 64, 16, 128, threads)
-                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime()
+                ->MinTime(0.2);
         }
     }
 }
@@ -266,7 +284,9 @@ void register_pool_prefill_benchmarks() {
             const std::string name = "gated_delta_rule/prefill_with_states/scalar_gate/B4/H4/D128/N2048/" + mode +
                                      "/threads:" + std::to_string(threads);
             benchmark::RegisterBenchmark(name.c_str(), prefill_states, every, threads)
-                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.2);
         }
     for (int threads : {1, 2})
         for (index_t b : {16, 64})
@@ -275,7 +295,9 @@ void register_pool_prefill_benchmarks() {
                                          "/H16/D128/drafts4/" + (snapshots ? "snapshots_every1" : "decode_steps") +
                                          "/threads:" + std::to_string(threads);
                 benchmark::RegisterBenchmark(name.c_str(), verify_drafts, snapshots, b, index_t(4), threads)
-                    ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
+                    ->Unit(benchmark::kMicrosecond)
+                    ->UseRealTime()
+                    ->MinTime(0.2);
             }
 }
 
@@ -284,10 +306,13 @@ void register_delta_chunk_sweep() {
     for (kind k : {kind::delta, kind::gated_scalar, kind::gated_vector})
         for (index_t d : {64, 128})
             for (int c : {16, 32, 64}) {
-                const std::string name = "sweep/" + kind_name(k) + gate_suffix(k) + "/D" + std::to_string(d) + "/N8192/chunk" +
-                                         std::to_string(c);
-                benchmark::RegisterBenchmark(name.c_str(), chunked<float>, k, 4, 8192, d, 1, c, index_t(0), delta_form::automatic)
-                    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+                const std::string name = "sweep/" + kind_name(k) + gate_suffix(k) + "/D" + std::to_string(d) +
+                                         "/N8192/chunk" + std::to_string(c);
+                benchmark::RegisterBenchmark(name.c_str(), chunked<float>, k, 4, 8192, d, 1, c, index_t(0),
+                                             delta_form::automatic)
+                    ->Unit(benchmark::kMillisecond)
+                    ->UseRealTime()
+                    ->MinTime(0.2);
             }
 }
 

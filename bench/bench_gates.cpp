@@ -117,7 +117,8 @@ void ssd_mamba2_init(benchmark::State& state, index_t n, int threads) {
     o.dt_bias = bias.data();
     o.dt_softplus = true;
     o.num_threads = threads;
-    const double sec = time_both_modes(state, [&] { ssd_scan(x.view(), dt.view(), A.view(), B.view(), C.view(), out.view(), o); });
+    const double sec =
+        time_both_modes(state, [&] { ssd_scan(x.view(), dt.view(), A.view(), B.view(), C.view(), out.view(), o); });
     report_rate(state, 4.0 * double(n * h * p * s), sec, "GFLOPs", measured().fma[threads], "fma_peak_GFLOPs",
                 "of_fma_peak");
     state.counters["threads"] = threads;
@@ -137,9 +138,8 @@ void scan_mamba_init(benchmark::State& state, index_t n, int threads) {
     selective_scan_options<float> o;
     o.delta_softplus = true;
     o.num_threads = threads;
-    const double sec = time_both_modes(state, [&] {
-        selective_scan(u.view(), delta.view(), A.view(), B.view(), C.view(), out.view(), o);
-    });
+    const double sec = time_both_modes(
+        state, [&] { selective_scan(u.view(), delta.view(), A.view(), B.view(), C.view(), out.view(), o); });
     state.counters["tokens_per_s"] = double(n) * double(state.iterations()) / sec;
     state.counters["ns_per_elem"] = sec * 1e9 / (double(state.iterations()) * double(n * din * s));
     state.counters["threads"] = threads;
@@ -155,13 +155,11 @@ void gla_gated(benchmark::State& state, gla_gates gates, index_t n, int threads)
     fill_uniform(v, -1, 1, 3);
     if (gates == gla_gates::logsigmoid16)
         fill_mapped(g, 4, [](float u) { return -std::log1p(std::exp(-(8 * u - 3))) / 16; });  // raw in [-3, 5)
-    else
-        fill_uniform(g, -8, 0, 4);
+    else fill_uniform(g, -8, 0, 4);
     gla_options o;
     o.num_threads = threads;
-    const double sec = time_both_modes(state, [&] {
-        gated_linear_attention(q.view(), k.view(), v.view(), g.view(), out.view(), o);
-    });
+    const double sec =
+        time_both_modes(state, [&] { gated_linear_attention(q.view(), k.view(), v.view(), g.view(), out.view(), o); });
     report_recurrent(state, double(h), double(n), double(d), threads, sec);
 }
 
@@ -177,16 +175,17 @@ void gated_delta_strong(benchmark::State& state, index_t n, int threads) {
     delta_options o;
     o.qk_l2norm = true;
     o.num_threads = threads;
-    const double sec = time_both_modes(state, [&] {
-        gated_delta_rule(q.view(), k.view(), v.view(), g.view(), beta.view(), out.view(), o);
-    });
+    const double sec = time_both_modes(
+        state, [&] { gated_delta_rule(q.view(), k.view(), v.view(), g.view(), beta.view(), out.view(), o); });
     report_recurrent(state, double(h), double(n), double(d), threads, sec);
 }
 
 void register_gate_benchmarks() {
     auto reg = [](const std::string& name, auto fn, auto... args) {
         benchmark::RegisterBenchmark(name.c_str(), fn, args...)
-            ->Unit(benchmark::kMillisecond)->UseManualTime()->MinTime(0.2);
+            ->Unit(benchmark::kMillisecond)
+            ->UseManualTime()
+            ->MinTime(0.2);
     };
     for (int threads : {1, 2}) {
         reg("gates/ssd_scan/mamba2_init/H24/P64/S128/N2048" + suffix(threads), ssd_mamba2_init, index_t(2048), threads);
@@ -196,8 +195,8 @@ void register_gate_benchmarks() {
             gla_gates::logsigmoid16, index_t(2048), threads);
         reg("gates/gated_linear_attention/vector_gate/strong/H4/D64/N2048" + suffix(threads), gla_gated,
             gla_gates::strong, index_t(2048), threads);
-        reg("gates/gated_delta_rule/scalar_gate/strong_small_beta/H4/D128/N2048" + suffix(threads),
-            gated_delta_strong, index_t(2048), threads);
+        reg("gates/gated_delta_rule/scalar_gate/strong_small_beta/H4/D128/N2048" + suffix(threads), gated_delta_strong,
+            index_t(2048), threads);
     }
 }
 

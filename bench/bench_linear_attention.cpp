@@ -19,9 +19,7 @@ using namespace seqmix;
 using namespace seqmix_bench;
 
 enum class kind { linear, gla_scalar, gla_vector };
-const char* kind_name(kind k) {
-    return k == kind::linear ? "linear_attention" : "gated_linear_attention";
-}
+const char* kind_name(kind k) { return k == kind::linear ? "linear_attention" : "gated_linear_attention"; }
 
 // `offset` elements past a 64-byte boundary for every input and output (a std::vector or
 // malloc buffer is only 16-byte aligned): 0 or 4. E: the storage type of every input and the
@@ -81,7 +79,8 @@ void stepwise(benchmark::State& state, kind k, index_t h, index_t n, index_t d) 
                 o.num_threads = 1;
                 if (k == kind::gla_scalar)
                     gated_linear_attention_step(tok(q, i), tok(kk, i), tok(v, i),
-                                                tensor_view<float, 2>(g3.view().ptr(i), {1, h}), tok(out, i), S.view(), o);
+                                                tensor_view<float, 2>(g3.view().ptr(i), {1, h}), tok(out, i), S.view(),
+                                                o);
                 else
                     gated_linear_attention_step(tok(q, i), tok(kk, i), tok(v, i), tok(g4, i), tok(out, i), S.view(), o);
             }
@@ -113,7 +112,8 @@ void decode_step(benchmark::State& state, kind k, index_t B, index_t H, index_t 
         } else {
             gla_step_options o;
             o.num_threads = threads;
-            if (k == kind::gla_scalar) gated_linear_attention_step(q.view(), kk.view(), v.view(), g2.view(), out.view(), S.view(), o);
+            if (k == kind::gla_scalar)
+                gated_linear_attention_step(q.view(), kk.view(), v.view(), g2.view(), out.view(), S.view(), o);
             else gated_linear_attention_step(q.view(), kk.view(), v.view(), g3.view(), out.view(), S.view(), o);
         }
         benchmark::ClobberMemory();
@@ -150,57 +150,77 @@ void register_linear_attention_benchmarks() {
             for (index_t d : {64, 128})
                 for (index_t n : {512, 2048, 8192, 32768}) {
                     const std::string name = std::string(kind_name(k)) + "/chunk" + gate_suffix(k) + "/H4/D" +
-                                             std::to_string(d) + "/N" + std::to_string(n) + "/threads:" + std::to_string(threads);
+                                             std::to_string(d) + "/N" + std::to_string(n) +
+                                             "/threads:" + std::to_string(threads);
                     benchmark::RegisterBenchmark(name.c_str(), chunked<float>, k, 4, n, d, threads, 0, index_t(0))
-                        ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+                        ->Unit(benchmark::kMillisecond)
+                        ->UseRealTime()
+                        ->MinTime(0.2);
                 }
         // Inputs and outputs 4 floats past a 64-byte boundary (std::vector / malloc buffers).
         for (index_t d : {64, 128}) {
-            const std::string name = std::string(kind_name(k)) + "/chunk" + gate_suffix(k) + "/H4/D" + std::to_string(d) +
-                                     "/N8192/offset4/threads:1";
+            const std::string name = std::string(kind_name(k)) + "/chunk" + gate_suffix(k) + "/H4/D" +
+                                     std::to_string(d) + "/N8192/offset4/threads:1";
             benchmark::RegisterBenchmark(name.c_str(), chunked<float>, k, 4, 8192, d, 1, 0, index_t(4))
-                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.2);
         }
         // One long sequence, one head: the sequence-parallel schedule on 2 threads.
         for (int threads : {1, 2}) {
-            const std::string name = std::string(kind_name(k)) + "/chunk" + gate_suffix(k) + "/H1/D64/N32768/threads:" +
-                                     std::to_string(threads);
+            const std::string name = std::string(kind_name(k)) + "/chunk" + gate_suffix(k) +
+                                     "/H1/D64/N32768/threads:" + std::to_string(threads);
             benchmark::RegisterBenchmark(name.c_str(), chunked<float>, k, 1, 32768, 64, threads, 0, index_t(0))
-                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.2);
         }
         for (index_t d : {64, 128}) {
-            const std::string name = std::string(kind_name(k)) + "/stepwise" + gate_suffix(k) + "/H4/D" + std::to_string(d) + "/N2048/threads:1";
-            benchmark::RegisterBenchmark(name.c_str(), stepwise, k, 4, 2048, d)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+            const std::string name = std::string(kind_name(k)) + "/stepwise" + gate_suffix(k) + "/H4/D" +
+                                     std::to_string(d) + "/N2048/threads:1";
+            benchmark::RegisterBenchmark(name.c_str(), stepwise, k, 4, 2048, d)
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.2);
         }
         for (index_t b : {16, 64})
             for (int threads : {1, 2}) {
                 const std::string name = std::string("decode_step/") + kind_name(k) + gate_suffix(k) + "/B" +
                                          std::to_string(b) + "/H16/D128/threads:" + std::to_string(threads);
                 benchmark::RegisterBenchmark(name.c_str(), decode_step<float>, k, b, 16, 128, threads)
-                    ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
+                    ->Unit(benchmark::kMicrosecond)
+                    ->UseRealTime()
+                    ->MinTime(0.2);
             }
         // 16-bit storage: every input and the output in bf16 (N = 8192, D = 128, beside the
         // float rows above), and decode steps on a bf16 state pool.
         for (int threads : {1, 2}) {
-            const std::string name = std::string(kind_name(k)) + "/chunk" + gate_suffix(k) + "/H4/D128/N8192/bf16/threads:" +
-                                     std::to_string(threads);
+            const std::string name = std::string(kind_name(k)) + "/chunk" + gate_suffix(k) +
+                                     "/H4/D128/N8192/bf16/threads:" + std::to_string(threads);
             benchmark::RegisterBenchmark(name.c_str(), chunked<bf16>, k, 4, 8192, 128, threads, 0, index_t(0))
-                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.2);
             const std::string step_name = std::string("decode_step/") + kind_name(k) + gate_suffix(k) +
                                           "/B64/H16/D128/state_bf16/threads:" + std::to_string(threads);
             benchmark::RegisterBenchmark(step_name.c_str(), decode_step<bf16>, k, 64, 16, 128, threads)
-                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime()
+                ->MinTime(0.2);
         }
         const std::string small = std::string("decode_step/") + kind_name(k) + gate_suffix(k) + "/B1/H4/D64/threads:1";
         benchmark::RegisterBenchmark(small.c_str(), decode_step<float>, k, 1, 4, 64, 1)
-            ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.2);
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime()
+            ->MinTime(0.2);
     }
 }
 
 void register_decode_validation_benchmark() {
     benchmark::RegisterBenchmark("decode_step_validation/gated_linear_attention/vector_gate/B1/H4/D64",
                                  decode_step_validation)
-        ->Unit(benchmark::kNanosecond)->MinTime(0.2);
+        ->Unit(benchmark::kNanosecond)
+        ->MinTime(0.2);
 }
 
 // Chunk-size sweep (the measurement behind the defaults), only when asked for by filter.
@@ -208,9 +228,12 @@ void register_chunk_size_sweep() {
     for (kind k : {kind::linear, kind::gla_scalar, kind::gla_vector})
         for (index_t d : {64, 128})
             for (int c : {16, 32, 64, 128}) {
-                const std::string name = std::string("sweep/") + kind_name(k) + gate_suffix(k) + "/D" + std::to_string(d) +
-                                         "/N8192/chunk" + std::to_string(c);
-                benchmark::RegisterBenchmark(name.c_str(), chunked<float>, k, 4, 8192, d, 1, c, index_t(0))->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+                const std::string name = std::string("sweep/") + kind_name(k) + gate_suffix(k) + "/D" +
+                                         std::to_string(d) + "/N8192/chunk" + std::to_string(c);
+                benchmark::RegisterBenchmark(name.c_str(), chunked<float>, k, 4, 8192, d, 1, c, index_t(0))
+                    ->Unit(benchmark::kMillisecond)
+                    ->UseRealTime()
+                    ->MinTime(0.2);
             }
 }
 const seqmix_bench::registration registered(20, register_linear_attention_benchmarks);

@@ -34,7 +34,8 @@ void sliding_window(benchmark::State& state, index_t h, index_t n, index_t d, in
     opt.window_left = window;
     opt.dilation = dilation;
     opt.num_threads = threads;
-    const double sec = time_loop(state, [&] { sliding_window_attention(q.view(), k.view(), v.view(), out.view(), opt); });
+    const double sec =
+        time_loop(state, [&] { sliding_window_attention(q.view(), k.view(), v.view(), out.view(), opt); });
     const double flops = 4.0 * double(h) * double(n) * double(window / dilation + 1) * double(d);
     report_rate(state, flops, sec, "GFLOPs", measured().fma[threads], "fma_peak_GFLOPs", "of_fma_peak");
     state.counters["threads"] = threads;
@@ -74,7 +75,8 @@ void dense(benchmark::State& state, index_t h, index_t n, index_t d, bool causal
     attention_options opt;
     opt.causal = causal;
     opt.num_threads = threads;
-    const double sec = time_loop(state, [&] { softmax_attention(a.q.view(), a.k.view(), a.v.view(), a.out.view(), opt); });
+    const double sec =
+        time_loop(state, [&] { softmax_attention(a.q.view(), a.k.view(), a.v.view(), a.out.view(), opt); });
     report(state, 4.0 * double(h) * double(n) * double(n) * double(d) * (causal ? 0.5 : 1.0), sec, threads);
 }
 
@@ -88,14 +90,16 @@ void neighborhood_2d(benchmark::State& state, index_t side, int kernel, index_t 
     report(state, 4.0 * double(h) * double(side * side) * double(kernel * kernel) * double(d), sec, threads);
 }
 
-void neighborhood_3d(benchmark::State& state, index_t depth, index_t side, int kernel, index_t h, index_t d, int threads) {
+void neighborhood_3d(benchmark::State& state, index_t depth, index_t side, int kernel, index_t h, index_t d,
+                     int threads) {
     qkvo<6> a({1, depth, side, side, h, d});
     neighborhood_options opt;
     opt.kernel_size = kernel;
     opt.num_threads = threads;
     const double sec =
         time_loop(state, [&] { neighborhood_attention_3d(a.q.view(), a.k.view(), a.v.view(), a.out.view(), opt); });
-    report(state, 4.0 * double(h) * double(depth * side * side) * double(kernel * kernel * kernel) * double(d), sec, threads);
+    report(state, 4.0 * double(h) * double(depth * side * side) * double(kernel * kernel * kernel) * double(d), sec,
+           threads);
 }
 
 void block_sparse(benchmark::State& state, index_t h, index_t n, index_t d, int block, int top, int threads) {
@@ -128,7 +132,10 @@ void register_local_attention_benchmarks() {
     for (int threads : {1, 2}) {
         const std::string t = "/threads:" + std::to_string(threads);
         auto add = [](const std::string& name, auto&&... args) {
-            benchmark::RegisterBenchmark(name.c_str(), args...)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+            benchmark::RegisterBenchmark(name.c_str(), args...)
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.3);
         };
         add("neighborhood_attention_2d/H4/D32/64x64/kernel7" + t, neighborhood_2d, 64, 7, 4, 32, threads);
         add("softmax_attention/dense_for/neighborhood/H4/D32/N4096/full" + t, dense, 4, 4096, 32, false, threads);
@@ -144,7 +151,9 @@ void register_local_attention_benchmarks() {
             const std::string name = "sliding_window_attention/H8/D64/N8192/causal/window" + std::to_string(window) +
                                      "/threads:" + std::to_string(threads);
             benchmark::RegisterBenchmark(name.c_str(), sliding_window, 8, 8192, 64, window, 1, threads)
-                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.3);
         }
 }
 const seqmix_bench::registration registered(15, register_local_attention_benchmarks);

@@ -35,9 +35,13 @@ void register_ceiling_benchmarks() {
     for (int t : {1, 2}) {
         const std::string s = "/threads:" + std::to_string(t);
         benchmark::RegisterBenchmark(("ceiling/fma_peak" + s).c_str(), ceiling_fma, t)->Iterations(1)->UseManualTime();
-        benchmark::RegisterBenchmark(("ceiling/eigen_gemm_1024" + s).c_str(), ceiling_gemm, t)->Iterations(1)->UseManualTime();
+        benchmark::RegisterBenchmark(("ceiling/eigen_gemm_1024" + s).c_str(), ceiling_gemm, t)
+            ->Iterations(1)
+            ->UseManualTime();
         if (SEQMIX_HAS_BF16_DOT)
-            benchmark::RegisterBenchmark(("ceiling/bf16_peak" + s).c_str(), ceiling_bf16, t)->Iterations(1)->UseManualTime();
+            benchmark::RegisterBenchmark(("ceiling/bf16_peak" + s).c_str(), ceiling_bf16, t)
+                ->Iterations(1)
+                ->UseManualTime();
         benchmark::RegisterBenchmark(("ceiling/triad" + s).c_str(), ceiling_triad, t)->Iterations(1)->UseManualTime();
     }
 }

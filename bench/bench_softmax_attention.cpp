@@ -84,15 +84,17 @@ void decode(benchmark::State& state, index_t hq, index_t hkv, index_t nk, kv_lay
         k = tensor_view<const S, 4>(ks.data(), {1, nk, hkv, d}, {hkv * nk * d, d, nk * d, 1});
         v = tensor_view<const S, 4>(vs.data(), {1, nk, hkv, dv}, {hkv * nk * dv, dv, nk * dv, 1});
     } else if (layout == kv_layout::paged) {
-        for (index_t b = 0; b < blocks; ++b) table[std::size_t(b)] = std::int32_t((b * 7919) % blocks);  // a permutation
+        for (index_t b = 0; b < blocks; ++b)
+            table[std::size_t(b)] = std::int32_t((b * 7919) % blocks);  // a permutation
         k = tensor_view<const S, 4>(ks.data(), {blocks, block, hkv, d});
         v = tensor_view<const S, 4>(vs.data(), {blocks, block, hkv, dv});
         opt.block_table = table.data();
         opt.max_blocks_per_seq = int(blocks);
         opt.seqlens_k = &seqlen;
     }
-    if (latent) v = tensor_view<const S, 4>(k.data(), {k.extent(0), k.extent(1), hkv, dv},
-                                           {k.stride(0), k.stride(1), k.stride(2), 1});
+    if (latent)
+        v = tensor_view<const S, 4>(k.data(), {k.extent(0), k.extent(1), hkv, dv},
+                                    {k.stride(0), k.stride(1), k.stride(2), 1});
     const double sec = time_loop(state, [&] { softmax_attention(q.view(), k, v, out.view(), opt); });
     const double bytes = double(nk) * double(hkv) * double(latent ? d : d + dv) * sizeof(S);
     state.counters["tokens_per_s"] = benchmark::Counter(double(state.iterations()) / sec);
@@ -111,18 +113,22 @@ void register_softmax_attention_benchmarks() {
             for (index_t n : {512, 2048, 8192})
                 for (bool causal : {false, true}) {
                     const std::string name = "softmax_attention/prefill/H8/D" + std::to_string(d) + "/N" +
-                                             std::to_string(n) + (causal ? "/causal" : "/full") + "/threads:" +
-                                             std::to_string(threads);
+                                             std::to_string(n) + (causal ? "/causal" : "/full") +
+                                             "/threads:" + std::to_string(threads);
                     benchmark::RegisterBenchmark(name.c_str(), prefill<float>, 8, 8, n, d, causal, threads,
                                                  bf16_products::automatic, false)
-                        ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+                        ->Unit(benchmark::kMillisecond)
+                        ->UseRealTime()
+                        ->MinTime(0.3);
                 }
         for (bool causal : {false, true}) {
             const std::string name = std::string("softmax_attention/prefill/GQA32x8/D128/N2048") +
                                      (causal ? "/causal" : "/full") + "/threads:" + std::to_string(threads);
             benchmark::RegisterBenchmark(name.c_str(), prefill<float>, 32, 8, 2048, 128, causal, threads,
                                          bf16_products::automatic, false)
-                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.3);
         }
         for (index_t nk : {4096, 32768})
             for (kv_layout layout : {kv_layout::token_major, kv_layout::head_major, kv_layout::paged}) {
@@ -130,7 +136,9 @@ void register_softmax_attention_benchmarks() {
                 const std::string name = "softmax_attention/decode/Hq32/Hkv8/D128/Nk" + std::to_string(nk) + "/" +
                                          name_of(layout) + "/threads:" + std::to_string(threads);
                 benchmark::RegisterBenchmark(name.c_str(), decode<float>, 32, 8, nk, layout, threads, 128, 128, false)
-                    ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+                    ->Unit(benchmark::kMicrosecond)
+                    ->UseRealTime()
+                    ->MinTime(0.3);
             }
         // GQA 8 at D = 64 (a group of 8 per KV head), and MLA's absorbed decode: one latent KV
         // head of Dk = 576 (512 + 64 rope) read as keys, its first 512 as values, for 16 heads.
@@ -138,51 +146,73 @@ void register_softmax_attention_benchmarks() {
             const std::string name = std::string("softmax_attention/decode/Hq32/Hkv4/D64/Nk32768/") + name_of(layout) +
                                      "/threads:" + std::to_string(threads);
             benchmark::RegisterBenchmark(name.c_str(), decode<float>, 32, 4, 32768, layout, threads, 64, 64, false)
-                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime()
+                ->MinTime(0.3);
         }
         for (kv_layout layout : {kv_layout::token_major, kv_layout::paged}) {
             const std::string name = std::string("softmax_attention/decode/mla/Hq16/Hkv1/Dk576/Dv512/Nk32768/") +
                                      name_of(layout) + "/threads:" + std::to_string(threads);
             benchmark::RegisterBenchmark(name.c_str(), decode<float>, 16, 1, 32768, layout, threads, 576, 512, true)
-                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime()
+                ->MinTime(0.3);
         }
         // The same decode over 16- and 8-bit caches (q and out float; fp8 with per-head scales).
         for (kv_layout layout : {kv_layout::token_major, kv_layout::head_major, kv_layout::paged}) {
             const std::string tail = std::string("/Nk32768/") + name_of(layout) + "/threads:" + std::to_string(threads);
             benchmark::RegisterBenchmark(("softmax_attention/decode/Hq32/Hkv8/D128/kv_bf16" + tail).c_str(),
                                          decode<bf16>, 32, 8, 32768, layout, threads, 128, 128, false)
-                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime()
+                ->MinTime(0.3);
             benchmark::RegisterBenchmark(("softmax_attention/decode/Hq32/Hkv8/D128/kv_fp16" + tail).c_str(),
                                          decode<fp16>, 32, 8, 32768, layout, threads, 128, 128, false)
-                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime()
+                ->MinTime(0.3);
             benchmark::RegisterBenchmark(("softmax_attention/decode/Hq32/Hkv8/D128/kv_fp8" + tail).c_str(),
                                          decode<fp8_e4m3>, 32, 8, 32768, layout, threads, 128, 128, false)
-                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime()
+                ->MinTime(0.3);
         }
         // Prefill with q, k, v and out in bf16 (the automatic products; bf16 dot products forced;
         // those with P rounded to bf16), and in fp16.
         for (bool causal : {false, true}) {
-            const std::string base = std::string("softmax_attention/prefill/H8/D128/N2048") + (causal ? "/causal" : "/full");
+            const std::string base =
+                std::string("softmax_attention/prefill/H8/D128/N2048") + (causal ? "/causal" : "/full");
             const std::string tail = "/threads:" + std::to_string(threads);
             benchmark::RegisterBenchmark((base + "/bf16" + tail).c_str(), prefill<bf16>, 8, 8, 2048, 128, causal,
                                          threads, bf16_products::automatic, false)
-                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.3);
             benchmark::RegisterBenchmark((base + "/fp16" + tail).c_str(), prefill<fp16>, 8, 8, 2048, 128, causal,
                                          threads, bf16_products::automatic, false)
-                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.3);
             if (!SEQMIX_HAS_BF16_DOT) continue;
             benchmark::RegisterBenchmark((base + "/bf16_dot" + tail).c_str(), prefill<bf16>, 8, 8, 2048, 128, causal,
                                          threads, bf16_products::bf16_dot, false)
-                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
-            benchmark::RegisterBenchmark((base + "/bf16_round_p" + tail).c_str(), prefill<bf16>, 8, 8, 2048, 128, causal,
-                                         threads, bf16_products::bf16_dot, true)
-                ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.3);
+            benchmark::RegisterBenchmark((base + "/bf16_round_p" + tail).c_str(), prefill<bf16>, 8, 8, 2048, 128,
+                                         causal, threads, bf16_products::bf16_dot, true)
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.3);
         }
         // Multi-query decode (one KV head for 32 query heads) at batch 1: split-KV occupies the threads.
-        const std::string mqa = "softmax_attention/decode/Hq32/Hkv1/D128/Nk32768/token_major/threads:" +
-                                std::to_string(threads);
-        benchmark::RegisterBenchmark(mqa.c_str(), decode<float>, 32, 1, 32768, kv_layout::token_major, threads, 128, 128, false)
-            ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+        const std::string mqa =
+            "softmax_attention/decode/Hq32/Hkv1/D128/Nk32768/token_major/threads:" + std::to_string(threads);
+        benchmark::RegisterBenchmark(mqa.c_str(), decode<float>, 32, 1, 32768, kv_layout::token_major, threads, 128,
+                                     128, false)
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime()
+            ->MinTime(0.3);
     }
 }
 const seqmix_bench::registration registered(10, register_softmax_attention_benchmarks);

@@ -171,7 +171,10 @@ void drift_selective_scan(benchmark::State& state, index_t n) {
 
 void register_drift_benchmarks() {
     auto reg = [](const std::string& name, auto fn, auto... args) {
-        benchmark::RegisterBenchmark(name.c_str(), fn, args...)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+        benchmark::RegisterBenchmark(name.c_str(), fn, args...)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime()
+            ->Iterations(1);
     };
     for (index_t n : {2048, 32768}) {  // whether the error grows with the length
         const std::string tail = "/N" + std::to_string(n);

@@ -27,7 +27,6 @@ using namespace seqmix_bench;
 
 std::string tag(const char* name, index_t v) { return "/" + std::string(name) + std::to_string(v); }
 
-
 // Memory-bound counters: bytes moved once per call, against the triad of the same run.
 void report_bytes(benchmark::State& state, double bytes, double seconds, int threads) {
     report_rate(state, bytes, seconds, "GBs", measured().triad[threads], "triad_GBs", "of_triad");
@@ -46,11 +45,18 @@ struct scan_inputs {
     std::vector<float> D, bias;
     // channel_major: u, delta, z, out stored [1, Din, N] and B, C [1, 1, S, N] (Mamba's layout).
     scan_inputs(index_t n_, index_t din_, index_t s_, bool channel_major)
-        : n(n_), din(din_), s(s_),
+        : n(n_),
+          din(din_),
+          s(s_),
           u(channel_major ? std::array<index_t, 3>{1, din_, n_} : std::array<index_t, 3>{1, n_, din_}),
-          delta(u.shape()), z(u.shape()), out(u.shape()), A({din_, s_}),
+          delta(u.shape()),
+          z(u.shape()),
+          out(u.shape()),
+          A({din_, s_}),
           B(channel_major ? std::array<index_t, 4>{1, 1, s_, n_} : std::array<index_t, 4>{1, n_, 1, s_}),
-          C(B.shape()), D(std::size_t(din_), 0.5f), bias(std::size_t(din_), 0.1f) {
+          C(B.shape()),
+          D(std::size_t(din_), 0.5f),
+          bias(std::size_t(din_), 0.1f) {
         fill_uniform(u, -1, 1, 1);
         fill_uniform(delta, -4, 0, 2);
         fill_uniform(z, -2, 2, 3);
@@ -84,9 +90,7 @@ void scan(benchmark::State& state, index_t n, index_t din, index_t s, bool chann
     const tensor_view<const E, 3> u = tm3(in.u), d = tm3(in.delta);
     const tensor_view<const E, 4> B = tm4(in.B), C = tm4(in.C);
     const auto out = tm3(in.out);
-    const double sec = time_loop(state, [&] {
-        selective_scan(u, d, in.A.view(), B, C, out, o);
-    });
+    const double sec = time_loop(state, [&] { selective_scan(u, d, in.A.view(), B, C, out, o); });
     report_bytes(state, in.bytes(), sec, threads);
     state.counters["tokens_per_s"] = double(n) * double(state.iterations()) / sec;
     state.counters["ns_per_elem"] = sec * 1e9 / (double(state.iterations()) * double(n * din * s));
@@ -141,9 +145,8 @@ void ssd(benchmark::State& state, index_t n, index_t h, index_t p, index_t s, in
     o.z = z.view();
     o.chunk_size = chunk;
     o.num_threads = threads;
-    const double sec = time_loop(state, [&] {
-        ssd_scan(x.view(), dt.view(), A.view(), B.view(), C.view(), out.view(), o);
-    });
+    const double sec =
+        time_loop(state, [&] { ssd_scan(x.view(), dt.view(), A.view(), B.view(), C.view(), out.view(), o); });
     report_rate(state, 4.0 * double(n * h * p * s), sec, "GFLOPs", measured().fma[threads], "fma_peak_GFLOPs",
                 "of_fma_peak");
     state.counters["tokens_per_s"] = double(n) * double(state.iterations()) / sec;
@@ -153,7 +156,8 @@ void ssd(benchmark::State& state, index_t n, index_t h, index_t p, index_t s, in
 // ---------------------------------------------------------------- causal_conv1d
 
 void conv(benchmark::State& state, index_t n, index_t c, index_t w, bool channel_major, int threads) {
-    const std::array<index_t, 3> stored = channel_major ? std::array<index_t, 3>{1, c, n} : std::array<index_t, 3>{1, n, c};
+    const std::array<index_t, 3> stored =
+        channel_major ? std::array<index_t, 3>{1, c, n} : std::array<index_t, 3>{1, n, c};
     tensor<float, 3> x(stored), out(stored);
     tensor<float, 2> weight({c, w});
     fill_uniform(x, -1, 1, 1);
@@ -163,14 +167,10 @@ void conv(benchmark::State& state, index_t n, index_t c, index_t w, bool channel
     o.bias = bias.data();
     o.activation = activation::silu;
     o.num_threads = threads;
-    auto tm = [&](tensor<float, 3>& t) {
-        return channel_major ? permute(t.view(), {0, 2, 1}) : t.view();
-    };
+    auto tm = [&](tensor<float, 3>& t) { return channel_major ? permute(t.view(), {0, 2, 1}) : t.view(); };
     const tensor_view<const float, 3> xv = tm(x);
     const auto ov = tm(out);
-    const double sec = time_loop(state, [&] {
-        causal_conv1d(xv, weight.view(), ov, o);
-    });
+    const double sec = time_loop(state, [&] { causal_conv1d(xv, weight.view(), ov, o); });
     report_bytes(state, 2.0 * sizeof(float) * double(n * c), sec, threads);
     state.counters["tokens_per_s"] = double(n) * double(state.iterations()) / sec;
 }
@@ -224,9 +224,8 @@ void ssd_step_bench(benchmark::State& state, index_t b, index_t h, index_t p, in
     o.dt_softplus = true;
     o.z = z.view();
     o.num_threads = threads;
-    const double sec = time_loop(state, [&] {
-        ssd_step(x.view(), dt.view(), A.view(), B.view(), C.view(), out.view(), pool.view(), o);
-    });
+    const double sec = time_loop(
+        state, [&] { ssd_step(x.view(), dt.view(), A.view(), B.view(), C.view(), out.view(), pool.view(), o); });
     report_bytes(state, 2.0 * sizeof(St) * double(pool.size()), sec, threads);
 }
 
@@ -239,45 +238,50 @@ void conv_step(benchmark::State& state, index_t b, index_t c, index_t w, int thr
     conv1d_step_options o;
     o.activation = activation::silu;
     o.num_threads = threads;
-    const double sec = time_loop(state, [&] {
-        causal_conv1d_step(x.view(), weight.view(), out.view(), pool.view(), o);
-    });
+    const double sec =
+        time_loop(state, [&] { causal_conv1d_step(x.view(), weight.view(), out.view(), pool.view(), o); });
     report_bytes(state, 2.0 * sizeof(float) * double(pool.size()), sec, threads);
 }
 
 void register_state_space_benchmarks() {
     auto reg = [](const std::string& name, auto fn, auto... args) {
-        benchmark::RegisterBenchmark(name.c_str(), fn, args...)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+        benchmark::RegisterBenchmark(name.c_str(), fn, args...)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime()
+            ->MinTime(0.2);
     };
     for (int threads : {1, 2}) {
         const std::string th = "/threads:" + std::to_string(threads);
         for (index_t n : {512, 2048, 8192})
-            reg("selective_scan/token_major/Din1536/S16" + tag("N", n) + th, scan<float>, n, index_t(1536), index_t(16), false,
-                threads);
-        reg("selective_scan/token_major/Din5120/S16/N2048" + th, scan<float>, index_t(2048), index_t(5120), index_t(16), false,
-            threads);
+            reg("selective_scan/token_major/Din1536/S16" + tag("N", n) + th, scan<float>, n, index_t(1536), index_t(16),
+                false, threads);
+        reg("selective_scan/token_major/Din5120/S16/N2048" + th, scan<float>, index_t(2048), index_t(5120), index_t(16),
+            false, threads);
         for (index_t n : {2048, 8192})
-            reg("selective_scan/channel_major/Din1536/S16" + tag("N", n) + th, scan<float>, n, index_t(1536), index_t(16), true,
-                threads);
+            reg("selective_scan/channel_major/Din1536/S16" + tag("N", n) + th, scan<float>, n, index_t(1536),
+                index_t(16), true, threads);
         for (index_t n : {2048, 8192})
-            reg("ssd_scan/H24/P64/S128/G1" + tag("N", n) + th, ssd<float>, n, index_t(24), index_t(64), index_t(128), threads, 0);
+            reg("ssd_scan/H24/P64/S128/G1" + tag("N", n) + th, ssd<float>, n, index_t(24), index_t(64), index_t(128),
+                threads, 0);
         for (index_t w : {2, 3, 4, 8})
             reg("causal_conv1d/token_major/C1536" + tag("W", w) + "/N2048" + th, conv, index_t(2048), index_t(1536), w,
                 false, threads);
         reg("causal_conv1d/channel_major/C1536/W4/N2048" + th, conv, index_t(2048), index_t(1536), index_t(4), true,
             threads);
         // Pools beyond the 32 MiB L3: 80, 96 and 72 MiB; and one inside it.
-        reg("decode_step/selective_scan/B256/Din5120/S16" + th, scan_step<float>, index_t(256), index_t(5120), index_t(16), threads);
-        reg("decode_step/ssd/B128/H24/P64/S128" + th, ssd_step_bench<float>, index_t(128), index_t(24), index_t(64), index_t(128),
+        reg("decode_step/selective_scan/B256/Din5120/S16" + th, scan_step<float>, index_t(256), index_t(5120),
+            index_t(16), threads);
+        reg("decode_step/ssd/B128/H24/P64/S128" + th, ssd_step_bench<float>, index_t(128), index_t(24), index_t(64),
+            index_t(128), threads);
+        reg("decode_step/ssd/B16/H24/P64/S128" + th, ssd_step_bench<float>, index_t(16), index_t(24), index_t(64),
+            index_t(128), threads);
+        reg("decode_step/causal_conv1d/B4096/C1536/W4" + th, conv_step, index_t(4096), index_t(1536), index_t(4),
             threads);
-        reg("decode_step/ssd/B16/H24/P64/S128" + th, ssd_step_bench<float>, index_t(16), index_t(24), index_t(64), index_t(128),
-            threads);
-        reg("decode_step/causal_conv1d/B4096/C1536/W4" + th, conv_step, index_t(4096), index_t(1536), index_t(4), threads);
         // 16-bit storage beside the float rows: bf16 inputs and outputs, bf16 state pools.
         reg("selective_scan/token_major/Din1536/S16/N8192/bf16" + th, scan<bf16>, index_t(8192), index_t(1536),
             index_t(16), false, threads);
-        reg("ssd_scan/H24/P64/S128/G1/N8192/bf16" + th, ssd<bf16>, index_t(8192), index_t(24), index_t(64), index_t(128),
-            threads, 0);
+        reg("ssd_scan/H24/P64/S128/G1/N8192/bf16" + th, ssd<bf16>, index_t(8192), index_t(24), index_t(64),
+            index_t(128), threads, 0);
         reg("decode_step/selective_scan/B256/Din5120/S16/state_bf16" + th, scan_step<bf16>, index_t(256), index_t(5120),
             index_t(16), threads);
         reg("decode_step/ssd/B128/H24/P64/S128/state_bf16" + th, ssd_step_bench<bf16>, index_t(128), index_t(24),
@@ -290,9 +294,11 @@ void register_state_space_benchmarks() {
 // SSD chunk-length sweep, only when asked for by filter.
 void register_ssd_sweep() {
     for (int c : {16, 32, 64, 128})
-        benchmark::RegisterBenchmark(("sweep/ssd_scan/H24/P64/S128/N8192/chunk" + std::to_string(c)).c_str(), ssd<float>,
-                                     index_t(8192), index_t(24), index_t(64), index_t(128), 1, c)
-            ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+        benchmark::RegisterBenchmark(("sweep/ssd_scan/H24/P64/S128/N8192/chunk" + std::to_string(c)).c_str(),
+                                     ssd<float>, index_t(8192), index_t(24), index_t(64), index_t(128), 1, c)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime()
+            ->MinTime(0.2);
 }
 
 const seqmix_bench::registration registered(40, register_state_space_benchmarks);

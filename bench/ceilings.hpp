@@ -37,19 +37,21 @@ inline double fma_peak_gflops(int threads) {
     using V = seqmix::simd::vec<float>;
     constexpr int acc_n = 12;
     const long iters = 20'000'000;
-    double secs = best_time([&] {
-        seqmix::parallel_for(threads, threads, [&](std::int64_t, int) {
-            V acc[acc_n];
-            for (int i = 0; i < acc_n; ++i) acc[i] = V(float(i) * 1e-3f);
-            const V x(0.999999f), y(1e-7f);
-            for (long it = 0; it < iters; ++it)
-                for (int i = 0; i < acc_n; ++i) acc[i] = seqmix::simd::fma(acc[i], x, y);
-            V s(0.0f);
-            for (int i = 0; i < acc_n; ++i) s = s + acc[i];
-            volatile float sink = seqmix::simd::hsum(s);
-            (void)sink;
-        });
-    }, 10);  // a peak is the best the machine does: 10 trials (~1 s) ride out slow phases of a shared host
+    double secs = best_time(
+        [&] {
+            seqmix::parallel_for(threads, threads, [&](std::int64_t, int) {
+                V acc[acc_n];
+                for (int i = 0; i < acc_n; ++i) acc[i] = V(float(i) * 1e-3f);
+                const V x(0.999999f), y(1e-7f);
+                for (long it = 0; it < iters; ++it)
+                    for (int i = 0; i < acc_n; ++i) acc[i] = seqmix::simd::fma(acc[i], x, y);
+                V s(0.0f);
+                for (int i = 0; i < acc_n; ++i) s = s + acc[i];
+                volatile float sink = seqmix::simd::hsum(s);
+                (void)sink;
+            });
+        },
+        10);  // a peak is the best the machine does: 10 trials (~1 s) ride out slow phases of a shared host
     return 2.0 * acc_n * double(V::size) * double(iters) * threads / secs * 1e-9;
 }
 
@@ -58,32 +60,52 @@ inline double fma_peak_gflops(int threads) {
 inline double bf16_peak_gflops(int threads) {
 #if SEQMIX_HAS_BF16_DOT
     const long iters = 10'000'000;
-    double secs = best_time([&] {
-        seqmix::parallel_for(threads, threads, [&](std::int64_t, int) {
-            // 20 named accumulators, kept in registers by the empty asm (an array of them was
-            // kept in memory: 225 against 540 GFLOP/s on Zen 5).
-            __m512 a0 = _mm512_set1_ps(1e-3f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
-                   a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0, a16 = a0,
-                   a17 = a0, a18 = a0, a19 = a0;
-            const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3F803F80), y = (__m512bh)_mm512_set1_epi32(0x33803380);
-            for (long it = 0; it < iters; ++it) {
-#define SEQMIX_DP(a) a = _mm512_dpbf16_ps(a, x, y);
-                SEQMIX_DP(a0) SEQMIX_DP(a1) SEQMIX_DP(a2) SEQMIX_DP(a3) SEQMIX_DP(a4) SEQMIX_DP(a5) SEQMIX_DP(a6)
-                SEQMIX_DP(a7) SEQMIX_DP(a8) SEQMIX_DP(a9) SEQMIX_DP(a10) SEQMIX_DP(a11) SEQMIX_DP(a12)
-                SEQMIX_DP(a13) SEQMIX_DP(a14) SEQMIX_DP(a15) SEQMIX_DP(a16) SEQMIX_DP(a17) SEQMIX_DP(a18)
-                SEQMIX_DP(a19)
+    double secs = best_time(
+        [&] {
+            seqmix::parallel_for(threads, threads, [&](std::int64_t, int) {
+                // 20 named accumulators, kept in registers by the empty asm (an array of them was
+                // kept in memory: 225 against 540 GFLOP/s on Zen 5).
+                __m512 a0 = _mm512_set1_ps(1e-3f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                       a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0, a16 = a0, a17 = a0,
+                       a18 = a0, a19 = a0;
+                const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3F803F80), y = (__m512bh)_mm512_set1_epi32(0x33803380);
+                for (long it = 0; it < iters; ++it) {
+#define SEQMIX_DP(a) a = _mm512_dpbf16_ps(a, x, y)
+                    SEQMIX_DP(a0);
+                    SEQMIX_DP(a1);
+                    SEQMIX_DP(a2);
+                    SEQMIX_DP(a3);
+                    SEQMIX_DP(a4);
+                    SEQMIX_DP(a5);
+                    SEQMIX_DP(a6);
+                    SEQMIX_DP(a7);
+                    SEQMIX_DP(a8);
+                    SEQMIX_DP(a9);
+                    SEQMIX_DP(a10);
+                    SEQMIX_DP(a11);
+                    SEQMIX_DP(a12);
+                    SEQMIX_DP(a13);
+                    SEQMIX_DP(a14);
+                    SEQMIX_DP(a15);
+                    SEQMIX_DP(a16);
+                    SEQMIX_DP(a17);
+                    SEQMIX_DP(a18);
+                    SEQMIX_DP(a19);
 #undef SEQMIX_DP
-                __asm__("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7),
-                        "+v"(a8), "+v"(a9));
-                __asm__("" : "+v"(a10), "+v"(a11), "+v"(a12), "+v"(a13), "+v"(a14), "+v"(a15), "+v"(a16),
-                        "+v"(a17), "+v"(a18), "+v"(a19));
-            }
-            const __m512 s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11 + a12 + a13 + a14 + a15 +
-                             a16 + a17 + a18 + a19;
-            volatile float sink = _mm512_reduce_add_ps(s);
-            (void)sink;
-        });
-    }, 5);
+                    __asm__(""
+                            : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7), "+v"(a8),
+                              "+v"(a9));
+                    __asm__(""
+                            : "+v"(a10), "+v"(a11), "+v"(a12), "+v"(a13), "+v"(a14), "+v"(a15), "+v"(a16), "+v"(a17),
+                              "+v"(a18), "+v"(a19));
+                }
+                const __m512 s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11 + a12 + a13 + a14 + a15 +
+                                 a16 + a17 + a18 + a19;
+                volatile float sink = _mm512_reduce_add_ps(s);
+                (void)sink;
+            });
+        },
+        5);
     return 64.0 * 20 * double(iters) * threads / secs * 1e-9;
 #else
     (void)threads;

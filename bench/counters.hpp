@@ -21,8 +21,8 @@ double time_loop(benchmark::State& state, F&& call) {
 }
 
 // work: FLOP or bytes per iteration; seconds: wall time of the whole benchmark loop.
-inline void report_rate(benchmark::State& state, double work, double seconds, const char* rate_name,
-                        double ceiling, const char* ceiling_name, const char* fraction_name) {
+inline void report_rate(benchmark::State& state, double work, double seconds, const char* rate_name, double ceiling,
+                        const char* ceiling_name, const char* fraction_name) {
     const double rate = work * double(state.iterations()) / seconds * 1e-9;
     state.counters[rate_name] = rate;
     state.counters[ceiling_name] = ceiling;

@@ -20,14 +20,17 @@ struct paged_copy {
     int max_blocks;
 };
 
-inline paged_copy page(const seqmix::tensor<float, 4>& k, const seqmix::tensor<float, 4>& v, index_t block_size, unsigned seed) {
+inline paged_copy page(const seqmix::tensor<float, 4>& k, const seqmix::tensor<float, 4>& v, index_t block_size,
+                       unsigned seed) {
     const index_t B = k.shape()[0], Nk = k.shape()[1], H = k.shape()[2], Dk = k.shape()[3], Dv = v.shape()[3];
     const index_t per_seq = (Nk + block_size - 1) / block_size, blocks = B * per_seq + 3;
     std::vector<std::int32_t> ids(static_cast<std::size_t>(blocks));
     for (index_t i = 0; i < blocks; ++i) ids[std::size_t(i)] = std::int32_t(i);
     std::shuffle(ids.begin(), ids.end(), std::mt19937(seed));
     paged_copy p{random_tensor<float, 4>({blocks, block_size, H, Dk}, seed + 1),
-                 random_tensor<float, 4>({blocks, block_size, H, Dv}, seed + 2), {}, int(per_seq + 1)};
+                 random_tensor<float, 4>({blocks, block_size, H, Dv}, seed + 2),
+                 {},
+                 int(per_seq + 1)};
     p.table.assign(std::size_t(B * p.max_blocks), -7);  // entries past a sequence's blocks are never read
     for (index_t b = 0; b < B; ++b)
         for (index_t j = 0; j < Nk; ++j) {

@@ -58,7 +58,7 @@ struct arg_set {
     int snapshot_interval = 0, max_snapshots = 0;
     int num_threads = 1;
     seqmix::executor* executor = nullptr;  // passed as options.executor
-    double scale = 0;  // passed as options.scale where the operator has one
+    double scale = 0;                      // passed as options.scale where the operator has one
 
     arg<T>& get(const std::string& name) {
         for (auto& a : args)
@@ -100,14 +100,14 @@ struct arg_desc {
 struct op_spec {
     std::string name;
     std::vector<arg_desc> args;
-    std::function<void(const arg_set<float>&)> run;           // the fast operator in float
-    std::function<void(const arg_set<double>&)> run_double;   // the fast operator in double
-    std::function<void(const arg_set<double>&)> reference;    // seqmix::reference in double
-    bool has_scale = true;                                     // options carry `scale`
-    std::string channel_arg = "v";                             // its last axis: the head dim or channels
-    std::string channel_message = "head dim >= 1";             // the error when that axis is 0
-    bool step = false;                                         // a decode step (state pool)
-    index_t seq_axis = 1;                                      // token axis of the inputs (steps: none)
+    std::function<void(const arg_set<float>&)> run;          // the fast operator in float
+    std::function<void(const arg_set<double>&)> run_double;  // the fast operator in double
+    std::function<void(const arg_set<double>&)> reference;   // seqmix::reference in double
+    bool has_scale = true;                                   // options carry `scale`
+    std::string channel_arg = "v";                           // its last axis: the head dim or channels
+    std::string channel_message = "head dim >= 1";           // the error when that axis is 0
+    bool step = false;                                       // a decode step (state pool)
+    index_t seq_axis = 1;                                    // token axis of the inputs (steps: none)
 };
 
 inline std::vector<index_t> contiguous_strides(const std::vector<index_t>& shape) {

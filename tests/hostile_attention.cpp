@@ -39,8 +39,7 @@ std::vector<op_spec> attention_ops(const catalog_sizes& sz) {
                                   if (variant == 1) o.causal = true;
                                   if constexpr (decltype(reference)::value)
                                       attend<4>(a, o, [](auto&&... x) { seqmix::reference::softmax_attention(x...); });
-                                  else
-                                      attend<4>(a, o, [](auto&&... x) { softmax_attention(x...); });
+                                  else attend<4>(a, o, [](auto&&... x) { softmax_attention(x...); });
                               }));
     }
 
@@ -62,9 +61,9 @@ std::vector<op_spec> attention_ops(const catalog_sizes& sz) {
                               o.dilation = 3;
                               o.sinks = sinks;
                               if constexpr (decltype(reference)::value)
-                                  attend<4>(a, o, [](auto&&... x) { seqmix::reference::sliding_window_attention(x...); });
-                              else
-                                  attend<4>(a, o, [](auto&&... x) { sliding_window_attention(x...); });
+                                  attend<4>(a, o,
+                                            [](auto&&... x) { seqmix::reference::sliding_window_attention(x...); });
+                              else attend<4>(a, o, [](auto&&... x) { sliding_window_attention(x...); });
                           }));
 
     // neighborhood_attention_2d: a 5 x 14 image (N = 70), kernel 3, width dilated by 2, both axes causal, sinks.
@@ -85,9 +84,9 @@ std::vector<op_spec> attention_ops(const catalog_sizes& sz) {
                               o.causal = {true, true};  // a causal width masks short windows per line
                               o.sinks = sinks;
                               if constexpr (decltype(reference)::value)
-                                  attend<5>(a, o, [](auto&&... x) { seqmix::reference::neighborhood_attention_2d(x...); });
-                              else
-                                  attend<5>(a, o, [](auto&&... x) { neighborhood_attention_2d(x...); });
+                                  attend<5>(a, o,
+                                            [](auto&&... x) { seqmix::reference::neighborhood_attention_2d(x...); });
+                              else attend<5>(a, o, [](auto&&... x) { neighborhood_attention_2d(x...); });
                           }));
 
     // topk_attention (top_k above the keys: a selection without near ties on float data) and
@@ -107,8 +106,7 @@ std::vector<op_spec> attention_ops(const catalog_sizes& sz) {
                               o.top_k = int(N) + 3;
                               if constexpr (decltype(reference)::value)
                                   attend<4>(a, o, [](auto&&... x) { seqmix::reference::topk_attention(x...); });
-                              else
-                                  attend<4>(a, o, [](auto&&... x) { topk_attention(x...); });
+                              else attend<4>(a, o, [](auto&&... x) { topk_attention(x...); });
                           }));
     ops.push_back(make_op("block_sparse_attention causal",
                           {{"q", role::input, {B, N, 4, Dk}},
@@ -127,8 +125,7 @@ std::vector<op_spec> attention_ops(const catalog_sizes& sz) {
                               o.keep_first = true;
                               if constexpr (decltype(reference)::value)
                                   attend<4>(a, o, [](auto&&... x) { seqmix::reference::block_sparse_attention(x...); });
-                              else
-                                  attend<4>(a, o, [](auto&&... x) { block_sparse_attention(x...); });
+                              else attend<4>(a, o, [](auto&&... x) { block_sparse_attention(x...); });
                           }));
 
     return ops;

@@ -93,7 +93,8 @@ void reference_step(const arg_set<T>& a, F&& fn) {
         const auto v = one_token(a.template in<3>("v"), b);
         const auto out = one_token(a.template view<3>("out"), b);
         const auto beta = a.has("beta") ? one_token(a.template in<2>("beta"), b) : tensor_view<const T, 3>();
-        if (a.has("g") && a.get("g").shape.size() == 3) fn(q, k, v, one_token(a.template in<3>("g"), b), out, init, fin, beta);
+        if (a.has("g") && a.get("g").shape.size() == 3)
+            fn(q, k, v, one_token(a.template in<3>("g"), b), out, init, fin, beta);
         else if (a.has("g")) fn(q, k, v, one_token(a.template in<2>("g"), b), out, init, fin, beta);
         else fn(q, k, v, tensor_view<const T, 4>(), out, init, fin, beta);
     });

@@ -30,108 +30,108 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
                               };
                               if constexpr (decltype(reference)::value)
                                   call([](auto&&... x) { seqmix::reference::linear_attention(x...); });
-                              else
-                                  call([](auto&&... x) { linear_attention(x...); });
+                              else call([](auto&&... x) { linear_attention(x...); });
                           }));
 
     for (bool vector_gate : {true, false}) {
         std::vector<index_t> gshape = vector_gate ? std::vector<index_t>{B, N, Hv, Dk} : std::vector<index_t>{B, N, Hv};
-        ops.push_back(make_op(vector_gate ? "gated_linear_attention (vector gate)" : "gated_linear_attention (scalar gate)",
-                              {{"q", role::input, {B, N, Hk, Dk}},
-                               {"k", role::input, {B, N, Hk, Dk}},
-                               {"v", role::input, {B, N, Hv, Dv}},
-                               {"g", role::gate, gshape},
-                               {"out", role::output, {B, N, Hv, Dv}},
-                               {"initial_state", role::state_in, {B, Hv, Dk, Dv}},
-                               {"final_state", role::state_out, {B, Hv, Dk, Dv}}},
-                              [vector_gate](const auto& a, auto reference) {
-                                  gla_options o;
-                                  o.num_threads = a.num_threads;
-                                  o.executor = a.executor;
-                                  o.scale = a.scale;
-                                  const auto states = served_states<4>(a, o);
-                                  auto call = [&](auto g, auto&& fn) {
-                                      fn(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"), g,
-                                         a.template view<4>("out"), o, states.first, states.second);
-                                  };
-                                  auto run = [&](auto g) {
-                                      if constexpr (decltype(reference)::value)
-                                          call(g, [](auto&&... x) { seqmix::reference::gated_linear_attention(x...); });
-                                      else
-                                          call(g, [](auto&&... x) { gated_linear_attention(x...); });
-                                  };
-                                  if (vector_gate) run(a.template in<4>("g"));
-                                  else run(a.template in<3>("g"));
-                              }));
+        ops.push_back(
+            make_op(vector_gate ? "gated_linear_attention (vector gate)" : "gated_linear_attention (scalar gate)",
+                    {{"q", role::input, {B, N, Hk, Dk}},
+                     {"k", role::input, {B, N, Hk, Dk}},
+                     {"v", role::input, {B, N, Hv, Dv}},
+                     {"g", role::gate, gshape},
+                     {"out", role::output, {B, N, Hv, Dv}},
+                     {"initial_state", role::state_in, {B, Hv, Dk, Dv}},
+                     {"final_state", role::state_out, {B, Hv, Dk, Dv}}},
+                    [vector_gate](const auto& a, auto reference) {
+                        gla_options o;
+                        o.num_threads = a.num_threads;
+                        o.executor = a.executor;
+                        o.scale = a.scale;
+                        const auto states = served_states<4>(a, o);
+                        auto call = [&](auto g, auto&& fn) {
+                            fn(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"), g,
+                               a.template view<4>("out"), o, states.first, states.second);
+                        };
+                        auto run = [&](auto g) {
+                            if constexpr (decltype(reference)::value)
+                                call(g, [](auto&&... x) { seqmix::reference::gated_linear_attention(x...); });
+                            else call(g, [](auto&&... x) { gated_linear_attention(x...); });
+                        };
+                        if (vector_gate) run(a.template in<4>("g"));
+                        else run(a.template in<3>("g"));
+                    }));
     }
 
     // Decode steps: a pool of 5 slots for B rows (state_indices set by the tests).
     const index_t slots = B + 3;
     {
-        op_spec op = make_op("linear_attention_step (decay)",
-                             {{"q", role::input, {B, Hk, Dk}},
-                              {"k", role::input, {B, Hk, Dk}},
-                              {"v", role::input, {B, Hv, Dv}},
-                              {"log_decay", role::gate, {Hv}},
-                              {"out", role::output, {B, Hv, Dv}},
-                              {"state", role::state_inout, {slots, Hv, Dk, Dv}}},
-                             [](const auto& a, auto reference) {
-                                 const auto dec = params_of(a, "log_decay");
-                                 linear_attention_step_options o;
-                                 o.log_decay = dec.data();
-                                 o.num_threads = a.num_threads;
-                                 o.executor = a.executor;
-                                 o.scale = a.scale;
-                                 o.state_indices = a.indices();
-                                 if constexpr (decltype(reference)::value) {
-                                     // The step's reference: one token of the full reference per row.
-                                     reference_step(a, [&](auto q, auto k, auto v, auto, auto out, auto init, auto fin, auto) {
-                                         linear_attention_options lo;
-                                         lo.log_decay = dec.data();
-                                         lo.scale = a.scale;
-                                         seqmix::reference::linear_attention(q, k, v, out, lo, init, fin);
-                                     });
-                                 } else {
-                                     linear_attention_step(a.template in<3>("q"), a.template in<3>("k"), a.template in<3>("v"),
-                                                           a.template view<3>("out"), a.template view<4>("state"), o);
-                                 }
-                             });
+        op_spec op =
+            make_op("linear_attention_step (decay)",
+                    {{"q", role::input, {B, Hk, Dk}},
+                     {"k", role::input, {B, Hk, Dk}},
+                     {"v", role::input, {B, Hv, Dv}},
+                     {"log_decay", role::gate, {Hv}},
+                     {"out", role::output, {B, Hv, Dv}},
+                     {"state", role::state_inout, {slots, Hv, Dk, Dv}}},
+                    [](const auto& a, auto reference) {
+                        const auto dec = params_of(a, "log_decay");
+                        linear_attention_step_options o;
+                        o.log_decay = dec.data();
+                        o.num_threads = a.num_threads;
+                        o.executor = a.executor;
+                        o.scale = a.scale;
+                        o.state_indices = a.indices();
+                        if constexpr (decltype(reference)::value) {
+                            // The step's reference: one token of the full reference per row.
+                            reference_step(a, [&](auto q, auto k, auto v, auto, auto out, auto init, auto fin, auto) {
+                                linear_attention_options lo;
+                                lo.log_decay = dec.data();
+                                lo.scale = a.scale;
+                                seqmix::reference::linear_attention(q, k, v, out, lo, init, fin);
+                            });
+                        } else {
+                            linear_attention_step(a.template in<3>("q"), a.template in<3>("k"), a.template in<3>("v"),
+                                                  a.template view<3>("out"), a.template view<4>("state"), o);
+                        }
+                    });
         op.step = true;
         op.seq_axis = -1;
         ops.push_back(op);
     }
     for (bool vector_gate : {true, false}) {
         std::vector<index_t> gshape = vector_gate ? std::vector<index_t>{B, Hv, Dk} : std::vector<index_t>{B, Hv};
-        op_spec op = make_op(vector_gate ? "gated_linear_attention_step (vector gate)"
-                                         : "gated_linear_attention_step (scalar gate)",
-                             {{"q", role::input, {B, Hk, Dk}},
-                              {"k", role::input, {B, Hk, Dk}},
-                              {"v", role::input, {B, Hv, Dv}},
-                              {"g", role::gate, gshape},
-                              {"out", role::output, {B, Hv, Dv}},
-                              {"state", role::state_inout, {slots, Hv, Dk, Dv}}},
-                             [vector_gate](const auto& a, auto reference) {
-                                 gla_step_options o;
-                                 o.num_threads = a.num_threads;
-                                 o.executor = a.executor;
-                                 o.scale = a.scale;
-                                 o.state_indices = a.indices();
-                                 if constexpr (decltype(reference)::value) {
-                                     reference_step(a, [&](auto q, auto k, auto v, auto g, auto out, auto init, auto fin, auto) {
-                                         gla_options ro;
-                                         ro.scale = a.scale;
-                                         seqmix::reference::gated_linear_attention(q, k, v, g, out, ro, init, fin);
-                                     });
-                                 } else if (vector_gate) {
-                                     gated_linear_attention_step(a.template in<3>("q"), a.template in<3>("k"),
-                                                                 a.template in<3>("v"), a.template in<3>("g"),
-                                                                 a.template view<3>("out"), a.template view<4>("state"), o);
-                                 } else {
-                                     gated_linear_attention_step(a.template in<3>("q"), a.template in<3>("k"),
-                                                                 a.template in<3>("v"), a.template in<2>("g"),
-                                                                 a.template view<3>("out"), a.template view<4>("state"), o);
-                                 }
-                             });
+        op_spec op = make_op(
+            vector_gate ? "gated_linear_attention_step (vector gate)" : "gated_linear_attention_step (scalar gate)",
+            {{"q", role::input, {B, Hk, Dk}},
+             {"k", role::input, {B, Hk, Dk}},
+             {"v", role::input, {B, Hv, Dv}},
+             {"g", role::gate, gshape},
+             {"out", role::output, {B, Hv, Dv}},
+             {"state", role::state_inout, {slots, Hv, Dk, Dv}}},
+            [vector_gate](const auto& a, auto reference) {
+                gla_step_options o;
+                o.num_threads = a.num_threads;
+                o.executor = a.executor;
+                o.scale = a.scale;
+                o.state_indices = a.indices();
+                if constexpr (decltype(reference)::value) {
+                    reference_step(a, [&](auto q, auto k, auto v, auto g, auto out, auto init, auto fin, auto) {
+                        gla_options ro;
+                        ro.scale = a.scale;
+                        seqmix::reference::gated_linear_attention(q, k, v, g, out, ro, init, fin);
+                    });
+                } else if (vector_gate) {
+                    gated_linear_attention_step(a.template in<3>("q"), a.template in<3>("k"), a.template in<3>("v"),
+                                                a.template in<3>("g"), a.template view<3>("out"),
+                                                a.template view<4>("state"), o);
+                } else {
+                    gated_linear_attention_step(a.template in<3>("q"), a.template in<3>("k"), a.template in<3>("v"),
+                                                a.template in<2>("g"), a.template view<3>("out"),
+                                                a.template view<4>("state"), o);
+                }
+            });
         op.step = true;
         op.seq_axis = -1;
         ops.push_back(op);
@@ -151,7 +151,8 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
             args.push_back({"out", role::output, {B, N, Hv, Dv}});
             args.push_back({"initial_state", role::state_in, {B, Hv, Dk, Dv}});
             args.push_back({"final_state", role::state_out, {B, Hv, Dk, Dv}});
-            const std::string name = std::string(delta_names[gate]) + (form == delta_form::chunkwise ? ", chunkwise" : "");
+            const std::string name =
+                std::string(delta_names[gate]) + (form == delta_form::chunkwise ? ", chunkwise" : "");
             ops.push_back(make_op(name, args, [gate, form](const auto& a, auto reference) {
                 delta_options o;
                 o.num_threads = a.num_threads;
@@ -165,8 +166,10 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
                 const auto [init, fin] = served_states<4>(a, o);
                 if constexpr (decltype(reference)::value) {
                     if (gate == 0) seqmix::reference::delta_rule(q, k, v, beta, out, o, init, fin);
-                    if (gate == 1) seqmix::reference::gated_delta_rule(q, k, v, a.template in<3>("g"), beta, out, o, init, fin);
-                    if (gate == 2) seqmix::reference::gated_delta_rule(q, k, v, a.template in<4>("g"), beta, out, o, init, fin);
+                    if (gate == 1)
+                        seqmix::reference::gated_delta_rule(q, k, v, a.template in<3>("g"), beta, out, o, init, fin);
+                    if (gate == 2)
+                        seqmix::reference::gated_delta_rule(q, k, v, a.template in<4>("g"), beta, out, o, init, fin);
                 } else {
                     if (gate == 0) delta_rule(q, k, v, beta, out, o, init, fin);
                     if (gate == 1) gated_delta_rule(q, k, v, a.template in<3>("g"), beta, out, o, init, fin);
@@ -206,15 +209,13 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
                               };
                               if constexpr (decltype(reference)::value)
                                   call([](auto&&... x) { seqmix::reference::gated_delta_rule(x...); });
-                              else
-                                  call([](auto&&... x) { gated_delta_rule(x...); });
+                              else call([](auto&&... x) { gated_delta_rule(x...); });
                           }));
     const char* delta_step_names[] = {"delta_rule_step", "gated_delta_rule_step (scalar gate)",
                                       "gated_delta_rule_step (vector gate)"};
     for (int gate = 0; gate < 3; ++gate) {
-        std::vector<arg_desc> args = {{"q", role::input, {B, Hk, Dk}},
-                                      {"k", role::input, {B, Hk, Dk}},
-                                      {"v", role::input, {B, Hv, Dv}}};
+        std::vector<arg_desc> args = {
+            {"q", role::input, {B, Hk, Dk}}, {"k", role::input, {B, Hk, Dk}}, {"v", role::input, {B, Hv, Dv}}};
         if (gate == 1) args.push_back({"g", role::gate, {B, Hv}});
         if (gate == 2) args.push_back({"g", role::gate, {B, Hv, Dk}});
         args.push_back({"beta", role::rate, {B, Hv}});
@@ -287,8 +288,7 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
                                  };
                                  if constexpr (decltype(reference)::value)
                                      call([](auto&&... x) { seqmix::reference::selective_scan(x...); });
-                                 else
-                                     call([](auto&&... x) { selective_scan(x...); });
+                                 else call([](auto&&... x) { selective_scan(x...); });
                              });
         op.has_scale = false;
         op.channel_arg = "u";
@@ -326,8 +326,7 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
                                  };
                                  if constexpr (decltype(reference)::value)
                                      call([](auto&&... x) { seqmix::reference::ssd_scan(x...); });
-                                 else
-                                     call([](auto&&... x) { ssd_scan(x...); });
+                                 else call([](auto&&... x) { ssd_scan(x...); });
                              });
         op.has_scale = false;
         op.channel_arg = "x";
@@ -355,8 +354,7 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
                                  };
                                  if constexpr (decltype(reference)::value)
                                      call([](auto&&... x) { seqmix::reference::causal_conv1d(x...); });
-                                 else
-                                     call([](auto&&... x) { causal_conv1d(x...); });
+                                 else call([](auto&&... x) { causal_conv1d(x...); });
                              });
         op.has_scale = false;
         op.channel_arg = "x";
@@ -366,48 +364,49 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
 
     // Their decode steps, on pools of B + 3 slots.
     {
-        op_spec op = make_op("selective_scan_step",
-                             {{"u", role::input, {B, Din}},
-                              {"delta", role::input, {B, Din}},
-                              {"A", role::gate, {Din, S}},
-                              {"B", role::input, {B, G, S}},
-                              {"C", role::input, {B, G, S}},
-                              {"z", role::input, {B, Din}},
-                              {"D", role::param, {Din}},
-                              {"delta_bias", role::param, {Din}},
-                              {"out", role::output, {B, Din}},
-                              {"state", role::state_inout, {slots, Din, S}}},
-                             [=](const auto& a, auto reference) {
-                                 using T = typename std::decay_t<decltype(a)>::value_type;
-                                 const auto D = params_of(a, "D"), bias = params_of(a, "delta_bias");
-                                 if constexpr (decltype(reference)::value) {
-                                     selective_scan_options<T> o;
-                                     o.D = D.data();
-                                     o.delta_bias = bias.data();
-                                     o.delta_softplus = true;
-                                     reference_pool_step(a, [&](index_t b, const T* init, T* fin) {
-                                         o.z = one_token(a.template in<2>("z"), b);
-                                         seqmix::reference::selective_scan(
-                                             one_token(a.template in<2>("u"), b), one_token(a.template in<2>("delta"), b),
-                                             a.template in<2>("A"), one_token(a.template in<3>("B"), b),
-                                             one_token(a.template in<3>("C"), b), one_token(a.template view<2>("out"), b), o,
-                                             seqmix::tensor_view<const T, 3>(init, {1, Din, S}),
-                                             seqmix::tensor_view<T, 3>(fin, {1, Din, S}));
-                                     });
-                                 } else {
-                                     selective_scan_step_options<T> o;
-                                     o.D = D.data();
-                                     o.delta_bias = bias.data();
-                                     o.delta_softplus = true;
-                                     o.z = a.template in<2>("z");
-                                     o.state_indices = a.indices();
-                                     o.num_threads = a.num_threads;
-                                     o.executor = a.executor;
-                                     selective_scan_step(a.template in<2>("u"), a.template in<2>("delta"), a.template in<2>("A"),
-                                                         a.template in<3>("B"), a.template in<3>("C"),
-                                                         a.template view<2>("out"), a.template view<3>("state"), o);
-                                 }
-                             });
+        op_spec op =
+            make_op("selective_scan_step",
+                    {{"u", role::input, {B, Din}},
+                     {"delta", role::input, {B, Din}},
+                     {"A", role::gate, {Din, S}},
+                     {"B", role::input, {B, G, S}},
+                     {"C", role::input, {B, G, S}},
+                     {"z", role::input, {B, Din}},
+                     {"D", role::param, {Din}},
+                     {"delta_bias", role::param, {Din}},
+                     {"out", role::output, {B, Din}},
+                     {"state", role::state_inout, {slots, Din, S}}},
+                    [=](const auto& a, auto reference) {
+                        using T = typename std::decay_t<decltype(a)>::value_type;
+                        const auto D = params_of(a, "D"), bias = params_of(a, "delta_bias");
+                        if constexpr (decltype(reference)::value) {
+                            selective_scan_options<T> o;
+                            o.D = D.data();
+                            o.delta_bias = bias.data();
+                            o.delta_softplus = true;
+                            reference_pool_step(a, [&](index_t b, const T* init, T* fin) {
+                                o.z = one_token(a.template in<2>("z"), b);
+                                seqmix::reference::selective_scan(
+                                    one_token(a.template in<2>("u"), b), one_token(a.template in<2>("delta"), b),
+                                    a.template in<2>("A"), one_token(a.template in<3>("B"), b),
+                                    one_token(a.template in<3>("C"), b), one_token(a.template view<2>("out"), b), o,
+                                    seqmix::tensor_view<const T, 3>(init, {1, Din, S}),
+                                    seqmix::tensor_view<T, 3>(fin, {1, Din, S}));
+                            });
+                        } else {
+                            selective_scan_step_options<T> o;
+                            o.D = D.data();
+                            o.delta_bias = bias.data();
+                            o.delta_softplus = true;
+                            o.z = a.template in<2>("z");
+                            o.state_indices = a.indices();
+                            o.num_threads = a.num_threads;
+                            o.executor = a.executor;
+                            selective_scan_step(a.template in<2>("u"), a.template in<2>("delta"), a.template in<2>("A"),
+                                                a.template in<3>("B"), a.template in<3>("C"), a.template view<2>("out"),
+                                                a.template view<3>("state"), o);
+                        }
+                    });
         op.step = true;
         op.seq_axis = -1;
         op.has_scale = false;
@@ -416,48 +415,49 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
         ops.push_back(op);
     }
     {
-        op_spec op = make_op("ssd_step",
-                             {{"x", role::input, {B, H, P}},
-                              {"dt", role::rate, {B, H}},
-                              {"A", role::gate, {H}},
-                              {"B", role::input, {B, 1, S}},
-                              {"C", role::input, {B, 1, S}},
-                              {"z", role::input, {B, H, P}},
-                              {"D", role::param, {H}},
-                              {"dt_bias", role::param, {H}},
-                              {"out", role::output, {B, H, P}},
-                              {"state", role::state_inout, {slots, H, P, S}}},
-                             [=](const auto& a, auto reference) {
-                                 using T = typename std::decay_t<decltype(a)>::value_type;
-                                 const auto D = params_of(a, "D"), bias = params_of(a, "dt_bias");
-                                 if constexpr (decltype(reference)::value) {
-                                     ssd_options<T> o;
-                                     o.D = D.data();
-                                     o.dt_bias = bias.data();
-                                     o.dt_softplus = true;
-                                     reference_pool_step(a, [&](index_t b, const T* init, T* fin) {
-                                         o.z = one_token(a.template in<3>("z"), b);
-                                         seqmix::reference::ssd_scan(
-                                             one_token(a.template in<3>("x"), b), one_token(a.template in<2>("dt"), b),
-                                             a.template in<1>("A"), one_token(a.template in<3>("B"), b),
-                                             one_token(a.template in<3>("C"), b), one_token(a.template view<3>("out"), b), o,
-                                             seqmix::tensor_view<const T, 4>(init, {1, H, P, S}),
-                                             seqmix::tensor_view<T, 4>(fin, {1, H, P, S}));
-                                     });
-                                 } else {
-                                     ssd_step_options<T> o;
-                                     o.D = D.data();
-                                     o.dt_bias = bias.data();
-                                     o.dt_softplus = true;
-                                     o.z = a.template in<3>("z");
-                                     o.state_indices = a.indices();
-                                     o.num_threads = a.num_threads;
-                                     o.executor = a.executor;
-                                     ssd_step(a.template in<3>("x"), a.template in<2>("dt"), a.template in<1>("A"),
-                                              a.template in<3>("B"), a.template in<3>("C"), a.template view<3>("out"),
-                                              a.template view<4>("state"), o);
-                                 }
-                             });
+        op_spec op =
+            make_op("ssd_step",
+                    {{"x", role::input, {B, H, P}},
+                     {"dt", role::rate, {B, H}},
+                     {"A", role::gate, {H}},
+                     {"B", role::input, {B, 1, S}},
+                     {"C", role::input, {B, 1, S}},
+                     {"z", role::input, {B, H, P}},
+                     {"D", role::param, {H}},
+                     {"dt_bias", role::param, {H}},
+                     {"out", role::output, {B, H, P}},
+                     {"state", role::state_inout, {slots, H, P, S}}},
+                    [=](const auto& a, auto reference) {
+                        using T = typename std::decay_t<decltype(a)>::value_type;
+                        const auto D = params_of(a, "D"), bias = params_of(a, "dt_bias");
+                        if constexpr (decltype(reference)::value) {
+                            ssd_options<T> o;
+                            o.D = D.data();
+                            o.dt_bias = bias.data();
+                            o.dt_softplus = true;
+                            reference_pool_step(a, [&](index_t b, const T* init, T* fin) {
+                                o.z = one_token(a.template in<3>("z"), b);
+                                seqmix::reference::ssd_scan(
+                                    one_token(a.template in<3>("x"), b), one_token(a.template in<2>("dt"), b),
+                                    a.template in<1>("A"), one_token(a.template in<3>("B"), b),
+                                    one_token(a.template in<3>("C"), b), one_token(a.template view<3>("out"), b), o,
+                                    seqmix::tensor_view<const T, 4>(init, {1, H, P, S}),
+                                    seqmix::tensor_view<T, 4>(fin, {1, H, P, S}));
+                            });
+                        } else {
+                            ssd_step_options<T> o;
+                            o.D = D.data();
+                            o.dt_bias = bias.data();
+                            o.dt_softplus = true;
+                            o.z = a.template in<3>("z");
+                            o.state_indices = a.indices();
+                            o.num_threads = a.num_threads;
+                            o.executor = a.executor;
+                            ssd_step(a.template in<3>("x"), a.template in<2>("dt"), a.template in<1>("A"),
+                                     a.template in<3>("B"), a.template in<3>("C"), a.template view<3>("out"),
+                                     a.template view<4>("state"), o);
+                        }
+                    });
         op.step = true;
         op.seq_axis = -1;
         op.has_scale = false;

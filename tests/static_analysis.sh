@@ -4,7 +4,8 @@
 #      include/seqmix, for the x86-64 baseline and for the native target (their SIMD paths);
 #   2. clang-tidy on the docs' snippets (gathered by tests/docs_snippets.cmake): they call every
 #      operator, so the templates are instantiated; findings are in the headers or the snippets;
-#   3. cppcheck on every header.
+#   3. cppcheck on every header;
+#   4. clang-format (.clang-format): every C++ file of the repository laid out as it says.
 # Usage: bash tests/static_analysis.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,7 @@ start tidy-snippets "${tidy[@]}" --checks=-bugprone-exception-escape,-clang-anal
 start cppcheck cppcheck --quiet --error-exitcode=1 --inline-suppr --std=c++17 --language=c++ \
   --enable=warning,style,performance,portability --suppress=missingIncludeSystem --suppress=useStlAlgorithm \
   --suppress=toomanyconfigs -Iinclude "$work/every_header.cpp"
+start clang-format bash -c "git ls-files -- '*.hpp' '*.cpp' | xargs clang-format-14 --dry-run -Werror"
 
 failed=0
 for i in "${!pids[@]}"; do

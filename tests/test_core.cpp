@@ -89,7 +89,8 @@ std::uint64_t float_mode() {
 void set_float_mode(std::uint64_t m) { __asm__ __volatile__("msr fpcr, %0" : : "r"(m) : "memory"); }
 #endif
 
-TEST_CASE("parallel work runs with subnormals flushed; the caller's float mode is restored, also after a throw", "[threads]") {
+TEST_CASE("parallel work runs with subnormals flushed; the caller's float mode is restored, also after a throw",
+          "[threads]") {
 #if SEQMIX_HAS_MXCSR || SEQMIX_HAS_FPCR
     const std::uint64_t flags = seqmix::subnormals_flushed::flags, caller = float_mode();
     for (std::uint64_t start : {caller & ~flags, caller | flags}) {
@@ -169,7 +170,7 @@ TEST_CASE("packing: rows, blocks of any strides (channel-major transpose), gathe
     for (index_t t = 0; t < L; ++t)
         for (index_t c = 0; c < C; ++c) cm[std::size_t(c * L + t)] = tm[std::size_t(t * C + c)] = float(t * 100 + c);
     std::vector<float> a(std::size_t(L * ld), -1.f), b(std::size_t(L * ld), -2.f);
-    kernels::pack_block(cm.data(), 1, L, L, C, a.data(), ld);   // rows are tokens, stride 1; columns stride L
+    kernels::pack_block(cm.data(), 1, L, L, C, a.data(), ld);  // rows are tokens, stride 1; columns stride L
     kernels::pack_block(tm.data(), C, 1, L, C, b.data(), ld);
     for (index_t t = 0; t < L; ++t)
         for (index_t c = 0; c < ld; ++c) {

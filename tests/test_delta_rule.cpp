@@ -25,9 +25,7 @@ struct shape {
 
 enum class gate { none, scalar, vector };
 const delta_form forms[] = {delta_form::chunkwise, delta_form::recurrent};
-const char* form_name(delta_form f) {
-    return f == delta_form::chunkwise ? "chunkwise" : "recurrent";
-}
+const char* form_name(delta_form f) { return f == delta_form::chunkwise ? "chunkwise" : "recurrent"; }
 const char* gate_name(gate g) {
     return g == gate::none ? "no gate" : g == gate::scalar ? "scalar gate" : "vector gate";
 }
@@ -187,7 +185,8 @@ TEST_CASE("delta rule: gates from 0 to -20 per token, -inf, and extreme mixes st
     }
 }
 
-TEST_CASE("delta rule over N = 32768: beta near 0 and near 2 with normalized keys stays bounded, fp32 within 1e-5", "[long]") {
+TEST_CASE("delta rule over N = 32768: beta near 0 and near 2 with normalized keys stays bounded, fp32 within 1e-5",
+          "[long]") {
     const shape s{1, 32768, 1, 1, 32, 32};
     for (const auto& [lo, hi] : {std::pair<double, double>{1e-4, 1e-3}, {1.99, 2.0}, {0.05, 1.0}})
         for (gate gk : {gate::none, gate::scalar, gate::vector})
@@ -268,12 +267,10 @@ TEST_CASE("delta rule: whole sequence == pieces passing states == token-by-token
                      v = slice(in.v.view(), 1, t0, n);
                 auto b = slice(in.beta.view(), 1, t0, n);
                 auto ov = slice(out.view(), 1, t0, n);
-                if (gk == gate::none)
-                    delta_rule(q, k, v, b, ov, o, init, fin);
+                if (gk == gate::none) delta_rule(q, k, v, b, ov, o, init, fin);
                 else if (gk == gate::scalar)
                     gated_delta_rule(q, k, v, slice(in.g3.view(), 1, t0, n), b, ov, o, init, fin);
-                else
-                    gated_delta_rule(q, k, v, slice(in.g4.view(), 1, t0, n), b, ov, o, init, fin);
+                else gated_delta_rule(q, k, v, slice(in.g4.view(), 1, t0, n), b, ov, o, init, fin);
             };
             tensor<double, 4> whole({s.B, s.N, s.Hv, s.Dv}), fin_whole({s.B, s.Hv, s.Dk, s.Dv});
             call(0, s.N, {}, fin_whole.view(), whole);
@@ -355,12 +352,10 @@ TEST_CASE("delta rule: varlen (cu_seqlens) equals separate calls, with per-seque
                 auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n),
                      v = slice(in.v.view(), 1, t0, n);
                 auto b = slice(in.beta.view(), 1, t0, n);
-                if (gk == gate::none)
-                    delta_rule(q, k, v, b, ov, o, st0, st1);
+                if (gk == gate::none) delta_rule(q, k, v, b, ov, o, st0, st1);
                 else if (gk == gate::scalar)
                     gated_delta_rule(q, k, v, slice(in.g3.view(), 1, t0, n), b, ov, o, st0, st1);
-                else
-                    gated_delta_rule(q, k, v, slice(in.g4.view(), 1, t0, n), b, ov, o, st0, st1);
+                else gated_delta_rule(q, k, v, slice(in.g4.view(), 1, t0, n), b, ov, o, st0, st1);
             };
             delta_options var, one;
             var.cu_seqlens = cu.data();
@@ -494,23 +489,17 @@ namespace {
 template <class QV, class GV3, class GV4, class BV, class OV, class SIV, class SOV>
 void run_delta(gate gk, const QV& q, const QV& k, const QV& v, const GV3& g3, const GV4& g4, const BV& beta,
                const OV& out, const delta_options& opt, const SIV& init, const SOV& fin) {
-    if (gk == gate::none)
-        delta_rule(q, k, v, beta, out, opt, init, fin);
-    else if (gk == gate::scalar)
-        gated_delta_rule(q, k, v, g3, beta, out, opt, init, fin);
-    else
-        gated_delta_rule(q, k, v, g4, beta, out, opt, init, fin);
+    if (gk == gate::none) delta_rule(q, k, v, beta, out, opt, init, fin);
+    else if (gk == gate::scalar) gated_delta_rule(q, k, v, g3, beta, out, opt, init, fin);
+    else gated_delta_rule(q, k, v, g4, beta, out, opt, init, fin);
 }
 
 template <class QV, class GV3, class GV4, class BV, class OV, class S>
 void step_delta(gate gk, const QV& q, const QV& k, const QV& v, const GV3& g3, const GV4& g4, const BV& beta,
                 const OV& out, const tensor_view<S, 4>& pool, const delta_step_options& opt) {
-    if (gk == gate::none)
-        delta_rule_step(q, k, v, beta, out, pool, opt);
-    else if (gk == gate::scalar)
-        gated_delta_rule_step(q, k, v, g3, beta, out, pool, opt);
-    else
-        gated_delta_rule_step(q, k, v, g4, beta, out, pool, opt);
+    if (gk == gate::none) delta_rule_step(q, k, v, beta, out, pool, opt);
+    else if (gk == gate::scalar) gated_delta_rule_step(q, k, v, g3, beta, out, pool, opt);
+    else gated_delta_rule_step(q, k, v, g4, beta, out, pool, opt);
 }
 
 // q, k, v stored as In, gates as G, beta as Bt, out as O, states as S: the bits of the float
@@ -693,31 +682,31 @@ TEST_CASE("delta rule snapshots: equal the reference and a call that ends there;
                 delta_options base;
                 base.form = form;
                 base.chunk_size = 8;
-                check_snapshots<4, 4>(
-                    base, lens, {s.Hv, s.Dk, s.Dv}, {s.Hv, s.Dv}, {1, 3, 20, 32},
-                    [&](bool ref, const delta_options& o, index_t t0, index_t n, tensor_view<double, 4> pool,
-                        tensor_view<double, 4> out) {
-                        const auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n),
-                                   v = slice(in.v.view(), 1, t0, n);
-                        const auto b = slice(in.beta.view(), 1, t0, n);
-                        const auto g3 = slice(in.g3.view(), 1, t0, n);
-                        const auto g4 = slice(in.g4.view(), 1, t0, n);
-                        if (gk == gate::none) {
-                            if (ref) reference::delta_rule(q, k, v, b, out, o, pool, pool);
-                            else delta_rule(q, k, v, b, out, o, pool, pool);
-                        } else if (gk == gate::scalar) {
-                            if (ref) reference::gated_delta_rule(q, k, v, g3, b, out, o, pool, pool);
-                            else gated_delta_rule(q, k, v, g3, b, out, o, pool, pool);
-                        } else {
-                            if (ref) reference::gated_delta_rule(q, k, v, g4, b, out, o, pool, pool);
-                            else gated_delta_rule(q, k, v, g4, b, out, o, pool, pool);
-                        }
-                    });
+                check_snapshots<4, 4>(base, lens, {s.Hv, s.Dk, s.Dv}, {s.Hv, s.Dv}, {1, 3, 20, 32},
+                                      [&](bool ref, const delta_options& o, index_t t0, index_t n,
+                                          tensor_view<double, 4> pool, tensor_view<double, 4> out) {
+                                          const auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n),
+                                                     v = slice(in.v.view(), 1, t0, n);
+                                          const auto b = slice(in.beta.view(), 1, t0, n);
+                                          const auto g3 = slice(in.g3.view(), 1, t0, n);
+                                          const auto g4 = slice(in.g4.view(), 1, t0, n);
+                                          if (gk == gate::none) {
+                                              if (ref) reference::delta_rule(q, k, v, b, out, o, pool, pool);
+                                              else delta_rule(q, k, v, b, out, o, pool, pool);
+                                          } else if (gk == gate::scalar) {
+                                              if (ref) reference::gated_delta_rule(q, k, v, g3, b, out, o, pool, pool);
+                                              else gated_delta_rule(q, k, v, g3, b, out, o, pool, pool);
+                                          } else {
+                                              if (ref) reference::gated_delta_rule(q, k, v, g4, b, out, o, pool, pool);
+                                              else gated_delta_rule(q, k, v, g4, b, out, o, pool, pool);
+                                          }
+                                      });
             }
     }
 }
 
-TEST_CASE("delta rule: the automatic form is the one the host's tuning names; snapshots within a chunk take the recurrence") {
+TEST_CASE(
+    "delta rule: the automatic form is the one the host's tuning names; snapshots within a chunk take the recurrence") {
     // Dk = Dv = 128: a 64 KiB state, beyond the L1 of the Intel hosts (chunkwise there).
     for (index_t d : {16, 128}) {
         INFO("Dk = Dv = " << d);
@@ -750,10 +739,12 @@ TEST_CASE("delta rule: the automatic form is the one the host's tuning names; sn
 
 // ---- Gates projected in the kernel (A_log, dt_bias, beta_sigmoid) ----
 
-TEST_CASE("gated delta rule with gates projected in the kernel: the reference's, the bits of precomputed gates, steps") {
+TEST_CASE(
+    "gated delta rule with gates projected in the kernel: the reference's, the bits of precomputed gates, steps") {
     const shape s{2, 45, 2, 4, 24, 20};
     const inputs<float> in(s, 121);
-    auto a = random_tensor<float, 3>({s.B, s.N, s.Hv}, 122, -6, 6), b = random_tensor<float, 3>({s.B, s.N, s.Hv}, 123, -8, 8);
+    auto a = random_tensor<float, 3>({s.B, s.N, s.Hv}, 122, -6, 6),
+         b = random_tensor<float, 3>({s.B, s.N, s.Hv}, 123, -8, 8);
     a(0, 3, 1) = -INFINITY, a(1, 7, 2) = INFINITY, a(0, 9, 0) = 40, b(1, 2, 3) = -INFINITY, b(0, 5, 0) = INFINITY;
     const std::vector<float> A_log{-1.5f, 0.3f, -80.0f, 2.0f}, dt_bias{0.5f, -1.0f, 0.0f, 0.25f};
     // The gates the kernel computes, precomputed with the same float expressions.
@@ -778,13 +769,14 @@ TEST_CASE("gated delta rule with gates projected in the kernel: the reference's,
         plain.A_log = plain.dt_bias = nullptr;
         plain.beta_sigmoid = false;
         tensor<float, 4> out({s.B, s.N, s.Hv, s.Dv}), fin({s.B, s.Hv, s.Dk, s.Dv});
-        gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), a.view(), b.view(), out.view(), fused, init.view(), fin.view());
+        gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), a.view(), b.view(), out.view(), fused, init.view(),
+                         fin.view());
         for (int threads : {1, 2, 3, 5}) {
             INFO(threads << " threads");
             tensor<float, 4> o2({s.B, s.N, s.Hv, s.Dv}), f2({s.B, s.Hv, s.Dk, s.Dv});
             plain.num_threads = threads;
-            gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), g.view(), beta.view(), o2.view(), plain, init.view(),
-                             f2.view());
+            gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), g.view(), beta.view(), o2.view(), plain,
+                             init.view(), f2.view());
             REQUIRE(bitwise_equal(out, o2));
             REQUIRE(bitwise_equal(fin, f2));
         }
@@ -813,14 +805,16 @@ TEST_CASE("gated delta rule with gates projected in the kernel: the reference's,
     fused.A_log = A_log.data();
     fused.dt_bias = dt_bias.data();
     fused.beta_sigmoid = true;
-    gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), a.view(), b.view(), out.view(), fused, init.view(), fin.view());
+    gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), a.view(), b.view(), out.view(), fused, init.view(),
+                     fin.view());
     for (index_t t = 0; t < s.N; ++t) {
         tensor<float, 3> o({s.B, s.Hv, s.Dv});
         gated_delta_rule_step(token(in.q, t), token(in.k, t), token(in.v, t), token(a, t), token(b, t), o.view(),
                               pool.view(), so);
         for (index_t bb = 0; bb < s.B; ++bb)
             for (index_t h = 0; h < s.Hv; ++h)
-                for (index_t e = 0; e < s.Dv; ++e) REQUIRE(o(bb, h, e) == Approx(out(bb, t, h, e)).margin(recurrent_accuracy));
+                for (index_t e = 0; e < s.Dv; ++e)
+                    REQUIRE(o(bb, h, e) == Approx(out(bb, t, h, e)).margin(recurrent_accuracy));
     }
     CHECK(max_rel_error(pool, fin) < recurrent_accuracy);
     // Bad projections: errors, nothing written.
@@ -841,8 +835,9 @@ TEST_CASE("gated delta rule with gates projected in the kernel: the reference's,
     nan_b(0, 6, 1) = NAN;
     expect_error([&] { call(fused, nan_a, b); }, "'g': expected no NaN (a raw projection), given nan at [1,4,2]");
     expect_error([&] { call(fused, a, nan_b); }, "'beta': expected no NaN (a raw projection), given nan at [0,6,1]");
-    expect_error([&] { gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), b.view(), o3.view(), fused); },
-                 "'A_log': expected nullptr with a per-key-channel gate");
+    expect_error(
+        [&] { gated_delta_rule(in.q.view(), in.k.view(), in.v.view(), in.g4.view(), b.view(), o3.view(), fused); },
+        "'A_log': expected nullptr with a per-key-channel gate");
     expect_error([&] { delta_rule(in.q.view(), in.k.view(), in.v.view(), b.view(), o3.view(), fused); },
                  "'A_log': expected nullptr without a gate");
     for (index_t i = 0; i < o3.size(); ++i) REQUIRE(o3.data()[i] == 7.0f);

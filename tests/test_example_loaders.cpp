@@ -90,8 +90,16 @@ TEST_CASE("safetensors: float tensors in F32, BF16, F16 and F64; other tensors s
     CHECK(h[2] == 65504.0f);
     CHECK(h[3] == -std::numeric_limits<float>::infinity());
     CHECK(st.floats("d", {2})[0] == 0.1f);
-    expect_load_error([&] { st.floats("position_ids", {1, 5}); }, "tensor 'position_ids': dtype I64 is not a float tensor");
-    expect_load_error([&] { st.floats("w", {3, 2}); }, "good.safetensors: tensor 'w': expected shape [3, 2], given [2, 3]");
+    expect_load_error(
+        [&] {
+            st.floats("position_ids", {1, 5});
+        },
+        "tensor 'position_ids': dtype I64 is not a float tensor");
+    expect_load_error(
+        [&] {
+            st.floats("w", {3, 2});
+        },
+        "good.safetensors: tensor 'w': expected shape [3, 2], given [2, 3]");
     expect_load_error([&] { st.floats("missing.weight", {1}); }, "missing tensor 'missing.weight'");
 }
 
@@ -143,7 +151,8 @@ TEST_CASE("json: config.json values, escapes, defaults, and syntax errors with t
     expect_load_error([] { json::parse("{\"a\": 1} x", "cfg.json"); }, "trailing characters");
     expect_load_error([] { json::parse("\"\\uZZZZ\"", "cfg.json"); }, "bad \\u escape");
     // Non-finite numbers as Python's json (Infinity, NaN) and transformers 5 ({"__float__": ...}) write them.
-    const json f = json::parse(R"({"limit": [0.0, Infinity, -Infinity, NaN, {"__float__": "Infinity"}]})", "config.json");
+    const json f =
+        json::parse(R"({"limit": [0.0, Infinity, -Infinity, NaN, {"__float__": "Infinity"}]})", "config.json");
     const auto& lim = f.at("limit").items;
     CHECK(lim[1].real() == std::numeric_limits<double>::infinity());
     CHECK(lim[2].real() == -std::numeric_limits<double>::infinity());
@@ -188,10 +197,10 @@ TEST_CASE("fp16 and bf16: every 16-bit pattern converts as the IEEE formats defi
         // half: sign, 5-bit exponent (bias 15), 10-bit mantissa.
         const int e = int(bits >> 10 & 0x1F), m = int(bits & 0x3FF);
         const double sign = bits & 0x8000 ? -1.0 : 1.0;
-        const double value = e == 0    ? sign * std::ldexp(double(m), -24)
-                             : e == 31 ? (m ? std::numeric_limits<double>::quiet_NaN()
-                                            : sign * std::numeric_limits<double>::infinity())
-                                       : sign * std::ldexp(1.0 + double(m) / 1024.0, e - 15);
+        const double value =
+            e == 0    ? sign * std::ldexp(double(m), -24)
+            : e == 31 ? (m ? std::numeric_limits<double>::quiet_NaN() : sign * std::numeric_limits<double>::infinity())
+                      : sign * std::ldexp(1.0 + double(m) / 1024.0, e - 15);
         const float h = fp16_to_float(b16);
         if (std::isnan(value)) REQUIRE(std::isnan(h));
         else REQUIRE((double(h) == value && std::signbit(h) == std::signbit(value)));

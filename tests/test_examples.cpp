@@ -57,7 +57,8 @@ sequence_batch random_input(bool ids, std::int64_t batch, std::int64_t tokens, s
 
 std::filesystem::path temp_dir(const std::string& name) {
     const auto d = std::filesystem::temp_directory_path() /
-                   ("seqmix_examples_" + std::to_string(std::hash<std::string>{}(std::filesystem::current_path().string()) % 100000)) /
+                   ("seqmix_examples_" +
+                    std::to_string(std::hash<std::string>{}(std::filesystem::current_path().string()) % 100000)) /
                    name;
     std::filesystem::remove_all(d);
     std::filesystem::create_directories(d);
@@ -217,7 +218,8 @@ TEST_CASE("examples: a random model written as a checkpoint reads back the same 
         for (const auto& [name, d] : random.generated()) {
             const bool one = name.find("layers.1.") == std::string::npos;
             (one ? first : second)[name] = d;
-            map += (map.empty() ? "" : ", ") + ("\"" + name + "\": \"" + (one ? "a.safetensors" : "b.safetensors") + "\"");
+            map +=
+                (map.empty() ? "" : ", ") + ("\"" + name + "\": \"" + (one ? "a.safetensors" : "b.safetensors") + "\"");
         }
         write_safetensors(dir / "a.safetensors", first);
         write_safetensors(dir / "b.safetensors", second);
@@ -273,7 +275,8 @@ TEST_CASE("examples: checkpoint errors name the file and the tensor") {
     write_safetensors(dir / "model.safetensors", t);
     {
         weights w = weights::from_directory(dir.string());
-        expect_error([&] { (void)mamba_model<>(w, o); }, "tensor 'layers.0.mixer.A_log': expected shape [80, 12], given [24, 10]");
+        expect_error([&] { (void)mamba_model<>(w, o); },
+                     "tensor 'layers.0.mixer.A_log': expected shape [80, 12], given [24, 10]");
     }
     // Unused tensors (an int64 buffer, say) are never read.
     t = random.generated();
@@ -285,9 +288,9 @@ TEST_CASE("examples: checkpoint errors name the file and the tensor") {
 
 TEST_CASE("examples: WordPiece ids of fixed strings") {
     const auto dir = temp_dir("vocab");
-    const std::vector<std::string> vocab = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", ",", "!",
-                                            "'",     "s",     "it",    "test",  "un",     "##aff", "##able", "token",
-                                            "##ization", ".",  "a",    "##s",   "中"};
+    const std::vector<std::string> vocab = {
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world",     ",", "!", "'",   "s",
+        "it",    "test",  "un",    "##aff", "##able", "token", "##ization", ".", "a", "##s", "中"};
     std::string text;
     for (const auto& v : vocab) text += v + "\n";
     write_file(dir / "vocab.txt", text);
@@ -299,9 +302,10 @@ TEST_CASE("examples: WordPiece ids of fixed strings") {
     CHECK(lower.encode(" \t\n ") == ids{2, 3});
     CHECK(lower.encode("a [MASK] test[SEP]") == ids{2, 19, 4, 12, 3, 3});  // special tokens stay whole
     CHECK(cased.encode("HELLO hello") == ids{2, 1, 5, 3});
-    CHECK(lower.encode("a\x01" "a") == ids{2, 1, 3});  // control characters are dropped: "aa" is one unknown word
+    CHECK(lower.encode("a\x01"
+                       "a") == ids{2, 1, 3});  // control characters are dropped: "aa" is one unknown word
     CHECK(lower.encode("hello\xe4\xb8\xadworld") == ids{2, 5, 21, 6, 3});  // CJK characters are words of their own
-    CHECK(lower.encode(std::string(101, 'a')) == ids{2, 1, 3});          // over 100 characters
+    CHECK(lower.encode(std::string(101, 'a')) == ids{2, 1, 3});            // over 100 characters
     expect_error([&] { (void)wordpiece_tokenizer((dir / "none.txt").string(), true); }, "none.txt: cannot open");
 }
 

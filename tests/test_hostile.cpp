@@ -72,8 +72,9 @@ void check_like_reference(const op_spec& op, const arg_set<float>& got, const ar
         const auto& g = *a.storage;
         const auto& r = *ref.args[i].storage;
         const comparison c = compare_with(g, r, exact_class);
-        INFO(op.name << ", " << a.name << ": " << c.mismatched << " elements of another class than the reference's (first at "
-                     << c.first << ": " << g[c.first] << " vs reference " << r[c.first] << ")");
+        INFO(op.name << ", " << a.name << ": " << c.mismatched
+                     << " elements of another class than the reference's (first at " << c.first << ": " << g[c.first]
+                     << " vs reference " << r[c.first] << ")");
         CHECK(c.mismatched == 0);
         INFO(op.name << ", " << a.name << ": error " << c.err << " relative to " << c.mag);
         CHECK(c.err <= tol * std::max(c.mag, 1e-30));
@@ -199,7 +200,8 @@ TEST_CASE("class 3, state pools: duplicate slots are an error; pad_slot skips it
     }
 }
 
-TEST_CASE("class 3b, serving: full operators on a state pool with snapshots equal the reference; bad tables are errors") {
+TEST_CASE(
+    "class 3b, serving: full operators on a state pool with snapshots equal the reference; bad tables are errors") {
     for (const auto& op : catalog()) {
         if (op.step || !op_has(op, "final_state")) continue;
         index_t B = 0, N = 0;
@@ -232,13 +234,16 @@ TEST_CASE("class 3b, serving: full operators on a state pool with snapshots equa
             INFO(op.name << ", snapshot_interval " << every);
             auto dup = served(52);
             dup.snapshot_indices[2] = dup.snapshot_indices[3];
-            expect_rejected(pooled, dup, {"'snapshot_indices'", "used once", "snapshot_indices[2] and snapshot_indices[3]"});
+            expect_rejected(pooled, dup,
+                            {"'snapshot_indices'", "used once", "snapshot_indices[2] and snapshot_indices[3]"});
             auto clash = served(53);
             clash.snapshot_indices[0] = clash.pool_indices[1];
-            expect_rejected(pooled, clash, {"'snapshot_indices'", "used once", "state_indices[1] and snapshot_indices[0]"});
+            expect_rejected(pooled, clash,
+                            {"'snapshot_indices'", "used once", "state_indices[1] and snapshot_indices[0]"});
             auto far = served(54);
             far.snapshot_indices[3] = std::int32_t(slots);
-            expect_rejected(pooled, far, {"'snapshot_indices'", "snapshot_indices[3]", "given " + std::to_string(slots)});
+            expect_rejected(pooled, far,
+                            {"'snapshot_indices'", "snapshot_indices[3]", "given " + std::to_string(slots)});
             auto few = served(55);
             few.max_snapshots = int(per - 1);
             expect_rejected(pooled, few, {"'max_snapshots'", "expected at least " + std::to_string(per)});
@@ -260,7 +265,8 @@ TEST_CASE("class 3b, serving: full operators on a state pool with snapshots equa
 TEST_CASE("class 4, gates at the extremes: -inf, huge then mild, mixed; within 1e-5 of the reference") {
     // Patterns for the log gate of token t, channel c (per-head decays use t = 0, c = head).
     const std::vector<std::pair<const char*, std::function<double(index_t, index_t)>>> patterns = {
-        {"-inf at some tokens", [](index_t t, index_t c) { return (t % 23 == 3 || (c == 1 && t % 9 == 0)) ? -inf : -0.1; }},
+        {"-inf at some tokens",
+         [](index_t t, index_t c) { return (t % 23 == 3 || (c == 1 && t % 9 == 0)) ? -inf : -0.1; }},
         {"-1e30 then -1", [](index_t t, index_t) { return t % 32 == 0 ? -1e30 : -1.0; }},
         {"-1e4 then -1e-2", [](index_t t, index_t) { return t % 32 == 0 ? -1e4 : -1e-2; }},
         {"-40 then -1e-3", [](index_t t, index_t) { return t % 8 == 0 ? -40.0 : -1e-3; }},
@@ -281,7 +287,8 @@ TEST_CASE("class 4, gates at the extremes: -inf, huge then mild, mixed; within 1
                     // token = index along the seq axis (full ops), channel = last axis
                     const index_t t = (op.seq_axis >= 0 && sh.size() >= 3) ? (i / g.strides[1]) % sh[1] : i / sh.back();
                     const index_t c = i % sh.back();
-                    (*g.storage)[std::size_t(i)] = float(std::max(pattern(t, c), -double(std::numeric_limits<float>::infinity())));
+                    (*g.storage)[std::size_t(i)] =
+                        float(std::max(pattern(t, c), -double(std::numeric_limits<float>::infinity())));
                 }
                 INFO(op.name << ", gates " << name << ", " << threads << " threads");
                 compare_with_reference(op, args, 1e-5);
@@ -290,7 +297,9 @@ TEST_CASE("class 4, gates at the extremes: -inf, huge then mild, mixed; within 1
     }
 }
 
-TEST_CASE("class 5, NaN and Inf: NaN exactly where the reference has NaN; Inf non-finite where it is, never leaking to other tokens") {
+TEST_CASE(
+    "class 5, NaN and Inf: NaN exactly where the reference has NaN; Inf non-finite where it is, never leaking to other "
+    "tokens") {
     for (const auto& op : catalog()) {
         const auto proto = make_args<float>(op, 1);
         for (const auto& a : proto.args) {
@@ -328,7 +337,8 @@ TEST_CASE("class 6, options are validated in the element type") {
         CHECK_NOTHROW(op.run_double(d));
     }
     // ALiBi slopes and softcap (softmax attention): read and checked before anything is written.
-    seqmix::tensor<float, 4> q({1, 8, 2, 4}, 0.5f), k({1, 8, 2, 4}, 0.5f), v({1, 8, 2, 4}, 0.5f), out({1, 8, 2, 4}, 3.0f);
+    seqmix::tensor<float, 4> q({1, 8, 2, 4}, 0.5f), k({1, 8, 2, 4}, 0.5f), v({1, 8, 2, 4}, 0.5f),
+        out({1, 8, 2, 4}, 3.0f);
     seqmix::attention_options o;
     const float slopes[] = {0.5f, std::nanf("")};
     o.alibi_slopes = slopes;
@@ -340,7 +350,8 @@ TEST_CASE("class 6, options are validated in the element type") {
                       Catch::Contains("alibi_slopes[1]"));
     o.alibi_slopes = nullptr;
     o.softcap = 1e-300;  // its inverse is not finite as a float
-    CHECK_THROWS_WITH(seqmix::softmax_attention(q.view(), k.view(), v.view(), out.view(), o), Catch::Contains("'softcap"));
+    CHECK_THROWS_WITH(seqmix::softmax_attention(q.view(), k.view(), v.view(), out.view(), o),
+                      Catch::Contains("'softcap"));
     for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 3.0f);
 }
 
@@ -357,7 +368,8 @@ TEST_CASE("class 7, shapes: negative extents, overflowing counts or reaches, str
             auto& big_shape = big.get(a.name).shape;
             big_shape[0] = index_t(1) << 62;
             if (big_shape.size() > 1) big_shape[1] = 64;  // the count overflows; rank 1: its reach in bytes
-            expect_rejected(op, big, {"'" + a.name + "'", big_shape.size() > 1 ? "fits in 64 bits" : "fits in 63 bits"});
+            expect_rejected(op, big,
+                            {"'" + a.name + "'", big_shape.size() > 1 ? "fits in 64 bits" : "fits in 63 bits"});
             auto reach = make_args<float>(op, 73);
             reach.get(a.name).strides[0] = std::numeric_limits<index_t>::max() / 2;
             expect_rejected(op, reach, {"'" + a.name + "'", "reach fits in 63 bits"});
@@ -380,7 +392,8 @@ TEST_CASE("class 7, shapes: negative extents, overflowing counts or reaches, str
                       Catch::Contains("element count"));
 }
 
-TEST_CASE("class 9, threads: bitwise equal for 1, 2, 3, 5, 8 threads, 1000 threads, and inside a parallel region", "[threads]") {
+TEST_CASE("class 9, threads: bitwise equal for 1, 2, 3, 5, 8 threads, 1000 threads, and inside a parallel region",
+          "[threads]") {
     for (const catalog_sizes& sizes : threaded_sizes()) {
         const index_t N = sizes.N;
         for (const auto& op : catalog(sizes)) {
@@ -391,7 +404,8 @@ TEST_CASE("class 9, threads: bitwise equal for 1, 2, 3, 5, 8 threads, 1000 threa
                 args.num_threads = threads;
                 op.run(args);
                 INFO(op.name << ", N " << N << " B " << sizes.B << " Dv " << sizes.Dv << ", " << threads << " threads");
-                for (std::size_t i = 0; i < args.args.size(); ++i) CHECK(same_bits(*args.args[i].storage, *base.args[i].storage));
+                for (std::size_t i = 0; i < args.args.size(); ++i)
+                    CHECK(same_bits(*args.args[i].storage, *base.args[i].storage));
             }
 #if defined(_OPENMP)
             // Called from inside a user's parallel region: each thread runs its own problem.
@@ -412,7 +426,8 @@ TEST_CASE("class 9, threads: bitwise equal for 1, 2, 3, 5, 8 threads, 1000 threa
             }
             CHECK_FALSE(failed);
             for (const auto& args : per_thread)
-                for (std::size_t i = 0; i < args.args.size(); ++i) CHECK(same_bits(*args.args[i].storage, *base.args[i].storage));
+                for (std::size_t i = 0; i < args.args.size(); ++i)
+                    CHECK(same_bits(*args.args[i].storage, *base.args[i].storage));
 #endif
         }
     }
@@ -435,7 +450,8 @@ private:
 };
 }  // namespace
 
-TEST_CASE("class 9b, engines' threads: an executor gives the OpenMP bits; calls from several std::threads at once", "[threads]") {
+TEST_CASE("class 9b, engines' threads: an executor gives the OpenMP bits; calls from several std::threads at once",
+          "[threads]") {
     for (const catalog_sizes& sizes : threaded_sizes()) {
         const index_t N = sizes.N;
         counting_pool pool(3);
@@ -449,11 +465,13 @@ TEST_CASE("class 9b, engines' threads: an executor gives the OpenMP bits; calls 
                 args.executor = &pool;
                 const int teams_before = pool.teams;
                 op.run(args);
-                INFO(op.name << ", N " << N << " B " << sizes.B << " Dv " << sizes.Dv << ", " << threads << " threads on a pool of 3");
+                INFO(op.name << ", N " << N << " B " << sizes.B << " Dv " << sizes.Dv << ", " << threads
+                             << " threads on a pool of 3");
                 // Each operator opened its team on the pool (at B = 1 the state-space steps have
                 // one work item, which runs on the calling thread).
                 if (N == 70) CHECK(pool.teams > teams_before);
-                for (std::size_t i = 0; i < args.args.size(); ++i) CHECK(same_bits(*args.args[i].storage, *base.args[i].storage));
+                for (std::size_t i = 0; i < args.args.size(); ++i)
+                    CHECK(same_bits(*args.args[i].storage, *base.args[i].storage));
             }
             // Three user threads calling at once, each on its own data: two share the pool (they
             // take turns on it), one runs on OpenMP with 2 threads.
@@ -477,21 +495,25 @@ TEST_CASE("class 9b, engines' threads: an executor gives the OpenMP bits; calls 
             INFO(op.name << ", N " << N << " B " << sizes.B << " Dv " << sizes.Dv << ", concurrent calls");
             CHECK(failures == 0);
             for (const auto& args : per_thread)
-                for (std::size_t i = 0; i < args.args.size(); ++i) CHECK(same_bits(*args.args[i].storage, *base.args[i].storage));
+                for (std::size_t i = 0; i < args.args.size(); ++i)
+                    CHECK(same_bits(*args.args[i].storage, *base.args[i].storage));
             // The calling thread's scratch released, then the call again: the same bits.
             const std::size_t held = seqmix::thread_scratch_bytes();
             CHECK(seqmix::release_thread_scratch() == held);
             CHECK(seqmix::thread_scratch_bytes() == 0);
             auto again = make_args<float>(op, 91);
             op.run(again);
-            for (std::size_t i = 0; i < again.args.size(); ++i) CHECK(same_bits(*again.args[i].storage, *base.args[i].storage));
+            for (std::size_t i = 0; i < again.args.size(); ++i)
+                CHECK(same_bits(*again.args[i].storage, *base.args[i].storage));
         }
         INFO("N " << N);
         CHECK(pool.teams > 0);
     }
 }
 
-TEST_CASE("an executor's team: parallel_for rethrows, parallel_team meets at barriers, thread counts resolve to its size", "[threads]") {
+TEST_CASE(
+    "an executor's team: parallel_for rethrows, parallel_team meets at barriers, thread counts resolve to its size",
+    "[threads]") {
     counting_pool pool(3);
     const seqmix::executor_scope bind(&pool);
     CHECK(seqmix::available_threads(0) == 3);
@@ -509,9 +531,10 @@ TEST_CASE("an executor's team: parallel_for rethrows, parallel_team meets at bar
     });
     CHECK(team_of_three == 3);
     CHECK(saw_all == 3);
-    CHECK_THROWS_WITH(seqmix::parallel_for(100, 3, [](std::int64_t i, int) {
-                          if (i == 37) throw seqmix::error("item 37 failed");
-                      }),
+    CHECK_THROWS_WITH(seqmix::parallel_for(100, 3,
+                                           [](std::int64_t i, int) {
+                                               if (i == 37) throw seqmix::error("item 37 failed");
+                                           }),
                       "item 37 failed");
     CHECK(pool.teams == 2);
 }

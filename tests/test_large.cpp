@@ -56,7 +56,8 @@ TEST_CASE("decode over a paged cache of more than 2^31 elements per pool reads i
     o.block_table = table;
     o.max_blocks_per_seq = 4;
     o.seqlens_k = len;
-    const tensor_view<const bf16, 4> kv_k(k_pool.get(), {pages, page, hkv, d}), kv_v(v_pool.get(), {pages, page, hkv, d});
+    const tensor_view<const bf16, 4> kv_k(k_pool.get(), {pages, page, hkv, d}),
+        kv_v(v_pool.get(), {pages, page, hkv, d});
     softmax_attention(q.view(), kv_k, kv_v, out.view(), o);
     auto qd = convert<double>(q);
     tensor<double, 4> ref({1, 1, hq, d});

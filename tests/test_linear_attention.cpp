@@ -25,9 +25,8 @@ struct shape {
 // N around the default chunk (32) and the sub-chunk (16), around two chunks, long.
 const std::vector<shape> awkward = {
     {1, 1, 1, 1, 3, 3},    {2, 5, 2, 4, 3, 5},      {1, 15, 1, 1, 64, 64},    {1, 17, 1, 2, 96, 32},
-    {1, 31, 1, 2, 64, 64}, {1, 32, 2, 2, 64, 48},
-    {1, 33, 1, 1, 64, 64}, {1, 63, 1, 1, 17, 9},    {1, 65, 2, 2, 32, 32},    {1, 1000, 1, 1, 16, 24},
-    {1, 130, 1, 1, 128, 128},
+    {1, 31, 1, 2, 64, 64}, {1, 32, 2, 2, 64, 48},   {1, 33, 1, 1, 64, 64},    {1, 63, 1, 1, 17, 9},
+    {1, 65, 2, 2, 32, 32}, {1, 1000, 1, 1, 16, 24}, {1, 130, 1, 1, 128, 128},
 };
 
 template <class T>
@@ -75,13 +74,17 @@ double gla_error(const shape& s, bool vector_gate, const gla_options& opt, unsig
     auto id = convert<double>(init);
     tensor<double, 4> ref({s.B, s.N, s.Hv, s.Dv}), ref_fin({s.B, s.Hv, s.Dk, s.Dv});
     if (vector_gate) {
-        gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), out.view(), opt, init.view(), fin.view());
+        gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), out.view(), opt, init.view(),
+                               fin.view());
         auto gd = convert<double>(in.gv);
-        reference::gated_linear_attention(qd.view(), kd.view(), vd.view(), gd.view(), ref.view(), opt, id.view(), ref_fin.view());
+        reference::gated_linear_attention(qd.view(), kd.view(), vd.view(), gd.view(), ref.view(), opt, id.view(),
+                                          ref_fin.view());
     } else {
-        gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gs.view(), out.view(), opt, init.view(), fin.view());
+        gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gs.view(), out.view(), opt, init.view(),
+                               fin.view());
         auto gd = convert<double>(in.gs);
-        reference::gated_linear_attention(qd.view(), kd.view(), vd.view(), gd.view(), ref.view(), opt, id.view(), ref_fin.view());
+        reference::gated_linear_attention(qd.view(), kd.view(), vd.view(), gd.view(), ref.view(), opt, id.view(),
+                                          ref_fin.view());
     }
     for (index_t i = 0; i < out.size(); ++i) REQUIRE(std::isfinite(double(out.data()[i])));
     return std::max(max_rel_error(out, ref), max_rel_error(fin, ref_fin));
@@ -217,7 +220,9 @@ TEST_CASE("whole sequence == pieces passing states == token-by-token decode step
         return out;
     };
     for (int op = 0; op < 3; ++op) {
-        const char* what = op == 0 ? "linear_attention (normalize, decay, elu+1)" : op == 1 ? "GLA vector gate" : "GLA scalar gate";
+        const char* what = op == 0   ? "linear_attention (normalize, decay, elu+1)"
+                           : op == 1 ? "GLA vector gate"
+                                     : "GLA scalar gate";
         INFO(what);
         linear_attention_options lo;
         lo.normalize = true;
@@ -229,7 +234,8 @@ TEST_CASE("whole sequence == pieces passing states == token-by-token decode step
             auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n), v = slice(in.v.view(), 1, t0, n);
             auto o = slice(out.view(), 1, t0, n);
             if (op == 0) linear_attention(q, k, v, o, lo, init, fin);
-            else if (op == 1) gated_linear_attention(q, k, v, slice(in.gv.view(), 1, t0, n), o, gla_options{}, init, fin);
+            else if (op == 1)
+                gated_linear_attention(q, k, v, slice(in.gv.view(), 1, t0, n), o, gla_options{}, init, fin);
             else gated_linear_attention(q, k, v, slice(in.gs.view(), 1, t0, n), o, gla_options{}, init, fin);
         };
         tensor<double, 4> whole({s.B, s.N, s.Hv, s.Dv}), fin_whole({s.B, s.Hv, s.Dk, dvs});
@@ -302,15 +308,17 @@ TEST_CASE("varlen (cu_seqlens) equals separate calls, with per-sequence states")
         go.cu_seqlens = cu.data();
         go.num_seqs = int(S);
         if (op == 0) linear_attention(in.q.view(), in.k.view(), in.v.view(), out.view(), lo, init.view(), fin.view());
-        else gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), out.view(), go, init.view(), fin.view());
+        else
+            gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), out.view(), go, init.view(),
+                                   fin.view());
         for (index_t q = 0; q < S; ++q) {
             const index_t t0 = cu[std::size_t(q)], n = lens[std::size_t(q)];
             tensor<double, 4> o({1, std::max<index_t>(n, 1), s.Hv, s.Dv}), f({1, s.Hv, s.Dk, s.Dv});
             auto o_v = slice(o.view(), 1, 0, n);
             auto init_q = slice(init.view(), 0, q, 1);
             if (op == 0) {
-                linear_attention(slice(in.q.view(), 1, t0, n), slice(in.k.view(), 1, t0, n), slice(in.v.view(), 1, t0, n),
-                                 o_v, linear_attention_options{}, init_q, f.view());
+                linear_attention(slice(in.q.view(), 1, t0, n), slice(in.k.view(), 1, t0, n),
+                                 slice(in.v.view(), 1, t0, n), o_v, linear_attention_options{}, init_q, f.view());
             } else {
                 gated_linear_attention(slice(in.q.view(), 1, t0, n), slice(in.k.view(), 1, t0, n),
                                        slice(in.v.view(), 1, t0, n), slice(in.gv.view(), 1, t0, n), o_v, gla_options{},
@@ -318,7 +326,8 @@ TEST_CASE("varlen (cu_seqlens) equals separate calls, with per-sequence states")
             }
             for (index_t t = 0; t < n; ++t)
                 for (index_t h = 0; h < s.Hv; ++h)
-                    for (index_t e = 0; e < s.Dv; ++e) REQUIRE(out(0, t0 + t, h, e) == Approx(o(0, t, h, e)).margin(1e-12));
+                    for (index_t e = 0; e < s.Dv; ++e)
+                        REQUIRE(out(0, t0 + t, h, e) == Approx(o(0, t, h, e)).margin(1e-12));
             for (index_t h = 0; h < s.Hv; ++h)
                 for (index_t d = 0; d < s.Dk; ++d)
                     for (index_t e = 0; e < s.Dv; ++e) REQUIRE(fin(q, h, d, e) == Approx(f(0, h, d, e)).margin(1e-12));
@@ -372,22 +381,27 @@ TEST_CASE("bitwise identical for 1 to 64 threads (head groups, value split, segm
                 if (op == 0 || op == 3 || op == 4) {
                     linear_attention_options lo;
                     lo.num_threads = threads;
-                    lo.causal = op != 3;       // op 3: bidirectional
-                    lo.normalize = op == 4;    // op 4: normalized (no value split)
+                    lo.causal = op != 3;     // op 3: bidirectional
+                    lo.normalize = op == 4;  // op 4: normalized (no value split)
                     if (op == 4) lo.feature_map = feature_map::elu_plus_one;
                     linear_attention(in.q.view(), in.k.view(), in.v.view(), o.view(), lo, init.view(), f.view());
                 } else {
                     gla_options go;
                     go.num_threads = threads;
-                    if (op == 1) gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), o.view(), go, init.view(), f.view());
-                    else gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gs.view(), o.view(), go, init.view(), f.view());
+                    if (op == 1)
+                        gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gv.view(), o.view(), go,
+                                               init.view(), f.view());
+                    else
+                        gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), in.gs.view(), o.view(), go,
+                                               init.view(), f.view());
                 }
                 if (threads == 1) {
                     o1 = std::move(o);
                     f1 = std::move(f);
                     continue;
                 }
-                INFO("shape B" << s.B << " N" << s.N << " Hv" << s.Hv << " Dv" << s.Dv << ", op " << op << ", " << threads << " threads");
+                INFO("shape B" << s.B << " N" << s.N << " Hv" << s.Hv << " Dv" << s.Dv << ", op " << op << ", "
+                               << threads << " threads");
                 CHECK(bitwise_equal(o, o1));
                 CHECK(bitwise_equal(f, f1));
             }
@@ -395,7 +409,8 @@ TEST_CASE("bitwise identical for 1 to 64 threads (head groups, value split, segm
     }
 }
 
-TEST_CASE("plans for 1 to 128 threads: work for every thread where the shapes allow, the busiest thread as light as can be") {
+TEST_CASE(
+    "plans for 1 to 128 threads: work for every thread where the shapes allow, the busiest thread as light as can be") {
     using kernels::chunk_schedule;
     struct problem {
         index_t seqs, heads, chunks, vectors;  // vectors: SIMD vectors per state row
@@ -403,15 +418,15 @@ TEST_CASE("plans for 1 to 128 threads: work for every thread where the shapes al
     };
     // Many heads; a few heads of a wide state; one long sequence with and without the value
     // split; ragged varlen; bidirectional.
-    for (const problem pr : {problem{8, 16, 64, 4, true, true}, problem{1, 4, 512, 8, true, true},
-                             problem{1, 1, 2048, 4, true, true}, problem{1, 1, 2048, 1, true, false},
-                             problem{3, 5, 100, 2, true, true}, problem{2, 8, 300, 8, false, true},
-                             problem{1, 24, 64, 4, true, true}, problem{1, 2, 300, 6, true, true},
-                             problem{1, 1, 300, 3, true, true}}) {
+    for (const problem pr :
+         {problem{8, 16, 64, 4, true, true}, problem{1, 4, 512, 8, true, true}, problem{1, 1, 2048, 4, true, true},
+          problem{1, 1, 2048, 1, true, false}, problem{3, 5, 100, 2, true, true}, problem{2, 8, 300, 8, false, true},
+          problem{1, 24, 64, 4, true, true}, problem{1, 2, 300, 6, true, true}, problem{1, 1, 300, 3, true, true}}) {
         const index_t units = pr.seqs * pr.heads;
         const std::vector<index_t> chunks(static_cast<std::size_t>(units), pr.chunks);
         for (int team = 1; team <= 128; ++team) {
-            INFO("seqs " << pr.seqs << " heads " << pr.heads << " vectors " << pr.vectors << ", " << team << " threads");
+            INFO("seqs " << pr.seqs << " heads " << pr.heads << " vectors " << pr.vectors << ", " << team
+                         << " threads");
             const auto p = kernels::plan_chunk_schedule(units, pr.heads, chunks, pr.vectors, pr.causal, pr.column_split,
                                                         team, 128);
             switch (p.schedule) {
@@ -429,9 +444,7 @@ TEST_CASE("plans for 1 to 128 threads: work for every thread where the shapes al
                     CHECK(busiest == (units * pr.vectors + team - 1) / team);
                     break;
                 }
-                case chunk_schedule::segments:
-                    CHECK(p.items >= team);
-                    break;
+                case chunk_schedule::segments: CHECK(p.items >= team); break;
             }
             CHECK((p.schedule == chunk_schedule::bidirectional) == !pr.causal);
         }
@@ -454,16 +467,19 @@ TEST_CASE("bad inputs give seqmix::error naming the argument") {
     expect_error([&] { gated_linear_attention(q, k, v, g_bad.view(), out.view()); }, "'g': expected shape [2,10,4,8]");
     auto g_pos = random_tensor<float, 3>({2, 10, 4}, 2, -1, 0);
     g_pos(1, 3, 2) = 0.5f;
-    expect_error([&] { gated_linear_attention(q, k, v, g_pos.view(), out.view()); }, "log forget gates <= 0, given 0.5 at [1,3,2]");
+    expect_error([&] { gated_linear_attention(q, k, v, g_pos.view(), out.view()); },
+                 "log forget gates <= 0, given 0.5 at [1,3,2]");
     auto g2 = random_tensor<float, 2>({10, 4}, 3, -1, 0);
     expect_error([&] { gated_linear_attention(q, k, v, g2.view(), out.view()); }, "'g': expected rank 4");
     // State shape mismatch.
     tensor<float, 4> st_bad({2, 4, 8, 5});
-    expect_error([&] { gated_linear_attention(q, k, v, in.gv.view(), out.view(), {}, st_bad.view()); }, "'initial_state': expected shape [2,4,8,6]");
+    expect_error([&] { gated_linear_attention(q, k, v, in.gv.view(), out.view(), {}, st_bad.view()); },
+                 "'initial_state': expected shape [2,4,8,6]");
     linear_attention_options norm;
     norm.normalize = true;
     tensor<float, 4> st_la({2, 4, 8, 6});
-    expect_error([&] { linear_attention(q, k, v, out.view(), norm, {}, st_la.view()); }, "'final_state': expected shape [2,4,8,7]");
+    expect_error([&] { linear_attention(q, k, v, out.view(), norm, {}, st_la.view()); },
+                 "'final_state': expected shape [2,4,8,7]");
     // eps = 0 with normalize (0 / 0 for a query whose features are all 0), in the call and the step.
     linear_attention_options eps0;
     eps0.normalize = true;
@@ -477,25 +493,30 @@ TEST_CASE("bad inputs give seqmix::error naming the argument") {
     linear_attention_options var;
     var.cu_seqlens = cu_bad;
     var.num_seqs = 3;
-    expect_error([&] { linear_attention(q1.view(), k1.view(), v1.view(), out1.view(), var); }, "'cu_seqlens': expected non-decreasing");
+    expect_error([&] { linear_attention(q1.view(), k1.view(), v1.view(), out1.view(), var); },
+                 "'cu_seqlens': expected non-decreasing");
     // Decay: positive, or with bidirectional; chunk size; grouped heads; out aliasing v.
     const float pos[] = {-0.1f, 0.2f, 0.0f, -1.0f};
     linear_attention_options ld;
     ld.log_decay = pos;
-    expect_error([&] { linear_attention(q, k, v, out.view(), ld); }, "'log_decay': expected values <= 0, given log_decay[1]");
+    expect_error([&] { linear_attention(q, k, v, out.view(), ld); },
+                 "'log_decay': expected values <= 0, given log_decay[1]");
     const float ok[] = {-0.1f, -0.2f, 0.0f, -1.0f};
     linear_attention_options bi;
     bi.causal = false;
     bi.log_decay = ok;
-    expect_error([&] { linear_attention(q, k, v, out.view(), bi); }, "'log_decay': expected nullptr when causal = false");
+    expect_error([&] { linear_attention(q, k, v, out.view(), bi); },
+                 "'log_decay': expected nullptr when causal = false");
     linear_attention_options cs;
     cs.chunk_size = -4;
     expect_error([&] { linear_attention(q, k, v, out.view(), cs); }, "'chunk_size'");
     auto v3 = random_tensor<float, 4>({2, 10, 3, 6}, 7);
     tensor<float, 4> out3({2, 10, 3, 6});
-    expect_error([&] { linear_attention(q, k, v3.view(), out3.view()); }, "'v': expected a head count that is a multiple");
+    expect_error([&] { linear_attention(q, k, v3.view(), out3.view()); },
+                 "'v': expected a head count that is a multiple");
     tensor<float, 4> vv({2, 10, 4, 6});
-    expect_error([&] { linear_attention(q, k, tensor_view<const float, 4>(vv.view()), vv.view()); }, "'out': expected memory disjoint from 'v'");
+    expect_error([&] { linear_attention(q, k, tensor_view<const float, 4>(vv.view()), vv.view()); },
+                 "'out': expected memory disjoint from 'v'");
     // Decode steps: state slot out of range, wrong state shape.
     auto qs = random_tensor<float, 3>({2, 2, 8}, 8), ks = random_tensor<float, 3>({2, 2, 8}, 9);
     auto vs = random_tensor<float, 3>({2, 4, 6}, 10);
@@ -505,14 +526,18 @@ TEST_CASE("bad inputs give seqmix::error naming the argument") {
     gla_step_options so;
     so.state_indices = idx;
     auto gs = random_tensor<float, 2>({2, 4}, 11, -1, 0);
-    expect_error([&] { gated_linear_attention_step(qs.view(), ks.view(), vs.view(), gs.view(), os.view(), pool.view(), so); }, "'state_indices': expected pad_slot (-1) or 0 <= state_indices[1] < 3");
+    expect_error(
+        [&] { gated_linear_attention_step(qs.view(), ks.view(), vs.view(), gs.view(), os.view(), pool.view(), so); },
+        "'state_indices': expected pad_slot (-1) or 0 <= state_indices[1] < 3");
     linear_attention_step_options step_eps0;
     step_eps0.normalize = true;
     step_eps0.eps = 0;
     tensor<float, 4> pool_n({2, 4, 8, 7});
-    expect_error([&] { linear_attention_step(qs.view(), ks.view(), vs.view(), os.view(), pool_n.view(), step_eps0); }, "'eps': expected a value > 0 with normalize");
+    expect_error([&] { linear_attention_step(qs.view(), ks.view(), vs.view(), os.view(), pool_n.view(), step_eps0); },
+                 "'eps': expected a value > 0 with normalize");
     tensor<float, 4> small({2, 4, 8, 5});
-    expect_error([&] { linear_attention_step(qs.view(), ks.view(), vs.view(), os.view(), small.view()); }, "'state': expected shape [slots,4,8,6]");
+    expect_error([&] { linear_attention_step(qs.view(), ks.view(), vs.view(), os.view(), small.view()); },
+                 "'state': expected shape [slots,4,8,6]");
     for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 42.0f);
     CHECK_THROWS_AS(reference::gated_linear_attention(q, k, v, g_bad.view(), out.view()), seqmix::error);
 }
@@ -543,12 +568,9 @@ void run_family(int op, const QV& q, const QV& k, const QV& v, const GV4& g4, co
     go.num_threads = threads;
     linear_attention_options l = lo;
     l.num_threads = threads;
-    if (op == 0)
-        linear_attention(q, k, v, out, l, init, fin);
-    else if (op == 1)
-        gated_linear_attention(q, k, v, g4, out, go, init, fin);
-    else
-        gated_linear_attention(q, k, v, g3, out, go, init, fin);
+    if (op == 0) linear_attention(q, k, v, out, l, init, fin);
+    else if (op == 1) gated_linear_attention(q, k, v, g4, out, go, init, fin);
+    else gated_linear_attention(q, k, v, g3, out, go, init, fin);
 }
 
 template <class QV, class GV4, class GV3, class OV, class S>
@@ -566,10 +588,8 @@ void step_family(int op, const QV& q, const QV& k, const QV& v, const GV4& g4, c
         gla_step_options so;
         so.state_indices = slots;
         so.num_threads = 2;
-        if (op == 1)
-            gated_linear_attention_step(q, k, v, g4, out, pool, so);
-        else
-            gated_linear_attention_step(q, k, v, g3, out, pool, so);
+        if (op == 1) gated_linear_attention_step(q, k, v, g4, out, pool, so);
+        else gated_linear_attention_step(q, k, v, g3, out, pool, so);
     }
 }
 
@@ -663,7 +683,9 @@ TEST_CASE(
 
 // ---- State pools in the full operators (state_indices, has_initial_state, pad_slot) ----
 
-TEST_CASE("linear attention and GLA on a state pool: gathering, the dense call and scattering, bitwise; pad rows and other slots untouched") {
+TEST_CASE(
+    "linear attention and GLA on a state pool: gathering, the dense call and scattering, bitwise; pad rows and other "
+    "slots untouched") {
     const shape s{3, 45, 2, 4, 24, 20};
     const inputs<float> in(s, 83);
     const std::vector<float> dec = decays(s.Hv);
@@ -694,7 +716,8 @@ TEST_CASE("linear attention and GLA on a state pool: gathering, the dense call a
             const index_t per_row = s.N * s.Hv * s.Dv;
             for (index_t b = 0; b < s.B; ++b)
                 for (index_t i = 0; i < per_row; ++i)
-                    REQUIRE(same_bits(out.data()[b * per_row + i], idx[b] == pad_slot ? 7.0f : dense.data()[b * per_row + i]));
+                    REQUIRE(same_bits(out.data()[b * per_row + i],
+                                      idx[b] == pad_slot ? 7.0f : dense.data()[b * per_row + i]));
             for (index_t slot = 0; slot < slots; ++slot) {
                 const index_t b = slot == 4 ? 0 : slot == 1 ? 2 : -1;
                 for (index_t i = 0; i < per_slot; ++i)
@@ -706,7 +729,9 @@ TEST_CASE("linear attention and GLA on a state pool: gathering, the dense call a
 
 // ---- Snapshots (snapshot_interval, snapshot_indices): speculative decoding, prefix caching ----
 
-TEST_CASE("linear attention and GLA snapshots: equal the reference and a call that ends there; restarts give the rest; any threads") {
+TEST_CASE(
+    "linear attention and GLA snapshots: equal the reference and a call that ends there; restarts give the rest; any "
+    "threads") {
     // Chunks of 8 (snapshots every 1 and 3 tokens cut them, 20 unevenly, 32 on boundaries);
     // one long sequence takes the value split (GLA) and segments (the normalizer keeps its
     // columns together).
@@ -724,31 +749,30 @@ TEST_CASE("linear attention and GLA snapshots: equal the reference and a call th
             base.feature_map = op == 0 ? feature_map::elu_plus_one : feature_map::identity;
             base.chunk_size = 8;
             const index_t dvs = op == 0 ? s.Dv + 1 : s.Dv;
-            check_snapshots<4, 4>(
-                base, lens, {s.Hv, s.Dk, dvs}, {s.Hv, s.Dv}, {1, 3, 20, 32},
-                [&](bool ref, const linear_attention_options& o, index_t t0, index_t n, tensor_view<double, 4> pool,
-                    tensor_view<double, 4> out) {
-                    const auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n),
-                               v = slice(in.v.view(), 1, t0, n);
-                    const auto g4 = slice(in.gv.view(), 1, t0, n);
-                    const auto g3 = slice(in.gs.view(), 1, t0, n);
-                    gla_options go;
-                    static_cast<state_pool_options&>(go) = o;
-                    go.cu_seqlens = o.cu_seqlens;
-                    go.num_seqs = o.num_seqs;
-                    go.num_threads = o.num_threads;
-                    go.chunk_size = o.chunk_size;
-                    if (op == 0) {
-                        if (ref) reference::linear_attention(q, k, v, out, o, pool, pool);
-                        else linear_attention(q, k, v, out, o, pool, pool);
-                    } else if (op == 1) {
-                        if (ref) reference::gated_linear_attention(q, k, v, g4, out, go, pool, pool);
-                        else gated_linear_attention(q, k, v, g4, out, go, pool, pool);
-                    } else {
-                        if (ref) reference::gated_linear_attention(q, k, v, g3, out, go, pool, pool);
-                        else gated_linear_attention(q, k, v, g3, out, go, pool, pool);
-                    }
-                });
+            check_snapshots<4, 4>(base, lens, {s.Hv, s.Dk, dvs}, {s.Hv, s.Dv}, {1, 3, 20, 32},
+                                  [&](bool ref, const linear_attention_options& o, index_t t0, index_t n,
+                                      tensor_view<double, 4> pool, tensor_view<double, 4> out) {
+                                      const auto q = slice(in.q.view(), 1, t0, n), k = slice(in.k.view(), 1, t0, n),
+                                                 v = slice(in.v.view(), 1, t0, n);
+                                      const auto g4 = slice(in.gv.view(), 1, t0, n);
+                                      const auto g3 = slice(in.gs.view(), 1, t0, n);
+                                      gla_options go;
+                                      static_cast<state_pool_options&>(go) = o;
+                                      go.cu_seqlens = o.cu_seqlens;
+                                      go.num_seqs = o.num_seqs;
+                                      go.num_threads = o.num_threads;
+                                      go.chunk_size = o.chunk_size;
+                                      if (op == 0) {
+                                          if (ref) reference::linear_attention(q, k, v, out, o, pool, pool);
+                                          else linear_attention(q, k, v, out, o, pool, pool);
+                                      } else if (op == 1) {
+                                          if (ref) reference::gated_linear_attention(q, k, v, g4, out, go, pool, pool);
+                                          else gated_linear_attention(q, k, v, g4, out, go, pool, pool);
+                                      } else {
+                                          if (ref) reference::gated_linear_attention(q, k, v, g3, out, go, pool, pool);
+                                          else gated_linear_attention(q, k, v, g3, out, go, pool, pool);
+                                      }
+                                  });
         }
     }
 }
@@ -774,7 +798,8 @@ TEST_CASE("GLA with its per-head gate projected in the kernel: the reference's, 
         gla_options plain;
         plain.num_threads = threads;
         tensor<float, 4> o2({s.B, s.N, s.Hv, s.Dv}), f2({s.B, s.Hv, s.Dk, s.Dv});
-        gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), g.view(), o2.view(), plain, init.view(), f2.view());
+        gated_linear_attention(in.q.view(), in.k.view(), in.v.view(), g.view(), o2.view(), plain, init.view(),
+                               f2.view());
         REQUIRE(bitwise_equal(out, o2));
         REQUIRE(bitwise_equal(fin, f2));
     }
@@ -794,10 +819,12 @@ TEST_CASE("GLA with its per-head gate projected in the kernel: the reference's, 
     tensor<float, 4> pool = convert<float>(init);
     for (index_t t = 0; t < s.N; ++t) {
         tensor<float, 3> o({s.B, s.Hv, s.Dv});
-        gated_linear_attention_step(token(in.q, t), token(in.k, t), token(in.v, t), token(a, t), o.view(), pool.view(), so);
+        gated_linear_attention_step(token(in.q, t), token(in.k, t), token(in.v, t), token(a, t), o.view(), pool.view(),
+                                    so);
         for (index_t b = 0; b < s.B; ++b)
             for (index_t h = 0; h < s.Hv; ++h)
-                for (index_t e = 0; e < s.Dv; ++e) REQUIRE(o(b, h, e) == Approx(out(b, t, h, e)).margin(recurrent_accuracy));
+                for (index_t e = 0; e < s.Dv; ++e)
+                    REQUIRE(o(b, h, e) == Approx(out(b, t, h, e)).margin(recurrent_accuracy));
     }
     CHECK(max_rel_error(pool, fin) < recurrent_accuracy);
     tensor<float, 4> o3({s.B, s.N, s.Hv, s.Dv}, 7.0f);

@@ -53,14 +53,14 @@ window_options window(int left, int right, bool causal, int dilation) {
 
 TEST_CASE("sliding_window_attention matches the double reference: windows, dilation, softcap, sinks, GQA") {
     const std::vector<shape> shapes = {
-        {1, 1, 1, 1, 1, 1, 1},       {2, 7, 7, 2, 1, 3, 3},        {1, 200, 200, 4, 2, 64, 64},
-        {1, 130, 300, 8, 2, 17, 24}, {1, 300, 130, 2, 2, 33, 16},  {1, 1, 1500, 8, 2, 64, 64},
+        {1, 1, 1, 1, 1, 1, 1},       {2, 7, 7, 2, 1, 3, 3},         {1, 200, 200, 4, 2, 64, 64},
+        {1, 130, 300, 8, 2, 17, 24}, {1, 300, 130, 2, 2, 33, 16},   {1, 1, 1500, 8, 2, 64, 64},
         {2, 3, 700, 4, 4, 20, 36},   {1, 1000, 1000, 1, 1, 16, 16},
     };
     std::vector<float> sinks(8);
     for (std::size_t h = 0; h < sinks.size(); ++h) sinks[h] = float(h) * 0.5f - 1.5f;
     std::vector<window_options> options = {
-        window(16, 16, false, 1), window(64, -1, true, 1), window(0, 0, false, 1), window(5, 3, false, 2),
+        window(16, 16, false, 1), window(64, -1, true, 1),  window(0, 0, false, 1),  window(5, 3, false, 2),
         window(30, -1, true, 3),  window(100, 7, false, 5), window(-1, -1, true, 4), window(1, 1, false, 7),
     };
     options.push_back(window(40, 2, false, 2));
@@ -73,7 +73,8 @@ TEST_CASE("sliding_window_attention matches the double reference: windows, dilat
         for (const auto& o : options) {
             INFO("shape B" << s.B << " Nq" << s.Nq << " Nk" << s.Nk << " Hq" << s.Hq << " Hkv" << s.Hkv << " Dk" << s.Dk
                            << " window " << o.window_left << "/" << o.window_right << " causal " << o.causal
-                           << " dilation " << o.dilation << " softcap " << o.softcap << " sinks " << (o.sinks != nullptr));
+                           << " dilation " << o.dilation << " softcap " << o.softcap << " sinks "
+                           << (o.sinks != nullptr));
             double lse_err = 0;
             CHECK(window_vs_reference<float>(s, o, seed, &lse_err) < 2e-6);
             CHECK(lse_err < 2e-6);
@@ -83,9 +84,12 @@ TEST_CASE("sliding_window_attention matches the double reference: windows, dilat
         }
 }
 
-TEST_CASE("sliding_window_attention at dilation 1 gives softmax_attention's bits; a window over everything equals dense") {
-    for (const shape s : {shape{1, 500, 500, 8, 2, 64, 64}, shape{2, 1, 3000, 8, 2, 64, 64}, shape{1, 40, 900, 4, 1, 32, 32}})
-        for (const window_options& w : {window(128, -1, true, 1), window(31, 12, false, 1), window(600, 600, false, 1)}) {
+TEST_CASE(
+    "sliding_window_attention at dilation 1 gives softmax_attention's bits; a window over everything equals dense") {
+    for (const shape s :
+         {shape{1, 500, 500, 8, 2, 64, 64}, shape{2, 1, 3000, 8, 2, 64, 64}, shape{1, 40, 900, 4, 1, 32, 32}})
+        for (const window_options& w :
+             {window(128, -1, true, 1), window(31, 12, false, 1), window(600, 600, false, 1)}) {
             INFO("Nq " << s.Nq << " Nk " << s.Nk << " window " << w.window_left << "/" << w.window_right);
             auto q = random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 1);
             auto k = random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 2);
@@ -117,7 +121,9 @@ TEST_CASE("sliding_window_attention at dilation 1 gives softmax_attention's bits
             for (index_t e = 0; e < 32; ++e) REQUIRE(o1(0, i, h, e) == k(0, i, h / 2, e));
 }
 
-TEST_CASE("sliding_window_attention: paged and head-major caches give the token-major bits; threads and batch do not matter") {
+TEST_CASE(
+    "sliding_window_attention: paged and head-major caches give the token-major bits; threads and batch do not "
+    "matter") {
     const index_t B = 3, Nk = 700, Hkv = 2, Hq = 8, D = 48;
     const std::int32_t lens[] = {700, 0, 333};
     for (const index_t nq : {index_t(1), index_t(5), index_t(64)})
@@ -218,7 +224,8 @@ TEST_CASE("sliding_window_attention: bad inputs give seqmix::error and leave out
     };
     window_options w;
     w.dilation = 0;
-    expect_error([&] { sliding_window_attention(q.view(), k.view(), k.view(), out.view(), w); }, "'dilation': expected >= 1");
+    expect_error([&] { sliding_window_attention(q.view(), k.view(), k.view(), out.view(), w); },
+                 "'dilation': expected >= 1");
     untouched();
     w.dilation = 1;
     w.window_left = -3;
@@ -226,7 +233,8 @@ TEST_CASE("sliding_window_attention: bad inputs give seqmix::error and leave out
     untouched();
     w.window_left = 4;
     auto k3 = random_tensor<float, 4>({1, 10, 3, 16}, 3);
-    expect_error([&] { sliding_window_attention(q.view(), k3.view(), k3.view(), out.view(), w); }, "sliding_window_attention: argument 'k'");
+    expect_error([&] { sliding_window_attention(q.view(), k3.view(), k3.view(), out.view(), w); },
+                 "sliding_window_attention: argument 'k'");
     untouched();
     const float sinks[] = {0, 1, std::numeric_limits<float>::quiet_NaN(), 0};
     w.sinks = sinks;
@@ -300,7 +308,8 @@ neighborhood_options na(per_axis<int> kernel, per_axis<int> dilation, per_axis<b
 
 }  // namespace
 
-TEST_CASE("neighborhood_attention 1-D, 2-D, 3-D match the double reference: kernels, dilation, causal axes, GQA, sinks") {
+TEST_CASE(
+    "neighborhood_attention 1-D, 2-D, 3-D match the double reference: kernels, dilation, causal axes, GQA, sinks") {
     std::vector<float> sinks(8);
     for (std::size_t h = 0; h < sinks.size(); ++h) sinks[h] = float(h) * 0.6f - 2.0f;
     std::vector<image_case> cases = {
@@ -362,8 +371,7 @@ TEST_CASE("neighborhood_attention: a kernel over the whole image is dense attent
     for (index_t b = 0; b < 2; ++b)
         for (index_t p = 0; p < 5 * Ww; ++p)
             for (index_t h = 0; h < H; ++h)
-                for (index_t e = 0; e < D; ++e)
-                    REQUIRE(std::abs(o2(b, p / Ww, p % Ww, h, e) - o3(b, p, h, e)) < 2e-6);
+                for (index_t e = 0; e < D; ++e) REQUIRE(std::abs(o2(b, p / Ww, p % Ww, h, e) - o3(b, p, h, e)) < 2e-6);
     // 1-D causal kernel K is the causal window of K - 1 keys back.
     auto q1 = random_tensor<float, 4>({1, 300, 4, 32}, 4);
     auto k1 = random_tensor<float, 4>({1, 300, 2, 32}, 5);
@@ -407,7 +415,9 @@ TEST_CASE("neighborhood_attention: bad inputs give seqmix::error and leave out u
     auto untouched = [&] {
         for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 42.0f);
     };
-    auto call = [&](const neighborhood_options& o) { neighborhood_attention_2d(q.view(), q.view(), q.view(), out.view(), o); };
+    auto call = [&](const neighborhood_options& o) {
+        neighborhood_attention_2d(q.view(), q.view(), q.view(), out.view(), o);
+    };
     expect_error([&] { call(na(7, 1, false)); }, "expected kernel_size * dilation <= the image extent on axis 0 (6)");
     untouched();
     expect_error([&] { call(na({3, 3}, {1, 3}, false)); }, "on axis 1 (8), given 3 * 3");

@@ -45,11 +45,13 @@ void onnx_linear_attention(const linear_attention_attributes& a, const tensor<T,
     const index_t dk = query.shape()[2] / Hq, dv = value.shape()[2] / Hkv, G = Hq / Hkv;
     const auto k = heads(key.data(), B, Tn, Hkv, dk);
     const auto v = heads(value.data(), B, Tn, Hkv, dv);
-    const tensor_view<const S, 4> init = past_state ? tensor_view<const S, 4>(past_state->view()) : tensor_view<const S, 4>{};
+    const tensor_view<const S, 4> init =
+        past_state ? tensor_view<const S, 4>(past_state->view()) : tensor_view<const S, 4>{};
     const tensor_view<S, 4> fin = present_state.view();
     // beta (B, T, H_kv), or (B, T, 1) shared by the heads: a stride-0 head axis.
     tensor_view<const T, 3> rate;
-    if (beta) rate = {beta->data(), {B, Tn, Hkv}, {Tn * beta->shape()[2], beta->shape()[2], beta->shape()[2] == 1 ? 0 : 1}};
+    if (beta)
+        rate = {beta->data(), {B, Tn, Hkv}, {Tn * beta->shape()[2], beta->shape()[2], beta->shape()[2] == 1 ? 0 : 1}};
     for (index_t g = 0; g < G; ++g) {
         const auto q = heads(query.data(), B, Tn, Hkv, dk, g, G);
         const auto out = heads(output.data(), B, Tn, Hkv, dv, g, G);
@@ -82,8 +84,10 @@ void onnx_causal_conv_with_state(const std::string& activation, const tensor<T, 
     o.activation = activation == "silu" || activation == "swish" ? seqmix::activation::silu : seqmix::activation::none;
     o.bias = bias ? bias->data() : nullptr;  // the operator takes the bias as floats
     const tensor_view<const T, 2> w(weight.data(), {weight.shape()[0], weight.shape()[2]});
-    const tensor_view<const T, 3> init = past_state ? tensor_view<const T, 3>(past_state->view()) : tensor_view<const T, 3>{};
-    causal_conv1d(permute(input.view(), {0, 2, 1}), w, permute(output.view(), {0, 2, 1}), o, init, present_state.view());
+    const tensor_view<const T, 3> init =
+        past_state ? tensor_view<const T, 3>(past_state->view()) : tensor_view<const T, 3>{};
+    causal_conv1d(permute(input.view(), {0, 2, 1}), w, permute(output.view(), {0, 2, 1}), o, init,
+                  present_state.view());
 }
 
 // ---- The specified semantics, in double ----
@@ -101,12 +105,14 @@ la_result spec_linear_attention(const linear_attention_attributes& a, const tens
     const double s = a.scale != 0 ? double(a.scale) : 1.0 / std::sqrt(double(dk));
     const bool gated = a.update_rule == "gated" || a.update_rule == "gated_delta";
     const bool delta = a.update_rule == "delta" || a.update_rule == "gated_delta";
-    la_result r{std::vector<double>(std::size_t(B * Tn * Hq * dv)), std::vector<double>(std::size_t(B * Hkv * dk * dv))};
+    la_result r{std::vector<double>(std::size_t(B * Tn * Hq * dv)),
+                std::vector<double>(std::size_t(B * Hkv * dk * dv))};
     for (index_t b = 0; b < B; ++b)
         for (index_t h = 0; h < Hkv; ++h) {
             std::vector<double> St(static_cast<std::size_t>(dk * dv), 0.0), u(static_cast<std::size_t>(dv));
             if (past)
-                for (index_t i = 0; i < dk * dv; ++i) St[std::size_t(i)] = double(past->data()[(b * Hkv + h) * dk * dv + i]);
+                for (index_t i = 0; i < dk * dv; ++i)
+                    St[std::size_t(i)] = double(past->data()[(b * Hkv + h) * dk * dv + i]);
             for (index_t t = 0; t < Tn; ++t) {
                 auto k = [&](index_t i) { return double(key(b, t, h * dk + i)); };
                 if (gated)
@@ -130,7 +136,8 @@ la_result spec_linear_attention(const linear_attention_attributes& a, const tens
                     const index_t hq = h * G + g;
                     for (index_t j = 0; j < dv; ++j) {
                         double o = 0;
-                        for (index_t i = 0; i < dk; ++i) o += double(query(b, t, hq * dk + i)) * St[std::size_t(i * dv + j)];
+                        for (index_t i = 0; i < dk; ++i)
+                            o += double(query(b, t, hq * dk + i)) * St[std::size_t(i * dv + j)];
                         r.output[std::size_t(((b * Tn + t) * Hq + hq) * dv + j)] = s * o;
                     }
                 }
@@ -215,17 +222,20 @@ void run_la_case(const la_case& c, double tol) {
     auto query = drawn<T, 3>({c.b, c.t, c.hq * c.dk}, 1, 0);
     auto key = drawn<T, 3>({c.b, c.t, c.hkv * c.dk}, 2, 0);
     auto value = drawn<T, 3>({c.b, c.t, c.hkv * c.dv}, 3, 0);
-    const bool gated = c.rule == "gated" || c.rule == "gated_delta", delta = c.rule == "delta" || c.rule == "gated_delta";
+    const bool gated = c.rule == "gated" || c.rule == "gated_delta",
+               delta = c.rule == "delta" || c.rule == "gated_delta";
     if (delta) normalize_heads(key, c.dk);
     auto decay = drawn<T, 3>({c.b, c.t, c.per_head_decay ? c.hkv : c.hkv * c.dk}, 4, 2);
     auto beta = drawn<T, 3>({c.b, c.t, c.beta_shared ? 1 : c.hkv}, 5, 1);
     auto past = drawn<T, 4>({c.b, c.hkv, c.dk, c.dv}, 6, 0);
-    for (index_t i = 0; i < past.size(); ++i) past.data()[i] = c.zero_past ? T(0.0f) : T(float(double(past.data()[i]) * 0.1));
+    for (index_t i = 0; i < past.size(); ++i)
+        past.data()[i] = c.zero_past ? T(0.0f) : T(float(double(past.data()[i]) * 0.1));
     tensor<T, 3> output({c.b, c.t, c.hq * c.dv});
     tensor<T, 4> present({c.b, c.hkv, c.dk, c.dv});
     const tensor<T, 4>* p = c.past ? &past : nullptr;
     onnx_linear_attention(a, query, key, value, p, gated ? &decay : nullptr, delta ? &beta : nullptr, output, present);
-    const la_result want = spec_linear_attention(a, query, key, value, p, gated ? &decay : nullptr, delta ? &beta : nullptr);
+    const la_result want =
+        spec_linear_attention(a, query, key, value, p, gated ? &decay : nullptr, delta ? &beta : nullptr);
     CHECK(rel_error(output, want.output) < tol);
     CHECK(rel_error(present, want.state) < tol);
     if (c.zero_past) {  // explicit zeros equal the omitted past, bit for bit
@@ -255,7 +265,8 @@ void run_conv_case(const conv_case& c, double tol, int input_kind = 0) {
     tensor<T, 3> output({c.b, c.c, c.l}), present({c.b, c.c, c.k - 1});
     onnx_causal_conv_with_state(c.activation, input, weight, c.bias ? &bias : nullptr, c.past ? &past : nullptr, output,
                                 present);
-    const la_result want = spec_causal_conv(c.activation, input, weight, c.bias ? &bias : nullptr, c.past ? &past : nullptr);
+    const la_result want =
+        spec_causal_conv(c.activation, input, weight, c.bias ? &bias : nullptr, c.past ? &past : nullptr);
     CHECK(rel_error(output, want.output) < tol);
     CHECK(rel_error(present, want.state) == 0);  // the raw inputs, copied
 }

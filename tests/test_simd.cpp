@@ -33,14 +33,16 @@ TEST_CASE("vector exp (float) is accurate over [-87, 88]") {
     double max_rel = 0;
     float worst = 0;
     // Every float in [-87, 88] on a fine grid (about 1.8 million points).
-    exp_over_grid(-87.0, 88.0, [](const simd::vec<float>& x) { return simd::exp(x); }, [&](float x, double rel) {
-        if (rel > max_rel) {
-            max_rel = rel;
-            worst = x;
-        }
-    });
-    std::printf("simd::exp<float> (width %zu): max relative error %.3g over [-87, 88] (at x = %g)\n", simd::width<float>,
-                max_rel, double(worst));
+    exp_over_grid(
+        -87.0, 88.0, [](const simd::vec<float>& x) { return simd::exp(x); },
+        [&](float x, double rel) {
+            if (rel > max_rel) {
+                max_rel = rel;
+                worst = x;
+            }
+        });
+    std::printf("simd::exp<float> (width %zu): max relative error %.3g over [-87, 88] (at x = %g)\n",
+                simd::width<float>, max_rel, double(worst));
     CHECK(max_rel < 3e-7);  // about 2.5 ulp
 }
 
@@ -48,7 +50,8 @@ TEST_CASE("vector exp: limits softmax depends on") {
     for (float x : {-std::numeric_limits<float>::infinity(), -1000.0f, -104.0f, -90.0f, -87.01f})
         CHECK(simd::hsum(simd::exp(simd::broadcast(x))) == 0.0f);
     // No result is subnormal (Intel's microcode assists): the smallest nonzero is >= FLT_MIN.
-    for (float x = -87.0f; x < -86.0f; x += 1e-3f) CHECK(simd::hmax(simd::exp(simd::broadcast(x))) >= std::numeric_limits<float>::min());
+    for (float x = -87.0f; x < -86.0f; x += 1e-3f)
+        CHECK(simd::hmax(simd::exp(simd::broadcast(x))) >= std::numeric_limits<float>::min());
     alignas(64) float lanes[simd::width<float>];
     simd::store_aligned(lanes, simd::exp(simd::broadcast(std::numeric_limits<float>::quiet_NaN())));
     CHECK(std::isnan(lanes[0]));
@@ -61,8 +64,9 @@ TEST_CASE("vector exp: limits softmax depends on") {
 
 TEST_CASE("vector exp of a nonpositive argument (the online softmax): accurate, -inf gives 0, NaN stays") {
     double near = 0, far = 0;  // max relative errors over [-14, 0] and [-87, -14)
-    exp_over_grid(-87.0, 0.0, [](const simd::vec<float>& x) { return simd::exp_nonpositive(x); },
-                  [&](float x, double rel) { (x >= -14.0f ? near : far) = std::max(x >= -14.0f ? near : far, rel); });
+    exp_over_grid(
+        -87.0, 0.0, [](const simd::vec<float>& x) { return simd::exp_nonpositive(x); },
+        [&](float x, double rel) { (x >= -14.0f ? near : far) = std::max(x >= -14.0f ? near : far, rel); });
     std::printf("simd::exp_nonpositive<float>: max relative error %.3g over [-14, 0], %.3g over [-87, -14)\n", near,
                 far);
     CHECK(near < 1e-6);
@@ -249,7 +253,8 @@ std::vector<float> widen_vector(const std::vector<S>& in) {
     std::vector<float> out(in.size());
     std::size_t i = 0;
     for (; i + W <= in.size(); i += W) simd::store(out.data() + i, simd::load_float(in.data() + i));
-    if (i < in.size()) simd::store_partial(out.data() + i, simd::load_float_partial(in.data() + i, in.size() - i), in.size() - i);
+    if (i < in.size())
+        simd::store_partial(out.data() + i, simd::load_float_partial(in.data() + i, in.size() - i), in.size() - i);
     return out;
 }
 template <class S>
@@ -258,7 +263,8 @@ std::vector<S> narrow_vector(const std::vector<float>& in) {
     std::vector<S> out(in.size());
     std::size_t i = 0;
     for (; i + W <= in.size(); i += W) simd::store_float(out.data() + i, simd::load(in.data() + i));
-    if (i < in.size()) simd::store_float_partial(out.data() + i, simd::load_partial(in.data() + i, in.size() - i), in.size() - i);
+    if (i < in.size())
+        simd::store_float_partial(out.data() + i, simd::load_partial(in.data() + i, in.size() - i), in.size() - i);
     return out;
 }
 
@@ -363,7 +369,7 @@ TEST_CASE("storage types: overflow, Inf, NaN and zero") {
     CHECK(bf16(-0.0f).bits == 0x8000);
     CHECK(fp16(-1e-30f).bits == 0x8000);
     CHECK(fp8_e4m3(1e-30f).bits == 0x00);
-    CHECK(fp8_e4m3(std::ldexp(1.0f, -10)).bits == 0x00);                // 2^-10: half the smallest, ties to 0
+    CHECK(fp8_e4m3(std::ldexp(1.0f, -10)).bits == 0x00);  // 2^-10: half the smallest, ties to 0
     CHECK(fp8_e4m3(std::nextafter(std::ldexp(1.0f, -10), 1.0f)).bits == 0x01);
     // A float subnormal becomes a zero of its sign (as the library flushes them, and as
     // vcvtneps2bf16 does); the smallest normal stays.

@@ -37,8 +37,7 @@ std::vector<float> slopes(index_t h) {
 // Fast kernel in T vs the double reference on the same inputs; returns max relative error
 // of out, and checks lse the same way.
 template <class T>
-double compare_with_reference(const shape& s, const attention_options& opt, unsigned seed,
-                              double* lse_err = nullptr) {
+double compare_with_reference(const shape& s, const attention_options& opt, unsigned seed, double* lse_err = nullptr) {
     auto q = random_tensor<T, 4>({s.B, s.Nq, s.Hq, s.Dk}, seed);
     auto k = random_tensor<T, 4>({s.B, s.Nk, s.Hkv, s.Dk}, seed + 1);
     auto v = random_tensor<T, 4>({s.B, s.Nk, s.Hkv, s.Dv}, seed + 2);
@@ -59,13 +58,23 @@ double compare_with_reference(const shape& s, const attention_options& opt, unsi
 
 TEST_CASE("softmax_attention matches the double reference over awkward shapes and every option") {
     const std::vector<shape> shapes = {
-        {1, 1, 1, 1, 1, 1, 1},        {2, 7, 7, 2, 1, 3, 3},         {1, 63, 64, 2, 2, 64, 64},
-        {1, 64, 65, 8, 1, 80, 80},    {1, 65, 63, 4, 2, 128, 128},   {2, 7, 200, 8, 8, 17, 5},
-        {1, 1, 1000, 8, 1, 64, 64},   {1, 1000, 1000, 1, 1, 64, 64}, {1, 3, 130, 2, 1, 256, 256},
-        {1, 100, 37, 8, 2, 16, 24},   {3, 1, 300, 16, 2, 128, 128},  {1, 129, 129, 3, 1, 7, 9},
+        {1, 1, 1, 1, 1, 1, 1},
+        {2, 7, 7, 2, 1, 3, 3},
+        {1, 63, 64, 2, 2, 64, 64},
+        {1, 64, 65, 8, 1, 80, 80},
+        {1, 65, 63, 4, 2, 128, 128},
+        {2, 7, 200, 8, 8, 17, 5},
+        {1, 1, 1000, 8, 1, 64, 64},
+        {1, 1000, 1000, 1, 1, 64, 64},
+        {1, 3, 130, 2, 1, 256, 256},
+        {1, 100, 37, 8, 2, 16, 24},
+        {3, 1, 300, 16, 2, 128, 128},
+        {1, 129, 129, 3, 1, 7, 9},
         // Split-KV (fewer units than the occupancy target): rows in lanes with several query
         // blocks, multi-query decode (32 heads over one), GQA decode and Nq = 2 with keys in lanes.
-        {1, 150, 2100, 2, 1, 16, 24}, {1, 1, 2000, 32, 1, 24, 40},   {2, 1, 1500, 8, 2, 17, 5},
+        {1, 150, 2100, 2, 1, 16, 24},
+        {1, 1, 2000, 32, 1, 24, 40},
+        {2, 1, 1500, 8, 2, 17, 5},
         {1, 2, 1100, 8, 4, 64, 64},
     };
     const std::vector<float> sl16 = slopes(16);
@@ -103,8 +112,8 @@ TEST_CASE("softmax_attention matches the double reference over awkward shapes an
     unsigned seed = 10;
     for (const auto& s : shapes)
         for (const auto& o : options) {
-            INFO("shape B" << s.B << " Nq" << s.Nq << " Nk" << s.Nk << " Hq" << s.Hq << " Hkv" << s.Hkv << " Dk"
-                           << s.Dk << " Dv" << s.Dv << " options: " << o.name);
+            INFO("shape B" << s.B << " Nq" << s.Nq << " Nk" << s.Nk << " Hq" << s.Hq << " Hkv" << s.Hkv << " Dk" << s.Dk
+                           << " Dv" << s.Dv << " options: " << o.name);
             double lse_err = 0;
             const double err = compare_with_reference<float>(s, o.opt, seed, &lse_err);
             // ALiBi logits reach slope x distance: a logit of magnitude M carries an absolute
@@ -258,20 +267,26 @@ TEST_CASE("plan: decode at batch 1 deals at least as many items as threads, up t
     }
     // Multi-query decode (one KV head): the keys alone make the items.
     tensor<float, 4> k1({1, Nk, 1, D});
-    const auto a = detail::prepare_attention(q.view(), k1.view(), k1.view(), out.view(), tensor_view<float, 3>(), opt, "plan");
+    const auto a =
+        detail::prepare_attention(q.view(), k1.view(), k1.view(), out.view(), tensor_view<float, 3>(), opt, "plan");
     const kernels::attention_plan plan = kernels::plan_attention(detail::softmax_variant<float>(a, opt), 64);
     CHECK(plan.items == 64);
     // The hostile catalog's "decode split KV" shape (its NaN / Inf class goes through the merge).
     tensor<float, 4> qh({2, 1, 4, 5}), kh({2, 1100, 2, 5}), vh({2, 1100, 2, 7}), oh({2, 1, 4, 7});
-    const auto ah = detail::prepare_attention(qh.view(), kh.view(), vh.view(), oh.view(), tensor_view<float, 3>(), opt, "plan");
-    for (int threads : {1, 2, 5}) CHECK(kernels::plan_attention(detail::softmax_variant<float>(ah, opt), threads).problems[0].splits == 2);
+    const auto ah =
+        detail::prepare_attention(qh.view(), kh.view(), vh.view(), oh.view(), tensor_view<float, 3>(), opt, "plan");
+    for (int threads : {1, 2, 5})
+        CHECK(kernels::plan_attention(detail::softmax_variant<float>(ah, opt), threads).problems[0].splits == 2);
 }
 
 TEST_CASE("results are bitwise identical for 1, 2, 3 and 5 threads (every engine, split or not)") {
     // Prefill; GQA decode (keys in lanes, split); multi-query decode (rows in lanes, split);
     // a few long rows-in-lanes units (split); Nq = 3 decode-like.
-    const shape shapes[] = {{2, 130, 150, 8, 2, 64, 48}, {1, 1, 3000, 8, 2, 128, 128}, {1, 1, 4000, 32, 1, 64, 64},
-                            {1, 70, 2600, 2, 1, 32, 32}, {2, 3, 1200, 4, 4, 20, 36}};
+    const shape shapes[] = {{2, 130, 150, 8, 2, 64, 48},
+                            {1, 1, 3000, 8, 2, 128, 128},
+                            {1, 1, 4000, 32, 1, 64, 64},
+                            {1, 70, 2600, 2, 1, 32, 32},
+                            {2, 3, 1200, 4, 4, 20, 36}};
     for (const shape s : shapes) {
         auto q = random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 7);
         auto k = random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 8);
@@ -295,7 +310,6 @@ TEST_CASE("results are bitwise identical for 1, 2, 3 and 5 threads (every engine
         }
     }
 }
-
 
 TEST_CASE("paged KV cache: the same bits as the contiguous cache, pages in any order") {
     const index_t B = 3, Nk = 700, Hkv = 2;
@@ -591,9 +605,12 @@ TEST_CASE("bad inputs give seqmix::error naming the argument and leave out untou
     expect_error([&] { softmax_attention(qv, kv, vv, ov, neg); }, "'window_left'", out);
     // 9. out aliasing q
     tensor<float, 4> qq({2, 8, 4, 12}, 42.0f);
-    expect_error([&] { softmax_attention(tensor_view<const float, 4>(qq.data(), {2, 8, 4, 12}),
-                                         random_tensor<float, 4>({2, 10, 2, 12}, 9).view(), vv, qq.view()); },
-                 "'out': expected memory disjoint from 'q'", qq);
+    expect_error(
+        [&] {
+            softmax_attention(tensor_view<const float, 4>(qq.data(), {2, 8, 4, 12}),
+                              random_tensor<float, 4>({2, 10, 2, 12}, 9).view(), vv, qq.view());
+        },
+        "'out': expected memory disjoint from 'q'", qq);
     // 10. bad cu_seqlens (decreasing), 11. not ending at the total, 12. varlen with batch 2
     auto q1 = random_tensor<float, 4>({1, 8, 4, 16}, 10);
     auto k1 = random_tensor<float, 4>({1, 10, 2, 16}, 11);
@@ -605,19 +622,23 @@ TEST_CASE("bad inputs give seqmix::error naming the argument and leave out untou
     var.num_seqs = 3;
     var.cu_seqlens_q = cq_bad;
     var.cu_seqlens_k = ck;
-    expect_error([&] { softmax_attention(q1.view(), k1.view(), v1.view(), out1.view(), var); }, "'cu_seqlens_q': expected non-decreasing", out1);
+    expect_error([&] { softmax_attention(q1.view(), k1.view(), v1.view(), out1.view(), var); },
+                 "'cu_seqlens_q': expected non-decreasing", out1);
     var.cu_seqlens_q = cq;
     var.cu_seqlens_k = ck_short;
-    expect_error([&] { softmax_attention(q1.view(), k1.view(), v1.view(), out1.view(), var); }, "'cu_seqlens_k': expected last offset", out1);
+    expect_error([&] { softmax_attention(q1.view(), k1.view(), v1.view(), out1.view(), var); },
+                 "'cu_seqlens_k': expected last offset", out1);
     var.cu_seqlens_k = ck;
     expect_error([&] { softmax_attention(qv, kv, vv, ov, var); }, "expected batch 1 with cu_seqlens", out);
     // 13. cu_seqlens without num_seqs, 14. only one of the two cu_seqlens
     attention_options no_count;
     no_count.cu_seqlens_q = cq;
     no_count.cu_seqlens_k = ck;
-    expect_error([&] { softmax_attention(q1.view(), k1.view(), v1.view(), out1.view(), no_count); }, "'num_seqs'", out1);
+    expect_error([&] { softmax_attention(q1.view(), k1.view(), v1.view(), out1.view(), no_count); }, "'num_seqs'",
+                 out1);
     no_count.cu_seqlens_k = nullptr;
-    expect_error([&] { softmax_attention(q1.view(), k1.view(), v1.view(), out1.view(), no_count); }, "'cu_seqlens_k'", out1);
+    expect_error([&] { softmax_attention(q1.view(), k1.view(), v1.view(), out1.view(), no_count); }, "'cu_seqlens_k'",
+                 out1);
     // 15. seqlens_k beyond the cache
     const std::int32_t lens[] = {3, 11};
     attention_options cache;
@@ -636,7 +657,8 @@ TEST_CASE("bad inputs give seqmix::error naming the argument and leave out untou
     // 19. lse of the wrong shape, 20. an empty (not given) q
     tensor<float, 3> lse_bad({2, 8, 4});
     expect_error([&] { softmax_attention(qv, kv, vv, ov, {}, lse_bad.view()); }, "'lse': expected shape [2,4,8]", out);
-    expect_error([&] { softmax_attention(tensor_view<const float, 4>(), kv, vv, ov); }, "'q': expected a non-empty view", out);
+    expect_error([&] { softmax_attention(tensor_view<const float, 4>(), kv, vv, ov); },
+                 "'q': expected a non-empty view", out);
     // 21-26. paged caches: no seqlens_k, no max_blocks_per_seq, a block id out of range,
     // too few blocks for a length, cu_seqlens with a block table, v with other blocks than k.
     auto kp = random_tensor<float, 4>({5, 4, 2, 16}, 13);  // 5 blocks of 4 keys
@@ -645,13 +667,15 @@ TEST_CASE("bad inputs give seqmix::error naming the argument and leave out untou
     attention_options pg;
     pg.block_table = table;
     pg.max_blocks_per_seq = 3;
-    expect_error([&] { softmax_attention(qv, kp.view(), vp.view(), ov, pg); }, "'seqlens_k': expected the valid length", out);
+    expect_error([&] { softmax_attention(qv, kp.view(), vp.view(), ov, pg); }, "'seqlens_k': expected the valid length",
+                 out);
     pg.seqlens_k = plens;
     pg.max_blocks_per_seq = 0;
     expect_error([&] { softmax_attention(qv, kp.view(), vp.view(), ov, pg); }, "'max_blocks_per_seq'", out);
     pg.max_blocks_per_seq = 3;
     pg.block_table = bad_table;
-    expect_error([&] { softmax_attention(qv, kp.view(), vp.view(), ov, pg); }, "'block_table': expected block ids in [0, 5)", out);
+    expect_error([&] { softmax_attention(qv, kp.view(), vp.view(), ov, pg); },
+                 "'block_table': expected block ids in [0, 5)", out);
     pg.block_table = table;
     const std::int32_t long_lens[] = {13, 5};
     pg.seqlens_k = long_lens;
@@ -661,9 +685,11 @@ TEST_CASE("bad inputs give seqmix::error naming the argument and leave out untou
     pg_var.cu_seqlens_q = cq;
     pg_var.cu_seqlens_k = ck;
     pg_var.num_seqs = 3;
-    expect_error([&] { softmax_attention(q1.view(), kp.view(), vp.view(), out1.view(), pg_var); }, "'block_table'", out1);
+    expect_error([&] { softmax_attention(q1.view(), kp.view(), vp.view(), out1.view(), pg_var); }, "'block_table'",
+                 out1);
     auto vp_short = random_tensor<float, 4>({4, 4, 2, 12}, 15);
-    expect_error([&] { softmax_attention(qv, kp.view(), vp_short.view(), ov, pg); }, "'v': expected blocks like k", out);
+    expect_error([&] { softmax_attention(qv, kp.view(), vp_short.view(), ov, pg); }, "'v': expected blocks like k",
+                 out);
     CHECK_THROWS_AS(reference::softmax_attention(qv, kp.view(), vp.view(), ov, pg_var), seqmix::error);
     // The same paged call is valid once the block table is right.
     tensor<float, 4> out_ok({2, 8, 4, 12});
@@ -682,10 +708,10 @@ namespace {
 template <class Q, class K, class V, class O>
 void check_stored_bits(const char* name, bf16_products products = bf16_products::automatic) {
     INFO(name);
-    const shape shapes[] = {{2, 1, 1100, 8, 2, 64, 64},   // GQA decode, keys split
-                            {1, 70, 90, 4, 2, 40, 24},    // prefill, D not a multiple of the vector width
-                            {2, 3, 200, 4, 4, 20, 36},    // a few queries per head
-                            {1, 1, 3000, 32, 1, 64, 64}}; // multi-query decode: rows in lanes, split
+    const shape shapes[] = {{2, 1, 1100, 8, 2, 64, 64},    // GQA decode, keys split
+                            {1, 70, 90, 4, 2, 40, 24},     // prefill, D not a multiple of the vector width
+                            {2, 3, 200, 4, 4, 20, 36},     // a few queries per head
+                            {1, 1, 3000, 32, 1, 64, 64}};  // multi-query decode: rows in lanes, split
     for (const shape s : shapes)
         for (bool causal : {false, true}) {
             INFO("Nq " << s.Nq << " Nk " << s.Nk << " Hq " << s.Hq << " Hkv " << s.Hkv << " Dk " << s.Dk << " causal "
@@ -747,33 +773,35 @@ TEST_CASE("16- and 8-bit storage: the bits of the float operator on the same val
 }
 
 TEST_CASE("bf16 inputs match the double reference on the rounded inputs within 1e-5 (bf16 dot products or widened)") {
-    const shape shapes[] = {{1, 200, 200, 8, 8, 128, 128}, {2, 70, 90, 4, 2, 41, 24}, {1, 1, 3000, 32, 1, 64, 64},
+    const shape shapes[] = {{1, 200, 200, 8, 8, 128, 128},
+                            {2, 70, 90, 4, 2, 41, 24},
+                            {1, 1, 3000, 32, 1, 64, 64},
                             {2, 1, 1100, 8, 2, 64, 64}};
     for (const shape s : shapes)
         for (bool causal : {false, true})
-        for (bf16_products products : {bf16_products::bf16_dot, bf16_products::widened}) {
-            INFO("Nq " << s.Nq << " Nk " << s.Nk << " Dk " << s.Dk << " causal " << causal << " bf16 dot "
-                       << (products == bf16_products::bf16_dot));
-            const auto q = convert<bf16>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 41));
-            const auto k = convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 42));
-            const auto v = convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 43));
-            attention_options opt;
-            opt.causal = causal;
-            opt.products = products;
-            tensor<float, 4> out({s.B, s.Nq, s.Hq, s.Dv});
-            tensor<float, 3> lse({s.B, s.Hq, s.Nq});
-            softmax_attention(q.view(), k.view(), v.view(), out.view(), opt, lse.view());
-            tensor<double, 4> ref({s.B, s.Nq, s.Hq, s.Dv});
-            tensor<double, 3> ref_lse({s.B, s.Hq, s.Nq});
-            reference::softmax_attention(convert<double>(q).view(), convert<double>(k).view(), convert<double>(v).view(),
-                                         ref.view(), opt, ref_lse.view());
-            CHECK(max_rel_error(out, ref) < attention_accuracy);
-            CHECK(max_rel_error(lse, ref_lse, 1.0) < attention_accuracy);
-            opt.num_threads = 3;  // and the same bits on any number of threads
-            tensor<float, 4> out3({s.B, s.Nq, s.Hq, s.Dv});
-            softmax_attention(q.view(), k.view(), v.view(), out3.view(), opt);
-            CHECK(bitwise_equal(out, out3));
-        }
+            for (bf16_products products : {bf16_products::bf16_dot, bf16_products::widened}) {
+                INFO("Nq " << s.Nq << " Nk " << s.Nk << " Dk " << s.Dk << " causal " << causal << " bf16 dot "
+                           << (products == bf16_products::bf16_dot));
+                const auto q = convert<bf16>(random_tensor<float, 4>({s.B, s.Nq, s.Hq, s.Dk}, 41));
+                const auto k = convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dk}, 42));
+                const auto v = convert<bf16>(random_tensor<float, 4>({s.B, s.Nk, s.Hkv, s.Dv}, 43));
+                attention_options opt;
+                opt.causal = causal;
+                opt.products = products;
+                tensor<float, 4> out({s.B, s.Nq, s.Hq, s.Dv});
+                tensor<float, 3> lse({s.B, s.Hq, s.Nq});
+                softmax_attention(q.view(), k.view(), v.view(), out.view(), opt, lse.view());
+                tensor<double, 4> ref({s.B, s.Nq, s.Hq, s.Dv});
+                tensor<double, 3> ref_lse({s.B, s.Hq, s.Nq});
+                reference::softmax_attention(convert<double>(q).view(), convert<double>(k).view(),
+                                             convert<double>(v).view(), ref.view(), opt, ref_lse.view());
+                CHECK(max_rel_error(out, ref) < attention_accuracy);
+                CHECK(max_rel_error(lse, ref_lse, 1.0) < attention_accuracy);
+                opt.num_threads = 3;  // and the same bits on any number of threads
+                tensor<float, 4> out3({s.B, s.Nq, s.Hq, s.Dv});
+                softmax_attention(q.view(), k.view(), v.view(), out3.view(), opt);
+                CHECK(bitwise_equal(out, out3));
+            }
 }
 
 namespace {
@@ -846,8 +874,10 @@ TEST_CASE("fp8 caches with per-head scales match the double reference on the deq
         tensor<double, 3> ref_lse({s.B, s.Hq, s.Nq});
         const auto qd = convert<double>(q);
         tensor<double, 4> kd({s.B, s.Nk, s.Hkv, s.Dk}), vd({s.B, s.Nk, s.Hkv, s.Dv});
-        for (index_t i = 0; i < kd.size(); ++i) kd.data()[i] = double(k.data()[i]) * k_scale[std::size_t(i / s.Dk % s.Hkv)];
-        for (index_t i = 0; i < vd.size(); ++i) vd.data()[i] = double(v.data()[i]) * v_scale[std::size_t(i / s.Dv % s.Hkv)];
+        for (index_t i = 0; i < kd.size(); ++i)
+            kd.data()[i] = double(k.data()[i]) * k_scale[std::size_t(i / s.Dk % s.Hkv)];
+        for (index_t i = 0; i < vd.size(); ++i)
+            vd.data()[i] = double(v.data()[i]) * v_scale[std::size_t(i / s.Dv % s.Hkv)];
         attention_options plain = opt;
         plain.k_scale = plain.v_scale = nullptr;
         reference::softmax_attention(qd.view(), kd.view(), vd.view(), ref.view(), plain, ref_lse.view());

@@ -65,14 +65,12 @@ const auto topk_ref = [](const auto& q, const auto& k, const auto& v, const auto
                          const auto& l) { reference::topk_attention(q, k, v, o, opt, l); };
 const auto block_fast = [](const auto& q, const auto& k, const auto& v, const auto& o, const block_sparse_options& opt,
                            const auto& l) { block_sparse_attention(q, k, v, o, opt, l); };
-const auto block_ref = [](const auto& q, const auto& k, const auto& v, const auto& o,
-                          const block_sparse_options& opt, const auto& l) {
-    reference::block_sparse_attention(q, k, v, o, opt, l);
-};
+const auto block_ref = [](const auto& q, const auto& k, const auto& v, const auto& o, const block_sparse_options& opt,
+                          const auto& l) { reference::block_sparse_attention(q, k, v, o, opt, l); };
 
 const std::vector<shape> shapes = {
-    {1, 1, 1, 1, 1, 1, 1},      {2, 7, 7, 2, 1, 3, 5},       {1, 100, 100, 4, 2, 16, 16}, {1, 130, 300, 2, 2, 17, 24},
-    {1, 300, 130, 4, 1, 32, 8}, {2, 1, 900, 8, 2, 64, 64},  {1, 200, 200, 3, 3, 20, 36},
+    {1, 1, 1, 1, 1, 1, 1},      {2, 7, 7, 2, 1, 3, 5},     {1, 100, 100, 4, 2, 16, 16}, {1, 130, 300, 2, 2, 17, 24},
+    {1, 300, 130, 4, 1, 32, 8}, {2, 1, 900, 8, 2, 64, 64}, {1, 200, 200, 3, 3, 20, 36},
 };
 
 }  // namespace
@@ -231,8 +229,9 @@ TEST_CASE("block_sparse_attention matches the double reference: MoBA selection, 
         for (const blocks bl : {blocks{16, 2, 1, false}, blocks{7, 3, 2, true}, blocks{64, 8, 1, false},
                                 blocks{32, 0, 1, true}, blocks{5, 1, 0, false}})
             for (bool causal : {false, true}) {
-                INFO("B" << s.B << " Nq" << s.Nq << " Nk" << s.Nk << " Hq" << s.Hq << " Hkv" << s.Hkv << " block " << bl.size
-                         << " top " << bl.top << " local " << bl.local << " first " << bl.first << " causal " << causal);
+                INFO("B" << s.B << " Nq" << s.Nq << " Nk" << s.Nk << " Hq" << s.Hq << " Hkv" << s.Hkv << " block "
+                         << bl.size << " top " << bl.top << " local " << bl.local << " first " << bl.first << " causal "
+                         << causal);
                 const qkv in = make(s, seed);
                 block_sparse_options o;
                 o.block_size = bl.size;
@@ -330,7 +329,8 @@ TEST_CASE("sparse attention: bad inputs give seqmix::error and leave out untouch
     ix(0, 5, 1, 2) = 10;
     t.top_k = 3;
     t.indices = ix.view();
-    expect_error([&] { topk_attention(q.view(), k.view(), k.view(), out.view(), t); }, "'indices': expected -1 or an index in [0, 10)");
+    expect_error([&] { topk_attention(q.view(), k.view(), k.view(), out.view(), t); },
+                 "'indices': expected -1 or an index in [0, 10)");
     untouched();
     ix(0, 5, 1, 2) = 4;
     ix(0, 5, 1, 0) = 4;
@@ -338,7 +338,8 @@ TEST_CASE("sparse attention: bad inputs give seqmix::error and leave out untouch
     untouched();
     tensor<std::int32_t, 4> wrong({1, 8, 4, 3});
     t.indices = wrong.view();
-    expect_error([&] { topk_attention(q.view(), k.view(), k.view(), out.view(), t); }, "argument 'indices': expected shape");
+    expect_error([&] { topk_attention(q.view(), k.view(), k.view(), out.view(), t); },
+                 "argument 'indices': expected shape");
     untouched();
     t.indices = {};
     tensor<std::int32_t, 4> io({1, 8, 4, 2});
@@ -353,7 +354,8 @@ TEST_CASE("sparse attention: bad inputs give seqmix::error and leave out untouch
     tensor<std::int32_t, 4> bi({1, 2, 3, 2}, -1);
     bi(0, 1, 2, 0) = 3;
     b.block_indices = bi.view();
-    expect_error([&] { block_sparse_attention(q.view(), k.view(), k.view(), out.view(), b); }, "expected -1 or an index in [0, 3)");
+    expect_error([&] { block_sparse_attention(q.view(), k.view(), k.view(), out.view(), b); },
+                 "expected -1 or an index in [0, 3)");
     untouched();
     bi(0, 1, 2, 0) = 1;
     bi(0, 1, 2, 1) = 1;
@@ -361,7 +363,8 @@ TEST_CASE("sparse attention: bad inputs give seqmix::error and leave out untouch
     untouched();
     tensor<std::int32_t, 4> few({1, 2, 2, 2}, -1);
     b.block_indices = few.view();
-    expect_error([&] { block_sparse_attention(q.view(), k.view(), k.view(), out.view(), b); }, "at least 3 query blocks");
+    expect_error([&] { block_sparse_attention(q.view(), k.view(), k.view(), out.view(), b); },
+                 "at least 3 query blocks");
     untouched();
     CHECK_THROWS_AS(reference::block_sparse_attention(q.view(), k.view(), k.view(), out.view(), b), seqmix::error);
 }
@@ -397,7 +400,8 @@ TEST_CASE("block_sparse_attention: the caller's lists equal to MoBA's choice giv
                 std::sort(cand.begin(), cand.end());
                 std::vector<std::int32_t> l = {0};
                 if (qb > 0) l.push_back(std::int32_t(qb));
-                for (std::size_t t = 0; t < cand.size() && t < std::size_t(top); ++t) l.push_back(std::int32_t(cand[t].second));
+                for (std::size_t t = 0; t < cand.size() && t < std::size_t(top); ++t)
+                    l.push_back(std::int32_t(cand[t].second));
                 std::sort(l.begin(), l.end());
                 for (std::size_t t = 0; t < l.size(); ++t) lists(b, h, qb, index_t(t)) = l[t];
             }

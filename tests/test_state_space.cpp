@@ -23,8 +23,8 @@ namespace {
 struct extras {
     bool softplus = true, bias = true, skip = true, gate = true;
 };
-const extras all_extras[] = {{true, true, true, true}, {false, false, false, false}, {true, false, true, false},
-                             {false, true, false, true}};
+const extras all_extras[] = {
+    {true, true, true, true}, {false, false, false, false}, {true, false, true, false}, {false, true, false, true}};
 
 std::vector<float> random_params(index_t n, unsigned seed, double lo, double hi) {
     auto t = random_tensor<float, 1>({n}, seed, lo, hi);
@@ -149,13 +149,12 @@ scan_result<U> run_scan(const scan_inputs<T>& in, const scan_shape& s, bool refe
     if (reference)
         seqmix::reference::selective_scan(u.view(), d.view(), A.view(), B.view(), C.view(), r.out.view(), o,
                                           init.view(), r.fin.view());
-    else
-        selective_scan(u.view(), d.view(), A.view(), B.view(), C.view(), r.out.view(), o, init.view(), r.fin.view());
+    else selective_scan(u.view(), d.view(), A.view(), B.view(), C.view(), r.out.view(), o, init.view(), r.fin.view());
     return r;
 }
 
 TEST_CASE("selective_scan: fp32 and double against the double reference at awkward sizes, every option") {
-    const scan_shape shapes[] = {{1, 1, 5, 16, 1},   {2, 3, 17, 1, 1},   {1, 1000, 37, 16, 1}, {2, 100, 24, 16, 2},
+    const scan_shape shapes[] = {{1, 1, 5, 16, 1},    {2, 3, 17, 1, 1},   {1, 1000, 37, 16, 1}, {2, 100, 24, 16, 2},
                                  {1, 77, 48, 128, 3}, {1, 200, 16, 7, 4}, {1, 130, 33, 20, 1}};
     for (const auto& s : shapes)
         for (const auto& e : all_extras) {
@@ -175,7 +174,8 @@ TEST_CASE("selective_scan: fp32 and double against the double reference at awkwa
 TEST_CASE("selective_scan: large |delta A| underflows to 0 without NaN; delta 0 keeps the state") {
     const scan_shape s{1, 300, 20, 16, 1};
     scan_inputs<double> in(s, 21, {false, false, true, true});
-    for (index_t i = 0; i < in.delta.size(); ++i) in.delta.data()[i] = (i / 20) % 7 == 3 ? 1e3 : (i % 5 == 0 ? 0.0 : 0.1);
+    for (index_t i = 0; i < in.delta.size(); ++i)
+        in.delta.data()[i] = (i / 20) % 7 == 3 ? 1e3 : (i % 5 == 0 ? 0.0 : 0.1);
     for (index_t i = 0; i < in.A.size(); ++i) in.A.data()[i] = i % 3 == 0 ? -80.0 : in.A.data()[i];
     const auto ref = run_scan<double, double>(in, s, true);
     const auto got = run_scan<double, float>(in, s, false);
@@ -217,8 +217,8 @@ TEST_CASE("selective_scan: whole == pieces (in place) == decode steps in a pool;
         auto piece = [&](auto& t) { return slice(t.view(), 1, t0, len); };
         auto zp = slice(in.z.view(), 1, t0, len);
         o.z = zp;
-        selective_scan(piece(in.u), piece(in.delta), in.A.view(), piece(in.B), piece(in.C), slice(out.view(), 1, t0, len),
-                       o, tensor_view<const float, 3>(state.view()), state.view());
+        selective_scan(piece(in.u), piece(in.delta), in.A.view(), piece(in.B), piece(in.C),
+                       slice(out.view(), 1, t0, len), o, tensor_view<const float, 3>(state.view()), state.view());
         t0 += len;
     }
     CHECK(bitwise_equal(out, whole.out));  // the same recurrence per token, tiles or not
@@ -227,7 +227,8 @@ TEST_CASE("selective_scan: whole == pieces (in place) == decode steps in a pool;
     tensor<float, 3> pool({4, s.Din, s.S}, 0.0f);
     const std::int32_t slots[] = {3, 2};
     for (index_t b = 0; b < s.Bt; ++b)
-        for (index_t i = 0; i < s.Din * s.S; ++i) pool.data()[(3 - b) * s.Din * s.S + i] = in.init.data()[b * s.Din * s.S + i];
+        for (index_t i = 0; i < s.Din * s.S; ++i)
+            pool.data()[(3 - b) * s.Din * s.S + i] = in.init.data()[b * s.Din * s.S + i];
     tensor<float, 3> steps({s.Bt, s.N, s.Din});
     selective_scan_step_options<float> so;
     so.D = in.D.data();
@@ -260,7 +261,8 @@ TEST_CASE("selective_scan: whole == pieces (in place) == decode steps in a pool;
     vo.num_seqs = 3;
     for (int threads : {1, 3}) {
         vo.num_threads = threads;
-        selective_scan(pu.view(), pd.view(), in.A.view(), pB.view(), pC.view(), pout.view(), vo, pinit.view(), pfin.view());
+        selective_scan(pu.view(), pd.view(), in.A.view(), pB.view(), pC.view(), pout.view(), vo, pinit.view(),
+                       pfin.view());
         CHECK(std::memcmp(pout.data(), whole.out.data(), sizeof(float) * std::size_t(whole.out.size())) == 0);
         CHECK(std::memcmp(pfin.data(), whole.fin.data(), sizeof(float) * std::size_t(s.Din * s.S)) == 0);
         CHECK(std::memcmp(pfin.data() + 2 * s.Din * s.S, whole.fin.data() + s.Din * s.S,
@@ -347,13 +349,12 @@ ssd_result<U> run_ssd(const ssd_inputs<T>& in, const ssd_shape& s, bool referenc
     if (reference)
         seqmix::reference::ssd_scan(x.view(), dt.view(), A.view(), B.view(), C.view(), r.out.view(), o, init.view(),
                                     r.fin.view());
-    else
-        ssd_scan(x.view(), dt.view(), A.view(), B.view(), C.view(), r.out.view(), o, init.view(), r.fin.view());
+    else ssd_scan(x.view(), dt.view(), A.view(), B.view(), C.view(), r.out.view(), o, init.view(), r.fin.view());
     return r;
 }
 
 TEST_CASE("ssd_scan: fp32 and double against the double reference at awkward sizes, every option") {
-    const ssd_shape shapes[] = {{1, 1, 2, 8, 16, 1},    {2, 3, 3, 5, 1, 1},    {1, 1000, 2, 16, 16, 2},
+    const ssd_shape shapes[] = {{1, 1, 2, 8, 16, 1},    {2, 3, 3, 5, 1, 1},     {1, 1000, 2, 16, 16, 2},
                                 {2, 100, 4, 19, 32, 2}, {1, 77, 2, 64, 128, 1}, {1, 130, 6, 7, 20, 3}};
     for (const auto& s : shapes)
         for (const auto& e : all_extras) {
@@ -405,7 +406,8 @@ TEST_CASE("ssd_scan: whole == pieces (in place) == decode steps; varlen == separ
     const index_t per = s.H * s.P * s.S;
     tensor<float, 4> pool({5, s.H, s.P, s.S}, 0.0f);
     const std::int32_t slots[] = {1, 3};
-    for (index_t b = 0; b < s.Bt; ++b) std::copy(in.init.data() + b * per, in.init.data() + (b + 1) * per, pool.data() + slots[b] * per);
+    for (index_t b = 0; b < s.Bt; ++b)
+        std::copy(in.init.data() + b * per, in.init.data() + (b + 1) * per, pool.data() + slots[b] * per);
     tensor<float, 4> steps({s.Bt, s.N, s.H, s.P});
     ssd_step_options<float> so;
     so.D = in.D.data();
@@ -436,7 +438,8 @@ TEST_CASE("ssd_scan: whole == pieces (in place) == decode steps; varlen == separ
     vo.num_seqs = 2;
     for (int threads : {1, 2, 3, 5}) {
         vo.num_threads = threads;
-        ssd_scan(px.view(), pdt.view(), in.A.view(), pB.view(), pC.view(), pout.view(), vo, in.init.view(), pfin.view());
+        ssd_scan(px.view(), pdt.view(), in.A.view(), pB.view(), pC.view(), pout.view(), vo, in.init.view(),
+                 pfin.view());
         CHECK(std::memcmp(pout.data(), whole.out.data(), sizeof(float) * std::size_t(whole.out.size())) == 0);
         CHECK(bitwise_equal(pfin, whole.fin));
         const auto r = run_ssd<float, float>(in, s, false, threads);
@@ -493,7 +496,8 @@ TEST_CASE("causal_conv1d: against the double reference, widths 1 to 8, states, b
                     auto x32 = convert<float>(in.x);
                     auto i32 = convert<float>(in.init);
                     auto w32 = convert<float>(in.w);
-                    auto init = with_state ? tensor_view<const double, 3>(in.init.view()) : tensor_view<const double, 3>();
+                    auto init =
+                        with_state ? tensor_view<const double, 3>(in.init.view()) : tensor_view<const double, 3>();
                     auto init32 = with_state ? tensor_view<const float, 3>(i32.view()) : tensor_view<const float, 3>();
                     seqmix::reference::causal_conv1d(in.x.view(), in.w.view(), ref.view(), o, init, ref_fin.view());
                     causal_conv1d(in.x.view(), in.w.view(), f64.view(), o, init, fin64.view());
@@ -528,7 +532,8 @@ TEST_CASE("causal_conv1d: pieces == whole == steps; varlen; channel-major; threa
     tensor<float, 3> pool({4, C, W - 1}, 0.0f), steps({Bt, N, C});
     const std::int32_t slots[] = {2, 0};
     for (index_t b = 0; b < Bt; ++b)
-        std::copy(in.init.data() + b * C * (W - 1), in.init.data() + (b + 1) * C * (W - 1), pool.data() + slots[b] * C * (W - 1));
+        std::copy(in.init.data() + b * C * (W - 1), in.init.data() + (b + 1) * C * (W - 1),
+                  pool.data() + slots[b] * C * (W - 1));
     conv1d_step_options so;
     so.bias = in.bias.data();
     so.activation = activation::silu;
@@ -538,7 +543,8 @@ TEST_CASE("causal_conv1d: pieces == whole == steps; varlen; channel-major; threa
     }
     CHECK(bitwise_equal(steps, whole));  // the same sum in the same order, the same silu
     for (index_t b = 0; b < Bt; ++b)
-        for (index_t i = 0; i < C * (W - 1); ++i) REQUIRE(pool.data()[slots[b] * C * (W - 1) + i] == fin.data()[b * C * (W - 1) + i]);
+        for (index_t i = 0; i < C * (W - 1); ++i)
+            REQUIRE(pool.data()[slots[b] * C * (W - 1) + i] == fin.data()[b * C * (W - 1) + i]);
     // Varlen: both rows packed, each from its own state row.
     const std::int32_t cu[] = {0, 150, 300};
     tensor<float, 3> px({1, 300, C}), pout({1, 300, C}), pfin({2, C, W - 1});
@@ -584,37 +590,45 @@ TEST_CASE("state-space scans: bad inputs give seqmix::error naming the argument,
     auto scan = [&](auto&&... a) { return [&] { selective_scan(a...); }; };
     tensor<float, 2> A_bad({8, 5});
     expect_error(scan(in.u.view(), in.delta.view(), A_bad.view(), in.B.view(), in.C.view(), out.view(), o,
-                      in.init.view(), fin.view()), "'B'");
+                      in.init.view(), fin.view()),
+                 "'B'");
     tensor<float, 4> B3({1, 20, 3, 4});
     expect_error(scan(in.u.view(), in.delta.view(), in.A.view(), B3.view(), in.C.view(), out.view(), o, in.init.view(),
-                      fin.view()), "divides the 8 channels");
+                      fin.view()),
+                 "divides the 8 channels");
     auto A_nan = convert<float>(in.A);
     A_nan.data()[5] = std::nanf("");
     expect_error(scan(in.u.view(), in.delta.view(), A_nan.view(), in.B.view(), in.C.view(), out.view(), o,
-                      in.init.view(), fin.view()), "'A'");
+                      in.init.view(), fin.view()),
+                 "'A'");
     std::vector<float> D_inf(8, 1.0f);
     D_inf[3] = INFINITY;
     auto o2 = o;
     o2.D = D_inf.data();
     expect_error(scan(in.u.view(), in.delta.view(), in.A.view(), in.B.view(), in.C.view(), out.view(), o2,
-                      in.init.view(), fin.view()), "D[3]");
+                      in.init.view(), fin.view()),
+                 "D[3]");
     tensor<float, 3> z_bad({1, 19, 8});
     o2 = o;
     o2.z = z_bad.view();
     expect_error(scan(in.u.view(), in.delta.view(), in.A.view(), in.B.view(), in.C.view(), out.view(), o2,
-                      in.init.view(), fin.view()), "'z'");
+                      in.init.view(), fin.view()),
+                 "'z'");
     tensor<float, 3> st_bad({1, 8, 5});
-    expect_error(scan(in.u.view(), in.delta.view(), in.A.view(), in.B.view(), in.C.view(), out.view(), o,
-                      st_bad.view(), fin.view()), "'initial_state'");
-    expect_error(scan(in.u.view(), in.delta.view(), in.A.view(), in.B.view(), in.C.view(),
-                      tensor_view<float, 3>(const_cast<float*>(in.u.data()), {1, 20, 8}), o, in.init.view(), fin.view()),
-                 "'out'");
+    expect_error(scan(in.u.view(), in.delta.view(), in.A.view(), in.B.view(), in.C.view(), out.view(), o, st_bad.view(),
+                      fin.view()),
+                 "'initial_state'");
+    expect_error(
+        scan(in.u.view(), in.delta.view(), in.A.view(), in.B.view(), in.C.view(),
+             tensor_view<float, 3>(const_cast<float*>(in.u.data()), {1, 20, 8}), o, in.init.view(), fin.view()),
+        "'out'");
     const std::int32_t cu_bad[] = {0, 12, 10};
     o2 = o;
     o2.cu_seqlens = cu_bad;
     o2.num_seqs = 2;
     expect_error(scan(in.u.view(), in.delta.view(), in.A.view(), in.B.view(), in.C.view(), out.view(), o2,
-                      tensor_view<const float, 3>(), tensor_view<float, 3>()), "'cu_seqlens'");
+                      tensor_view<const float, 3>(), tensor_view<float, 3>()),
+                 "'cu_seqlens'");
     untouched();
 
     // ssd_scan: A > 0, negative steps without softplus, NaN steps.
@@ -625,7 +639,8 @@ TEST_CASE("state-space scans: bad inputs give seqmix::error naming the argument,
     auto ssd = [&](auto&&... a) { return [&] { ssd_scan(a...); }; };
     auto A_pos = convert<float>(si.A);
     A_pos.data()[1] = 0.5f;
-    expect_error(ssd(si.x.view(), si.dt.view(), A_pos.view(), si.B.view(), si.C.view(), sout.view(), so), "A = -exp(A_log)");
+    expect_error(ssd(si.x.view(), si.dt.view(), A_pos.view(), si.B.view(), si.C.view(), sout.view(), so),
+                 "A = -exp(A_log)");
     auto dt_neg = convert<float>(si.dt);
     dt_neg.data()[7] = -0.5f;
     expect_error(ssd(si.x.view(), dt_neg.view(), si.A.view(), si.B.view(), si.C.view(), sout.view(), so),
@@ -639,7 +654,8 @@ TEST_CASE("state-space scans: bad inputs give seqmix::error naming the argument,
     tensor<float, 4> C_bad({1, 20, 1, 5});
     expect_error(ssd(si.x.view(), si.dt.view(), si.A.view(), si.B.view(), C_bad.view(), sout2.view(), so), "'C'");
     so.chunk_size = 5000;
-    expect_error(ssd(si.x.view(), si.dt.view(), si.A.view(), si.B.view(), si.C.view(), sout2.view(), so), "'chunk_size'");
+    expect_error(ssd(si.x.view(), si.dt.view(), si.A.view(), si.B.view(), si.C.view(), sout2.view(), so),
+                 "'chunk_size'");
 
     // causal_conv1d: weight shape, state shape, activation, x aliasing out.
     conv_inputs<float> ci(1, 10, 6, 4, 123);
@@ -663,12 +679,19 @@ TEST_CASE("state-space scans: bad inputs give seqmix::error naming the argument,
     selective_scan_step_options<float> sso;
     const std::int32_t dup[] = {1, 1};
     sso.state_indices = dup;
-    expect_error([&] { selective_scan_step(u1.view(), d1.view(), in.A.view(), B1.view(), C1.view(), y1.view(), pool.view(), sso); },
-                 "distinct slots");
+    expect_error(
+        [&] {
+            selective_scan_step(u1.view(), d1.view(), in.A.view(), B1.view(), C1.view(), y1.view(), pool.view(), sso);
+        },
+        "distinct slots");
     tensor<float, 3> pool_bad({3, 8, 5});
     sso.state_indices = nullptr;
-    expect_error([&] { selective_scan_step(u1.view(), d1.view(), in.A.view(), B1.view(), C1.view(), y1.view(), pool_bad.view(), sso); },
-                 "'state'");
+    expect_error(
+        [&] {
+            selective_scan_step(u1.view(), d1.view(), in.A.view(), B1.view(), C1.view(), y1.view(), pool_bad.view(),
+                                sso);
+        },
+        "'state'");
     for (index_t i = 0; i < y1.size(); ++i) REQUIRE(y1.data()[i] == 5.0f);
     for (index_t i = 0; i < pool.size(); ++i) REQUIRE(pool.data()[i] == 1.0f);
 }
@@ -898,7 +921,8 @@ void check_pool(const std::array<index_t, RS>& dense, const std::array<index_t, 
         const index_t per_row = out.size() / B;
         for (index_t b = 0; b < B; ++b)
             for (index_t i = 0; i < per_row; ++i)
-                REQUIRE(same_bits(out.data()[b * per_row + i], idx[b] == pad_slot ? 7.0f : want.data()[b * per_row + i]));
+                REQUIRE(
+                    same_bits(out.data()[b * per_row + i], idx[b] == pad_slot ? 7.0f : want.data()[b * per_row + i]));
         for (index_t slot = 0; slot < slots; ++slot) {
             const index_t b = slot == 4 ? 0 : slot == 1 ? 2 : -1;
             for (index_t i = 0; i < per_slot; ++i)
@@ -910,15 +934,17 @@ void check_pool(const std::array<index_t, RS>& dense, const std::array<index_t, 
 
 }  // namespace
 
-TEST_CASE("state-space scans on a state pool: gathering, the dense call and scattering, bitwise; pad rows and other slots untouched") {
+TEST_CASE(
+    "state-space scans on a state pool: gathering, the dense call and scattering, bitwise; pad rows and other slots "
+    "untouched") {
     {
         INFO("selective_scan");
         const scan_shape s{3, 50, 40, 16, 2};
         const scan_inputs<float> in(s, 101, {});
         check_pool(std::array<index_t, 3>{s.Bt, s.Din, s.S}, std::array<index_t, 3>{s.Bt, s.N, s.Din}, in.options(in.z),
                    [&](tensor<float, 3>& out, const auto& o, auto init, auto fin) {
-                       selective_scan(in.u.view(), in.delta.view(), in.A.view(), in.B.view(), in.C.view(), out.view(), o,
-                                      init, fin);
+                       selective_scan(in.u.view(), in.delta.view(), in.A.view(), in.B.view(), in.C.view(), out.view(),
+                                      o, init, fin);
                    });
     }
     {
@@ -954,7 +980,9 @@ TEST_CASE("state-space scans on a state pool: gathering, the dense call and scat
 
 // ---- Snapshots (snapshot_interval, snapshot_indices): speculative decoding, prefix caching ----
 
-TEST_CASE("state-space scans snapshots: equal the reference and a call that ends there; restarts give the rest; any threads") {
+TEST_CASE(
+    "state-space scans snapshots: equal the reference and a call that ends there; restarts give the rest; any "
+    "threads") {
     // The scans' chunks (SSD: 8 tokens) and tiles are cut at every snapshot; conv1d's
     // snapshots reach back into the initial state for the first W - 2 tokens.
     const std::vector<index_t> intervals{1, 3, 20, 32};
@@ -983,8 +1011,8 @@ TEST_CASE("state-space scans snapshots: equal the reference and a call that ends
             auto base = in.options(in.z);
             base.chunk_size = 8;
             check_snapshots<4, 4>(base, lens, {s.H, s.P, s.S}, {s.H, s.P}, intervals,
-                                  [&](bool ref, ssd_options<double> o, index_t t0, index_t n, tensor_view<double, 4> pool,
-                                      tensor_view<double, 4> out) {
+                                  [&](bool ref, ssd_options<double> o, index_t t0, index_t n,
+                                      tensor_view<double, 4> pool, tensor_view<double, 4> out) {
                                       o.z = slice(in.z.view(), 1, t0, n);
                                       const auto x = slice(in.x.view(), 1, t0, n);
                                       const auto dt = slice(in.dt.view(), 1, t0, n);

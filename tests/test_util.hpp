@@ -21,8 +21,7 @@ namespace seqmix_test {
 using seqmix::index_t;
 
 template <class T, std::size_t R>
-seqmix::tensor<T, R> random_tensor(const std::array<index_t, R>& shape, unsigned seed, double lo = -1,
-                                   double hi = 1) {
+seqmix::tensor<T, R> random_tensor(const std::array<index_t, R>& shape, unsigned seed, double lo = -1, double hi = 1) {
     seqmix::tensor<T, R> t(shape);
     std::mt19937_64 gen(seed);
     std::uniform_real_distribution<double> dist(lo, hi);

@@ -18,7 +18,8 @@
 namespace seqmix_examples {
 
 struct bert_config {
-    std::int64_t vocab = 1000, hidden = 128, layers = 2, heads = 2, intermediate = 512, positions = 512, token_types = 2;
+    std::int64_t vocab = 1000, hidden = 128, layers = 2, heads = 2, intermediate = 512, positions = 512,
+                 token_types = 2;
     float eps = 1e-12f;
     bool gelu_tanh = false;
 
@@ -40,7 +41,8 @@ struct bert_config {
         m.gelu_tanh = act != "gelu";
         if (c.text_or("position_embedding_type", "absolute") != "absolute")
             throw load_error("config.json: only absolute position embeddings are read");
-        if (m.heads < 1 || m.hidden % m.heads != 0) throw load_error("config.json: hidden_size must be a multiple of num_attention_heads");
+        if (m.heads < 1 || m.hidden % m.heads != 0)
+            throw load_error("config.json: hidden_size must be a multiple of num_attention_heads");
         return m;
     }
 };
@@ -48,17 +50,18 @@ struct bert_config {
 // A batch of B rows of N token ids with their mask, packed: the real tokens of row b are
 // rows [cu[b], cu[b+1]) of every packed matrix, in order.
 struct bert_batch {
-    sequence_batch ids;                      // [B, N]
-    std::vector<std::int64_t> mask, types;   // [B * N]: 1 = real token; token type ids
-    std::vector<std::int32_t> cu;            // [B + 1]
-    std::vector<std::int64_t> rows;          // packed row -> b * N + t
+    sequence_batch ids;                     // [B, N]
+    std::vector<std::int64_t> mask, types;  // [B * N]: 1 = real token; token type ids
+    std::vector<std::int32_t> cu;           // [B + 1]
+    std::vector<std::int64_t> rows;         // packed row -> b * N + t
 
     bert_batch(sequence_batch in, std::vector<std::int64_t> attention_mask, std::vector<std::int64_t> token_types)
         : ids(std::move(in)), mask(std::move(attention_mask)), types(std::move(token_types)) {
         const std::size_t n = std::size_t(ids.batch * ids.tokens);
         if (mask.empty()) mask.assign(n, 1);
         if (types.empty()) types.assign(n, 0);
-        if (mask.size() != n || types.size() != n) throw load_error("the attention mask and token type ids must be [B, N] as the ids");
+        if (mask.size() != n || types.size() != n)
+            throw load_error("the attention mask and token type ids must be [B, N] as the ids");
         cu.push_back(0);
         for (std::int64_t b = 0; b < ids.batch; ++b) {
             for (std::int64_t t = 0; t < ids.tokens; ++t)
@@ -120,8 +123,10 @@ public:
         for (std::int64_t r = 0; r < T; ++r) {
             const std::int64_t at = in.rows[std::size_t(r)], pos = at % in.ids.tokens;
             const std::int64_t id = in.ids.ids[std::size_t(at)], type = in.types[std::size_t(at)];
-            if (pos >= c.positions) throw load_error("token position " + std::to_string(pos) + " beyond max_position_embeddings");
-            if (type < 0 || type >= c.token_types) throw load_error("token type id " + std::to_string(type) + " outside type_vocab_size");
+            if (pos >= c.positions)
+                throw load_error("token position " + std::to_string(pos) + " beyond max_position_embeddings");
+            if (type < 0 || type >= c.token_types)
+                throw load_error("token type id " + std::to_string(type) + " outside type_vocab_size");
             x.row(r) = words_.row(id) + positions_.row(pos) + types_.row(type);
         }
         layer_norm(x, ln_w_, ln_b_, c.eps);
@@ -149,7 +154,8 @@ public:
 
     // BERT's pooler: tanh(dense(first token of each row)), [B, hidden].
     matrix pool_cls(const bert_batch& in, const matrix& packed) const {
-        if (!has_pooler_) throw load_error("the checkpoint has no pooler.dense weights (--pooling mean does not need them)");
+        if (!has_pooler_)
+            throw load_error("the checkpoint has no pooler.dense weights (--pooling mean does not need them)");
         matrix first(in.ids.batch, cfg_.hidden);
         for (std::int64_t b = 0; b < in.ids.batch; ++b) first.row(b) = packed.row(in.cu[std::size_t(b)]);
         matrix y = pooler_(first);

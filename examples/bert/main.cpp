@@ -12,7 +12,9 @@ namespace {
 // --attention-mask, --token-type-ids), or random ids where row b has N - b N / (2B) real
 // tokens, so the random batch is padded too.
 bert_batch demo_batch(const demo_options& o, const demo_description& d, const bert_model<>& model) {
-    auto read_ints = [](const std::string& path) { return path.empty() ? std::vector<std::int64_t>{} : read_npy(path).integers(); };
+    auto read_ints = [](const std::string& path) {
+        return path.empty() ? std::vector<std::int64_t>{} : read_npy(path).integers();
+    };
     if (!o.texts.empty()) {
         if (o.checkpoint.empty()) throw load_error("--text needs --checkpoint (its vocab.txt)");
         bool lower = true;
@@ -45,7 +47,8 @@ bert_batch demo_batch(const demo_options& o, const demo_description& d, const be
     std::vector<std::int64_t> mask = read_ints(o.attention_mask);
     if (o.input.empty() && mask.empty())
         for (std::int64_t b = 0; b < ids.batch; ++b)
-            for (std::int64_t t = 0; t < ids.tokens; ++t) mask.push_back(t < ids.tokens - b * ids.tokens / (2 * ids.batch));
+            for (std::int64_t t = 0; t < ids.tokens; ++t)
+                mask.push_back(t < ids.tokens - b * ids.tokens / (2 * ids.batch));
     return bert_batch(std::move(ids), std::move(mask), read_ints(o.token_type_ids));
 }
 
@@ -89,6 +92,7 @@ int main(int argc, char** argv) {
                     (long long)pooled.rows(), (long long)pooled.cols(), double(pooled(0, 0)), double(pooled(0, 1)),
                     double(pooled(0, 2)));
         if (!o.pooled.empty())
-            write_npy(o.pooled, std::vector<float>(pooled.data(), pooled.data() + pooled.size()), {pooled.rows(), pooled.cols()});
+            write_npy(o.pooled, std::vector<float>(pooled.data(), pooled.data() + pooled.size()),
+                      {pooled.rows(), pooled.cols()});
     });
 }

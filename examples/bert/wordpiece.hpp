@@ -3,8 +3,8 @@
 // control characters, split on whitespace, lower-case, split off punctuation, space out CJK
 // characters), then greedy longest-match-first word pieces from vocab.txt ("##" marks a
 // piece inside a word; a word with no split, or over 100 characters, becomes [UNK]), framed
-// by [CLS] ... [SEP]; special tokens in the text ([MASK]) stay whole. Lower-casing and accent stripping touch ASCII only: on ASCII text the
-// ids equal BertTokenizer's.
+// by [CLS] ... [SEP]; special tokens in the text ([MASK]) stay whole. Lower-casing and accent stripping touch ASCII
+// only: on ASCII text the ids equal BertTokenizer's.
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -44,7 +44,8 @@ public:
                 const std::size_t found = text.find(special, from);
                 if (found < at && ids_.count(special)) at = found, length = std::strlen(special);
             }
-            for (const auto& word : basic_tokens(text.substr(from, at == std::string::npos ? std::string::npos : at - from)))
+            for (const auto& word :
+                 basic_tokens(text.substr(from, at == std::string::npos ? std::string::npos : at - from)))
                 word_pieces(word, out);
             if (at == std::string::npos) break;
             out.push_back(id_of(text.substr(at, length)));
@@ -105,7 +106,9 @@ private:
         out.insert(out.end(), pieces.begin(), pieces.end());
     }
 
-    static bool is_space(char32_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0xA0 || c == 0x3000; }
+    static bool is_space(char32_t c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0xA0 || c == 0x3000;
+    }
     static bool is_control(char32_t c) { return c < 0x20 || (c >= 0x7F && c < 0xA0); }
     // ASCII punctuation (BERT counts every non-alphanumeric printable ASCII character) and
     // the General Punctuation block.

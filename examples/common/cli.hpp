@@ -17,8 +17,8 @@ namespace seqmix_examples {
 
 struct demo_options {
     std::string checkpoint, input, output, prefix;
-    int decode = 0;    // the last M tokens are decoded one at a time
-    int threads = 0;   // 0: every core
+    int decode = 0;               // the last M tokens are decoded one at a time
+    int threads = 0;              // 0: every core
     int batch = 2, tokens = 256;  // the random input's shape
     int repeat = 1;               // runs; the fastest is reported
     std::uint32_t seed = 1;
@@ -40,11 +40,12 @@ struct demo_description {
 
 inline void print_help(const demo_description& d) {
     std::printf("%s: %s\n\nusage: %s [options]\n", d.name, d.summary, d.name);
-    std::printf("  --checkpoint DIR     Hugging Face directory (config.json, model.safetensors); default: a seeded random model\n");
+    std::printf(
+        "  --checkpoint DIR     Hugging Face directory (config.json, model.safetensors); default: a seeded random "
+        "model\n");
     if (d.reads_token_ids)
         std::printf("  --input FILE.npy     token ids, int32 or int64 [B, N]; default: random ids\n");
-    else
-        std::printf("  --input FILE.npy     hidden states, float32 [B, N, hidden]; default: random\n");
+    else std::printf("  --input FILE.npy     hidden states, float32 [B, N, hidden]; default: random\n");
     if (d.bert_flags) {
         std::printf("  --attention-mask F   int [B, N], 1 = real token, 0 = padding (padding is never computed)\n");
         std::printf("  --token-type-ids F   int [B, N]; default zeros\n");
@@ -56,8 +57,9 @@ inline void print_help(const demo_description& d) {
     if (d.prefix_flag) std::printf("  --prefix P           tensor name prefix, e.g. model.layers.0.linear_attn.\n");
     std::printf("  --output FILE.npy    writes the last hidden state, float32 [B, N, hidden]\n");
     if (d.decodes)
-        std::printf("  --decode M           prefill N - M tokens, then decode M tokens one at a time with carried\n"
-                    "                       states in a state pool; the output covers all N tokens\n");
+        std::printf(
+            "  --decode M           prefill N - M tokens, then decode M tokens one at a time with carried\n"
+            "                       states in a state pool; the output covers all N tokens\n");
     std::printf("  --threads T          threads of the seqmix operators and Eigen (default: all cores)\n");
     std::printf("  --batch B --tokens N --seed S   the random input (default %d x %d, seed 1)\n", d.batch, d.tokens);
     std::printf("  --repeat R           run R times and report the fastest run\n");
@@ -79,7 +81,8 @@ inline demo_options parse_command_line(int argc, char** argv, const demo_descrip
             const std::string v = value();
             char* end = nullptr;
             const long x = std::strtol(v.c_str(), &end, 10);
-            if (v.empty() || *end != '\0' || x < 0 || x > (1L << 30)) throw load_error(flag + ": not a count: '" + v + "'");
+            if (v.empty() || *end != '\0' || x < 0 || x > (1L << 30))
+                throw load_error(flag + ": not a count: '" + v + "'");
             return int(x);
         };
         if (flag == "--help" || flag == "-h") {
@@ -101,7 +104,8 @@ inline demo_options parse_command_line(int argc, char** argv, const demo_descrip
         else if (flag == "--pooled" && d.bert_flags) o.pooled = value();
         else if (flag == "--pooling" && d.bert_flags) {
             o.pooling = value();
-            if (o.pooling != "cls" && o.pooling != "mean") throw load_error("--pooling: cls or mean, given '" + o.pooling + "'");
+            if (o.pooling != "cls" && o.pooling != "mean")
+                throw load_error("--pooling: cls or mean, given '" + o.pooling + "'");
         } else throw load_error("unknown option '" + flag + "' (--help lists the options)");
     }
     if (o.batch < 1 || o.tokens < 1) throw load_error("--batch and --tokens must be at least 1");
@@ -141,7 +145,8 @@ inline sequence_batch read_token_ids(const std::string& path, std::int64_t vocab
     s.ids = a.integers();
     for (auto id : s.ids)
         if (id < 0 || id >= vocab)
-            throw load_error(path + ": token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(vocab));
+            throw load_error(path + ": token id " + std::to_string(id) + " outside the vocabulary of " +
+                             std::to_string(vocab));
     return s;
 }
 
@@ -160,7 +165,8 @@ inline sequence_batch read_hidden_states(const std::string& path, std::int64_t h
 // The demo's input: --input, or random ids / hidden states of --batch x --tokens.
 inline sequence_batch demo_input(const demo_options& o, const demo_description& d, std::int64_t vocab_or_hidden) {
     if (!o.input.empty())
-        return d.reads_token_ids ? read_token_ids(o.input, vocab_or_hidden) : read_hidden_states(o.input, vocab_or_hidden);
+        return d.reads_token_ids ? read_token_ids(o.input, vocab_or_hidden)
+                                 : read_hidden_states(o.input, vocab_or_hidden);
     std::mt19937 gen(o.seed + 1000);
     sequence_batch s;
     s.batch = o.batch;

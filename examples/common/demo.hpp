@@ -105,14 +105,16 @@ run_result run_recurrent(const Block& block, const sequence_batch& in, int decod
     };
     timing prefill_time;
     const stopwatch p;
-    const matrix y = block.prefill(decode ? in.slice(0, prompt) : in, decode ? &pool : nullptr, slots.data(), prefill_time);
+    const matrix y =
+        block.prefill(decode ? in.slice(0, prompt) : in, decode ? &pool : nullptr, slots.data(), prefill_time);
     r.prefill_ms = p.ms();
     r.prefill_mixer_ms = prefill_time.mixer_ms;
     r.prefill_tokens = in.batch * prompt;
     place(y, 0, prompt);
     timing decode_time;
     const stopwatch d;
-    for (std::int64_t t = prompt; t < in.tokens; ++t) place(block.decode(in.slice(t, t + 1), pool, slots.data(), decode_time), t, 1);
+    for (std::int64_t t = prompt; t < in.tokens; ++t)
+        place(block.decode(in.slice(t, t + 1), pool, slots.data(), decode_time), t, 1);
     r.decode_ms = d.ms();
     r.decode_mixer_ms = decode_time.mixer_ms;
     r.decode_tokens = in.batch * decode;
@@ -120,20 +122,24 @@ run_result run_recurrent(const Block& block, const sequence_batch& in, int decod
 }
 
 inline void print_throughput(const run_result& r, std::int64_t batch) {
-    std::printf("  prefill: %lld tokens in %.2f ms = %.0f tokens/s (seqmix operators %.2f ms = %.0f%%, projections and norms %.0f%%)\n",
-                (long long)r.prefill_tokens, r.prefill_ms, r.prefill_tokens / r.prefill_ms * 1e3, r.prefill_mixer_ms,
-                100 * r.prefill_mixer_ms / r.prefill_ms, 100 * (1 - r.prefill_mixer_ms / r.prefill_ms));
+    std::printf(
+        "  prefill: %lld tokens in %.2f ms = %.0f tokens/s (seqmix operators %.2f ms = %.0f%%, projections and norms "
+        "%.0f%%)\n",
+        (long long)r.prefill_tokens, r.prefill_ms, r.prefill_tokens / r.prefill_ms * 1e3, r.prefill_mixer_ms,
+        100 * r.prefill_mixer_ms / r.prefill_ms, 100 * (1 - r.prefill_mixer_ms / r.prefill_ms));
     if (r.decode_tokens)
-        std::printf("  decode:  %lld steps of %lld sequences in %.2f ms = %.3f ms/step, %.0f tokens/s (seqmix operators %.3f ms/step = %.0f%%)\n",
-                    (long long)(r.decode_tokens / batch), (long long)batch, r.decode_ms,
-                    r.decode_ms / double(r.decode_tokens / batch), r.decode_tokens / r.decode_ms * 1e3,
-                    r.decode_mixer_ms / double(r.decode_tokens / batch), 100 * r.decode_mixer_ms / r.decode_ms);
+        std::printf(
+            "  decode:  %lld steps of %lld sequences in %.2f ms = %.3f ms/step, %.0f tokens/s (seqmix operators %.3f "
+            "ms/step = %.0f%%)\n",
+            (long long)(r.decode_tokens / batch), (long long)batch, r.decode_ms,
+            r.decode_ms / double(r.decode_tokens / batch), r.decode_tokens / r.decode_ms * 1e3,
+            r.decode_mixer_ms / double(r.decode_tokens / batch), 100 * r.decode_mixer_ms / r.decode_ms);
 }
 
 inline void print_checksum(const matrix& y) {
     std::printf("  output [%lld x %lld]: sum %.6e, mean |y| %.6e, y[0][0..2] = %+.5f %+.5f %+.5f\n",
-                (long long)y.rows(), (long long)y.cols(), double(y.sum()), double(y.cwiseAbs().mean()),
-                double(y(0, 0)), double(y(0, std::min<Eigen::Index>(1, y.cols() - 1))),
+                (long long)y.rows(), (long long)y.cols(), double(y.sum()), double(y.cwiseAbs().mean()), double(y(0, 0)),
+                double(y(0, std::min<Eigen::Index>(1, y.cols() - 1))),
                 double(y(0, std::min<Eigen::Index>(2, y.cols() - 1))));
 }
 
@@ -185,7 +191,8 @@ int recurrent_demo_main(const demo_description& d, int argc, char** argv) {
         run_result r = run_recurrent(block, in, o.decode);
         for (int i = 1; i < o.repeat; ++i) {  // the fastest prefill and the fastest decode, each with its split
             run_result again = run_recurrent(block, in, o.decode);
-            if (again.prefill_ms < r.prefill_ms) r.prefill_ms = again.prefill_ms, r.prefill_mixer_ms = again.prefill_mixer_ms;
+            if (again.prefill_ms < r.prefill_ms)
+                r.prefill_ms = again.prefill_ms, r.prefill_mixer_ms = again.prefill_mixer_ms;
             if (again.decode_ms < r.decode_ms) r.decode_ms = again.decode_ms, r.decode_mixer_ms = again.decode_mixer_ms;
         }
         print_throughput(r, in.batch);

@@ -144,8 +144,8 @@ private:
             } else {
                 v.type = kind::number;
                 const std::size_t start = at;
-                while (at < s.size() && (std::isdigit(static_cast<unsigned char>(s[at])) || s[at] == '-' || s[at] == '+' ||
-                                         s[at] == '.' || s[at] == 'e' || s[at] == 'E'))
+                while (at < s.size() && (std::isdigit(static_cast<unsigned char>(s[at])) || s[at] == '-' ||
+                                         s[at] == '+' || s[at] == '.' || s[at] == 'e' || s[at] == 'E'))
                     ++at;
                 if (start == at) fail(std::string("unexpected character '") + c + "'");
                 try {
@@ -174,7 +174,9 @@ private:
                 if (at >= s.size()) fail("unterminated escape");
                 const char e = s[at++];
                 switch (e) {
-                    case '"': case '\\': case '/': out += e; break;
+                    case '"':
+                    case '\\':
+                    case '/': out += e; break;
                     case 'b': out += '\b'; break;
                     case 'f': out += '\f'; break;
                     case 'n': out += '\n'; break;

@@ -22,8 +22,8 @@ using row_vector = Eigen::RowVectorXf;
 
 // nn.Linear: y = x W^T + b with W as stored by transformers, [out, in].
 struct linear {
-    matrix weight;     // [out, in]
-    row_vector bias;   // [out] or empty
+    matrix weight;    // [out, in]
+    row_vector bias;  // [out] or empty
 
     matrix operator()(const matrix& x) const {
         matrix y = x * weight.transpose();
@@ -39,7 +39,9 @@ inline float log_sigmoid(float x) { return x < 0 ? x - std::log1p(std::exp(x)) :
 
 // The activations over whole matrices, in Eigen's vectorized exp / erf / tanh (a scalar
 // erf per element was a third of BERT's time).
-inline void gelu_erf_in_place(matrix& x) { x = (0.5f * x.array() * (1.0f + (x.array() * 0.70710678118654752f).erf())).matrix(); }
+inline void gelu_erf_in_place(matrix& x) {
+    x = (0.5f * x.array() * (1.0f + (x.array() * 0.70710678118654752f).erf())).matrix();
+}
 inline void gelu_tanh_in_place(matrix& x) {
     const auto a = x.array();
     x = (0.5f * a * (1.0f + (0.7978845608028654f * (a + 0.044715f * a.cube())).tanh())).matrix();
@@ -81,7 +83,8 @@ void gated_rms_norm(matrix& x, const Gate* z, const row_vector& weight, float ep
         if (order == gate_order::before_norm) r *= silu_z();
         for (Eigen::Index c = 0; c < x.cols(); c += group) {
             auto seg = r.segment(c, group);
-            seg *= weight.segment(c % weight.size(), group).array() / std::sqrt(seg.square().sum() / float(group) + eps);
+            seg *=
+                weight.segment(c % weight.size(), group).array() / std::sqrt(seg.square().sum() / float(group) + eps);
         }
         if (order == gate_order::after_norm) r *= silu_z();
     });
@@ -101,7 +104,8 @@ inline void rms_norm(matrix& x, const row_vector& weight, float eps) {
 // The pre-norm residual stack of transformers' Mamba and Mamba-2 models around a mixer:
 // per layer x += mixer(layer index, layer, rmsnorm(x) with the layer's norm), then norm_f.
 template <class Layer, class Mixer>
-matrix pre_norm_backbone(matrix x, const std::vector<Layer>& layers, const row_vector& norm_f, float eps, Mixer&& mixer) {
+matrix pre_norm_backbone(matrix x, const std::vector<Layer>& layers, const row_vector& norm_f, float eps,
+                         Mixer&& mixer) {
     for (std::size_t li = 0; li < layers.size(); ++li) {
         matrix h = x;
         rms_norm(h, layers[li].norm, eps);

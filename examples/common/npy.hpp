@@ -12,7 +12,7 @@
 namespace seqmix_examples {
 
 struct npy_array {
-    std::string descr;                // '<f4', '<i4', '<i8'
+    std::string descr;  // '<f4', '<i4', '<i8'
     std::vector<std::int64_t> shape;
     std::vector<char> bytes;
 
@@ -89,7 +89,8 @@ inline npy_array read_npy(const std::string& path) {
 
 inline void write_npy(const std::string& path, const std::vector<float>& v, const std::vector<std::int64_t>& shape) {
     std::string h = "{'descr': '<f4', 'fortran_order': False, 'shape': (";
-    for (std::size_t i = 0; i < shape.size(); ++i) h += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? ", " : "");
+    for (std::size_t i = 0; i < shape.size(); ++i)
+        h += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? ", " : "");
     h += "), }";
     while ((10 + h.size() + 1) % 64 != 0) h += ' ';
     h += '\n';

@@ -10,10 +10,10 @@
 
 namespace seqmix_examples {
 
-#define SEQMIX_EXAMPLES_OPERATOR(name, space)          \
-    template <class... Args>                           \
-    static void name(Args&&... args) {                 \
-        space::name(std::forward<Args>(args)...);      \
+#define SEQMIX_EXAMPLES_OPERATOR(name, space)     \
+    template <class... Args>                      \
+    static void name(Args&&... args) {            \
+        space::name(std::forward<Args>(args)...); \
     }
 
 struct fast_operators {

@@ -64,8 +64,9 @@ public:
         std::ifstream in(path, std::ios::binary);
         if (!in) throw load_error(path + ": cannot open the file");
         bytes_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-        if (bytes_.size() < 8) throw load_error(path + ": truncated file (" + std::to_string(bytes_.size()) +
-                                                " bytes; a safetensors file starts with an 8-byte header length)");
+        if (bytes_.size() < 8)
+            throw load_error(path + ": truncated file (" + std::to_string(bytes_.size()) +
+                             " bytes; a safetensors file starts with an 8-byte header length)");
         std::uint64_t n = 0;
         for (int i = 7; i >= 0; --i) n = n << 8 | std::uint8_t(bytes_[std::size_t(i)]);
         if (n > bytes_.size() - 8)
@@ -149,8 +150,8 @@ public:
 private:
     static std::size_t dtype_size(const std::string& t) {
         static const std::map<std::string, std::size_t> sizes = {
-            {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2},
-            {"I8", 1},  {"U8", 1},  {"BOOL", 1}, {"U16", 2}, {"U32", 4}, {"U64", 8}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
+            {"F64", 8}, {"F32", 4},  {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4},     {"I16", 2},    {"I8", 1},
+            {"U8", 1},  {"BOOL", 1}, {"U16", 2}, {"U32", 4},  {"U64", 8}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
         auto it = sizes.find(t);
         return it == sizes.end() ? 0 : it->second;
     }

@@ -21,8 +21,8 @@ struct gated_deltanet_config {
     std::int64_t hidden = 256, key_heads = 2, value_heads = 4, key_dim = 64, value_dim = 96, conv_width = 4;
     float eps = 1e-6f;
 
-    std::int64_t keys() const { return key_heads * key_dim; }          // q and k width
-    std::int64_t values() const { return value_heads * value_dim; }    // v, z and o width
+    std::int64_t keys() const { return key_heads * key_dim; }        // q and k width
+    std::int64_t values() const { return value_heads * value_dim; }  // v, z and o width
     std::int64_t conv_channels() const { return 2 * keys() + values(); }
     std::int64_t ratio() const { return value_heads / key_heads; }
     std::int64_t gate_columns() const { return 2 * keys() + 2 * values(); }  // where b | a start in the projection
@@ -64,9 +64,11 @@ public:
         for (std::int64_t i = 0; i < c.key_heads; ++i) {
             const std::int64_t src = i * per_key_head, vz = r * c.value_dim;
             in_proj_.weight.middleRows(i * c.key_dim, c.key_dim) = qkvz.middleRows(src, c.key_dim);
-            in_proj_.weight.middleRows(c.keys() + i * c.key_dim, c.key_dim) = qkvz.middleRows(src + c.key_dim, c.key_dim);
+            in_proj_.weight.middleRows(c.keys() + i * c.key_dim, c.key_dim) =
+                qkvz.middleRows(src + c.key_dim, c.key_dim);
             in_proj_.weight.middleRows(2 * c.keys() + i * vz, vz) = qkvz.middleRows(src + 2 * c.key_dim, vz);
-            in_proj_.weight.middleRows(2 * c.keys() + c.values() + i * vz, vz) = qkvz.middleRows(src + 2 * c.key_dim + vz, vz);
+            in_proj_.weight.middleRows(2 * c.keys() + c.values() + i * vz, vz) =
+                qkvz.middleRows(src + 2 * c.key_dim + vz, vz);
             const std::int64_t ba_at = c.gate_columns();
             in_proj_.weight.middleRows(ba_at + i * r, r) = ba.middleRows(i * 2 * r, r);
             in_proj_.weight.middleRows(ba_at + c.value_heads + i * r, r) = ba.middleRows(i * 2 * r + r, r);
@@ -110,12 +112,11 @@ public:
         timed(t, [&] {
             Operators::causal_conv1d(channels_of(projected, B, 0, C), view_of(conv_), channels_of(qkv, B, 0, C), co,
                                      states.initial(conv_state), states.final(conv_state));
-            Operators::gated_delta_rule(heads_of(qkv, B, 0, c.key_heads, c.key_dim),
-                                        heads_of(qkv, B, c.keys(), c.key_heads, c.key_dim),
-                                        heads_of(qkv, B, 2 * c.keys(), Hv, c.value_dim),
-                                        channels_of(projected, B, ba + Hv, Hv), channels_of(projected, B, ba, Hv),
-                                        heads_of(o, B, 0, Hv, c.value_dim), d, states.initial(recurrent),
-                                        states.final(recurrent));
+            Operators::gated_delta_rule(
+                heads_of(qkv, B, 0, c.key_heads, c.key_dim), heads_of(qkv, B, c.keys(), c.key_heads, c.key_dim),
+                heads_of(qkv, B, 2 * c.keys(), Hv, c.value_dim), channels_of(projected, B, ba + Hv, Hv),
+                channels_of(projected, B, ba, Hv), heads_of(o, B, 0, Hv, c.value_dim), d, states.initial(recurrent),
+                states.final(recurrent));
         });
         return finish(o, projected);
     }
@@ -132,11 +133,10 @@ public:
         timed(t, [&] {
             seqmix::causal_conv1d_step(step_channels_of(projected, 0, C), view_of(conv_), step_channels_of(qkv, 0, C),
                                        pool.conv.view(), co);
-            seqmix::gated_delta_rule_step(step_heads_of(qkv, 0, c.key_heads, c.key_dim),
-                                          step_heads_of(qkv, c.keys(), c.key_heads, c.key_dim),
-                                          step_heads_of(qkv, 2 * c.keys(), Hv, c.value_dim),
-                                          step_channels_of(projected, ba + Hv, Hv), step_channels_of(projected, ba, Hv),
-                                          step_heads_of(o, 0, Hv, c.value_dim), pool.recurrent.view(), d);
+            seqmix::gated_delta_rule_step(
+                step_heads_of(qkv, 0, c.key_heads, c.key_dim), step_heads_of(qkv, c.keys(), c.key_heads, c.key_dim),
+                step_heads_of(qkv, 2 * c.keys(), Hv, c.value_dim), step_channels_of(projected, ba + Hv, Hv),
+                step_channels_of(projected, ba, Hv), step_heads_of(o, 0, Hv, c.value_dim), pool.recurrent.view(), d);
         });
         return finish(o, projected);
     }
@@ -165,7 +165,7 @@ private:
     gated_deltanet_config cfg_;
     int threads_;
     linear in_proj_, out_proj_;
-    matrix conv_;  // [conv channels, W]
+    matrix conv_;                         // [conv channels, W]
     std::vector<float> dt_bias_, A_log_;  // the gate projection's parameters (the operators take float arrays)
     row_vector norm_;
 };

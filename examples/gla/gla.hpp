@@ -35,8 +35,9 @@ struct gla_config {
         if (c.boolean_or("use_short_conv", false) || c.text_or("feature_map", "") != "" ||
             c.integer_or("num_kv_heads", m.heads) != m.heads || !c.boolean_or("use_output_gate", true) ||
             (c.has("clamp_min") && c.at("clamp_min").type != json::kind::null))
-            throw load_error("config.json: this GLA layer has no short conv, feature map, kv groups or gate clamp, "
-                             "and keeps the output gate");
+            throw load_error(
+                "config.json: this GLA layer has no short conv, feature map, kv groups or gate clamp, "
+                "and keeps the output gate");
         if (m.key_dim % m.heads != 0 || m.value_dim % m.heads != 0)
             throw load_error("config.json: the key and value widths must be multiples of num_heads");
         return m;
@@ -80,7 +81,8 @@ public:
     matrix prefill(const sequence_batch& in, state* pool, const std::int32_t* slots, timing& t) const {
         const auto& c = cfg_;
         const std::int64_t B = in.batch, N = in.tokens, H = c.heads;
-        const matrix q = q_proj_(in.hidden), k = k_proj_(in.hidden), v = v_proj_(in.hidden), gk = forget_gate(in.hidden);
+        const matrix q = q_proj_(in.hidden), k = k_proj_(in.hidden), v = v_proj_(in.hidden),
+                     gk = forget_gate(in.hidden);
         matrix o(B * N, c.value_dim);
         const prefill_states states(pool != nullptr, slots, B);  // written into the pool's slots
         seqmix::gla_options go;
@@ -89,8 +91,8 @@ public:
         timed(t, [&] {
             Operators::gated_linear_attention(heads_of(q, B, 0, H, c.head_k()), heads_of(k, B, 0, H, c.head_k()),
                                               heads_of(v, B, 0, H, c.head_v()), heads_of(gk, B, 0, H, c.head_k()),
-                                              heads_of(o, B, 0, H, c.head_v()), states.into(go), states.initial(recurrent),
-                                              states.final(recurrent));
+                                              heads_of(o, B, 0, H, c.head_v()), states.into(go),
+                                              states.initial(recurrent), states.final(recurrent));
         });
         return finish(o, in.hidden);
     }
@@ -98,7 +100,8 @@ public:
     matrix decode(const sequence_batch& in, state& pool, const std::int32_t* slots, timing& t) const {
         const auto& c = cfg_;
         const std::int64_t H = c.heads;
-        const matrix q = q_proj_(in.hidden), k = k_proj_(in.hidden), v = v_proj_(in.hidden), gk = forget_gate(in.hidden);
+        const matrix q = q_proj_(in.hidden), k = k_proj_(in.hidden), v = v_proj_(in.hidden),
+                     gk = forget_gate(in.hidden);
         matrix o(in.batch, c.value_dim);
         seqmix::gla_step_options go;
         go.state_indices = slots;

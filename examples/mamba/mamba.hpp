@@ -60,9 +60,13 @@ public:
             y.dt_proj = w.linear_of(m + "dt_proj", c.inner, c.dt_rank, false, 0.1f);
             y.dt_bias = w.vector_of(m + "dt_proj.bias", c.inner, uniform(-4.0f, -2.0f));
             const std::int64_t S = c.state;
-            y.A = -w.matrix_of(m + "A_log", c.inner, S, [S](std::mt19937&, std::int64_t e) {
-                       return std::log(float(e % S + 1));  // S4D-real init
-                   }).array().exp().matrix();
+            y.A = -w.matrix_of(m + "A_log", c.inner, S,
+                               [S](std::mt19937&, std::int64_t e) {
+                                   return std::log(float(e % S + 1));  // S4D-real init
+                               })
+                       .array()
+                       .exp()
+                       .matrix();
             y.D = w.vector_of(m + "D", c.inner, around(1.0f, 0.2f));
             y.out_proj = w.linear_of(m + "out_proj", c.hidden, c.inner, c.bias, 0.04f);
             layers_.push_back(std::move(y));
@@ -73,8 +77,9 @@ public:
     std::string describe() const {
         const auto& c = cfg_;
         return "Mamba: " + std::to_string(c.layers) + " layers, hidden " + std::to_string(c.hidden) + ", inner " +
-               std::to_string(c.inner) + ", state " + std::to_string(c.state) + ", conv " + std::to_string(c.conv_width) +
-               ", dt_rank " + std::to_string(c.dt_rank) + ", vocab " + std::to_string(c.vocab);
+               std::to_string(c.inner) + ", state " + std::to_string(c.state) + ", conv " +
+               std::to_string(c.conv_width) + ", dt_rank " + std::to_string(c.dt_rank) + ", vocab " +
+               std::to_string(c.vocab);
     }
     std::int64_t input_width() const { return cfg_.vocab; }
     std::int64_t hidden_size() const { return cfg_.hidden; }
@@ -91,63 +96,67 @@ public:
 
     matrix prefill(const sequence_batch& in, state* pool, const std::int32_t* slots, timing& t) const {
         const std::int64_t B = in.batch, N = in.tokens, Din = cfg_.inner, S = cfg_.state, R = cfg_.dt_rank;
-        return pre_norm_backbone(embedding_rows(embeddings_, in.ids), layers_, norm_f_, cfg_.eps,
-                                 [&](std::size_t li, const layer& y, const matrix& h) {
-            const matrix xz = y.in_proj(h);  // [B*N, 2 inner]: x | z
-            matrix u(B * N, Din);
-            const prefill_states states(pool != nullptr, slots, B);  // written into the pool's slots
-            auto* conv_state = pool ? &pool->conv[li] : nullptr;
-            auto* ssm_state = pool ? &pool->ssm[li] : nullptr;
-            const seqmix::conv1d_options co = states.into(silu_conv(bias_of(y.conv_bias), threads_));
-            timed(t, [&] {
-                Operators::causal_conv1d(channels_of(xz, B, 0, Din), view_of(y.conv), channels_of(u, B, 0, Din), co,
-                                         states.initial(conv_state), states.final(conv_state));
+        return pre_norm_backbone(
+            embedding_rows(embeddings_, in.ids), layers_, norm_f_, cfg_.eps,
+            [&](std::size_t li, const layer& y, const matrix& h) {
+                const matrix xz = y.in_proj(h);  // [B*N, 2 inner]: x | z
+                matrix u(B * N, Din);
+                const prefill_states states(pool != nullptr, slots, B);  // written into the pool's slots
+                auto* conv_state = pool ? &pool->conv[li] : nullptr;
+                auto* ssm_state = pool ? &pool->ssm[li] : nullptr;
+                const seqmix::conv1d_options co = states.into(silu_conv(bias_of(y.conv_bias), threads_));
+                timed(t, [&] {
+                    Operators::causal_conv1d(channels_of(xz, B, 0, Din), view_of(y.conv), channels_of(u, B, 0, Din), co,
+                                             states.initial(conv_state), states.final(conv_state));
+                });
+                const matrix dbc = y.x_proj(u);  // [B*N, R + 2S]: dt | B | C
+                const matrix dt = dbc.leftCols(R) * y.dt_proj.weight.transpose();
+                matrix scan(B * N, Din);
+                seqmix::selective_scan_options<float> so;
+                so.D = y.D.data();
+                so.z = channels_of(xz, B, Din, Din);
+                so.delta_bias = y.dt_bias.data();
+                so.delta_softplus = true;
+                so.num_threads = threads_;
+                timed(t, [&] {
+                    Operators::selective_scan(channels_of(u, B, 0, Din), channels_of(dt, B, 0, Din), view_of(y.A),
+                                              heads_of(dbc, B, R, 1, S), heads_of(dbc, B, R + S, 1, S),
+                                              channels_of(scan, B, 0, Din), states.into(so), states.initial(ssm_state),
+                                              states.final(ssm_state));
+                });
+                return y.out_proj(scan);
             });
-            const matrix dbc = y.x_proj(u);  // [B*N, R + 2S]: dt | B | C
-            const matrix dt = dbc.leftCols(R) * y.dt_proj.weight.transpose();
-            matrix scan(B * N, Din);
-            seqmix::selective_scan_options<float> so;
-            so.D = y.D.data();
-            so.z = channels_of(xz, B, Din, Din);
-            so.delta_bias = y.dt_bias.data();
-            so.delta_softplus = true;
-            so.num_threads = threads_;
-            timed(t, [&] {
-                Operators::selective_scan(channels_of(u, B, 0, Din), channels_of(dt, B, 0, Din), view_of(y.A),
-                                          heads_of(dbc, B, R, 1, S), heads_of(dbc, B, R + S, 1, S),
-                                          channels_of(scan, B, 0, Din), states.into(so), states.initial(ssm_state),
-                                          states.final(ssm_state));
-            });
-            return y.out_proj(scan);
-        });
     }
 
     matrix decode(const sequence_batch& in, state& pool, const std::int32_t* slots, timing& t) const {
         const std::int64_t B = in.batch, Din = cfg_.inner, S = cfg_.state, R = cfg_.dt_rank;
-        return pre_norm_backbone(embedding_rows(embeddings_, in.ids), layers_, norm_f_, cfg_.eps,
-                                 [&](std::size_t li, const layer& y, const matrix& h) {
-            const matrix xz = y.in_proj(h);
-            matrix u(B, Din);
-            const seqmix::conv1d_step_options co = silu_conv_step(bias_of(y.conv_bias), slots, threads_);
-            timed(t, [&] {
-                seqmix::causal_conv1d_step(step_channels_of(xz, 0, Din), view_of(y.conv), step_channels_of(u, 0, Din), pool.conv[li].view(), co);
+        return pre_norm_backbone(
+            embedding_rows(embeddings_, in.ids), layers_, norm_f_, cfg_.eps,
+            [&](std::size_t li, const layer& y, const matrix& h) {
+                const matrix xz = y.in_proj(h);
+                matrix u(B, Din);
+                const seqmix::conv1d_step_options co = silu_conv_step(bias_of(y.conv_bias), slots, threads_);
+                timed(t, [&] {
+                    seqmix::causal_conv1d_step(step_channels_of(xz, 0, Din), view_of(y.conv),
+                                               step_channels_of(u, 0, Din), pool.conv[li].view(), co);
+                });
+                const matrix dbc = y.x_proj(u);
+                const matrix dt = dbc.leftCols(R) * y.dt_proj.weight.transpose();
+                matrix scan(B, Din);
+                seqmix::selective_scan_step_options<float> so;
+                so.D = y.D.data();
+                so.z = step_channels_of(xz, Din, Din);
+                so.delta_bias = y.dt_bias.data();
+                so.delta_softplus = true;
+                so.state_indices = slots;
+                so.num_threads = threads_;
+                timed(t, [&] {
+                    seqmix::selective_scan_step(step_channels_of(u, 0, Din), step_channels_of(dt, 0, Din), view_of(y.A),
+                                                step_heads_of(dbc, R, 1, S), step_heads_of(dbc, R + S, 1, S),
+                                                step_channels_of(scan, 0, Din), pool.ssm[li].view(), so);
+                });
+                return y.out_proj(scan);
             });
-            const matrix dbc = y.x_proj(u);
-            const matrix dt = dbc.leftCols(R) * y.dt_proj.weight.transpose();
-            matrix scan(B, Din);
-            seqmix::selective_scan_step_options<float> so;
-            so.D = y.D.data();
-            so.z = step_channels_of(xz, Din, Din);
-            so.delta_bias = y.dt_bias.data();
-            so.delta_softplus = true;
-            so.state_indices = slots;
-            so.num_threads = threads_;
-            timed(t, [&] {
-                seqmix::selective_scan_step(step_channels_of(u, 0, Din), step_channels_of(dt, 0, Din), view_of(y.A), step_heads_of(dbc, R, 1, S), step_heads_of(dbc, R + S, 1, S),
-                                            step_channels_of(scan, 0, Din), pool.ssm[li].view(), so);
-            });
-            return y.out_proj(scan);
-        });
     }
 
 private:
@@ -156,7 +165,6 @@ private:
         linear in_proj, x_proj, dt_proj, out_proj;  // dt_proj's bias goes into the scan (delta_bias)
         matrix conv, A;                             // [inner, W], [inner, S]
     };
-
 
     mamba_config cfg_;
     int threads_;

@@ -45,7 +45,8 @@ struct mamba2_config {
             if (lim.size() == 2 && (lim[0].real() > 0 || std::isfinite(lim[1].real())))
                 throw load_error("config.json: a time_step_limit other than (0, inf) is not supported by this demo");
         }
-        if (m.groups < 1 || m.heads % m.groups != 0) throw load_error("config.json: num_heads must be a multiple of n_groups");
+        if (m.groups < 1 || m.heads % m.groups != 0)
+            throw load_error("config.json: num_heads must be a multiple of n_groups");
         return m;
     }
 };
@@ -84,9 +85,9 @@ public:
     std::string describe() const {
         const auto& c = cfg_;
         return "Mamba-2: " + std::to_string(c.layers) + " layers, hidden " + std::to_string(c.hidden) + ", " +
-               std::to_string(c.heads) + " heads x " + std::to_string(c.head_dim) + ", state " + std::to_string(c.state) +
-               ", " + std::to_string(c.groups) + " groups, conv " + std::to_string(c.conv_width) + ", vocab " +
-               std::to_string(c.vocab);
+               std::to_string(c.heads) + " heads x " + std::to_string(c.head_dim) + ", state " +
+               std::to_string(c.state) + ", " + std::to_string(c.groups) + " groups, conv " +
+               std::to_string(c.conv_width) + ", vocab " + std::to_string(c.vocab);
     }
     std::int64_t input_width() const { return cfg_.vocab; }
     std::int64_t hidden_size() const { return cfg_.hidden; }
@@ -103,61 +104,65 @@ public:
     matrix prefill(const sequence_batch& in, state* pool, const std::int32_t* slots, timing& t) const {
         const auto& c = cfg_;
         const std::int64_t B = in.batch, N = in.tokens, I = c.inner(), GS = c.groups * c.state, C = c.conv_channels();
-        return pre_norm_backbone(embedding_rows(embeddings_, in.ids), layers_, norm_f_, c.eps,
-                                 [&](std::size_t li, const layer& y, const matrix& h) {
-            const matrix zxbcdt = y.in_proj(h);  // [B*N, z | xBC | dt]
-            matrix xbc(B * N, C);
-            const prefill_states states(pool != nullptr, slots, B);  // written into the pool's slots
-            auto* conv_state = pool ? &pool->conv[li] : nullptr;
-            auto* ssm_state = pool ? &pool->ssm[li] : nullptr;
-            timed(t, [&] {
-                Operators::causal_conv1d(channels_of(zxbcdt, B, I, C), view_of(y.conv), channels_of(xbc, B, 0, C),
-                                         states.into(silu_conv(bias_of(y.conv_bias), threads_)), states.initial(conv_state),
-                                         states.final(conv_state));
+        return pre_norm_backbone(
+            embedding_rows(embeddings_, in.ids), layers_, norm_f_, c.eps,
+            [&](std::size_t li, const layer& y, const matrix& h) {
+                const matrix zxbcdt = y.in_proj(h);  // [B*N, z | xBC | dt]
+                matrix xbc(B * N, C);
+                const prefill_states states(pool != nullptr, slots, B);  // written into the pool's slots
+                auto* conv_state = pool ? &pool->conv[li] : nullptr;
+                auto* ssm_state = pool ? &pool->ssm[li] : nullptr;
+                timed(t, [&] {
+                    Operators::causal_conv1d(channels_of(zxbcdt, B, I, C), view_of(y.conv), channels_of(xbc, B, 0, C),
+                                             states.into(silu_conv(bias_of(y.conv_bias), threads_)),
+                                             states.initial(conv_state), states.final(conv_state));
+                });
+                matrix scan(B * N, I);
+                seqmix::ssd_options<float> so;
+                so.D = y.D.data();
+                so.dt_bias = y.dt_bias.data();
+                so.dt_softplus = true;
+                so.num_threads = threads_;
+                timed(t, [&] {
+                    Operators::ssd_scan(
+                        heads_of(xbc, B, 0, c.heads, c.head_dim), channels_of(zxbcdt, B, I + C, c.heads), view_of(y.A),
+                        heads_of(xbc, B, I, c.groups, c.state), heads_of(xbc, B, I + GS, c.groups, c.state),
+                        heads_of(scan, B, 0, c.heads, c.head_dim), states.into(so), states.initial(ssm_state),
+                        states.final(ssm_state));
+                });
+                return finish(y, scan, zxbcdt);
             });
-            matrix scan(B * N, I);
-            seqmix::ssd_options<float> so;
-            so.D = y.D.data();
-            so.dt_bias = y.dt_bias.data();
-            so.dt_softplus = true;
-            so.num_threads = threads_;
-            timed(t, [&] {
-                Operators::ssd_scan(heads_of(xbc, B, 0, c.heads, c.head_dim), channels_of(zxbcdt, B, I + C, c.heads),
-                                    view_of(y.A), heads_of(xbc, B, I, c.groups, c.state),
-                                    heads_of(xbc, B, I + GS, c.groups, c.state), heads_of(scan, B, 0, c.heads, c.head_dim),
-                                    states.into(so), states.initial(ssm_state), states.final(ssm_state));
-            });
-            return finish(y, scan, zxbcdt);
-        });
     }
 
     matrix decode(const sequence_batch& in, state& pool, const std::int32_t* slots, timing& t) const {
         const auto& c = cfg_;
         const std::int64_t B = in.batch, I = c.inner(), GS = c.groups * c.state, C = c.conv_channels();
-        return pre_norm_backbone(embedding_rows(embeddings_, in.ids), layers_, norm_f_, c.eps,
-                                 [&](std::size_t li, const layer& y, const matrix& h) {
-            const matrix zxbcdt = y.in_proj(h);
-            matrix xbc(B, C);
-            const seqmix::conv1d_step_options co = silu_conv_step(bias_of(y.conv_bias), slots, threads_);
-            timed(t, [&] {
-                seqmix::causal_conv1d_step(step_channels_of(zxbcdt, I, C), view_of(y.conv), step_channels_of(xbc, 0, C),
-                                           pool.conv[li].view(), co);
+        return pre_norm_backbone(
+            embedding_rows(embeddings_, in.ids), layers_, norm_f_, c.eps,
+            [&](std::size_t li, const layer& y, const matrix& h) {
+                const matrix zxbcdt = y.in_proj(h);
+                matrix xbc(B, C);
+                const seqmix::conv1d_step_options co = silu_conv_step(bias_of(y.conv_bias), slots, threads_);
+                timed(t, [&] {
+                    seqmix::causal_conv1d_step(step_channels_of(zxbcdt, I, C), view_of(y.conv),
+                                               step_channels_of(xbc, 0, C), pool.conv[li].view(), co);
+                });
+                matrix scan(B, I);
+                seqmix::ssd_step_options<float> so;
+                so.D = y.D.data();
+                so.dt_bias = y.dt_bias.data();
+                so.dt_softplus = true;
+                so.state_indices = slots;
+                so.num_threads = threads_;
+                timed(t, [&] {
+                    seqmix::ssd_step(step_heads_of(xbc, 0, c.heads, c.head_dim),
+                                     step_channels_of(zxbcdt, I + C, c.heads), view_of(y.A),
+                                     step_heads_of(xbc, I, c.groups, c.state),
+                                     step_heads_of(xbc, I + GS, c.groups, c.state),
+                                     step_heads_of(scan, 0, c.heads, c.head_dim), pool.ssm[li].view(), so);
+                });
+                return finish(y, scan, zxbcdt);
             });
-            matrix scan(B, I);
-            seqmix::ssd_step_options<float> so;
-            so.D = y.D.data();
-            so.dt_bias = y.dt_bias.data();
-            so.dt_softplus = true;
-            so.state_indices = slots;
-            so.num_threads = threads_;
-            timed(t, [&] {
-                seqmix::ssd_step(step_heads_of(xbc, 0, c.heads, c.head_dim), step_channels_of(zxbcdt, I + C, c.heads),
-                                 view_of(y.A), step_heads_of(xbc, I, c.groups, c.state),
-                                 step_heads_of(xbc, I + GS, c.groups, c.state), step_heads_of(scan, 0, c.heads, c.head_dim),
-                                 pool.ssm[li].view(), so);
-            });
-            return finish(y, scan, zxbcdt);
-        });
     }
 
 private:

@@ -24,7 +24,7 @@ struct request {
     std::vector<std::vector<float>> logits;  // one row per generated token
     std::int32_t slot = -1;
     std::vector<std::int32_t> pages;
-    std::int64_t cached = 0;                 // tokens in the KV cache (and behind the states)
+    std::int64_t cached = 0;  // tokens in the KV cache (and behind the states)
 
     std::int64_t total() const { return std::int64_t(prompt.size()) + max_new; }
     bool done() const { return std::int64_t(generated.size()) == max_new; }
@@ -161,7 +161,8 @@ inline bool same_alone(const hybrid_model& model, const request& batched, const 
         const step_batch b = batch_of(one, lim.max_blocks);
         const matrix logits = model.step(b, cache, threads);
         r.cached += b.size();
-        if (std::memcmp(logits.data(), batched.logits[std::size_t(i)].data(), sizeof(float) * std::size_t(logits.cols())) != 0)
+        if (std::memcmp(logits.data(), batched.logits[std::size_t(i)].data(),
+                        sizeof(float) * std::size_t(logits.cols())) != 0)
             return false;
         r.generated.push_back(batched.generated[std::size_t(i)]);
     }
@@ -170,7 +171,8 @@ inline bool same_alone(const hybrid_model& model, const request& batched, const 
 
 // n requests with prompts of 8 to 300 random tokens and 4 to 40 new tokens each; sizes the
 // engine's block table and pages for them (the longest requests side by side).
-inline std::vector<request> random_requests(std::int64_t n, const hybrid_config& cfg, unsigned seed, engine_limits& lim) {
+inline std::vector<request> random_requests(std::int64_t n, const hybrid_config& cfg, unsigned seed,
+                                            engine_limits& lim) {
     std::mt19937 gen(seed);
     std::uniform_int_distribution<std::int64_t> prompt_len(8, 300), new_len(4, 40), token(0, cfg.vocab - 1);
     std::vector<request> reqs(static_cast<std::size_t>(n));
@@ -181,7 +183,8 @@ inline std::vector<request> random_requests(std::int64_t n, const hybrid_config&
         for (auto& t : r.prompt) t = token(gen);
         r.max_new = new_len(gen);
         lim.max_blocks = std::max(lim.max_blocks, (r.total() + cfg.page_size - 1) / cfg.page_size);
-        if (std::int64_t(r.prompt.size()) > lim.budget) throw std::runtime_error("a prompt longer than the token budget");
+        if (std::int64_t(r.prompt.size()) > lim.budget)
+            throw std::runtime_error("a prompt longer than the token budget");
     }
     lim.pages = lim.max_running * lim.max_blocks;
     return reqs;

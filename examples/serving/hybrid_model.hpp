@@ -32,12 +32,12 @@ struct hybrid_config {
 
 // One step's batch: sequences packed along the tokens, each the new tokens of one request.
 struct step_batch {
-    std::vector<std::int64_t> tokens;          // [tokens] token ids, sequence after sequence
-    std::vector<std::int32_t> cu;              // [seqs + 1] cumulative token counts
-    std::vector<std::int32_t> slots;           // [seqs] the request's state slot
-    std::vector<std::uint8_t> continuing;      // [seqs] 0: a new request (no state yet)
-    std::vector<std::int32_t> cached;          // [seqs] tokens already in the KV cache
-    std::vector<std::int32_t> block_table;     // [seqs, max_blocks] KV pages, row-major
+    std::vector<std::int64_t> tokens;       // [tokens] token ids, sequence after sequence
+    std::vector<std::int32_t> cu;           // [seqs + 1] cumulative token counts
+    std::vector<std::int32_t> slots;        // [seqs] the request's state slot
+    std::vector<std::uint8_t> continuing;   // [seqs] 0: a new request (no state yet)
+    std::vector<std::int32_t> cached;       // [seqs] tokens already in the KV cache
+    std::vector<std::int32_t> block_table;  // [seqs, max_blocks] KV pages, row-major
     int max_blocks = 0;
 
     std::int64_t seqs() const { return std::int64_t(slots.size()); }
@@ -82,7 +82,8 @@ public:
                 l.conv = random(c.conv_channels(), c.conv_width, 0.5f);
                 l.w_out = random(c.hidden, c.value_heads * c.value_dim, 0.5f / std::sqrt(float(c.value_dim)));
                 std::uniform_real_distribution<float> a_log(-1.0f, 1.5f), bias(0.5f, 1.5f);
-                for (std::int64_t h = 0; h < c.value_heads; ++h) l.A_log.push_back(a_log(gen)), l.dt_bias.push_back(bias(gen));
+                for (std::int64_t h = 0; h < c.value_heads; ++h)
+                    l.A_log.push_back(a_log(gen)), l.dt_bias.push_back(bias(gen));
             } else {
                 l.w_in = random((c.q_heads + 2 * c.kv_heads) * c.head_dim, c.hidden, in);
                 l.w_out = random(c.hidden, c.q_heads * c.head_dim, 0.5f / std::sqrt(float(c.head_dim)));
@@ -159,14 +160,14 @@ private:
         d.qk_l2norm = true;
         d.A_log = l.A_log.data();  // g = -exp(A_log) softplus(a + dt_bias), in the kernel
         d.dt_bias = l.dt_bias.data();
-        d.beta_sigmoid = true;     // beta = sigmoid(b), in the kernel
+        d.beta_sigmoid = true;  // beta = sigmoid(b), in the kernel
         serve_from_pool(d, b, threads);
         const matrix& cqkv = qkv;
-        seqmix::gated_delta_rule(heads_of(cqkv, 1, 0, c.key_heads, c.key_dim), heads_of(cqkv, 1, keys, c.key_heads, c.key_dim),
-                                 heads_of(cqkv, 1, 2 * keys, c.value_heads, c.value_dim),
-                                 channels_of(ab, 1, 0, c.value_heads), channels_of(ab, 1, c.value_heads, c.value_heads),
-                                 heads_of(o, 1, 0, c.value_heads, c.value_dim), d,
-                                 seqmix::tensor_view<const float, 4>(pool.view()), pool.view());
+        seqmix::gated_delta_rule(
+            heads_of(cqkv, 1, 0, c.key_heads, c.key_dim), heads_of(cqkv, 1, keys, c.key_heads, c.key_dim),
+            heads_of(cqkv, 1, 2 * keys, c.value_heads, c.value_dim), channels_of(ab, 1, 0, c.value_heads),
+            channels_of(ab, 1, c.value_heads, c.value_heads), heads_of(o, 1, 0, c.value_heads, c.value_dim), d,
+            seqmix::tensor_view<const float, 4>(pool.view()), pool.view());
         return project(o, l.w_out);
     }
 
@@ -195,8 +196,9 @@ private:
         ao.max_blocks_per_seq = b.max_blocks;
         ao.num_threads = threads;
         matrix o(h.rows(), qw);
-        seqmix::softmax_attention(heads_of(qkv, 1, 0, c.q_heads, D), seqmix::tensor_view<const float, 4>(k_cache.view()),
-                                  seqmix::tensor_view<const float, 4>(v_cache.view()), heads_of(o, 1, 0, c.q_heads, D), ao);
+        seqmix::softmax_attention(
+            heads_of(qkv, 1, 0, c.q_heads, D), seqmix::tensor_view<const float, 4>(k_cache.view()),
+            seqmix::tensor_view<const float, 4>(v_cache.view()), heads_of(o, 1, 0, c.q_heads, D), ao);
         return project(o, l.w_out);
     }
 

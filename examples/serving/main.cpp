@@ -37,20 +37,23 @@ int main(int argc, char** argv) {
         lim.max_running = flag(argc, argv, "--max-running", 8);
         lim.budget = flag(argc, argv, "--budget", 512);
         std::vector<request> reqs = random_requests(n, cfg, 7, lim);
-        std::printf("serving: a hybrid model (layers %s: Gated DeltaNet %lldx%lld / %lldx%lld heads, attention %lld/%lld "
-                    "heads x %lld, hidden %lld, vocab %lld)\n",
-                    cfg.layers.c_str(), (long long)cfg.key_heads, (long long)cfg.key_dim, (long long)cfg.value_heads,
-                    (long long)cfg.value_dim, (long long)cfg.q_heads, (long long)cfg.kv_heads, (long long)cfg.head_dim,
-                    (long long)cfg.hidden, (long long)cfg.vocab);
-        std::printf("  %lld requests (prompts 8-300 tokens, 4-40 new tokens), at most %lld running, %lld tokens per step, "
-                    "%lld KV pages of %lld tokens\n",
-                    (long long)n, (long long)lim.max_running, (long long)lim.budget, (long long)lim.pages,
-                    (long long)cfg.page_size);
+        std::printf(
+            "serving: a hybrid model (layers %s: Gated DeltaNet %lldx%lld / %lldx%lld heads, attention %lld/%lld "
+            "heads x %lld, hidden %lld, vocab %lld)\n",
+            cfg.layers.c_str(), (long long)cfg.key_heads, (long long)cfg.key_dim, (long long)cfg.value_heads,
+            (long long)cfg.value_dim, (long long)cfg.q_heads, (long long)cfg.kv_heads, (long long)cfg.head_dim,
+            (long long)cfg.hidden, (long long)cfg.vocab);
+        std::printf(
+            "  %lld requests (prompts 8-300 tokens, 4-40 new tokens), at most %lld running, %lld tokens per step, "
+            "%lld KV pages of %lld tokens\n",
+            (long long)n, (long long)lim.max_running, (long long)lim.budget, (long long)lim.pages,
+            (long long)cfg.page_size);
         const serve_stats st = serve(model, reqs, lim, threads);
-        std::printf("  %lld steps: %lld with prefills (%lld prompt tokens and %lld decodes riding along) in %.1f ms: "
-                    "%.0f prompt tokens/s\n",
-                    (long long)st.steps, (long long)st.mixed_steps, (long long)st.prefill_tokens,
-                    (long long)st.riding_decodes, st.mixed_ms, 1e3 * double(st.prefill_tokens) / st.mixed_ms);
+        std::printf(
+            "  %lld steps: %lld with prefills (%lld prompt tokens and %lld decodes riding along) in %.1f ms: "
+            "%.0f prompt tokens/s\n",
+            (long long)st.steps, (long long)st.mixed_steps, (long long)st.prefill_tokens, (long long)st.riding_decodes,
+            st.mixed_ms, 1e3 * double(st.prefill_tokens) / st.mixed_ms);
         std::printf("  %lld decode-only steps, %lld tokens in %.1f ms: %.0f tokens/s\n",
                     (long long)(st.steps - st.mixed_steps), (long long)st.decode_tokens, st.decode_ms,
                     st.decode_ms > 0 ? 1e3 * double(st.decode_tokens) / st.decode_ms : 0.0);

@@ -38,12 +38,9 @@ const char* family = "";
 
 bool in_family(const std::string& op) {
     static const std::vector<std::pair<std::string, std::vector<std::string>>> families = {
-        {"attention", {"softmax_attention"}},
-        {"local", {"sliding_window", "neighborhood"}},
-        {"sparse", {"topk", "block_sparse"}},
-        {"linear", {"linear_attention", "gated_linear_attention"}},
-        {"delta", {"delta_rule", "gated_delta_rule"}},
-        {"ssm", {"selective_scan", "ssd_", "causal_conv1d"}},
+        {"attention", {"softmax_attention"}},          {"local", {"sliding_window", "neighborhood"}},
+        {"sparse", {"topk", "block_sparse"}},          {"linear", {"linear_attention", "gated_linear_attention"}},
+        {"delta", {"delta_rule", "gated_delta_rule"}}, {"ssm", {"selective_scan", "ssd_", "causal_conv1d"}},
     };
     if (*family == 0) return true;  // no family named: every operator
     for (const auto& f : families)
@@ -172,7 +169,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!fast_error.empty()) {
         const auto after = snapshot(args);
         for (std::size_t i = 0; i < before.size(); ++i)
-            if (!same_bits(before[i], after[i])) finding(op.name + ": a failing call wrote '" + args.args[i].name + "'");
+            if (!same_bits(before[i], after[i]))
+                finding(op.name + ": a failing call wrote '" + args.args[i].name + "'");
         return 0;
     }
     for (std::size_t i = 0; i < args.args.size(); ++i) {

@@ -24,14 +24,14 @@ struct attention_inputs {
     // block_table[b * max_blocks_per_seq + j / block_size]. Needs seqlens_k. The queries are
     // [B, Nq, Hq, D], or packed by cu_seqlens_q (no cu_seqlens_k: a mixed batch of prefills
     // and decodes, as vLLM's flash_attn_varlen_func with a block table).
-    const std::int32_t* block_table = nullptr;   // [B, max_blocks_per_seq], row-major
+    const std::int32_t* block_table = nullptr;  // [B, max_blocks_per_seq], row-major
     int max_blocks_per_seq = 0;
     // fp8_e4m3 caches (vLLM's scheme): key = stored key * k_scale[kv head], value = stored
     // value * v_scale[kv head]; nullptr = 1. Only with keys (values) stored as fp8_e4m3.
-    const float* k_scale = nullptr;              // [Hkv]
-    const float* v_scale = nullptr;              // [Hkv]
-    int num_seqs = 0;          // seqmix extension: entries in cu_seqlens minus one (varlen)
-    int num_threads = 0;       // 0 = OpenMP default
+    const float* k_scale = nullptr;        // [Hkv]
+    const float* v_scale = nullptr;        // [Hkv]
+    int num_seqs = 0;                      // seqmix extension: entries in cu_seqlens minus one (varlen)
+    int num_threads = 0;                   // 0 = OpenMP default
     seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
 };
 
@@ -44,13 +44,13 @@ struct attention_inputs {
 enum class bf16_products { automatic, bf16_dot, widened };
 
 struct attention_options : attention_inputs {
-    double scale = 0;          // 0 = 1/sqrt(Dk)
-    bool causal = false;       // bottom-right aligned when Nq != Nk (FlashAttention >= 2.1)
-    int window_left = -1;      // -1 = unbounded
-    int window_right = -1;     // -1 = unbounded
-    double softcap = 0;        // 0 = off; s = softcap * tanh(s / softcap)
-    const float* alibi_slopes = nullptr;      // [Hq]; bias -slope * |i + Nk - Nq - j|
-    const float* sinks = nullptr;             // [Hq]; a logit joining every row's denominator
+    double scale = 0;                     // 0 = 1/sqrt(Dk)
+    bool causal = false;                  // bottom-right aligned when Nq != Nk (FlashAttention >= 2.1)
+    int window_left = -1;                 // -1 = unbounded
+    int window_right = -1;                // -1 = unbounded
+    double softcap = 0;                   // 0 = off; s = softcap * tanh(s / softcap)
+    const float* alibi_slopes = nullptr;  // [Hq]; bias -slope * |i + Nk - Nq - j|
+    const float* sinks = nullptr;         // [Hq]; a logit joining every row's denominator
     // q, k and v stored as bf16 on an AVX512-BF16 target: how prefill multiplies them.
     bf16_products products = bf16_products::automatic;
     // With bf16 dot products: P V takes the probabilities rounded to bf16, as GPU FlashAttention
@@ -67,8 +67,8 @@ struct attention_sequence {
     index_t batch = 0;    // batch index into q and out (and k, v unless paged)
     index_t q_begin = 0;  // first query row on the seq axis
     index_t q_len = 0;
-    index_t k_begin = 0;  // first key row on the seq axis (0 when paged)
-    index_t k_len = 0;    // valid keys (seqlens_k applied)
+    index_t k_begin = 0;                  // first key row on the seq axis (0 when paged)
+    index_t k_len = 0;                    // valid keys (seqlens_k applied)
     const std::int32_t* pages = nullptr;  // paged cache: this sequence's row of block_table
 };
 
@@ -84,8 +84,8 @@ struct attention_problem {
 
     attention_sequence sequence(index_t s) const {
         if (opt->cu_seqlens_q && opt->block_table)  // packed queries over a paged cache
-            return {0, opt->cu_seqlens_q[s], opt->cu_seqlens_q[s + 1] - opt->cu_seqlens_q[s], 0, opt->seqlens_k[s],
-                    opt->block_table + s * opt->max_blocks_per_seq};
+            return {0, opt->cu_seqlens_q[s], opt->cu_seqlens_q[s + 1] - opt->cu_seqlens_q[s],
+                    0, opt->seqlens_k[s],    opt->block_table + s * opt->max_blocks_per_seq};
         if (opt->cu_seqlens_q) {
             const auto* cq = opt->cu_seqlens_q;
             const auto* ck = opt->cu_seqlens_k;
@@ -101,7 +101,7 @@ struct attention_problem {
         return {sq.batch, sq.k_begin + j};
     }
     index_t nq_padded = 0, nk_padded = 0;  // seq extents of the views
-    index_t page_size = 0;         // keys per block of a paged cache (0: not paged)
+    index_t page_size = 0;                 // keys per block of a paged cache (0: not paged)
 };
 
 // A paged cache: k and v are [num_blocks, block_size, Hkv, D]; every sequence needs
@@ -159,8 +159,7 @@ void check_cache_scales(const float* scale, index_t hkv, const char* op, const c
 template <class E, class Q, class K, class V, class O>
 attention_problem validate_attention(const tensor_view<const Q, 4>& q, const tensor_view<const K, 4>& k,
                                      const tensor_view<const V, 4>& v, const tensor_view<O, 4>& out,
-                                     const tensor_view<E, 3>& lse, const attention_options& opt,
-                                     const char* op) {
+                                     const tensor_view<E, 3>& lse, const attention_options& opt, const char* op) {
     check_given(q, op, "q");
     check_given(k, op, "k");
     check_given(v, op, "v");
@@ -226,8 +225,8 @@ attention_problem validate_attention(const tensor_view<const Q, 4>& q, const ten
             // shorter one in an example.
             // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult)
             if (opt.seqlens_k[s] < 0 || opt.seqlens_k[s] > cap)
-                raise(detail::concat(op, ": argument 'seqlens_k': expected 0 <= seqlens_k[", s,
-                                     "] <= ", cap, ", given ", opt.seqlens_k[s]));
+                raise(detail::concat(op, ": argument 'seqlens_k': expected 0 <= seqlens_k[", s, "] <= ", cap,
+                                     ", given ", opt.seqlens_k[s]));
         }
     }
     attention_problem p{};
@@ -266,8 +265,10 @@ struct attention_args {
 // float arithmetic, q and out in float, bf16 or fp16 and k and v also in fp8_e4m3.
 template <class T, class Q, class K, class V, class O>
 constexpr void check_attention_types() {
-    static_assert(std::is_same_v<T, compute_type_of<O>>, "seqmix: attention computes in the output's type (float for bf16 / fp16)");
-    constexpr bool uniform = std::is_same_v<Q, T> && std::is_same_v<K, T> && std::is_same_v<V, T> && std::is_same_v<O, T>;
+    static_assert(std::is_same_v<T, compute_type_of<O>>,
+                  "seqmix: attention computes in the output's type (float for bf16 / fp16)");
+    constexpr bool uniform =
+        std::is_same_v<Q, T> && std::is_same_v<K, T> && std::is_same_v<V, T> && std::is_same_v<O, T>;
     constexpr bool reduced = std::is_same_v<T, float> && !std::is_same_v<Q, fp8_e4m3> && !std::is_same_v<O, fp8_e4m3> &&
                              std::is_same_v<compute_type_of<Q>, float> && std::is_same_v<compute_type_of<K>, float> &&
                              std::is_same_v<compute_type_of<V>, float>;

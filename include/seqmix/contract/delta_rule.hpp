@@ -20,9 +20,9 @@ struct delta_options : state_pool_options, gate_projection_options {
     double scale = 0;        // 0 = 1/sqrt(Dk)
     bool qk_l2norm = false;  // q and k normalized per head inside the kernel: x / sqrt(sum x^2 + 1e-6)
     bool beta_sigmoid = false;
-    int chunk_size = 0;      // 0 = the measured default
+    int chunk_size = 0;                        // 0 = the measured default
     const std::int32_t* cu_seqlens = nullptr;  // [num_seqs + 1], packed varlen
-    int num_seqs = 0;        // seqmix extension: entries in cu_seqlens minus one
+    int num_seqs = 0;                          // seqmix extension: entries in cu_seqlens minus one
     int num_threads = 0;
     seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
     delta_form form = delta_form::automatic;
@@ -56,7 +56,9 @@ struct delta_gates {
     gate_projection project;
     bool beta_sigmoid = false;
     template <class T>
-    T rate(T beta) const { return beta_sigmoid ? T(1) / (T(1) + std::exp(-beta)) : beta; }
+    T rate(T beta) const {
+        return beta_sigmoid ? T(1) / (T(1) + std::exp(-beta)) : beta;
+    }
 };
 
 // The delta rule's arguments: the family's core (Base: recurrent_args) plus beta (stored as

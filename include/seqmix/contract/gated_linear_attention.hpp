@@ -62,8 +62,7 @@ auto prepare_gla_step(const QV& q, const KV& k, const VV& v, const GV& g, const 
     check_recurrent_types<typename Base::compute_type, G>();
     gla_step_args<Base, G, RG> s;
     s.g = checked_view(tensor_view<const G, RG>(g), op, "g");
-    static_cast<Base&>(s) =
-        prepare_step(q, k, v, out, state, opt, feature_map::identity, 0, op, {memory_of("g", s.g)});
+    static_cast<Base&>(s) = prepare_step(q, k, v, out, state, opt, feature_map::identity, 0, op, {memory_of("g", s.g)});
     check_given(s.g, op, "g");
     if constexpr (RG == 3) check_shape(s.g, {s.batch, s.hv, s.dk}, op, "g");
     else check_shape(s.g, {s.batch, s.hv}, op, "g");

@@ -6,14 +6,14 @@ namespace seqmix {
 
 struct linear_attention_options : state_pool_options {
     seqmix::feature_map feature_map = seqmix::feature_map::identity;  // applied to q and k
-    bool normalize = false;  // o = S^T phi(q) / (z . phi(q) + eps); states get a normalizer column
-    double eps = 1e-6;       // > 0 with normalize
-    bool causal = true;      // false: bidirectional (encoder), every query sees every key
-    const float* log_decay = nullptr;  // [Hv], <= 0: S_t = exp(log_decay) S_{t-1} + ...
-    double scale = 0;        // 0 = 1/sqrt(Dk) (ignored when normalize: it cancels)
-    int chunk_size = 0;      // 0 = the measured default
+    bool normalize = false;                    // o = S^T phi(q) / (z . phi(q) + eps); states get a normalizer column
+    double eps = 1e-6;                         // > 0 with normalize
+    bool causal = true;                        // false: bidirectional (encoder), every query sees every key
+    const float* log_decay = nullptr;          // [Hv], <= 0: S_t = exp(log_decay) S_{t-1} + ...
+    double scale = 0;                          // 0 = 1/sqrt(Dk) (ignored when normalize: it cancels)
+    int chunk_size = 0;                        // 0 = the measured default
     const std::int32_t* cu_seqlens = nullptr;  // [num_seqs + 1], packed varlen
-    int num_seqs = 0;        // seqmix extension: entries in cu_seqlens minus one
+    int num_seqs = 0;                          // seqmix extension: entries in cu_seqlens minus one
     int num_threads = 0;
     seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
 };
@@ -36,8 +36,7 @@ void check_normalizer_eps(bool normalize, double eps, const char* op) {
     check_finite_as<T>(eps, op, "eps");
     if (normalize)
         check(eps > 0, op, "eps", "a value > 0 with normalize (the normalizer z . phi(q) + eps must not vanish)", eps);
-    else
-        check(eps >= 0, op, "eps", "a value >= 0", eps);
+    else check(eps >= 0, op, "eps", "a value >= 0", eps);
 }
 
 template <class QV, class KV, class VV, class OV, class SIV, class SOV>

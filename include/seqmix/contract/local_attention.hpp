@@ -17,12 +17,12 @@
 namespace seqmix {
 
 struct window_options : attention_inputs {
-    int window_left = -1;   // keys up to this many tokens before the diagonal (-1 = unbounded)
-    int window_right = -1;  // keys up to this many tokens after it (-1 = unbounded)
-    bool causal = false;    // window_right = 0
-    int dilation = 1;       // only keys j with (diagonal - j) % dilation == 0 (NATTEN 1-D)
-    double scale = 0;       // 0 = 1/sqrt(Dk)
-    double softcap = 0;     // 0 = off
+    int window_left = -1;          // keys up to this many tokens before the diagonal (-1 = unbounded)
+    int window_right = -1;         // keys up to this many tokens after it (-1 = unbounded)
+    bool causal = false;           // window_right = 0
+    int dilation = 1;              // only keys j with (diagonal - j) % dilation == 0 (NATTEN 1-D)
+    double scale = 0;              // 0 = 1/sqrt(Dk)
+    double softcap = 0;            // 0 = off
     const float* sinks = nullptr;  // [Hq]; a logit joining every row's denominator
 };
 
@@ -46,12 +46,12 @@ struct per_axis {
 // (per axis: the window centred on it, shifted, not shrunk, at the borders; causal: the
 // kernel_size keys ending at it), on the grid of its residue mod dilation.
 struct neighborhood_options {
-    per_axis<int> kernel_size = 7;   // odd, per axis
-    per_axis<int> dilation = 1;      // per axis; kernel_size * dilation <= extent
-    per_axis<bool> causal = false;   // per axis
-    double scale = 0;                // 0 = 1/sqrt(Dk)
-    const float* sinks = nullptr;    // [Hq]; a logit joining every row's denominator
-    int num_threads = 0;             // 0 = OpenMP default
+    per_axis<int> kernel_size = 7;         // odd, per axis
+    per_axis<int> dilation = 1;            // per axis; kernel_size * dilation <= extent
+    per_axis<bool> causal = false;         // per axis
+    double scale = 0;                      // 0 = 1/sqrt(Dk)
+    const float* sinks = nullptr;          // [Hq]; a logit joining every row's denominator
+    int num_threads = 0;                   // 0 = OpenMP default
     seqmix::executor* executor = nullptr;  // nullptr = OpenMP; else its threads (core/executor.hpp)
 };
 
@@ -133,9 +133,13 @@ tensor_view<T, 4 + Trailing> as_volume(const tensor_view<T, R>& v) {
 }
 // q, k, v, out: [B, depth, height, width, heads, dim]; lse: [B, depth, height, width, heads].
 template <std::size_t Rank, class T, std::size_t R>
-tensor_view<T, 6> image_of(const tensor_view<T, R>& v) { return as_volume<Rank, 2>(v); }
+tensor_view<T, 6> image_of(const tensor_view<T, R>& v) {
+    return as_volume<Rank, 2>(v);
+}
 template <std::size_t Rank, class T, std::size_t R>
-tensor_view<T, 5> lse_image_of(const tensor_view<T, R>& v) { return as_volume<Rank, 1>(v); }
+tensor_view<T, 5> lse_image_of(const tensor_view<T, R>& v) {
+    return as_volume<Rank, 1>(v);
+}
 
 // Validation shared by the fast kernel and the reference: shapes, options, aliasing. Returns
 // the geometry over rank-6 views.
@@ -143,9 +147,9 @@ tensor_view<T, 5> lse_image_of(const tensor_view<T, R>& v) { return as_volume<Ra
 template <std::size_t Rank, class T, class Q, class K, class V, class O>
 neighborhood_geometry validate_neighborhood(const tensor_view<const Q, Rank + 3>& q,
                                             const tensor_view<const K, Rank + 3>& k,
-                                            const tensor_view<const V, Rank + 3>& v, const tensor_view<O, Rank + 3>& out,
-                                            const tensor_view<T, Rank + 2>& lse, const neighborhood_options& opt,
-                                            const char* op) {
+                                            const tensor_view<const V, Rank + 3>& v,
+                                            const tensor_view<O, Rank + 3>& out, const tensor_view<T, Rank + 2>& lse,
+                                            const neighborhood_options& opt, const char* op) {
     check_attention_types<T, Q, K, V, O>();
     check_given(q, op, "q");
     check_given(k, op, "k");

@@ -82,8 +82,8 @@ struct recurrent_sequence {
 struct packed_sequences {
     index_t num_seqs = 0, n_padded = 0;
     const std::int32_t* cu_seqlens = nullptr;
-    const std::int32_t* slots = nullptr;         // state_indices: a pool; nullptr: row s
-    const std::uint8_t* has_initial = nullptr;   // nullptr: every sequence reads its state
+    const std::int32_t* slots = nullptr;           // state_indices: a pool; nullptr: row s
+    const std::uint8_t* has_initial = nullptr;     // nullptr: every sequence reads its state
     index_t snapshot_interval = 0;                 // tokens between snapshots; 0: none
     const std::int32_t* snapshot_slots = nullptr;  // [num_seqs][max_snapshots]
     index_t max_snapshots = 0;
@@ -145,9 +145,9 @@ auto final_of(const Args& a, const packed_sequences& p, index_t s) {
 // double), or, with float arithmetic, any of them in bf16 or fp16 (read as floats, outputs
 // and states rounded once on store).
 template <class T, class... E>
-constexpr bool recurrent_types =
-    ((std::is_same_v<E, T> || (std::is_same_v<T, float> && (std::is_same_v<E, bf16> || std::is_same_v<E, fp16>))) &&
-     ...);
+constexpr bool recurrent_types = ((std::is_same_v<E, T> || (std::is_same_v<T, float> &&
+                                                            (std::is_same_v<E, bf16> || std::is_same_v<E, fp16>))) &&
+                                  ...);
 
 template <class T, class... E>
 constexpr void check_recurrent_types() {
@@ -429,7 +429,8 @@ inline void check_array_in(const float* p, index_t n, float lo, float hi, const 
                            const char* expected) {
     if (!p) return;
     const index_t i = index_t(first_outside(p, std::size_t(n), lo, hi));
-    if (i < n) raise(detail::concat(op, ": argument '", arg, "': expected ", expected, ", given ", arg, "[", i, "] = ", p[i]));
+    if (i < n)
+        raise(detail::concat(op, ": argument '", arg, "': expected ", expected, ", given ", arg, "[", i, "] = ", p[i]));
 }
 
 // Log gates must be <= 0 (forget gates in [0, 1]; -inf forgets everything); NaN is rejected.

@@ -16,9 +16,9 @@
 namespace seqmix {
 
 struct topk_options : attention_inputs {
-    double scale = 0;     // 0 = 1/sqrt(Dk)
-    bool causal = false;  // selection among keys at or before the diagonal (selecting form)
-    int top_k = 64;       // keys per query (fewer when it sees fewer)
+    double scale = 0;              // 0 = 1/sqrt(Dk)
+    bool causal = false;           // selection among keys at or before the diagonal (selecting form)
+    int top_k = 64;                // keys per query (fewer when it sees fewer)
     const float* sinks = nullptr;  // [Hq]; a logit joining every row's denominator
     // Given: no selection; query i of KV head h attends to exactly the keys listed in
     // indices[b, i, h, :] (-1 = no key; any order; no duplicates), every query head of the group.
@@ -27,12 +27,12 @@ struct topk_options : attention_inputs {
 };
 
 struct block_sparse_options : attention_inputs {
-    double scale = 0;     // 0 = 1/sqrt(Dk)
-    bool causal = false;  // key blocks at or before the query's; the diagonal block masked inside
-    int block_size = 64;  // keys per block; queries are grouped by the block of their diagonal
-    int top_blocks = 8;   // best-scoring blocks by mean query . mean key, besides the forced ones
-    int local_blocks = 1; // the query's own block and local_blocks - 1 before it (and after it, not causal)
-    bool keep_first = false;  // block 0 always
+    double scale = 0;              // 0 = 1/sqrt(Dk)
+    bool causal = false;           // key blocks at or before the query's; the diagonal block masked inside
+    int block_size = 64;           // keys per block; queries are grouped by the block of their diagonal
+    int top_blocks = 8;            // best-scoring blocks by mean query . mean key, besides the forced ones
+    int local_blocks = 1;          // the query's own block and local_blocks - 1 before it (and after it, not causal)
+    bool keep_first = false;       // block 0 always
     const float* sinks = nullptr;  // [Hq]
     // Given: no scoring; query block qb of KV head h attends to the key blocks listed in
     // block_indices[b, h, qb, :] (-1 ends the list; any order; no duplicates).
@@ -73,10 +73,11 @@ inline void check_key_list(const std::int32_t* list, index_t count, index_t stri
             continue;
         }
         if (x < 0 || x >= limit)
-            raise(concat(op, ": argument '", arg, "': expected -1 or an index in [0, ", limit, ") at ", where, " entry ",
-                         t, ", given ", x));
+            raise(concat(op, ": argument '", arg, "': expected -1 or an index in [0, ", limit, ") at ", where,
+                         " entry ", t, ", given ", x));
         if (seen[std::size_t(x)])
-            raise(concat(op, ": argument '", arg, "': expected no index twice in a list, given ", x, " twice at ", where));
+            raise(concat(op, ": argument '", arg, "': expected no index twice in a list, given ", x, " twice at ",
+                         where));
         seen[std::size_t(x)] = 1;
     }
 }
@@ -89,8 +90,7 @@ void validate_topk(const A& a, const topk_options& o, const char* op) {
     if (o.indices.empty()) {
         check(o.top_k >= 1, op, "top_k", ">= 1", o.top_k);
     } else {
-        check(o.indices_out.empty(), op, "indices_out", "not given with 'indices' (nothing is selected)",
-              "a view");
+        check(o.indices_out.empty(), op, "indices_out", "not given with 'indices' (nothing is selected)", "a view");
         check_shape(o.indices, {a.q.extent(0), a.q.extent(1), p.hkv, o.indices.extent(3)}, op, "indices");
         std::vector<char> seen;
         for (index_t s = 0; s < p.num_seqs; ++s) {

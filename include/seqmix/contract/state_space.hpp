@@ -97,8 +97,9 @@ tensor_view<const typename V::value_type, R> ssm_input(const V& v, const char* o
 // The output view: given, checked, no element written twice.
 template <std::size_t R, class V>
 tensor_view<typename V::value_type, R> ssm_output(const V& v, const char* op) {
-    static_assert(view_traits<V>::is_view && V::rank == R && std::is_same_v<typename V::element_type, typename V::value_type>,
-                  "seqmix: out has the wrong rank or is not mutable (see docs/api.md)");
+    static_assert(
+        view_traits<V>::is_view && V::rank == R && std::is_same_v<typename V::element_type, typename V::value_type>,
+        "seqmix: out has the wrong rank or is not mutable (see docs/api.md)");
     check_given(v, op, "out");
     return checked_output(tensor_view<typename V::value_type, R>(v), op, "out");
 }
@@ -321,8 +322,7 @@ struct conv1d_args : packed_sequences {
 };
 
 inline void check_activation(activation act, const char* op) {
-    check(act == activation::none || act == activation::silu, op, "activation", "activation::none or ::silu",
-          int(act));
+    check(act == activation::none || act == activation::silu, op, "activation", "activation::none or ::silu", int(act));
 }
 
 template <class XV, class WV, class OV, class SIV, class SOV>
@@ -372,8 +372,7 @@ tensor_view<T, R> checked_pool(const tensor_view<T, R>& state, const std::array<
     const auto s = checked_output(state, op, "state");
     bool same = true;
     for (std::size_t i = 1; i < R; ++i) same &= s.extent(i) == per_slot[i - 1];
-    if (!same)
-        fail(op, "state", detail::concat("shape [slots,", shape_string(per_slot).substr(1)), shape_string(s));
+    if (!same) fail(op, "state", detail::concat("shape [slots,", shape_string(per_slot).substr(1)), shape_string(s));
     check_state_indices(indices, batch, s.extent(0), op);
     return s;
 }
@@ -499,10 +498,10 @@ auto prepare_ssd_step(const XV& x, const TV& dt, const AV& A, const BV& B, const
     check_values_in(a.A, -finite_max<typename AV::value_type>, compute_type_of<typename AV::value_type>(0), op, "A",
                     "finite values <= 0 (A = -exp(A_log))");
     check_ssd_steps(a.dt, opt.dt_bias, opt.dt_softplus, op);
-    check_disjoint(op, {memory_of("out", a.out), memory_of("state", a.state)},
-                   {memory_of("x", a.x), memory_of("dt", a.dt), memory_of("A", a.A), memory_of("B", a.B),
-                    memory_of("C", a.C), memory_of("z", a.z), param_memory("D", opt.D, H),
-                    param_memory("dt_bias", opt.dt_bias, H)});
+    check_disjoint(
+        op, {memory_of("out", a.out), memory_of("state", a.state)},
+        {memory_of("x", a.x), memory_of("dt", a.dt), memory_of("A", a.A), memory_of("B", a.B), memory_of("C", a.C),
+         memory_of("z", a.z), param_memory("D", opt.D, H), param_memory("dt_bias", opt.dt_bias, H)});
     a.D = opt.D;
     a.dt_bias = opt.dt_bias;
     a.softplus = opt.dt_softplus;

@@ -190,8 +190,8 @@ private:
 }  // namespace detail
 
 struct team_sync {
-    bool in_region = false;  // false: run by the caller alone, where a barrier would bind to
-                             // whatever region the caller is in (a user's): a no-op then
+    bool in_region = false;                            // false: run by the caller alone, where a barrier would bind to
+                                                       // whatever region the caller is in (a user's): a no-op then
     detail::team_barrier* executor_barrier = nullptr;  // the team runs on an executor
     void barrier() const {
         if (executor_barrier) {

@@ -28,7 +28,8 @@ inline float bits_float(std::uint32_t u) {
 // round(m / 2^shift), ties to even (shift >= 1).
 inline std::uint32_t shift_round_even(std::uint32_t m, unsigned shift) {
     if (shift > 31) return 0;
-    const std::uint32_t q = m >> shift, rem = m & ((std::uint32_t(1) << shift) - 1), half = std::uint32_t(1) << (shift - 1);
+    const std::uint32_t q = m >> shift, rem = m & ((std::uint32_t(1) << shift) - 1),
+                        half = std::uint32_t(1) << (shift - 1);
     return q + (rem > half || (rem == half && (q & 1)));
 }
 
@@ -37,7 +38,7 @@ inline std::uint32_t shift_round_even(std::uint32_t m, unsigned shift) {
 inline std::uint16_t bf16_from_float(float f) {
     const std::uint32_t x = float_bits(f);
     if ((x & 0x7FFFFFFFu) > 0x7F800000u) return std::uint16_t((x >> 16) | 0x40u);  // NaN: quiet, sign kept
-    if ((x & 0x7F800000u) == 0) return std::uint16_t((x >> 16) & 0x8000u);           // zero, subnormal: signed zero
+    if ((x & 0x7F800000u) == 0) return std::uint16_t((x >> 16) & 0x8000u);         // zero, subnormal: signed zero
     return std::uint16_t((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);                  // overflow rounds to Inf
 }
 inline float bf16_to_float(std::uint16_t h) { return bits_float(std::uint32_t(h) << 16); }
@@ -46,9 +47,9 @@ inline std::uint16_t fp16_from_float(float f) {
     const std::uint32_t x = float_bits(f), a = x & 0x7FFFFFFFu;
     const std::uint16_t sign = std::uint16_t((x >> 16) & 0x8000u);
     if (a > 0x7F800000u) return std::uint16_t(sign | 0x7E00u | ((a >> 13) & 0x1FFu));  // NaN: quiet, payload top
-    if (a >= 0x477FF000u) return std::uint16_t(sign | 0x7C00u);  // >= 65520 (and Inf): Inf
-    if (a >= 0x38800000u) {                                      // normal: >= 2^-14
-        const std::uint32_t r = a - (112u << 23);                 // exponent bias 127 -> 15
+    if (a >= 0x477FF000u) return std::uint16_t(sign | 0x7C00u);                        // >= 65520 (and Inf): Inf
+    if (a >= 0x38800000u) {                                                            // normal: >= 2^-14
+        const std::uint32_t r = a - (112u << 23);                                      // exponent bias 127 -> 15
         return std::uint16_t(sign | ((r + 0xFFFu + ((r >> 13) & 1u)) >> 13));
     }
     // Subnormal: units of 2^-24; a = m 2^(e - 150) with the implicit bit in m.
@@ -74,10 +75,10 @@ inline float fp16_to_float(std::uint16_t h) {
 inline std::uint8_t fp8_e4m3_from_float(float f) {
     const std::uint32_t x = float_bits(f), a = x & 0x7FFFFFFFu;
     const std::uint8_t sign = std::uint8_t((x >> 24) & 0x80u);
-    if (a > 0x7F800000u) return std::uint8_t(sign | 0x7Fu);  // NaN
+    if (a > 0x7F800000u) return std::uint8_t(sign | 0x7Fu);   // NaN
     if (a >= 0x43E00000u) return std::uint8_t(sign | 0x7Eu);  // >= 448 (and Inf): saturate
     if (a >= 0x3C800000u) {                                   // normal: >= 2^-6
-        const std::uint32_t r = a - (120u << 23);              // exponent bias 127 -> 7
+        const std::uint32_t r = a - (120u << 23);             // exponent bias 127 -> 7
         return std::uint8_t(sign | ((r + 0x7FFFFu + ((r >> 20) & 1u)) >> 20));
     }
     // Subnormal: units of 2^-9.
@@ -151,12 +152,9 @@ using compute_type_of = std::conditional_t<is_storage_type<S>, float, S>;
 // x stored as S: rounded into a storage type, or x itself.
 template <class S, class T>
 inline S storage_cast(T x) {
-    if constexpr (std::is_same_v<S, T>)
-        return x;
-    else if constexpr (is_storage_type<S>)
-        return S(float(x));
-    else
-        return S(x);
+    if constexpr (std::is_same_v<S, T>) return x;
+    else if constexpr (is_storage_type<S>) return S(float(x));
+    else return S(x);
 }
 
 }  // namespace seqmix

@@ -21,8 +21,7 @@ public:
         index_t n = 1;
         for (std::size_t i = 0; i < Rank; ++i) {
             if (shape_[i] < 0) fail("tensor", "shape", "extents >= 0", shape_string(shape_));
-            if (__builtin_mul_overflow(n, shape_[i], &n) ||
-                n > index_t(PTRDIFF_MAX / index_t(sizeof(T))))
+            if (__builtin_mul_overflow(n, shape_[i], &n) || n > index_t(PTRDIFF_MAX / index_t(sizeof(T))))
                 fail("tensor", "shape", "an element count whose bytes fit in 63 bits", shape_string(shape_));
         }
         storage_.resize(std::size_t(std::max<index_t>(n, 1)));
@@ -37,9 +36,13 @@ public:
     index_t extent(std::size_t i) const { return shape_[i]; }
     const std::array<index_t, Rank>& shape() const { return shape_; }
     template <class... I>
-    T& operator()(I... idx) { return view()(idx...); }
+    T& operator()(I... idx) {
+        return view()(idx...);
+    }
     template <class... I>
-    const T& operator()(I... idx) const { return view()(idx...); }
+    const T& operator()(I... idx) const {
+        return view()(idx...);
+    }
 
 private:
     aligned_buffer<T> storage_;

@@ -52,7 +52,8 @@ std::string strides_string(const tensor_view<T, R>& v) {
 // The failure path of check_view, out of line so that the checks themselves inline.
 template <class T, std::size_t R>
 [[noreturn]] __attribute__((noinline, cold)) void view_check_failed(const tensor_view<T, R>& v, const char* op,
-                                                                  const char* arg, bool negative, bool count_overflow) {
+                                                                    const char* arg, bool negative,
+                                                                    bool count_overflow) {
     if (negative) fail(op, arg, "extents >= 0", shape_string(v));
     if (count_overflow) fail(op, arg, "an element count that fits in 64 bits", shape_string(v));
     fail(op, arg, detail::concat("strides whose reach fits in 63 bits of bytes (shape ", shape_string(v), ")"),
@@ -72,7 +73,8 @@ inline void check_view(const tensor_view<T, R>& v, const char* op, const char* a
         any_zero |= e == 0;
         count_overflow |= __builtin_mul_overflow(count, e, &count);
         index_t term = 0;
-        reach_overflow |= s == std::numeric_limits<index_t>::min() || __builtin_mul_overflow(e - 1, s < 0 ? -s : s, &term) ||
+        reach_overflow |= s == std::numeric_limits<index_t>::min() ||
+                          __builtin_mul_overflow(e - 1, s < 0 ? -s : s, &term) ||
                           __builtin_add_overflow(reach, term, &reach);
     }
     if (__builtin_expect(!(negative | count_overflow | reach_overflow | (reach >= limit)), 1)) return;
@@ -147,20 +149,18 @@ struct qkvo_views {
 
 // Whether the views q, k, v and out share one element type (operators without storage types).
 template <class QV, class KV, class VV, class OV>
-constexpr bool one_element_type =
-    std::is_same_v<typename QV::value_type, typename OV::value_type> &&
-    std::is_same_v<typename KV::value_type, typename OV::value_type> &&
-    std::is_same_v<typename VV::value_type, typename OV::value_type>;
+constexpr bool one_element_type = std::is_same_v<typename QV::value_type, typename OV::value_type>&&
+    std::is_same_v<typename KV::value_type, typename OV::value_type>&&
+        std::is_same_v<typename VV::value_type, typename OV::value_type>;
 
 template <std::size_t Full, class QV, class KV, class VV, class OV>
 auto as_batched_qkvo(const QV& q, const KV& k, const VV& v, const OV& out, const char* op, const char* layout) {
-    static_assert(view_traits<QV>::is_view && view_traits<KV>::is_view && view_traits<VV>::is_view &&
-                      view_traits<OV>::is_view,
-                  "seqmix: q, k, v and out must be seqmix::tensor_view");
+    static_assert(
+        view_traits<QV>::is_view && view_traits<KV>::is_view && view_traits<VV>::is_view && view_traits<OV>::is_view,
+        "seqmix: q, k, v and out must be seqmix::tensor_view");
     static_assert(std::is_same_v<typename OV::element_type, typename OV::value_type>,
                   "seqmix: out must be a mutable view");
-    qkvo_views<Full, typename QV::value_type, typename KV::value_type, typename VV::value_type,
-               typename OV::value_type>
+    qkvo_views<Full, typename QV::value_type, typename KV::value_type, typename VV::value_type, typename OV::value_type>
         r;
     r.q = as_batched<Full>(q, op, "q", layout);
     r.k = as_batched<Full>(k, op, "k", layout);
@@ -189,8 +189,8 @@ void check_given(const tensor_view<T, R>& v, const char* op, const char* arg) {
 
 template <class T, std::size_t R>
 [[noreturn]] __attribute__((noinline, cold)) void extent_check_failed(const tensor_view<T, R>& v, std::size_t axis,
-                                                                    index_t expected, const char* op, const char* arg,
-                                                                    const char* what) {
+                                                                      index_t expected, const char* op, const char* arg,
+                                                                      const char* what) {
     raise(detail::concat(op, ": argument '", arg, "': expected ", what, " (axis ", axis, ") = ", expected,
                          ", given shape ", shape_string(v)));
 }
@@ -203,8 +203,8 @@ inline void check_extent(const tensor_view<T, R>& v, std::size_t axis, index_t e
 
 template <class T, std::size_t R>
 [[noreturn]] __attribute__((noinline, cold)) void shape_check_failed(const tensor_view<T, R>& v,
-                                                                   const std::array<index_t, R>& expected,
-                                                                   const char* op, const char* arg) {
+                                                                     const std::array<index_t, R>& expected,
+                                                                     const char* op, const char* arg) {
     raise(detail::concat(op, ": argument '", arg, "': expected shape ", shape_string(expected), ", given ",
                          shape_string(v)));
 }
@@ -229,7 +229,7 @@ inline constexpr char element_tag = 0;
 struct arg_memory {
     const char* name = nullptr;
     const void* element = nullptr;  // &element_tag<T>
-    const char* lo = nullptr;  // [lo, hi): null when the view is empty or has no elements
+    const char* lo = nullptr;       // [lo, hi): null when the view is empty or has no elements
     const char* hi = nullptr;
     const void* data = nullptr;
     std::size_t rank = 0, element_size = 0;
@@ -300,8 +300,7 @@ inline void check_disjoint(const char* op, const arg_list& outputs, const arg_li
 }
 
 // cu_seqlens: num_seqs + 1 non-decreasing offsets from 0 to `total`.
-inline void check_cu_seqlens(const std::int32_t* cu, index_t num_seqs, index_t total, const char* op,
-                             const char* arg) {
+inline void check_cu_seqlens(const std::int32_t* cu, index_t num_seqs, index_t total, const char* op, const char* arg) {
     if (num_seqs < 1) fail(op, "num_seqs", detail::concat(">= 1 when '", arg, "' is given"), num_seqs);
     check(cu[0] == 0, op, arg, "first offset 0", cu[0]);
     for (index_t s = 0; s < num_seqs; ++s)
@@ -322,8 +321,7 @@ bool fits_finite(double x) {
 // double and infinite as a float).
 template <class T>
 void check_finite_as(double x, const char* op, const char* arg) {
-    if (!fits_finite<T>(x))
-        fail(op, arg, std::is_same_v<T, float> ? "a value finite as float" : "a finite value", x);
+    if (!fits_finite<T>(x)) fail(op, arg, std::is_same_v<T, float> ? "a value finite as float" : "a finite value", x);
 }
 
 inline void check_threads(int n, const char* op) { check(n >= 0, op, "num_threads", ">= 0 (0 = OpenMP default)", n); }

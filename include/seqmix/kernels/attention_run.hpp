@@ -84,15 +84,15 @@ struct attention_row {
     using compute_type = T;
     using query_type = Q;
     using output_type = O;
-    const Q* q = nullptr;    // the query (q_elem apart)
-    O* out = nullptr;        // its output row (out_elem apart)
-    T* lse = nullptr;        // its log-sum-exp, or nullptr
-    key_range keys{};        // the keys it may see; a schedule may narrow them tile by tile
-    index_t diag = 0;        // its position on the key axis (ALiBi's |diag - j|)
-    T slope;         // ALiBi slope (0: none)
-    T sink;          // sink logit joining its softmax denominator (-inf: none)
-    T k_scale = T(1);  // what the stored keys of its KV head are multiplied by (fp8 caches)
-    T v_scale = T(1);  // ... and the stored values
+    const Q* q = nullptr;  // the query (q_elem apart)
+    O* out = nullptr;      // its output row (out_elem apart)
+    T* lse = nullptr;      // its log-sum-exp, or nullptr
+    key_range keys{};      // the keys it may see; a schedule may narrow them tile by tile
+    index_t diag = 0;      // its position on the key axis (ALiBi's |diag - j|)
+    T slope;               // ALiBi slope (0: none)
+    T sink;                // sink logit joining its softmax denominator (-inf: none)
+    T k_scale = T(1);      // what the stored keys of its KV head are multiplied by (fp8 caches)
+    T v_scale = T(1);      // ... and the stored values
 };
 
 // What a schedule learns of the unit it serves: its rows' keys (per row, and their union
@@ -102,9 +102,9 @@ struct unit_span {
     index_t max_lo, min_hi;  // keys every row sees
     const index_t* lo;       // per row of the engine (rows without a query: empty)
     const index_t* hi;
-    index_t i0;              // the unit's first query (per head)
-    index_t q_count;         // its queries per head
-    index_t hk0;             // its first KV head (schedules that differ per head: block lists)
+    index_t i0;       // the unit's first query (per head)
+    index_t q_count;  // its queries per head
+    index_t hk0;      // its first KV head (schedules that differ per head: block lists)
 };
 
 // Defaults of the optional Variant members.
@@ -131,9 +131,8 @@ using row_type_of = decltype(std::declval<const Variant&>().problem(0).row(0, 0)
 // Queries, keys and values all stored as bf16 on an AVX512-BF16 target: bf16 dot products
 // where the variant asks for them (bf16_dot_products()), float FMAs on widened rows otherwise.
 template <class Variant>
-constexpr bool bf16_dot_of = SEQMIX_HAS_BF16_DOT && std::is_same_v<typename Variant::value_type, float> &&
-                             std::is_same_v<typename row_type_of<Variant>::query_type, bf16> &&
-                             std::is_same_v<keys_of<Variant>, kv_rows<bf16, bf16>>;
+constexpr bool bf16_dot_of = SEQMIX_HAS_BF16_DOT&& std::is_same_v<typename Variant::value_type, float>&& std::is_same_v<
+    typename row_type_of<Variant>::query_type, bf16>&& std::is_same_v<keys_of<Variant>, kv_rows<bf16, bf16>>;
 
 template <class Variant, class = void>
 struct engines_of {
@@ -168,14 +167,14 @@ struct problem_plan {
     bool keys_in_lanes = false;         // engine: keys along the lanes (few rows) or rows along them
     index_t q_len = 0, q_per_head = 0;  // queries per head: all, and per unit
     index_t query_blocks = 0;
-    index_t heads = 0;                  // KV heads per unit
-    index_t splits = 1;                 // key chunks per unit (1: no split)
-    index_t split_keys = 0;             // keys per chunk
-    attention_dims dims;                // rows = heads * group * q_per_head
-    index_t first_item = 0;             // items before this problem's
-    index_t first_merge = 0;            // split units before this problem's (the merge's items)
-    std::size_t partials = 0;           // offset of its partial states
-    std::size_t state_size = 0;         // elements per partial state
+    index_t heads = 0;           // KV heads per unit
+    index_t splits = 1;          // key chunks per unit (1: no split)
+    index_t split_keys = 0;      // keys per chunk
+    attention_dims dims;         // rows = heads * group * q_per_head
+    index_t first_item = 0;      // items before this problem's
+    index_t first_merge = 0;     // split units before this problem's (the merge's items)
+    std::size_t partials = 0;    // offset of its partial states
+    std::size_t state_size = 0;  // elements per partial state
 
     index_t head_blocks(index_t hkv) const { return hkv / heads; }
     index_t units(index_t hkv) const { return query_blocks * head_blocks(hkv); }
@@ -183,15 +182,15 @@ struct problem_plan {
 
 struct attention_plan {
     std::vector<problem_plan> problems;
-    index_t items = 0;          // units x splits, all problems
-    index_t merges = 0;         // units with splits > 1
+    index_t items = 0;                    // units x splits, all problems
+    index_t merges = 0;                   // units with splits > 1
     std::vector<index_t> split_problems;  // problems with splits > 1, in order
-    std::size_t partials = 0;   // elements of all partial states
-    std::size_t scratch = 0;    // per thread, elements of T
-    std::size_t bounds = 0;     // per thread, indices
-    std::size_t rows = 0;       // per thread, rows of a unit (engine lanes)
+    std::size_t partials = 0;             // elements of all partial states
+    std::size_t scratch = 0;              // per thread, elements of T
+    std::size_t bounds = 0;               // per thread, indices
+    std::size_t rows = 0;                 // per thread, rows of a unit (engine lanes)
     int threads = 1;
-    bool bf16_dot = false;      // the rows-in-lanes engine runs bf16 dot products
+    bool bf16_dot = false;  // the rows-in-lanes engine runs bf16 dot products
 
     // The problem of item n: the last one whose first item is <= n.
     index_t problem_of_item(index_t n) const {
@@ -201,9 +200,8 @@ struct attention_plan {
     }
     // The problem of merge item n (a split unit).
     index_t problem_of_merge(index_t n) const {
-        auto it = std::upper_bound(split_problems.begin(), split_problems.end(), n, [&](index_t x, index_t p) {
-            return x < problems[std::size_t(p)].first_merge;
-        });
+        auto it = std::upper_bound(split_problems.begin(), split_problems.end(), n,
+                                   [&](index_t x, index_t p) { return x < problems[std::size_t(p)].first_merge; });
         return *(it - 1);
     }
 };
@@ -263,9 +261,8 @@ attention_plan plan_attention_with(const Variant& var, int threads) {
         const index_t visited = var.visited_keys(p, ex.k_len);
         pp.split_keys = std::max<index_t>(visited, 1);
         const index_t head_units = pp.query_blocks * hd.hkv;
-        const index_t wanted = head_units > 0 ? std::min((occupancy_target + head_units - 1) / head_units,
-                                                         visited / min_split_keys)
-                                              : 1;
+        const index_t wanted =
+            head_units > 0 ? std::min((occupancy_target + head_units - 1) / head_units, visited / min_split_keys) : 1;
         if (wanted > 1) {
             const index_t tile = pp.keys_in_lanes ? W : Wide::key_tile;
             const index_t chunk = ((visited + wanted - 1) / wanted + tile - 1) / tile * tile;
@@ -305,10 +302,10 @@ attention_plan plan_attention_with(const Variant& var, int threads) {
         if (pp.query_blocks == 0) continue;
         const std::size_t lanes = std::size_t(pp.keys_in_lanes ? pp.dims.rows : Wide::lanes_for(pp.dims.rows));
         plan.rows = std::max(plan.rows, lanes);
-        plan.scratch = std::max(plan.scratch, pp.keys_in_lanes ? Narrow::scratch_size(pp.dims)
-                                                               : Wide::scratch_size(pp.dims));
-        plan.bounds = std::max(plan.bounds, 2 * lanes + (pp.keys_in_lanes ? Narrow::bounds_size(pp.dims)
-                                                                          : Wide::bounds_size(pp.dims)));
+        plan.scratch =
+            std::max(plan.scratch, pp.keys_in_lanes ? Narrow::scratch_size(pp.dims) : Wide::scratch_size(pp.dims));
+        plan.bounds = std::max(
+            plan.bounds, 2 * lanes + (pp.keys_in_lanes ? Narrow::bounds_size(pp.dims) : Wide::bounds_size(pp.dims)));
     }
     plan.threads = resolve_threads(threads, plan.items);
     return plan;
@@ -362,8 +359,9 @@ void run_item(const Variant& var, const problem_plan& pp, index_t p, index_t loc
     index_t* lo = bounds + Engine::bounds_size(pp.dims);
     index_t* hi = lo + engine.rows();
     // The rows' keys: their union is the unit's span, their intersection runs unmasked.
-    unit_span span{std::numeric_limits<index_t>::max(), -1, 0, std::numeric_limits<index_t>::max(), lo, hi,
-                   un.i0, std::min(pp.q_per_head, pp.q_len - un.i0), un.hk0};
+    unit_span span{
+        std::numeric_limits<index_t>::max(),       -1,    0, std::numeric_limits<index_t>::max(), lo, hi, un.i0,
+        std::min(pp.q_per_head, pp.q_len - un.i0), un.hk0};
     for (index_t r = 0; r < engine.rows(); ++r) {
         index_t h = 0, i = 0;
         if (!row_of(pp, hd.group, un, r, h, i)) {

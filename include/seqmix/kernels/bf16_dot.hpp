@@ -35,16 +35,15 @@ constexpr index_t lanes = 16;  // floats per vector
 
 // Word i of the result is word idx[i] of x: a pair interleave of two 16-word halves.
 inline __m512i interleave_halves(__m512i x) {
-    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
+                                         5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     return _mm512_permutexvar_epi16(idx, x);
 }
 
 // Float rows src[k * ld + l] (k < k_count, l < L, L a multiple of 16) as bf16 pairs
 // [k / 2][L][2]: hi = bf16(x) (round to nearest even), and, when lo is given, lo = bf16(x - hi).
 // A missing last row of an odd k_count reads as zeros.
-inline void pack_pairs(const float* src, index_t ld, index_t k_count, index_t L, std::uint16_t* hi,
-                       std::uint16_t* lo) {
+inline void pack_pairs(const float* src, index_t ld, index_t k_count, index_t L, std::uint16_t* hi, std::uint16_t* lo) {
     for (index_t k = 0; k < k_count; k += 2) {
         const float* r0 = src + k * ld;
         const float* r1 = k + 1 < k_count ? r0 + ld : nullptr;
@@ -58,7 +57,8 @@ inline void pack_pairs(const float* src, index_t ld, index_t k_count, index_t L,
             if (w) {
                 // Residuals: x minus its bf16 (exact in float), rounded again.
                 const __m512i bits = both;
-                const __m512 a_hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(bits)), 16));
+                const __m512 a_hi =
+                    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(bits)), 16));
                 const __m512 b_hi = _mm512_castsi512_ps(
                     _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(bits, 1)), 16));
                 const __m512i rest = (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(b, b_hi), _mm512_sub_ps(a, a_hi));

@@ -77,10 +77,10 @@ inline index_t default_chunk_size(index_t dk) { return dk <= 64 ? 16 : 32; }
 
 // Unit lengths and the per-sequence head count of a pipeline run.
 struct chunk_units {
-    index_t units;                   // (sequence, head) pairs, sequence-major
-    index_t heads;                   // units per sequence
-    std::vector<index_t> len;        // tokens of each unit
-    index_t snapshot_interval = 0;   // tokens between snapshots; 0: none
+    index_t units;                  // (sequence, head) pairs, sequence-major
+    index_t heads;                  // units per sequence
+    std::vector<index_t> len;       // tokens of each unit
+    index_t snapshot_interval = 0;  // tokens between snapshots; 0: none
 
     // Every (sequence, head) of a problem with num_seqs sequences of hv heads each
     // (a recurrent_problem, or anything with those members, sequence(s).len and
@@ -255,7 +255,7 @@ void chunk_pipeline(const Policy& pol, const chunk_units& cu, int num_threads) {
             const int threads = resolve_threads(num_threads, std::max(parts, cu.units));
             thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(prepared, C * ldv));
             thread_scratch<T> shared(1, scratch_carver<T>::size_of(std::max<index_t>(parts, 1) * state,
-                                                                    std::max<index_t>(cu.units, 1) * state));
+                                                                   std::max<index_t>(cu.units, 1) * state));
             scratch_carver<T> shared_cv(shared.get(0));
             T* const sums = shared_cv.take(std::size_t(std::max<index_t>(parts, 1) * state));
             T* const totals = shared_cv.take(std::size_t(std::max<index_t>(cu.units, 1) * state));

@@ -37,15 +37,15 @@ constexpr T gate_floor = sizeof(T) == 4 ? T(-128) : T(-800);
 // One packed chunk of one (sequence, head): rows padded with zeros to ldk / ldv.
 template <class T>
 struct chunk_tile {
-    index_t len = 0;           // tokens in this chunk
-    index_t dk = 0, dv = 0;    // key (feature) dim, value dim (with a normalizer column if any)
-    index_t ldk = 0, ldv = 0;  // padded widths of the packed tiles, multiples of the vector width
-    const T* q = nullptr;      // [len] rows of dk, row stride ldq: the packed tile, or the user's rows
-    const T* k = nullptr;      //   read in place (identity map, unit stride, dk a whole number of
-    index_t ldq = 0, ldkr = 0; //   vectors: then dk == ldk and there are no padding lanes to read)
-    T* v = nullptr;            // [len][ldv]
-    T* b = nullptr;            // cumulative log gates, high part: [len] (scalar) or [len][ldk] (vector)
-    T* b_lo = nullptr;         // their low part, same layout
+    index_t len = 0;            // tokens in this chunk
+    index_t dk = 0, dv = 0;     // key (feature) dim, value dim (with a normalizer column if any)
+    index_t ldk = 0, ldv = 0;   // padded widths of the packed tiles, multiples of the vector width
+    const T* q = nullptr;       // [len] rows of dk, row stride ldq: the packed tile, or the user's rows
+    const T* k = nullptr;       //   read in place (identity map, unit stride, dk a whole number of
+    index_t ldq = 0, ldkr = 0;  //   vectors: then dk == ldk and there are no padding lanes to read)
+    T* v = nullptr;             // [len][ldv]
+    T* b = nullptr;             // cumulative log gates, high part: [len] (scalar) or [len][ldk] (vector)
+    T* b_lo = nullptr;          // their low part, same layout
     gate_kind gate{};
 };
 
@@ -105,8 +105,7 @@ inline V gate_difference(const T* hi_a, const T* lo_a, const T* hi_b, const T* l
 
 // dst = src * exp(b_a - b_b) over n lanes; each b is (hi, lo) or absent (= 0).
 template <class T>
-inline void scale_row_exp(T* dst, const T* src, const T* hi_a, const T* lo_a, const T* hi_b, const T* lo_b,
-                          index_t n) {
+inline void scale_row_exp(T* dst, const T* src, const T* hi_a, const T* lo_a, const T* hi_b, const T* lo_b, index_t n) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     for (index_t e = 0; e < n; e += W)
@@ -198,8 +197,8 @@ void chunk_scores(const chunk_tile<T>& c, T* A, index_t lda, T* work_q, T* work_
             const T* ref_hi = t0 > 0 ? c.b + (t0 - 1) * c.ldk : nullptr;
             const T* ref_lo = t0 > 0 ? c.b_lo + (t0 - 1) * c.ldk : nullptr;
             for (index_t t = t0; t < t1; ++t)
-                detail::scale_row_exp(work_q + (t - t0) * c.ldk, c.q + t * c.ldq, c.b + t * c.ldk,
-                                      c.b_lo + t * c.ldk, ref_hi, ref_lo, c.ldk);
+                detail::scale_row_exp(work_q + (t - t0) * c.ldk, c.q + t * c.ldq, c.b + t * c.ldk, c.b_lo + t * c.ldk,
+                                      ref_hi, ref_lo, c.ldk);
             for (index_t s = 0; s < t1; ++s)
                 detail::scale_row_exp(work_k + s * c.ldk, c.k + s * c.ldkr, ref_hi, ref_lo, c.b + s * c.ldk,
                                       c.b_lo + s * c.ldk, c.ldk);
@@ -264,8 +263,8 @@ chunk_factors<T> chunk_gate_factors(const chunk_tile<T>& c, bool outputs, T* qg,
             f.qg = qg;
         }
         for (index_t s = 0; s < L; ++s)
-            detail::scale_row_exp(kg + s * c.ldk, c.k + s * c.ldkr, last_hi, last_lo, c.b + s * c.ldk, c.b_lo + s * c.ldk,
-                                  c.ldk);
+            detail::scale_row_exp(kg + s * c.ldk, c.k + s * c.ldkr, last_hi, last_lo, c.b + s * c.ldk,
+                                  c.b_lo + s * c.ldk, c.ldk);
         for (index_t d = 0; d < c.dk; ++d) decay[d] = last_hi[d] + last_lo[d];
         simd::exp_inplace(decay, std::size_t(c.dk));
         f.kg = kg;
@@ -295,7 +294,8 @@ void chunk_output(const chunk_tile<T>& c, const chunk_factors<T>& f, const T* A,
     const index_t L = c.len, lanes = c1 - c0;
     if (S_prev) {
         const T* qg = f.qg ? f.qg : c.q;
-        panel_gemm<tile_update::overwrite>(L, c.dk, lanes, qg, f.qg ? c.ldk : c.ldq, 1, S_prev + c0, c.ldv, O + c0, c.ldv);
+        panel_gemm<tile_update::overwrite>(L, c.dk, lanes, qg, f.qg ? c.ldk : c.ldq, 1, S_prev + c0, c.ldv, O + c0,
+                                           c.ldv);
         if (f.row_scale)
             for (index_t t = 0; t < L; ++t) simd::scale(f.row_scale[t], O + t * c.ldv + c0, std::size_t(lanes));
     } else {
@@ -326,9 +326,11 @@ template <class T>
 void chunk_advance(const chunk_tile<T>& c, const chunk_factors<T>& f, T* S, index_t c0, index_t c1) {
     const index_t lanes = c1 - c0;
     if (f.decay)
-        for (index_t d = 0; d < c.dk; ++d) simd::scale(f.decay[d * f.decay_stride], S + d * c.ldv + c0, std::size_t(lanes));
+        for (index_t d = 0; d < c.dk; ++d)
+            simd::scale(f.decay[d * f.decay_stride], S + d * c.ldv + c0, std::size_t(lanes));
     const T* kw = f.kg ? f.kg : c.k;
-    panel_gemm<tile_update::accumulate>(c.dk, c.len, lanes, kw, 1, f.kg ? c.ldk : c.ldkr, c.v + c0, c.ldv, S + c0, c.ldv);
+    panel_gemm<tile_update::accumulate>(c.dk, c.len, lanes, kw, 1, f.kg ? c.ldk : c.ldkr, c.v + c0, c.ldv, S + c0,
+                                        c.ldv);
 }
 
 // S = S + dS, row by row (S and dS are [dk][ldv]): the bidirectional partial sums.

@@ -118,8 +118,7 @@ struct delta_recurrent_policy : chunk_policy_base<T, Rows> {
                                         simd::load_aligned(c.b + t * ldk + d) * simd::load(c.k + t * c.ldkr + d));
         } else if (gate == gate_kind::scalar) {
             simd::exp_inplace(c.b, std::size_t(L));
-            for (index_t t = 0; t < L; ++t)
-                simd::scaled_copy(c.b[t], c.k + t * c.ldkr, kd + t * ldk, std::size_t(ldk));
+            for (index_t t = 0; t < L; ++t) simd::scaled_copy(c.b[t], c.k + t * c.ldkr, kd + t * ldk, std::size_t(ldk));
         } else {
             h.kd = c.k;
             h.ldkd = c.ldkr;

@@ -24,9 +24,9 @@ struct gated_rows {
     const Args& a;
     index_t chunk = 0;
     T scale;
-    gate_kind gate{};       // the gate of a: vector (g4), scalar (g3) or none
-    double l2norm_eps = -1; // >= 0: q and k divided by sqrt(sum x^2 + l2norm_eps)
-    bool cumulative = true; // false: each token's own log gate in b (b_lo unused)
+    gate_kind gate{};        // the gate of a: vector (g4), scalar (g3) or none
+    double l2norm_eps = -1;  // >= 0: q and k divided by sqrt(sum x^2 + l2norm_eps)
+    bool cumulative = true;  // false: each token's own log gate in b (b_lo unused)
 
     bool normalizes() const { return l2norm_eps >= 0; }
 

@@ -23,8 +23,8 @@ enum class tile_update {
 // Register-blocked micro-kernel: MR rows of C by NV vectors of lanes stay in registers
 // while k streams; each step is NV vector loads of B, MR broadcasts of A, MR*NV FMAs.
 template <class T, int MR, int NV, tile_update Mode>
-inline void micro_tile(index_t kc, const T* a, index_t a_sm, index_t a_sk, const T* b, index_t ldb,
-                       T* c, index_t ldc, const T* alpha) {
+inline void micro_tile(index_t kc, const T* a, index_t a_sm, index_t a_sk, const T* b, index_t ldb, T* c, index_t ldc,
+                       const T* alpha) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     V acc[MR][NV];
@@ -63,15 +63,14 @@ struct panel_blocking {
 
 namespace detail {
 template <class T, int NV, tile_update Mode, int MR = panel_blocking<T>::mr>
-inline void panel_rows(index_t m_count, index_t kc, const T* a, index_t a_sm, index_t a_sk,
-                       const T* b, index_t ldb, T* c, index_t ldc, const T* alpha) {
+inline void panel_rows(index_t m_count, index_t kc, const T* a, index_t a_sm, index_t a_sk, const T* b, index_t ldb,
+                       T* c, index_t ldc, const T* alpha) {
     index_t m = 0;
     for (; m + MR <= m_count; m += MR)
         micro_tile<T, MR, NV, Mode>(kc, a + m * a_sm, a_sm, a_sk, b, ldb, c + m * ldc, ldc, alpha);
     if constexpr (MR > 1) {
         if (m < m_count)
-            panel_rows<T, NV, Mode, MR / 2>(m_count - m, kc, a + m * a_sm, a_sm, a_sk, b, ldb,
-                                            c + m * ldc, ldc, alpha);
+            panel_rows<T, NV, Mode, MR / 2>(m_count - m, kc, a + m * a_sm, a_sm, a_sk, b, ldb, c + m * ldc, ldc, alpha);
     }
 }
 }  // namespace detail
@@ -79,17 +78,15 @@ inline void panel_rows(index_t m_count, index_t kc, const T* a, index_t a_sm, in
 // The whole panel: M rows of C, `lanes` lanes (a multiple of the vector width).
 // Lane blocks are outermost so the B panel of one block stays in L1 across all of M.
 template <tile_update Mode, class T>
-inline void panel_gemm(index_t M, index_t K, index_t lanes, const T* a, index_t a_sm, index_t a_sk,
-                       const T* b, index_t ldb, T* c, index_t ldc, const T* alpha = nullptr) {
+inline void panel_gemm(index_t M, index_t K, index_t lanes, const T* a, index_t a_sm, index_t a_sk, const T* b,
+                       index_t ldb, T* c, index_t ldc, const T* alpha = nullptr) {
     constexpr index_t W = index_t(simd::width<T>);
     constexpr int NV = panel_blocking<T>::nv;
     index_t l = 0;
     for (; l + NV * W <= lanes; l += NV * W)
-        detail::panel_rows<T, NV, Mode>(M, K, a, a_sm, a_sk, b + l, ldb, c + l, ldc,
-                                        alpha ? alpha + l : nullptr);
+        detail::panel_rows<T, NV, Mode>(M, K, a, a_sm, a_sk, b + l, ldb, c + l, ldc, alpha ? alpha + l : nullptr);
     for (; l < lanes; l += W)
-        detail::panel_rows<T, 1, Mode>(M, K, a, a_sm, a_sk, b + l, ldb, c + l, ldc,
-                                       alpha ? alpha + l : nullptr);
+        detail::panel_rows<T, 1, Mode>(M, K, a, a_sm, a_sk, b + l, ldb, c + l, ldc, alpha ? alpha + l : nullptr);
 }
 
 }  // namespace kernels

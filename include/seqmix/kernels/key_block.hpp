@@ -75,8 +75,8 @@ inline void dot_key_block(const T* q, index_t ldq, const K* const* keys, index_t
 // The same for any number of query rows, in blocks the register file holds.
 // Only the first block of rows requests `ahead`: the later ones read the same keys.
 template <class T, class K>
-inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const K* const* keys, index_t d, T* scores,
-                         index_t lds, const K* const* ahead = nullptr) {
+inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const K* const* keys, index_t d, T* scores, index_t lds,
+                         const K* const* ahead = nullptr) {
     constexpr int RB = simd::register_count >= 32 ? 4 : 2;
     index_t r = 0;
     for (; r + RB <= rows; r += RB, ahead = nullptr)
@@ -86,8 +86,8 @@ inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const K* const* 
 
 // The same with the keys k + j * k_stride, j < nkeys.
 template <class T>
-inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const T* k, index_t k_stride, index_t nkeys,
-                         index_t d, T* scores, index_t lds) {
+inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const T* k, index_t k_stride, index_t nkeys, index_t d,
+                         T* scores, index_t lds) {
     const T* keys[simd::width<T>];
     for (index_t j = 0; j < index_t(simd::width<T>); ++j) keys[j] = k + std::min(j, nkeys - 1) * k_stride;
     dot_key_rows(q, ldq, rows, keys, d, scores, lds);
@@ -99,8 +99,8 @@ inline void dot_key_rows(const T* q, index_t ldq, index_t rows, const T* k, inde
 // once per NV vectors of o. `ahead`: as for dot_key_block, value rows read later. Values may be
 // stored as S: they widen to T in registers.
 template <class T, int RB, int NV, class S>
-inline void accumulate_value_block(const T* p, index_t ldp, const S* const* values, index_t nkeys, T* o,
-                                   index_t ldo, index_t dv, const S* const* ahead) {
+inline void accumulate_value_block(const T* p, index_t ldp, const S* const* values, index_t nkeys, T* o, index_t ldo,
+                                   index_t dv, const S* const* ahead) {
     using V = simd::vec<T>;
     constexpr index_t W = index_t(simd::width<T>);
     for (index_t e0 = 0; e0 < dv; e0 += NV * W) {
@@ -144,8 +144,8 @@ inline void accumulate_value_block(const T* p, index_t ldp, const S* const* valu
 
 // The same for any number of rows.
 template <class T, class S>
-inline void accumulate_value_rows(const T* p, index_t ldp, index_t rows, const S* const* values, index_t nkeys,
-                                  T* o, index_t ldo, index_t dv, const S* const* ahead = nullptr) {
+inline void accumulate_value_rows(const T* p, index_t ldp, index_t rows, const S* const* values, index_t nkeys, T* o,
+                                  index_t ldo, index_t dv, const S* const* ahead = nullptr) {
     constexpr int RB = simd::register_count >= 32 ? 4 : 2, NV = 4;
     index_t r = 0;
     for (; r + RB <= rows; r += RB, ahead = nullptr)

@@ -56,7 +56,12 @@ public:
     }
 
     keys_in_lanes(const attention_dims& d, T* scratch, index_t* bounds)
-        : rows_(d.rows), dk_(d.dk), dv_(d.dv), dk_pad_(pad(d.dk)), dv_pad_(pad(d.dv)), heads_(d.heads),
+        : rows_(d.rows),
+          dk_(d.dk),
+          dv_(d.dv),
+          dk_pad_(pad(d.dk)),
+          dv_pad_(pad(d.dv)),
+          heads_(d.heads),
           head_rows_(d.rows / d.heads) {
         scratch_carver<T> c(scratch);
         qs_ = c.take(std::size_t(rows_ * dk_pad_));
@@ -179,10 +184,8 @@ public:
                 if (lo > k0 || hi < k0 + W - 1)
                     s = simd::select((lane_ >= Vec(T(lo - k0))) && (lane_ <= Vec(T(hi - k0))), s, Vec(ninf));
                 simd::store(pr + c, s);
-                if (c / W % 2 == 0)
-                    mx0 = simd::max(mx0, s);
-                else
-                    mx1 = simd::max(mx1, s);
+                if (c / W % 2 == 0) mx0 = simd::max(mx0, s);
+                else mx1 = simd::max(mx1, s);
             }
             T& m = m_[r];
             T& l = l_[r];
@@ -192,10 +195,8 @@ public:
             for (index_t c = 0; c < n_pad; c += W) {
                 const Vec p = simd::exp(simd::load(pr + c) - Vec(m_use));
                 simd::store(pr + c, p);
-                if (c / W % 2 == 0)
-                    sum0 = sum0 + p;
-                else
-                    sum1 = sum1 + p;
+                if (c / W % 2 == 0) sum0 = sum0 + p;
+                else sum1 = sum1 + p;
             }
             const T alpha = std::exp(m - m_use);  // 0 on the first visible tile
             if (alpha != T(1)) simd::scale(alpha, o_ + r * dv_pad_, std::size_t(dv_pad_));
@@ -229,7 +230,8 @@ private:
                          const S* const* ahead) {
         const index_t r0 = hh * head_rows_;
         bool exact = false;  // masked keys must not reach a row even as 0 * Inf: only visible ones then
-        for (index_t j = 0; partial_ && j < count && !exact; ++j) exact = !rows_finite(values[j], 1, 0, dv_, index_t(1));
+        for (index_t j = 0; partial_ && j < count && !exact; ++j)
+            exact = !rows_finite(values[j], 1, 0, dv_, index_t(1));
         if (!exact) {
             accumulate_value_rows(prob_ + r0 * block + c, block, head_rows_, values, count, o_ + r0 * dv_pad_, dv_pad_,
                                   dv_, ahead);
@@ -253,7 +255,7 @@ private:
     index_t *diag_, *vis_lo_, *vis_hi_;  // vis: the keys each row sees in the current tile
     simd::vec<T> lane_;
     bool partial_ = false;
-    index_t end_ = 0;          // the schedule's keys end before this one (or the cache's)
+    index_t end_ = 0;                         // the schedule's keys end before this one (or the cache's)
     std::array<const K*, block + W> keys_{};  // the tile's rows, then the next W
     std::array<const V*, block + W> values_{};
 };

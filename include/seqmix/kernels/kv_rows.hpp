@@ -26,14 +26,14 @@ struct kv_rows {
     using value_type = V;
     const K* k;  // contiguous: logical key 0; paged or gathered: physical key 0 (row 0 of block 0)
     const V* v;
-    index_t k_row = 0, v_row = 0;    // from one logical key to the next within a run
-    index_t k_elem = 0, v_elem = 0;  // along the head dim
-    const std::int32_t* pages = nullptr;  // block ids of the sequence; nullptr: not paged
+    index_t k_row = 0, v_row = 0;                   // from one logical key to the next within a run
+    index_t k_elem = 0, v_elem = 0;                 // along the head dim
+    const std::int32_t* pages = nullptr;            // block ids of the sequence; nullptr: not paged
     index_t page_size = 0, k_page = 0, v_page = 0;  // keys per block, block strides
-    index_t k_head = 0, v_head = 0;  // to the next KV head (engines that take several heads)
-    index_t count = 0;               // logical keys: j < count may be read (or prefetched)
-    index_t first = 0, step = 1;     // paged: logical j is physical first + j * step
-    const std::int32_t* gather = nullptr;  // logical j is physical gather[j] (runs of one key)
+    index_t k_head = 0, v_head = 0;                 // to the next KV head (engines that take several heads)
+    index_t count = 0;                              // logical keys: j < count may be read (or prefetched)
+    index_t first = 0, step = 1;                    // paged: logical j is physical first + j * step
+    const std::int32_t* gather = nullptr;           // logical j is physical gather[j] (runs of one key)
 
     const K* key(index_t j) const { return k + offset(j, k_row, k_page); }
     const V* value(index_t j) const { return v + offset(j, v_row, v_page); }

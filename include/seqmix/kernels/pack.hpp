@@ -21,7 +21,8 @@ namespace kernels {
 template <class S, class T>
 inline void pack_row(const S* src, index_t stride, index_t n, T* dst, index_t ld) {
     if (stride == 1) simd::copy(src, dst, std::size_t(n));
-    else for (index_t i = 0; i < n; ++i) dst[i] = T(src[i * stride]);
+    else
+        for (index_t i = 0; i < n; ++i) dst[i] = T(src[i * stride]);
     std::fill(dst + n, dst + ld, T(0));
 }
 
@@ -30,7 +31,8 @@ inline void pack_row(const S* src, index_t stride, index_t n, T* dst, index_t ld
 template <class T, class D>
 inline void emit_row(const T* src, T mul, D* dst, index_t stride, index_t n) {
     if (stride == 1) simd::scaled_copy(mul, src, dst, std::size_t(n));
-    else for (index_t i = 0; i < n; ++i) dst[i * stride] = storage_cast<D>(src[i] * mul);
+    else
+        for (index_t i = 0; i < n; ++i) dst[i * stride] = storage_cast<D>(src[i] * mul);
 }
 
 // x / sqrt(sum x^2 + eps) over n values, in place (per-head l2 norm of packed q, k rows).
@@ -65,7 +67,8 @@ void copy_tiles(const S* src, index_t srs, index_t scs, T* dst, index_t drs, ind
         for (index_t i0 = 0; i0 < rows; i0 += tile) {
             const index_t i1 = std::min(rows, i0 + tile), j1 = std::min(cols, j0 + tile);
             for (index_t j = j0; j < j1; ++j)
-                for (index_t i = i0; i < i1; ++i) dst[i * drs + j * dcs] = storage_cast<T>(compute_type_of<S>(src[i * srs + j * scs]));
+                for (index_t i = i0; i < i1; ++i)
+                    dst[i * drs + j * dcs] = storage_cast<T>(compute_type_of<S>(src[i * srs + j * scs]));
         }
 }
 // Rows are the outer axis of a view with strides (rs, cs): walk it row by row.

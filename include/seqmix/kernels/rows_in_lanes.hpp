@@ -75,10 +75,8 @@ private:
     }
     [[gnu::noinline]] static void value_panel(bool rescale, index_t dv, index_t keys, index_t L, const T* v,
                                               index_t v_elem, index_t v_row, const T* p, T* ot, const T* alpha) {
-        if (rescale)
-            panel_gemm<tile_update::scale_accumulate>(dv, keys, L, v, v_elem, v_row, p, L, ot, L, alpha);
-        else
-            panel_gemm<tile_update::accumulate>(dv, keys, L, v, v_elem, v_row, p, L, ot, L);
+        if (rescale) panel_gemm<tile_update::scale_accumulate>(dv, keys, L, v, v_elem, v_row, p, L, ot, L, alpha);
+        else panel_gemm<tile_update::accumulate>(dv, keys, L, v, v_elem, v_row, p, L, ot, L);
     }
 };
 
@@ -112,11 +110,10 @@ public:
     static std::size_t scratch_size(const attention_dims& d) {
         const index_t L = lanes_for(d.rows);
         const index_t dv16 = (d.dv + 15) / 16 * 16;  // bf16 pairs take floats' room: a pair is one float
-        return scratch_carver<T>::size_of(d.dk * L, key_tile * L, d.dv * L, L, L, L, L, L, L, L, d.dk * L,
-                                          converts ? key_tile * d.dk : 0, converts ? key_tile * d.dv : 0,
-                                          bf16_dot ? pairs(d.dk) * L : 0, bf16_dot ? key_tile / 2 * dv16 : 0,
-                                          bf16_dot ? key_tile / 2 * L : 0, bf16_dot ? key_tile / 2 * L : 0,
-                                          bf16_dot ? L : 0);
+        return scratch_carver<T>::size_of(
+            d.dk * L, key_tile * L, d.dv * L, L, L, L, L, L, L, L, d.dk * L, converts ? key_tile * d.dk : 0,
+            converts ? key_tile * d.dv : 0, bf16_dot ? pairs(d.dk) * L : 0, bf16_dot ? key_tile / 2 * dv16 : 0,
+            bf16_dot ? key_tile / 2 * L : 0, bf16_dot ? key_tile / 2 * L : 0, bf16_dot ? L : 0);
     }
     // `o` (dv x lanes, transposed) may live outside the scratch (a split-KV partial).
     rows_in_lanes(const attention_dims& d, T* scratch, index_t* bounds)
@@ -175,10 +172,8 @@ public:
     void set_row(index_t r, const Q* q, index_t q_elem, T scale, index_t diag, T slope) {
         T* staged = q_rows_ + r * dk_;
         pack_row(q, q_elem, dk_, staged, dk_);
-        if constexpr (bf16_dot)
-            q_scale_[r] = scale;  // kept apart: the staged query stays exact in bf16
-        else
-            simd::scale(scale, staged, std::size_t(dk_));
+        if constexpr (bf16_dot) q_scale_[r] = scale;  // kept apart: the staged query stays exact in bf16
+        else simd::scale(scale, staged, std::size_t(dk_));
         diag_[r] = diag;
         slope_[r] = slope;
     }
@@ -245,12 +240,9 @@ public:
 
     void accumulate(const keys_type& kv, index_t j0, index_t n, bool masked) {
         if constexpr (bf16_dot)
-            if (kv.v_elem == 1 && !(masked && !Products::values_finite(kv, j0, n, dv_)))
-                return bf16_values(kv, j0, n);
-        if constexpr (converts)
-            accumulate_from(converted(kv, j0, n, false), j0, 0, n, masked);
-        else
-            accumulate_from(kv, j0, j0, n, masked);
+            if (kv.v_elem == 1 && !(masked && !Products::values_finite(kv, j0, n, dv_))) return bf16_values(kv, j0, n);
+        if constexpr (converts) accumulate_from(converted(kv, j0, n, false), j0, 0, n, masked);
+        else accumulate_from(kv, j0, j0, n, masked);
     }
 
 private:
@@ -267,8 +259,9 @@ private:
                     for (index_t t = 0; t < c; ++t) {
                         const V kd = V(T(k[t * kv.k_row + dk_ - 1]));
                         for (index_t r = 0; r < L_; r += index_t(simd::width<T>))
-                            simd::store_aligned(st + t * L_ + r, simd::fma(kd, simd::load_aligned(qt_ + (dk_ - 1) * L_ + r),
-                                                                           simd::load_aligned(st + t * L_ + r)));
+                            simd::store_aligned(st + t * L_ + r,
+                                                simd::fma(kd, simd::load_aligned(qt_ + (dk_ - 1) * L_ + r),
+                                                          simd::load_aligned(st + t * L_ + r)));
                     }
             });
         } else {
@@ -276,7 +269,8 @@ private:
         }
         for (index_t j = 0; j < n; ++j)
             for (index_t r = 0; r < L_; r += index_t(simd::width<T>))
-                simd::store_aligned(st_ + j * L_ + r, simd::load_aligned(st_ + j * L_ + r) * simd::load_aligned(q_scale_ + r));
+                simd::store_aligned(st_ + j * L_ + r,
+                                    simd::load_aligned(st_ + j * L_ + r) * simd::load_aligned(q_scale_ + r));
     }
     // O^T = O^T diag(alpha) + V^T P^T over keys [j0, j0 + n): the tile's values as bf16 pairs,
     // P as pairs of its bf16 head and the bf16 of its remainder.
@@ -292,7 +286,7 @@ private:
         bf16_dot::pack_pairs(st_, L_, n, L_, p_hi_, round_p_ ? nullptr : p_lo_);
         const auto* vp = reinterpret_cast<const bf16*>(v_pairs_);
         bf16_dot::panel_gemm<tile_update::scale_accumulate>(dv_, pairs(n), L_, vp, 2, 2 * dv16_, p_hi_,
-                                                             round_p_ ? nullptr : p_lo_, ot_, L_, alpha_);
+                                                            round_p_ ? nullptr : p_lo_, ot_, L_, alpha_);
     }
 #else
     void bf16_scores(const keys_type&, index_t, index_t) {}
@@ -342,8 +336,8 @@ private:
     index_t dk_, dv_, L_;
     bool round_p_;
     T *qt_, *st_, *ot_, *m_, *l_, *alpha_, *slope_, *rel_, *lo_rel_, *hi_rel_;
-    index_t *lo_, *hi_, *diag_;  // lo_, hi_: the keys each row sees in the current masked tile
-    T* q_rows_;  // query rows as set, row-major, before start() transposes them
+    index_t *lo_, *hi_, *diag_;                // lo_, hi_: the keys each row sees in the current masked tile
+    T* q_rows_;                                // query rows as set, row-major, before start() transposes them
     T *k_tile_ = nullptr, *v_tile_ = nullptr;  // a tile's keys and values converted (converts)
     // bf16_dot: the queries, a tile's values and probabilities as bf16 pairs; the rows' scales.
     std::uint16_t *q_pairs_ = nullptr, *v_pairs_ = nullptr, *p_hi_ = nullptr, *p_lo_ = nullptr;

@@ -74,7 +74,8 @@ __attribute__((always_inline)) inline simd::vec<T> scan_step_channel(St* h, cons
     V acc(T(0));
     index_t j = 0;
     for (; j + W <= S; j += W) {
-        const V hv = simd::fma(simd::exp(dv * simd::load_as<T>(A + j)), simd::load_as<T>(h + j), duv * simd::load(B + j));
+        const V hv =
+            simd::fma(simd::exp(dv * simd::load_as<T>(A + j)), simd::load_as<T>(h + j), duv * simd::load(B + j));
         simd::store_as(h + j, hv);
         acc = simd::fma(hv, simd::load(C + j), acc);
     }

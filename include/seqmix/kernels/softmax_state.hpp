@@ -48,7 +48,7 @@ inline void merge_row(const softmax_state<T>& into, const softmax_state<T>& from
     T& m = into.m[r];
     T& l = into.l[r];
     const T m2 = from.m[r], l2 = from.l[r];
-    if (std::isnan(l)) return;  // NaN is final
+    if (std::isnan(l)) return;          // NaN is final
     if (std::isnan(l2) || l == T(0)) {  // NaN wins; an empty row takes the other as is
         m = m2;
         l = l2;
@@ -66,10 +66,10 @@ inline void merge_row(const softmax_state<T>& into, const softmax_state<T>& from
 // Where a normalized row goes: its output row (stored as O), its log-sum-exp and its sink.
 template <class O, class T>
 struct row_destination {
-    O* out = nullptr;  // nullptr: the row has no query (nothing written)
-    T* lse = nullptr;  // nullptr: not asked for
+    O* out = nullptr;                              // nullptr: the row has no query (nothing written)
+    T* lse = nullptr;                              // nullptr: not asked for
     T sink = -std::numeric_limits<T>::infinity();  // a sink logit (-inf: none)
-    T out_scale = T(1);  // multiplies the output (an fp8 cache's v_scale)
+    T out_scale = T(1);                            // multiplies the output (an fp8 cache's v_scale)
 };
 
 // For each row r < rows with destination(r).out set: out[e * out_stride] = out_scale o / l

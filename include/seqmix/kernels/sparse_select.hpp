@@ -64,8 +64,8 @@ struct key_panels {
         kv.runs(0, keys, [&](index_t j0, index_t n, const auto* k, const auto*) {
             for (index_t j = j0; j < j0 + n;) {  // the part of the run in one panel
                 const index_t c = std::min(j0 + n, (j / chunk + 1) * chunk) - j;
-                detail::copy_tiles(k + (j - j0) * kv.k_row, kv.k_elem, kv.k_row, to + j / chunk * dk * chunk + j % chunk,
-                                   chunk, index_t(1), dk, c);
+                detail::copy_tiles(k + (j - j0) * kv.k_row, kv.k_elem, kv.k_row,
+                                   to + j / chunk * dk * chunk + j % chunk, chunk, index_t(1), dk, c);
                 j += c;
             }
         });
@@ -86,7 +86,9 @@ class topk_select {
 
 public:
     // Rows per unit: their scores of every key stay within about 1 MB.
-    static index_t rows_for(index_t keys) { return std::clamp<index_t>((index_t(1) << 18) / std::max<index_t>(keys, 1), 4, 32); }
+    static index_t rows_for(index_t keys) {
+        return std::clamp<index_t>((index_t(1) << 18) / std::max<index_t>(keys, 1), 4, 32);
+    }
     static index_t stride_for(index_t keys) { return key_panels<T>::chunks(keys) * chunk; }
     static std::size_t scratch_size(index_t rows, index_t dk, index_t keys) {  // packed queries and the scores
         return std::size_t(rows * (dk + stride_for(keys)) + 32);
@@ -177,8 +179,9 @@ private:
         // reads NaN, which no compare passes.
         const index_t full = n / W * W;
         const index_t nans = count(sr, n, [](const V& s) { return simd::isnan(s); });
-        const V tail = full < n ? simd::load_partial(sr + full, std::size_t(n - full), std::numeric_limits<T>::quiet_NaN())
-                                : V(std::numeric_limits<T>::quiet_NaN());
+        const V tail = full < n
+                           ? simd::load_partial(sr + full, std::size_t(n - full), std::numeric_limits<T>::quiet_NaN())
+                           : V(std::numeric_limits<T>::quiet_NaN());
         auto at_least = [&](T f) {
             const V fv(f), one(T(1)), zero(T(0));
             V c0 = simd::select(tail >= fv, one, zero), c1 = zero;
@@ -202,8 +205,8 @@ private:
     }
 
     index_t rows_, dk_, k_, ld_;
-    T *qs_, *s_;      // queries [rows][dk]; scores [rows][ld]
-    index_t* last_;   // per row: its last visible key
+    T *qs_, *s_;     // queries [rows][dk]; scores [rows][ld]
+    index_t* last_;  // per row: its last visible key
 };
 
 }  // namespace kernels

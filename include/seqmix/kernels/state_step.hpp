@@ -55,7 +55,8 @@ void state_step(St* S, index_t lds, index_t dk, index_t n, const T* q, const T* 
                 const V dec(decay[d * decay_stride]), kd(k[d]), qd(q[d]);
                 for (index_t j = 0; j < NB && cnt[j] > 0; ++j) {
                     const std::size_t r = std::size_t(cnt[j]);
-                    const V old = r == std::size_t(W) ? simd::load_as<T>(row + j * W) : simd::load_as_partial<T>(row + j * W, r);
+                    const V old =
+                        r == std::size_t(W) ? simd::load_as<T>(row + j * W) : simd::load_as_partial<T>(row + j * W, r);
                     const V s = simd::fma(old, dec, kd * vv[j]);
                     if (r == std::size_t(W)) simd::store_as(row + j * W, s);
                     else simd::store_as_partial(row + j * W, s, r);
@@ -90,16 +91,14 @@ void state_transpose_times(const St* S, index_t lds, index_t lcs, index_t dk, in
         for (index_t j = 0; j < NB; ++j) acc[j] = V(T(0));
         for (index_t d = 0; d < dk; ++d) {
             const V xd(x[d]);
-            for (index_t j = 0; j < NB; ++j)
-                acc[j] = simd::fma(xd, simd::load_as<T>(S + d * lds + e0 + j * W), acc[j]);
+            for (index_t j = 0; j < NB; ++j) acc[j] = simd::fma(xd, simd::load_as<T>(S + d * lds + e0 + j * W), acc[j]);
         }
         for (index_t j = 0; j < NB; ++j) simd::store(y + e0 + j * W, acc[j]);
     }
     for (; e0 < n; e0 += W) {
         const std::size_t cnt = std::size_t(std::min(W, n - e0));
         V acc(T(0));
-        for (index_t d = 0; d < dk; ++d)
-            acc = simd::fma(V(x[d]), simd::load_as_partial<T>(S + d * lds + e0, cnt), acc);
+        for (index_t d = 0; d < dk; ++d) acc = simd::fma(V(x[d]), simd::load_as_partial<T>(S + d * lds + e0, cnt), acc);
         simd::store_partial(y + e0, acc, cnt);
     }
 }
@@ -171,35 +170,35 @@ void step_rows(const tensor_view<St, 4>& state, const std::int32_t* indices, ind
     const bool fast = state.stride(3) == 1;
     for_each_slot<T>(indices, batch, hv, num_threads, scratch_carver<T>::size_of(dk, dk, dk, dk, n, n),
                      [&](index_t b, index_t h, index_t slot, T* scratch) {
-        scratch_carver<T> cv(scratch);
-        step_vectors<T, St> r;
-        r.q = cv.take(std::size_t(dk));
-        r.k = cv.take(std::size_t(dk));
-        r.decay = cv.take(std::size_t(dk));
-        r.work = cv.take(std::size_t(dk));
-        r.v = cv.take(std::size_t(n));
-        r.o = cv.take(std::size_t(n));
-        r.decay_stride = 0;
-        r.S = state.ptr(slot, h);
-        r.lds = state.stride(2);
-        r.lcs = state.stride(3);
-        fill(b, h, r);
-        if (fast) {
-            state_step(state.ptr(slot, h), state.stride(2), dk, n, static_cast<const T*>(r.q),
-                       static_cast<const T*>(r.k), static_cast<const T*>(r.v), static_cast<const T*>(r.decay),
-                       r.decay_stride, r.o);
-        } else {
-            std::fill(r.o, r.o + n, T(0));
-            for (index_t d = 0; d < dk; ++d)
-                for (index_t e = 0; e < n; ++e) {
-                    St& stored = state(slot, h, d, e);
-                    const T s_ = r.decay[d * r.decay_stride] * T(stored) + r.k[d] * r.v[e];
-                    stored = storage_cast<St>(s_);
-                    r.o[e] += r.q[d] * s_;
-                }
-        }
-        finish(b, h, r);
-    });
+                         scratch_carver<T> cv(scratch);
+                         step_vectors<T, St> r;
+                         r.q = cv.take(std::size_t(dk));
+                         r.k = cv.take(std::size_t(dk));
+                         r.decay = cv.take(std::size_t(dk));
+                         r.work = cv.take(std::size_t(dk));
+                         r.v = cv.take(std::size_t(n));
+                         r.o = cv.take(std::size_t(n));
+                         r.decay_stride = 0;
+                         r.S = state.ptr(slot, h);
+                         r.lds = state.stride(2);
+                         r.lcs = state.stride(3);
+                         fill(b, h, r);
+                         if (fast) {
+                             state_step(state.ptr(slot, h), state.stride(2), dk, n, static_cast<const T*>(r.q),
+                                        static_cast<const T*>(r.k), static_cast<const T*>(r.v),
+                                        static_cast<const T*>(r.decay), r.decay_stride, r.o);
+                         } else {
+                             std::fill(r.o, r.o + n, T(0));
+                             for (index_t d = 0; d < dk; ++d)
+                                 for (index_t e = 0; e < n; ++e) {
+                                     St& stored = state(slot, h, d, e);
+                                     const T s_ = r.decay[d * r.decay_stride] * T(stored) + r.k[d] * r.v[e];
+                                     stored = storage_cast<St>(s_);
+                                     r.o[e] += r.q[d] * s_;
+                                 }
+                         }
+                         finish(b, h, r);
+                     });
 }
 
 // The row form of a decode step (Mamba-2's state [P][S], stored as St, read against C):

@@ -31,13 +31,13 @@ struct window_keys {
     static constexpr int max_lanes = 16;
     const T* k = nullptr;
     const T* v = nullptr;
-    index_t ld = 0;                          // columns of a packed line
-    index_t k_line = 0, v_line = 0;          // the next window line of a plane
-    index_t k_plane = 0, v_plane = 0;        // the next plane
-    index_t per_plane = 1;                   // window lines per plane
-    index_t kx = 1;                          // offsets per window line
-    bool shifted = false;                    // some lane's window does not start at its own column
-    bool aligned = false;                    // not shifted, lane 0's first column on a vector boundary
+    index_t ld = 0;                    // columns of a packed line
+    index_t k_line = 0, v_line = 0;    // the next window line of a plane
+    index_t k_plane = 0, v_plane = 0;  // the next plane
+    index_t per_plane = 1;             // window lines per plane
+    index_t kx = 1;                    // offsets per window line
+    bool shifted = false;              // some lane's window does not start at its own column
+    bool aligned = false;              // not shifted, lane 0's first column on a vector boundary
     // Shifted windows whose columns all lie in two aligned vectors from `k - from`: lane l's
     // offset dx is lane offset_lanes[dx][l] = from + lane[l] + dx of them (a two-vector
     // permutation per offset, its indices made once per unit).
@@ -85,15 +85,15 @@ struct window_products {
                     for (index_t r0 = 0; r0 < L; r0 += W)
                         if (kv.aligned)
                             score_line<decltype(k)::value, false>(kv, line, dk, qt + r0, L, st + (j - j0) * L + r0);
-                        else
-                            score_line<decltype(k)::value, true>(kv, line, dk, qt + r0, L, st + (j - j0) * L + r0);
+                        else score_line<decltype(k)::value, true>(kv, line, dk, qt + r0, L, st + (j - j0) * L + r0);
                 });
                 return;
             }
             for (index_t r0 = 0; r0 < L; r0 += W)
                 for (index_t c0 = dx0; c0 < dx1; c0 += block)
                     with_count(dx1 - c0, [&](auto cn) {
-                        score_offsets<decltype(cn)::value>(kv, line, c0, dk, qt + r0, L, st + (j + c0 - dx0 - j0) * L + r0);
+                        score_offsets<decltype(cn)::value>(kv, line, c0, dk, qt + r0, L,
+                                                           st + (j + c0 - dx0 - j0) * L + r0);
                     });
         });
     }
@@ -116,8 +116,7 @@ struct window_products {
                             constexpr int K = decltype(k)::value, C = decltype(en)::value;
                             if (kv.aligned)
                                 value_lines<K, C, false>(kv, j0, n, e0, p + r0, L, ot + e0 * L + r0, alpha + r0);
-                            else
-                                value_lines<K, C, true>(kv, j0, n, e0, p + r0, L, ot + e0 * L + r0, alpha + r0);
+                            else value_lines<K, C, true>(kv, j0, n, e0, p + r0, L, ot + e0 * L + r0, alpha + r0);
                         });
             });
             return;
@@ -184,9 +183,8 @@ private:
             const V q = simd::load_aligned(qt + d * L);
             const T* row = base + d * kv.ld;
             const V a = simd::load_aligned(row), b = simd::load_aligned(row + W);
-            unrolled<0, K>([&](auto c) {
-                acc[c] = simd::fma(q, offset_of<decltype(c)::value, Shuffled>(kv, a, b), acc[c]);
-            });
+            unrolled<0, K>(
+                [&](auto c) { acc[c] = simd::fma(q, offset_of<decltype(c)::value, Shuffled>(kv, a, b), acc[c]); });
         }
         for (int c = 0; c < K; ++c) simd::store_aligned(st + c * L, acc[c]);
     }

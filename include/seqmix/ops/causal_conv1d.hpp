@@ -38,7 +38,9 @@ void pack_conv_inputs(const Args& a, index_t s, const recurrent_sequence& sq, in
     const auto init = initial_of(a, a, s);
     for (; i < count && j0 + i < 0; ++i) {
         if (init.empty()) std::fill(dst + i * ld, dst + (i + 1) * ld, T(0));
-        else kernels::pack_block(init.ptr(a.state_slot(s), c0, K + j0 + i), 0, init.stride(1), 1, cols, dst + i * ld, ld);
+        else
+            kernels::pack_block(init.ptr(a.state_slot(s), c0, K + j0 + i), 0, init.stride(1), 1, cols, dst + i * ld,
+                                ld);
     }
     if (i < count)
         kernels::pack_block(a.x.ptr(sq.batch, sq.begin + j0 + i, c0), a.x.stride(1), a.x.stride(2), count - i, cols,
@@ -171,7 +173,9 @@ void conv_token_major(const Args& a, int num_threads) {
         const index_t t1 = std::min(sq.len, t0 + conv_tile_tokens);
         T* history = scratch.get(t);  // the inputs before the sequence, when this tile reaches back to them
         if (t0 < K) pack_conv_inputs(a, s, sq, -K, K, 0, C, history, ld);
-        auto row = [&](index_t j) -> const T* { return j >= 0 ? a.x.ptr(sq.batch, sq.begin + j) : history + (K + j) * ld; };
+        auto row = [&](index_t j) -> const T* {
+            return j >= 0 ? a.x.ptr(sq.batch, sq.begin + j) : history + (K + j) * ld;
+        };
         const index_t xs = a.x.stride(1), ys = a.out.stride(1);
         const T* x0 = a.x.ptr(sq.batch, sq.begin + t0);
         T* y0 = a.out.ptr(sq.batch, sq.begin + t0);
@@ -196,7 +200,9 @@ void conv_token_major(const Args& a, int num_threads) {
                 const std::size_t r = std::size_t(std::min(L, C - c));
                 const V v = conv_lanes<T>(
                     simd::load_aligned(bias + c), W, [&](index_t w) { return simd::load_aligned(wt + w * ld + c); },
-                    [&](index_t w) { return r == std::size_t(L) ? simd::load(rows[w] + c) : simd::load_partial(rows[w] + c, r); },
+                    [&](index_t w) {
+                        return r == std::size_t(L) ? simd::load(rows[w] + c) : simd::load_partial(rows[w] + c, r);
+                    },
                     a.act);
                 if (r == std::size_t(L)) simd::store(y + c, v);
                 else simd::store_partial(y + c, v, r);
@@ -290,7 +296,8 @@ void causal_conv1d_run(const Args& a, int num_threads) {
     bool done = false;
     if constexpr (Args::in_place) {
         if (streaming && a.x.stride(2) == 1 && a.out.stride(2) == 1) conv_token_major(a, num_threads), done = true;
-        else if (streaming && a.x.stride(1) == 1 && a.out.stride(1) == 1) conv_channel_major(a, num_threads), done = true;
+        else if (streaming && a.x.stride(1) == 1 && a.out.stride(1) == 1)
+            conv_channel_major(a, num_threads), done = true;
     }
     if (!done) conv_packed(a, num_threads);
     const index_t K = a.width - 1, CB = conv_block_channels, cblocks = (a.channels + CB - 1) / CB;
@@ -344,42 +351,43 @@ void causal_conv1d_step(const XV& x, const WV& weight, const OV& out, const tens
     constexpr index_t L = index_t(simd::width<T>);
     const index_t W = a.width, K = W - 1, C = a.channels, CB = detail::conv_block_channels;
     const index_t blocks = (C + CB - 1) / CB;
-    kernels::for_each_slot<T>(opt.state_indices, a.batch, blocks, opt.num_threads, std::size_t(CB),
-                              [&](index_t b, index_t cb, index_t slot, T* y) {
-        const index_t c0 = cb * CB, n = std::min(CB, C - c0);
-        const index_t ws = a.weight.stride(0), wk = a.weight.stride(1), xs = a.x.stride(1);
-        const index_t cs = K > 0 ? a.state.stride(1) : 0, ss = K > 0 ? a.state.stride(2) : 0;
-        const auto* wrow = a.weight.ptr(c0);
-        const auto* xp = a.x.ptr(b, c0);
-        S* st = K > 0 ? a.state.ptr(slot, c0) : nullptr;
-        // Per channel the window slides by one: the full operator's sum, oldest input first
-        // (simd::fma: rounded as its vector lanes are, so a step gives its bits). A 16-bit
-        // state holds the inputs rounded into it.
-        const float* bias = a.bias ? a.bias + c0 : nullptr;
-        const bool packed = wk == 1 && ws == W && ss == 1 && cs == K && xs == 1;
-        detail::with_width(W, [&](auto width) {
-            if constexpr (!std::is_same_v<decltype(width), index_t> && Args::in_place) {
-                if (packed) {  // contiguous weights, states and x: the window unrolled
-                    detail::conv_step_channels<T, decltype(width)::value>(wrow, xp, st, bias, y, n);
-                    return;
+    kernels::for_each_slot<T>(
+        opt.state_indices, a.batch, blocks, opt.num_threads, std::size_t(CB),
+        [&](index_t b, index_t cb, index_t slot, T* y) {
+            const index_t c0 = cb * CB, n = std::min(CB, C - c0);
+            const index_t ws = a.weight.stride(0), wk = a.weight.stride(1), xs = a.x.stride(1);
+            const index_t cs = K > 0 ? a.state.stride(1) : 0, ss = K > 0 ? a.state.stride(2) : 0;
+            const auto* wrow = a.weight.ptr(c0);
+            const auto* xp = a.x.ptr(b, c0);
+            S* st = K > 0 ? a.state.ptr(slot, c0) : nullptr;
+            // Per channel the window slides by one: the full operator's sum, oldest input first
+            // (simd::fma: rounded as its vector lanes are, so a step gives its bits). A 16-bit
+            // state holds the inputs rounded into it.
+            const float* bias = a.bias ? a.bias + c0 : nullptr;
+            const bool packed = wk == 1 && ws == W && ss == 1 && cs == K && xs == 1;
+            detail::with_width(W, [&](auto width) {
+                if constexpr (!std::is_same_v<decltype(width), index_t> && Args::in_place) {
+                    if (packed) {  // contiguous weights, states and x: the window unrolled
+                        detail::conv_step_channels<T, decltype(width)::value>(wrow, xp, st, bias, y, n);
+                        return;
+                    }
                 }
-            }
-            for (index_t i = 0; i < n; ++i, wrow += ws, xp += xs, st += cs) {
-                const T xc = T(*xp);
-                T acc = bias ? T(bias[i]) : T(0);
-                for (index_t w = 0; w < K; ++w) acc = simd::fma(T(wrow[w * wk]), T(st[w * ss]), acc);
-                for (index_t w = 0; w + 1 < K; ++w) st[w * ss] = st[(w + 1) * ss];
-                y[i] = simd::fma(T(wrow[K * wk]), xc, acc);
-                if (K > 0) st[(K - 1) * ss] = storage_cast<S>(xc);
-            }
+                for (index_t i = 0; i < n; ++i, wrow += ws, xp += xs, st += cs) {
+                    const T xc = T(*xp);
+                    T acc = bias ? T(bias[i]) : T(0);
+                    for (index_t w = 0; w < K; ++w) acc = simd::fma(T(wrow[w * wk]), T(st[w * ss]), acc);
+                    for (index_t w = 0; w + 1 < K; ++w) st[w * ss] = st[(w + 1) * ss];
+                    y[i] = simd::fma(T(wrow[K * wk]), xc, acc);
+                    if (K > 0) st[(K - 1) * ss] = storage_cast<S>(xc);
+                }
+            });
+            if (a.act == activation::silu)  // in vectors: one vector exp per L channels
+                for (index_t i = 0; i < n; i += L) {
+                    const std::size_t r = std::size_t(std::min(L, n - i));
+                    simd::store_partial(y + i, simd::silu(simd::load_partial(y + i, r)), r);
+                }
+            kernels::emit_row(static_cast<const T*>(y), T(1), a.out.ptr(b, c0), a.out.stride(1), n);
         });
-        if (a.act == activation::silu)  // in vectors: one vector exp per L channels
-            for (index_t i = 0; i < n; i += L) {
-                const std::size_t r = std::size_t(std::min(L, n - i));
-                simd::store_partial(y + i, simd::silu(simd::load_partial(y + i, r)), r);
-            }
-        kernels::emit_row(static_cast<const T*>(y), T(1), a.out.ptr(b, c0), a.out.stride(1), n);
-    });
 }
 
 SEQMIX_ABI_END

@@ -46,8 +46,9 @@ void delta_rule_run(const Args& a, const delta_options& opt) {
     using rows_type = delta_rows<T, Args>;
     const auto& p = a.problem;
     const index_t chunk = opt.chunk_size > 0 ? opt.chunk_size : kernels::default_chunk_size(p.dk);
-    const auto gate = !a.gated ? kernels::gate_kind::none
-                               : a.vector_gate ? kernels::gate_kind::vector : kernels::gate_kind::scalar;
+    const auto gate = !a.gated        ? kernels::gate_kind::none
+                      : a.vector_gate ? kernels::gate_kind::vector
+                                      : kernels::gate_kind::scalar;
     const double eps = a.l2norm ? l2norm_eps : -1.0;
     const auto units = kernels::chunk_units::per_head(p);
     // Snapshots closer than a chunk cut every chunk short (draft verification: one per token),

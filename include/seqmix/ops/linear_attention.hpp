@@ -40,9 +40,7 @@ void feature_row(seqmix::feature_map f, const S* x_in, index_t sx, index_t d, T*
         case seqmix::feature_map::identity:
             if (x != out) kernels::pack_row(x, 1, d, out, d);
             break;
-        case seqmix::feature_map::relu:
-            map([](V v) { return simd::max(v, V(T(0))); });
-            break;
+        case seqmix::feature_map::relu: map([](V v) { return simd::max(v, V(T(0))); }); break;
         case seqmix::feature_map::elu_plus_one:
             map([](V v) { return simd::select(v > V(T(0)), v + V(T(1)), simd::exp(v)); });
             break;
@@ -137,7 +135,8 @@ struct linear_attention_rows {
 
 }  // namespace detail
 
-template <class QV, class KV, class VV, class OV, class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
+template <class QV, class KV, class VV, class OV,
+          class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
           class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void linear_attention(const QV& q, const KV& k, const VV& v, const OV& out, const linear_attention_options& opt = {},
                       const SIV& initial_state = {}, const SOV& final_state = {}) {

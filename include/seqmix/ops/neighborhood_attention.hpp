@@ -61,7 +61,8 @@ struct window_schedule {
     template <class Fn>
     void for_each_block(index_t block, Fn&& fn) const {
         const index_t per_block = partial ? kx : std::max<index_t>(1, block / kx) * kx;
-        part.blocks(per_block, [&](auto&& visit) { visit(index_t(0), total()); }, fn);
+        part.blocks(
+            per_block, [&](auto&& visit) { visit(index_t(0), total()); }, fn);
     }
     bool masked(index_t, index_t) const { return partial; }
     kernels::key_range visible(index_t r, index_t j0) const {
@@ -76,16 +77,14 @@ template <class Variant>
 struct neighborhood_problem {
     using T = typename Variant::value_type;
     const Variant& var;
-    index_t b, r;                       // image, residue
-    std::array<index_t, 3> residue, n;  // the residue and its grid's extent per axis
-    index_t z, y, x0;                   // the line's outer coordinates and its first query
+    index_t b, r;                         // image, residue
+    std::array<index_t, 3> residue, n;    // the residue and its grid's extent per axis
+    index_t z, y, x0;                     // the line's outer coordinates and its first query
     std::array<index_t, 2> first, lines;  // window lines along depth and height: first, count
 
     index_t window_lines() const { return lines[0] * lines[1]; }
     index_t kx() const { return var.g.axis[2].kernel; }
-    kernels::problem_extent extent() const {
-        return {std::min<index_t>(var.W, n[2] - x0), window_lines() * kx()};
-    }
+    kernels::problem_extent extent() const { return {std::min<index_t>(var.W, n[2] - x0), window_lines() * kx()}; }
     typename Variant::row_type row(index_t h, index_t i) const {
         const auto& g = var.g;
         const index_t x = x0 + i;
@@ -127,7 +126,8 @@ struct neighborhood_problem {
         if (kv.two_vectors)
             for (index_t c = 0; c < kx(); ++c)
                 for (index_t l = 0; l < var.W; ++l)
-                    kv.offset_lanes[std::size_t(c)][std::size_t(l)] = std::int32_t(kv.from + kv.lane[std::size_t(l)] + c);
+                    kv.offset_lanes[std::size_t(c)][std::size_t(l)] =
+                        std::int32_t(kv.from + kv.lane[std::size_t(l)] + c);
         return kv;
     }
     window_schedule schedule(const kernels::unit_span& u) const {
@@ -147,7 +147,7 @@ struct neighborhood_variant : kernels::attention_variant_base {
     tensor_view<const K, 6> k;
     tensor_view<const V, 6> v;
     tensor_view<O, 6> out;
-    tensor_view<T, 5> lse;            // [B, depth, height, width, heads] or empty
+    tensor_view<T, 5> lse;  // [B, depth, height, width, heads] or empty
     neighborhood_geometry g;
     double scale_ = 0;
     const float* sinks = nullptr;
@@ -217,10 +217,11 @@ struct neighborhood_variant : kernels::attention_variant_base {
     kernels::attention_heads heads() const { return {g.hkv, g.group, g.dk, g.dv}; }
     index_t problems() const { return first_problem.back(); }
     neighborhood_problem<neighborhood_variant> problem(index_t p) const {
-        const index_t br = index_t(std::upper_bound(first_problem.begin(), first_problem.end(), p) -
-                                   first_problem.begin()) - 1;
+        const index_t br =
+            index_t(std::upper_bound(first_problem.begin(), first_problem.end(), p) - first_problem.begin()) - 1;
         const index_t r = br % residues();
-        neighborhood_problem<neighborhood_variant> pr{*this, br / residues(), r, residue_of(r), grid_of(r), 0, 0, 0, {}, {}};
+        neighborhood_problem<neighborhood_variant> pr{*this, br / residues(), r, residue_of(r), grid_of(r), 0, 0, 0, {},
+                                                      {}};
         const index_t local = p - first_problem[std::size_t(br)], xb = x_blocks(pr.n);
         pr.x0 = local % xb * W;
         pr.y = local / xb % pr.n[1];

@@ -50,8 +50,8 @@ void selective_scan_run(const Args& a, int num_threads) {
     const index_t Tb = scan_tile_tokens;
     const index_t items = a.num_seqs * a.groups * blocks;
     const int threads = resolve_threads(num_threads, items);
-    thread_scratch<T> scratch(threads, scratch_carver<T>::size_of(Tb * W, Tb * W, Tb * W, Tb * W, Tb * W, Tb * S,
-                                                                    Tb * S, S * W, S * W));
+    thread_scratch<T> scratch(
+        threads, scratch_carver<T>::size_of(Tb * W, Tb * W, Tb * W, Tb * W, Tb * W, Tb * S, Tb * S, S * W, S * W));
     parallel_for(items, threads, [&](index_t item, int t) {
         const index_t s = item / (a.groups * blocks), g = item / blocks % a.groups, cb = item % blocks;
         const index_t c0 = g * per_group + cb * W, lanes = std::min(W, per_group - cb * W);
@@ -125,8 +125,8 @@ void selective_scan_run(const Args& a, int num_threads) {
                 if (!a.z.empty()) y = y * simd::silu(simd::load_aligned(zb + i * W));
                 simd::store_aligned(yb + i * W, y);
             }
-            kernels::unpack_block(static_cast<const T*>(yb), W, len, lanes, a.out.ptr(sq.batch, n0, c0), a.out.stride(1),
-                                  a.out.stride(2));
+            kernels::unpack_block(static_cast<const T*>(yb), W, len, lanes, a.out.ptr(sq.batch, n0, c0),
+                                  a.out.stride(1), a.out.stride(2));
             if (every > 0 && (t0 + len) % every == 0) store(a.snapshot_slot(s, (t0 + len) / every - 1));
         }
         if (!final_of(a, a, s).empty()) store(slot);
@@ -137,7 +137,8 @@ void selective_scan_run(const Args& a, int num_threads) {
 
 // u, delta, out [Bt,N,Din]; A [Din,S]; B, C [Bt,N,G,S]; states [Bt,Din,S] (or [num_seqs,Din,S]
 // with cu_seqlens); final_state may be the view of initial_state (updated in place).
-template <class UV, class DV, class AV, class BV, class CV, class OV, class Z = compute_type_of<typename OV::value_type>,
+template <class UV, class DV, class AV, class BV, class CV, class OV,
+          class Z = compute_type_of<typename OV::value_type>,
           class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 3>,
           class SOV = tensor_view<compute_type_of<typename OV::value_type>, 3>>
 void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, const CV& C, const OV& out,
@@ -167,7 +168,8 @@ void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B,
     const index_t blocks = (a.din + block - 1) / block;
     const auto st = a.state;
     kernels::for_each_slot<T>(
-        opt.state_indices, a.batch, blocks, opt.num_threads, scratch_carver<T>::size_of(block, block, block, block, S, S, S, S),
+        opt.state_indices, a.batch, blocks, opt.num_threads,
+        scratch_carver<T>::size_of(block, block, block, block, S, S, S, S),
         [&](index_t b, index_t cb, index_t slot, T* scratch) {
             scratch_carver<T> cv(scratch);
             T* d = cv.take(std::size_t(block));
@@ -183,7 +185,8 @@ void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B,
             kernels::pack_row(a.u.ptr(b, c0), a.u.stride(1), n, x, block);
             if (!a.z.empty()) kernels::pack_row(a.z.ptr(b, c0), a.z.stride(1), n, zrow, block);
             for (index_t i = 0; i < n; i += L) {
-                const V raw = simd::load_aligned(d + i) + detail::param_lanes<T>(a.delta_bias, c0 + i, std::min(L, n - i), T(0));
+                const V raw =
+                    simd::load_aligned(d + i) + detail::param_lanes<T>(a.delta_bias, c0 + i, std::min(L, n - i), T(0));
                 simd::store_aligned(d + i, a.softplus ? simd::softplus(raw) : raw);
             }
             // Per channel: its A row and state row by pointer steps, its group by boundary
@@ -226,7 +229,8 @@ void selective_scan_step(const UV& u, const DV& delta, const AV& A, const BV& B,
             for (index_t i = 0; i < n; i += L) {
                 const std::size_t r = std::size_t(std::min(L, n - i));
                 V v = simd::load_aligned(y + i);
-                if (a.D) v = simd::fma(detail::param_lanes<T>(a.D, c0 + i, index_t(r), T(0)), simd::load_aligned(x + i), v);
+                if (a.D)
+                    v = simd::fma(detail::param_lanes<T>(a.D, c0 + i, index_t(r), T(0)), simd::load_aligned(x + i), v);
                 if (!a.z.empty()) v = v * simd::silu(simd::load_aligned(zrow + i));
                 simd::store_aligned(y + i, v);
             }

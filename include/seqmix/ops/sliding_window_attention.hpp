@@ -28,8 +28,8 @@ struct window_variant : softmax_variant<T, A> {
     window_variant(const A& args, const attention_options& band_opt, index_t dil)
         : softmax_variant<T, A>(args, band_opt), dilation(dil) {
         const auto& m = this->mask;
-        this->set_mask({m.causal, m.window_left >= 0 ? m.window_left / dil : -1,
-                        m.window_right >= 0 ? m.window_right / dil : -1});
+        this->set_mask(
+            {m.causal, m.window_left >= 0 ? m.window_left / dil : -1, m.window_right >= 0 ? m.window_right / dil : -1});
     }
     index_t problems() const { return this->a.problem.num_seqs * dilation; }
     // Problem p: residue r = p % dilation of sequence p / dilation: its keys r + t * dilation

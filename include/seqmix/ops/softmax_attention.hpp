@@ -161,8 +161,7 @@ struct softmax_variant : kernels::attention_variant_base {
 // q, k, v and out may be stored as bf16 or fp16 (k and v also fp8_e4m3, with opt.k_scale and
 // opt.v_scale) with float arithmetic: docs/api.md, "Reduced-precision storage".
 template <class QV, class KV, class VV, class OV>
-void softmax_attention(const QV& q, const KV& k, const VV& v, const OV& out,
-                       const attention_options& opt = {},
+void softmax_attention(const QV& q, const KV& k, const VV& v, const OV& out, const attention_options& opt = {},
                        tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
     const executor_scope threads_of_call(opt.executor);
     using T = compute_type_of<typename OV::value_type>;

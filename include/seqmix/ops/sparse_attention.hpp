@@ -222,7 +222,8 @@ struct block_variant : softmax_variant<T, A> {
         }
         template <class Fn>
         void for_each_block(index_t block, Fn&& fn) const {
-            part.blocks(block, [&](auto&& visit) { each_run(visit); }, fn);
+            part.blocks(
+                block, [&](auto&& visit) { each_run(visit); }, fn);
         }
         bool masked(index_t j0, index_t n) const { return !(j0 >= max_lo && j0 + n - 1 <= min_hi); }
         kernels::key_range visible(index_t r, index_t) const { return {lo[r], hi[r]}; }
@@ -246,7 +247,8 @@ struct block_variant : softmax_variant<T, A> {
         block_schedule schedule(const kernels::unit_span& u) const {
             const auto& l = bv->lists;
             const index_t blocks = this->k_len > 0 ? l.extent(3) : 0;  // no keys: a list never read
-            return {l.ptr(s, u.hk0, qb), l.stride(3), blocks, bv->bs, u.kmin, u.kmax, u.max_lo, u.min_hi, u.lo, u.hi, {}};
+            return {
+                l.ptr(s, u.hk0, qb), l.stride(3), blocks, bv->bs, u.kmin, u.kmax, u.max_lo, u.min_hi, u.lo, u.hi, {}};
         }
         auto keys(index_t hl) const {  // hl: a head of the lists
             return band_problem<T, A>::keys(bv->per_query_head ? hl / bv->a.problem.group : hl);
@@ -292,7 +294,8 @@ struct block_variant : softmax_variant<T, A> {
 // MoBA's selection into lists [sequence, query head, query block, t]: the forced blocks
 // (local, first) and the top_blocks best of the rest, ascending, -1 after.
 template <class A, class Variant>
-void select_blocks(const A& a, const block_sparse_options& o, const Variant& var, const tensor_view<std::int32_t, 4>& lists) {
+void select_blocks(const A& a, const block_sparse_options& o, const Variant& var,
+                   const tensor_view<std::int32_t, 4>& lists) {
     const auto& p = a.problem;
     const index_t bs = o.block_size;
     std::fill(lists.data(), lists.data() + lists.size(), -1);
@@ -326,20 +329,23 @@ void select_blocks(const A& a, const block_sparse_options& o, const Variant& var
                 cand.clear();
                 score.assign(std::size_t(kblocks), 0.0);
                 for (index_t kb = 0; kb < kblocks; ++kb) {
-                    const bool local = (kb <= qb && qb - kb < o.local_blocks) || (!o.causal && kb > qb && kb - qb < o.local_blocks);
+                    const bool local =
+                        (kb <= qb && qb - kb < o.local_blocks) || (!o.causal && kb > qb && kb - qb < o.local_blocks);
                     if (local || (o.keep_first && kb == 0)) {
                         out[n++] = std::int32_t(kb);
                         continue;
                     }
                     if (o.causal && kb > qb) continue;
                     double dot = 0;
-                    for (index_t d = 0; d < p.dk; ++d) dot += qsum[std::size_t(qb * p.dk + d)] * ksum[std::size_t(kb * p.dk + d)];
+                    for (index_t d = 0; d < p.dk; ++d)
+                        dot += qsum[std::size_t(qb * p.dk + d)] * ksum[std::size_t(kb * p.dk + d)];
                     score[std::size_t(kb)] = dot / (double(qn[std::size_t(qb)]) * double(kn[std::size_t(kb)]));
                     cand.push_back(kb);
                 }
                 const index_t top = std::min<index_t>(o.top_blocks, index_t(cand.size()));
                 std::partial_sort(cand.begin(), cand.begin() + top, cand.end(), [&](index_t x, index_t y) {
-                    return kernels::ranks_before(score[std::size_t(x)], std::int32_t(x), score[std::size_t(y)], std::int32_t(y));
+                    return kernels::ranks_before(score[std::size_t(x)], std::int32_t(x), score[std::size_t(y)],
+                                                 std::int32_t(y));
                 });
                 for (index_t t = 0; t < top; ++t) out[n++] = std::int32_t(cand[std::size_t(t)]);
                 std::sort(out, out + n);
@@ -374,7 +380,8 @@ void topk_attention(const QV& q, const KV& k, const VV& v, const OV& out, const 
     tensor_view<std::int32_t, 4> lists = opt.indices_out;
     if (lists.empty() || lists.stride(3) != 1) {
         own.resize(std::size_t(a.q.extent(0) * a.q.extent(1) * a.problem.hq * opt.top_k));
-        lists = tensor_view<std::int32_t, 4>(own.data(), {a.q.extent(0), a.q.extent(1), a.problem.hq, index_t(opt.top_k)});
+        lists =
+            tensor_view<std::int32_t, 4>(own.data(), {a.q.extent(0), a.q.extent(1), a.problem.hq, index_t(opt.top_k)});
     }
     detail::select_topk(a, opt, lists);
     kernels::attention_run(detail::gather_variant<T, std::decay_t<decltype(a)>>(a, lists, true), opt.num_threads);

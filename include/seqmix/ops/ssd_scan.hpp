@@ -95,7 +95,8 @@ struct ssd_rows {
                 kernels::prefetch_row(a.k.ptr(sq.batch, nn, g), a.k.stride(3), p.dk);
                 kernels::prefetch_row(a.v.ptr(sq.batch, nn, h), a.v.stride(3), p.dv);
             }
-            if (with_q && q_buf) kernels::pack_row(a.q.ptr(sq.batch, n, g), a.q.stride(3), p.dk, q_buf + t * c.ldk, c.ldk);
+            if (with_q && q_buf)
+                kernels::pack_row(a.q.ptr(sq.batch, n, g), a.q.stride(3), p.dk, q_buf + t * c.ldk, c.ldk);
             if (k_buf) kernels::pack_row(a.k.ptr(sq.batch, n, g), a.k.stride(3), p.dk, k_buf + t * c.ldk, c.ldk);
             const T d = steps[t];
             T* vr = c.v + t * c.ldv;
@@ -154,7 +155,8 @@ struct ssd_rows {
 
 // x, out [Bt,N,H,P]; dt [Bt,N,H]; A [H] (<= 0); B, C [Bt,N,G,S]; states [Bt,H,P,S] (or
 // [num_seqs,H,P,S] with cu_seqlens); final_state may be the view of initial_state.
-template <class XV, class TV, class AV, class BV, class CV, class OV, class Z = compute_type_of<typename OV::value_type>,
+template <class XV, class TV, class AV, class BV, class CV, class OV,
+          class Z = compute_type_of<typename OV::value_type>,
           class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
           class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void ssd_scan(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
@@ -199,10 +201,11 @@ void ssd_step(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, 
             simd::scale(d, xd, std::size_t(P));
             const auto st = a.state;
             kernels::state_step_dot(st.ptr(slot, h), st.stride(2), st.stride(3), P, S, T(std::exp(d * T(a.A(h)))),
-                                    static_cast<const T*>(xd), static_cast<const T*>(bv), static_cast<const T*>(cvec), y);
+                                    static_cast<const T*>(xd), static_cast<const T*>(bv), static_cast<const T*>(cvec),
+                                    y);
             detail::skip_and_gate(static_cast<const T*>(y), P, a.x.ptr(b, h), a.x.stride(2), a.D ? T(a.D[h]) : T(0),
-                                  a.D != nullptr, a.z.empty() ? nullptr : a.z.ptr(b, h), a.z.empty() ? 0 : a.z.stride(2),
-                                  a.out.ptr(b, h), a.out.stride(2), work);
+                                  a.D != nullptr, a.z.empty() ? nullptr : a.z.ptr(b, h),
+                                  a.z.empty() ? 0 : a.z.stride(2), a.out.ptr(b, h), a.out.stride(2), work);
         });
 }
 

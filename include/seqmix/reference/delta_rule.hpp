@@ -33,7 +33,8 @@ void delta_rule_run(const Args& a, const delta_options& opt) {
             auto store = [&](index_t to) {  // S into pool slot `to` (the final state or a snapshot)
                 for (index_t i = 0; i < p.dk; ++i)
                     for (index_t j = 0; j < p.dv; ++j)
-                        a.final_state(to, h, i, j) = seqmix::detail::rounded_to(a.final_state, S[std::size_t(i * p.dv + j)]);
+                        a.final_state(to, h, i, j) =
+                            seqmix::detail::rounded_to(a.final_state, S[std::size_t(i * p.dv + j)]);
             };
             for (index_t i = 0; i < p.dk; ++i)
                 for (index_t j = 0; j < p.dv; ++j)
@@ -66,7 +67,8 @@ void delta_rule_run(const Args& a, const delta_options& opt) {
                     u[std::size_t(j)] = beta * (double(a.v(sq.batch, n, h, j)) - pred);
                 }
                 for (index_t i = 0; i < p.dk; ++i)
-                    for (index_t j = 0; j < p.dv; ++j) S[std::size_t(i * p.dv + j)] += k[std::size_t(i)] * u[std::size_t(j)];
+                    for (index_t j = 0; j < p.dv; ++j)
+                        S[std::size_t(i * p.dv + j)] += k[std::size_t(i)] * u[std::size_t(j)];
                 for (index_t j = 0; j < p.dv; ++j) {
                     double o = 0;
                     for (index_t i = 0; i < p.dk; ++i) o += S[std::size_t(i * p.dv + j)] * q[std::size_t(i)];

@@ -33,7 +33,8 @@ void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
             auto store = [&](index_t to) {  // S into pool slot `to` (the final state or a snapshot)
                 for (index_t i = 0; i < p.dk; ++i)
                     for (index_t j = 0; j < p.dv; ++j)
-                        a.final_state(to, h, i, j) = seqmix::detail::rounded_to(a.final_state, S[std::size_t(i * p.dv + j)]);
+                        a.final_state(to, h, i, j) =
+                            seqmix::detail::rounded_to(a.final_state, S[std::size_t(i * p.dv + j)]);
             };
             if (!init.empty())
                 for (index_t i = 0; i < p.dk; ++i)
@@ -41,9 +42,9 @@ void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
             for (index_t t = 0; t < sq.len; ++t) {
                 const index_t n = sq.begin + t;
                 for (index_t i = 0; i < p.dk; ++i) {
-                    const double gate =
-                        std::exp(a.vector_gate ? double(a.g4(sq.batch, n, h, i))
-                                               : detail::projected_gate(double(a.g3(sq.batch, n, h)), opt.A_log, opt.dt_bias, h));
+                    const double gate = std::exp(a.vector_gate ? double(a.g4(sq.batch, n, h, i))
+                                                               : detail::projected_gate(double(a.g3(sq.batch, n, h)),
+                                                                                        opt.A_log, opt.dt_bias, h));
                     const double ki = double(a.k(sq.batch, n, hk, i));
                     for (index_t j = 0; j < p.dv; ++j) {
                         double& e = S[std::size_t(i * p.dv + j)];
@@ -52,7 +53,8 @@ void gated_linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
                 }
                 for (index_t j = 0; j < p.dv; ++j) {
                     double o = 0;
-                    for (index_t i = 0; i < p.dk; ++i) o += S[std::size_t(i * p.dv + j)] * double(a.q(sq.batch, n, hk, i));
+                    for (index_t i = 0; i < p.dk; ++i)
+                        o += S[std::size_t(i * p.dv + j)] * double(a.q(sq.batch, n, hk, i));
                     a.out(sq.batch, n, h, j) = seqmix::detail::rounded_to(a.out, p.scale * o);
                 }
                 if (p.snapshot_after(s, t) >= 0) store(p.snapshot_after(s, t));

@@ -33,7 +33,8 @@ inline std::vector<double> feature(seqmix::feature_map f, const std::vector<doub
 }
 }  // namespace detail
 
-template <class QV, class KV, class VV, class OV, class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
+template <class QV, class KV, class VV, class OV,
+          class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
           class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& out_in,
                       const linear_attention_options& opt = {}, const SIV& initial_state = {},
@@ -67,7 +68,8 @@ void linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& 
             };
             if (!init.empty())
                 for (index_t i = 0; i < p.dk; ++i)
-                    for (index_t j = 0; j < dv_state; ++j) S[std::size_t(i * dv_state + j)] = double(init(slot, h, i, j));
+                    for (index_t j = 0; j < dv_state; ++j)
+                        S[std::size_t(i * dv_state + j)] = double(init(slot, h, i, j));
             auto add_token = [&](index_t t) {
                 const auto kf = detail::feature(opt.feature_map, row(a.k, sq.batch, sq.begin + t, hk, p.dk_in));
                 const auto vv = row(a.v, sq.batch, sq.begin + t, h, p.dv);
@@ -87,7 +89,8 @@ void linear_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& 
                 for (index_t j = 0; j < p.dv; ++j) {
                     double num = 0;
                     for (index_t i = 0; i < p.dk; ++i) num += S[std::size_t(i * dv_state + j)] * qf[std::size_t(i)];
-                    a.out(sq.batch, sq.begin + t, h, j) = seqmix::detail::rounded_to(a.out, opt.normalize ? num / (den + opt.eps) : p.scale * num);
+                    a.out(sq.batch, sq.begin + t, h, j) =
+                        seqmix::detail::rounded_to(a.out, opt.normalize ? num / (den + opt.eps) : p.scale * num);
                 }
             };
             if (opt.causal) {

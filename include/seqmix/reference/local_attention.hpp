@@ -16,7 +16,8 @@ namespace reference {
 
 template <class QV, class KV, class VV, class OV>
 void sliding_window_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV& out_in,
-                              const window_options& opt = {}, tensor_view<compute_type_of<typename OV::value_type>, 3> lse_in = {}) {
+                              const window_options& opt = {},
+                              tensor_view<compute_type_of<typename OV::value_type>, 3> lse_in = {}) {
     const char* op = "reference::sliding_window_attention";
     seqmix::detail::check_window(opt, op);
     const attention_options band = seqmix::detail::band_options(opt);
@@ -112,17 +113,20 @@ void neighborhood_attention(const QV& q_in, const KV& k_in, const VV& v_in, cons
 }  // namespace detail
 
 template <class QV, class KV, class VV, class OV>
-void neighborhood_attention_1d(const QV& q, const KV& k, const VV& v, const OV& out, const neighborhood_options& opt = {},
+void neighborhood_attention_1d(const QV& q, const KV& k, const VV& v, const OV& out,
+                               const neighborhood_options& opt = {},
                                tensor_view<compute_type_of<typename OV::value_type>, 3> lse = {}) {
     detail::neighborhood_attention<1>(q, k, v, out, lse, opt, "reference::neighborhood_attention_1d");
 }
 template <class QV, class KV, class VV, class OV>
-void neighborhood_attention_2d(const QV& q, const KV& k, const VV& v, const OV& out, const neighborhood_options& opt = {},
+void neighborhood_attention_2d(const QV& q, const KV& k, const VV& v, const OV& out,
+                               const neighborhood_options& opt = {},
                                tensor_view<compute_type_of<typename OV::value_type>, 4> lse = {}) {
     detail::neighborhood_attention<2>(q, k, v, out, lse, opt, "reference::neighborhood_attention_2d");
 }
 template <class QV, class KV, class VV, class OV>
-void neighborhood_attention_3d(const QV& q, const KV& k, const VV& v, const OV& out, const neighborhood_options& opt = {},
+void neighborhood_attention_3d(const QV& q, const KV& k, const VV& v, const OV& out,
+                               const neighborhood_options& opt = {},
                                tensor_view<compute_type_of<typename OV::value_type>, 5> lse = {}) {
     detail::neighborhood_attention<3>(q, k, v, out, lse, opt, "reference::neighborhood_attention_3d");
 }

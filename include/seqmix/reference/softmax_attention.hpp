@@ -16,7 +16,9 @@ void softmax_attention(const QV& q_in, const KV& k_in, const VV& v_in, const OV&
                        const attention_options& opt = {},
                        tensor_view<compute_type_of<typename OV::value_type>, 3> lse_in = {}) {
     auto a = seqmix::detail::prepare_attention(q_in, k_in, v_in, out_in, lse_in, opt, "reference::softmax_attention");
-    const auto diag_of = [](const seqmix::detail::attention_sequence& sq, index_t i) { return i + sq.k_len - sq.q_len; };
+    const auto diag_of = [](const seqmix::detail::attention_sequence& sq, index_t i) {
+        return i + sq.k_len - sq.q_len;
+    };
     detail::attention_rows(
         a,
         [&](const auto& sq, index_t, index_t i, index_t j) {

@@ -91,12 +91,14 @@ void block_sparse_attention(const QV& q, const KV& k, const VV& v, const OV& out
             for (index_t i = 0; i < sq.q_len; ++i) {
                 const index_t qb = seqmix::detail::query_block_of(i, sq.q_len, sq.k_len, bs);
                 ++qn[std::size_t(qb)];
-                for (index_t d = 0; d < p.dk; ++d) qsum[std::size_t(qb * p.dk + d)] += double(a.q(sq.batch, sq.q_begin + i, h, d));
+                for (index_t d = 0; d < p.dk; ++d)
+                    qsum[std::size_t(qb * p.dk + d)] += double(a.q(sq.batch, sq.q_begin + i, h, d));
             }
             for (index_t j = 0; j < sq.k_len; ++j) {
                 const auto key = p.key_at(sq, j);
                 ++kn[std::size_t(j / bs)];
-                for (index_t d = 0; d < p.dk; ++d) ksum[std::size_t(j / bs * p.dk + d)] += double(a.k(key.block, key.row, hk, d));
+                for (index_t d = 0; d < p.dk; ++d)
+                    ksum[std::size_t(j / bs * p.dk + d)] += double(a.k(key.block, key.row, hk, d));
             }
             for (index_t i = 0; i < sq.q_len; ++i) {
                 const index_t qb = seqmix::detail::query_block_of(i, sq.q_len, sq.k_len, bs);

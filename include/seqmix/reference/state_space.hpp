@@ -22,7 +22,8 @@ inline double step_size(double raw, const float* bias, index_t i, bool softplus_
 }
 }  // namespace detail
 
-template <class UV, class DV, class AV, class BV, class CV, class OV, class Z = compute_type_of<typename OV::value_type>,
+template <class UV, class DV, class AV, class BV, class CV, class OV,
+          class Z = compute_type_of<typename OV::value_type>,
           class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 3>,
           class SOV = tensor_view<compute_type_of<typename OV::value_type>, 3>>
 void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, const CV& C, const OV& out,
@@ -43,7 +44,8 @@ void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, cons
             const index_t g = a.group_of(c);
             for (index_t j = 0; j < S; ++j) h[std::size_t(j)] = init.empty() ? 0.0 : double(init(slot, c, j));
             auto store = [&](index_t to) {  // h into pool slot `to` (the final state or a snapshot)
-                for (index_t j = 0; j < S; ++j) a.final_state(to, c, j) = seqmix::detail::rounded_to(a.final_state, h[std::size_t(j)]);
+                for (index_t j = 0; j < S; ++j)
+                    a.final_state(to, c, j) = seqmix::detail::rounded_to(a.final_state, h[std::size_t(j)]);
             };
             for (index_t t = 0; t < sq.len; ++t) {
                 const index_t n = sq.begin + t;
@@ -65,7 +67,8 @@ void selective_scan(const UV& u, const DV& delta, const AV& A, const BV& B, cons
     }
 }
 
-template <class XV, class TV, class AV, class BV, class CV, class OV, class Z = compute_type_of<typename OV::value_type>,
+template <class XV, class TV, class AV, class BV, class CV, class OV,
+          class Z = compute_type_of<typename OV::value_type>,
           class SIV = tensor_view<const compute_type_of<typename OV::value_type>, 4>,
           class SOV = tensor_view<compute_type_of<typename OV::value_type>, 4>>
 void ssd_scan(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, const OV& out,
@@ -90,7 +93,8 @@ void ssd_scan(const XV& x, const TV& dt, const AV& A, const BV& B, const CV& C, 
             auto store = [&](index_t to) {  // h into pool slot `to` (the final state or a snapshot)
                 for (index_t i = 0; i < P; ++i)
                     for (index_t j = 0; j < S; ++j)
-                        a.final_state(to, hd, i, j) = seqmix::detail::rounded_to(a.final_state, h[std::size_t(i * S + j)]);
+                        a.final_state(to, hd, i, j) =
+                            seqmix::detail::rounded_to(a.final_state, h[std::size_t(i * S + j)]);
             };
             for (index_t t = 0; t < sq.len; ++t) {
                 const index_t n = sq.begin + t;
@@ -148,10 +152,12 @@ void causal_conv1d(const XV& x, const WV& weight, const OV& out, const conv1d_op
             for (index_t t = 0; t < sq.len; ++t)
                 if (a.snapshot_after(s, t) >= 0)
                     for (index_t i = 0; i < K; ++i)
-                        a.final_state(a.snapshot_after(s, t), c, i) = seqmix::detail::rounded_to(a.final_state, input(t + 1 - K + i));
+                        a.final_state(a.snapshot_after(s, t), c, i) =
+                            seqmix::detail::rounded_to(a.final_state, input(t + 1 - K + i));
             std::vector<double> last(static_cast<std::size_t>(K));
             for (index_t i = 0; i < K; ++i) last[std::size_t(i)] = input(sq.len - K + i);
-            for (index_t t = 0; t < sq.len; ++t) a.out(sq.batch, sq.begin + t, c) = seqmix::detail::rounded_to(a.out, results[std::size_t(t)]);
+            for (index_t t = 0; t < sq.len; ++t)
+                a.out(sq.batch, sq.begin + t, c) = seqmix::detail::rounded_to(a.out, results[std::size_t(t)]);
             if (!fin.empty())
                 for (index_t i = 0; i < K; ++i) fin(slot, c, i) = seqmix::detail::rounded_to(fin, last[std::size_t(i)]);
         }

@@ -2,8 +2,9 @@
 // Vectors of floats from and to the storage types (core/storage_types.hpp), bit for bit the
 // scalar conversions on every target: bf16 by shifts and integer round-to-nearest-even
 // (vcvtneps2bf16 where AVX512-BF16 has it; float subnormals become signed zeros), fp16 with
-// the F16C / AVX-512 conversions (round to nearest even, FTZ and DAZ do not apply to them), fp8_e4m3 through fp16 (so no float subnormal is ever made for the library's DAZ
-// to zero). Targets without them (SSE2, Arm) go through the scalar conversions lane by lane.
+// the F16C / AVX-512 conversions (round to nearest even, FTZ and DAZ do not apply to them), fp8_e4m3 through fp16 (so
+// no float subnormal is ever made for the library's DAZ to zero). Targets without them (SSE2, Arm) go through the
+// scalar conversions lane by lane.
 //   load_float(p)              width<float> elements at p as floats (float: a plain load)
 //   load_float_partial(p, n)   the first n < width<float> of them, the rest 0
 //   store_float(p, v)          v rounded into width<float> elements at p
@@ -49,7 +50,8 @@ inline __m512i bf16_round(__m512 v) {
     const __m512i x = _mm512_mask_and_epi32(x0, _mm512_testn_epi32_mask(x0, _mm512_set1_epi32(0x7F800000)), x0,
                                             _mm512_set1_epi32(int(0x80000000u)));
     const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
-    const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(x, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
+    const __m512i rounded =
+        _mm512_srli_epi32(_mm512_add_epi32(x, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
     const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(0x40));
     const __mmask16 nan =
         _mm512_cmpgt_epu32_mask(_mm512_and_si512(x, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
@@ -58,10 +60,12 @@ inline __m512i bf16_round(__m512 v) {
 #elif defined(__AVX2__)
 inline __m256i bf16_round(__m256 v) {
     const __m256i x0 = _mm256_castps_si256(v);
-    const __m256i tiny = _mm256_cmpeq_epi32(_mm256_and_si256(x0, _mm256_set1_epi32(0x7F800000)), _mm256_setzero_si256());
+    const __m256i tiny =
+        _mm256_cmpeq_epi32(_mm256_and_si256(x0, _mm256_set1_epi32(0x7F800000)), _mm256_setzero_si256());
     const __m256i x = _mm256_andnot_si256(_mm256_and_si256(tiny, _mm256_set1_epi32(0x7FFFFFFF)), x0);
     const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
-    const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF))), 16);
+    const __m256i rounded =
+        _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF))), 16);
     const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x40));
     // NaN: magnitude above Inf's bits (signed compare is right: both sides are below 2^31).
     const __m256i nan =
@@ -74,9 +78,11 @@ inline __m256i bf16_round(__m256 v) {
 // byte sign-extended to 16 bits and shifted left 7 is S.0EEEE.MMM0000000, an fp16 for normals
 // and subnormals alike (fp16 subnormals widen exactly); NaN (S.1111.111) is set apart.
 inline __m256i fp8_e4m3_as_fp16(__m128i bytes) {
-    const __m256i h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(bytes), 7), _mm256_set1_epi16(short(0xBF80)));
+    const __m256i h =
+        _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(bytes), 7), _mm256_set1_epi16(short(0xBF80)));
     const __m256i nan = _mm256_cmpeq_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x3F80)), _mm256_set1_epi16(0x3F80));
-    const __m256i quiet = _mm256_or_si256(_mm256_and_si256(h, _mm256_set1_epi16(short(0x8000))), _mm256_set1_epi16(0x7E00));
+    const __m256i quiet =
+        _mm256_or_si256(_mm256_and_si256(h, _mm256_set1_epi16(short(0x8000))), _mm256_set1_epi16(0x7E00));
     return _mm256_blendv_epi8(h, quiet, nan);  // the sign kept
 }
 #endif
@@ -134,12 +140,14 @@ inline vec<float> load_float(const fp16* p) {
 inline void store_float(fp16* p, const vec<float>& v) {
 #if defined(__AVX512F__)
     if constexpr (detail::fw == 16) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                            _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         return;
     }
 #elif defined(__F16C__)
     if constexpr (detail::fw == 8) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                         _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         return;
     }
 #endif

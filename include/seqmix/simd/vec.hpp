@@ -33,7 +33,10 @@ constexpr int register_count = 32;
 constexpr int register_count = 16;
 #endif
 
-template <class T> inline vec<T> broadcast(T x) { return vec<T>(x); }
+template <class T>
+inline vec<T> broadcast(T x) {
+    return vec<T>(x);
+}
 
 // Keeps a loaded vector in a register: without it GCC folds the load into every FMA that
 // uses it (a memory operand per use), which turns a kernel that reuses a vector across
@@ -48,14 +51,27 @@ inline void keep_in_register(vec<T>& v) {
     (void)v;
 #endif
 }
-template <class T> inline vec<T> load(const T* p) { return vec<T>::load_unaligned(p); }
-template <class T> inline vec<T> load_aligned(const T* p) { return vec<T>::load_aligned(p); }
-template <class T> inline void store(T* p, const vec<T>& v) { v.store_unaligned(p); }
-template <class T> inline void store_aligned(T* p, const vec<T>& v) { v.store_aligned(p); }
+template <class T>
+inline vec<T> load(const T* p) {
+    return vec<T>::load_unaligned(p);
+}
+template <class T>
+inline vec<T> load_aligned(const T* p) {
+    return vec<T>::load_aligned(p);
+}
+template <class T>
+inline void store(T* p, const vec<T>& v) {
+    v.store_unaligned(p);
+}
+template <class T>
+inline void store_aligned(T* p, const vec<T>& v) {
+    v.store_aligned(p);
+}
 // a * b + c with one rounding, always. xsimd 8.1 has no AVX-512 fma: its generic a * b + c
 // is fused or not at the compiler's discretion (-ffp-contract), which can differ between
 // two instantiations of one kernel, and so between two splits of the same columns.
-template <class T> inline vec<T> fma(const vec<T>& a, const vec<T>& b, const vec<T>& c) {
+template <class T>
+inline vec<T> fma(const vec<T>& a, const vec<T>& b, const vec<T>& c) {
 #if defined(__AVX512F__)
     if constexpr (vec<T>::size * sizeof(T) == 64) {
         if constexpr (std::is_same_v<T, float>) return vec<T>(_mm512_fmadd_ps(a, b, c));
@@ -79,14 +95,27 @@ inline T fma(T a, T b, T c) {
     return a * b + c;
 #endif
 }
-template <class T> inline vec<T> max(const vec<T>& a, const vec<T>& b) { return xsimd::max(a, b); }
-template <class T> inline vec<T> abs(const vec<T>& a) { return xsimd::abs(a); }
-template <class T> inline vec<T> tanh(const vec<T>& a) { return xsimd::tanh(a); }
-template <class T, class B> inline vec<T> select(const B& mask, const vec<T>& a, const vec<T>& b) {
+template <class T>
+inline vec<T> max(const vec<T>& a, const vec<T>& b) {
+    return xsimd::max(a, b);
+}
+template <class T>
+inline vec<T> abs(const vec<T>& a) {
+    return xsimd::abs(a);
+}
+template <class T>
+inline vec<T> tanh(const vec<T>& a) {
+    return xsimd::tanh(a);
+}
+template <class T, class B>
+inline vec<T> select(const B& mask, const vec<T>& a, const vec<T>& b) {
     return xsimd::select(mask, a, b);
 }
 
-template <class B> inline bool any(const B& mask) { return xsimd::any(mask); }
+template <class B>
+inline bool any(const B& mask) {
+    return xsimd::any(mask);
+}
 // Lanes S .. S + width - 1 of the concatenation (a, b): a vector of consecutive elements
 // starting S past an aligned one, made from two aligned loads (an unaligned 64-byte load
 // crosses a cache line and takes two load slots).
@@ -99,9 +128,11 @@ inline vec<T> shift_lanes(const vec<T>& a, const vec<T>& b) {
 #if defined(__AVX512F__)
         if constexpr (sizeof(vec<T>) == 64) {
             if constexpr (std::is_same_v<T, float>)
-                return vec<T>(_mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(b), _mm512_castps_si512(a), S)));
+                return vec<T>(
+                    _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(b), _mm512_castps_si512(a), S)));
             else
-                return vec<T>(_mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(b), _mm512_castpd_si512(a), S)));
+                return vec<T>(
+                    _mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(b), _mm512_castpd_si512(a), S)));
         }
 #endif
         alignas(64) T both[2 * width<T>];
@@ -130,12 +161,16 @@ inline vec<T> permute2(const vec<T>& a, const vec<T>& b, const std::int32_t* idx
     return vec<T>::load_aligned(out);
 }
 
-template <class T> inline auto isnan(const vec<T>& a) { return xsimd::isnan(a); }
+template <class T>
+inline auto isnan(const vec<T>& a) {
+    return xsimd::isnan(a);
+}
 // The lanes of a comparison as bits (lane i: bit i); AVX-512 keeps them in a mask register.
 template <class T>
 inline unsigned mask_bits(const xsimd::batch_bool<T, xsimd::default_arch>& m) {
 #if defined(__AVX512F__)
-    if constexpr (sizeof(vec<T>) == 64) return unsigned(typename xsimd::batch_bool<T, xsimd::default_arch>::register_type(m));
+    if constexpr (sizeof(vec<T>) == 64)
+        return unsigned(typename xsimd::batch_bool<T, xsimd::default_arch>::register_type(m));
 #endif
     alignas(64) T lanes[width<T>];
     xsimd::select(m, vec<T>(T(1)), vec<T>(T(0))).store_aligned(lanes);
@@ -145,19 +180,25 @@ inline unsigned mask_bits(const xsimd::batch_bool<T, xsimd::default_arch>& m) {
 }
 
 // Horizontal reductions (xsimd 8.1 has hadd only; later releases call it reduce_add).
-template <class T> inline T hsum(const vec<T>& v) { return xsimd::hadd(v); }
+template <class T>
+inline T hsum(const vec<T>& v) {
+    return xsimd::hadd(v);
+}
 // Lane i of the result is the sum of rows[i] (rows holds width<T> vectors).
-template <class T> inline vec<T> hsum_rows(const vec<T>* rows) {
+template <class T>
+inline vec<T> hsum_rows(const vec<T>* rows) {
     const vec<T> sums = xsimd::haddp(rows);
 #if defined(__AVX512F__)
     // xsimd 8.1's AVX-512 float haddp returns the sums in lane order
     // 0 1 4 5 2 3 6 7 8 9 12 13 10 11 14 15; this permutation is its own inverse.
     if constexpr (std::is_same_v<T, float> && sizeof(vec<T>) == 64)
-        return vec<T>(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15), sums));
+        return vec<T>(
+            _mm512_permutexvar_ps(_mm512_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15), sums));
 #endif
     return sums;
 }
-template <class T> inline T hmax(const vec<T>& v) {
+template <class T>
+inline T hmax(const vec<T>& v) {
 #if defined(__AVX512F__)
     if constexpr (sizeof(vec<T>) == 64) {
         if constexpr (std::is_same_v<T, float>) return _mm512_reduce_max_ps(v);
@@ -211,7 +252,6 @@ inline void store_partial(T* p, const vec<T>& v, std::size_t n) {
 }  // namespace simd
 SEQMIX_ABI_END
 }  // namespace seqmix
-
 
 namespace seqmix {
 SEQMIX_ABI_BEGIN
