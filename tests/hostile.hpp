@@ -47,6 +47,25 @@ struct arg {
     bool given = true;  // false: passed as an empty view ("not given")
 };
 
+// Options inside a catalog entry, which the fuzzer varies. Each default keeps the entry's
+// own value (the tests use the defaults).
+struct entry_options {
+    int chunk_size = 0;  // linear attention, GLA, the delta rule, ssd_scan (0: the measured default)
+    // softmax_attention
+    int window = -2;      // the windowed entries' window_left: -2 the entry's own, -1 none
+    bool causal = false;  // the plain entry made causal
+    double softcap = 0;
+    // sliding_window_attention (-2 / 0: the entry's own)
+    int window_left = -2, window_right = -2, dilation = 0;
+    // neighborhood_attention_2d (0: the entry's own); causal: bit a for axis a, -1 the entry's own
+    int kernel_size = 0, dilation_h = 0, dilation_w = 0, causal_axes = -1;
+    // topk_attention and block_sparse_attention (0 / -1: the entry's own)
+    int top_k = 0, block_size = 0, top_blocks = -1, local_blocks = -1, keep_first = -1;
+    int feature_map = 0;  // linear attention: identity, elu_plus_one, relu (those keep Dk)
+    int softplus = -1;    // the scans' delta / dt softplus: -1 the entry's own (on)
+    int activation = -1;  // causal_conv1d: -1 the entry's own (silu), 0 none, 1 silu
+};
+
 template <class T>
 struct arg_set {
     using value_type = T;
@@ -59,6 +78,7 @@ struct arg_set {
     int num_threads = 1;
     seqmix::executor* executor = nullptr;  // passed as options.executor
     double scale = 0;                      // passed as options.scale where the operator has one
+    entry_options options;
 
     arg<T>& get(const std::string& name) {
         for (auto& a : args)
@@ -167,6 +187,7 @@ arg_set<U> convert(const arg_set<T>& s) {
     r.num_threads = s.num_threads;
     r.executor = s.executor;
     r.scale = s.scale;
+    r.options = s.options;
     for (const auto& a : s.args) {
         arg<U> b;
         b.name = a.name;

@@ -35,8 +35,10 @@ std::vector<op_spec> attention_ops(const catalog_sizes& sz) {
                                   o.num_threads = a.num_threads;
                                   o.executor = a.executor;
                                   o.scale = a.scale;
-                                  if (variant == 1 || variant == 2) o.window_left = 9;
-                                  if (variant == 1) o.causal = true;
+                                  const entry_options& e = a.options;
+                                  if (variant == 1 || variant == 2) o.window_left = e.window >= -1 ? e.window : 9;
+                                  o.causal = variant == 1 || (variant == 0 && e.causal);
+                                  o.softcap = e.softcap;
                                   if constexpr (decltype(reference)::value)
                                       attend<4>(a, o, [](auto&&... x) { seqmix::reference::softmax_attention(x...); });
                                   else attend<4>(a, o, [](auto&&... x) { softmax_attention(x...); });
@@ -56,9 +58,10 @@ std::vector<op_spec> attention_ops(const catalog_sizes& sz) {
                               o.num_threads = a.num_threads;
                               o.executor = a.executor;
                               o.scale = a.scale;
-                              o.window_left = 12;
-                              o.window_right = 4;
-                              o.dilation = 3;
+                              const entry_options& e = a.options;
+                              o.window_left = e.window_left >= -1 ? e.window_left : 12;
+                              o.window_right = e.window_right >= -1 ? e.window_right : 4;
+                              o.dilation = e.dilation > 0 ? e.dilation : 3;
                               o.sinks = sinks;
                               if constexpr (decltype(reference)::value)
                                   attend<4>(a, o,
@@ -79,9 +82,12 @@ std::vector<op_spec> attention_ops(const catalog_sizes& sz) {
                               o.num_threads = a.num_threads;
                               o.executor = a.executor;
                               o.scale = a.scale;
-                              o.kernel_size = 3;
-                              o.dilation = {1, 2};
-                              o.causal = {true, true};  // a causal width masks short windows per line
+                              const entry_options& e = a.options;
+                              o.kernel_size = e.kernel_size > 0 ? e.kernel_size : 3;
+                              o.dilation = {e.dilation_h > 0 ? e.dilation_h : 1, e.dilation_w > 0 ? e.dilation_w : 2};
+                              // A causal width masks short windows per line.
+                              const int axes = e.causal_axes >= 0 ? e.causal_axes : 3;
+                              o.causal = {(axes & 1) != 0, (axes & 2) != 0};
                               o.sinks = sinks;
                               if constexpr (decltype(reference)::value)
                                   attend<5>(a, o,
@@ -103,7 +109,7 @@ std::vector<op_spec> attention_ops(const catalog_sizes& sz) {
                               o.executor = a.executor;
                               o.scale = a.scale;
                               o.causal = true;
-                              o.top_k = int(N) + 3;
+                              o.top_k = a.options.top_k > 0 ? a.options.top_k : int(N) + 3;
                               if constexpr (decltype(reference)::value)
                                   attend<4>(a, o, [](auto&&... x) { seqmix::reference::topk_attention(x...); });
                               else attend<4>(a, o, [](auto&&... x) { topk_attention(x...); });
@@ -120,9 +126,11 @@ std::vector<op_spec> attention_ops(const catalog_sizes& sz) {
                               o.executor = a.executor;
                               o.scale = a.scale;
                               o.causal = true;
-                              o.block_size = 8;
-                              o.top_blocks = 2;
-                              o.keep_first = true;
+                              const entry_options& e = a.options;
+                              o.block_size = e.block_size > 0 ? e.block_size : 8;
+                              o.top_blocks = e.top_blocks >= 0 ? e.top_blocks : 2;
+                              if (e.local_blocks >= 0) o.local_blocks = e.local_blocks;
+                              o.keep_first = e.keep_first >= 0 ? e.keep_first == 1 : true;
                               if constexpr (decltype(reference)::value)
                                   attend<4>(a, o, [](auto&&... x) { seqmix::reference::block_sparse_attention(x...); });
                               else attend<4>(a, o, [](auto&&... x) { block_sparse_attention(x...); });

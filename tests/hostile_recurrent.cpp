@@ -8,30 +8,34 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
     const index_t N = sz.N, B = sz.B, Dk = sz.Dk, Dv = sz.Dv;
     [[maybe_unused]] const index_t Hk = 1, Hv = 2;
     std::vector<op_spec> ops;
-    ops.push_back(make_op("linear_attention (decay)",
-                          {{"q", role::input, {B, N, Hk, Dk}},
-                           {"k", role::input, {B, N, Hk, Dk}},
-                           {"v", role::input, {B, N, Hv, Dv}},
-                           {"log_decay", role::gate, {Hv}},
-                           {"out", role::output, {B, N, Hv, Dv}},
-                           {"initial_state", role::state_in, {B, Hv, Dk, Dv}},
-                           {"final_state", role::state_out, {B, Hv, Dk, Dv}}},
-                          [](const auto& a, auto reference) {
-                              const auto dec = params_of(a, "log_decay");
-                              linear_attention_options o;
-                              o.log_decay = dec.data();
-                              o.num_threads = a.num_threads;
-                              o.executor = a.executor;
-                              o.scale = a.scale;
-                              const auto states = served_states<4>(a, o);
-                              auto call = [&](auto&& fn) {
-                                  fn(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
-                                     a.template view<4>("out"), o, states.first, states.second);
-                              };
-                              if constexpr (decltype(reference)::value)
-                                  call([](auto&&... x) { seqmix::reference::linear_attention(x...); });
-                              else call([](auto&&... x) { linear_attention(x...); });
-                          }));
+    ops.push_back(make_op(
+        "linear_attention (decay)",
+        {{"q", role::input, {B, N, Hk, Dk}},
+         {"k", role::input, {B, N, Hk, Dk}},
+         {"v", role::input, {B, N, Hv, Dv}},
+         {"log_decay", role::gate, {Hv}},
+         {"out", role::output, {B, N, Hv, Dv}},
+         {"initial_state", role::state_in, {B, Hv, Dk, Dv}},
+         {"final_state", role::state_out, {B, Hv, Dk, Dv}}},
+        [](const auto& a, auto reference) {
+            const auto dec = params_of(a, "log_decay");
+            linear_attention_options o;
+            o.log_decay = dec.data();
+            o.num_threads = a.num_threads;
+            o.executor = a.executor;
+            o.scale = a.scale;
+            o.chunk_size = a.options.chunk_size;
+            static const feature_map maps[] = {feature_map::identity, feature_map::elu_plus_one, feature_map::relu};
+            o.feature_map = maps[a.options.feature_map % 3];
+            const auto states = served_states<4>(a, o);
+            auto call = [&](auto&& fn) {
+                fn(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"), a.template view<4>("out"), o,
+                   states.first, states.second);
+            };
+            if constexpr (decltype(reference)::value)
+                call([](auto&&... x) { seqmix::reference::linear_attention(x...); });
+            else call([](auto&&... x) { linear_attention(x...); });
+        }));
 
     for (bool vector_gate : {true, false}) {
         std::vector<index_t> gshape = vector_gate ? std::vector<index_t>{B, N, Hv, Dk} : std::vector<index_t>{B, N, Hv};
@@ -49,6 +53,7 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
                         o.num_threads = a.num_threads;
                         o.executor = a.executor;
                         o.scale = a.scale;
+                        o.chunk_size = a.options.chunk_size;
                         const auto states = served_states<4>(a, o);
                         auto call = [&](auto g, auto&& fn) {
                             fn(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"), g,
@@ -160,6 +165,7 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
                 o.scale = a.scale;
                 o.qk_l2norm = true;
                 o.form = form;
+                o.chunk_size = a.options.chunk_size;
                 const auto q = a.template in<4>("q"), k = a.template in<4>("k"), v = a.template in<4>("v");
                 const auto beta = a.template in<3>("beta");
                 const auto out = a.template view<4>("out");
@@ -201,6 +207,7 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
                               o.A_log = A_log.data();
                               o.dt_bias = dt_bias.data();
                               o.beta_sigmoid = true;
+                              o.chunk_size = a.options.chunk_size;
                               const auto states = served_states<4>(a, o);
                               auto call = [&](auto&& fn) {
                                   fn(a.template in<4>("q"), a.template in<4>("k"), a.template in<4>("v"),
@@ -276,7 +283,7 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
                                  selective_scan_options<T> o;
                                  o.D = D.data();
                                  o.delta_bias = bias.data();
-                                 o.delta_softplus = true;
+                                 o.delta_softplus = a.options.softplus != 0;
                                  o.z = a.template in<3>("z");
                                  o.num_threads = a.num_threads;
                                  o.executor = a.executor;
@@ -314,7 +321,8 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
                                  ssd_options<T> o;
                                  o.D = D.data();
                                  o.dt_bias = bias.data();
-                                 o.dt_softplus = true;
+                                 o.dt_softplus = a.options.softplus != 0;
+                                 o.chunk_size = a.options.chunk_size;
                                  o.z = a.template in<4>("z");
                                  o.num_threads = a.num_threads;
                                  o.executor = a.executor;
@@ -344,7 +352,7 @@ std::vector<op_spec> recurrent_ops(const catalog_sizes& sz) {
                                  const auto bias = params_of(a, "bias");
                                  conv1d_options o;
                                  o.bias = bias.data();
-                                 o.activation = activation::silu;
+                                 o.activation = a.options.activation == 0 ? activation::none : activation::silu;
                                  o.num_threads = a.num_threads;
                                  o.executor = a.executor;
                                  const auto states = served_states<3>(a, o);

@@ -1,8 +1,8 @@
 // A libFuzzer harness over the hostile catalog (tests/hostile_catalog.hpp), one operator family
 // per run (SEQMIX_FUZZ_FAMILY: attention, local, sparse, linear, delta, ssm). The bytes choose
 // the operator, its sizes (tokens, batch, head dims, channels, states, groups, conv width), the
-// thread count, the scale, a state pool, the input values and, now and then, one argument of a
-// wrong shape. Both the fast operator (float) and seqmix::reference (double) run:
+// thread count, the scale, a state pool, the options inside the entry, the input values and,
+// now and then, one argument of a wrong shape. Both the fast operator (float) and seqmix::reference (double) run:
 //   - both raise seqmix::error or neither does; a failing call writes nothing;
 //   - otherwise every output has the reference's class (finite, NaN, +-Inf) and is within
 //     1e-4 of it relative to the largest magnitude (at least 1e-2: see below);
@@ -132,6 +132,40 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     static seqmix::thread_pool pool(2);
     if (in.pick(0, 3) == 0) args.executor = &pool;  // an engine's threads now and then
     args.scale = in.flag() ? 0.0 : double(in.pick(1, 40)) / 10;
+    // Half the time, the options inside the entry as well: chunk sizes, windows, dilations,
+    // kernel sizes, causal axes, selection sizes, feature maps, softcap, softplus, activation
+    // (hostile::entry_options; otherwise the entry's own). Out-of-range picks (an even kernel, a
+    // kernel wider than the image) must be refused by the operator and the reference alike.
+    if (in.flag()) {
+        entry_options& e = args.options;
+        const int n = int(sz.N);
+        e.chunk_size = int(in.pick(0, 70));
+        e.window = int(in.pick(-1, n + 2));
+        e.causal = in.flag();
+        e.softcap = in.flag() ? 0.0 : double(in.pick(1, 100)) / 10;
+        e.window_left = int(in.pick(-1, n));
+        e.window_right = int(in.pick(-1, n));
+        e.dilation = int(in.pick(1, 4));
+        e.kernel_size = int(in.pick(1, 5));
+        e.dilation_h = int(in.pick(1, 2));
+        e.dilation_w = int(in.pick(1, 3));
+        e.causal_axes = int(in.pick(0, 3));
+        e.top_k = int(in.pick(1, n + 3));
+        e.block_size = int(in.pick(1, 16));
+        e.top_blocks = int(in.pick(0, 4));
+        e.local_blocks = int(in.pick(0, 2));
+        e.keep_first = int(in.flag());
+        e.feature_map = int(in.pick(0, 2));
+        e.softplus = int(in.flag());
+        e.activation = int(in.flag());
+        if (std::getenv("SEQMIX_FUZZ_VERBOSE"))
+            std::fprintf(stderr,
+                         "options: chunk %d window %d causal %d softcap %g sliding %d %d /%d kernel %d /%d,%d axes %d "
+                         "top_k %d blocks %d x%d local %d first %d map %d softplus %d activation %d\n",
+                         e.chunk_size, e.window, int(e.causal), e.softcap, e.window_left, e.window_right, e.dilation,
+                         e.kernel_size, e.dilation_h, e.dilation_w, e.causal_axes, e.top_k, e.block_size, e.top_blocks,
+                         e.local_blocks, e.keep_first, e.feature_map, e.softplus, e.activation);
+    }
     // The states as a pool: sequence b in slot B - 1 - b of B + 1 slots (slot B unused).
     if (!op.step && args.has("final_state") && in.flag()) {
         auto& fin = args.get("final_state");
