@@ -101,10 +101,10 @@ public:
         std::fill_n(last_, rows, index_t(-1));
     }
 
-    // Row r: its query (scaled as the attention engines scale it) and its last visible key.
+    // Row r: its query (unscaled: see score) and its last visible key.
     template <class Q>
-    void set_row(index_t r, const Q* q, index_t q_elem, T scale, index_t last) {
-        for (index_t d = 0; d < dk_; ++d) qs_[r * dk_ + d] = T(q[d * q_elem]) * scale;
+    void set_row(index_t r, const Q* q, index_t q_elem, index_t last) {
+        for (index_t d = 0; d < dk_; ++d) qs_[r * dk_ + d] = T(q[d * q_elem]);
         last_[r] = last;
     }
     void clear_row(index_t r) {
@@ -112,14 +112,26 @@ public:
         last_[r] = -1;
     }
 
-    // The scores of keys [0, end) for every row.
-    void score(const T* panels, index_t end) {
+    // The scores of keys [0, end) for every row: (q . k) * factor, factor being the attention's
+    // scale times the KV head's k_scale, as the reference has them. The product is scaled, not
+    // the query: products that tie exactly (integer data) then tie here too, whatever the scale,
+    // and the lower key wins as in the reference. (Scaled queries broke such ties by rounding:
+    // with scale 1/sqrt(2), -1 * 2 + -1 * 0 and -1 * 3 + -1 * -1 came out apart.)
+    void score(const T* panels, index_t end, T factor) {
+        using V = simd::vec<T>;
         constexpr index_t W = index_t(simd::width<T>);
         for (index_t j0 = 0; j0 < end; j0 += chunk) {
             const index_t lanes = (std::min(chunk, end - j0) + W - 1) / W * W;
             panel_gemm<tile_update::overwrite>(rows_, dk_, lanes, qs_, dk_, index_t(1), panels + j0 * dk_, chunk,
                                                s_ + j0, ld_);
         }
+        if (factor == T(1)) return;
+        const index_t padded = (end + W - 1) / W * W;
+        for (index_t r = 0; r < rows_; ++r)
+            for (index_t x = 0; x < padded; x += W) {
+                T* s = s_ + r * ld_ + x;
+                simd::store_aligned(s, simd::load_aligned(s) * V(factor));
+            }
     }
 
     // Row r's selection, ascending, into list[0, top_k) (stride apart), -1 past its keys.

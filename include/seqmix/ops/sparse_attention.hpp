@@ -182,12 +182,12 @@ void select_topk(const A& a, const topk_options& o, const tensor_view<std::int32
                 continue;
             }
             const index_t last_key = o.causal ? std::min(i + sq.k_len - sq.q_len, sq.k_len - 1) : sq.k_len - 1;
-            const T k_scale = p.opt->k_scale ? T(p.opt->k_scale[un.hk]) : T(1);  // the scores as attention has them
-            sel.set_row(r, a.q.ptr(sq.batch, sq.q_begin + i, un.hk * p.group + g), a.q.stride(3), T(p.scale) * k_scale,
-                        last_key);
+            sel.set_row(r, a.q.ptr(sq.batch, sq.q_begin + i, un.hk * p.group + g), a.q.stride(3), last_key);
             end = std::max(end, last_key + 1);
         }
-        sel.score(packed + at[std::size_t(un.s * p.hkv + un.hk)], end);
+        // The scores as attention has them (the reference's order of products).
+        const T k_scale = p.opt->k_scale ? T(p.opt->k_scale[un.hk]) : T(1);
+        sel.score(packed + at[std::size_t(un.s * p.hkv + un.hk)], end, T(p.scale) * k_scale);
         for (index_t r = 0; r < rows; ++r) {
             const index_t g = r / q_block, i = un.i0 + r % q_block;
             if (i < sq.q_len) sel.write(r, lists.ptr(sq.batch, sq.q_begin + i, un.hk * p.group + g), lists.stride(3));
