@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, then builds and runs every test in three builds
+# The test command: installs what is missing, then builds and runs every test in six builds
 # that together cover the matrix (every build with -Wall -Wextra -Wpedantic -Wshadow -Werror):
 #   1. g++, C++17, -march=native: every test, the examples' tests, the docs' snippets, the
 #      installed-package consumer, -fno-exceptions (a death test), units without OpenMP;
@@ -14,7 +14,8 @@
 #      tells ThreadSanitizer about OpenMP's barriers and joins;
 #   6. the catalog fuzzer (clang, libFuzzer + ASan + UBSan), 40000 inputs per operator family
 #      from a fixed seed (about a minute each).
-# Before builds 2-6, tests/static_analysis.sh runs clang-tidy and cppcheck over the headers.
+# Before builds 2-6, tests/static_analysis.sh runs clang-tidy and cppcheck over the headers and
+# checks every C++ file's layout with clang-format.
 # Usage: bash tests/run.sh        (SEQMIX_QUICK=1 runs only the first build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
