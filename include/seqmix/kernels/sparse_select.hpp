@@ -15,6 +15,7 @@
 
 #include "../core/abi.hpp"
 #include "../core/tensor_view.hpp"
+#include "../simd/blas1.hpp"
 #include "../simd/vec.hpp"
 #include "gemm_tile.hpp"
 #include "kv_rows.hpp"
@@ -118,7 +119,6 @@ public:
     // and the lower key wins as in the reference. (Scaled queries broke such ties by rounding:
     // with scale 1/sqrt(2), -1 * 2 + -1 * 0 and -1 * 3 + -1 * -1 came out apart.)
     void score(const T* panels, index_t end, T factor) {
-        using V = simd::vec<T>;
         constexpr index_t W = index_t(simd::width<T>);
         for (index_t j0 = 0; j0 < end; j0 += chunk) {
             const index_t lanes = (std::min(chunk, end - j0) + W - 1) / W * W;
@@ -126,12 +126,7 @@ public:
                                                s_ + j0, ld_);
         }
         if (factor == T(1)) return;
-        const index_t padded = (end + W - 1) / W * W;
-        for (index_t r = 0; r < rows_; ++r)
-            for (index_t x = 0; x < padded; x += W) {
-                T* s = s_ + r * ld_ + x;
-                simd::store_aligned(s, simd::load_aligned(s) * V(factor));
-            }
+        for (index_t r = 0; r < rows_; ++r) simd::scale(factor, s_ + r * ld_, std::size_t(end));
     }
 
     // Row r's selection, ascending, into list[0, top_k) (stride apart), -1 past its keys.
